@@ -1,0 +1,113 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// Percentiles are frame latencies in milliseconds; nil where the percentile
+// falls on a frame that never completed (SCENARIOS.md: such frames rank as
+// infinitely late).
+type Percentiles struct {
+	P50 *float64 `json:"p50"`
+	P95 *float64 `json:"p95"`
+	P99 *float64 `json:"p99"`
+	Max *float64 `json:"max"`
+}
+
+// StreamResult is the per-stream part of a Result.
+type StreamResult struct {
+	FramesSent  int         `json:"frames_sent"`
+	OnTimeRatio float64     `json:"on_time_ratio"`
+	LatencyMS   Percentiles `json:"latency_ms"`
+}
+
+// Result is one row of the bench (DESIGN §9 names and defines the fields).
+type Result struct {
+	Scenario        string                  `json:"scenario"`
+	Profile         Profile                 `json:"profile"`
+	Seed            uint64                  `json:"seed"`
+	RTTMS           float64                 `json:"rtt_ms"`
+	Loss            float64                 `json:"loss"`
+	LatencyBudgetMS float64                 `json:"latency_budget_ms"`
+	MediaS          float64                 `json:"media_s"`
+	FramesSent      int                     `json:"frames_sent"`
+	OnTimeRatio     float64                 `json:"on_time_ratio"`
+	LatencyMS       Percentiles             `json:"latency_ms"`
+	GoodputBPS      float64                 `json:"goodput_bps"`
+	WireOverhead    float64                 `json:"wire_overhead"`
+	WireOverheadIP  float64                 `json:"wire_overhead_ip"`
+	SenderDropped   int                     `json:"sender_dropped"`
+	Streams         map[string]StreamResult `json:"streams"`
+	PayloadBytes    int64                   `json:"payload_bytes"`
+	MediaBytes      int64                   `json:"media_bytes"`
+	FECBytes        int64                   `json:"fec_bytes"`
+	RTXBytes        int64                   `json:"rtx_bytes"`
+	FeedbackBytes   int64                   `json:"feedback_bytes"`
+	MediaPackets    int64                   `json:"media_packets"`
+	LostPackets     int64                   `json:"lost_packets"`
+	RecoveredFEC    int64                   `json:"recovered_fec"`
+	Retransmissions int64                   `json:"retransmissions"`
+	RTXPerLoss      *float64                `json:"rtx_per_loss"`
+	RTXSentTooLate  int64                   `json:"rtx_sent_too_late"`
+	RTXArrivedLate  int64                   `json:"rtx_arrived_late"`
+	ResidualLoss    float64                 `json:"residual_loss"`
+	FECOverhead1s   []float64               `json:"fec_overhead_1s"`
+	LossStopS       *float64                `json:"loss_stop_s,omitempty"`
+	Corrupt         int                     `json:"corrupt"`
+	SimS            float64                 `json:"sim_s"`
+
+	// Wall-clock fields: the only ones that differ between runs of a seed.
+	SimSpeed float64 `json:"sim_speed"`
+	WallS    float64 `json:"wall_s"`
+}
+
+// Report is what -json writes.
+type Report struct {
+	Results []Result `json:"results"`
+}
+
+// percentiles computes nearest-rank percentiles of latencies (ms; +Inf for
+// frames never completed).
+func percentiles(lat []float64) Percentiles {
+	if len(lat) == 0 {
+		return Percentiles{}
+	}
+	s := slices.Clone(lat)
+	slices.Sort(s)
+	at := func(p float64) *float64 {
+		i := int(math.Ceil(p/100*float64(len(s)))) - 1
+		i = min(max(i, 0), len(s)-1)
+		if math.IsInf(s[i], 1) {
+			return nil
+		}
+		v := math.Round(s[i]*1000) / 1000
+		return &v
+	}
+	return Percentiles{P50: at(50), P95: at(95), P99: at(99), Max: at(100)}
+}
+
+func fmtMS(v *float64) string {
+	if v == nil {
+		return "inf"
+	}
+	return fmt.Sprintf("%.1f", *v)
+}
+
+// WriteTable prints results as an aligned table.
+func WriteTable(w io.Writer, results []Result) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, strings.Join([]string{"scenario", "frames", "on_time", "p50_ms", "p95_ms", "p99_ms", "max_ms",
+		"goodput_kbps", "wire", "wire_ip", "dropped", "lost_pkts", "sim_speed", ""}, "\t"))
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%d\t%.4f\t%s\t%s\t%s\t%s\t%.0f\t%.3f\t%.3f\t%d\t%d\t%.0fx\t\n",
+			r.Scenario, r.FramesSent, r.OnTimeRatio, fmtMS(r.LatencyMS.P50), fmtMS(r.LatencyMS.P95),
+			fmtMS(r.LatencyMS.P99), fmtMS(r.LatencyMS.Max), r.GoodputBPS/1000, r.WireOverhead, r.WireOverheadIP,
+			r.SenderDropped, r.LostPackets, r.SimSpeed)
+	}
+	return tw.Flush()
+}

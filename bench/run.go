@@ -1,0 +1,413 @@
+package bench
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"time"
+
+	"github.com/spillway-rt/spillway/clock"
+	"github.com/spillway-rt/spillway/internal/core"
+	"github.com/spillway-rt/spillway/netem"
+	"github.com/spillway-rt/spillway/wire"
+)
+
+var (
+	senderAddr   = netip.MustParseAddrPort("10.0.0.1:5000")
+	receiverAddr = netip.MustParseAddrPort("10.0.0.2:7000")
+)
+
+// drainAfter is how long a run goes on after the last frame is offered, so
+// every frame's fate is known (it completes or passes its deadline).
+const drainAfter = time.Second
+
+// frameRec is the ground truth about one frame the sender offered.
+type frameRec struct {
+	submit    clock.Time
+	size      int
+	frags     int
+	completed clock.Time // clock.Never if it never completed
+	dropped   bool       // the sender dropped it
+	avail     []uint64   // fragments available at the receiver by the deadline
+}
+
+type streamRec struct {
+	source    Source
+	id        uint8
+	frames    []frameRec
+	highest   int64 // highest frame id seen arriving, for unwrapping
+	wireTypes [8]int64
+}
+
+// dirCount counts one direction's datagrams by packet type.
+type dirCount struct {
+	packets [8]int64
+	bytes   [8]int64
+}
+
+func (d *dirCount) add(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	t := b[0] >> 3 & 7
+	d.packets[t]++
+	d.bytes[t] += int64(len(b))
+}
+
+func (d *dirCount) total() (packets, bytes int64) {
+	for i := range d.packets {
+		packets += d.packets[i]
+		bytes += d.bytes[i]
+	}
+	return
+}
+
+// run is one scenario in progress: the simulator, the two hosts and the
+// ground truth the metrics come from.
+type run struct {
+	sc      Scenario
+	latency time.Duration
+	sim     *netem.Simulator
+	snd     *host
+	rcv     *host
+	streams [wire.MaxStreams]*streamRec
+	fwd     dirCount
+	rev     dirCount
+
+	mediaStart   clock.Time
+	mediaEnd     clock.Time
+	started      bool
+	payloadBytes int64
+	mediaArrived int64
+	rtxArrived   int64
+	rtxLate      int64
+	rtxTooLate   int64
+	corrupt      int
+	fecPerSec    []int64
+	mediaPerSec  []int64
+	err          error
+}
+
+// host is a simulator node: a core endpoint plus the application on it.
+type host struct {
+	r      *run
+	ep     *core.Endpoint
+	addr   netip.AddrPort
+	sender bool
+	conn   *core.Conn
+
+	gen     *Generator
+	payload []byte
+	audio   uint8
+	video   uint8
+}
+
+func (h *host) HandleDatagram(now clock.Time, from netip.AddrPort, b []byte) {
+	if !h.sender {
+		h.r.onArrival(now, b)
+	}
+	h.ep.HandleDatagram(now, from, b)
+	h.drain(now)
+}
+
+func (h *host) HandleTimeout(now clock.Time) {
+	if h.sender {
+		h.offer(now)
+	}
+	h.ep.HandleTimeout(now)
+	h.drain(now)
+}
+
+func (h *host) PollTransmit(now clock.Time, dst []byte) (int, netip.AddrPort, bool) {
+	n, to, ok := h.ep.PollTransmit(now, dst)
+	if ok {
+		if h.sender {
+			h.r.onSend(now, dst[:n])
+		} else {
+			h.r.rev.add(dst[:n])
+		}
+	}
+	return n, to, ok
+}
+
+func (h *host) NextTimeout() clock.Time {
+	t := h.ep.NextTimeout()
+	if h.sender && h.r.started {
+		if at := h.r.mediaStart.Add(h.gen.Peek()); at < h.r.mediaEnd {
+			t = clock.Min(t, at)
+		}
+	}
+	return t
+}
+
+// offer writes every frame whose capture time has come.
+func (h *host) offer(now clock.Time) {
+	r := h.r
+	if !r.started {
+		return
+	}
+	for {
+		at := r.mediaStart.Add(h.gen.Peek())
+		if at > now || at >= r.mediaEnd {
+			return
+		}
+		f := h.gen.Next()
+		sid := h.video
+		if f.Source == SourceAudio {
+			sid = h.audio
+		}
+		st := r.streams[sid]
+		id := int64(len(st.frames))
+		payload := h.payload[:f.Size]
+		fillPayload(payload, sid, id)
+		st.frames = append(st.frames, frameRec{submit: at, size: f.Size, completed: clock.Never,
+			frags: (f.Size + wire.FramePrefixLen + core.DefaultFragmentSize - 1) / core.DefaultFragmentSize})
+		r.payloadBytes += int64(f.Size)
+		err := h.conn.WriteFrame(now, sid, payload, core.FrameInfo{Capture: at, Key: f.Key})
+		if err != nil && !errors.Is(err, core.ErrFrameDropped) {
+			r.fail(fmt.Errorf("write frame: %w", err))
+			return
+		}
+	}
+}
+
+// fillPayload writes a pattern the receiver checks: stream and frame id,
+// then bytes derived from them.
+func fillPayload(b []byte, stream uint8, id int64) {
+	var hdr [9]byte
+	hdr[0] = stream
+	binary.BigEndian.PutUint64(hdr[1:], uint64(id))
+	n := copy(b, hdr[:])
+	for i := n; i < len(b); i++ {
+		b[i] = byte(int64(i) * (id + 7))
+	}
+}
+
+func checkPayload(b []byte, stream uint8, id int64, size int) bool {
+	if len(b) != size {
+		return false
+	}
+	var hdr [9]byte
+	hdr[0] = stream
+	binary.BigEndian.PutUint64(hdr[1:], uint64(id))
+	n := min(len(b), len(hdr))
+	for i := 0; i < n; i++ {
+		if b[i] != hdr[i] {
+			return false
+		}
+	}
+	for i := n; i < len(b); i++ {
+		if b[i] != byte(int64(i)*(id+7)) {
+			return false
+		}
+	}
+	return true
+}
+
+func (h *host) drain(now clock.Time) {
+	r := h.r
+	for {
+		ev, ok := h.ep.PollEvent()
+		if !ok {
+			return
+		}
+		switch ev.Type {
+		case core.EventConnected:
+			if h.sender {
+				h.conn = ev.Conn
+				h.openStreams(now)
+			}
+		case core.EventFrame:
+			st := r.streams[ev.Stream]
+			if st == nil || ev.Frame.ID >= int64(len(st.frames)) {
+				r.corrupt++
+				continue
+			}
+			fr := &st.frames[ev.Frame.ID]
+			fr.completed = ev.Frame.Completed
+			if !checkPayload(ev.Data, ev.Stream, ev.Frame.ID, fr.size) {
+				r.corrupt++
+			}
+		case core.EventFrameDropped:
+			if st := r.streams[ev.Stream]; st != nil && ev.Frame.ID < int64(len(st.frames)) {
+				st.frames[ev.Frame.ID].dropped = true
+			}
+		case core.EventClosed:
+			if ev.Err != nil && now < r.mediaEnd {
+				r.fail(fmt.Errorf("connection closed early: %w", ev.Err))
+			}
+		}
+	}
+}
+
+func (h *host) openStreams(now clock.Time) {
+	r := h.r
+	t := r.sc.Traffic
+	open := func(src Source, cfg core.StreamConfig) (uint8, bool) {
+		id, err := h.conn.OpenStream(now, cfg)
+		if err != nil {
+			r.fail(fmt.Errorf("open stream: %w", err))
+			return 0, false
+		}
+		r.streams[id] = &streamRec{source: src, id: id, highest: -1}
+		return id, true
+	}
+	if t.Audio.FPS > 0 {
+		bits := int64(t.Audio.FPS * float64(t.Audio.MaxSize) * 8)
+		if id, ok := open(SourceAudio, core.StreamConfig{Kind: core.KindAudio, Priority: core.PriorityHigh, Bitrate: bits}); ok {
+			h.audio = id
+		}
+	}
+	if t.Video.FPS > 0 {
+		if id, ok := open(SourceVideo, core.StreamConfig{Kind: core.KindVideo, Priority: core.PriorityMedium, Bitrate: t.Video.Bitrate}); ok {
+			h.video = id
+		}
+	}
+	r.started = true
+	r.mediaStart = now
+	r.mediaEnd = now.Add(r.sc.Media)
+	secs := int(math.Ceil(r.sc.Media.Seconds()))
+	r.fecPerSec = make([]int64, secs)
+	r.mediaPerSec = make([]int64, secs)
+	if r.sc.LossStop > 0 {
+		r.sim.Schedule(now.Add(r.sc.LossStop), func(clock.Time) {
+			for _, l := range []*netem.Link{r.sim.Link(senderAddr, receiverAddr), r.sim.Link(receiverAddr, senderAddr)} {
+				cfg := l.Config()
+				cfg.Loss = 0
+				_ = l.SetConfig(cfg)
+			}
+		})
+	}
+}
+
+func (r *run) fail(err error) {
+	if r.err == nil {
+		r.err = err
+	}
+}
+
+// deadline is the ground-truth deadline of a frame.
+func (r *run) deadline(fr *frameRec) clock.Time { return fr.submit.Add(r.latency) }
+
+// lookup finds the frame a data header names, unwrapping its 12-bit id.
+func (r *run) lookup(h *wire.DataHeader) (*streamRec, *frameRec) {
+	st := r.streams[h.Stream]
+	if st == nil {
+		return nil, nil
+	}
+	id := wire.DecodeFrameID(st.highest+1, h.FrameID)
+	if st.highest < 0 {
+		id = int64(h.FrameID)
+	}
+	if id < 0 || id >= int64(len(st.frames)) {
+		return st, nil
+	}
+	if id > st.highest {
+		st.highest = id
+	}
+	return st, &st.frames[id]
+}
+
+// onSend accounts a datagram the sender sends.
+func (r *run) onSend(now clock.Time, b []byte) {
+	r.fwd.add(b)
+	if !r.started {
+		return
+	}
+	sec := int(now.Sub(r.mediaStart) / time.Second)
+	inMedia := sec >= 0 && sec < len(r.mediaPerSec)
+	switch wire.Type(b[0] >> 3 & 7) {
+	case wire.TypeData:
+		if inMedia {
+			r.mediaPerSec[sec] += int64(len(b))
+		}
+	case wire.TypeRepair:
+		if inMedia {
+			r.fecPerSec[sec] += int64(len(b))
+		}
+	case wire.TypeRetransmit:
+		var h wire.DataHeader
+		if _, err := h.Parse(b); err != nil {
+			return
+		}
+		_, fr := r.peekFrame(&h)
+		if fr == nil {
+			return
+		}
+		// Ground truth: when would it arrive, given the bottleneck queue
+		// ahead of it?
+		link := r.sim.Link(senderAddr, receiverAddr)
+		cfg := link.Config()
+		arrive := now.Add(cfg.Delay)
+		if cfg.Rate > 0 {
+			bits := (link.Stats().QueueBytes + int64(len(b)+cfg.Overhead)) * 8
+			arrive = arrive.Add(time.Duration(float64(bits) / float64(cfg.Rate) * float64(time.Second)))
+		}
+		if arrive > r.deadline(fr) {
+			r.rtxTooLate++
+		}
+	}
+}
+
+// peekFrame is lookup without moving the unwrap reference.
+func (r *run) peekFrame(h *wire.DataHeader) (*streamRec, *frameRec) {
+	st := r.streams[h.Stream]
+	if st == nil {
+		return nil, nil
+	}
+	id := wire.DecodeFrameID(st.highest+1, h.FrameID)
+	if id < 0 || id >= int64(len(st.frames)) {
+		return st, nil
+	}
+	return st, &st.frames[id]
+}
+
+// onArrival accounts a datagram reaching the receiver.
+func (r *run) onArrival(now clock.Time, b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	t := wire.Type(b[0] >> 3 & 7)
+	if t != wire.TypeData && t != wire.TypeRetransmit {
+		return
+	}
+	var h wire.DataHeader
+	if _, err := h.Parse(b); err != nil {
+		return
+	}
+	_, fr := r.lookup(&h)
+	if fr == nil {
+		return
+	}
+	if t == wire.TypeRetransmit {
+		r.rtxArrived++
+		if now > r.deadline(fr) {
+			r.rtxLate++
+		}
+	} else {
+		r.mediaArrived++
+	}
+	if now <= r.deadline(fr) {
+		fr.frags = int(h.FragCount)
+		if fr.avail == nil {
+			fr.avail = make([]uint64, (fr.frags+63)/64)
+		}
+		fr.avail[h.FragIndex/64] |= 1 << (h.FragIndex % 64)
+	}
+}
+
+// seededReader is the cores' io.Reader of randomness in the simulator:
+// deterministic for a seed.
+type seededReader struct{ r *rand.ChaCha8 }
+
+func (s seededReader) Read(p []byte) (int, error) { return s.r.Read(p) }
+
+func newSeeded(seed uint64, salt byte) seededReader {
+	var key [32]byte
+	binary.LittleEndian.PutUint64(key[:], seed)
+	key[31] = salt
+	return seededReader{rand.NewChaCha8(key)}
+}

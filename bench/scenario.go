@@ -1,0 +1,140 @@
+package bench
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/spillway-rt/spillway/netem"
+)
+
+// Profile names a set of transport defaults (DESIGN §4).
+type Profile string
+
+// Profiles.
+const (
+	ProfileRTC  Profile = "rtc"
+	ProfileLive Profile = "live"
+)
+
+// Latency returns the profile's transport budget.
+func (p Profile) Latency() time.Duration {
+	if p == ProfileLive {
+		return 3 * time.Second
+	}
+	return 300 * time.Millisecond
+}
+
+// Scenario is one row of the bench: a path, traffic and a profile.
+type Scenario struct {
+	Name    string           `json:"name"`
+	Profile Profile          `json:"profile"`
+	RTT     time.Duration    `json:"rtt"`
+	Loss    float64          `json:"loss"` // nominal random loss, for the report
+	Forward netem.LinkConfig `json:"forward"`
+	Reverse netem.LinkConfig `json:"reverse"`
+	Traffic Traffic          `json:"traffic"`
+	Media   time.Duration    `json:"media"` // seconds of media offered
+	// LossStop, if set, turns loss off in both directions after this much
+	// media.
+	LossStop time.Duration `json:"loss_stop,omitempty"`
+	// Default marks the rows a bare `spillway bench` runs.
+	Default bool `json:"default"`
+}
+
+// Validate reports the first bad field.
+func (s Scenario) Validate() error {
+	switch {
+	case s.Name == "":
+		return fmt.Errorf("scenario: empty name")
+	case s.Profile != ProfileRTC && s.Profile != ProfileLive:
+		return fmt.Errorf("scenario %s: unknown profile %q", s.Name, s.Profile)
+	case s.Media <= 0:
+		return fmt.Errorf("scenario %s: media duration %v must be positive", s.Name, s.Media)
+	case s.LossStop < 0 || s.LossStop > s.Media:
+		return fmt.Errorf("scenario %s: loss stop %v outside the media", s.Name, s.LossStop)
+	}
+	if err := s.Forward.Validate(); err != nil {
+		return fmt.Errorf("scenario %s: forward link: %w", s.Name, err)
+	}
+	if err := s.Reverse.Validate(); err != nil {
+		return fmt.Errorf("scenario %s: reverse link: %w", s.Name, err)
+	}
+	if err := s.Traffic.Validate(); err != nil {
+		return fmt.Errorf("scenario %s: %w", s.Name, err)
+	}
+	return nil
+}
+
+// bottleneck is the default matrix's path, each way: 4 Mbit/s counting IPv4
+// and UDP headers, a 300 ms drop-tail queue, random loss.
+func bottleneck(rtt time.Duration, loss float64) netem.LinkConfig {
+	return netem.LinkConfig{Delay: rtt / 2, Loss: loss, Rate: 4_000_000, QueueDelay: 300 * time.Millisecond, Overhead: netem.OverheadIPv4UDP}
+}
+
+func symmetric(name string, p Profile, rtt time.Duration, loss float64, media time.Duration, t Traffic) Scenario {
+	return Scenario{Name: name, Profile: p, RTT: rtt, Loss: loss,
+		Forward: bottleneck(rtt, loss), Reverse: bottleneck(rtt, loss), Traffic: t, Media: media}
+}
+
+// Scenarios returns every scenario the bench knows, default matrix first
+// (DESIGN §9 names them).
+func Scenarios() []Scenario {
+	var out []Scenario
+	for _, rtt := range []int{40, 100, 200} {
+		for _, loss := range []int{0, 2, 5, 10} {
+			s := symmetric(fmt.Sprintf("rtc-rtt%d-loss%d", rtt, loss), ProfileRTC,
+				time.Duration(rtt)*time.Millisecond, float64(loss)/100, time.Minute, DefaultTraffic())
+			s.Default = true
+			out = append(out, s)
+		}
+	}
+	out = append(out, symmetric("rtc-rtt100-loss1", ProfileRTC, 100*time.Millisecond, 0.01, time.Minute, DefaultTraffic()))
+
+	lossStop := symmetric("fec-lossstop", ProfileRTC, 100*time.Millisecond, 0.05, time.Minute, DefaultTraffic())
+	lossStop.LossStop = 30 * time.Second
+	out = append(out, lossStop)
+
+	audioOnly := Traffic{Audio: DefaultTraffic().Audio}
+	out = append(out, symmetric("fec-audio-loss5", ProfileRTC, 200*time.Millisecond, 0.05, time.Minute, audioOnly))
+
+	arqTraffic := DefaultTraffic()
+	arqTraffic.Video.Bitrate = 2_000_000
+	for _, loss := range []int{5, 10, 20} {
+		out = append(out, symmetric(fmt.Sprintf("arq-rtt100-loss%d", loss), ProfileRTC, 100*time.Millisecond, float64(loss)/100, time.Minute, arqTraffic))
+	}
+	out = append(out, symmetric("live-rtt300-loss20", ProfileLive, 300*time.Millisecond, 0.2, 10*time.Minute, DefaultTraffic()))
+
+	det := symmetric("netem-determinism", ProfileRTC, 100*time.Millisecond, 0.05, 20*time.Second, DefaultTraffic())
+	det.Forward.Jitter, det.Reverse.Jitter = 20*time.Millisecond, 20*time.Millisecond
+	out = append(out, det)
+	return out
+}
+
+// Select returns the default matrix when pattern is empty, else every
+// scenario whose name matches the regular expression.
+func Select(pattern string) ([]Scenario, error) {
+	all := Scenarios()
+	var out []Scenario
+	if pattern == "" {
+		for _, s := range all {
+			if s.Default {
+				out = append(out, s)
+			}
+		}
+		return out, nil
+	}
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return nil, fmt.Errorf("bench: -scenario: %w", err)
+	}
+	for _, s := range all {
+		if re.MatchString(s.Name) {
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("bench: no scenario matches %q", pattern)
+	}
+	return out, nil
+}

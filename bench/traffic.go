@@ -1,0 +1,157 @@
+package bench
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+)
+
+// VideoModel is a synthetic video source: frames at FPS whose sizes average
+// Bitrate, a key frame every KeyInterval that is KeyFactor times a delta
+// frame, and delta sizes varying uniformly by +-Variation.
+type VideoModel struct {
+	FPS         float64       `json:"fps"`
+	Bitrate     int64         `json:"bitrate"`
+	KeyInterval time.Duration `json:"key_interval"`
+	KeyFactor   float64       `json:"key_factor"`
+	Variation   float64       `json:"variation"`
+}
+
+// AudioModel is a synthetic audio source: FPS frames per second of sizes
+// uniform in [MinSize, MaxSize].
+type AudioModel struct {
+	FPS     float64 `json:"fps"`
+	MinSize int     `json:"min_size"`
+	MaxSize int     `json:"max_size"`
+}
+
+// Traffic is what a scenario's sender offers. A zero FPS turns a source off.
+type Traffic struct {
+	Video VideoModel `json:"video"`
+	Audio AudioModel `json:"audio"`
+}
+
+// DefaultTraffic is the foundation issue's stream pair: 30 fps video at
+// 1.5 Mbit/s with a key frame every 2 s about 8 x a delta frame, and audio at
+// 50 frames/s of 80-160 bytes.
+func DefaultTraffic() Traffic {
+	return Traffic{
+		Video: VideoModel{FPS: 30, Bitrate: 1_500_000, KeyInterval: 2 * time.Second, KeyFactor: 8, Variation: 0.1},
+		Audio: AudioModel{FPS: 50, MinSize: 80, MaxSize: 160},
+	}
+}
+
+// Validate reports the first bad field.
+func (t Traffic) Validate() error {
+	v, a := t.Video, t.Audio
+	switch {
+	case v.FPS < 0 || v.FPS > 1000:
+		return fmt.Errorf("traffic: video fps %v outside 0-1000", v.FPS)
+	case v.FPS > 0 && v.Bitrate <= 0:
+		return fmt.Errorf("traffic: video bitrate %d must be positive", v.Bitrate)
+	case v.FPS > 0 && v.KeyInterval < time.Duration(float64(time.Second)/v.FPS):
+		return fmt.Errorf("traffic: video key interval %v shorter than a frame", v.KeyInterval)
+	case v.FPS > 0 && v.KeyFactor < 1:
+		return fmt.Errorf("traffic: video key factor %v below 1", v.KeyFactor)
+	case v.Variation < 0 || v.Variation >= 1:
+		return fmt.Errorf("traffic: video variation %v outside [0, 1)", v.Variation)
+	case a.FPS < 0 || a.FPS > 1000:
+		return fmt.Errorf("traffic: audio fps %v outside 0-1000", a.FPS)
+	case a.FPS > 0 && (a.MinSize < 1 || a.MaxSize < a.MinSize):
+		return fmt.Errorf("traffic: audio sizes %d-%d invalid", a.MinSize, a.MaxSize)
+	case v.FPS == 0 && a.FPS == 0:
+		return fmt.Errorf("traffic: no source")
+	}
+	return nil
+}
+
+// Source says which source a Frame came from.
+type Source uint8
+
+// Sources.
+const (
+	SourceAudio Source = iota
+	SourceVideo
+)
+
+func (s Source) String() string {
+	if s == SourceAudio {
+		return "audio"
+	}
+	return "video"
+}
+
+// Frame is one frame the generator offers: At is its capture time from the
+// start of media.
+type Frame struct {
+	Source Source
+	Seq    int64 // per source, from 0
+	At     time.Duration
+	Size   int
+	Key    bool
+}
+
+// Generator yields a Traffic's frames in capture-time order,
+// deterministically for a seed.
+type Generator struct {
+	t          Traffic
+	rng        *rand.Rand
+	videoSeq   int64
+	audioSeq   int64
+	deltaSize  float64
+	gopFrames  int64
+	videoEvery time.Duration
+	audioEvery time.Duration
+}
+
+// NewGenerator returns a generator; t must be valid.
+func NewGenerator(t Traffic, seed uint64) *Generator {
+	g := &Generator{t: t, rng: rand.New(rand.NewPCG(seed, 0x7261666669630a))}
+	if v := t.Video; v.FPS > 0 {
+		g.videoEvery = time.Duration(float64(time.Second) / v.FPS)
+		g.gopFrames = max(1, int64(math.Round(v.KeyInterval.Seconds()*v.FPS)))
+		gopBytes := float64(v.Bitrate) / 8 * float64(g.gopFrames) / v.FPS
+		g.deltaSize = gopBytes / (float64(g.gopFrames-1) + v.KeyFactor)
+	}
+	if a := t.Audio; a.FPS > 0 {
+		g.audioEvery = time.Duration(float64(time.Second) / a.FPS)
+	}
+	return g
+}
+
+func (g *Generator) videoAt() time.Duration { return time.Duration(g.videoSeq) * g.videoEvery }
+func (g *Generator) audioAt() time.Duration { return time.Duration(g.audioSeq) * g.audioEvery }
+
+// Peek returns the capture time of the next frame.
+func (g *Generator) Peek() time.Duration {
+	switch {
+	case g.videoEvery == 0:
+		return g.audioAt()
+	case g.audioEvery == 0:
+		return g.videoAt()
+	}
+	return min(g.videoAt(), g.audioAt())
+}
+
+// Next returns the next frame; audio goes first when both fall at once.
+func (g *Generator) Next() Frame {
+	if g.audioEvery != 0 && (g.videoEvery == 0 || g.audioAt() <= g.videoAt()) {
+		a := g.t.Audio
+		f := Frame{Source: SourceAudio, Seq: g.audioSeq, At: g.audioAt(), Key: true,
+			Size: a.MinSize + g.rng.IntN(a.MaxSize-a.MinSize+1)}
+		g.audioSeq++
+		return f
+	}
+	v := g.t.Video
+	f := Frame{Source: SourceVideo, Seq: g.videoSeq, At: g.videoAt()}
+	if g.videoSeq%g.gopFrames == 0 {
+		f.Key = true
+		f.Size = int(math.Round(g.deltaSize * v.KeyFactor))
+	} else {
+		f.Size = int(math.Round(g.deltaSize * (1 + v.Variation*(2*g.rng.Float64()-1))))
+	}
+	f.Size = max(f.Size, 1)
+	g.videoSeq++
+	return f
+}

@@ -1,0 +1,13 @@
+// Package fec is Spillway's forward error correction: Reed-Solomon repair
+// packets (github.com/klauspost/reedsolomon) over blocks of media packets,
+// with protection chosen from measured loss, RTT and deadline slack.
+//
+// Version 1 sends no repair packets. Encoder and Decoder are already where
+// the session core calls them (every media packet as it leaves; every media
+// and repair packet as it arrives), so the adaptive version replaces their
+// insides, not the wiring. A version-1 Decoder counts repair packets it
+// receives and discards them.
+//
+// Like every core package, fec never reads a clock: every call takes `now`.
+// Nothing here is safe for concurrent use.
+package fec

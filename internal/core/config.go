@@ -1,0 +1,184 @@
+package core
+
+import (
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/spillway-rt/spillway/wire"
+)
+
+// Config configures an Endpoint and every connection on it. The zero value
+// works: each field's comment gives its default.
+type Config struct {
+	// Rand supplies connection IDs and the cookie secret. Default
+	// crypto/rand.Reader; the simulator passes a seeded source.
+	Rand io.Reader
+
+	// Accept makes the endpoint accept incoming connections (a server).
+	Accept bool
+	// MaxConns bounds the connections on the endpoint. Default 1024.
+	MaxConns int
+
+	// Latency is the transport budget: a frame's deadline is its capture
+	// time plus Latency. Default 300 ms (the RTC profile).
+	Latency time.Duration
+	// MinPlayoutDelay and MaxPlayoutDelay bound the delay from capture to
+	// playout of received frames. Version 1's jitter buffer is fixed: it
+	// plays frames at the sender's Latency clamped to these bounds (so, by
+	// default, at their deadline). Zero MaxPlayoutDelay: no upper bound.
+	MinPlayoutDelay time.Duration
+	MaxPlayoutDelay time.Duration
+
+	// FragmentSize is the bytes of frame data per data packet. Default 1200;
+	// at least 64. A datagram is FragmentSize plus at most 19 header bytes.
+	FragmentSize int
+	// MaxDatagramSize is the largest datagram accepted. Default 1472 (a
+	// 1500-byte Ethernet MTU less IPv4 and UDP headers); at least 1200, since
+	// a handshake Hello is padded to 1200 bytes.
+	MaxDatagramSize int
+	// MaxFrameSize is the largest frame sent or accepted. Default 4 MiB; at
+	// most 4096 fragments.
+	MaxFrameSize int
+
+	// MaxBitrate caps the pacing rate, in bit/s. Default 20 Mbit/s.
+	MaxBitrate int64
+	// PacingFactor multiplies the streams' nominal bitrate to give the
+	// pacing rate. Default 2.5 (cc.DefaultPacingFactor).
+	PacingFactor float64
+
+	// IdleTimeout closes a connection that has received nothing for this
+	// long (the smaller of the two sides' values applies). Default 30 s.
+	IdleTimeout time.Duration
+	// KeepAlivePeriod: a ping goes out when nothing was sent for this long.
+	// Default 5 s; must be below IdleTimeout.
+	KeepAlivePeriod time.Duration
+	// HandshakeTimeout bounds Connect. Default 10 s.
+	HandshakeTimeout time.Duration
+	// FeedbackInterval is how often a receiver reports arrivals. Default 50 ms.
+	FeedbackInterval time.Duration
+
+	// MaxPendingFrames bounds the frames of one received stream being
+	// assembled at once. Default 256; rounded up to a power of two.
+	MaxPendingFrames int
+	// MaxReceiveBuffer bounds the bytes a connection holds for frames being
+	// assembled or waiting for playout. Default 16 MiB; at least 2 x
+	// MaxFrameSize.
+	MaxReceiveBuffer int
+	// MaxSendBuffer bounds the bytes of frames queued to send on a
+	// connection; WriteFrame fails with ErrFrameDropped beyond it. Default
+	// 16 MiB; at least MaxFrameSize.
+	MaxSendBuffer int
+
+	// Logger receives debug logs about connections (never per packet).
+	// Default: discard.
+	Logger *slog.Logger
+}
+
+// Defaults.
+const (
+	DefaultMaxConns         = 1024
+	DefaultLatency          = 300 * time.Millisecond
+	DefaultFragmentSize     = 1200
+	DefaultMaxDatagramSize  = 1472
+	DefaultMaxFrameSize     = 4 << 20
+	DefaultMaxBitrate       = 20_000_000
+	DefaultIdleTimeout      = 30 * time.Second
+	DefaultKeepAlivePeriod  = 5 * time.Second
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultFeedbackInterval = 50 * time.Millisecond
+	DefaultMaxPendingFrames = 256
+	DefaultMaxReceiveBuffer = 16 << 20
+	DefaultMaxSendBuffer    = 16 << 20
+)
+
+// withDefaults returns a copy with zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	if c.Rand == nil {
+		c.Rand = rand.Reader
+	}
+	setDefault(&c.MaxConns, DefaultMaxConns)
+	setDefault(&c.Latency, DefaultLatency)
+	setDefault(&c.FragmentSize, DefaultFragmentSize)
+	setDefault(&c.MaxDatagramSize, DefaultMaxDatagramSize)
+	setDefault(&c.MaxFrameSize, DefaultMaxFrameSize)
+	setDefault(&c.MaxBitrate, DefaultMaxBitrate)
+	setDefault(&c.PacingFactor, 2.5)
+	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&c.KeepAlivePeriod, DefaultKeepAlivePeriod)
+	setDefault(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	setDefault(&c.FeedbackInterval, DefaultFeedbackInterval)
+	setDefault(&c.MaxPendingFrames, DefaultMaxPendingFrames)
+	setDefault(&c.MaxReceiveBuffer, max(DefaultMaxReceiveBuffer, 2*c.MaxFrameSize))
+	setDefault(&c.MaxSendBuffer, max(DefaultMaxSendBuffer, c.MaxFrameSize))
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	p := 1
+	for p < c.MaxPendingFrames {
+		p <<= 1
+	}
+	c.MaxPendingFrames = p
+	return c
+}
+
+func setDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
+}
+
+// Validate reports the first invalid field, wrapping ErrInvalidConfig.
+// Zero fields are valid (they take defaults).
+func (c Config) Validate() error {
+	d := c.withDefaults()
+	bad := func(field, why string, v any) error {
+		return fmt.Errorf("%w: %s = %v: %s", ErrInvalidConfig, field, v, why)
+	}
+	switch {
+	case c.MaxConns < 0:
+		return bad("MaxConns", "negative", c.MaxConns)
+	case c.Latency < 0 || c.Latency > 60*time.Second:
+		return bad("Latency", "must be within 0-60 s (timestamps wrap after 67 s)", c.Latency)
+	case c.MinPlayoutDelay < 0 || c.MinPlayoutDelay > 60*time.Second:
+		return bad("MinPlayoutDelay", "must be within 0-60 s", c.MinPlayoutDelay)
+	case c.MaxPlayoutDelay < 0 || c.MaxPlayoutDelay > 60*time.Second:
+		return bad("MaxPlayoutDelay", "must be within 0-60 s", c.MaxPlayoutDelay)
+	case c.MaxPlayoutDelay != 0 && c.MaxPlayoutDelay < c.MinPlayoutDelay:
+		return bad("MaxPlayoutDelay", fmt.Sprintf("below MinPlayoutDelay %v", c.MinPlayoutDelay), c.MaxPlayoutDelay)
+	case c.FragmentSize != 0 && (c.FragmentSize < wire.MinFragmentSize || c.FragmentSize > 65000):
+		return bad("FragmentSize", fmt.Sprintf("must be within %d-65000", wire.MinFragmentSize), c.FragmentSize)
+	case c.MaxDatagramSize != 0 && (c.MaxDatagramSize < wire.MinHelloSize || c.MaxDatagramSize > wire.MaxDatagramSize):
+		return bad("MaxDatagramSize", fmt.Sprintf("must be within %d-%d", wire.MinHelloSize, wire.MaxDatagramSize), c.MaxDatagramSize)
+	case d.FragmentSize+wire.RetransmitHeaderLen > d.MaxDatagramSize:
+		return bad("FragmentSize", fmt.Sprintf("plus a %d-byte header exceeds MaxDatagramSize %d", wire.RetransmitHeaderLen, d.MaxDatagramSize), d.FragmentSize)
+	case c.MaxFrameSize < 0:
+		return bad("MaxFrameSize", "negative", c.MaxFrameSize)
+	case d.MaxFrameSize+wire.FramePrefixLen > wire.MaxFragments*d.FragmentSize:
+		return bad("MaxFrameSize", fmt.Sprintf("more than %d fragments of FragmentSize %d", wire.MaxFragments, d.FragmentSize), d.MaxFrameSize)
+	case c.MaxBitrate < 0:
+		return bad("MaxBitrate", "negative", c.MaxBitrate)
+	case c.PacingFactor < 0 || (c.PacingFactor > 0 && c.PacingFactor < 1) || c.PacingFactor > 100:
+		return bad("PacingFactor", "must be within 1-100", c.PacingFactor)
+	case c.IdleTimeout < 0:
+		return bad("IdleTimeout", "negative", c.IdleTimeout)
+	case c.KeepAlivePeriod < 0:
+		return bad("KeepAlivePeriod", "negative", c.KeepAlivePeriod)
+	case d.KeepAlivePeriod >= d.IdleTimeout:
+		return bad("KeepAlivePeriod", fmt.Sprintf("must be below IdleTimeout %v", d.IdleTimeout), d.KeepAlivePeriod)
+	case c.HandshakeTimeout < 0:
+		return bad("HandshakeTimeout", "negative", c.HandshakeTimeout)
+	case c.FeedbackInterval < 0 || c.FeedbackInterval > time.Second:
+		return bad("FeedbackInterval", "must be within 0-1 s", c.FeedbackInterval)
+	case c.MaxPendingFrames < 0 || c.MaxPendingFrames > 1<<16:
+		return bad("MaxPendingFrames", "must be within 0-65536", c.MaxPendingFrames)
+	case c.MaxReceiveBuffer != 0 && c.MaxReceiveBuffer < 2*d.MaxFrameSize:
+		return bad("MaxReceiveBuffer", fmt.Sprintf("must be at least 2 x MaxFrameSize (%d)", 2*d.MaxFrameSize), c.MaxReceiveBuffer)
+	case c.MaxSendBuffer != 0 && c.MaxSendBuffer < d.MaxFrameSize:
+		return bad("MaxSendBuffer", fmt.Sprintf("must be at least MaxFrameSize (%d)", d.MaxFrameSize), c.MaxSendBuffer)
+	}
+	return nil
+}

@@ -1,0 +1,537 @@
+package core
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/spillway-rt/spillway/arq"
+	"github.com/spillway-rt/spillway/clock"
+	"github.com/spillway-rt/spillway/wire"
+)
+
+type connState uint8
+
+const (
+	stateHandshake   connState = iota // client: Hellos going out
+	stateEstablished                  // both sides know each other
+	stateClosing                      // local close: flushing, then sending Close
+	stateDraining                     // peer closed: one Close reply to send
+	stateClosed                       // gone: the endpoint forgets it
+)
+
+var stateNames = [...]string{"handshake", "established", "closing", "draining", "closed"}
+
+func (s connState) String() string { return stateNames[s] }
+
+// Timing constants of the connection machinery.
+const (
+	helloInitialBackoff = 250 * time.Millisecond
+	pingInterval        = time.Second // RTT probes while traffic flows
+	closeRepeats        = 3
+	minCloseInterval    = 20 * time.Millisecond
+	announceInterval    = 100 * time.Millisecond // minimum between repeated stream announcements
+)
+
+// Conn is one session with a peer: streams of frames each way, sharing one
+// packet-number space, pacer and feedback loop. Its methods are called by
+// the goroutine that owns the Endpoint.
+type Conn struct {
+	ep       *Endpoint
+	cfg      *Config
+	incoming bool
+	state    connState
+
+	localCID, remoteCID uint32
+	peer                netip.AddrPort
+	epoch               clock.Time // timestamps we send count from here
+
+	// handshake, client side
+	cookie       [wire.MaxCookieLen]byte
+	cookieLen    int
+	helloNext    clock.Time
+	helloBackoff time.Duration
+	helloSent    clock.Time
+	hsDeadline   clock.Time
+	// handshake, server side: an Accept is due
+	acceptPending bool
+
+	peerParams  wire.TransportParams
+	idleTimeout time.Duration
+
+	nextPN        int64
+	lastRecv      clock.Time
+	lastSend      clock.Time
+	lastMediaSend clock.Time
+	lastPingSent  clock.Time
+	pongPending   bool
+	pongEcho      uint64
+	pongArrived   clock.Time
+
+	rtt    arq.RTT
+	window arq.ReceiveWindow
+
+	closeCode    uint16
+	closeReason  string
+	closeSent    int
+	closeNext    clock.Time
+	closeFlushBy clock.Time
+	closeErr     error
+	closeEvented bool
+
+	snd       sender
+	rcv       receiver
+	recvBytes int // bytes of receive buffers this conn holds (assembly, playout, undelivered events)
+
+	stats ConnStats
+}
+
+func newConn(e *Endpoint, now clock.Time, localCID uint32, peer netip.AddrPort, incoming bool) *Conn {
+	c := &Conn{
+		ep:           e,
+		cfg:          &e.cfg,
+		incoming:     incoming,
+		localCID:     localCID,
+		peer:         peer,
+		epoch:        now,
+		lastRecv:     now,
+		lastSend:     now,
+		lastPingSent: now,
+		idleTimeout:  e.cfg.IdleTimeout,
+	}
+	c.snd.init(c)
+	c.rcv.init(c)
+	if !incoming {
+		c.state = stateHandshake
+		c.helloNext = now
+		c.helloBackoff = helloInitialBackoff
+		c.hsDeadline = now.Add(e.cfg.HandshakeTimeout)
+	}
+	return c
+}
+
+// Incoming reports whether the peer initiated the connection.
+func (c *Conn) Incoming() bool { return c.incoming }
+
+// RemoteAddr returns the peer's address.
+func (c *Conn) RemoteAddr() netip.AddrPort { return c.peer }
+
+// LocalID returns the connection ID the peer addresses us with.
+func (c *Conn) LocalID() uint32 { return c.localCID }
+
+// Established reports whether the handshake completed and the connection
+// has not started closing.
+func (c *Conn) Established() bool { return c.state == stateEstablished }
+
+// Closed reports whether the connection is gone.
+func (c *Conn) Closed() bool { return c.state == stateClosed }
+
+// Err returns why the connection closed (nil while open or after a local
+// orderly close).
+func (c *Conn) Err() error { return c.closeErr }
+
+// PeerLatency returns the peer's announced transport budget (0 before the
+// handshake completes).
+func (c *Conn) PeerLatency() time.Duration { return c.peerParams.Latency }
+
+func (c *Conn) log() *slog.Logger { return c.cfg.Logger }
+
+func (c *Conn) localParams() wire.TransportParams {
+	return wire.TransportParams{
+		FragmentSize:    uint16(c.fragSize()),
+		MaxDatagramSize: uint16(c.cfg.MaxDatagramSize),
+		IdleTimeout:     c.cfg.IdleTimeout,
+		MaxFrameSize:    uint32(c.cfg.MaxFrameSize),
+		Latency:         c.cfg.Latency,
+	}
+}
+
+// fragSize is the fragment size this side sends: ours, shrunk to fit the
+// peer's datagrams once we know them.
+func (c *Conn) fragSize() int {
+	f := c.cfg.FragmentSize
+	if m := int(c.peerParams.MaxDatagramSize); m != 0 && f+wire.RetransmitHeaderLen > m {
+		f = m - wire.RetransmitHeaderLen
+	}
+	return f
+}
+
+func (c *Conn) setPeerParams(p wire.TransportParams) {
+	c.peerParams = p
+	if p.IdleTimeout > 0 && p.IdleTimeout < c.idleTimeout {
+		c.idleTimeout = p.IdleTimeout
+	}
+	c.rcv.setPeer(p)
+}
+
+func (c *Conn) establish(now clock.Time) {
+	c.state = stateEstablished
+	c.lastRecv = now
+	c.snd.updateRate()
+	c.ep.pushEvent(Event{Type: EventConnected, Conn: c})
+	c.log().Debug("spillway: connection established", "peer", c.peer, "incoming", c.incoming, "rtt", c.rtt.Smoothed())
+}
+
+// handleHandshake takes a Retry, Accept or Reject for a client connection.
+func (c *Conn) handleHandshake(now clock.Time, h *wire.Handshake) {
+	if c.state != stateHandshake {
+		return // a late duplicate
+	}
+	c.lastRecv = now
+	switch h.Msg {
+	case wire.MsgRetry:
+		if len(h.Cookie) == 0 {
+			c.stats.ProtocolErrors++
+			return
+		}
+		c.cookieLen = copy(c.cookie[:], h.Cookie)
+		// The path works: answer at once and restart the backoff.
+		c.helloNext = now
+		c.helloBackoff = helloInitialBackoff
+	case wire.MsgAccept:
+		if h.SrcConnID == 0 || !acceptableParams(&h.Params, *c.cfg) {
+			c.fail(now, fmt.Errorf("%w: server sent unacceptable transport parameters", ErrRejected))
+			return
+		}
+		c.remoteCID = h.SrcConnID
+		c.setPeerParams(h.Params)
+		c.rtt.Add(now, now.Sub(c.helloSent))
+		c.establish(now)
+	case wire.MsgReject:
+		c.fail(now, &RejectError{Reason: h.Params.RejectReason})
+	}
+}
+
+// fail closes the connection at once, without telling the peer.
+func (c *Conn) fail(now clock.Time, err error) {
+	if c.state == stateClosed {
+		return
+	}
+	c.closeErr = err
+	c.toClosed(now)
+}
+
+func (c *Conn) toClosed(now clock.Time) {
+	c.state = stateClosed
+	c.snd.dropAll(now, "connection closed")
+	c.rcv.dropAll(now)
+	if !c.closeEvented {
+		c.closeEvented = true
+		c.ep.pushEvent(Event{Type: EventClosed, Conn: c, Err: c.closeErr})
+	}
+	c.log().Debug("spillway: connection closed", "peer", c.peer, "err", c.closeErr)
+}
+
+// handlePacket takes a short-header packet routed to this connection.
+func (c *Conn) handlePacket(now clock.Time, typ wire.Type, b []byte) {
+	if c.state == stateHandshake || c.state == stateClosed {
+		c.stats.PacketsDropped++
+		return
+	}
+	var sh wire.ShortHeader
+	if _, err := sh.Parse(b); err != nil {
+		c.ep.stats.Malformed++
+		return
+	}
+	pn := wire.DecodePacketNumber(c.window.Largest(), sh.PacketNumber)
+	// A packet is only recorded once it has parsed, so garbage cannot burn
+	// packet numbers that real packets then collide with.
+	switch typ {
+	case wire.TypeData, wire.TypeRetransmit:
+		var h wire.DataHeader
+		payload, err := h.Parse(b)
+		if err != nil {
+			c.ep.stats.Malformed++
+			return
+		}
+		if !c.accept(now, pn, len(b)) {
+			return
+		}
+		c.rcv.handleData(now, pn, &h, payload, len(b))
+	case wire.TypeRepair:
+		var h wire.RepairHeader
+		payload, err := h.Parse(b)
+		if err != nil {
+			c.ep.stats.Malformed++
+			return
+		}
+		if !c.accept(now, pn, len(b)) {
+			return
+		}
+		c.rcv.handleRepair(now, pn, &h, payload, len(b))
+	case wire.TypeFeedback:
+		rtcp, err := wire.ParseFeedbackHeader(b, &sh)
+		if err != nil {
+			c.ep.stats.Malformed++
+			return
+		}
+		if !c.rcv.parseFeedback(rtcp) {
+			c.ep.stats.Malformed++
+			return
+		}
+		if !c.accept(now, pn, len(b)) {
+			return
+		}
+		c.handleFeedback(now)
+	case wire.TypePing:
+		var p wire.Ping
+		if err := p.Parse(b); err != nil {
+			c.ep.stats.Malformed++
+			return
+		}
+		if !c.accept(now, pn, len(b)) {
+			return
+		}
+		c.handlePing(now, &p)
+	case wire.TypeClose:
+		var cl wire.Close
+		if err := cl.Parse(b); err != nil {
+			c.ep.stats.Malformed++
+			return
+		}
+		if !c.accept(now, pn, len(b)) {
+			return
+		}
+		c.handleClose(now, &cl)
+	default:
+		c.ep.stats.Malformed++
+	}
+}
+
+// accept records a parsed packet's number; false for a duplicate.
+func (c *Conn) accept(now clock.Time, pn int64, size int) bool {
+	if !c.window.Record(pn) {
+		c.stats.PacketsDuplicated++
+		return false
+	}
+	c.lastRecv = now
+	c.stats.PacketsReceived++
+	c.stats.BytesReceived += int64(size)
+	return true
+}
+
+func (c *Conn) handlePing(now clock.Time, p *wire.Ping) {
+	if !p.Pong {
+		c.pongPending = true
+		c.pongEcho = p.Echo
+		c.pongArrived = now
+		return
+	}
+	sent := clock.Time(p.Echo)
+	if sent < c.epoch || sent > now {
+		c.stats.ProtocolErrors++
+		return
+	}
+	c.rtt.Add(now, now.Sub(sent)-time.Duration(p.HoldMicros)*time.Microsecond)
+}
+
+func (c *Conn) handleClose(now clock.Time, cl *wire.Close) {
+	if cl.Reply {
+		if c.state == stateClosing {
+			c.toClosed(now)
+		}
+		return
+	}
+	if c.closeErr == nil && c.state != stateClosing {
+		c.closeErr = &CloseError{Code: cl.Code, Reason: string(cl.Reason), Remote: true}
+	}
+	c.rcv.peerClosed(now)
+	c.state = stateDraining
+}
+
+// Close closes the connection in an orderly way: no more frames are taken,
+// queued frames still go while their deadlines allow, then the peer is told.
+func (c *Conn) Close(now clock.Time, code uint16, reason string) {
+	switch c.state {
+	case stateHandshake:
+		c.closeErr = nil
+		c.toClosed(now)
+	case stateEstablished:
+		c.state = stateClosing
+		c.closeCode = code
+		if len(reason) > wire.MaxReasonLen {
+			reason = reason[:wire.MaxReasonLen]
+		}
+		c.closeReason = reason
+		c.closeFlushBy = now.Add(c.cfg.Latency)
+		c.closeNext = now
+		c.snd.closeStreams()
+	}
+}
+
+func (c *Conn) closeInterval() time.Duration {
+	return max(c.rtt.Smoothed(), minCloseInterval)
+}
+
+// handleTimeout runs the connection's due timers.
+func (c *Conn) handleTimeout(now clock.Time) {
+	switch c.state {
+	case stateClosed:
+		return
+	case stateHandshake:
+		if now >= c.hsDeadline {
+			c.fail(now, ErrHandshakeTimeout)
+		}
+		return
+	}
+	if now.Sub(c.lastRecv) >= c.idleTimeout {
+		c.fail(now, fmt.Errorf("%w: %w", ErrClosed, ErrIdleTimeout))
+		return
+	}
+	if c.state == stateClosing && c.closeSent >= closeRepeats && now >= c.closeNext {
+		c.toClosed(now)
+		return
+	}
+	c.rcv.handleTimeout(now)
+	c.snd.handleTimeout(now)
+}
+
+// nextTimeout returns when the connection next needs handleTimeout or may
+// send (its pacer allowing), or clock.Never.
+func (c *Conn) nextTimeout() clock.Time {
+	switch c.state {
+	case stateClosed:
+		return clock.Never
+	case stateHandshake:
+		return clock.Min(c.hsDeadline, c.helloNext)
+	case stateDraining:
+		return clock.Time(0) // the reply goes out at once; any past time will do
+	}
+	t := c.lastRecv.Add(c.idleTimeout)
+	if c.acceptPending || c.pongPending {
+		return clock.Min(t, c.lastSend)
+	}
+	if c.state == stateClosing {
+		if c.snd.queued == 0 {
+			return clock.Min(t, c.closeNext) // the next Close, or the end
+		}
+		t = clock.Min(t, c.closeFlushBy)
+	}
+	t = clock.Min(t, c.lastSend.Add(c.cfg.KeepAlivePeriod))
+	if c.state == stateEstablished && c.lastMediaSend > c.lastPingSent {
+		t = clock.Min(t, c.lastPingSent.Add(pingInterval))
+	}
+	t = clock.Min(t, c.rcv.nextTimeout())
+	t = clock.Min(t, c.snd.nextTimeout())
+	t = clock.Min(t, c.nextFeedback())
+	return t
+}
+
+// pollTransmit writes the connection's next datagram into dst.
+func (c *Conn) pollTransmit(now clock.Time, dst []byte) (int, bool) {
+	if len(dst) < c.cfg.MaxDatagramSize {
+		return 0, false
+	}
+	switch c.state {
+	case stateClosed:
+		return 0, false
+	case stateHandshake:
+		return c.pollHello(now, dst)
+	case stateDraining:
+		n := c.appendClose(now, dst[:0], CodeNoError, "", true)
+		c.toClosed(now)
+		return n, n > 0
+	}
+	if c.acceptPending {
+		c.acceptPending = false
+		h := wire.Handshake{Msg: wire.MsgAccept, Version: wire.Version1, DstConnID: c.remoteCID, SrcConnID: c.localCID, Params: c.localParams()}
+		b, err := h.Append(dst[:0], 0)
+		if err == nil {
+			c.sent(now, len(b), false)
+			return len(b), true
+		}
+	}
+	if c.pongPending {
+		c.pongPending = false
+		hold := now.Sub(c.pongArrived) / time.Microsecond
+		hold = min(max(hold, 0), wire.MaxHoldMicros)
+		p := wire.Ping{DstConnID: c.remoteCID, PacketNumber: c.pnTrunc(), Pong: true, Echo: c.pongEcho, HoldMicros: uint32(hold)}
+		if b, err := p.Append(dst[:0]); err == nil {
+			c.consumePN()
+			c.sent(now, len(b), false)
+			return len(b), true
+		}
+	}
+	if c.state == stateClosing && c.closeSent < closeRepeats && now >= c.closeNext &&
+		(c.snd.queued == 0 || now >= c.closeFlushBy) {
+		c.snd.dropAll(now, "connection closing")
+		c.closeSent++
+		c.closeNext = now.Add(c.closeInterval())
+		n := c.appendClose(now, dst[:0], c.closeCode, c.closeReason, false)
+		return n, n > 0
+	}
+	if n, ok := c.pollFeedback(now, dst); ok {
+		return n, true
+	}
+	if n, ok := c.snd.pollMedia(now, dst); ok {
+		return n, true
+	}
+	if c.pingDue(now) {
+		c.lastPingSent = now
+		p := wire.Ping{DstConnID: c.remoteCID, PacketNumber: c.pnTrunc(), Echo: uint64(now)}
+		if b, err := p.Append(dst[:0]); err == nil {
+			c.consumePN()
+			c.stats.PingsSent++
+			c.sent(now, len(b), false)
+			return len(b), true
+		}
+	}
+	return 0, false
+}
+
+func (c *Conn) pingDue(now clock.Time) bool {
+	if now.Sub(c.lastSend) >= c.cfg.KeepAlivePeriod {
+		return true
+	}
+	return c.state == stateEstablished && c.lastMediaSend > c.lastPingSent && now.Sub(c.lastPingSent) >= pingInterval
+}
+
+func (c *Conn) pollHello(now clock.Time, dst []byte) (int, bool) {
+	if now < c.helloNext {
+		return 0, false
+	}
+	h := wire.Handshake{Msg: wire.MsgHello, Version: wire.Version1, SrcConnID: c.localCID, Cookie: c.cookie[:c.cookieLen], Params: c.localParams()}
+	b, err := h.Append(dst[:0], wire.MinHelloSize)
+	if err != nil {
+		c.fail(now, fmt.Errorf("spillway: building hello: %w", err))
+		return 0, false
+	}
+	c.helloSent = now
+	c.helloNext = now.Add(c.helloBackoff)
+	c.helloBackoff *= 2
+	c.sent(now, len(b), false)
+	return len(b), true
+}
+
+func (c *Conn) appendClose(now clock.Time, dst []byte, code uint16, reason string, reply bool) int {
+	cl := wire.Close{DstConnID: c.remoteCID, PacketNumber: c.pnTrunc(), Reply: reply, Code: code, Reason: []byte(reason)}
+	b, err := cl.Append(dst)
+	if err != nil {
+		return 0
+	}
+	c.consumePN()
+	c.sent(now, len(b), false)
+	return len(b)
+}
+
+func (c *Conn) pnTrunc() uint32 { return uint32(c.nextPN) & (1<<24 - 1) }
+func (c *Conn) consumePN() int64 {
+	pn := c.nextPN
+	c.nextPN++
+	return pn
+}
+
+// sent accounts a datagram leaving.
+func (c *Conn) sent(now clock.Time, size int, media bool) {
+	c.lastSend = now
+	c.stats.PacketsSent++
+	c.stats.BytesSent += int64(size)
+	c.snd.pacer.OnSent(now, size)
+	if media {
+		c.lastMediaSend = now
+	}
+}
+
+// RTT returns the smoothed round-trip time.
+func (c *Conn) RTT() time.Duration { return c.rtt.Smoothed() }

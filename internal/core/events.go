@@ -1,0 +1,146 @@
+package core
+
+import (
+	"time"
+
+	"github.com/spillway-rt/spillway/clock"
+)
+
+// Kind is what a stream carries.
+type Kind uint8
+
+// Stream kinds.
+const (
+	KindData  Kind = 0
+	KindAudio Kind = 1
+	KindVideo Kind = 2
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindAudio:
+		return "audio"
+	case KindVideo:
+		return "video"
+	case KindData:
+		return "data"
+	}
+	return "unknown"
+}
+
+// rank orders kinds for sending: audio first (DESIGN §2).
+func (k Kind) rank() int {
+	switch k {
+	case KindAudio:
+		return 0
+	case KindVideo:
+		return 1
+	}
+	return 2
+}
+
+// Priority orders streams of one kind; higher goes first.
+type Priority uint8
+
+// Priorities.
+const (
+	PriorityLow    Priority = 0
+	PriorityMedium Priority = 1
+	PriorityHigh   Priority = 2
+)
+
+// StreamConfig describes a stream this side sends.
+type StreamConfig struct {
+	Kind     Kind
+	Priority Priority
+	// Bitrate is the stream's nominal media rate in bit/s, which sizes the
+	// version-1 pacer. Default: 64 kbit/s for audio, 2 Mbit/s for video,
+	// 1 Mbit/s for data.
+	Bitrate int64
+}
+
+func (s StreamConfig) bitrate() int64 {
+	if s.Bitrate > 0 {
+		return s.Bitrate
+	}
+	switch s.Kind {
+	case KindAudio:
+		return 64_000
+	case KindVideo:
+		return 2_000_000
+	}
+	return 1_000_000
+}
+
+// FrameInfo is what the sender says about a frame besides its bytes.
+type FrameInfo struct {
+	Capture   clock.Time // capture time on the sender's clock; the deadline is Capture + Latency
+	Key       bool       // a key frame (decodable alone)
+	Droppable bool       // no other frame references it
+}
+
+// EventType says what an Event reports.
+type EventType uint8
+
+// Event types.
+const (
+	EventNone EventType = iota
+	// EventConnected: the handshake completed (Conn.Incoming tells which side).
+	EventConnected
+	// EventStreamOpened: the peer announced a stream (Stream, Kind, Priority).
+	EventStreamOpened
+	// EventStreamClosed: the peer closed a stream it sent.
+	EventStreamClosed
+	// EventFrame: a received frame reached its playout time (Frame, Data).
+	EventFrame
+	// EventFrameLost: a received frame was given up at its deadline (Frame.ID).
+	EventFrameLost
+	// EventFrameDropped: the sender dropped one of its own frames before it
+	// was all sent, because it could no longer arrive in time (Frame.ID).
+	EventFrameDropped
+	// EventKeyFrameRequest: the peer asked for a key frame on a stream we send.
+	EventKeyFrameRequest
+	// EventClosed: the connection is gone (Err says why; nil for a local
+	// orderly close).
+	EventClosed
+)
+
+var eventNames = [...]string{"none", "connected", "stream-opened", "stream-closed", "frame", "frame-lost", "frame-dropped", "keyframe-request", "closed"}
+
+func (t EventType) String() string {
+	if int(t) < len(eventNames) {
+		return eventNames[t]
+	}
+	return "invalid"
+}
+
+// FrameMeta describes a frame in an event.
+type FrameMeta struct {
+	ID         int64
+	Capture    clock.Time // on this side's clock (mapped for received frames)
+	Completed  clock.Time // when the last fragment arrived (received frames)
+	Playout    clock.Time // when it was released (received frames)
+	Key        bool
+	Droppable  bool
+	Size       int
+	LostBefore int64         // frames skipped in this stream just before this one
+	Fragments  int           // for lost frames: fragments expected
+	Received   int           // for lost frames: fragments that arrived
+	Reason     string        // for lost and dropped frames
+	Late       time.Duration // for dropped frames: how far past the deadline
+}
+
+// Event is something the application should know. Data (EventFrame only)
+// is valid until the next PollEvent call on the endpoint.
+type Event struct {
+	Type     EventType
+	Conn     *Conn
+	Stream   uint8
+	Kind     Kind
+	Priority Priority
+	Frame    FrameMeta
+	Data     []byte
+	Err      error
+
+	buf []byte // the pooled buffer Data lies in, recycled after delivery
+}

@@ -1,0 +1,468 @@
+package core
+
+import (
+	"time"
+
+	"github.com/spillway-rt/spillway/cc"
+	"github.com/spillway-rt/spillway/clock"
+	"github.com/spillway-rt/spillway/jitterbuffer"
+	"github.com/spillway-rt/spillway/wire"
+)
+
+// Feedback carries RTCP (docs/PROTOCOL.md §6). The receiver reports arrivals
+// (transport-wide CC) every FeedbackInterval, a receiver report every
+// second, key-frame requests (PLI) when asked; both sides announce the
+// streams they send in APP messages, acknowledged by the other side.
+
+const (
+	rrInterval      = time.Second
+	arrivalSlots    = 2048 // arrivals remembered for the next report (a power of two)
+	twccChunkBudget = 3    // bytes per reported packet we budget, worst case
+	minPLIInterval  = 20 * time.Millisecond
+)
+
+// APP message name and subtypes for stream announcements.
+var appStreamName = [4]byte{'S', 'P', 'S', 'T'}
+
+const (
+	appSubStreams   = 0 // sender -> receiver: entries of id, kind, priority, flags
+	appSubStreamAck = 1 // receiver -> sender: bitmaps of streams known open and closed
+	streamFlagOpen  = 1
+)
+
+type arrival struct {
+	key int64 // packet number + 1; 0 marks an empty slot
+	at  clock.Time
+}
+
+// feedbackState is what the receiving side owes the sender.
+type feedbackState struct {
+	arrivals   [arrivalSlots]arrival
+	base       int64 // lowest packet number not yet reported
+	top        int64 // highest packet number recorded + 1
+	pending    int   // arrivals recorded since the last report
+	started    bool
+	lastReport clock.Time
+	count      uint8 // TWCC feedback packet count
+
+	lastRR                  clock.Time
+	priorExpected, priorRcv int64
+	priorMedia              int64 // media packets received at the last report
+
+	ackPending bool
+	pli        uint16 // streams to send a PLI for
+	lastPLI    [wire.MaxStreams]clock.Time
+
+	parsed   wire.Feedback // reused parse target
+	twcc     wire.TWCC     // reused build scratch
+	ccReport cc.Feedback   // reused translation for the estimator
+}
+
+// recordArrival notes a media packet for the next transport-wide report.
+func (f *feedbackState) recordArrival(now clock.Time, pn int64) {
+	if !f.started {
+		f.started = true
+		f.base = pn
+		f.top = pn
+	}
+	if pn < f.base {
+		return // already reported as missing
+	}
+	if pn-f.base >= arrivalSlots {
+		// Far ahead of what was reported: the report would not fit. Skip
+		// the oldest; they are reported as not received.
+		f.base = pn - arrivalSlots + 1
+	}
+	f.arrivals[pn&(arrivalSlots-1)] = arrival{key: pn + 1, at: now}
+	if pn >= f.top {
+		f.top = pn + 1
+	}
+	f.pending++
+}
+
+// nextFeedback is when the connection next owes a feedback packet.
+func (c *Conn) nextFeedback() clock.Time {
+	if c.state != stateEstablished && c.state != stateClosing {
+		return clock.Never
+	}
+	f := &c.rcv.fb
+	t := clock.Never
+	if f.ackPending || f.pli != 0 {
+		return c.lastSend // at once
+	}
+	if f.pending > 0 {
+		t = f.lastReport.Add(c.cfg.FeedbackInterval)
+		if f.top-f.base >= arrivalSlots/2 {
+			t = c.lastSend
+		}
+	}
+	if c.stats.MediaPacketsReceived > f.priorMedia {
+		t = clock.Min(t, f.lastRR.Add(rrInterval))
+	}
+	if c.snd.announceDue {
+		t = clock.Min(t, c.snd.announceSent.Add(c.snd.announceRepeat()))
+	}
+	return t
+}
+
+// pollFeedback writes a feedback packet into dst if one is due.
+func (c *Conn) pollFeedback(now clock.Time, dst []byte) (int, bool) {
+	if next := c.nextFeedback(); next == clock.Never || next > now {
+		return 0, false
+	}
+	f := &c.rcv.fb
+	limit := c.cfg.MaxDatagramSize
+	if p := int(c.peerParams.MaxDatagramSize); p > 0 && p < limit {
+		limit = p
+	}
+	b, err := wire.AppendFeedbackHeader(dst[:0], c.remoteCID, c.pnTrunc())
+	if err != nil {
+		return 0, false
+	}
+	start := len(b)
+	if c.snd.announceDue && now >= c.snd.announceSent.Add(c.snd.announceRepeat()) {
+		b = c.snd.appendAnnounce(b)
+		c.snd.announceSent = now
+	}
+	if f.ackPending {
+		b = c.rcv.appendStreamAck(b)
+		f.ackPending = false
+	}
+	for f.pli != 0 {
+		id := uint8(0)
+		for f.pli&(1<<id) == 0 {
+			id++
+		}
+		f.pli &^= 1 << id
+		pli := wire.PLI{MediaSSRC: uint32(id)}
+		b, _ = pli.Append(b)
+		c.stats.PLIsSent++
+	}
+	if c.stats.MediaPacketsReceived > f.priorMedia && now >= f.lastRR.Add(rrInterval) {
+		b = c.appendRR(now, b)
+	}
+	if f.pending > 0 && (now >= f.lastReport.Add(c.cfg.FeedbackInterval) || f.top-f.base >= arrivalSlots/2) {
+		b = c.appendTWCC(now, b, limit-len(b))
+	}
+	if len(b) == start {
+		return 0, false
+	}
+	c.consumePN()
+	c.stats.FeedbackSent++
+	c.sent(now, len(b), false)
+	return len(b), true
+}
+
+// appendTWCC reports arrivals from f.base on, as many as fit in budget bytes.
+func (c *Conn) appendTWCC(now clock.Time, b []byte, budget int) []byte {
+	f := &c.rcv.fb
+	maxPackets := min((budget-24)/twccChunkBudget, wire.MaxTWCCPackets)
+	if maxPackets <= 0 {
+		return b
+	}
+	t := &f.twcc
+	t.Packets = t.Packets[:0]
+	t.BaseSeq = uint16(f.base)
+	t.FeedbackCount = f.count
+	var ref clock.Time
+	var prevQ int64
+	haveRef := false
+	pn := f.base
+	for ; pn < f.top && len(t.Packets) < maxPackets; pn++ {
+		a := f.arrivals[pn&(arrivalSlots-1)]
+		if a.key != pn+1 {
+			t.Packets = append(t.Packets, wire.TWCCPacket{})
+			continue
+		}
+		if !haveRef {
+			haveRef = true
+			refUnits := int64(a.at) / int64(wire.TWCCRefTimeUnit)
+			ref = clock.Time(refUnits * int64(wire.TWCCRefTimeUnit))
+			t.RefTime = int32(refUnits & (1<<24 - 1))
+			if t.RefTime >= 1<<23 {
+				t.RefTime -= 1 << 24
+			}
+		}
+		q := int64(a.at.Sub(ref) / wire.TWCCDeltaUnit)
+		d := q - prevQ
+		if d < -32768 || d > 32767 {
+			break // does not fit a delta: the next report starts here
+		}
+		prevQ = q
+		t.Packets = append(t.Packets, wire.TWCCPacket{Received: true, Delta: int32(d)})
+	}
+	// Trailing packets that did not arrive are reported next time: they may
+	// still be on their way.
+	for len(t.Packets) > 0 && !t.Packets[len(t.Packets)-1].Received {
+		t.Packets = t.Packets[:len(t.Packets)-1]
+	}
+	if len(t.Packets) == 0 {
+		f.pending = 0
+		f.lastReport = now
+		return b
+	}
+	out, err := t.Append(b)
+	if err != nil {
+		return b
+	}
+	reported := int64(len(t.Packets))
+	f.base += reported
+	f.count++
+	f.lastReport = now
+	f.pending = 0
+	for p := f.base; p < f.top; p++ {
+		if f.arrivals[p&(arrivalSlots-1)].key == p+1 {
+			f.pending++
+		}
+	}
+	return out
+}
+
+func (c *Conn) appendRR(now clock.Time, b []byte) []byte {
+	f := &c.rcv.fb
+	expected, received := c.window.Expected(), c.window.Received()
+	expInt, rcvInt := expected-f.priorExpected, received-f.priorRcv
+	f.priorExpected, f.priorRcv = expected, received
+	f.priorMedia = c.stats.MediaPacketsReceived
+	f.lastRR = now
+	var fraction uint8
+	if lostInt := expInt - rcvInt; expInt > 0 && lostInt > 0 {
+		fraction = uint8(min(lostInt*256/expInt, 255))
+	}
+	rr := wire.ReceiverReport{Reports: c.rcv.rrScratch[:1]}
+	rr.Reports[0] = wire.ReceptionReport{
+		FractionLost: fraction,
+		TotalLost:    uint32(min(c.window.Lost(), 1<<23-1)),
+		LastSequence: uint32(c.window.Largest()),
+		Jitter:       uint32(c.rcv.jitter / wire.TimestampUnit),
+	}
+	out, err := rr.Append(b)
+	if err != nil {
+		return b
+	}
+	return out
+}
+
+// appendAnnounce appends the state of every stream the peer has not
+// acknowledged.
+func (s *sender) appendAnnounce(b []byte) []byte {
+	var data [4 * wire.MaxStreams]byte
+	n := 0
+	for _, st := range s.streams {
+		if st == nil || st.acked {
+			continue
+		}
+		var flags byte
+		if st.open {
+			flags = streamFlagOpen
+		}
+		data[n], data[n+1], data[n+2], data[n+3] = st.id, byte(st.cfg.Kind), byte(st.cfg.Priority), flags
+		n += 4
+	}
+	if n == 0 {
+		s.announceDue = false
+		return b
+	}
+	app := wire.App{Subtype: appSubStreams, Name: appStreamName, Data: data[:n]}
+	out, err := app.Append(b)
+	if err != nil {
+		return b
+	}
+	return out
+}
+
+func (r *receiver) appendStreamAck(b []byte) []byte {
+	var open, closed uint16
+	for _, st := range r.streams {
+		if st == nil || !st.announced {
+			continue
+		}
+		if st.open {
+			open |= 1 << st.id
+		} else {
+			closed |= 1 << st.id
+		}
+	}
+	data := [4]byte{byte(open >> 8), byte(open), byte(closed >> 8), byte(closed)}
+	app := wire.App{Subtype: appSubStreamAck, Name: appStreamName, Data: data[:]}
+	out, err := app.Append(b)
+	if err != nil {
+		return b
+	}
+	return out
+}
+
+// parseFeedback decodes a feedback packet's RTCP into the reused struct.
+func (r *receiver) parseFeedback(rtcp []byte) bool {
+	return wire.ParseFeedback(rtcp, &r.fb.parsed) == nil
+}
+
+// handleFeedback acts on the feedback packet parseFeedback decoded.
+func (c *Conn) handleFeedback(now clock.Time) {
+	fb := &c.rcv.fb.parsed
+	c.stats.FeedbackReceived++
+	for i := range fb.TWCCs {
+		c.handleTWCC(now, &fb.TWCCs[i])
+	}
+	for i := range fb.RRs {
+		for _, rep := range fb.RRs[i].Reports {
+			c.stats.RemoteFractionLost = float64(rep.FractionLost) / 256
+			c.stats.RemotePacketsLost = int64(rep.TotalLost)
+			c.stats.RemoteJitter = time.Duration(rep.Jitter) * wire.TimestampUnit
+		}
+	}
+	for _, p := range fb.PLIs {
+		st := c.snd.stream(uint8(min(p.MediaSSRC, 255)))
+		if st == nil {
+			c.stats.ProtocolErrors++
+			continue
+		}
+		c.stats.KeyFrameRequests++
+		c.ep.pushEvent(Event{Type: EventKeyFrameRequest, Conn: c, Stream: st.id, Kind: st.cfg.Kind})
+	}
+	for i := range fb.Apps {
+		a := &fb.Apps[i]
+		if a.Name != appStreamName {
+			continue
+		}
+		switch a.Subtype {
+		case appSubStreams:
+			c.rcv.handleAnnounce(now, a.Data)
+		case appSubStreamAck:
+			c.snd.handleStreamAck(a.Data)
+		}
+	}
+}
+
+func (c *Conn) handleTWCC(now clock.Time, t *wire.TWCC) {
+	s := &c.snd
+	base := unwrap16(c.nextPN-1, t.BaseSeq)
+	rep := &c.rcv.fb.ccReport
+	rep.ReceivedAt = now
+	rep.Packets = rep.Packets[:0]
+	at := clock.Time(int64(t.RefTime) * int64(wire.TWCCRefTimeUnit))
+	for i, p := range t.Packets {
+		pn := base + int64(i)
+		if p.Received {
+			at = at.Add(time.Duration(p.Delta) * wire.TWCCDeltaUnit)
+		}
+		sp, ok := s.lookupSent(pn)
+		if !ok || !sp.media {
+			continue
+		}
+		rep.Packets = append(rep.Packets, cc.PacketResult{PacketNumber: pn, Size: int(sp.size), SendTime: sp.at, Received: p.Received, ArrivalTime: at})
+	}
+	rtt := cc.RTT{Min: c.rtt.Min(), Smoothed: c.rtt.Smoothed(), Variation: c.rtt.Variation(), Latest: c.rtt.Latest()}
+	s.estimator.OnFeedback(now, rep, rtt, s.queued == 0)
+}
+
+// unwrap16 returns the packet number closest to near whose low 16 bits are v.
+func unwrap16(near int64, v uint16) int64 {
+	candidate := near&^0xffff | int64(v)
+	switch {
+	case candidate > near+0x8000 && candidate >= 0x10000:
+		candidate -= 0x10000
+	case candidate <= near-0x8000:
+		candidate += 0x10000
+	}
+	return candidate
+}
+
+func (r *receiver) handleAnnounce(now clock.Time, data []byte) {
+	c := r.c
+	r.fb.ackPending = true
+	for len(data) >= 4 {
+		id, kind, prio, flags := data[0], Kind(data[1]), Priority(data[2]), data[3]
+		data = data[4:]
+		if id >= wire.MaxStreams || kind > KindVideo || prio > PriorityHigh {
+			c.stats.ProtocolErrors++
+			continue
+		}
+		st := r.stream(id)
+		open := flags&streamFlagOpen != 0
+		switch {
+		case open && st.announced && st.open:
+			// a repeat
+		case open:
+			if st.announced {
+				// The id was closed and is reused: end the old stream first.
+				if st.closeAt != clock.Never {
+					r.finishStream(now, st)
+				}
+				r.resetStream(now, st)
+			}
+			st.kind, st.priority, st.announced, st.open = kind, prio, true, true
+			c.ep.pushEvent(Event{Type: EventStreamOpened, Conn: c, Stream: id, Kind: kind, Priority: prio})
+		case !st.announced || st.open:
+			if !st.announced {
+				// Closed before we heard it open: its frames still get a track.
+				st.kind, st.priority, st.announced = kind, prio, true
+				c.ep.pushEvent(Event{Type: EventStreamOpened, Conn: c, Stream: id, Kind: kind, Priority: prio})
+			}
+			// Frames sent before the close may still be on their way: the
+			// stream ends once they are complete or past their deadline.
+			st.open = false
+			st.closeAt = now.Add(max(r.peerLatency, r.playoutDelay))
+		}
+	}
+}
+
+// resetStream starts a reused stream id afresh.
+func (r *receiver) resetStream(now clock.Time, st *recvStream) {
+	for len(st.active) > 0 {
+		r.giveUp(now, st, &st.slots[st.active[0]], "stream reset")
+	}
+	for {
+		f, ok := st.jb.Flush()
+		if !ok {
+			break
+		}
+		r.freeBuf(f.Data)
+	}
+	clear(st.slots)
+	st.jb = jitterbuffer.New(jitterbuffer.Config{Delay: r.playoutDelay})
+	st.highest = -1
+	st.closeAt = clock.Never
+	st.stats = StreamRecvStats{}
+}
+
+func (s *sender) handleStreamAck(data []byte) {
+	if len(data) < 4 {
+		s.c.stats.ProtocolErrors++
+		return
+	}
+	open := uint16(data[0])<<8 | uint16(data[1])
+	closed := uint16(data[2])<<8 | uint16(data[3])
+	due := false
+	for _, st := range s.streams {
+		if st == nil {
+			continue
+		}
+		bit := uint16(1) << st.id
+		if (st.open && open&bit != 0) || (!st.open && closed&bit != 0) {
+			st.acked = true
+		}
+		if !st.acked {
+			due = true
+		}
+	}
+	s.announceDue = due
+}
+
+// RequestKeyFrame asks the peer for a key frame on a stream it sends (a
+// PLI), at most once per smoothed RTT per stream.
+func (c *Conn) RequestKeyFrame(now clock.Time, stream uint8) error {
+	if c.state != stateEstablished {
+		return c.errClosed()
+	}
+	if stream >= wire.MaxStreams || c.rcv.streams[stream] == nil {
+		return ErrUnknownStream
+	}
+	f := &c.rcv.fb
+	if now.Sub(f.lastPLI[stream]) < max(c.rtt.Smoothed(), minPLIInterval) {
+		return nil
+	}
+	f.lastPLI[stream] = now
+	f.pli |= 1 << stream
+	return nil
+}

@@ -1,0 +1,435 @@
+package core
+
+import (
+	"time"
+
+	"github.com/spillway-rt/spillway/clock"
+	"github.com/spillway-rt/spillway/fec"
+	"github.com/spillway-rt/spillway/jitterbuffer"
+	"github.com/spillway-rt/spillway/wire"
+)
+
+type slotState uint8
+
+const (
+	slotEmpty slotState = iota
+	slotAssembling
+	slotDone // completed or given up: later fragments of it are duplicates
+)
+
+// frameSlot assembles one frame. Slots are indexed by frame id modulo the
+// slot count, so a stream tracks at most MaxPendingFrames frames.
+type frameSlot struct {
+	id        int64
+	state     slotState
+	count     int
+	got       int
+	bits      []uint64 // received fragments; capacity reused across frames
+	buf       []byte   // prefix + frame, from the endpoint's pool
+	total     int      // bytes of prefix + frame, once the last fragment came; else -1
+	refTS     int64    // capture timestamp if known, else the earliest send timestamp (TimestampUnits)
+	capKnown  bool
+	key       bool
+	droppable bool
+}
+
+// recvStream is a stream the peer sends.
+type recvStream struct {
+	id        uint8
+	kind      Kind
+	priority  Priority
+	announced bool // the peer announced it (frames wait for that)
+	open      bool
+	closeAt   clock.Time // when a stream the peer closed has drained; Never otherwise
+	highest   int64      // highest frame id seen; -1 before any
+	slots     []frameSlot
+	active    []int32 // indexes of assembling slots
+	jb        *jitterbuffer.Buffer
+	stats     StreamRecvStats
+}
+
+// StreamRecvStats counts a received stream's frames.
+type StreamRecvStats struct {
+	FramesReceived    int64 // frames complete
+	FramesDelivered   int64 // frames released to the application
+	FramesGivenUp     int64 // frames given up incomplete at their deadline
+	FramesLate        int64 // frames complete too late to release in order
+	FramesSkipped     int64 // frame ids passed over in playout: given up, late, or never seen
+	FramesUnannounced int64 // frames dropped at playout because the peer never announced their stream
+	BytesReceived     int64 // frame bytes complete
+}
+
+type receiver struct {
+	c       *Conn
+	streams [wire.MaxStreams]*recvStream
+	fec     fec.Decoder
+
+	peerFragSize int
+	peerLatency  time.Duration
+	playoutDelay time.Duration
+
+	// Timestamp unwrapping and the sender-to-receiver clock mapping.
+	haveTS       bool
+	lastTS       int64 // full send timestamp of the latest packet (TimestampUnits)
+	lastTSAt     clock.Time
+	leastTransit time.Duration // min over packets of arrival - send timestamp
+	lastTransit  time.Duration
+	jitter       time.Duration // RFC 3550 §6.4.1 interarrival jitter
+
+	fb        feedbackState
+	rrScratch [1]wire.ReceptionReport
+}
+
+func (r *receiver) init(c *Conn) {
+	r.c = c
+	for i := range r.fb.lastPLI {
+		r.fb.lastPLI[i] = clock.Time(-1 << 62)
+	}
+}
+
+func (r *receiver) setPeer(p wire.TransportParams) {
+	r.peerFragSize = int(p.FragmentSize)
+	r.peerLatency = p.Latency
+	r.playoutDelay = max(p.Latency, r.c.cfg.MinPlayoutDelay)
+	if m := r.c.cfg.MaxPlayoutDelay; m > 0 {
+		r.playoutDelay = min(r.playoutDelay, m)
+	}
+}
+
+// unwrapTS turns a 24-bit send timestamp into a full one, near the latest
+// one advanced by the time that passed here since.
+func (r *receiver) unwrapTS(now clock.Time, ts uint32) int64 {
+	if !r.haveTS {
+		return int64(ts)
+	}
+	ref := r.lastTS + int64(now.Sub(r.lastTSAt)/wire.TimestampUnit)
+	return wire.UnwrapTimestamp(ref, ts)
+}
+
+func tsDuration(ts int64) time.Duration { return time.Duration(ts) * wire.TimestampUnit }
+
+// localTime maps a full sender timestamp to this side's clock: the least
+// transit seen, less half the smallest RTT, is our best estimate of the
+// clock offset.
+func (r *receiver) localTime(ts int64) clock.Time {
+	return clock.Time(tsDuration(ts) + r.leastTransit - r.c.rtt.Min()/2)
+}
+
+// noteTimestamp updates the clock mapping and jitter from a packet's send
+// timestamp and returns the full timestamp.
+func (r *receiver) noteTimestamp(now clock.Time, ts uint32) int64 {
+	full := r.unwrapTS(now, ts)
+	transit := time.Duration(now) - tsDuration(full)
+	if !r.haveTS {
+		r.haveTS = true
+		r.leastTransit = transit
+		r.lastTransit = transit
+	} else {
+		if transit < r.leastTransit {
+			r.leastTransit = transit
+		}
+		d := transit - r.lastTransit
+		if d < 0 {
+			d = -d
+		}
+		r.jitter += (d - r.jitter) / 16
+		r.lastTransit = transit
+	}
+	if !r.haveTS || full >= r.lastTS || now > r.lastTSAt {
+		r.lastTS, r.lastTSAt = full, now
+	}
+	return full
+}
+
+func (r *receiver) stream(id uint8) *recvStream {
+	st := r.streams[id]
+	if st == nil {
+		st = &recvStream{
+			id:      id,
+			highest: -1,
+			closeAt: clock.Never,
+			slots:   make([]frameSlot, r.c.cfg.MaxPendingFrames),
+			jb:      jitterbuffer.New(jitterbuffer.Config{Delay: r.playoutDelay}),
+		}
+		r.streams[id] = st
+	}
+	return st
+}
+
+// handleData takes a data or retransmission packet.
+func (r *receiver) handleData(now clock.Time, pn int64, h *wire.DataHeader, payload []byte, size int) {
+	c := r.c
+	sendTS := r.noteTimestamp(now, h.SendTime)
+	r.fb.recordArrival(now, pn)
+	r.fec.OnMedia(now, pn, payload)
+	c.stats.MediaPacketsReceived++
+
+	// Fragments are exactly the peer's fragment size but for the last.
+	fs := r.peerFragSize
+	if len(payload) > fs || (!h.Last() && len(payload) != fs) || (h.FragIndex == 0 && len(payload) < wire.FramePrefixLen) {
+		c.stats.FragmentsRejected++
+		return
+	}
+	if int(h.FragCount)*fs > c.cfg.MaxFrameSize+wire.FramePrefixLen+fs {
+		c.stats.FragmentsRejected++ // the frame would exceed our limit
+		return
+	}
+	st := r.stream(h.Stream)
+	expected := st.highest + 1
+	if st.highest < 0 {
+		expected = int64(h.FrameID)
+	}
+	id := wire.DecodeFrameID(expected, h.FrameID)
+	mask := int64(len(st.slots) - 1)
+	if id <= st.highest-mask {
+		c.stats.FragmentsRejected++ // older than any slot remembers
+		return
+	}
+	if id > st.highest {
+		st.highest = id
+	}
+	slot := &st.slots[id&mask]
+	switch {
+	case slot.state != slotEmpty && slot.id > id:
+		c.stats.FragmentsRejected++
+		return
+	case slot.state != slotEmpty && slot.id < id:
+		if slot.state == slotAssembling {
+			r.giveUp(now, st, slot, "displaced by a newer frame")
+		}
+		slot.state = slotEmpty
+	case slot.state == slotDone:
+		c.stats.FragmentsDuplicated++
+		return
+	}
+	if slot.state == slotEmpty {
+		need := int(h.FragCount) * fs
+		if c.recvBytes+need > c.cfg.MaxReceiveBuffer {
+			c.stats.FragmentsRejected++
+			c.stats.ReceiveBufferFull++
+			return
+		}
+		words := (int(h.FragCount) + 63) / 64
+		bits := slot.bits
+		if cap(bits) < words {
+			bits = make([]uint64, words)
+		}
+		bits = bits[:words]
+		clear(bits)
+		*slot = frameSlot{id: id, state: slotAssembling, count: int(h.FragCount), bits: bits,
+			buf: c.ep.pool.Get(need), total: -1, refTS: sendTS, key: h.Key, droppable: h.Droppable}
+		c.recvBytes += cap(slot.buf)
+		st.active = append(st.active, int32(id&mask))
+	} else if slot.count != int(h.FragCount) || slot.key != h.Key || slot.droppable != h.Droppable {
+		c.stats.FragmentsRejected++ // disagrees with the frame's earlier fragments
+		return
+	}
+	i := int(h.FragIndex)
+	if slot.bits[i/64]&(1<<(i%64)) != 0 {
+		c.stats.FragmentsDuplicated++
+		return
+	}
+	slot.bits[i/64] |= 1 << (i % 64)
+	slot.got++
+	copy(slot.buf[i*fs:], payload)
+	if h.Last() {
+		slot.total = i*fs + len(payload)
+	}
+	if i == 0 {
+		capTS, _, _ := wire.ParseFramePrefix(payload)
+		// The capture time is at or before the send time, within half the
+		// timestamp period.
+		slot.refTS = sendTS - int64((uint32(sendTS)-capTS)&(1<<24-1))
+		slot.capKnown = true
+	} else if !slot.capKnown && sendTS < slot.refTS {
+		slot.refTS = sendTS
+	}
+	if slot.got == slot.count {
+		r.complete(now, st, slot)
+	}
+}
+
+// removeActive forgets that a slot is assembling.
+func (st *recvStream) removeActive(slot *frameSlot) {
+	idx := int32(slot.id & int64(len(st.slots)-1))
+	for k, a := range st.active {
+		if a == idx {
+			st.active[k] = st.active[len(st.active)-1]
+			st.active = st.active[:len(st.active)-1]
+			return
+		}
+	}
+}
+
+func (r *receiver) complete(now clock.Time, st *recvStream, slot *frameSlot) {
+	c := r.c
+	st.removeActive(slot)
+	slot.state = slotDone
+	f := jitterbuffer.Frame{
+		ID:        slot.id,
+		Capture:   r.localTime(slot.refTS),
+		Completed: now,
+		Key:       slot.key,
+		Droppable: slot.droppable,
+		Data:      slot.buf[:slot.total],
+	}
+	slot.buf = nil
+	size := slot.total - wire.FramePrefixLen
+	st.stats.FramesReceived++
+	st.stats.BytesReceived += int64(size)
+	c.stats.FramesReceived++
+	if err := st.jb.Push(now, f); err != nil {
+		st.stats.FramesLate++
+		r.lost(st, FrameMeta{ID: f.ID, Capture: f.Capture, Completed: now, Key: f.Key, Droppable: f.Droppable,
+			Size: size, Fragments: slot.count, Received: slot.got, Reason: "completed after a later frame played"})
+		r.freeBuf(f.Data)
+	}
+}
+
+func (r *receiver) freeBuf(b []byte) {
+	r.c.recvBytes -= cap(b)
+	r.c.ep.pool.Put(b)
+}
+
+func (r *receiver) giveUp(now clock.Time, st *recvStream, slot *frameSlot, reason string) {
+	st.removeActive(slot)
+	slot.state = slotDone
+	r.freeBuf(slot.buf)
+	slot.buf = nil
+	st.stats.FramesGivenUp++
+	r.c.stats.FramesGivenUp++
+	var capture clock.Time
+	if slot.capKnown {
+		capture = r.localTime(slot.refTS)
+	}
+	r.lost(st, FrameMeta{ID: slot.id, Capture: capture, Key: slot.key, Droppable: slot.droppable,
+		Fragments: slot.count, Received: slot.got, Reason: reason})
+}
+
+func (r *receiver) lost(st *recvStream, m FrameMeta) {
+	r.c.ep.pushEvent(Event{Type: EventFrameLost, Conn: r.c, Stream: st.id, Kind: st.kind, Frame: m})
+}
+
+// giveUpAt is when an incomplete frame stops being worth waiting for: its
+// deadline or its playout time, whichever is later.
+func (r *receiver) giveUpAt(slot *frameSlot) clock.Time {
+	return r.localTime(slot.refTS).Add(max(r.peerLatency, r.playoutDelay))
+}
+
+func (r *receiver) handleRepair(now clock.Time, pn int64, h *wire.RepairHeader, payload []byte, size int) {
+	r.noteTimestamp(now, h.SendTime)
+	r.fb.recordArrival(now, pn)
+	base := wire.DecodePacketNumber(pn-1, h.BasePacketNumber)
+	if base > pn {
+		base = pn // a base after the repair packet itself is nonsense; fec will discard it
+	}
+	r.fec.OnRepair(now, base, int(h.K), int(h.M), int(h.Index), payload)
+}
+
+func (r *receiver) handleTimeout(now clock.Time) {
+	for _, st := range r.streams {
+		if st == nil {
+			continue
+		}
+		for k := 0; k < len(st.active); {
+			slot := &st.slots[st.active[k]]
+			if now >= r.giveUpAt(slot) {
+				r.giveUp(now, st, slot, "incomplete at its deadline")
+				continue // giveUp swapped another index into k
+			}
+			k++
+		}
+		for {
+			f, ok := st.jb.Pop(now)
+			if !ok {
+				break
+			}
+			if !st.announced {
+				// Frames wait for their stream's announcement until their
+				// playout time; the peer never announced this one.
+				st.stats.FramesUnannounced++
+				r.c.stats.ProtocolErrors++
+				r.freeBuf(f.Data)
+				continue
+			}
+			r.deliver(now, st, f)
+		}
+		if now >= st.closeAt {
+			r.finishStream(now, st)
+		}
+	}
+}
+
+// finishStream ends a stream the peer closed: whatever is complete is
+// delivered at once, the rest given up, then the application is told.
+func (r *receiver) finishStream(now clock.Time, st *recvStream) {
+	for len(st.active) > 0 {
+		r.giveUp(now, st, &st.slots[st.active[0]], "stream closed")
+	}
+	for {
+		f, ok := st.jb.Flush()
+		if !ok {
+			break
+		}
+		r.deliver(now, st, f)
+	}
+	st.open = false
+	st.closeAt = clock.Never
+	r.c.ep.pushEvent(Event{Type: EventStreamClosed, Conn: r.c, Stream: st.id, Kind: st.kind})
+}
+
+// peerClosed delivers what every stream holds: the peer closed in order, so
+// what it sent and we completed is the application's.
+func (r *receiver) peerClosed(now clock.Time) {
+	for _, st := range r.streams {
+		if st != nil && st.announced && (st.open || st.closeAt != clock.Never) {
+			r.finishStream(now, st)
+		}
+	}
+}
+
+func (r *receiver) deliver(now clock.Time, st *recvStream, f jitterbuffer.Frame) {
+	c := r.c
+	st.stats.FramesSkipped += f.LostBefore
+	c.stats.FramesSkipped += f.LostBefore
+	st.stats.FramesDelivered++
+	c.stats.FramesDelivered++
+	c.ep.pushEvent(Event{Type: EventFrame, Conn: c, Stream: st.id, Kind: st.kind,
+		Frame: FrameMeta{ID: f.ID, Capture: f.Capture, Completed: f.Completed, Playout: now, Key: f.Key,
+			Droppable: f.Droppable, Size: len(f.Data) - wire.FramePrefixLen, LostBefore: f.LostBefore},
+		Data: f.Data[wire.FramePrefixLen:], buf: f.Data})
+}
+
+func (r *receiver) nextTimeout() clock.Time {
+	t := clock.Never
+	for _, st := range r.streams {
+		if st == nil {
+			continue
+		}
+		for _, a := range st.active {
+			t = clock.Min(t, r.giveUpAt(&st.slots[a]))
+		}
+		t = clock.Min(t, st.jb.NextTimeout())
+		t = clock.Min(t, st.closeAt)
+	}
+	return t
+}
+
+// dropAll gives up everything (connection closed).
+func (r *receiver) dropAll(now clock.Time) {
+	for _, st := range r.streams {
+		if st == nil {
+			continue
+		}
+		for len(st.active) > 0 {
+			r.giveUp(now, st, &st.slots[st.active[0]], "connection closed")
+		}
+		for {
+			f, ok := st.jb.Flush()
+			if !ok {
+				break
+			}
+			r.freeBuf(f.Data)
+		}
+	}
+}

@@ -1,0 +1,79 @@
+package core
+
+import (
+	"time"
+
+	"github.com/spillway-rt/spillway/fec"
+)
+
+// ConnStats are a connection's counters. Names follow W3C webrtc-stats where
+// it has one (packetsSent, packetsLost, jitter, currentRoundTripTime,
+// availableOutgoingBitrate, framesDropped ...); the rest are ours.
+type ConnStats struct {
+	// Sent.
+	PacketsSent         int64 // every datagram after the handshake
+	BytesSent           int64 // UDP payload bytes
+	MediaPacketsSent    int64 // data packets
+	MediaBytesSent      int64 // frame bytes (prefix included) in data packets
+	FramesSent          int64 // frames whose every fragment left
+	FramesDroppedOnSend int64 // frames this sender dropped (late, queue full, closing)
+	PingsSent           int64
+	FeedbackSent        int64 // feedback packets
+	SendBacklog         int   // bytes queued to send
+
+	// Received.
+	PacketsReceived      int64 // distinct packets accepted
+	BytesReceived        int64
+	PacketsDuplicated    int64 // duplicates and replays dropped
+	PacketsDropped       int64 // packets arriving before the handshake completed or after close
+	PacketsLost          int64 // expected minus received (RFC 3550 §6.4.1)
+	MediaPacketsReceived int64
+	FragmentsRejected    int64 // fragments inconsistent with their frame, too old, or over a limit
+	FragmentsDuplicated  int64
+	ReceiveBufferFull    int64 // fragments dropped because MaxReceiveBuffer was reached
+	FramesReceived       int64 // frames complete
+	FramesDelivered      int64 // frames released to the application at their playout time
+	FramesGivenUp        int64 // frames incomplete at their deadline
+	FramesSkipped        int64 // frame ids passed over in playout (lost by any cause)
+	Jitter               time.Duration
+	FeedbackReceived     int64
+	KeyFrameRequests     int64 // PLIs received (pliCount is what we sent: PLIsSent)
+	PLIsSent             int64
+	ProtocolErrors       int64
+
+	// What the peer reports about what we sent (RTCP receiver reports).
+	RemotePacketsLost  int64
+	RemoteFractionLost float64 // 0-1, over the peer's last report interval
+	RemoteJitter       time.Duration
+
+	CurrentRoundTripTime     time.Duration // smoothed
+	MinRoundTripTime         time.Duration
+	AvailableOutgoingBitrate int64 // the estimator's target, bit/s
+	PacingRate               int64 // bit/s
+
+	FECSent     fec.Stats
+	FECReceived fec.Stats
+}
+
+// Stats returns the connection's counters.
+func (c *Conn) Stats() ConnStats {
+	s := c.stats
+	s.SendBacklog = c.snd.queued
+	s.PacketsLost = c.window.Lost()
+	s.Jitter = c.rcv.jitter
+	s.CurrentRoundTripTime = c.rtt.Smoothed()
+	s.MinRoundTripTime = c.rtt.Min()
+	s.AvailableOutgoingBitrate = c.snd.estimator.Target()
+	s.PacingRate = c.snd.pacer.Rate()
+	s.FECSent = c.snd.fec.Stats()
+	s.FECReceived = c.rcv.fec.Stats()
+	return s
+}
+
+// RecvStreamStats returns the counters of a stream the peer sends.
+func (c *Conn) RecvStreamStats(id uint8) (StreamRecvStats, bool) {
+	if int(id) >= len(c.rcv.streams) || c.rcv.streams[id] == nil {
+		return StreamRecvStats{}, false
+	}
+	return c.rcv.streams[id].stats, true
+}

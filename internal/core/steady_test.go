@@ -1,0 +1,370 @@
+package core
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spillway-rt/spillway/clock"
+	"github.com/spillway-rt/spillway/wire"
+)
+
+// pipe joins two endpoints with a zero-delay, lossless wire and a manual
+// clock: the harness of the benchmarks and the fuzz target.
+type pipe struct {
+	client, server *Endpoint
+	cc, sc         *Conn
+	now            clock.Time
+	buf            []byte
+	tap            func(from string, b []byte) // sees every datagram, if set
+}
+
+func newPipe(tb testing.TB, cfg Config) *pipe {
+	tb.Helper()
+	ccfg, scfg := cfg, cfg
+	ccfg.Rand, scfg.Rand = newSeeded(1), newSeeded(2)
+	scfg.Accept = true
+	ce, err := NewEndpoint(ccfg)
+	require.NoError(tb, err)
+	se, err := NewEndpoint(scfg)
+	require.NoError(tb, err)
+	p := &pipe{client: ce, server: se, now: clock.Time(time.Second), buf: make([]byte, 2048)}
+	p.cc, err = ce.Connect(p.now, serverAddr)
+	require.NoError(tb, err)
+	for range 10 {
+		p.exchange()
+		p.now = p.now.Add(time.Millisecond)
+	}
+	for _, c := range se.conns {
+		p.sc = c
+	}
+	require.True(tb, p.cc.Established())
+	require.NotNil(tb, p.sc)
+	p.drainEvents()
+	return p
+}
+
+// exchange moves datagrams both ways until neither side has one to send.
+func (p *pipe) exchange() {
+	for moved := true; moved; {
+		moved = false
+		for {
+			n, _, ok := p.client.PollTransmit(p.now, p.buf)
+			if !ok {
+				break
+			}
+			if p.tap != nil {
+				p.tap("client", p.buf[:n])
+			}
+			p.server.HandleDatagram(p.now, clientAddr, p.buf[:n])
+			moved = true
+		}
+		for {
+			n, _, ok := p.server.PollTransmit(p.now, p.buf)
+			if !ok {
+				break
+			}
+			if p.tap != nil {
+				p.tap("server", p.buf[:n])
+			}
+			p.client.HandleDatagram(p.now, serverAddr, p.buf[:n])
+			moved = true
+		}
+	}
+}
+
+// tick runs timers due at now on both sides and exchanges what they send.
+func (p *pipe) tick() {
+	if p.client.NextTimeout() <= p.now {
+		p.client.HandleTimeout(p.now)
+	}
+	if p.server.NextTimeout() <= p.now {
+		p.server.HandleTimeout(p.now)
+	}
+	p.exchange()
+}
+
+// drainEvents drops both sides' events and returns how many frames the
+// server delivered.
+func (p *pipe) drainEvents() (frames int) {
+	for {
+		ev, ok := p.client.PollEvent()
+		if !ok {
+			break
+		}
+		_ = ev
+	}
+	for {
+		ev, ok := p.server.PollEvent()
+		if !ok {
+			break
+		}
+		if ev.Type == EventFrame {
+			frames++
+		}
+	}
+	return frames
+}
+
+// steadySender is the sender half of BenchmarkSteadyWriteFramePollTransmit:
+// one 1000-byte audio-like frame per 20 ms step.
+type steadySender struct {
+	p       *pipe
+	sid     uint8
+	payload []byte
+}
+
+func newSteadySender(tb testing.TB) *steadySender {
+	p := newPipe(tb, Config{})
+	sid, err := p.cc.OpenStream(p.now, StreamConfig{Kind: KindVideo, Bitrate: 1_000_000})
+	require.NoError(tb, err)
+	return &steadySender{p: p, sid: sid, payload: make([]byte, 1000)}
+}
+
+// step writes a frame, sends everything the sender has, and feeds the
+// receiver's feedback back; it returns the datagrams the sender sent.
+func (s *steadySender) step() int {
+	p := s.p
+	p.now = p.now.Add(20 * time.Millisecond)
+	if err := p.cc.WriteFrame(p.now, s.sid, s.payload, FrameInfo{Capture: p.now}); err != nil {
+		panic(err)
+	}
+	sent := 0
+	if p.client.NextTimeout() <= p.now {
+		p.client.HandleTimeout(p.now)
+	}
+	for {
+		n, _, ok := p.client.PollTransmit(p.now, p.buf)
+		if !ok {
+			break
+		}
+		sent++
+		p.server.HandleDatagram(p.now, clientAddr, p.buf[:n])
+	}
+	if p.server.NextTimeout() <= p.now {
+		p.server.HandleTimeout(p.now)
+	}
+	p.exchange()
+	p.drainEvents()
+	return sent
+}
+
+// steadyReceiver is the receiver half of
+// BenchmarkSteadyHandleDatagramFrameReady: data packets built as the peer
+// would, one 2-fragment frame per 20 ms step, each released at its playout
+// time.
+type steadyReceiver struct {
+	p       *pipe
+	pn      uint32
+	frame   int64
+	pkt     []byte
+	payload []byte
+}
+
+func newSteadyReceiver(tb testing.TB) *steadyReceiver {
+	p := newPipe(tb, Config{})
+	sid, err := p.cc.OpenStream(p.now, StreamConfig{Kind: KindVideo})
+	require.NoError(tb, err)
+	require.Zero(tb, sid)
+	p.exchange() // the stream announcement
+	r := &steadyReceiver{p: p, pkt: make([]byte, 0, 2048), payload: make([]byte, 1200)}
+	r.pn = uint32(p.cc.nextPN) + 100 // beyond anything the real client sent
+	return r
+}
+
+// step delivers one frame's two data packets and reports the frames
+// released.
+func (r *steadyReceiver) step() int {
+	p := r.p
+	p.now = p.now.Add(20 * time.Millisecond)
+	epoch := p.cc.epoch
+	capTS := wire.Timestamp(p.now, epoch)
+	for frag := uint16(0); frag < 2; frag++ {
+		h := wire.DataHeader{DstConnID: p.sc.localCID, PacketNumber: r.pn & (1<<24 - 1), Stream: 0,
+			FrameID: uint16(r.frame) & wire.FrameIDMask, FragIndex: frag, FragCount: 2, SendTime: capTS}
+		b, _ := h.Append(r.pkt[:0])
+		if frag == 0 {
+			b, _ = wire.AppendFramePrefix(b, capTS)
+			b = append(b, r.payload[:1197]...)
+		} else {
+			b = append(b, r.payload[:300]...)
+		}
+		r.pn++
+		p.server.HandleDatagram(p.now, clientAddr, b)
+	}
+	r.frame++
+	if p.server.NextTimeout() <= p.now {
+		p.server.HandleTimeout(p.now)
+	}
+	frames := 0
+	for {
+		ev, ok := p.server.PollEvent()
+		if !ok {
+			break
+		}
+		if ev.Type == EventFrame {
+			frames++
+		}
+	}
+	// Feedback goes out and is dropped: the benchmark measures the
+	// receiving side.
+	for {
+		if _, _, ok := p.server.PollTransmit(p.now, p.buf); !ok {
+			break
+		}
+	}
+	return frames
+}
+
+func warm(step func() int) {
+	for range 2000 {
+		step()
+	}
+}
+
+func mallocs() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.Mallocs
+}
+
+func TestSteadyWriteFramePollTransmitDoesNotAllocate(t *testing.T) {
+	s := newSteadySender(t)
+	warm(s.step)
+	before := mallocs()
+	sent := 0
+	for range 10_000 {
+		sent += s.step()
+	}
+	assert.Equal(t, before, mallocs(), "allocations in 10,000 frames")
+	assert.GreaterOrEqual(t, sent, 10_000)
+	assert.True(t, s.p.cc.Established())
+	assert.Equal(t, int64(12_000), s.p.sc.Stats().FramesReceived)
+}
+
+func TestSteadyHandleDatagramFrameReadyDoesNotAllocate(t *testing.T) {
+	r := newSteadyReceiver(t)
+	warm(r.step)
+	before := mallocs()
+	frames := 0
+	for range 10_000 {
+		frames += r.step()
+	}
+	assert.Equal(t, before, mallocs(), "allocations in 10,000 frames")
+	assert.Equal(t, 10_000, frames, "one frame released per step in steady state")
+}
+
+func BenchmarkSteadyWriteFramePollTransmit(b *testing.B) {
+	s := newSteadySender(b)
+	warm(s.step)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(s.payload)))
+	for b.Loop() {
+		s.step()
+	}
+}
+
+func BenchmarkSteadyHandleDatagramFrameReady(b *testing.B) {
+	r := newSteadyReceiver(b)
+	warm(r.step)
+	b.ReportAllocs()
+	b.SetBytes(1197 + 300 - wire.FramePrefixLen)
+	for b.Loop() {
+		r.step()
+	}
+}
+
+var writeCorpus = flag.Bool("write-corpus", false, "write FuzzEndpoint's seed corpus from a recorded session")
+
+// FuzzEndpoint throws datagrams at an established server connection: the
+// endpoint must never panic, and its state stays bounded. The first byte
+// says whether to aim the datagram at the live connection (its connection
+// ID patched in) and whether it comes from the client's address.
+func FuzzEndpoint(f *testing.F) {
+	f.Add([]byte{0, 0x40})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if len(in) < 2 {
+			return
+		}
+		p := newPipe(t, Config{MaxReceiveBuffer: 8 << 20, MaxFrameSize: 2 << 20})
+		mode, b := in[0], append([]byte(nil), in[1:]...)
+		if mode&1 != 0 {
+			aim(b, p.sc.localCID)
+		}
+		from := clientAddr
+		if mode&2 != 0 {
+			from = serverAddr
+		}
+		for i := 0; i < 3; i++ { // delivered three times: duplicates and replays
+			p.server.HandleDatagram(p.now, from, b)
+			p.now = p.now.Add(10 * time.Millisecond)
+			p.tick()
+			p.drainEvents()
+		}
+		p.now = p.now.Add(time.Second)
+		p.tick()
+		p.drainEvents()
+		require.LessOrEqual(t, len(p.server.conns), 1)
+		if p.sc.state != stateClosed {
+			require.LessOrEqual(t, p.sc.recvBytes, p.server.cfg.MaxReceiveBuffer)
+			require.Zero(t, p.sc.recvBytes, "everything is delivered or given up a second later")
+		}
+	})
+}
+
+// aim writes cid into a datagram's destination connection ID field.
+func aim(b []byte, cid uint32) {
+	if len(b) < 1 {
+		return
+	}
+	at := 1
+	if wire.Type(b[0]>>3&7) == wire.TypeHandshake {
+		at = 5
+	}
+	if len(b) >= at+4 {
+		b[at], b[at+1], b[at+2], b[at+3] = byte(cid>>24), byte(cid>>16), byte(cid>>8), byte(cid)
+	}
+}
+
+// TestFuzzEndpointCorpus writes (with -write-corpus) or checks the seed
+// corpus: datagrams a real session sent, each way.
+func TestFuzzEndpointCorpus(t *testing.T) {
+	dir := filepath.Join("testdata", "fuzz", "FuzzEndpoint")
+	if !*writeCorpus {
+		entries, err := os.ReadDir(dir)
+		require.NoError(t, err)
+		assert.NotEmpty(t, entries)
+		return
+	}
+	p := newPipe(t, Config{})
+	var seeds [][]byte
+	seen := map[byte]int{}
+	p.tap = func(from string, b []byte) {
+		key := b[0]
+		if seen[key] >= 3 {
+			return
+		}
+		seen[key]++
+		mode := byte(1)
+		seeds = append(seeds, append([]byte{mode}, b...))
+	}
+	sid, err := p.cc.OpenStream(p.now, StreamConfig{Kind: KindVideo})
+	require.NoError(t, err)
+	for i := range 50 {
+		p.now = p.now.Add(20 * time.Millisecond)
+		require.NoError(t, p.cc.WriteFrame(p.now, sid, payload(sid, int64(i), 100+i*97), FrameInfo{Capture: p.now, Key: i%10 == 0}))
+		p.tick()
+	}
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	for i, s := range seeds {
+		content := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", s)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%02d", i)), []byte(content), 0o644))
+	}
+}

@@ -1,0 +1,107 @@
+package jitterbuffer
+
+import (
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spillway-rt/spillway/clock"
+)
+
+const ms = clock.Time(time.Millisecond)
+
+func TestReleaseAtPlayoutInOrder(t *testing.T) {
+	b := New(Config{Delay: 100 * time.Millisecond})
+	// pushed out of order, with a gap at id 2
+	require.NoError(t, b.Push(0, Frame{ID: 1, Capture: 10 * ms}))
+	require.NoError(t, b.Push(0, Frame{ID: 3, Capture: 30 * ms}))
+	require.NoError(t, b.Push(0, Frame{ID: 0, Capture: 0}))
+	assert.ErrorIs(t, b.Push(0, Frame{ID: 3, Capture: 30 * ms}), ErrDuplicate)
+	assert.Equal(t, 100*ms, b.NextTimeout())
+
+	_, ok := b.Pop(99 * ms)
+	assert.False(t, ok, "nothing before its playout time")
+
+	var got []int64
+	var lost []int64
+	for now := clock.Time(0); now <= 200*ms; now += ms {
+		for {
+			f, ok := b.Pop(now)
+			if !ok {
+				break
+			}
+			assert.Equal(t, f.Capture.Add(100*time.Millisecond), now, "released exactly at playout")
+			got = append(got, f.ID)
+			lost = append(lost, f.LostBefore)
+		}
+	}
+	assert.Equal(t, []int64{0, 1, 3}, got)
+	assert.Equal(t, []int64{0, 0, 1}, lost)
+	assert.ErrorIs(t, b.Push(0, Frame{ID: 2}), ErrLate)
+	assert.Equal(t, Stats{FramesReleased: 3, FramesSkipped: 1, FramesLate: 1}, b.Stats())
+	assert.Equal(t, clock.Never, b.NextTimeout())
+}
+
+func TestBounded(t *testing.T) {
+	b := New(Config{Delay: time.Second, MaxFrames: 2})
+	require.NoError(t, b.Push(0, Frame{ID: 0}))
+	require.NoError(t, b.Push(0, Frame{ID: 1}))
+	assert.ErrorIs(t, b.Push(0, Frame{ID: 2}), ErrFull)
+	assert.Equal(t, 2, b.Len())
+	f, ok := b.Flush()
+	require.True(t, ok)
+	assert.Equal(t, int64(0), f.ID)
+	f, ok = b.Flush()
+	require.True(t, ok)
+	assert.Equal(t, int64(1), f.ID)
+	_, ok = b.Flush()
+	assert.False(t, ok)
+	assert.Equal(t, DefaultMaxFrames, cap(New(Config{}).frames))
+}
+
+func TestFirstFrameReportsNoLoss(t *testing.T) {
+	b := New(Config{})
+	require.NoError(t, b.Push(0, Frame{ID: 500}))
+	f, ok := b.Pop(0)
+	require.True(t, ok)
+	assert.Zero(t, f.LostBefore, "joining mid-stream is not loss")
+}
+
+func TestSteadyStateDoesNotAllocate(t *testing.T) {
+	b := New(Config{Delay: 50 * time.Millisecond})
+	data := make([]byte, 100)
+	var msc runtime.MemStats
+	runtime.ReadMemStats(&msc)
+	before := msc.Mallocs
+	for i := int64(0); i < 10_000; i++ {
+		now := clock.Time(i) * 20 * ms
+		_ = b.Push(now, Frame{ID: i, Capture: now, Data: data})
+		for {
+			if _, ok := b.Pop(now); !ok {
+				break
+			}
+		}
+	}
+	runtime.ReadMemStats(&msc)
+	assert.Equal(t, before, msc.Mallocs)
+}
+
+func BenchmarkSteadyPushPop(b *testing.B) {
+	buf := New(Config{Delay: 100 * time.Millisecond})
+	data := make([]byte, 100)
+	i := int64(0)
+	b.ReportAllocs()
+	for b.Loop() {
+		now := clock.Time(i) * 20 * ms
+		_ = buf.Push(now, Frame{ID: i, Capture: now, Data: data})
+		for {
+			if _, ok := buf.Pop(now); !ok {
+				break
+			}
+		}
+		i++
+	}
+}

@@ -1,0 +1,144 @@
+package transport
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/spillway-rt/spillway/internal/core"
+)
+
+// Profile is a set of defaults (DESIGN §4): a profile only fills the fields
+// left zero; every field stays settable.
+type Profile uint8
+
+// Profiles.
+const (
+	// RTC: about 500 ms end to end; a 300 ms transport budget; playout
+	// 0-0.8 s.
+	RTC Profile = iota
+	// Live: 2-5 s end to end; a 3 s transport budget; playout 1-3 s.
+	Live
+)
+
+func (p Profile) String() string {
+	switch p {
+	case RTC:
+		return "rtc"
+	case Live:
+		return "live"
+	}
+	return fmt.Sprintf("Profile(%d)", uint8(p))
+}
+
+// Config configures a Transport and its sessions. The zero value works (the
+// RTC profile). Each field's comment gives its default and unit.
+type Config struct {
+	// Profile picks the defaults of Latency and the playout bounds. Default RTC.
+	Profile Profile
+
+	// Latency is the transport budget from capture to frame complete at the
+	// receiver: a frame's deadline is its capture time plus Latency, and no
+	// byte is spent on a frame that cannot make it. Default 300 ms (RTC) or
+	// 3 s (Live).
+	Latency time.Duration
+	// MinPlayoutDelay and MaxPlayoutDelay bound the delay from capture to
+	// playout of received frames. This version plays frames at the sender's
+	// Latency clamped to these bounds. Defaults: 0 and 800 ms (RTC), 1 s and
+	// 3 s (Live).
+	MinPlayoutDelay time.Duration
+	MaxPlayoutDelay time.Duration
+
+	// MaxBitrate caps the sending rate, in bit/s. Default 20 Mbit/s.
+	MaxBitrate int64
+	// MaxFrameSize is the largest frame sent or accepted, in bytes. Default
+	// 4 MiB.
+	MaxFrameSize int
+	// FragmentSize is the frame bytes per datagram. Default 1200 (a datagram
+	// is then at most 1219 bytes).
+	FragmentSize int
+
+	// KeepAlivePeriod: a ping goes out after this long without sending.
+	// Default 5 s.
+	KeepAlivePeriod time.Duration
+	// IdleTimeout closes a session that received nothing for this long.
+	// Default 30 s.
+	IdleTimeout time.Duration
+	// HandshakeTimeout bounds Dial. Default 10 s.
+	HandshakeTimeout time.Duration
+
+	// MaxSessions bounds the sessions of one Transport. Default 1024.
+	MaxSessions int
+	// ReceiveQueue is how many received datagrams may wait between the
+	// socket reader and the session loop; beyond it they are dropped and
+	// counted (Stats.DatagramsDropped). Default 1024.
+	ReceiveQueue int
+	// FrameQueue is how many frames a received track holds for ReadFrame;
+	// beyond it the oldest is dropped and counted. Default 256.
+	FrameQueue int
+
+	// Logger receives debug logs (never per packet). Default: none.
+	Logger *slog.Logger
+}
+
+func (c *Config) withDefaults() Config {
+	var d Config
+	if c != nil {
+		d = *c
+	}
+	if d.Profile == Live {
+		setDefault(&d.Latency, 3*time.Second)
+		setDefault(&d.MinPlayoutDelay, time.Second)
+		setDefault(&d.MaxPlayoutDelay, 3*time.Second)
+	} else {
+		setDefault(&d.Latency, core.DefaultLatency)
+		setDefault(&d.MaxPlayoutDelay, 800*time.Millisecond)
+	}
+	setDefault(&d.MaxSessions, core.DefaultMaxConns)
+	setDefault(&d.ReceiveQueue, 1024)
+	setDefault(&d.FrameQueue, 256)
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	return d
+}
+
+func setDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
+}
+
+// Validate reports the first invalid field in an error wrapping
+// ErrInvalidConfig.
+func (c *Config) Validate() error {
+	d := c.withDefaults()
+	switch {
+	case d.Profile > Live:
+		return fmt.Errorf("%w: Profile = %d: unknown", ErrInvalidConfig, d.Profile)
+	case d.ReceiveQueue < 0 || d.ReceiveQueue > 1<<20:
+		return fmt.Errorf("%w: ReceiveQueue = %d: must be within 0-1048576", ErrInvalidConfig, d.ReceiveQueue)
+	case d.FrameQueue < 0 || d.FrameQueue > 1<<16:
+		return fmt.Errorf("%w: FrameQueue = %d: must be within 0-65536", ErrInvalidConfig, d.FrameQueue)
+	}
+	cc := d.core()
+	return cc.Validate()
+}
+
+// core translates to the session core's configuration.
+func (c Config) core() core.Config {
+	return core.Config{
+		MaxConns:         c.MaxSessions,
+		Latency:          c.Latency,
+		MinPlayoutDelay:  c.MinPlayoutDelay,
+		MaxPlayoutDelay:  c.MaxPlayoutDelay,
+		FragmentSize:     c.FragmentSize,
+		MaxFrameSize:     c.MaxFrameSize,
+		MaxBitrate:       c.MaxBitrate,
+		IdleTimeout:      c.IdleTimeout,
+		KeepAlivePeriod:  c.KeepAlivePeriod,
+		HandshakeTimeout: c.HandshakeTimeout,
+		Logger:           c.Logger,
+	}
+}

@@ -1,0 +1,118 @@
+//go:build linux
+
+package transport
+
+import (
+	"net"
+	"net/netip"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+)
+
+// batchConn is what x/net's ipv4 and ipv6 PacketConns share.
+type batchConn interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+// batchIO reads and writes with recvmmsg/sendmmsg (x/net ReadBatch and
+// WriteBatch). ReadBatch allocates a *net.UDPAddr per datagram (measured in
+// BenchmarkReceivePath); writes reuse one *net.UDPAddr per destination.
+type batchIO struct {
+	c     *net.UDPConn
+	bc    batchConn
+	rmsgs []ipv4.Message
+	wmsgs []ipv4.Message
+	wbufs [][]byte
+	waddr map[netip.AddrPort]*net.UDPAddr
+	nw    int
+}
+
+func newBatchIO(c net.PacketConn) packetIO {
+	uc, ok := c.(*net.UDPConn)
+	if !ok {
+		return nil
+	}
+	b := &batchIO{c: uc, waddr: make(map[netip.AddrPort]*net.UDPAddr)}
+	la, _ := uc.LocalAddr().(*net.UDPAddr)
+	if la != nil && la.IP.To4() != nil {
+		b.bc = ipv4.NewPacketConn(uc)
+	} else {
+		b.bc = ipv6.NewPacketConn(uc)
+	}
+	b.rmsgs = make([]ipv4.Message, batchSize)
+	b.wmsgs = make([]ipv4.Message, batchSize)
+	b.wbufs = make([][]byte, batchSize)
+	for i := range b.wmsgs {
+		b.wbufs[i] = make([]byte, 0, 2048)
+		b.wmsgs[i].Buffers = make([][]byte, 1)
+	}
+	return b
+}
+
+func (b *batchIO) name() string { return "batch" }
+
+func (b *batchIO) read(rb *rxBatch) error {
+	for i := range b.rmsgs {
+		if b.rmsgs[i].Buffers == nil {
+			b.rmsgs[i].Buffers = make([][]byte, 1)
+		}
+		b.rmsgs[i].Buffers[0] = rb.dgs[i].buf
+	}
+	n, err := b.bc.ReadBatch(b.rmsgs, 0)
+	if err != nil {
+		return err
+	}
+	k := 0
+	for i := 0; i < n; i++ {
+		m := &b.rmsgs[i]
+		ua, ok := m.Addr.(*net.UDPAddr)
+		if !ok {
+			continue
+		}
+		rb.dgs[k].buf, rb.dgs[i].buf = rb.dgs[i].buf, rb.dgs[k].buf
+		rb.dgs[k].n = m.N
+		rb.dgs[k].from = unmap(ua.AddrPort())
+		k++
+	}
+	rb.n = k
+	return nil
+}
+
+func (b *batchIO) write(p []byte, to netip.AddrPort) error {
+	if b.nw == len(b.wmsgs) {
+		if err := b.flush(); err != nil {
+			return err
+		}
+	}
+	a := b.waddr[to]
+	if a == nil {
+		if len(b.waddr) > 4096 {
+			clear(b.waddr)
+		}
+		a = net.UDPAddrFromAddrPort(to)
+		b.waddr[to] = a
+	}
+	b.wbufs[b.nw] = append(b.wbufs[b.nw][:0], p...)
+	m := &b.wmsgs[b.nw]
+	m.Buffers[0] = b.wbufs[b.nw]
+	m.Addr = a
+	b.nw++
+	return nil
+}
+
+func (b *batchIO) flush() error {
+	sent := 0
+	var err error
+	for sent < b.nw {
+		var n int
+		n, err = b.bc.WriteBatch(b.wmsgs[sent:b.nw], 0)
+		if err != nil {
+			break
+		}
+		sent += n
+	}
+	b.nw = 0
+	return err
+}

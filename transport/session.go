@@ -1,0 +1,454 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spillway-rt/spillway/clock"
+	"github.com/spillway-rt/spillway/internal/core"
+)
+
+// Kind is what a track carries.
+type Kind = core.Kind
+
+// Track kinds.
+const (
+	KindData  = core.KindData
+	KindAudio = core.KindAudio
+	KindVideo = core.KindVideo
+)
+
+// Priority orders tracks of one kind when sending; audio always goes before
+// video, and video before data.
+type Priority = core.Priority
+
+// Priorities.
+const (
+	PriorityLow    = core.PriorityLow
+	PriorityMedium = core.PriorityMedium
+	PriorityHigh   = core.PriorityHigh
+)
+
+// TrackConfig describes a track to publish.
+type TrackConfig struct {
+	Kind     Kind
+	Priority Priority
+	// Bitrate is the track's nominal media rate in bit/s; this version paces
+	// at 2.5 x the sum of the session's tracks, capped at MaxBitrate.
+	// Default: 64 kbit/s audio, 2 Mbit/s video, 1 Mbit/s data.
+	Bitrate int64
+}
+
+// Frame is a frame to send.
+type Frame struct {
+	Data        []byte    // copied by WriteFrame
+	CaptureTime time.Time // zero: now; the deadline is CaptureTime + Latency
+	Keyframe    bool      // decodable alone
+	Droppable   bool      // no other frame references it
+}
+
+// FrameInfo describes a received frame.
+type FrameInfo struct {
+	ID           int64     // the frame's number in its track, from 0
+	Size         int       // bytes
+	CaptureTime  time.Time // on this machine's clock (estimated from the path)
+	CompleteTime time.Time // when its last fragment arrived
+	PlayoutTime  time.Time // when it was released
+	Keyframe     bool
+	Droppable    bool
+	LostBefore   int64 // frames of this track skipped just before this one
+}
+
+// Stats are a session's counters (W3C webrtc-stats names where they exist).
+type Stats = core.ConnStats
+
+// Session is a connection to one peer, carrying tracks each way. Its methods
+// are safe for concurrent use.
+type Session struct {
+	t             *Transport
+	conn          *core.Conn // touched only on the loop goroutine
+	remote        netip.AddrPort
+	incoming      bool
+	ownsTransport bool
+
+	ready     chan struct{} // closed when established
+	readyOnce sync.Once
+	done      chan struct{} // closed when the session is gone
+	err       error         // why; set before done closes
+	final     Stats         // stats at close; set before done closes
+	tracks    chan *RemoteTrack
+
+	// loop-owned
+	local        [16]*LocalTrack
+	remoteTracks [16]*RemoteTrack
+}
+
+func newSession(t *Transport, c *core.Conn) *Session {
+	return &Session{
+		t:        t,
+		conn:     c,
+		remote:   c.RemoteAddr(),
+		incoming: c.Incoming(),
+		ready:    make(chan struct{}),
+		done:     make(chan struct{}),
+		tracks:   make(chan *RemoteTrack, 64),
+	}
+}
+
+func (s *Session) established() { s.readyOnce.Do(func() { close(s.ready) }) }
+
+// closed ends the session (loop goroutine).
+func (s *Session) closed(final Stats, err error) {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	if err == nil {
+		err = ErrClosed
+	}
+	s.err = err
+	s.final = final
+	for _, rt := range s.remoteTracks {
+		if rt != nil {
+			rt.end(err)
+		}
+	}
+	close(s.done)
+	if s.ownsTransport {
+		go s.t.Close() // not on the loop: Close waits for it
+	}
+}
+
+// RemoteAddr returns the peer's address.
+func (s *Session) RemoteAddr() net.Addr { return net.UDPAddrFromAddrPort(s.remote) }
+
+// Incoming reports whether the peer dialed.
+func (s *Session) Incoming() bool { return s.incoming }
+
+// Done is closed when the session has ended; Err then says why.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err returns why the session ended (nil while it is open). A session the
+// application closed reports ErrClosed.
+func (s *Session) Err() error {
+	select {
+	case <-s.done:
+		return s.err
+	default:
+		return nil
+	}
+}
+
+// Stats returns the session's counters.
+func (s *Session) Stats() Stats {
+	var st Stats
+	err := s.t.do(context.Background(), func(clock.Time) error {
+		if s.conn.Closed() {
+			return ErrClosed
+		}
+		st = s.conn.Stats()
+		return nil
+	})
+	if err != nil {
+		select {
+		case <-s.done:
+			return s.final
+		default:
+		}
+	}
+	return st
+}
+
+// Close closes the session in order: frames already written still go while
+// their deadlines allow, then the peer is told. It returns when the session
+// is gone.
+func (s *Session) Close() error { return s.CloseWithError(0, "") }
+
+// CloseWithError is Close with an application code (0, or 0x100 and above)
+// and a reason for the peer's logs.
+func (s *Session) CloseWithError(code uint16, reason string) error {
+	if code != 0 && code < core.CodeApplication {
+		return fmt.Errorf("%w: close code %d is reserved", ErrInvalidConfig, code)
+	}
+	err := s.t.do(context.Background(), func(now clock.Time) error {
+		s.conn.Close(now, code, reason)
+		return nil
+	})
+	if err != nil {
+		return nil // the transport is gone, and the session with it
+	}
+	// The core bounds the close: Latency to flush, then three Close packets
+	// a smoothed RTT apart, or sooner when the peer answers.
+	<-s.done
+	return nil
+}
+
+// Publish opens a track to send frames on.
+func (s *Session) Publish(ctx context.Context, cfg TrackConfig) (*LocalTrack, error) {
+	var lt *LocalTrack
+	err := s.t.do(ctx, func(now clock.Time) error {
+		id, err := s.conn.OpenStream(now, core.StreamConfig{Kind: cfg.Kind, Priority: cfg.Priority, Bitrate: cfg.Bitrate})
+		if err != nil {
+			if s.conn.Closed() {
+				return s.conn.Err()
+			}
+			return err
+		}
+		lt = &LocalTrack{s: s, id: id, cfg: cfg}
+		s.local[id] = lt
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("spillway: publish: %w", err)
+	}
+	return lt, nil
+}
+
+// AcceptTrack waits for the next track the peer publishes.
+func (s *Session) AcceptTrack(ctx context.Context) (*RemoteTrack, error) {
+	select {
+	case rt := <-s.tracks:
+		return rt, nil
+	default:
+	}
+	select {
+	case rt := <-s.tracks:
+		return rt, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-s.done:
+		return nil, s.err
+	}
+}
+
+// handleEvent routes a core event to the session's tracks (loop goroutine).
+func (s *Session) handleEvent(now clock.Time, ev core.Event) {
+	switch ev.Type {
+	case core.EventStreamOpened:
+		rt := &RemoteTrack{s: s, id: ev.Stream, kind: ev.Kind, priority: ev.Priority,
+			frames: make(chan *rxFrame, s.t.cfg.FrameQueue), done: make(chan struct{})}
+		if old := s.remoteTracks[ev.Stream]; old != nil {
+			old.end(io.EOF)
+		}
+		s.remoteTracks[ev.Stream] = rt
+		select {
+		case s.tracks <- rt:
+		default:
+			rt.end(fmt.Errorf("spillway: track %d not accepted: AcceptTrack queue full", ev.Stream))
+		}
+	case core.EventStreamClosed:
+		if rt := s.remoteTracks[ev.Stream]; rt != nil {
+			rt.end(io.EOF)
+		}
+	case core.EventFrame:
+		if rt := s.remoteTracks[ev.Stream]; rt != nil {
+			rt.push(s.t, ev)
+		}
+	case core.EventKeyFrameRequest:
+		if lt := s.local[ev.Stream]; lt != nil {
+			lt.keyFrameRequested()
+		}
+	}
+}
+
+// LocalTrack is a track this side sends. Its methods are safe for
+// concurrent use.
+type LocalTrack struct {
+	s   *Session
+	id  uint8
+	cfg TrackConfig
+
+	mu    sync.Mutex
+	onKey func()
+}
+
+// ID returns the track's id within the session (0-15).
+func (lt *LocalTrack) ID() uint8 { return lt.id }
+
+// Kind returns what the track carries.
+func (lt *LocalTrack) Kind() Kind { return lt.cfg.Kind }
+
+// WriteFrame sends a frame. It returns once the frame is queued (its bytes
+// copied). It fails with ErrFrameDropped when the frame can no longer arrive
+// before its deadline (CaptureTime + Latency) or the send buffer is full,
+// with ErrFrameTooLarge above the maximum frame size, and with the session's
+// error once it has closed.
+func (lt *LocalTrack) WriteFrame(ctx context.Context, f Frame) error {
+	t := lt.s.t
+	return t.do(ctx, func(now clock.Time) error {
+		err := lt.s.conn.WriteFrame(now, lt.id, f.Data, core.FrameInfo{
+			Capture:   t.fromTime(f.CaptureTime, now),
+			Key:       f.Keyframe,
+			Droppable: f.Droppable,
+		})
+		if err != nil && lt.s.conn.Closed() {
+			return lt.s.conn.Err()
+		}
+		return err
+	})
+}
+
+// OnKeyFrameRequest sets a function called when the peer asks for a key
+// frame. It runs on the session's loop goroutine and must not block.
+func (lt *LocalTrack) OnKeyFrameRequest(fn func()) {
+	lt.mu.Lock()
+	lt.onKey = fn
+	lt.mu.Unlock()
+}
+
+func (lt *LocalTrack) keyFrameRequested() {
+	lt.mu.Lock()
+	fn := lt.onKey
+	lt.mu.Unlock()
+	if fn != nil {
+		fn()
+	}
+}
+
+// Close stops the track: frames already written still go, and the peer's
+// RemoteTrack ends with io.EOF.
+func (lt *LocalTrack) Close() error {
+	return lt.s.t.do(context.Background(), func(now clock.Time) error {
+		err := lt.s.conn.CloseStream(now, lt.id)
+		if lt.s.local[lt.id] == lt {
+			lt.s.local[lt.id] = nil
+		}
+		if errors.Is(err, core.ErrUnknownStream) {
+			return ErrClosed
+		}
+		return err
+	})
+}
+
+// rxFrame is a received frame waiting for ReadFrame.
+type rxFrame struct {
+	data []byte
+	info FrameInfo
+}
+
+var rxFramePool = sync.Pool{New: func() any { return new(rxFrame) }}
+
+// RemoteTrack is a track the peer sends.
+type RemoteTrack struct {
+	s        *Session
+	id       uint8
+	kind     Kind
+	priority Priority
+	frames   chan *rxFrame
+	done     chan struct{}
+	endErr   error // set before done closes
+
+	mu      sync.Mutex // serialises ReadFrame
+	pending *rxFrame   // a frame ReadFrame could not fit in the caller's buffer
+	dropped atomic.Int64
+}
+
+// ID returns the track's id within the session (0-15).
+func (rt *RemoteTrack) ID() uint8 { return rt.id }
+
+// Kind returns what the track carries.
+func (rt *RemoteTrack) Kind() Kind { return rt.kind }
+
+// Priority returns the priority the peer gave the track.
+func (rt *RemoteTrack) Priority() Priority { return rt.priority }
+
+// push queues a frame for ReadFrame, dropping the oldest if the reader is
+// behind (loop goroutine).
+func (rt *RemoteTrack) push(t *Transport, ev core.Event) {
+	select {
+	case <-rt.done:
+		return
+	default:
+	}
+	f := rxFramePool.Get().(*rxFrame)
+	f.data = append(f.data[:0], ev.Data...)
+	f.info = FrameInfo{
+		ID:           ev.Frame.ID,
+		Size:         len(ev.Data),
+		CaptureTime:  t.toTime(ev.Frame.Capture),
+		CompleteTime: t.toTime(ev.Frame.Completed),
+		PlayoutTime:  t.toTime(ev.Frame.Playout),
+		Keyframe:     ev.Frame.Key,
+		Droppable:    ev.Frame.Droppable,
+		LostBefore:   ev.Frame.LostBefore,
+	}
+	for {
+		select {
+		case rt.frames <- f:
+			return
+		default:
+		}
+		select {
+		case old := <-rt.frames:
+			rt.dropped.Add(1)
+			rxFramePool.Put(old)
+		default:
+		}
+	}
+}
+
+func (rt *RemoteTrack) end(err error) {
+	select {
+	case <-rt.done:
+	default:
+		rt.endErr = err
+		close(rt.done)
+	}
+}
+
+// Dropped returns how many frames were dropped because ReadFrame fell
+// behind by more than the FrameQueue.
+func (rt *RemoteTrack) Dropped() int64 { return rt.dropped.Load() }
+
+// ReadFrame waits for the next frame at its playout time and copies it into
+// buf. If buf is too small it returns io.ErrShortBuffer with info.Size set
+// and keeps the frame for the next call. When the peer closes the track it
+// returns io.EOF (after the frames already received); when the session ends,
+// the session's error.
+func (rt *RemoteTrack) ReadFrame(ctx context.Context, buf []byte) (int, FrameInfo, error) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	f := rt.pending
+	rt.pending = nil
+	if f == nil {
+		select {
+		case f = <-rt.frames:
+		default:
+			select {
+			case f = <-rt.frames:
+			case <-ctx.Done():
+				return 0, FrameInfo{}, ctx.Err()
+			case <-rt.done:
+				select {
+				case f = <-rt.frames:
+				default:
+					return 0, FrameInfo{}, rt.endErr
+				}
+			}
+		}
+	}
+	if len(buf) < len(f.data) {
+		rt.pending = f
+		return 0, f.info, io.ErrShortBuffer
+	}
+	n := copy(buf, f.data)
+	info := f.info
+	rxFramePool.Put(f)
+	return n, info, nil
+}
+
+// RequestKeyFrame asks the peer for a key frame on this track (a PLI), at
+// most once per round trip.
+func (rt *RemoteTrack) RequestKeyFrame(ctx context.Context) error {
+	return rt.s.t.do(ctx, func(now clock.Time) error {
+		return rt.s.conn.RequestKeyFrame(now, rt.id)
+	})
+}
