@@ -31,6 +31,36 @@ func (p Profile) String() string {
 	return fmt.Sprintf("Profile(%d)", uint8(p))
 }
 
+// MarshalText returns the profile's name.
+func (p Profile) MarshalText() ([]byte, error) {
+	if p > Live {
+		return nil, fmt.Errorf("%w: unknown profile %d", ErrInvalidConfig, uint8(p))
+	}
+	return []byte(p.String()), nil
+}
+
+// UnmarshalText parses "rtc" or "live".
+func (p *Profile) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "rtc", "RTC":
+		*p = RTC
+	case "live", "Live", "LIVE":
+		*p = Live
+	default:
+		return fmt.Errorf("%w: unknown profile %q (want rtc or live)", ErrInvalidConfig, b)
+	}
+	return nil
+}
+
+// Latency returns the profile's default transport budget: 300 ms for RTC,
+// 3 s for Live.
+func (p Profile) Latency() time.Duration {
+	if p == Live {
+		return 3 * time.Second
+	}
+	return core.DefaultLatency
+}
+
 // Config configures a Transport and its sessions. The zero value works (the
 // RTC profile). Each field's comment gives its default and unit.
 type Config struct {
@@ -86,12 +116,11 @@ func (c *Config) withDefaults() Config {
 	if c != nil {
 		d = *c
 	}
+	setDefault(&d.Latency, d.Profile.Latency())
 	if d.Profile == Live {
-		setDefault(&d.Latency, 3*time.Second)
 		setDefault(&d.MinPlayoutDelay, time.Second)
 		setDefault(&d.MaxPlayoutDelay, 3*time.Second)
 	} else {
-		setDefault(&d.Latency, core.DefaultLatency)
 		setDefault(&d.MaxPlayoutDelay, 800*time.Millisecond)
 	}
 	setDefault(&d.MaxSessions, core.DefaultMaxConns)

@@ -116,3 +116,5 @@ func (b *batchIO) flush() error {
 	b.nw = 0
 	return err
 }
+
+const ioPathBatchAvailable = true

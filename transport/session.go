@@ -78,12 +78,13 @@ type Session struct {
 	incoming      bool
 	ownsTransport bool
 
-	ready     chan struct{} // closed when established
-	readyOnce sync.Once
-	done      chan struct{} // closed when the session is gone
-	err       error         // why; set before done closes
-	final     Stats         // stats at close; set before done closes
-	tracks    chan *RemoteTrack
+	ready       chan struct{} // closed when established
+	readyOnce   sync.Once
+	peerLatency time.Duration // set before ready closes
+	done        chan struct{} // closed when the session is gone
+	err         error         // why; set before done closes
+	final       Stats         // stats at close; set before done closes
+	tracks      chan *RemoteTrack
 
 	// loop-owned
 	local        [16]*LocalTrack
@@ -96,13 +97,42 @@ func newSession(t *Transport, c *core.Conn) *Session {
 		conn:     c,
 		remote:   c.RemoteAddr(),
 		incoming: c.Incoming(),
-		ready:    make(chan struct{}),
-		done:     make(chan struct{}),
-		tracks:   make(chan *RemoteTrack, 64),
+		// A transport made for one dialed session closes with it.
+		ownsTransport: t.closeWithSession && !c.Incoming(),
+		ready:         make(chan struct{}),
+		done:          make(chan struct{}),
+		tracks:        make(chan *RemoteTrack, 64),
 	}
 }
 
-func (s *Session) established() { s.readyOnce.Do(func() { close(s.ready) }) }
+func (s *Session) established() {
+	s.readyOnce.Do(func() {
+		s.peerLatency = s.conn.PeerLatency()
+		close(s.ready)
+	})
+}
+
+// Latency returns the transport budget of the frames this side sends.
+func (s *Session) Latency() time.Duration { return s.t.cfg.Latency }
+
+// PeerLatency returns the transport budget the peer announced for the
+// frames it sends: a received frame is on time if it completes within
+// PeerLatency of its capture.
+func (s *Session) PeerLatency() time.Duration { return s.peerLatency }
+
+// do runs fn on the loop and, once the session has ended, reports why it
+// ended rather than a bare ErrClosed.
+func (s *Session) do(ctx context.Context, fn func(now clock.Time) error) error {
+	err := s.t.do(ctx, fn)
+	if err != nil && errors.Is(err, ErrClosed) {
+		select {
+		case <-s.done:
+			return s.err
+		default:
+		}
+	}
+	return err
+}
 
 // closed ends the session (loop goroutine).
 func (s *Session) closed(final Stats, err error) {
@@ -125,6 +155,14 @@ func (s *Session) closed(final Stats, err error) {
 	if s.ownsTransport {
 		go s.t.Close() // not on the loop: Close waits for it
 	}
+}
+
+// connErr is the error operations on a closed connection report.
+func connErr(c *core.Conn) error {
+	if err := c.Err(); err != nil {
+		return err
+	}
+	return ErrClosed
 }
 
 // RemoteAddr returns the peer's address.
@@ -194,11 +232,11 @@ func (s *Session) CloseWithError(code uint16, reason string) error {
 // Publish opens a track to send frames on.
 func (s *Session) Publish(ctx context.Context, cfg TrackConfig) (*LocalTrack, error) {
 	var lt *LocalTrack
-	err := s.t.do(ctx, func(now clock.Time) error {
+	err := s.do(ctx, func(now clock.Time) error {
 		id, err := s.conn.OpenStream(now, core.StreamConfig{Kind: cfg.Kind, Priority: cfg.Priority, Bitrate: cfg.Bitrate})
 		if err != nil {
 			if s.conn.Closed() {
-				return s.conn.Err()
+				return connErr(s.conn)
 			}
 			return err
 		}
@@ -283,14 +321,14 @@ func (lt *LocalTrack) Kind() Kind { return lt.cfg.Kind }
 // error once it has closed.
 func (lt *LocalTrack) WriteFrame(ctx context.Context, f Frame) error {
 	t := lt.s.t
-	return t.do(ctx, func(now clock.Time) error {
+	return lt.s.do(ctx, func(now clock.Time) error {
 		err := lt.s.conn.WriteFrame(now, lt.id, f.Data, core.FrameInfo{
 			Capture:   t.fromTime(f.CaptureTime, now),
 			Key:       f.Keyframe,
 			Droppable: f.Droppable,
 		})
 		if err != nil && lt.s.conn.Closed() {
-			return lt.s.conn.Err()
+			return connErr(lt.s.conn)
 		}
 		return err
 	})
@@ -316,7 +354,7 @@ func (lt *LocalTrack) keyFrameRequested() {
 // Close stops the track: frames already written still go, and the peer's
 // RemoteTrack ends with io.EOF.
 func (lt *LocalTrack) Close() error {
-	return lt.s.t.do(context.Background(), func(now clock.Time) error {
+	return lt.s.do(context.Background(), func(now clock.Time) error {
 		err := lt.s.conn.CloseStream(now, lt.id)
 		if lt.s.local[lt.id] == lt {
 			lt.s.local[lt.id] = nil
@@ -448,7 +486,7 @@ func (rt *RemoteTrack) ReadFrame(ctx context.Context, buf []byte) (int, FrameInf
 // RequestKeyFrame asks the peer for a key frame on this track (a PLI), at
 // most once per round trip.
 func (rt *RemoteTrack) RequestKeyFrame(ctx context.Context) error {
-	return rt.s.t.do(ctx, func(now clock.Time) error {
+	return rt.s.do(ctx, func(now clock.Time) error {
 		return rt.s.conn.RequestKeyFrame(now, rt.id)
 	})
 }

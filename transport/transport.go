@@ -33,6 +33,9 @@ type Transport struct {
 	io       packetIO
 	epoch    time.Time
 	ownsConn bool
+	// closeWithSession: the transport exists for one dialed session (package
+	// Dial) and closes with it.
+	closeWithSession bool
 	// preferPlain forces the portable I/O path (tests and benchmarks).
 	preferPlain bool
 
@@ -353,14 +356,16 @@ func (t *Transport) dispatch(now clock.Time, ev core.Event) {
 	s := t.sessions[ev.Conn]
 	switch ev.Type {
 	case core.EventConnected:
-		if s == nil { // an incoming session
-			s = newSession(t, ev.Conn)
-			t.sessions[ev.Conn] = s
-			if t.listener == nil || !t.listener.offer(s) {
-				ev.Conn.Close(now, core.CodeApplication, "not accepting")
-			}
+		if s != nil { // a session we dialed
+			s.established()
+			return
 		}
-		s.established()
+		s = newSession(t, ev.Conn)
+		t.sessions[ev.Conn] = s
+		s.established() // before Accept can see it
+		if t.listener == nil || !t.listener.offer(s) {
+			ev.Conn.Close(now, core.CodeApplication, "not accepting")
+		}
 		return
 	case core.EventClosed:
 		if s != nil {
@@ -483,13 +488,12 @@ func Dial(ctx context.Context, addr string, cfg *Config) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spillway: dial: %w", err)
 	}
-	t := &Transport{Conn: uc, Config: cfg, ownsConn: true}
+	t := &Transport{Conn: uc, Config: cfg, ownsConn: true, closeWithSession: true}
 	s, err := t.Dial(ctx, ua)
 	if err != nil {
 		_ = t.Close()
 		return nil, err
 	}
-	s.ownsTransport = true
 	return s, nil
 }
 

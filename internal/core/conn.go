@@ -438,7 +438,7 @@ func (c *Conn) pollTransmit(now clock.Time, dst []byte) (int, bool) {
 		h := wire.Handshake{Msg: wire.MsgAccept, Version: wire.Version1, DstConnID: c.remoteCID, SrcConnID: c.localCID, Params: c.localParams()}
 		b, err := h.Append(dst[:0], 0)
 		if err == nil {
-			c.sent(now, len(b), false)
+			c.sent(now, len(b), classHandshake)
 			return len(b), true
 		}
 	}
@@ -449,7 +449,7 @@ func (c *Conn) pollTransmit(now clock.Time, dst []byte) (int, bool) {
 		p := wire.Ping{DstConnID: c.remoteCID, PacketNumber: c.pnTrunc(), Pong: true, Echo: c.pongEcho, HoldMicros: uint32(hold)}
 		if b, err := p.Append(dst[:0]); err == nil {
 			c.consumePN()
-			c.sent(now, len(b), false)
+			c.sent(now, len(b), classControl)
 			return len(b), true
 		}
 	}
@@ -473,7 +473,7 @@ func (c *Conn) pollTransmit(now clock.Time, dst []byte) (int, bool) {
 		if b, err := p.Append(dst[:0]); err == nil {
 			c.consumePN()
 			c.stats.PingsSent++
-			c.sent(now, len(b), false)
+			c.sent(now, len(b), classControl)
 			return len(b), true
 		}
 	}
@@ -500,7 +500,7 @@ func (c *Conn) pollHello(now clock.Time, dst []byte) (int, bool) {
 	c.helloSent = now
 	c.helloNext = now.Add(c.helloBackoff)
 	c.helloBackoff *= 2
-	c.sent(now, len(b), false)
+	c.sent(now, len(b), classHandshake)
 	return len(b), true
 }
 
@@ -511,7 +511,7 @@ func (c *Conn) appendClose(now clock.Time, dst []byte, code uint16, reason strin
 		return 0
 	}
 	c.consumePN()
-	c.sent(now, len(b), false)
+	c.sent(now, len(b), classControl)
 	return len(b)
 }
 
@@ -522,13 +522,25 @@ func (c *Conn) consumePN() int64 {
 	return pn
 }
 
+// packetClass says how a datagram leaving counts.
+type packetClass uint8
+
+const (
+	classHandshake packetClass = iota // not paced: the handshake precedes all media
+	classControl                      // feedback, ping, close: charged to the pacer
+	classMedia                        // charged to the pacer, and marks media activity
+)
+
 // sent accounts a datagram leaving.
-func (c *Conn) sent(now clock.Time, size int, media bool) {
+func (c *Conn) sent(now clock.Time, size int, class packetClass) {
 	c.lastSend = now
+	if class == classHandshake {
+		return // counted in the endpoint's handshake figures, not the session's
+	}
 	c.stats.PacketsSent++
 	c.stats.BytesSent += int64(size)
 	c.snd.pacer.OnSent(now, size)
-	if media {
+	if class == classMedia {
 		c.lastMediaSend = now
 	}
 }

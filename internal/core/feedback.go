@@ -149,7 +149,7 @@ func (c *Conn) pollFeedback(now clock.Time, dst []byte) (int, bool) {
 	}
 	c.consumePN()
 	c.stats.FeedbackSent++
-	c.sent(now, len(b), false)
+	c.sent(now, len(b), classControl)
 	return len(b), true
 }
 

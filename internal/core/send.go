@@ -343,7 +343,7 @@ func (s *sender) sendFragment(now clock.Time, st *sendStream, f *outFrame, dst [
 	s.history[pn&(historySize-1)] = sentPacket{key: pn + 1, at: now, size: int32(len(b)), media: true}
 	c.stats.MediaPacketsSent++
 	c.stats.MediaBytesSent += int64(end - start)
-	c.sent(now, len(b), true)
+	c.sent(now, len(b), classMedia)
 	return len(b)
 }
 

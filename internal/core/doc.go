@@ -1,0 +1,51 @@
+// Package core is Spillway's sans-I/O session core: the state machines of
+// one socket (Endpoint) and its connections (Conn), driven by whoever owns
+// them: the UDP driver in package transport over real sockets and the wall
+// clock, or the netem simulator on virtual time. The same code runs in
+// both, deterministically for a given seed and input.
+//
+// # Usage
+//
+// A driver calls HandleDatagram for every datagram received and
+// HandleTimeout when NextTimeout has come, then drains PollTransmit (until
+// !ok) and PollEvent (until !ok). Application commands (Connect,
+// OpenStream, WriteFrame, Close, ...) are plain method calls made by the
+// same goroutine. Every call takes `now`; nothing here reads a clock, starts
+// a goroutine or touches a socket, and nothing is safe for concurrent use.
+//
+// # What it does
+//
+//   - Handshake with a stateless cookie: until a client proves its address
+//     by echoing a cookie, the endpoint keeps no state about it and never
+//     answers with more bytes than it received (docs/PROTOCOL.md §4).
+//   - Streams of kind audio, video and data with priorities; frames up to
+//     MaxFrameSize, split into fragments and reassembled whatever the order,
+//     duplicates and losses; incomplete frames given up at their deadline
+//     and reported (EventFrameLost).
+//   - The feature packages enter as plain structs behind the types they
+//     keep: fec (no repair packets yet), arq (receive window, RTT; no
+//     retransmission yet), cc (fixed-rate pacer at 2.5 x the streams'
+//     nominal bitrate), jitterbuffer (fixed playout delay).
+//   - Feedback in RTCP: transport-wide CC every FeedbackInterval, receiver
+//     reports every second, PLI on request; stream announcements in APP
+//     messages, repeated until acknowledged.
+//   - Keepalive pings, RTT from ping/pong, idle timeout, orderly close
+//     (queued frames flushed within their deadlines, then Close, repeated
+//     up to three times).
+//
+// # Memory
+//
+// Steady-state traffic allocates nothing (BenchmarkSteady* and the
+// Mallocs-counting tests). Bounds: MaxSendBuffer bytes queued per
+// connection, MaxReceiveBuffer bytes of frames being assembled or awaiting
+// playout, MaxPendingFrames frames per received stream, 64 queued stateless
+// answers per endpoint, MaxConns connections. A connection's fixed state is
+// 82 KiB (send history and arrival records of 2048 packets each), plus
+// 104 B per pending-frame slot (256 by default) of each received stream.
+//
+// # Limitations (version 1)
+//
+// No packet protection yet (the header leaves room for an AEAD tag), no
+// retransmission, no FEC repair, no congestion control beyond a fixed pacer,
+// no address migration (packets from a new address are dropped and counted).
+package core

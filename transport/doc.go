@@ -1,0 +1,56 @@
+// Package transport is Spillway's UDP driver and public API: sessions
+// carrying tracks of frames between a pusher and a player, over any
+// net.PacketConn.
+//
+// # Usage
+//
+//	l, _ := transport.Listen(":7000", &transport.Config{Profile: transport.RTC})
+//	sess, _ := transport.Dial(ctx, "relay:7000", nil)
+//	v, _ := sess.Publish(ctx, transport.TrackConfig{Kind: transport.KindVideo})
+//	err := v.WriteFrame(ctx, transport.Frame{Data: au, CaptureTime: t, Keyframe: true})
+//	in, _ := l.Accept(ctx)
+//	rt, _ := in.AcceptTrack(ctx)
+//	n, info, err := rt.ReadFrame(ctx, buf)
+//
+// A Transport over a caller's net.PacketConn (a UDP socket, or netem's
+// in-memory PacketConn for tests) carries many sessions on one socket.
+//
+// # Goroutines
+//
+// A Transport starts two goroutines on first use and stops them in Close:
+// the loop, which owns every session's state (the sans-I/O core in
+// internal/core) and reads the clock once per turn, and a reader, which only
+// reads datagrams and hands them over through a bounded queue (Config.
+// ReceiveQueue) that drops and counts when the loop falls behind. Calls from
+// other goroutines run on the loop as closures. On Linux UDP sockets the
+// driver reads and writes in batches (recvmmsg/sendmmsg through x/net);
+// elsewhere, one datagram per call without allocating.
+//
+// # Cancellation
+//
+// Every blocking call takes a context.Context and returns the context's
+// error when it ends first. Close and CloseWithError are orderly: frames
+// already written still go within their deadlines, then the peer is told.
+//
+// # Deadlines
+//
+// A frame's deadline is its CaptureTime plus Config.Latency. WriteFrame
+// refuses a frame that can no longer make it (ErrFrameDropped) and the
+// sender drops queued frames whose deadline passes; the receiver gives up
+// incomplete frames at their deadline and ReadFrame reports the frames
+// skipped before each one (FrameInfo.LostBefore).
+//
+// # Security
+//
+// The handshake proves the client's address with a stateless cookie before
+// the server keeps any state or sends anything larger than it received.
+// Version 1 does not encrypt or authenticate packets: do not carry secrets
+// over it on untrusted networks yet.
+//
+// # Limitations
+//
+// This version retransmits nothing and sends no FEC, so lost packets lose
+// frames; its pacer sends at 2.5 x the tracks' nominal bitrate (capped at
+// MaxBitrate) without congestion control; playout is at a fixed delay.
+// Later versions add these behind the same API.
+package transport

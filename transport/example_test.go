@@ -1,0 +1,190 @@
+package transport_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/spillway-rt/spillway/transport"
+)
+
+// Example shows both ends: a player listening and a pusher dialing it,
+// sending one video frame.
+func Example() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cfg := &transport.Config{Profile: transport.RTC, Latency: 100 * time.Millisecond}
+
+	// Player.
+	l, err := transport.Listen("127.0.0.1:0", cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+
+	// Pusher.
+	sess, err := transport.Dial(ctx, l.Addr().String(), cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sess.Close()
+	video, err := sess.Publish(ctx, transport.TrackConfig{Kind: transport.KindVideo, Priority: transport.PriorityMedium})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := video.WriteFrame(ctx, transport.Frame{Data: []byte("an encoded key frame"), Keyframe: true}); err != nil {
+		log.Fatal(err)
+	}
+
+	// Player again.
+	in, err := l.Accept(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	track, err := in.AcceptTrack(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	buf := make([]byte, 64<<10)
+	n, info, err := track.ReadFrame(ctx, buf)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s track, frame %d: %q key=%v\n", track.Kind(), info.ID, buf[:n], info.Keyframe)
+	// Output: video track, frame 0: "an encoded key frame" key=true
+}
+
+// ExampleDial opens a session to a listener and publishes an audio track.
+func ExampleDial() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	l, err := transport.Listen("127.0.0.1:0", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+
+	sess, err := transport.Dial(ctx, l.Addr().String(), &transport.Config{Profile: transport.RTC})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sess.Close()
+	audio, err := sess.Publish(ctx, transport.TrackConfig{Kind: transport.KindAudio, Priority: transport.PriorityHigh})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("published", audio.Kind(), "track", audio.ID(), "with a", sess.Latency(), "budget")
+	// Output: published audio track 0 with a 300ms budget
+}
+
+// ExampleListen accepts sessions until the context ends.
+func ExampleListen() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	l, err := transport.Listen("127.0.0.1:0", &transport.Config{Profile: transport.Live})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+
+	go func() { // a pusher somewhere
+		s, err := transport.Dial(ctx, l.Addr().String(), &transport.Config{Profile: transport.Live})
+		if err != nil {
+			log.Print(err)
+			return
+		}
+		<-s.Done()
+	}()
+
+	sess, err := l.Accept(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("incoming:", sess.Incoming(), "peer budget:", sess.PeerLatency())
+	sess.Close()
+	// Output: incoming: true peer budget: 3s
+}
+
+// ExampleLocalTrack_WriteFrame sends frames with their capture times; a
+// frame that can no longer arrive in time is refused, not sent late.
+func ExampleLocalTrack_WriteFrame() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	l, err := transport.Listen("127.0.0.1:0", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	sess, err := transport.Dial(ctx, l.Addr().String(), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sess.Close()
+	video, err := sess.Publish(ctx, transport.TrackConfig{Kind: transport.KindVideo, Bitrate: 1_500_000})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	captured := time.Now()
+	err = video.WriteFrame(ctx, transport.Frame{Data: make([]byte, 40_000), CaptureTime: captured, Keyframe: true})
+	fmt.Println("fresh frame:", err)
+
+	stale := captured.Add(-time.Second) // a second old: past the 300 ms budget
+	err = video.WriteFrame(ctx, transport.Frame{Data: make([]byte, 5_000), CaptureTime: stale})
+	fmt.Println("stale frame dropped:", errors.Is(err, transport.ErrFrameDropped))
+	// Output:
+	// fresh frame: <nil>
+	// stale frame dropped: true
+}
+
+// ExampleRemoteTrack_ReadFrame reads frames at their playout time until the
+// peer closes the track.
+func ExampleRemoteTrack_ReadFrame() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cfg := &transport.Config{Latency: 50 * time.Millisecond}
+	l, err := transport.Listen("127.0.0.1:0", cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		sess, err := transport.Dial(ctx, l.Addr().String(), cfg)
+		if err != nil {
+			log.Print(err)
+			return
+		}
+		defer sess.Close()
+		audio, _ := sess.Publish(ctx, transport.TrackConfig{Kind: transport.KindAudio})
+		for i := range 3 {
+			_ = audio.WriteFrame(ctx, transport.Frame{Data: []byte{byte(i), 1, 2, 3}})
+			time.Sleep(20 * time.Millisecond)
+		}
+		_ = audio.Close()
+	}()
+
+	sess, err := l.Accept(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	track, err := sess.AcceptTrack(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	buf := make([]byte, 1500)
+	for {
+		n, info, err := track.ReadFrame(ctx, buf)
+		if err != nil {
+			fmt.Println("end:", err)
+			break
+		}
+		fmt.Printf("frame %d: %d bytes, lost before it: %d\n", info.ID, n, info.LostBefore)
+	}
+	// Output:
+	// frame 0: 4 bytes, lost before it: 0
+	// frame 1: 4 bytes, lost before it: 0
+	// frame 2: 4 bytes, lost before it: 0
+	// end: EOF
+}

@@ -1,0 +1,348 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/spillway-rt/spillway/netem"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var (
+	addrA = netip.MustParseAddrPort("10.1.0.1:1000")
+	addrB = netip.MustParseAddrPort("10.1.0.2:2000")
+)
+
+// netemPair returns a listening and a dialing transport over an in-memory
+// network with the given link each way. Call inside a synctest bubble.
+func netemPair(t *testing.T, link netem.LinkConfig, cfg *Config) (*Listener, *Transport, *netem.Network) {
+	t.Helper()
+	n := netem.NewNetwork(1)
+	ca, err := n.Listen(addrA)
+	require.NoError(t, err)
+	cb, err := n.Listen(addrB)
+	require.NoError(t, err)
+	require.NoError(t, n.SetLink(addrA, addrB, link))
+	require.NoError(t, n.SetLink(addrB, addrA, link))
+	server := &Transport{Conn: ca, Config: cfg}
+	l, err := server.Listen()
+	require.NoError(t, err)
+	client := &Transport{Conn: cb, Config: cfg}
+	t.Cleanup(func() {
+		_ = client.Close()
+		_ = server.Close()
+		_ = ca.Close()
+		_ = cb.Close()
+		_ = n.Close()
+	})
+	return l, client, n
+}
+
+func frameData(track, i int) []byte {
+	b := make([]byte, 500+i*37%9000)
+	for j := range b {
+		b[j] = byte(j*track + i)
+	}
+	return b
+}
+
+func TestSessionOverEmulatedLink(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		link := netem.LinkConfig{Delay: 30 * time.Millisecond, Jitter: 5 * time.Millisecond, Rate: 10_000_000}
+		l, client, _ := netemPair(t, link, nil)
+		start := time.Now()
+		cs, err := client.Dial(ctx, net.UDPAddrFromAddrPort(addrA))
+		require.NoError(t, err)
+		took := time.Since(start)
+		assert.GreaterOrEqual(t, took, 120*time.Millisecond, "two round trips: Hello, Retry, Hello, Accept")
+		assert.LessOrEqual(t, took, 140*time.Millisecond, "plus at most 5 ms of jitter on each of the four trips")
+		ss, err := l.Accept(ctx)
+		require.NoError(t, err)
+		assert.True(t, ss.Incoming())
+		assert.False(t, cs.Incoming())
+		assert.Equal(t, addrB.String(), ss.RemoteAddr().String())
+
+		audio, err := cs.Publish(ctx, TrackConfig{Kind: KindAudio, Priority: PriorityHigh})
+		require.NoError(t, err)
+		video, err := cs.Publish(ctx, TrackConfig{Kind: KindVideo, Bitrate: 3_000_000})
+		require.NoError(t, err)
+		assert.NotEqual(t, audio.ID(), video.ID())
+
+		const frames = 100
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for i := range frames {
+				require.NoError(t, audio.WriteFrame(ctx, Frame{Data: frameData(1, i)}))
+				require.NoError(t, video.WriteFrame(ctx, Frame{Data: frameData(2, i), Keyframe: i%30 == 0}))
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+		got := map[Kind]int{}
+		var mu sync.Mutex
+		for range 2 {
+			rt, err := ss.AcceptTrack(ctx)
+			require.NoError(t, err)
+			wg.Go(func() {
+				buf := make([]byte, 1<<16)
+				track := 1
+				if rt.Kind() == KindVideo {
+					track = 2
+				}
+				for i := range frames {
+					n, info, err := rt.ReadFrame(ctx, buf)
+					require.NoError(t, err)
+					assert.Equal(t, int64(i), info.ID)
+					assert.True(t, bytes.Equal(frameData(track, i), buf[:n]), "track %d frame %d", track, i)
+					assert.Equal(t, track == 2 && i%30 == 0, info.Keyframe)
+					// Played at the sender's Latency after capture, to within the
+					// clock-offset estimate (half the path's asymmetry: jitter).
+					assert.InDelta(t, 300*time.Millisecond, info.PlayoutTime.Sub(info.CaptureTime), float64(5*time.Millisecond))
+					assert.Zero(t, info.LostBefore)
+					mu.Lock()
+					got[rt.Kind()]++
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		assert.Equal(t, map[Kind]int{KindAudio: frames, KindVideo: frames}, got)
+		st := ss.Stats()
+		assert.Equal(t, int64(2*frames), st.FramesDelivered)
+		assert.InDelta(t, 60*time.Millisecond, st.MinRoundTripTime, float64(11*time.Millisecond))
+
+		require.NoError(t, cs.Close())
+		<-ss.Done()
+		var ce *CloseError
+		require.ErrorAs(t, ss.Err(), &ce)
+		assert.True(t, ce.Remote)
+		assert.ErrorIs(t, ss.Err(), ErrClosed)
+		assert.ErrorIs(t, cs.Err(), ErrClosed)
+		_, err = audio.s.Publish(ctx, TrackConfig{})
+		assert.ErrorIs(t, err, ErrClosed)
+		assert.ErrorIs(t, audio.WriteFrame(ctx, Frame{Data: []byte{1}}), ErrClosed)
+		assert.Equal(t, int64(2*frames), cs.Stats().FramesSent, "stats survive the close")
+	})
+}
+
+func TestLossyLinkReportsLoss(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		l, client, _ := netemPair(t, netem.LinkConfig{Delay: 20 * time.Millisecond, Loss: 0.05}, nil)
+		cs, err := client.Dial(ctx, net.UDPAddrFromAddrPort(addrA))
+		require.NoError(t, err)
+		ss, err := l.Accept(ctx)
+		require.NoError(t, err)
+		v, err := cs.Publish(ctx, TrackConfig{Kind: KindVideo})
+		require.NoError(t, err)
+		go func() {
+			for i := range 200 {
+				_ = v.WriteFrame(ctx, Frame{Data: frameData(2, i)})
+				time.Sleep(30 * time.Millisecond)
+			}
+			_ = v.Close()
+		}()
+		rt, err := ss.AcceptTrack(ctx)
+		require.NoError(t, err)
+		buf := make([]byte, 1<<16)
+		var got, lost int64
+		last := int64(-1)
+		for {
+			n, info, err := rt.ReadFrame(ctx, buf)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			require.NoError(t, err)
+			assert.Equal(t, frameData(2, int(info.ID)), buf[:n])
+			assert.Equal(t, info.ID-last-1, info.LostBefore)
+			last = info.ID
+			got++
+			lost += info.LostBefore
+		}
+		assert.Greater(t, got, int64(100))
+		assert.Greater(t, lost, int64(5), "5 % packet loss loses frames: no retransmission yet")
+		assert.Equal(t, int64(200), got+lost+(199-last))
+	})
+}
+
+func TestDialErrors(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := netem.NewNetwork(1)
+		defer n.Close()
+		c, err := n.Listen(addrB)
+		require.NoError(t, err)
+		defer c.Close()
+		tr := &Transport{Conn: c, Config: &Config{HandshakeTimeout: 2 * time.Second}}
+		defer tr.Close()
+		start := time.Now()
+		_, err = tr.Dial(context.Background(), net.UDPAddrFromAddrPort(addrA))
+		assert.ErrorIs(t, err, ErrHandshakeTimeout)
+		assert.Equal(t, 2*time.Second, time.Since(start))
+
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		_, err = tr.Dial(ctx, net.UDPAddrFromAddrPort(addrA))
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
+	})
+
+	_, err := (&Transport{}).Dial(context.Background(), &net.UDPAddr{})
+	assert.ErrorIs(t, err, ErrInvalidConfig)
+	err = (&Config{Latency: -time.Second}).Validate()
+	assert.ErrorIs(t, err, ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "Latency")
+	_, err = Dial(context.Background(), "not an address", nil)
+	assert.Error(t, err)
+}
+
+func TestRefusedWhenNotListening(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l, client, _ := netemPair(t, netem.LinkConfig{Delay: time.Millisecond}, nil)
+		require.NoError(t, l.Close())
+		_, err := client.Dial(context.Background(), net.UDPAddrFromAddrPort(addrA))
+		var rej *RejectError
+		require.ErrorAs(t, err, &rej)
+		assert.ErrorIs(t, err, ErrRejected)
+		_, err = l.Accept(context.Background())
+		assert.ErrorIs(t, err, ErrClosed)
+	})
+}
+
+func TestFrameErrorsAndCancellation(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		l, client, _ := netemPair(t, netem.LinkConfig{Delay: 5 * time.Millisecond}, &Config{MaxFrameSize: 100_000})
+		cs, err := client.Dial(ctx, net.UDPAddrFromAddrPort(addrA))
+		require.NoError(t, err)
+		ss, err := l.Accept(ctx)
+		require.NoError(t, err)
+		v, err := cs.Publish(ctx, TrackConfig{Kind: KindVideo})
+		require.NoError(t, err)
+		assert.ErrorIs(t, v.WriteFrame(ctx, Frame{Data: make([]byte, 100_001)}), ErrFrameTooLarge)
+		assert.ErrorIs(t, v.WriteFrame(ctx, Frame{Data: []byte{1}, CaptureTime: time.Now().Add(-time.Second)}), ErrFrameDropped)
+		_, err = cs.Publish(ctx, TrackConfig{Kind: 7})
+		assert.ErrorIs(t, err, ErrInvalidConfig)
+		assert.ErrorIs(t, cs.CloseWithError(5, ""), ErrInvalidConfig, "codes below 0x100 are reserved")
+
+		rt, err := ss.AcceptTrack(ctx)
+		require.NoError(t, err)
+		short, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		_, _, err = rt.ReadFrame(short, make([]byte, 10))
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
+		_, err = ss.AcceptTrack(short)
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
+
+		require.NoError(t, v.WriteFrame(ctx, Frame{Data: frameData(2, 3)}))
+		_, info, err := rt.ReadFrame(ctx, make([]byte, 10))
+		assert.ErrorIs(t, err, io.ErrShortBuffer)
+		assert.Equal(t, len(frameData(2, 3)), info.Size)
+		buf := make([]byte, info.Size)
+		n, _, err := rt.ReadFrame(ctx, buf)
+		require.NoError(t, err, "the frame was kept for a bigger buffer")
+		assert.Equal(t, frameData(2, 3), buf[:n])
+
+		// Key-frame requests reach the sender's callback.
+		asked := make(chan struct{}, 1)
+		v.OnKeyFrameRequest(func() { asked <- struct{}{} })
+		require.NoError(t, rt.RequestKeyFrame(ctx))
+		<-asked
+
+		// A reader that falls behind loses the oldest frames, counted.
+		_ = v.Close()
+		assert.ErrorIs(t, v.Close(), ErrClosed)
+		_, _, err = rt.ReadFrame(ctx, buf)
+		assert.ErrorIs(t, err, io.EOF)
+	})
+}
+
+func TestSlowReaderDropsOldest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		l, client, _ := netemPair(t, netem.LinkConfig{Delay: 5 * time.Millisecond}, &Config{FrameQueue: 4})
+		cs, err := client.Dial(ctx, net.UDPAddrFromAddrPort(addrA))
+		require.NoError(t, err)
+		ss, err := l.Accept(ctx)
+		require.NoError(t, err)
+		a, err := cs.Publish(ctx, TrackConfig{Kind: KindAudio})
+		require.NoError(t, err)
+		for i := range 10 {
+			require.NoError(t, a.WriteFrame(ctx, Frame{Data: []byte{byte(i)}}))
+			time.Sleep(20 * time.Millisecond)
+		}
+		rt, err := ss.AcceptTrack(ctx)
+		require.NoError(t, err)
+		time.Sleep(time.Second)
+		assert.Equal(t, int64(6), rt.Dropped())
+		buf := make([]byte, 8)
+		n, info, err := rt.ReadFrame(ctx, buf)
+		require.NoError(t, err)
+		assert.Equal(t, []byte{6}, buf[:n], "the newest four remain")
+		assert.Equal(t, int64(6), info.ID)
+	})
+}
+
+func TestTransportCloseEndsSessions(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		l, client, _ := netemPair(t, netem.LinkConfig{Delay: 5 * time.Millisecond}, nil)
+		cs, err := client.Dial(ctx, net.UDPAddrFromAddrPort(addrA))
+		require.NoError(t, err)
+		ss, err := l.Accept(ctx)
+		require.NoError(t, err)
+		require.NoError(t, client.Close())
+		<-cs.Done()
+		<-ss.Done()
+		assert.ErrorIs(t, cs.Err(), ErrClosed)
+		var ce *CloseError
+		assert.ErrorAs(t, ss.Err(), &ce, "the peer was told")
+		_, err = client.Dial(ctx, net.UDPAddrFromAddrPort(addrA))
+		assert.ErrorIs(t, err, ErrClosed)
+		require.NoError(t, client.Close(), "Close twice is fine")
+	})
+}
+
+// TestLoopbackUDP runs a session over real UDP sockets on loopback, which
+// takes the batched (recvmmsg/sendmmsg) path on Linux.
+func TestLoopbackUDP(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l, err := Listen("127.0.0.1:0", nil)
+	require.NoError(t, err)
+	defer l.Close()
+	cs, err := Dial(ctx, l.Addr().String(), nil)
+	require.NoError(t, err)
+	defer cs.Close()
+	ss, err := l.Accept(ctx)
+	require.NoError(t, err)
+	v, err := cs.Publish(ctx, TrackConfig{Kind: KindVideo})
+	require.NoError(t, err)
+	for i := range 20 {
+		require.NoError(t, v.WriteFrame(ctx, Frame{Data: frameData(2, i)}))
+	}
+	rt, err := ss.AcceptTrack(ctx)
+	require.NoError(t, err)
+	buf := make([]byte, 1<<16)
+	for i := range 20 {
+		n, info, err := rt.ReadFrame(ctx, buf)
+		require.NoError(t, err)
+		assert.Equal(t, int64(i), info.ID)
+		assert.Equal(t, frameData(2, i), buf[:n])
+	}
+	if ioPathBatchAvailable {
+		assert.Equal(t, "batch", l.t.Stats().IOPath)
+	}
+	assert.Zero(t, l.t.Stats().DatagramsDropped)
+}
