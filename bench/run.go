@@ -28,18 +28,16 @@ const drainAfter = time.Second
 type frameRec struct {
 	submit    clock.Time
 	size      int
-	frags     int
 	completed clock.Time // clock.Never if it never completed
 	dropped   bool       // the sender dropped it
 	avail     []uint64   // fragments available at the receiver by the deadline
 }
 
 type streamRec struct {
-	source    Source
-	id        uint8
-	frames    []frameRec
-	highest   int64 // highest frame id seen arriving, for unwrapping
-	wireTypes [8]int64
+	source  Source
+	id      uint8
+	frames  []frameRec
+	highest int64 // highest frame id seen arriving, for unwrapping
 }
 
 // dirCount counts one direction's datagrams by packet type.
@@ -163,8 +161,7 @@ func (h *host) offer(now clock.Time) {
 		id := int64(len(st.frames))
 		payload := h.payload[:f.Size]
 		fillPayload(payload, sid, id)
-		st.frames = append(st.frames, frameRec{submit: at, size: f.Size, completed: clock.Never,
-			frags: (f.Size + wire.FramePrefixLen + core.DefaultFragmentSize - 1) / core.DefaultFragmentSize})
+		st.frames = append(st.frames, frameRec{submit: at, size: f.Size, completed: clock.Never})
 		r.payloadBytes += int64(f.Size)
 		err := h.conn.WriteFrame(now, sid, payload, core.FrameInfo{Capture: at, Key: f.Key})
 		if err != nil && !errors.Is(err, core.ErrFrameDropped) {
@@ -292,23 +289,24 @@ func (r *run) fail(err error) {
 // deadline is the ground-truth deadline of a frame.
 func (r *run) deadline(fr *frameRec) clock.Time { return fr.submit.Add(r.latency) }
 
-// lookup finds the frame a data header names, unwrapping its 12-bit id.
-func (r *run) lookup(h *wire.DataHeader) (*streamRec, *frameRec) {
+// lookup finds the frame a data header names, unwrapping its 12-bit id
+// against the highest id seen arriving; advance moves that reference.
+func (r *run) lookup(h *wire.DataHeader, advance bool) *frameRec {
 	st := r.streams[h.Stream]
 	if st == nil {
-		return nil, nil
+		return nil
 	}
-	id := wire.DecodeFrameID(st.highest+1, h.FrameID)
-	if st.highest < 0 {
-		id = int64(h.FrameID)
+	id := int64(h.FrameID)
+	if st.highest >= 0 {
+		id = wire.DecodeFrameID(st.highest+1, h.FrameID)
 	}
 	if id < 0 || id >= int64(len(st.frames)) {
-		return st, nil
+		return nil
 	}
-	if id > st.highest {
+	if advance && id > st.highest {
 		st.highest = id
 	}
-	return st, &st.frames[id]
+	return &st.frames[id]
 }
 
 // onSend accounts a datagram the sender sends.
@@ -333,7 +331,7 @@ func (r *run) onSend(now clock.Time, b []byte) {
 		if _, err := h.Parse(b); err != nil {
 			return
 		}
-		_, fr := r.peekFrame(&h)
+		fr := r.lookup(&h, false)
 		if fr == nil {
 			return
 		}
@@ -352,19 +350,6 @@ func (r *run) onSend(now clock.Time, b []byte) {
 	}
 }
 
-// peekFrame is lookup without moving the unwrap reference.
-func (r *run) peekFrame(h *wire.DataHeader) (*streamRec, *frameRec) {
-	st := r.streams[h.Stream]
-	if st == nil {
-		return nil, nil
-	}
-	id := wire.DecodeFrameID(st.highest+1, h.FrameID)
-	if id < 0 || id >= int64(len(st.frames)) {
-		return st, nil
-	}
-	return st, &st.frames[id]
-}
-
 // onArrival accounts a datagram reaching the receiver.
 func (r *run) onArrival(now clock.Time, b []byte) {
 	if len(b) == 0 {
@@ -378,7 +363,7 @@ func (r *run) onArrival(now clock.Time, b []byte) {
 	if _, err := h.Parse(b); err != nil {
 		return
 	}
-	_, fr := r.lookup(&h)
+	fr := r.lookup(&h, true)
 	if fr == nil {
 		return
 	}
@@ -391,9 +376,8 @@ func (r *run) onArrival(now clock.Time, b []byte) {
 		r.mediaArrived++
 	}
 	if now <= r.deadline(fr) {
-		fr.frags = int(h.FragCount)
 		if fr.avail == nil {
-			fr.avail = make([]uint64, (fr.frags+63)/64)
+			fr.avail = make([]uint64, (int(h.FragCount)+63)/64)
 		}
 		fr.avail[h.FragIndex/64] |= 1 << (h.FragIndex % 64)
 	}

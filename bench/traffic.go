@@ -95,40 +95,45 @@ type Frame struct {
 // Generator yields a Traffic's frames in capture-time order,
 // deterministically for a seed.
 type Generator struct {
-	t          Traffic
-	rng        *rand.Rand
-	videoSeq   int64
-	audioSeq   int64
-	deltaSize  float64
-	gopFrames  int64
-	videoEvery time.Duration
-	audioEvery time.Duration
+	t         Traffic
+	rng       *rand.Rand
+	videoSeq  int64
+	audioSeq  int64
+	deltaSize float64
+	gopFrames int64
+	video     bool
+	audio     bool
 }
 
 // NewGenerator returns a generator; t must be valid.
 func NewGenerator(t Traffic, seed uint64) *Generator {
 	g := &Generator{t: t, rng: rand.New(rand.NewPCG(seed, 0x7261666669630a))}
 	if v := t.Video; v.FPS > 0 {
-		g.videoEvery = time.Duration(float64(time.Second) / v.FPS)
+		g.video = true
 		g.gopFrames = max(1, int64(math.Round(v.KeyInterval.Seconds()*v.FPS)))
 		gopBytes := float64(v.Bitrate) / 8 * float64(g.gopFrames) / v.FPS
 		g.deltaSize = gopBytes / (float64(g.gopFrames-1) + v.KeyFactor)
 	}
-	if a := t.Audio; a.FPS > 0 {
-		g.audioEvery = time.Duration(float64(time.Second) / a.FPS)
-	}
+	g.audio = t.Audio.FPS > 0
 	return g
 }
 
-func (g *Generator) videoAt() time.Duration { return time.Duration(g.videoSeq) * g.videoEvery }
-func (g *Generator) audioAt() time.Duration { return time.Duration(g.audioSeq) * g.audioEvery }
+// Capture times are computed from the frame number, not accumulated, so
+// they do not drift (30 fps is not a whole number of nanoseconds).
+func (g *Generator) videoAt() time.Duration {
+	return time.Duration(math.Round(float64(g.videoSeq) * float64(time.Second) / g.t.Video.FPS))
+}
+
+func (g *Generator) audioAt() time.Duration {
+	return time.Duration(math.Round(float64(g.audioSeq) * float64(time.Second) / g.t.Audio.FPS))
+}
 
 // Peek returns the capture time of the next frame.
 func (g *Generator) Peek() time.Duration {
 	switch {
-	case g.videoEvery == 0:
+	case !g.video:
 		return g.audioAt()
-	case g.audioEvery == 0:
+	case !g.audio:
 		return g.videoAt()
 	}
 	return min(g.videoAt(), g.audioAt())
@@ -136,7 +141,7 @@ func (g *Generator) Peek() time.Duration {
 
 // Next returns the next frame; audio goes first when both fall at once.
 func (g *Generator) Next() Frame {
-	if g.audioEvery != 0 && (g.videoEvery == 0 || g.audioAt() <= g.videoAt()) {
+	if g.audio && (!g.video || g.audioAt() <= g.videoAt()) {
 		a := g.t.Audio
 		f := Frame{Source: SourceAudio, Seq: g.audioSeq, At: g.audioAt(), Key: true,
 			Size: a.MinSize + g.rng.IntN(a.MaxSize-a.MinSize+1)}

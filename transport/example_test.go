@@ -15,7 +15,7 @@ import (
 func Example() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	cfg := &transport.Config{Profile: transport.RTC, Latency: 100 * time.Millisecond}
+	cfg := &transport.Config{Profile: transport.RTC}
 
 	// Player.
 	l, err := transport.Listen("127.0.0.1:0", cfg)
@@ -144,7 +144,7 @@ func ExampleLocalTrack_WriteFrame() {
 func ExampleRemoteTrack_ReadFrame() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	cfg := &transport.Config{Latency: 50 * time.Millisecond}
+	cfg := &transport.Config{Profile: transport.RTC}
 	l, err := transport.Listen("127.0.0.1:0", cfg)
 	if err != nil {
 		log.Fatal(err)

@@ -319,10 +319,13 @@ func TestTransportCloseEndsSessions(t *testing.T) {
 func TestLoopbackUDP(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	l, err := Listen("127.0.0.1:0", nil)
+	// Real time on a shared machine: a 3 s budget keeps scheduling stalls
+	// from dropping frames, while playout stays quick.
+	cfg := &Config{Latency: 3 * time.Second, MaxPlayoutDelay: 50 * time.Millisecond}
+	l, err := Listen("127.0.0.1:0", cfg)
 	require.NoError(t, err)
 	defer l.Close()
-	cs, err := Dial(ctx, l.Addr().String(), nil)
+	cs, err := Dial(ctx, l.Addr().String(), cfg)
 	require.NoError(t, err)
 	defer cs.Close()
 	ss, err := l.Accept(ctx)

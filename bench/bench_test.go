@@ -1,0 +1,184 @@
+package bench
+
+import (
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestPercentilesRankNeverCompletedAsInfinite(t *testing.T) {
+	inf := math.Inf(1)
+	tests := []struct {
+		name string
+		lat  []float64
+		p50  *float64
+		p99  *float64
+		max  *float64
+	}{
+		{"empty", nil, nil, nil, nil},
+		{"one", []float64{5}, ptr(5), ptr(5), ptr(5)},
+		{"hundred", seq(1, 100), ptr(50), ptr(99), ptr(100)},
+		{"one lost in a hundred", append(seq(1, 99), inf), ptr(50), ptr(99), nil},
+		{"two lost in a hundred", append(seq(1, 98), inf, inf), ptr(50), nil, nil},
+		{"half lost", append(seq(1, 50), seq(inf, inf)...), ptr(50), nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := percentiles(tt.lat)
+			assert.Equal(t, tt.p50, p.P50)
+			assert.Equal(t, tt.p99, p.P99)
+			assert.Equal(t, tt.max, p.Max)
+		})
+	}
+	b, err := json.Marshal(percentiles([]float64{1, inf}))
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"p50":1,"p95":null,"p99":null,"max":null}`, string(b))
+}
+
+func ptr(v float64) *float64 { return &v }
+
+func seq(from, to float64) []float64 {
+	if math.IsInf(from, 1) {
+		out := make([]float64, 50)
+		for i := range out {
+			out[i] = from
+		}
+		return out
+	}
+	var out []float64
+	for v := from; v <= to; v++ {
+		out = append(out, v)
+	}
+	return out
+}
+
+func TestGeneratorMatchesTheTrafficModel(t *testing.T) {
+	tr := DefaultTraffic()
+	g := NewGenerator(tr, 1)
+	var videoBytes, keys, audio, video int
+	var keySize, deltaSum, deltas int
+	var last time.Duration
+	for g.Peek() < 60*time.Second {
+		f := g.Next()
+		require.GreaterOrEqual(t, f.At, last, "capture-time order")
+		last = f.At
+		switch f.Source {
+		case SourceAudio:
+			audio++
+			assert.True(t, f.Size >= 80 && f.Size <= 160)
+			assert.Equal(t, time.Duration(f.Seq)*20*time.Millisecond, f.At)
+		case SourceVideo:
+			video++
+			videoBytes += f.Size
+			if f.Key {
+				keys++
+				keySize = f.Size
+				assert.Zero(t, f.Seq%60, "a key frame every 2 s")
+			} else {
+				deltaSum += f.Size
+				deltas++
+			}
+		}
+	}
+	assert.Equal(t, 3000, audio)
+	assert.Equal(t, 1800, video)
+	assert.Equal(t, 30, keys)
+	assert.InEpsilon(t, 1_500_000, float64(videoBytes)*8/60, 0.01, "video averages its bitrate")
+	assert.InEpsilon(t, 8, float64(keySize)/(float64(deltaSum)/float64(deltas)), 0.02, "key frames are 8 x a delta")
+
+	a, b := NewGenerator(tr, 7), NewGenerator(tr, 7)
+	for range 1000 {
+		assert.Equal(t, a.Next(), b.Next())
+	}
+	assert.NotEqual(t, NewGenerator(tr, 1).Next(), NewGenerator(tr, 2).Next(), "audio sizes follow the seed")
+}
+
+func TestTrafficValidate(t *testing.T) {
+	assert.NoError(t, DefaultTraffic().Validate())
+	bad := []Traffic{
+		{},
+		{Video: VideoModel{FPS: 30}},
+		{Video: VideoModel{FPS: 30, Bitrate: 1, KeyInterval: time.Millisecond, KeyFactor: 8}},
+		{Video: VideoModel{FPS: 30, Bitrate: 1, KeyInterval: time.Second, KeyFactor: 0.5}},
+		{Audio: AudioModel{FPS: 50, MinSize: 100, MaxSize: 50}},
+		{Audio: AudioModel{FPS: -1}},
+	}
+	for _, tr := range bad {
+		assert.Error(t, tr.Validate(), "%+v", tr)
+	}
+}
+
+func TestSelect(t *testing.T) {
+	def, err := Select("")
+	require.NoError(t, err)
+	var names []string
+	for _, s := range def {
+		names = append(names, s.Name)
+		assert.NoError(t, s.Validate())
+	}
+	assert.Equal(t, []string{
+		"rtc-rtt40-loss0", "rtc-rtt40-loss2", "rtc-rtt40-loss5", "rtc-rtt40-loss10",
+		"rtc-rtt100-loss0", "rtc-rtt100-loss2", "rtc-rtt100-loss5", "rtc-rtt100-loss10",
+		"rtc-rtt200-loss0", "rtc-rtt200-loss2", "rtc-rtt200-loss5", "rtc-rtt200-loss10",
+	}, names)
+	for _, s := range Scenarios() {
+		assert.NoError(t, s.Validate(), s.Name)
+	}
+	arq, err := Select("^arq-")
+	require.NoError(t, err)
+	assert.Len(t, arq, 3)
+	_, err = Select("(")
+	assert.Error(t, err)
+	_, err = Select("^nothing$")
+	assert.Error(t, err)
+
+	sc := def[0]
+	sc.Forward.Loss = 2
+	assert.ErrorContains(t, sc.Validate(), "forward link")
+	sc = def[0]
+	sc.Profile = "fast"
+	assert.Error(t, sc.Validate())
+}
+
+// TestRunIsDeterministic runs a short lossy, jittery scenario twice.
+func TestRunIsDeterministic(t *testing.T) {
+	scs, err := Select("^netem-determinism$")
+	require.NoError(t, err)
+	sc := scs[0]
+	sc.Media = 5 * time.Second
+	a, err := Run(sc, 3)
+	require.NoError(t, err)
+	b, err := Run(sc, 3)
+	require.NoError(t, err)
+	for _, r := range []*Result{&a, &b} {
+		r.SimSpeed, r.WallS = 0, 0
+	}
+	assert.Equal(t, a, b)
+	c, err := Run(sc, 4)
+	require.NoError(t, err)
+	assert.NotEqual(t, a.LostPackets, c.LostPackets, "another seed, another loss pattern")
+
+	assert.Equal(t, 400, a.FramesSent, "5 s of 50 audio and 30 video frames per second")
+	assert.Zero(t, a.Corrupt)
+	assert.Greater(t, a.LostPackets, int64(0))
+	assert.InDelta(t, 0.05, float64(a.LostPackets)/float64(a.MediaPackets), 0.03)
+	assert.InDelta(t, float64(a.LostPackets)/float64(a.MediaPackets), a.ResidualLoss, 0.001, "no recovery yet: every lost packet is lost for good")
+	assert.Len(t, a.FECOverhead1s, 5)
+	require.NotNil(t, a.RTXPerLoss, "rtx_per_loss is defined when packets were lost")
+	assert.Zero(t, *a.RTXPerLoss, "no retransmissions yet")
+}
+
+func TestWriteTable(t *testing.T) {
+	var sb strings.Builder
+	v := 12.5
+	require.NoError(t, WriteTable(&sb, []Result{{Scenario: "x", FramesSent: 3, LatencyMS: Percentiles{P50: &v}}}))
+	out := sb.String()
+	assert.Contains(t, out, "scenario")
+	assert.Contains(t, out, "12.5")
+	assert.Contains(t, out, "inf")
+}
