@@ -106,6 +106,8 @@ type Config struct {
 	// FrameQueue is how many frames a received track holds for ReadFrame;
 	// beyond it the oldest is dropped and counted. Default 256.
 	FrameQueue int
+	// StatsInterval is the period of Session.OnNetStatus reports. Default 1 s.
+	StatsInterval time.Duration
 
 	// Logger receives debug logs (never per packet). Default: none.
 	Logger *slog.Logger
@@ -126,6 +128,7 @@ func (c *Config) withDefaults() Config {
 	setDefault(&d.MaxSessions, core.DefaultMaxConns)
 	setDefault(&d.ReceiveQueue, 1024)
 	setDefault(&d.FrameQueue, 256)
+	setDefault(&d.StatsInterval, time.Second)
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -150,6 +153,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: ReceiveQueue = %d: must be within 0-1048576", ErrInvalidConfig, d.ReceiveQueue)
 	case d.FrameQueue < 0 || d.FrameQueue > 1<<16:
 		return fmt.Errorf("%w: FrameQueue = %d: must be within 0-65536", ErrInvalidConfig, d.FrameQueue)
+	case d.StatsInterval < 10*time.Millisecond:
+		return fmt.Errorf("%w: StatsInterval = %v: must be at least 10 ms", ErrInvalidConfig, d.StatsInterval)
 	}
 	cc := d.core()
 	return cc.Validate()

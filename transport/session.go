@@ -86,9 +86,15 @@ type Session struct {
 	final       Stats         // stats at close; set before done closes
 	tracks      chan *RemoteTrack
 
+	statusMu sync.Mutex
+	onStatus func(NetStatus)
+
 	// loop-owned
 	local        [16]*LocalTrack
 	remoteTracks [16]*RemoteTrack
+	lastStats    Stats
+	lastStatsAt  clock.Time
+	statsStarted bool
 }
 
 func newSession(t *Transport, c *core.Conn) *Session {
@@ -105,9 +111,10 @@ func newSession(t *Transport, c *core.Conn) *Session {
 	}
 }
 
-func (s *Session) established() {
+func (s *Session) established(now clock.Time) {
 	s.readyOnce.Do(func() {
 		s.peerLatency = s.conn.PeerLatency()
+		s.lastStats, s.lastStatsAt, s.statsStarted = s.conn.Stats(), now, true
 		close(s.ready)
 	})
 }

@@ -251,8 +251,9 @@ func (t *Transport) loop() {
 	defer timer.Stop()
 	var closingSince clock.Time
 	closing := false
+	now := t.now()
+	nextStatus := now.Add(t.cfg.StatsInterval)
 	for {
-		now := t.now()
 		if !closing {
 			select {
 			case <-t.closing:
@@ -269,8 +270,16 @@ func (t *Transport) loop() {
 		if now >= t.ep.NextTimeout() {
 			t.ep.HandleTimeout(now)
 		}
+		if now >= nextStatus {
+			for _, s := range t.sessions {
+				if s.statsStarted {
+					s.reportStatus(now)
+				}
+			}
+			nextStatus = now.Add(t.cfg.StatsInterval)
+		}
 		t.flush(now)
-		next := t.ep.NextTimeout()
+		next := clock.Min(t.ep.NextTimeout(), nextStatus)
 		wait := time.Duration(next - now)
 		if next == clock.Never {
 			wait = time.Hour
@@ -280,11 +289,11 @@ func (t *Transport) loop() {
 		}
 		if wait > 0 {
 			timer.Reset(wait)
+			var b *rxBatch
+			var cmd func(clock.Time)
 			select {
-			case b := <-t.rx:
-				t.handleBatch(t.now(), b)
-			case cmd := <-t.cmds:
-				cmd(t.now())
+			case b = <-t.rx:
+			case cmd = <-t.cmds:
 			case <-timer.C:
 			case <-t.closingCh(closing):
 			}
@@ -294,16 +303,25 @@ func (t *Transport) loop() {
 				default:
 				}
 			}
+			now = t.now() // the one clock reading of this turn
+			if b != nil {
+				t.handleBatch(now, b)
+			}
+			if cmd != nil {
+				cmd(now)
+			}
+		} else {
+			now = t.now() // a timer is already due
 		}
 		// Take whatever else is ready without blocking, bounded so timers
 		// still run under a flood.
 		for range 64 {
 			select {
 			case b := <-t.rx:
-				t.handleBatch(t.now(), b)
+				t.handleBatch(now, b)
 				continue
 			case cmd := <-t.cmds:
-				cmd(t.now())
+				cmd(now)
 				continue
 			default:
 			}
@@ -357,12 +375,12 @@ func (t *Transport) dispatch(now clock.Time, ev core.Event) {
 	switch ev.Type {
 	case core.EventConnected:
 		if s != nil { // a session we dialed
-			s.established()
+			s.established(now)
 			return
 		}
 		s = newSession(t, ev.Conn)
 		t.sessions[ev.Conn] = s
-		s.established() // before Accept can see it
+		s.established(now) // before Accept can see it
 		if t.listener == nil || !t.listener.offer(s) {
 			ev.Conn.Close(now, core.CodeApplication, "not accepting")
 		}

@@ -146,6 +146,13 @@ func TestLossyLinkReportsLoss(t *testing.T) {
 		require.NoError(t, err)
 		ss, err := l.Accept(ctx)
 		require.NoError(t, err)
+		var statusMu sync.Mutex
+		var reports []NetStatus
+		ss.OnNetStatus(func(st NetStatus) {
+			statusMu.Lock()
+			reports = append(reports, st)
+			statusMu.Unlock()
+		})
 		v, err := cs.Publish(ctx, TrackConfig{Kind: KindVideo})
 		require.NoError(t, err)
 		go func() {
@@ -175,6 +182,22 @@ func TestLossyLinkReportsLoss(t *testing.T) {
 		assert.Greater(t, got, int64(100))
 		assert.Greater(t, lost, int64(5), "5 % packet loss loses frames: no retransmission yet")
 		assert.Equal(t, int64(200), got+lost+(199-last))
+
+		statusMu.Lock()
+		defer statusMu.Unlock()
+		require.GreaterOrEqual(t, len(reports), 6, "one NetStatus a second over 6 s")
+		assert.LessOrEqual(t, reports[0].Interval, time.Second, "the first covers the time since the session began")
+		var rcv, lostPkts, frames int64
+		for _, st := range reports[1:6] {
+			assert.Equal(t, time.Second, st.Interval)
+			assert.Positive(t, st.ReceiveBitrate)
+			assert.Equal(t, 40*time.Millisecond, st.RoundTripTime.Round(10*time.Millisecond))
+			rcv += st.PacketsReceived
+			lostPkts += st.PacketsLost
+			frames += st.FramesDelivered
+		}
+		assert.InDelta(t, 0.05, float64(lostPkts)/float64(rcv+lostPkts), 0.03)
+		assert.InDelta(t, 5*33*0.92, frames, 15, "33 frames a second, less those lost")
 	})
 }
 
