@@ -136,5 +136,24 @@ func (b *Buffer) NextTimeout() clock.Time {
 	return b.PlayoutTime(b.frames[0].Capture)
 }
 
+// Expect says the stream's frames start at id: ids below it are not waited
+// for, and a first frame released after id counts the ids it skipped as
+// lost. Without it, the first frame released sets where the stream starts
+// (a receiver joining mid-stream).
+func (b *Buffer) Expect(id int64) {
+	if len(b.frames) == 0 || b.frames[0].ID >= id {
+		b.next = id
+	}
+}
+
+// Reset empties the buffer for a new stream on the same id: it forgets the
+// frames it holds (their data is the caller's to free first, with Flush)
+// and what it released. Counters are kept.
+func (b *Buffer) Reset() {
+	clear(b.frames)
+	b.frames = b.frames[:0]
+	b.next = -1
+}
+
 // Stats returns the buffer's counters.
 func (b *Buffer) Stats() Stats { return b.stats }

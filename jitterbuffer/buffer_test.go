@@ -105,3 +105,26 @@ func BenchmarkSteadyPushPop(b *testing.B) {
 		i++
 	}
 }
+
+func TestReset(t *testing.T) {
+	b := New(Config{})
+	require.NoError(t, b.Push(0, Frame{ID: 5}))
+	_, ok := b.Pop(0)
+	require.True(t, ok)
+	assert.ErrorIs(t, b.Push(0, Frame{ID: 0}), ErrLate)
+	b.Reset()
+	require.NoError(t, b.Push(0, Frame{ID: 0}), "a reset stream starts again at any id")
+	f, ok := b.Pop(0)
+	require.True(t, ok)
+	assert.Zero(t, f.LostBefore)
+}
+
+func TestExpect(t *testing.T) {
+	b := New(Config{})
+	b.Expect(0)
+	require.NoError(t, b.Push(0, Frame{ID: 3}))
+	f, ok := b.Pop(0)
+	require.True(t, ok)
+	assert.Equal(t, int64(3), f.LostBefore, "frames 0-2 of a stream known to start at 0 were lost")
+	assert.ErrorIs(t, b.Push(0, Frame{ID: 1}), ErrLate)
+}

@@ -81,10 +81,9 @@ func (b *batchIO) read(rb *rxBatch) error {
 }
 
 func (b *batchIO) write(p []byte, to netip.AddrPort) error {
+	var err error
 	if b.nw == len(b.wmsgs) {
-		if err := b.flush(); err != nil {
-			return err
-		}
+		err = b.flush() // what failed is counted; this datagram still goes in the next batch
 	}
 	a := b.waddr[to]
 	if a == nil {
@@ -99,22 +98,29 @@ func (b *batchIO) write(p []byte, to netip.AddrPort) error {
 	m.Buffers[0] = b.wbufs[b.nw]
 	m.Addr = a
 	b.nw++
-	return nil
+	return err
 }
 
+// flush sends the queued datagrams. sendmmsg stops at the first datagram
+// that fails (a destination the kernel refuses): that one is skipped and
+// the rest still go, so one bad address cannot cost other sessions their
+// datagrams. It returns the first error.
 func (b *batchIO) flush() error {
-	sent := 0
-	var err error
-	for sent < b.nw {
-		var n int
-		n, err = b.bc.WriteBatch(b.wmsgs[sent:b.nw], 0)
+	var first error
+	for sent := 0; sent < b.nw; {
+		n, err := b.bc.WriteBatch(b.wmsgs[sent:b.nw], 0)
+		sent += max(n, 0) // x/net reports -1 with an error
 		if err != nil {
+			if first == nil {
+				first = err
+			}
+			sent++ // skip the datagram that failed
+		} else if n == 0 {
 			break
 		}
-		sent += n
 	}
 	b.nw = 0
-	return err
+	return first
 }
 
 const ioPathBatchAvailable = true

@@ -32,8 +32,8 @@ type NetStatus struct {
 }
 
 // OnNetStatus sets a function called every Config.StatsInterval with the
-// session's NetStatus. It runs on the session's loop goroutine and must not
-// block; nil stops the reports.
+// session's NetStatus, on the callback goroutine (see OnKeyFrameRequest);
+// nil stops the reports.
 func (s *Session) OnNetStatus(fn func(NetStatus)) {
 	s.statusMu.Lock()
 	s.onStatus = fn
@@ -74,5 +74,5 @@ func (s *Session) reportStatus(now clock.Time) {
 	if expected := st.PacketsReceived + st.PacketsLost; expected > 0 && st.PacketsLost > 0 {
 		st.FractionLost = float64(st.PacketsLost) / float64(expected)
 	}
-	fn(st)
+	s.t.callback(func() { fn(st) })
 }

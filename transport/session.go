@@ -299,7 +299,7 @@ func (s *Session) handleEvent(now clock.Time, ev core.Event) {
 		}
 	case core.EventKeyFrameRequest:
 		if lt := s.local[ev.Stream]; lt != nil {
-			lt.keyFrameRequested()
+			s.t.callback(lt.keyFrameRequested)
 		}
 	}
 }
@@ -342,7 +342,9 @@ func (lt *LocalTrack) WriteFrame(ctx context.Context, f Frame) error {
 }
 
 // OnKeyFrameRequest sets a function called when the peer asks for a key
-// frame. It runs on the session's loop goroutine and must not block.
+// frame. Callbacks of a Transport run one at a time, in order, on a
+// goroutine of their own: they may call any method (WriteFrame a key
+// frame), but one that blocks delays the others.
 func (lt *LocalTrack) OnKeyFrameRequest(fn func()) {
 	lt.mu.Lock()
 	lt.onKey = fn

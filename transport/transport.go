@@ -40,6 +40,8 @@ type Transport struct {
 	preferPlain bool
 
 	cmds    chan func(now clock.Time)
+	calls   chan func() // application callbacks, run in order off the loop
+	callsD  chan struct{}
 	rx      chan *rxBatch
 	free    chan *rxBatch
 	closing chan struct{} // closed by Close
@@ -61,6 +63,7 @@ type transportCounters struct {
 	datagramsDropped  atomic.Int64
 	readErrors        atomic.Int64
 	writeErrors       atomic.Int64
+	callbacksDropped  atomic.Int64
 }
 
 // TransportStats are a Transport's socket-level counters.
@@ -69,6 +72,7 @@ type TransportStats struct {
 	DatagramsDropped  int64  // dropped because the loop was behind (ReceiveQueue full)
 	ReadErrors        int64  // transient read errors
 	WriteErrors       int64  // failed writes
+	CallbacksDropped  int64  // callbacks not run because the callback queue was full
 	IOPath            string // "batch" (recvmmsg/sendmmsg) or "plain"
 }
 
@@ -79,6 +83,7 @@ func (t *Transport) Stats() TransportStats {
 		DatagramsDropped:  t.stats.datagramsDropped.Load(),
 		ReadErrors:        t.stats.readErrors.Load(),
 		WriteErrors:       t.stats.writeErrors.Load(),
+		CallbacksDropped:  t.stats.callbacksDropped.Load(),
 	}
 	if t.io != nil {
 		s.IOPath = t.io.name()
@@ -109,6 +114,8 @@ func (t *Transport) init(accept bool) error {
 		t.io = newPacketIO(t.Conn, !t.preferPlain)
 		t.epoch = time.Now()
 		t.cmds = make(chan func(clock.Time), 64)
+		t.calls = make(chan func(), callQueue)
+		t.callsD = make(chan struct{})
 		nb := max(1, (t.cfg.ReceiveQueue+batchSize-1)/batchSize)
 		t.rx = make(chan *rxBatch, nb)
 		t.free = make(chan *rxBatch, nb+2)
@@ -122,6 +129,7 @@ func (t *Transport) init(accept bool) error {
 		t.sessions = make(map[*core.Conn]*Session)
 		t.txbuf = make([]byte, ep.Config().MaxDatagramSize)
 		go t.readLoop(bufSize)
+		go t.callLoop()
 		go t.loop()
 	})
 	return t.initErr
@@ -140,7 +148,32 @@ func (t *Transport) fromTime(w time.Time, now clock.Time) clock.Time {
 	return clock.Since(t.epoch, w)
 }
 
-// do runs fn on the loop goroutine and waits for its result.
+// callQueue bounds the application callbacks waiting to run.
+const callQueue = 1024
+
+// callLoop runs application callbacks (OnKeyFrameRequest, OnNetStatus) one
+// at a time, in the order the loop queued them. They run off the loop, so a
+// callback may call any Session or track method.
+func (t *Transport) callLoop() {
+	defer close(t.callsD)
+	for fn := range t.calls {
+		fn()
+	}
+}
+
+// callback queues fn for callLoop (loop goroutine); a full queue drops it
+// and counts: a stuck callback must not stop the sessions.
+func (t *Transport) callback(fn func()) {
+	select {
+	case t.calls <- fn:
+	default:
+		t.stats.callbacksDropped.Add(1)
+	}
+}
+
+// do runs fn on the loop goroutine and waits for its result. When ctx ends
+// first, do returns ctx's error; fn then runs later or not at all (it checks
+// ctx before running), and its result is discarded.
 func (t *Transport) do(ctx context.Context, fn func(now clock.Time) error) error {
 	res := make(chan error, 1)
 	cmd := func(now clock.Time) {
@@ -160,6 +193,8 @@ func (t *Transport) do(ctx context.Context, fn func(now clock.Time) error) error
 	select {
 	case err := <-res:
 		return err
+	case <-ctx.Done():
+		return ctx.Err()
 	case <-t.done:
 		// The loop may have run it just before exiting.
 		select {
@@ -182,6 +217,7 @@ func (t *Transport) closedErr() error {
 func (t *Transport) readLoop(bufSize int) {
 	defer close(t.readerD)
 	spare := newBatch(bufSize)
+	failures := 0
 	for {
 		var b *rxBatch
 		select {
@@ -203,12 +239,20 @@ func (t *Transport) readLoop(bufSize int) {
 				t.fatal(fmt.Errorf("spillway: socket closed: %w", err))
 				return
 			}
-			if isTimeout(err) {
-				continue
+			// Transient errors (ICMP port unreachable on Linux) come and go;
+			// a conn that fails every read must not spin a core.
+			t.stats.readErrors.Add(1)
+			failures++
+			if failures >= maxReadFailures {
+				t.fatal(fmt.Errorf("spillway: %d reads failed in a row: %w", failures, err))
+				return
 			}
-			t.stats.readErrors.Add(1) // e.g. ICMP port unreachable on Linux
+			if failures > 10 {
+				time.Sleep(time.Duration(min(failures, 100)) * time.Millisecond)
+			}
 			continue
 		}
+		failures = 0
 		t.stats.datagramsReceived.Add(int64(b.n))
 		if b == spare {
 			t.stats.datagramsDropped.Add(int64(b.n))
@@ -222,6 +266,10 @@ func (t *Transport) readLoop(bufSize int) {
 		}
 	}
 }
+
+// maxReadFailures is how many reads in a row may fail before the reader
+// gives up and the transport closes (about 10 s of failures with backoff).
+const maxReadFailures = 200
 
 // fatal reports an error that ends the transport (the socket closed under
 // it).
@@ -263,7 +311,9 @@ func (t *Transport) loop() {
 			default:
 			}
 		}
-		if closing && (t.ep.Idle() || now.Sub(closingSince) >= t.closeTimeout()) {
+		// Closing ends when every session has closed in order, after the
+		// timeout, or at once when the socket failed (nothing can be sent).
+		if closing && (t.ep.Idle() || now.Sub(closingSince) >= t.closeTimeout() || t.loopErr != nil) {
 			t.finish(now)
 			return
 		}
@@ -409,6 +459,8 @@ func (t *Transport) finish(now clock.Time) {
 	if t.listener != nil {
 		t.listener.closeQueue()
 	}
+	close(t.calls) // callbacks already queued still run
+	<-t.callsD
 	// Stop the reader: close the socket we own, or wake it with a deadline.
 	if t.ownsConn {
 		_ = t.Conn.Close()
@@ -601,5 +653,13 @@ func (l *Listener) Close() error {
 	if l.ownsTransport {
 		return l.t.Close()
 	}
-	return nil
+	// Sessions that arrived but were never accepted are refused now.
+	for {
+		select {
+		case s := <-l.accept:
+			_ = s.CloseWithError(core.CodeApplication, "not accepted")
+		default:
+			return nil
+		}
+	}
 }

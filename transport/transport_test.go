@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -192,12 +193,15 @@ func TestLossyLinkReportsLoss(t *testing.T) {
 			assert.Equal(t, time.Second, st.Interval)
 			assert.Positive(t, st.ReceiveBitrate)
 			assert.Equal(t, 40*time.Millisecond, st.RoundTripTime.Round(10*time.Millisecond))
+			assert.LessOrEqual(t, st.FramesDelivered, int64(34), "at most 33.3 frames a second")
 			rcv += st.PacketsReceived
 			lostPkts += st.PacketsLost
+		}
+		for _, st := range reports {
 			frames += st.FramesDelivered
 		}
 		assert.InDelta(t, 0.05, float64(lostPkts)/float64(rcv+lostPkts), 0.03)
-		assert.InDelta(t, 5*33*0.92, frames, 15, "33 frames a second, less those lost")
+		assert.InDelta(t, got, frames, 34, "the reports account for the frames read, but the last second's")
 	})
 }
 
@@ -371,4 +375,84 @@ func TestLoopbackUDP(t *testing.T) {
 		assert.Equal(t, "batch", l.t.Stats().IOPath)
 	}
 	assert.Zero(t, l.t.Stats().DatagramsDropped)
+}
+
+// A key-frame callback that writes the key frame at once must not
+// deadlock: callbacks run off the loop.
+func TestCallbackMayCallBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		l, client, _ := netemPair(t, netem.LinkConfig{Delay: 5 * time.Millisecond}, nil)
+		cs, err := client.Dial(ctx, net.UDPAddrFromAddrPort(addrA))
+		require.NoError(t, err)
+		ss, err := l.Accept(ctx)
+		require.NoError(t, err)
+		v, err := cs.Publish(ctx, TrackConfig{Kind: KindVideo})
+		require.NoError(t, err)
+		wrote := make(chan error, 1)
+		v.OnKeyFrameRequest(func() {
+			wrote <- v.WriteFrame(ctx, Frame{Data: []byte("key"), Keyframe: true})
+		})
+		require.NoError(t, v.WriteFrame(ctx, Frame{Data: []byte("first")}))
+		rt, err := ss.AcceptTrack(ctx)
+		require.NoError(t, err)
+		require.NoError(t, rt.RequestKeyFrame(ctx))
+		require.NoError(t, <-wrote)
+		buf := make([]byte, 16)
+		for _, want := range []string{"first", "key"} {
+			n, _, err := rt.ReadFrame(ctx, buf)
+			require.NoError(t, err)
+			assert.Equal(t, want, string(buf[:n]))
+		}
+	})
+}
+
+// Sessions that arrive but are never accepted are refused when a
+// listener on a shared transport closes.
+func TestListenerCloseRefusesUnaccepted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		l, client, _ := netemPair(t, netem.LinkConfig{Delay: 5 * time.Millisecond}, nil)
+		cs, err := client.Dial(ctx, net.UDPAddrFromAddrPort(addrA))
+		require.NoError(t, err)
+		require.NoError(t, l.Close())
+		<-cs.Done()
+		var ce *CloseError
+		require.ErrorAs(t, cs.Err(), &ce)
+		assert.Equal(t, CloseError{Code: 0x100, Reason: "not accepted", Remote: true}, *ce)
+	})
+}
+
+// failingConn is a PacketConn whose reads always fail.
+type failingConn struct {
+	net.PacketConn
+	reads atomic.Int64
+}
+
+func (f *failingConn) ReadFrom([]byte) (int, net.Addr, error) {
+	f.reads.Add(1)
+	return 0, nil, io.ErrUnexpectedEOF
+}
+
+// A conn that fails every read ends the transport with its error instead of
+// spinning.
+func TestFailingConnEndsTheTransport(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := netem.NewNetwork(1)
+		defer n.Close()
+		c, err := n.Listen(addrB)
+		require.NoError(t, err)
+		defer c.Close()
+		fc := &failingConn{PacketConn: struct{ net.PacketConn }{c}}
+		tr := &Transport{Conn: fc}
+		_, err = tr.Listen()
+		require.NoError(t, err)
+		start := time.Now()
+		<-tr.done
+		assert.ErrorIs(t, tr.loopErr, io.ErrUnexpectedEOF)
+		assert.Equal(t, int64(maxReadFailures), fc.reads.Load())
+		assert.Less(t, time.Since(start), 30*time.Second, "with backoff, not forever")
+		assert.Equal(t, int64(maxReadFailures), tr.Stats().ReadErrors)
+		require.NoError(t, tr.Close())
+	})
 }

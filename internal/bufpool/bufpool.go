@@ -30,6 +30,15 @@ func class(n int) int {
 	return bits.Len(uint(n-1)) - minShift
 }
 
+// Cap returns the capacity Get(n) returns: what a buffer of n bytes
+// really costs.
+func Cap(n int) int {
+	if n > MaxSize {
+		return n
+	}
+	return 1 << (class(max(n, 0)) + minShift)
+}
+
 // Get returns a slice of length n. Its capacity is n rounded up to a power of
 // two (at least 256) when n <= MaxSize.
 func (p *Pool) Get(n int) []byte {

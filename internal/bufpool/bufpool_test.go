@@ -15,6 +15,7 @@ func TestGetPut(t *testing.T) {
 		b := p.Get(tt.n)
 		assert.Len(t, b, tt.n)
 		assert.Equal(t, tt.cap, cap(b), "n=%d", tt.n)
+		assert.Equal(t, tt.cap, Cap(tt.n))
 		p.Put(b)
 		b2 := p.Get(tt.n)
 		assert.Equal(t, &b[:1][0], &b2[:1][0], "n=%d: reused", tt.n)

@@ -65,6 +65,11 @@ type Conn struct {
 	lastSend      clock.Time
 	lastMediaSend clock.Time
 	lastPingSent  clock.Time
+	pings         [4]clock.Time // send times of the last pings, matched by their pongs (0: none)
+	pingSoon      bool          // a ping is due at once (just established)
+	pingSampled   bool          // an RTT sample came from a pong
+	confirmed     bool          // a server has had a packet from its client since the Accept
+	retries       int           // Retries taken during the handshake
 	pongPending   bool
 	pongEcho      uint64
 	pongArrived   clock.Time
@@ -80,9 +85,10 @@ type Conn struct {
 	closeErr     error
 	closeEvented bool
 
-	snd       sender
-	rcv       receiver
-	recvBytes int // bytes of receive buffers this conn holds (assembly, playout, undelivered events)
+	snd          sender
+	rcv          receiver
+	recvBytes    int // bytes of receive buffers this conn holds (assembly, playout, undelivered events)
+	queuedEvents int // events of this conn waiting in the endpoint's queue
 
 	stats ConnStats
 }
@@ -168,6 +174,9 @@ func (c *Conn) setPeerParams(p wire.TransportParams) {
 func (c *Conn) establish(now clock.Time) {
 	c.state = stateEstablished
 	c.lastRecv = now
+	// The handshake's RTT sample may include a lost Hello's backoff: measure
+	// it properly at once (a server once the client shows it has the Accept).
+	c.pingSoon = !c.incoming
 	c.snd.updateRate()
 	c.ep.pushEvent(Event{Type: EventConnected, Conn: c})
 	c.log().Debug("spillway: connection established", "peer", c.peer, "incoming", c.incoming, "rtt", c.rtt.Smoothed())
@@ -186,9 +195,15 @@ func (c *Conn) handleHandshake(now clock.Time, h *wire.Handshake) {
 			return
 		}
 		c.cookieLen = copy(c.cookie[:], h.Cookie)
-		// The path works: answer at once and restart the backoff.
-		c.helloNext = now
-		c.helloBackoff = helloInitialBackoff
+		c.retries++
+		if c.retries == 1 {
+			// The path works: answer at once and restart the backoff. Later
+			// Retries (a cookie expired) only replace the cookie: answering
+			// each at once would let spoofed Retries make us send 30 times
+			// their size.
+			c.helloNext = now
+			c.helloBackoff = helloInitialBackoff
+		}
 	case wire.MsgAccept:
 		if h.SrcConnID == 0 || !acceptableParams(&h.Params, *c.cfg) {
 			c.fail(now, fmt.Errorf("%w: server sent unacceptable transport parameters", ErrRejected))
@@ -308,6 +323,10 @@ func (c *Conn) accept(now clock.Time, pn int64, size int) bool {
 	c.lastRecv = now
 	c.stats.PacketsReceived++
 	c.stats.BytesReceived += int64(size)
+	if !c.confirmed {
+		c.confirmed = true
+		c.pingSoon = c.incoming // the client has the Accept: now measure the RTT
+	}
 	return true
 }
 
@@ -318,12 +337,30 @@ func (c *Conn) handlePing(now clock.Time, p *wire.Ping) {
 		c.pongArrived = now
 		return
 	}
+	// Only a pong for a ping we sent, once, is a sample: anything else is a
+	// replay or a forgery.
 	sent := clock.Time(p.Echo)
-	if sent < c.epoch || sent > now {
+	match := -1
+	for i, at := range c.pings {
+		if at != 0 && at == sent {
+			match = i
+		}
+	}
+	if match < 0 || sent > now {
 		c.stats.ProtocolErrors++
 		return
 	}
-	c.rtt.Add(now, now.Sub(sent)-time.Duration(p.HoldMicros)*time.Microsecond)
+	c.pings[match] = 0
+	// A peer that claims to have held the ping longer than the round trip
+	// took is wrong or lying; a round trip of 0 is a simulator's.
+	sample := max(now.Sub(sent)-time.Duration(p.HoldMicros)*time.Microsecond, time.Microsecond)
+	if !c.pingSampled {
+		// The handshake's sample may have included a lost packet's backoff:
+		// the first measured round trip starts the estimate afresh.
+		c.pingSampled = true
+		c.rtt = arq.RTT{}
+	}
+	c.rtt.Add(now, sample)
 }
 
 func (c *Conn) handleClose(now clock.Time, cl *wire.Close) {
@@ -409,6 +446,9 @@ func (c *Conn) nextTimeout() clock.Time {
 		t = clock.Min(t, c.closeFlushBy)
 	}
 	t = clock.Min(t, c.lastSend.Add(c.cfg.KeepAlivePeriod))
+	if c.pingSoon {
+		t = clock.Min(t, c.lastSend)
+	}
 	if c.state == stateEstablished && c.lastMediaSend > c.lastPingSent {
 		t = clock.Min(t, c.lastPingSent.Add(pingInterval))
 	}
@@ -469,7 +509,13 @@ func (c *Conn) pollTransmit(now clock.Time, dst []byte) (int, bool) {
 	}
 	if c.pingDue(now) {
 		c.lastPingSent = now
-		p := wire.Ping{DstConnID: c.remoteCID, PacketNumber: c.pnTrunc(), Echo: uint64(now)}
+		c.pingSoon = false
+		copy(c.pings[1:], c.pings[:len(c.pings)-1])
+		c.pings[0] = now
+		if now == 0 {
+			c.pings[0] = 1 // 0 marks an empty slot; 1 ns later is the same ping
+		}
+		p := wire.Ping{DstConnID: c.remoteCID, PacketNumber: c.pnTrunc(), Echo: uint64(c.pings[0])}
 		if b, err := p.Append(dst[:0]); err == nil {
 			c.consumePN()
 			c.stats.PingsSent++
@@ -481,7 +527,7 @@ func (c *Conn) pollTransmit(now clock.Time, dst []byte) (int, bool) {
 }
 
 func (c *Conn) pingDue(now clock.Time) bool {
-	if now.Sub(c.lastSend) >= c.cfg.KeepAlivePeriod {
+	if c.pingSoon || now.Sub(c.lastSend) >= c.cfg.KeepAlivePeriod {
 		return true
 	}
 	return c.state == stateEstablished && c.lastMediaSend > c.lastPingSent && now.Sub(c.lastPingSent) >= pingInterval

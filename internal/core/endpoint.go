@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"time"
 
 	"github.com/spillway-rt/spillway/clock"
 	"github.com/spillway-rt/spillway/internal/bufpool"
@@ -48,6 +49,7 @@ type EndpointStats struct {
 	Malformed         int64 // failed to parse
 	UnknownConn       int64 // short-header packets for no connection
 	WrongAddress      int64 // packets for a connection from another address
+	BadSource         int64 // datagrams from port 0, unspecified, multicast or broadcast addresses
 	HandshakeDropped  int64 // handshakes not answered (too small, bad cookie, queue full, ...)
 	RetriesSent       int64
 	RejectsSent       int64
@@ -58,8 +60,14 @@ type EndpointStats struct {
 }
 
 // maxEvents bounds the event queue; a driver drains it after every input,
-// so reaching it means the application stopped polling.
-const maxEvents = 1 << 16
+// so reaching it means the application stopped polling. One connection may
+// hold at most maxConnEvents of them, so a peer cannot crowd the others
+// out. Lifecycle events (connected, closed) are never dropped: there are at
+// most two per connection.
+const (
+	maxEvents     = 1 << 16
+	maxConnEvents = 1 << 12
+)
 
 // NewEndpoint returns an endpoint. It reads a cookie secret from cfg.Rand.
 func NewEndpoint(cfg Config) (*Endpoint, error) {
@@ -159,6 +167,12 @@ func (e *Endpoint) removeClosed() {
 // retained.
 func (e *Endpoint) HandleDatagram(now clock.Time, from netip.AddrPort, b []byte) {
 	e.stats.DatagramsReceived++
+	if !validSource(from) {
+		// Nothing can be sent back to it (a send to port 0 fails), and
+		// only a spoofer sends from there.
+		e.stats.BadSource++
+		return
+	}
 	if len(b) > e.cfg.MaxDatagramSize {
 		e.stats.Malformed++
 		return
@@ -223,24 +237,28 @@ func (e *Endpoint) handleHandshake(now clock.Time, from netip.AddrPort, msg wire
 		e.reject(now, from, &h, wire.RejectVersion, len(b))
 		return
 	}
+	var minted clock.Time
+	proven := false
+	if len(h.Cookie) > 0 {
+		minted, proven = e.cookies.check(h.Cookie, now, from, h.SrcConnID)
+	}
+	if proven {
+		// The address is proven. A connection that exists answers again
+		// (its Accept was lost), whether or not we still accept new ones.
+		if c := e.byClient[clientKey{from, h.SrcConnID}]; c != nil {
+			c.acceptPending = true
+			return
+		}
+	}
 	if !e.cfg.Accept || e.closed {
 		e.reject(now, from, &h, wire.RejectRefused, len(b))
 		return
 	}
-	if len(h.Cookie) == 0 {
+	if !proven {
+		// No cookie, or an expired or forged one: a fresh Retry costs us
+		// nothing and lets a slow honest client through; a forger learns
+		// nothing from it.
 		e.retry(from, &h, now, len(b))
-		return
-	}
-	minted, ok := e.cookies.check(h.Cookie, now, from, h.SrcConnID)
-	if !ok {
-		// Expired or forged: a fresh Retry costs us nothing and lets a slow
-		// honest client through; a forger learns nothing from it.
-		e.retry(from, &h, now, len(b))
-		return
-	}
-	// The address is proven. An existing connection answers again.
-	if c := e.byClient[clientKey{from, h.SrcConnID}]; c != nil {
-		c.acceptPending = true
 		return
 	}
 	if len(e.conns) >= e.cfg.MaxConns {
@@ -266,9 +284,23 @@ func (e *Endpoint) handleHandshake(now clock.Time, from netip.AddrPort, msg wire
 	e.stats.ConnsAccepted++
 }
 
+// validSource reports whether a datagram's source is an address a reply
+// could go to: a unicast address and a non-zero port.
+func validSource(a netip.AddrPort) bool {
+	ip := a.Addr()
+	if !ip.IsValid() || a.Port() == 0 || ip.IsUnspecified() || ip.IsMulticast() {
+		return false
+	}
+	return !(ip.Is4() && ip == netip.AddrFrom4([4]byte{255, 255, 255, 255}))
+}
+
+// maxPeerLatency bounds the budget a peer may announce: timestamps wrap
+// after 67 s, and a peer's budget decides how long we hold its frames.
+const maxPeerLatency = 60 * time.Second
+
 // acceptableParams checks a peer's transport parameters against ours.
 func acceptableParams(p *wire.TransportParams, cfg Config) bool {
-	if p.FragmentSize == 0 || p.Latency == 0 {
+	if p.FragmentSize == 0 || p.Latency == 0 || p.Latency > maxPeerLatency {
 		return false
 	}
 	if int(p.FragmentSize)+wire.RetransmitHeaderLen > cfg.MaxDatagramSize {
@@ -390,8 +422,12 @@ func (e *Endpoint) PollTransmit(now clock.Time, dst []byte) (n int, to netip.Add
 }
 
 func (e *Endpoint) pushEvent(ev Event) {
-	if e.events.Len() >= maxEvents {
+	lifecycle := ev.Type == EventConnected || ev.Type == EventClosed
+	if !lifecycle && (e.events.Len() >= maxEvents || (ev.Conn != nil && ev.Conn.queuedEvents >= maxConnEvents)) {
 		e.stats.EventsDropped++
+		if ev.Conn != nil {
+			ev.Conn.stats.EventsDropped++
+		}
 		if ev.buf != nil {
 			if ev.Conn != nil {
 				ev.Conn.recvBytes -= cap(ev.buf)
@@ -399,6 +435,9 @@ func (e *Endpoint) pushEvent(ev Event) {
 			e.pool.Put(ev.buf)
 		}
 		return
+	}
+	if ev.Conn != nil {
+		ev.Conn.queuedEvents++
 	}
 	e.events.Push(ev)
 }
@@ -414,6 +453,9 @@ func (e *Endpoint) PollEvent() (Event, bool) {
 		return Event{}, false
 	}
 	ev := e.events.Pop()
+	if ev.Conn != nil {
+		ev.Conn.queuedEvents--
+	}
 	if ev.buf != nil {
 		e.lastData = ev.buf
 		if ev.Conn != nil {

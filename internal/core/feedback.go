@@ -5,7 +5,6 @@ import (
 
 	"github.com/spillway-rt/spillway/cc"
 	"github.com/spillway-rt/spillway/clock"
-	"github.com/spillway-rt/spillway/jitterbuffer"
 	"github.com/spillway-rt/spillway/wire"
 )
 
@@ -159,6 +158,17 @@ func (c *Conn) appendTWCC(now clock.Time, b []byte, budget int) []byte {
 	maxPackets := min((budget-24)/twccChunkBudget, wire.MaxTWCCPackets)
 	if maxPackets <= 0 {
 		return b
+	}
+	// A run of packet numbers with no arrival recorded (the peer's own
+	// feedback and pings, or lost packets) longer than one message would
+	// leave nothing to report and stall the feedback: start at the first
+	// arrival instead.
+	first := f.base
+	for first < f.top && f.arrivals[first&(arrivalSlots-1)].key != first+1 {
+		first++
+	}
+	if first-f.base >= int64(maxPackets) {
+		f.base = first
 	}
 	t := &f.twcc
 	t.Packets = t.Packets[:0]
@@ -371,15 +381,25 @@ func unwrap16(near int64, v uint16) int64 {
 func (r *receiver) handleAnnounce(now clock.Time, data []byte) {
 	c := r.c
 	r.fb.ackPending = true
-	for len(data) >= 4 {
-		id, kind, prio, flags := data[0], Kind(data[1]), Priority(data[2]), data[3]
-		data = data[4:]
+	// Only the last entry for each stream counts: a message cannot make a
+	// stream flip open and closed over and over.
+	var last [wire.MaxStreams][4]byte
+	var seen uint16
+	for ; len(data) >= 4; data = data[4:] {
+		id, kind, prio := data[0], Kind(data[1]), Priority(data[2])
 		if id >= wire.MaxStreams || kind > KindVideo || prio > PriorityHigh {
 			c.stats.ProtocolErrors++
 			continue
 		}
+		copy(last[id][:], data[:4])
+		seen |= 1 << id
+	}
+	for id := range uint8(wire.MaxStreams) {
+		if seen&(1<<id) == 0 {
+			continue
+		}
+		kind, prio, open := Kind(last[id][1]), Priority(last[id][2]), last[id][3]&streamFlagOpen != 0
 		st := r.stream(id)
-		open := flags&streamFlagOpen != 0
 		switch {
 		case open && st.announced && st.open:
 			// a repeat
@@ -420,7 +440,8 @@ func (r *receiver) resetStream(now clock.Time, st *recvStream) {
 		r.freeBuf(f.Data)
 	}
 	clear(st.slots)
-	st.jb = jitterbuffer.New(jitterbuffer.Config{Delay: r.playoutDelay})
+	st.jb.Reset()
+	st.jb.Expect(0)
 	st.highest = -1
 	st.closeAt = clock.Never
 	st.stats = StreamRecvStats{}

@@ -37,8 +37,8 @@ func TestStatelessUntilAddressProven(t *testing.T) {
 	ep, err := NewEndpoint(Config{Accept: true, Rand: newSeeded(9)})
 	require.NoError(t, err)
 	rng := rand.New(rand.NewPCG(1, 2))
-	randAddr := func() netip.AddrPort {
-		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256))}), uint16(rng.IntN(65536)))
+	randAddr := func() netip.AddrPort { // a unicast source, as a spoofer would pick
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{byte(1 + rng.IntN(223)), byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256))}), uint16(1+rng.IntN(65535)))
 	}
 	// A genuine cookie, minted for one address, to replay from others.
 	victim := netip.MustParseAddrPort("198.51.100.7:4444")
@@ -59,7 +59,7 @@ func TestStatelessUntilAddressProven(t *testing.T) {
 		now = now.Add(time.Millisecond)
 		from := randAddr()
 		var b []byte
-		kind := []string{"random", "hello", "forged-cookie", "replayed-cookie", "short-hello", "short-header", "old-version", "truncated"}[i%8]
+		kind := []string{"random", "hello", "forged-cookie", "replayed-cookie", "short-hello", "short-header", "old-version", "truncated", "port-zero"}[i%9]
 		kinds[kind]++
 		switch kind {
 		case "random":
@@ -88,6 +88,9 @@ func TestStatelessUntilAddressProven(t *testing.T) {
 		case "truncated":
 			b = hello(t, rng.Uint32()|1, nil, wire.Version1, wire.MinHelloSize)
 			b = b[:rng.IntN(len(b))]
+		case "port-zero": // a reply could not even be sent
+			b = hello(t, rng.Uint32()|1, nil, wire.Version1, wire.MinHelloSize)
+			from = netip.AddrPortFrom(from.Addr(), 0)
 		}
 		in += len(b)
 		ep.HandleDatagram(now, from, b)
@@ -108,6 +111,7 @@ func TestStatelessUntilAddressProven(t *testing.T) {
 	}
 	assert.LessOrEqual(t, out, in)
 	assert.Greater(t, replies, 5000, "Hellos are answered (Retry or Reject)")
+	assert.Equal(t, int64(kinds["port-zero"]), ep.Stats().BadSource, "no answer to port 0")
 	st := ep.Stats()
 	assert.LessOrEqual(t, st.StatelessBytesOut, st.StatelessBytesIn)
 	assert.Zero(t, st.ConnsAccepted)

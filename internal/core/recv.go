@@ -5,6 +5,7 @@ import (
 
 	"github.com/spillway-rt/spillway/clock"
 	"github.com/spillway-rt/spillway/fec"
+	"github.com/spillway-rt/spillway/internal/bufpool"
 	"github.com/spillway-rt/spillway/jitterbuffer"
 	"github.com/spillway-rt/spillway/wire"
 )
@@ -41,6 +42,7 @@ type recvStream struct {
 	announced bool // the peer announced it (frames wait for that)
 	open      bool
 	closeAt   clock.Time // when a stream the peer closed has drained; Never otherwise
+	unsent    int64      // frames released but not delivered (unannounced), owed to the next one's LostBefore
 	highest   int64      // highest frame id seen; -1 before any
 	slots     []frameSlot
 	active    []int32 // indexes of assembling slots
@@ -109,10 +111,10 @@ func (r *receiver) unwrapTS(now clock.Time, ts uint32) int64 {
 func tsDuration(ts int64) time.Duration { return time.Duration(ts) * wire.TimestampUnit }
 
 // localTime maps a full sender timestamp to this side's clock: the least
-// transit seen, less half the smallest RTT, is our best estimate of the
-// clock offset.
+// transit seen, less the one-way delay, is our best estimate of the clock
+// offset.
 func (r *receiver) localTime(ts int64) clock.Time {
-	return clock.Time(tsDuration(ts) + r.leastTransit - r.c.rtt.Min()/2)
+	return clock.Time(tsDuration(ts) + r.leastTransit - r.c.owd())
 }
 
 // noteTimestamp updates the clock mapping and jitter from a packet's send
@@ -151,6 +153,7 @@ func (r *receiver) stream(id uint8) *recvStream {
 			slots:   make([]frameSlot, r.c.cfg.MaxPendingFrames),
 			jb:      jitterbuffer.New(jitterbuffer.Config{Delay: r.playoutDelay}),
 		}
+		st.jb.Expect(0) // a stream's frames are numbered from 0 (PROTOCOL.md §3.1)
 		r.streams[id] = st
 	}
 	return st
@@ -204,7 +207,7 @@ func (r *receiver) handleData(now clock.Time, pn int64, h *wire.DataHeader, payl
 	}
 	if slot.state == slotEmpty {
 		need := int(h.FragCount) * fs
-		if c.recvBytes+need > c.cfg.MaxReceiveBuffer {
+		if c.recvBytes+bufpool.Cap(need) > c.cfg.MaxReceiveBuffer {
 			c.stats.FragmentsRejected++
 			c.stats.ReceiveBufferFull++
 			return
@@ -348,6 +351,7 @@ func (r *receiver) handleTimeout(now clock.Time) {
 				// Frames wait for their stream's announcement until their
 				// playout time; the peer never announced this one.
 				st.stats.FramesUnannounced++
+				st.unsent += f.LostBefore + 1
 				r.c.stats.ProtocolErrors++
 				r.freeBuf(f.Data)
 				continue
@@ -390,6 +394,8 @@ func (r *receiver) peerClosed(now clock.Time) {
 
 func (r *receiver) deliver(now clock.Time, st *recvStream, f jitterbuffer.Frame) {
 	c := r.c
+	f.LostBefore += st.unsent
+	st.unsent = 0
 	st.stats.FramesSkipped += f.LostBefore
 	c.stats.FramesSkipped += f.LostBefore
 	st.stats.FramesDelivered++

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/spillway-rt/spillway/arq"
 	"github.com/spillway-rt/spillway/cc"
 	"github.com/spillway-rt/spillway/clock"
 	"github.com/spillway-rt/spillway/fec"
@@ -260,9 +261,18 @@ func (c *Conn) errClosed() error {
 	return ErrClosed
 }
 
-// owd is the one-way delay the sender assumes when it asks whether a packet
-// can still arrive in time: half the smallest RTT seen.
-func (c *Conn) owd() time.Duration { return c.rtt.Min() / 2 }
+// owd is the one-way delay assumed when asking whether a packet can still
+// arrive in time: half the smallest RTT seen. Until a ping has measured a
+// round trip, the only sample is the handshake's, which includes the
+// backoff of any Hello lost on the way: it is trusted only up to
+// arq.InitialRTT (RFC 9002 §6.2.2's 333 ms), so a lost Hello does not make
+// every frame look late.
+func (c *Conn) owd() time.Duration {
+	if !c.pingSampled {
+		return min(c.rtt.Min(), arq.InitialRTT) / 2
+	}
+	return c.rtt.Min() / 2
+}
 
 func (c *Conn) dropped(st *sendStream, id int64, info FrameInfo, reason string, late time.Duration) {
 	st.stats.FramesDropped++

@@ -40,6 +40,7 @@ type ConnStats struct {
 	KeyFrameRequests     int64 // PLIs received (pliCount is what we sent: PLIsSent)
 	PLIsSent             int64
 	ProtocolErrors       int64
+	EventsDropped        int64 // events dropped because this connection had too many queued
 
 	// What the peer reports about what we sent (RTCP receiver reports).
 	RemotePacketsLost  int64
