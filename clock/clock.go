@@ -55,7 +55,7 @@ func Max(t, u Time) Time {
 
 // Since converts a wall-clock reading into a Time relative to epoch. It is a
 // helper for drivers (the cores never call it): the UDP driver keeps one
-// epoch per socket and converts time.Now() once per loop turn.
+// epoch per socket and converts its wall-clock reading once per loop turn.
 func Since(epoch, wall time.Time) Time { return Time(wall.Sub(epoch)) }
 
 // String formats t as a duration since the epoch, e.g. "1.5s".

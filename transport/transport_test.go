@@ -52,6 +52,16 @@ func netemPair(t *testing.T, link netem.LinkConfig, cfg *Config) (*Listener, *Tr
 	return l, client, n
 }
 
+// dialAccept opens a session from client to l and returns both ends.
+func dialAccept(t *testing.T, l *Listener, client *Transport) (cs, ss *Session) {
+	t.Helper()
+	cs, err := client.Dial(context.Background(), net.UDPAddrFromAddrPort(addrA))
+	require.NoError(t, err)
+	ss, err = l.Accept(context.Background())
+	require.NoError(t, err)
+	return cs, ss
+}
+
 func frameData(track, i int) []byte {
 	b := make([]byte, 500+i*37%9000)
 	for j := range b {
@@ -143,10 +153,7 @@ func TestLossyLinkReportsLoss(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		l, client, _ := netemPair(t, netem.LinkConfig{Delay: 20 * time.Millisecond, Loss: 0.05}, nil)
-		cs, err := client.Dial(ctx, net.UDPAddrFromAddrPort(addrA))
-		require.NoError(t, err)
-		ss, err := l.Accept(ctx)
-		require.NoError(t, err)
+		cs, ss := dialAccept(t, l, client)
 		var statusMu sync.Mutex
 		var reports []NetStatus
 		ss.OnNetStatus(func(st NetStatus) {
@@ -251,10 +258,7 @@ func TestFrameErrorsAndCancellation(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		l, client, _ := netemPair(t, netem.LinkConfig{Delay: 5 * time.Millisecond}, &Config{MaxFrameSize: 100_000})
-		cs, err := client.Dial(ctx, net.UDPAddrFromAddrPort(addrA))
-		require.NoError(t, err)
-		ss, err := l.Accept(ctx)
-		require.NoError(t, err)
+		cs, ss := dialAccept(t, l, client)
 		v, err := cs.Publish(ctx, TrackConfig{Kind: KindVideo})
 		require.NoError(t, err)
 		assert.ErrorIs(t, v.WriteFrame(ctx, Frame{Data: make([]byte, 100_001)}), ErrFrameTooLarge)
@@ -299,10 +303,7 @@ func TestSlowReaderDropsOldest(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		l, client, _ := netemPair(t, netem.LinkConfig{Delay: 5 * time.Millisecond}, &Config{FrameQueue: 4})
-		cs, err := client.Dial(ctx, net.UDPAddrFromAddrPort(addrA))
-		require.NoError(t, err)
-		ss, err := l.Accept(ctx)
-		require.NoError(t, err)
+		cs, ss := dialAccept(t, l, client)
 		a, err := cs.Publish(ctx, TrackConfig{Kind: KindAudio})
 		require.NoError(t, err)
 		for i := range 10 {
@@ -325,17 +326,14 @@ func TestTransportCloseEndsSessions(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		l, client, _ := netemPair(t, netem.LinkConfig{Delay: 5 * time.Millisecond}, nil)
-		cs, err := client.Dial(ctx, net.UDPAddrFromAddrPort(addrA))
-		require.NoError(t, err)
-		ss, err := l.Accept(ctx)
-		require.NoError(t, err)
+		cs, ss := dialAccept(t, l, client)
 		require.NoError(t, client.Close())
 		<-cs.Done()
 		<-ss.Done()
 		assert.ErrorIs(t, cs.Err(), ErrClosed)
 		var ce *CloseError
 		assert.ErrorAs(t, ss.Err(), &ce, "the peer was told")
-		_, err = client.Dial(ctx, net.UDPAddrFromAddrPort(addrA))
+		_, err := client.Dial(ctx, net.UDPAddrFromAddrPort(addrA))
 		assert.ErrorIs(t, err, ErrClosed)
 		require.NoError(t, client.Close(), "Close twice is fine")
 	})
@@ -383,10 +381,7 @@ func TestCallbackMayCallBack(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		l, client, _ := netemPair(t, netem.LinkConfig{Delay: 5 * time.Millisecond}, nil)
-		cs, err := client.Dial(ctx, net.UDPAddrFromAddrPort(addrA))
-		require.NoError(t, err)
-		ss, err := l.Accept(ctx)
-		require.NoError(t, err)
+		cs, ss := dialAccept(t, l, client)
 		v, err := cs.Publish(ctx, TrackConfig{Kind: KindVideo})
 		require.NoError(t, err)
 		wrote := make(chan error, 1)

@@ -3,14 +3,10 @@ package main
 import (
 	"bytes"
 	"flag"
-	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 
-	"github.com/stretchr/testify/require"
-
 	"github.com/spillway-rt/spillway/bench"
+	"github.com/spillway-rt/spillway/internal/fuzzseed"
 )
 
 func payloadSeeds() [][]byte {
@@ -30,18 +26,10 @@ var writePayloadCorpus = flag.Bool("write-payload-corpus", false, "write FuzzPay
 // TestPayloadCorpus writes (with -write-payload-corpus) or checks the seed
 // corpus of FuzzPayload.
 func TestPayloadCorpus(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzPayload")
-	if !*writePayloadCorpus {
-		entries, err := os.ReadDir(dir)
-		require.NoError(t, err)
-		require.NotEmpty(t, entries)
-		return
+	if *writePayloadCorpus {
+		fuzzseed.Write(t, "FuzzPayload", payloadSeeds())
 	}
-	require.NoError(t, os.MkdirAll(dir, 0o755))
-	for i, s := range payloadSeeds() {
-		content := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", s)
-		require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%02d", i)), []byte(content), 0o644))
-	}
+	fuzzseed.Check(t, "FuzzPayload")
 }
 
 // FuzzPayload: the player's frame verifier never panics, and whatever it

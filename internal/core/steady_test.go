@@ -2,9 +2,6 @@ package core
 
 import (
 	"flag"
-	"fmt"
-	"os"
-	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
@@ -13,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spillway-rt/spillway/clock"
+	"github.com/spillway-rt/spillway/internal/fuzzseed"
 	"github.com/spillway-rt/spillway/wire"
 )
 
@@ -336,24 +334,24 @@ func aim(b []byte, cid uint32) {
 // TestFuzzEndpointCorpus writes (with -write-corpus) or checks the seed
 // corpus: datagrams a real session sent, each way.
 func TestFuzzEndpointCorpus(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzEndpoint")
-	if !*writeCorpus {
-		entries, err := os.ReadDir(dir)
-		require.NoError(t, err)
-		assert.NotEmpty(t, entries)
-		return
+	if *writeCorpus {
+		fuzzseed.Write(t, "FuzzEndpoint", recordedSession(t))
 	}
+	fuzzseed.Check(t, "FuzzEndpoint")
+}
+
+// recordedSession returns up to three datagrams of each first byte a short
+// session sends, as FuzzEndpoint inputs aimed at the live connection.
+func recordedSession(t *testing.T) [][]byte {
 	p := newPipe(t, Config{})
 	var seeds [][]byte
 	seen := map[byte]int{}
 	p.tap = func(from string, b []byte) {
-		key := b[0]
-		if seen[key] >= 3 {
+		if seen[b[0]] >= 3 {
 			return
 		}
-		seen[key]++
-		mode := byte(1)
-		seeds = append(seeds, append([]byte{mode}, b...))
+		seen[b[0]]++
+		seeds = append(seeds, append([]byte{1}, b...)) // mode 1: aimed at the connection
 	}
 	sid, err := p.cc.OpenStream(p.now, StreamConfig{Kind: KindVideo})
 	require.NoError(t, err)
@@ -362,9 +360,5 @@ func TestFuzzEndpointCorpus(t *testing.T) {
 		require.NoError(t, p.cc.WriteFrame(p.now, sid, payload(sid, int64(i), 100+i*97), FrameInfo{Capture: p.now, Key: i%10 == 0}))
 		p.tick()
 	}
-	require.NoError(t, os.MkdirAll(dir, 0o755))
-	for i, s := range seeds {
-		content := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", s)
-		require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%02d", i)), []byte(content), 0o644))
-	}
+	return seeds
 }
