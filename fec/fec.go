@@ -21,14 +21,6 @@ type Encoder struct {
 // number and pkt its bytes after the short header. deadline is its frame's.
 func (e *Encoder) OnMediaSent(now clock.Time, pn int64, pkt []byte, deadline clock.Time) {}
 
-// PollRepair writes the next repair packet's symbol into dst and reports
-// its shape. Version 1 never has one.
-func (e *Encoder) PollRepair(now clock.Time, dst []byte) (n int, ok bool) { return 0, false }
-
-// NextTimeout is when the encoder next needs HandleTimeout (a block's time
-// bound); Never in version 1.
-func (e *Encoder) NextTimeout() clock.Time { return clock.Never }
-
 // Stats returns the encoder's counters.
 func (e *Encoder) Stats() Stats { return e.stats }
 
@@ -47,11 +39,6 @@ func (d *Decoder) OnRepair(now clock.Time, basePN int64, k, m, index int, symbol
 	d.stats.FECPacketsReceived++
 	d.stats.FECPacketsDiscarded++
 }
-
-// PollRecovered writes the next recovered media packet into dst (its bytes
-// after the short header) and returns its packet number. Version 1 never
-// has one.
-func (d *Decoder) PollRecovered(dst []byte) (pn int64, n int, ok bool) { return 0, 0, false }
 
 // Stats returns the decoder's counters.
 func (d *Decoder) Stats() Stats { return d.stats }

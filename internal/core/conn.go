@@ -421,7 +421,6 @@ func (c *Conn) handleTimeout(now clock.Time) {
 		return
 	}
 	c.rcv.handleTimeout(now)
-	c.snd.handleTimeout(now)
 }
 
 // nextTimeout returns when the connection next needs handleTimeout or may

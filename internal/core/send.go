@@ -64,7 +64,8 @@ type sender struct {
 	order     []*sendStream // streams in sending priority
 	queued    int           // bytes queued on all streams
 	pacer     cc.Pacer
-	estimator cc.Fixed
+	fixed     cc.Fixed     // version 1's estimator: the streams' nominal rates
+	estimator cc.Estimator // the plug point; &fixed in version 1
 	fec       fec.Encoder
 	history   [historySize]sentPacket
 
@@ -76,6 +77,7 @@ type sender struct {
 func (s *sender) init(c *Conn) {
 	s.c = c
 	s.pacer = cc.NewPacer(minPacingRate, cc.DefaultBurst)
+	s.estimator = &s.fixed
 	s.order = make([]*sendStream, 0, wire.MaxStreams)
 }
 
@@ -88,7 +90,7 @@ func (s *sender) updateRate() {
 			sum += st.cfg.bitrate()
 		}
 	}
-	s.estimator.Rate = sum
+	s.fixed.Rate = sum
 	rate := int64(float64(s.estimator.Target()) * s.c.cfg.PacingFactor)
 	rate = min(max(rate, minPacingRate), s.c.cfg.MaxBitrate)
 	s.pacer.SetRate(rate)
@@ -356,8 +358,6 @@ func (s *sender) sendFragment(now clock.Time, st *sendStream, f *outFrame, dst [
 	c.sent(now, len(b), classMedia)
 	return len(b)
 }
-
-func (s *sender) handleTimeout(now clock.Time) {}
 
 // nextTimeout: when the pacer lets the next queued packet out.
 func (s *sender) nextTimeout() clock.Time {
