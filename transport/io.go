@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"time"
 )
 
@@ -141,12 +140,6 @@ func unmap(a netip.AddrPort) netip.AddrPort {
 		return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 	}
 	return a
-}
-
-// isTimeout reports a deadline error (how the reader is woken to stop on a
-// socket the transport does not own).
-func isTimeout(err error) bool {
-	return errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 // wake unblocks a reader blocked on c.

@@ -52,6 +52,20 @@ func netemPair(t *testing.T, link netem.LinkConfig, cfg *Config) (*Listener, *Tr
 	return l, client, n
 }
 
+// loneConn returns a PacketConn on an in-memory network with nobody else
+// on it. Call inside a synctest bubble.
+func loneConn(t *testing.T) *netem.PacketConn {
+	t.Helper()
+	n := netem.NewNetwork(1)
+	c, err := n.Listen(addrB)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = c.Close()
+		_ = n.Close()
+	})
+	return c
+}
+
 // dialAccept opens a session from client to l and returns both ends.
 func dialAccept(t *testing.T, l *Listener, client *Transport) (cs, ss *Session) {
 	t.Helper()
@@ -214,15 +228,11 @@ func TestLossyLinkReportsLoss(t *testing.T) {
 
 func TestDialErrors(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n := netem.NewNetwork(1)
-		defer n.Close()
-		c, err := n.Listen(addrB)
-		require.NoError(t, err)
-		defer c.Close()
+		c := loneConn(t)
 		tr := &Transport{Conn: c, Config: &Config{HandshakeTimeout: 2 * time.Second}}
 		defer tr.Close()
 		start := time.Now()
-		_, err = tr.Dial(context.Background(), net.UDPAddrFromAddrPort(addrA))
+		_, err := tr.Dial(context.Background(), net.UDPAddrFromAddrPort(addrA))
 		assert.ErrorIs(t, err, ErrHandshakeTimeout)
 		assert.Equal(t, 2*time.Second, time.Since(start))
 
@@ -433,14 +443,10 @@ func (f *failingConn) ReadFrom([]byte) (int, net.Addr, error) {
 // spinning.
 func TestFailingConnEndsTheTransport(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n := netem.NewNetwork(1)
-		defer n.Close()
-		c, err := n.Listen(addrB)
-		require.NoError(t, err)
-		defer c.Close()
+		c := loneConn(t)
 		fc := &failingConn{PacketConn: struct{ net.PacketConn }{c}}
 		tr := &Transport{Conn: fc}
-		_, err = tr.Listen()
+		_, err := tr.Listen()
 		require.NoError(t, err)
 		start := time.Now()
 		<-tr.done

@@ -69,9 +69,8 @@ type sender struct {
 	fec       fec.Encoder
 	history   [historySize]sentPacket
 
-	announceDue   bool // a stream's state changed and the peer has not acked it
-	announceSent  clock.Time
-	keyFrameAsked [wire.MaxStreams]bool
+	announceDue  bool // a stream's state changed and the peer has not acked it
+	announceSent clock.Time
 }
 
 func (s *sender) init(c *Conn) {
