@@ -1,13 +1,11 @@
 package bench
 
 import (
-	"fmt"
 	"math"
 	"math/bits"
 	"time"
 
 	"github.com/spillway-rt/spillway/clock"
-	"github.com/spillway-rt/spillway/internal/core"
 	"github.com/spillway-rt/spillway/netem"
 	"github.com/spillway-rt/spillway/wire"
 )
@@ -16,71 +14,7 @@ import (
 // row. The same scenario and seed give the same row, but for SimSpeed and
 // WallS.
 func Run(sc Scenario, seed uint64) (Result, error) {
-	if err := sc.Validate(); err != nil {
-		return Result{}, err
-	}
-	wallStart := time.Now()
-	r := &run{sc: sc, latency: sc.Profile.Latency(), sim: netem.New(seed)}
-	cfg := core.Config{Latency: r.latency}
-	sndCfg, rcvCfg := cfg, cfg
-	sndCfg.Rand = newSeeded(seed, 1)
-	rcvCfg.Rand = newSeeded(seed, 2)
-	rcvCfg.Accept = true
-	sndEP, err := core.NewEndpoint(sndCfg)
-	if err != nil {
-		return Result{}, err
-	}
-	rcvEP, err := core.NewEndpoint(rcvCfg)
-	if err != nil {
-		return Result{}, err
-	}
-	maxFrame := 1
-	if v := sc.Traffic.Video; v.FPS > 0 {
-		maxFrame = int(float64(v.Bitrate)/8*v.KeyInterval.Seconds()*2) + 1 // far above any key frame
-	}
-	maxFrame = max(maxFrame, sc.Traffic.Audio.MaxSize)
-	r.snd = &host{r: r, ep: sndEP, addr: senderAddr, sender: true, gen: NewGenerator(sc.Traffic, seed), payload: make([]byte, maxFrame)}
-	r.rcv = &host{r: r, ep: rcvEP, addr: receiverAddr}
-	if err := r.sim.AddNode(receiverAddr, r.rcv); err != nil {
-		return Result{}, err
-	}
-	if err := r.sim.AddNode(senderAddr, r.snd); err != nil {
-		return Result{}, err
-	}
-	if err := r.sim.Connect(senderAddr, receiverAddr, sc.Forward, sc.Reverse); err != nil {
-		return Result{}, err
-	}
-	if _, err := sndEP.Connect(r.sim.Now(), receiverAddr); err != nil {
-		return Result{}, err
-	}
-	// The handshake takes a round trip or a few (lost Hellos); media starts
-	// when it completes and runs for sc.Media.
-	limit := clock.Time(sc.Media + 30*time.Second)
-	for r.err == nil {
-		if !r.started {
-			if r.sim.Now() > clock.Time(30*time.Second) {
-				return Result{}, fmt.Errorf("bench %s: handshake did not complete in 30 s", sc.Name)
-			}
-			r.sim.RunUntil(r.sim.Now().Add(10 * time.Millisecond))
-			continue
-		}
-		end := r.mediaEnd.Add(r.latency + drainAfter)
-		if end > limit {
-			end = limit
-		}
-		r.sim.RunUntil(end)
-		break
-	}
-	if r.err != nil {
-		return Result{}, fmt.Errorf("bench %s: %w", sc.Name, r.err)
-	}
-	res := r.result(seed)
-	res.SimS = r.sim.Now().Sub(0).Seconds()
-	res.WallS = time.Since(wallStart).Seconds()
-	if res.WallS > 0 {
-		res.SimSpeed = math.Round(res.SimS/res.WallS*10) / 10
-	}
-	return res, nil
+	return RunWith(sc, seed, RunOptions{})
 }
 
 func (r *run) result(seed uint64) Result {
@@ -123,8 +57,14 @@ func (r *run) result(seed uint64) Result {
 			if fr.dropped {
 				res.SenderDropped++
 			}
-			for _, w := range fr.avail {
-				fragsAvail += int64(bits.OnesCount64(w))
+			if fr.completed <= r.deadline(fr) {
+				// Complete in time: every fragment was available, whether
+				// it arrived, was retransmitted or FEC rebuilt it.
+				fragsAvail += int64(fr.frags)
+			} else {
+				for _, w := range fr.avail {
+					fragsAvail += int64(bits.OnesCount64(w))
+				}
 			}
 			lat = append(lat, l)
 		}

@@ -7,11 +7,13 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/netip"
+	"path/filepath"
 	"time"
 
 	"github.com/spillway-rt/spillway/clock"
 	"github.com/spillway-rt/spillway/internal/core"
 	"github.com/spillway-rt/spillway/netem"
+	"github.com/spillway-rt/spillway/netem/pcap"
 	"github.com/spillway-rt/spillway/wire"
 )
 
@@ -31,6 +33,7 @@ type frameRec struct {
 	completed clock.Time // clock.Never if it never completed
 	dropped   bool       // the sender dropped it
 	avail     []uint64   // fragments available at the receiver by the deadline
+	frags     int        // fragments, once one was sent
 }
 
 type streamRec struct {
@@ -274,7 +277,20 @@ func (h *host) openStreams(now clock.Time) {
 			for _, l := range []*netem.Link{r.sim.Link(senderAddr, receiverAddr), r.sim.Link(receiverAddr, senderAddr)} {
 				cfg := l.Config()
 				cfg.Loss = 0
+				cfg.GE, cfg.FourState = netem.GilbertElliott{}, netem.FourState{}
 				_ = l.SetConfig(cfg)
+			}
+		})
+	}
+	for _, st := range r.sc.Schedule {
+		fwd, rev := st.Forward, st.Reverse
+		r.sim.Schedule(now.Add(st.At), func(clock.Time) {
+			// Validate checked the configs: SetConfig cannot fail.
+			if fwd != nil {
+				_ = r.sim.Link(senderAddr, receiverAddr).SetConfig(*fwd)
+			}
+			if rev != nil {
+				_ = r.sim.Link(receiverAddr, senderAddr).SetConfig(*rev)
 			}
 		})
 	}
@@ -321,6 +337,12 @@ func (r *run) onSend(now clock.Time, b []byte) {
 	case wire.TypeData:
 		if inMedia {
 			r.mediaPerSec[sec] += int64(len(b))
+		}
+		var h wire.DataHeader
+		if _, err := h.Parse(b); err == nil {
+			if fr := r.lookup(&h, false); fr != nil {
+				fr.frags = int(h.FragCount)
+			}
 		}
 	case wire.TypeRepair:
 		if inMedia {
@@ -394,4 +416,123 @@ func newSeeded(seed uint64, salt byte) seededReader {
 	binary.LittleEndian.PutUint64(key[:], seed)
 	key[31] = salt
 	return seededReader{rand.NewChaCha8(key)}
+}
+
+// RunOptions are RunWith's extras; the zero value runs exactly as Run does.
+type RunOptions struct {
+	// PcapDir, if set, is an existing directory where the run writes what
+	// each direction's link delivers: <scenario>-fwd.pcap (sender to
+	// receiver) and <scenario>-rev.pcap, with virtual times (pcap.VirtualEpoch
+	// + simulator time; see netem/pcap).
+	PcapDir string
+}
+
+// RunWith runs one scenario as Run does, with options: Run(sc, seed) and
+// RunWith(sc, seed, RunOptions{}) give the same row (a test checks it).
+func RunWith(sc Scenario, seed uint64, opts RunOptions) (Result, error) {
+	res, _, err := runWith(sc, seed, opts)
+	return res, err
+}
+
+// runWith is RunWith; it also returns the finished run, whose simulator the
+// tests read.
+func runWith(sc Scenario, seed uint64, opts RunOptions) (res Result, r *run, err error) {
+	if err := sc.Validate(); err != nil {
+		return Result{}, nil, err
+	}
+	wallStart := time.Now()
+	r = &run{sc: sc, latency: sc.Profile.Latency(), sim: netem.New(seed)}
+	if opts.PcapDir != "" {
+		closeCaptures, err := r.capture(opts.PcapDir)
+		if err != nil {
+			return Result{}, nil, err
+		}
+		defer func() {
+			if cerr := closeCaptures(); cerr != nil && err == nil {
+				res, err = Result{}, cerr
+			}
+		}()
+	}
+	cfg := core.Config{Latency: r.latency}
+	sndCfg, rcvCfg := cfg, cfg
+	sndCfg.Rand = newSeeded(seed, 1)
+	rcvCfg.Rand = newSeeded(seed, 2)
+	rcvCfg.Accept = true
+	sndEP, err := core.NewEndpoint(sndCfg)
+	if err != nil {
+		return Result{}, nil, err
+	}
+	rcvEP, err := core.NewEndpoint(rcvCfg)
+	if err != nil {
+		return Result{}, nil, err
+	}
+	maxFrame := 1
+	if v := sc.Traffic.Video; v.FPS > 0 {
+		maxFrame = int(float64(v.Bitrate)/8*v.KeyInterval.Seconds()*2) + 1 // far above any key frame
+	}
+	maxFrame = max(maxFrame, sc.Traffic.Audio.MaxSize)
+	r.snd = &host{r: r, ep: sndEP, addr: senderAddr, sender: true, gen: NewGenerator(sc.Traffic, seed), payload: make([]byte, maxFrame)}
+	r.rcv = &host{r: r, ep: rcvEP, addr: receiverAddr}
+	if err := r.sim.AddNode(receiverAddr, r.rcv); err != nil {
+		return Result{}, nil, err
+	}
+	if err := r.sim.AddNode(senderAddr, r.snd); err != nil {
+		return Result{}, nil, err
+	}
+	if err := r.sim.Connect(senderAddr, receiverAddr, sc.Forward, sc.Reverse); err != nil {
+		return Result{}, nil, err
+	}
+	if _, err := sndEP.Connect(r.sim.Now(), receiverAddr); err != nil {
+		return Result{}, nil, err
+	}
+	// The handshake takes a round trip or a few (lost Hellos); media starts
+	// when it completes and runs for sc.Media.
+	limit := clock.Time(sc.Media + 30*time.Second)
+	for r.err == nil {
+		if !r.started {
+			if r.sim.Now() > clock.Time(30*time.Second) {
+				return Result{}, nil, fmt.Errorf("bench %s: handshake did not complete in 30 s", sc.Name)
+			}
+			r.sim.RunUntil(r.sim.Now().Add(10 * time.Millisecond))
+			continue
+		}
+		end := r.mediaEnd.Add(r.latency + drainAfter)
+		if end > limit {
+			end = limit
+		}
+		r.sim.RunUntil(end)
+		break
+	}
+	if r.err != nil {
+		return Result{}, nil, fmt.Errorf("bench %s: %w", sc.Name, r.err)
+	}
+	res = r.result(seed)
+	res.SimS = r.sim.Now().Sub(0).Seconds()
+	res.WallS = time.Since(wallStart).Seconds()
+	if res.WallS > 0 {
+		res.SimSpeed = math.Round(res.SimS/res.WallS*10) / 10
+	}
+	return res, r, nil
+}
+
+// capture points the simulator's capture hooks at two pcap files in dir and
+// returns the function that closes them (reporting the first write error).
+func (r *run) capture(dir string) (closeAll func() error, err error) {
+	fwd, err := pcap.Create(filepath.Join(dir, r.sc.Name+"-fwd.pcap"))
+	if err != nil {
+		return nil, fmt.Errorf("bench %s: %w", r.sc.Name, err)
+	}
+	rev, err := pcap.Create(filepath.Join(dir, r.sc.Name+"-rev.pcap"))
+	if err != nil {
+		_ = fwd.Close()
+		return nil, fmt.Errorf("bench %s: %w", r.sc.Name, err)
+	}
+	r.sim.SetCapture(senderAddr, receiverAddr, fwd.Virtual())
+	r.sim.SetCapture(receiverAddr, senderAddr, rev.Virtual())
+	return func() error {
+		if err := errors.Join(fwd.Close(), rev.Close()); err != nil {
+			return fmt.Errorf("bench %s: captures: %w", r.sc.Name, err)
+		}
+		return nil
+	}, nil
 }

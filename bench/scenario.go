@@ -38,6 +38,9 @@ type Scenario struct {
 	// LossStop, if set, turns loss off in both directions after this much
 	// media.
 	LossStop time.Duration `json:"loss_stop,omitempty"`
+	// Schedule changes the links at given points of the media, in time
+	// order.
+	Schedule []LinkStep `json:"schedule,omitempty"`
 	// Default marks the rows a bare `spillway bench` runs.
 	Default bool `json:"default"`
 }
@@ -62,6 +65,23 @@ func (s Scenario) Validate() error {
 	}
 	if err := s.Traffic.Validate(); err != nil {
 		return fmt.Errorf("scenario %s: %w", s.Name, err)
+	}
+	var prev time.Duration
+	for i, st := range s.Schedule {
+		if st.At < prev || st.At > s.Media {
+			return fmt.Errorf("scenario %s: schedule[%d] at %v: not in time order within the media", s.Name, i, st.At)
+		}
+		prev = st.At
+		if st.Forward != nil {
+			if err := st.Forward.Validate(); err != nil {
+				return fmt.Errorf("scenario %s: schedule[%d] forward link: %w", s.Name, i, err)
+			}
+		}
+		if st.Reverse != nil {
+			if err := st.Reverse.Validate(); err != nil {
+				return fmt.Errorf("scenario %s: schedule[%d] reverse link: %w", s.Name, i, err)
+			}
+		}
 	}
 	return nil
 }
@@ -103,6 +123,12 @@ func Scenarios() []Scenario {
 	for _, loss := range []int{5, 10, 20} {
 		out = append(out, symmetric(fmt.Sprintf("arq-rtt100-loss%d", loss), ProfileRTC, 100*time.Millisecond, float64(loss)/100, time.Minute, arqTraffic))
 	}
+	ge := symmetric("arq-rtt100-ge10b3", ProfileRTC, 100*time.Millisecond, 0.1, time.Minute, arqTraffic)
+	// Gilbert-Elliott bursts: 10 % loss, mean burst 3 (p = 1/27, r = 1/3).
+	ge.Forward.Loss, ge.Reverse.Loss = 0, 0
+	ge.Forward.GE = netem.GEFromLossBurst(0.1, 3)
+	ge.Reverse.GE = ge.Forward.GE
+	out = append(out, ge)
 	out = append(out, symmetric("live-rtt300-loss20", ProfileLive, 300*time.Millisecond, 0.2, 10*time.Minute, DefaultTraffic()))
 
 	det := symmetric("netem-determinism", ProfileRTC, 100*time.Millisecond, 0.05, 20*time.Second, DefaultTraffic())

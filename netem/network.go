@@ -60,6 +60,7 @@ type Network struct {
 
 	conns    map[netip.AddrPort]*PacketConn
 	links    map[linkKey]*Link
+	captures map[linkKey]CaptureFunc
 	nextPort uint16
 	closed   bool
 	stats    NetworkStats
@@ -74,6 +75,7 @@ func NewNetwork(seed uint64) *Network {
 		armed:    clock.Never,
 		conns:    make(map[netip.AddrPort]*PacketConn),
 		links:    make(map[linkKey]*Link),
+		captures: make(map[linkKey]CaptureFunc),
 		nextPort: firstEphemeralPort,
 	}
 }
@@ -144,9 +146,43 @@ func (n *Network) SetLink(a, b netip.AddrPort, cfg LinkConfig) error {
 		l.setConfig(cfg)
 		return nil
 	}
-	n.links[linkKey{a, b}] = newLink(n.seed, a, b, cfg, &n.mu)
+	n.links[linkKey{a, b}] = n.newLinkLocked(a, b, cfg)
 	return nil
 }
+
+// newLinkLocked creates the link from a to b with its capture hook, if one
+// was set before the link existed.
+func (n *Network) newLinkLocked(a, b netip.AddrPort, cfg LinkConfig) *Link {
+	l := newLink(n.seed, a, b, cfg, &n.mu)
+	l.capture = n.captures[linkKey{a, b}]
+	return l
+}
+
+// SetCapture sets the function called for each datagram delivered on the
+// link from a to b (nil removes it), as Simulator.SetCapture does; it may be
+// set before the link exists. fn runs at delivery, before the receiving
+// PacketConn queues the datagram, with the network's lock held: it must not
+// call the Network or its conns, and b is only valid during the call. at is
+// the network's clock (time since Epoch). A Network without captures
+// allocates nothing for them.
+func (n *Network) SetCapture(a, b netip.AddrPort, fn CaptureFunc) {
+	a, b = unmap(a), unmap(b)
+	k := linkKey{a, b}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if fn == nil {
+		delete(n.captures, k)
+	} else {
+		n.captures[k] = fn
+	}
+	if l := n.links[k]; l != nil {
+		l.capture = fn
+	}
+}
+
+// Epoch returns the wall-clock time the network's clock counts from (its
+// creation): a capture hook's at is the time since Epoch.
+func (n *Network) Epoch() time.Time { return n.epoch }
 
 // Link returns the link from a to b, or nil if it does not exist yet (links
 // are created by SetLink or by the first datagram between two conns).
@@ -203,13 +239,7 @@ func (n *Network) advanceLocked() {
 		if !ok {
 			break
 		}
-		switch ev.kind {
-		case evArrive:
-			e.arrive(ev.link, ev.pkt)
-		case evDepart:
-			e.depart(ev.link, ev.pkt)
-		case evDeliver:
-			e.delivered(ev.link, ev.pkt)
+		if e.runPacket(&ev) {
 			n.deliverLocked(ev.link.to, ev.pkt)
 		}
 	}
@@ -450,7 +480,7 @@ func (c *PacketConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error)
 			n.stats.Unroutable++
 			return len(b), nil
 		}
-		l = newLink(n.seed, c.addr, addr, LinkConfig{}, &n.mu)
+		l = n.newLinkLocked(c.addr, addr, LinkConfig{})
 		n.links[k] = l
 	}
 	c.stats.PacketsSent++

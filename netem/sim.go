@@ -63,6 +63,7 @@ type Simulator struct {
 	byAddr   map[netip.AddrPort]*nodeState
 	links    map[linkKey]*Link
 	captures map[linkKey]CaptureFunc
+	necks    []*Bottleneck // in AddBottleneck order
 	txbuf    []byte
 	running  bool
 	stats    SimStats
@@ -221,18 +222,15 @@ func (s *Simulator) leave() { s.running = false }
 
 func (s *Simulator) run(ev event) {
 	e := &s.eng
-	switch ev.kind {
-	case evArrive:
-		e.arrive(ev.link, ev.pkt)
-	case evDepart:
-		e.depart(ev.link, ev.pkt)
-	case evDeliver:
-		e.delivered(ev.link, ev.pkt)
+	if e.runPacket(&ev) {
 		ns := ev.link.dst
 		ns.timeoutRun = 0
 		ns.node.HandleDatagram(e.now, ev.pkt.from, ev.pkt.bytes())
 		e.pool.put(ev.pkt)
 		s.afterCall(ns)
+		return
+	}
+	switch ev.kind {
 	case evWake:
 		ns := ev.node
 		if ns.timeoutAt != e.now {

@@ -607,7 +607,7 @@ func TestJitterDistText(t *testing.T) {
 		assert.Equal(t, d.String(), string(b))
 	}
 	var d netem.JitterDist
-	assert.ErrorIs(t, d.UnmarshalText([]byte("pareto")), netem.ErrInvalidConfig)
+	assert.ErrorIs(t, d.UnmarshalText([]byte("weibull")), netem.ErrInvalidConfig)
 	_, err := netem.JitterDist(9).MarshalText()
 	assert.Error(t, err)
 	assert.Equal(t, "JitterDist(9)", netem.JitterDist(9).String())

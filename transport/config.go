@@ -88,6 +88,14 @@ type Config struct {
 	// is then at most 1219 bytes).
 	FragmentSize int
 
+	// DisableFEC turns off forward error correction of what this side
+	// sends. By default an adaptive policy adds repair packets where a
+	// retransmission could not arrive before a frame's deadline (long RTTs,
+	// key frames), and next to none on a clean network.
+	DisableFEC bool
+	// DisableRetransmission turns off selective retransmission both ways.
+	DisableRetransmission bool
+
 	// KeepAlivePeriod: a ping goes out after this long without sending.
 	// Default 5 s.
 	KeepAlivePeriod time.Duration
@@ -174,5 +182,8 @@ func (c Config) core() core.Config {
 		KeepAlivePeriod:  c.KeepAlivePeriod,
 		HandshakeTimeout: c.HandshakeTimeout,
 		Logger:           c.Logger,
+
+		DisableFEC:            c.DisableFEC,
+		DisableRetransmission: c.DisableRetransmission,
 	}
 }

@@ -49,8 +49,9 @@
 //
 // # Limitations
 //
-// This version retransmits nothing and sends no FEC, so lost packets lose
-// frames; its pacer sends at 2.5 x the tracks' nominal bitrate (capped at
-// MaxBitrate) without congestion control; playout is at a fixed delay.
+// Lost packets are recovered by FEC and selective retransmission within
+// each frame's deadline (Config.DisableFEC and DisableRetransmission turn
+// them off). The pacer sends at 2.5 x the tracks' nominal bitrate (capped
+// at MaxBitrate) without congestion control; playout is at a fixed delay.
 // Later versions add these behind the same API.
 package transport

@@ -202,7 +202,7 @@ func TestLossyLinkReportsLoss(t *testing.T) {
 			lost += info.LostBefore
 		}
 		assert.Greater(t, got, int64(100))
-		assert.Greater(t, lost, int64(5), "5 % packet loss loses frames: no retransmission yet")
+		assert.LessOrEqual(t, lost, int64(4), "5 % packet loss: retransmissions repair all but a few frames")
 		assert.Equal(t, int64(200), got+lost+(199-last))
 
 		statusMu.Lock()

@@ -1,5 +1,10 @@
 package wire
 
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
 // Close packet flags.
 const (
 	// FlagCloseReply marks a Close sent in answer to the peer's Close; it is
@@ -173,23 +178,38 @@ func ParseFeedbackHeader(b []byte, sh *ShortHeader) (rtcp []byte, err error) {
 }
 
 // RepairHeaderLen is the length of a repair packet's header.
-const RepairHeaderLen = ShortHeaderLen + 9
+const RepairHeaderLen = ShortHeaderLen + 16
 
-// RepairHeader is the header of an FEC repair packet: parity symbol Index of
-// a block of K media packets starting at packet number BasePacketNumber,
-// protected by M repair packets. The fec package defines the payload.
+// MaxRepairSpan is how many packet numbers one FEC block can span: the bits
+// of RepairHeader.Mask.
+const MaxRepairSpan = 64
+
+// RepairHeader is the header of an FEC repair packet (docs/PROTOCOL.md §5):
+// repair symbol Index of M protecting the media packets numbered
+// BasePacketNumber+i for every bit i set in Mask. Bit 0 is always set (the
+// base is a member); the members need not be consecutive, so other packets
+// and interleaved blocks may sit between them. The fec package defines the
+// symbol.
 type RepairHeader struct {
 	DstConnID        uint32
 	PacketNumber     uint32 // low 24 bits
 	SendTime         uint32 // 24-bit timestamp, TimestampUnit units
 	BasePacketNumber uint32 // low 24 bits of the block's first media packet number
-	K, M             uint8  // media and repair packets in the block (both >= 1)
+	Mask             uint64 // members: bit i is packet number base+i; bit 0 set
+	M                uint8  // repair packets in the block (>= 1)
 	Index            uint8  // 0 to M-1
+}
+
+// K returns the number of media packets in the block.
+func (h *RepairHeader) K() int { return bits.OnesCount64(h.Mask) }
+
+func (h *RepairHeader) valid() bool {
+	return h.Mask&1 != 0 && h.M != 0 && h.Index < h.M
 }
 
 // Append appends the repair header to b.
 func (h *RepairHeader) Append(b []byte) ([]byte, error) {
-	if h.SendTime > mask24 || h.BasePacketNumber > mask24 || h.K == 0 || h.M == 0 || h.Index >= h.M {
+	if h.SendTime > mask24 || h.BasePacketNumber > mask24 || !h.valid() {
 		return b, ErrRange
 	}
 	sh := ShortHeader{Type: TypeRepair, DstConnID: h.DstConnID, PacketNumber: h.PacketNumber}
@@ -199,7 +219,8 @@ func (h *RepairHeader) Append(b []byte) ([]byte, error) {
 	}
 	b = append24(b, h.SendTime)
 	b = append24(b, h.BasePacketNumber)
-	return append(b, h.K, h.M, h.Index), nil
+	b = binary.BigEndian.AppendUint64(b, h.Mask)
+	return append(b, h.M, h.Index), nil
 }
 
 // Parse reads a repair header from b and returns the repair payload.
@@ -223,11 +244,11 @@ func (h *RepairHeader) Parse(b []byte) (payload []byte, err error) {
 		PacketNumber:     sh.PacketNumber,
 		SendTime:         be24(rest),
 		BasePacketNumber: be24(rest[3:]),
-		K:                rest[6],
-		M:                rest[7],
-		Index:            rest[8],
+		Mask:             binary.BigEndian.Uint64(rest[6:]),
+		M:                rest[14],
+		Index:            rest[15],
 	}
-	if h.K == 0 || h.M == 0 || h.Index >= h.M {
+	if !h.valid() {
 		return nil, errRepairShape
 	}
 	return rest[RepairHeaderLen-ShortHeaderLen:], nil

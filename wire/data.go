@@ -146,3 +146,62 @@ func ParseFramePrefix(b []byte) (captureTS uint32, rest []byte, err error) {
 	}
 	return be24(b), b[FramePrefixLen:], nil
 }
+
+// ProtectedHeaderLen is the length of a data packet's protected form's
+// header (docs/PROTOCOL.md §5.1).
+const ProtectedHeaderLen = 6
+
+// AppendProtected appends the protected form of a data packet to b: what FEC
+// repair symbols protect and what the sender's history keeps for
+// retransmission. It is the data header without the connection id, packet
+// number and send time (a recovered packet has no send time of its own, a
+// retransmission has its own), followed by the fragment:
+//
+//	flags (1: FlagKey | FlagDroppable) | stream<<12|frame id (2) |
+//	fragment index<<12|count-1 (3) | fragment bytes
+//
+// h.PacketNumber, h.SendTime and the retransmission fields are ignored.
+func AppendProtected(b []byte, h *DataHeader, payload []byte) ([]byte, error) {
+	if h.Stream >= MaxStreams || h.FrameID > mask12 || h.FragCount == 0 || h.FragCount > MaxFragments || h.FragIndex >= h.FragCount {
+		return b, ErrRange
+	}
+	var flags uint8
+	if h.Key {
+		flags |= FlagKey
+	}
+	if h.Droppable {
+		flags |= FlagDroppable
+	}
+	b = append(b, flags)
+	b = append16(b, uint16(h.Stream)<<12|h.FrameID)
+	b = append24(b, uint32(h.FragIndex)<<12|uint32(h.FragCount-1))
+	return append(b, payload...), nil
+}
+
+// ParseProtected reads a data packet's protected form (AppendProtected) into
+// h's frame fields and returns the fragment bytes. h's connection id, packet
+// number, send time and retransmission fields are zeroed: the caller knows
+// them. Recovered bytes come from repair packets, so they are network input
+// like any other and are checked as strictly.
+func ParseProtected(b []byte, h *DataHeader) (payload []byte, err error) {
+	if len(b) < ProtectedHeaderLen {
+		return nil, errShort
+	}
+	if b[0]&^(FlagKey|FlagDroppable) != 0 {
+		return nil, errFlags
+	}
+	sf := be16(b[1:])
+	frag := be24(b[3:])
+	*h = DataHeader{
+		Key:       b[0]&FlagKey != 0,
+		Droppable: b[0]&FlagDroppable != 0,
+		Stream:    uint8(sf >> 12),
+		FrameID:   sf & mask12,
+		FragIndex: uint16(frag >> 12),
+		FragCount: uint16(frag&mask12) + 1,
+	}
+	if h.FragIndex >= h.FragCount {
+		return nil, errFragment
+	}
+	return b[ProtectedHeaderLen:], nil
+}

@@ -41,7 +41,7 @@ func seedPackets(t testing.TB) [][]byte {
 	add((&Close{DstConnID: 3, Reply: true}).Append(nil))
 	add((&Ping{DstConnID: 1, Echo: 42}).Append(nil))
 	add((&Ping{DstConnID: 1, Pong: true, Echo: 42, HoldMicros: 1000}).Append(nil))
-	b, err := (&RepairHeader{DstConnID: 1, PacketNumber: 2, SendTime: 3, BasePacketNumber: 4, K: 10, M: 3, Index: 1}).Append(nil)
+	b, err := (&RepairHeader{DstConnID: 1, PacketNumber: 2, SendTime: 3, BasePacketNumber: 4, Mask: 0x3ff, M: 3, Index: 1}).Append(nil)
 	add(append(b, 0, 5, 1, 2, 3, 4, 5), err)
 	fb, err := AppendFeedbackHeader(nil, 7, 8)
 	add(append(fb, 0x80, 201, 0, 1, 0, 0, 0, 0), err)
@@ -53,9 +53,13 @@ var writeCorpus = flag.Bool("write-corpus", false, "write the wire fuzz targets'
 // TestWriteSeedCorpus regenerates the committed seed corpora when run with
 // -write-corpus; otherwise it checks that every committed corpus exists.
 func TestWriteSeedCorpus(t *testing.T) {
-	for _, target := range []string{"FuzzPacket", "FuzzDataHeader", "FuzzHandshake"} {
+	for _, target := range []string{"FuzzPacket", "FuzzDataHeader", "FuzzHandshake", "FuzzProtected"} {
 		if *writeCorpus {
-			fuzzseed.Write(t, target, seedPackets(t))
+			seeds := seedPackets(t)
+			if target == "FuzzProtected" {
+				seeds = seedProtected(t)
+			}
+			fuzzseed.Write(t, target, seeds)
 		}
 		fuzzseed.Check(t, target)
 	}
@@ -130,6 +134,44 @@ func FuzzDataHeader(f *testing.F) {
 		f.Add(p)
 	}
 	f.Fuzz(checkData)
+}
+
+// seedProtected are protected forms of data packets (the seeds of
+// FuzzProtected).
+func seedProtected(t testing.TB) [][]byte {
+	var out [][]byte
+	for _, h := range []DataHeader{
+		{FragCount: 1},
+		{Key: true, Stream: 15, FrameID: 4095, FragIndex: 4095, FragCount: 4096},
+		{Droppable: true, Stream: 3, FrameID: 77, FragIndex: 2, FragCount: 3},
+	} {
+		b, err := AppendProtected(nil, &h, []byte("fragment"))
+		require.NoError(t, err)
+		out = append(out, b)
+	}
+	return out
+}
+
+// FuzzProtected checks the protected form of a data packet, which FEC
+// recovery rebuilds from repair packets: it parses without panicking and
+// re-encodes to the same bytes.
+func FuzzProtected(f *testing.F) {
+	for _, p := range seedProtected(f) {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var h, h2 DataHeader
+		payload, err := ParseProtected(b, &h)
+		if err != nil {
+			return
+		}
+		out, err := AppendProtected(nil, &h, payload)
+		require.NoError(t, err)
+		require.Equal(t, b, out, "the protected form is canonical")
+		_, err = ParseProtected(out, &h2)
+		require.NoError(t, err)
+		require.Equal(t, h, h2)
+	})
 }
 
 // FuzzHandshake focuses on handshake packets and transport parameters.

@@ -194,7 +194,7 @@ func TestControlRoundTrip(t *testing.T) {
 	_, err = (&Ping{DstConnID: 1, HoldMicros: 5}).Append(nil)
 	assert.ErrorIs(t, err, ErrRange, "a ping carries no hold time")
 
-	rh := RepairHeader{DstConnID: 1, PacketNumber: 2, SendTime: 3, BasePacketNumber: 4, K: 10, M: 3, Index: 2}
+	rh := RepairHeader{DstConnID: 1, PacketNumber: 2, SendTime: 3, BasePacketNumber: 4, Mask: 0x3ff, M: 3, Index: 2}
 	b, err := rh.Append(nil)
 	require.NoError(t, err)
 	require.Len(t, b, RepairHeaderLen)
@@ -202,7 +202,12 @@ func TestControlRoundTrip(t *testing.T) {
 	payload, err := got.Parse(append(b, 1, 2))
 	require.NoError(t, err)
 	assert.Equal(t, rh, got)
+	assert.Equal(t, 10, got.K())
 	assert.Equal(t, []byte{1, 2}, payload)
+	noBase := rh
+	noBase.Mask = 0x3fe
+	_, err = noBase.Append(nil)
+	assert.ErrorIs(t, err, ErrRange, "the base packet is always a member")
 	b[len(b)-1] = 3 // index == M
 	_, err = got.Parse(b)
 	assert.ErrorIs(t, err, ErrMalformed)
@@ -271,4 +276,38 @@ func TestTypeString(t *testing.T) {
 	assert.Equal(t, "invalid", Type(9).String())
 	assert.Equal(t, "retry", MsgRetry.String())
 	assert.Equal(t, "invalid", HandshakeMsg(9).String())
+}
+
+func TestProtectedForm(t *testing.T) {
+	tests := []struct {
+		name string
+		h    DataHeader
+	}{
+		{"plain", DataHeader{Stream: 2, FrameID: 300, FragIndex: 1, FragCount: 3}},
+		{"key, largest fields", DataHeader{Key: true, Stream: 15, FrameID: 4095, FragIndex: 4095, FragCount: 4096}},
+		{"droppable", DataHeader{Droppable: true, FragCount: 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := tc.h
+			in.DstConnID, in.PacketNumber, in.SendTime = 9, 77, 1234 // not part of the protected form
+			b, err := AppendProtected(nil, &in, []byte("abc"))
+			require.NoError(t, err)
+			require.Len(t, b, ProtectedHeaderLen+3)
+			var got DataHeader
+			payload, err := ParseProtected(b, &got)
+			require.NoError(t, err)
+			assert.Equal(t, tc.h, got)
+			assert.Equal(t, []byte("abc"), payload)
+		})
+	}
+	var h DataHeader
+	_, err := ParseProtected([]byte{0, 0, 0, 0, 0}, &h)
+	assert.ErrorIs(t, err, ErrMalformed, "short")
+	_, err = ParseProtected([]byte{FlagLast, 0, 0, 0, 0, 0}, &h)
+	assert.ErrorIs(t, err, ErrMalformed, "reserved flag")
+	_, err = ParseProtected([]byte{0, 0, 0, 0x00, 0x10, 0x00}, &h)
+	assert.ErrorIs(t, err, ErrMalformed, "index 1 of a 1-fragment frame")
+	_, err = AppendProtected(nil, &DataHeader{Stream: 16, FragCount: 1}, nil)
+	assert.ErrorIs(t, err, ErrRange)
 }

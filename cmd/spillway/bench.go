@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -20,18 +21,45 @@ type benchOptions struct {
 	Seed     uint64
 	Scenario string // a regular expression over scenario names ("" = the default matrix)
 	List     bool
+	Pcap     string   // write each row's captures into this directory ("" = none)
+	Files    fileList // -file: run these files' scenarios instead of the built-in ones
+}
+
+// fileList is a repeatable flag of comma-separated file names.
+type fileList []string
+
+func (l *fileList) String() string {
+	if l == nil {
+		return ""
+	}
+	return strings.Join(*l, ",")
+}
+
+func (l *fileList) Set(s string) error {
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			*l = append(*l, f)
+		}
+	}
+	return nil
 }
 
 func benchFlags(o *benchOptions) *flag.FlagSet {
-	fs := newFlagSet("bench", "[-json FILE] [-seed N] [-scenario REGEX] [-list]", `
+	fs := newFlagSet("bench", "[-json FILE] [-seed N] [-scenario REGEX] [-file FILE] [-list] [-pcap DIR]", `
 Bench runs scenarios in the simulator (virtual time, deterministic for a
 seed) and prints one table row per scenario. Without -scenario it runs the
-default matrix, rtc-rtt{40,100,200}-loss{0,2,5,10}. Progress lines go to
-stderr.`)
+default matrix, rtc-rtt{40,100,200}-loss{0,2,5,10}. -file FILE (repeatable,
+or comma-separated) runs the scenarios of JSON or YAML scenario files
+instead of the built-in ones: all of them, or those -scenario matches.
+Progress lines go to stderr. -pcap DIR writes what each row's links deliver to
+DIR/<scenario>-fwd.pcap (sender to receiver) and DIR/<scenario>-rev.pcap,
+with virtual times (the Unix epoch + simulated time).`)
 	fs.StringVar(&o.JSON, "json", "", "write the results as JSON ({\"results\": [...]}) to `FILE`")
 	fs.Uint64Var(&o.Seed, "seed", 1, "simulation `seed`; the same seed gives the same results")
 	fs.StringVar(&o.Scenario, "scenario", "", "run the scenarios whose names match `REGEX` (default: the default matrix)")
+	fs.Var(&o.Files, "file", "run the scenarios of the JSON or YAML scenario `FILE` instead of the built-in ones (repeatable, or comma-separated)")
 	fs.BoolVar(&o.List, "list", false, "list the scenarios (* marks the default matrix) and exit")
+	fs.StringVar(&o.Pcap, "pcap", "", "write each row's captures, <scenario>-fwd.pcap and <scenario>-rev.pcap, into `DIR` (created if missing)")
 	return fs
 }
 
@@ -44,8 +72,21 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if _, err := regexp.Compile(o.Scenario); err != nil {
 		return usageErr(fs, "-scenario: %v", err)
 	}
+	if len(o.Files) > 0 {
+		scs, err := loadScenarioFiles(o.Files)
+		if err != nil {
+			return fmt.Errorf("-file: %w", err)
+		}
+		if o.List {
+			return listScenarios(o.Scenario, scs, stdout)
+		}
+		if scs, err = selectScenarios(scs, o.Scenario); err != nil {
+			return usageErr(fs, "%v", err)
+		}
+		return runBench(ctx, o, scs, stdout, stderr)
+	}
 	if o.List {
-		return listScenarios(o.Scenario, stdout)
+		return listScenarios(o.Scenario, bench.Scenarios(), stdout)
 	}
 	scs, err := bench.Select(o.Scenario)
 	if err != nil {
@@ -54,11 +95,56 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return runBench(ctx, o, scs, stdout, stderr)
 }
 
+// loadScenarioFiles reads the scenarios of the files, in order. A name
+// must not be used twice, within a file or across them.
+func loadScenarioFiles(paths []string) ([]bench.Scenario, error) {
+	var out []bench.Scenario
+	from := map[string]string{}
+	for _, p := range paths {
+		scs, err := bench.LoadScenarioFile(p)
+		if err != nil {
+			return nil, err
+		}
+		for _, sc := range scs {
+			if prev, ok := from[sc.Name]; ok {
+				return nil, fmt.Errorf("scenario %q is in both %s and %s", sc.Name, prev, p)
+			}
+			from[sc.Name] = p
+		}
+		out = append(out, scs...)
+	}
+	return out, nil
+}
+
+// selectScenarios returns the scenarios of scs whose names match pattern
+// ("" = all).
+func selectScenarios(scs []bench.Scenario, pattern string) ([]bench.Scenario, error) {
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return nil, fmt.Errorf("-scenario: %w", err)
+	}
+	var out []bench.Scenario
+	for _, sc := range scs {
+		if re.MatchString(sc.Name) {
+			out = append(out, sc)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no scenario of the -file files matches %q", pattern)
+	}
+	return out, nil
+}
+
 // runBench runs scs in order, prints the table to stdout and writes the
 // JSON report. Interrupted (ctx done) between scenarios, it prints the rows
 // done and fails.
 func runBench(ctx context.Context, o benchOptions, scs []bench.Scenario, stdout, stderr io.Writer) error {
 	results := make([]bench.Result, 0, len(scs))
+	if o.Pcap != "" {
+		if err := os.MkdirAll(o.Pcap, 0o755); err != nil {
+			return fmt.Errorf("-pcap: %w", err)
+		}
+	}
 	for i, sc := range scs {
 		if err := ctx.Err(); err != nil {
 			if len(results) > 0 {
@@ -67,7 +153,13 @@ func runBench(ctx context.Context, o benchOptions, scs []bench.Scenario, stdout,
 			return fmt.Errorf("interrupted after %d of %d scenarios: %w", i, len(scs), err)
 		}
 		start := time.Now()
-		res, err := bench.Run(sc, o.Seed)
+		var res bench.Result
+		var err error
+		if o.Pcap != "" {
+			res, err = bench.RunWith(sc, o.Seed, bench.RunOptions{PcapDir: o.Pcap})
+		} else {
+			res, err = bench.Run(sc, o.Seed)
+		}
 		if err != nil {
 			return err
 		}
@@ -107,16 +199,16 @@ func fmtOptMS(v *float64) string {
 	return fmt.Sprintf("%.1f", *v)
 }
 
-// listScenarios prints the scenarios matching pattern ("" = all) with their
-// main parameters; * marks the default matrix.
-func listScenarios(pattern string, w io.Writer) error {
+// listScenarios prints the scenarios of scs matching pattern ("" = all)
+// with their main parameters; * marks the default matrix.
+func listScenarios(pattern string, scs []bench.Scenario, w io.Writer) error {
 	re, err := regexp.Compile(pattern)
 	if err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "scenario\tdefault\tprofile\trtt_ms\tloss\tjitter_ms\trate_kbps\tmedia_s\tvideo_kbps\taudio_fps\tloss_stop_s")
-	for _, sc := range bench.Scenarios() {
+	for _, sc := range scs {
 		if !re.MatchString(sc.Name) {
 			continue
 		}

@@ -1,6 +1,6 @@
 // Command spillway runs Spillway from the command line: the benchmark
-// suite in the simulator, and a synthetic media stream between two hosts
-// over real UDP.
+// suite in the simulator, a synthetic media stream between two hosts over
+// real UDP, and netem's UDP proxy, which impairs any UDP program.
 //
 // # Usage
 //
@@ -13,7 +13,7 @@
 // session, a file) exits with status 1; success, an interrupted run that
 // printed its summary, and -h exit with status 0.
 //
-// # spillway bench [-json FILE] [-seed N] [-scenario REGEX] [-list]
+// # spillway bench [-json FILE] [-seed N] [-scenario REGEX] [-file FILE] [-list] [-pcap DIR]
 //
 // Runs scenarios in the simulator (package bench; virtual time, so a minute
 // of media takes milliseconds) in order and prints one table row per
@@ -25,9 +25,43 @@
 //	-seed N          the simulation seed (default 1)
 //	-json FILE       also write {"results": [...]}, one object per row
 //	                 (bench.Report, indented)
+//	-file FILE       run the scenarios of a scenario file instead of the
+//	                 built-in ones (repeatable, or comma-separated: the
+//	                 files' scenarios in order; -scenario still filters
+//	                 them, and without it they all run)
 //	-list            list the scenarios matching -scenario (all without it)
 //	                 with their main parameters, * marking the default
-//	                 matrix, and exit
+//	                 matrix, and exit (with -file, the files' scenarios)
+//	-pcap DIR        write what each row's links deliver to
+//	                 DIR/<scenario>-fwd.pcap (sender to receiver) and
+//	                 DIR/<scenario>-rev.pcap, stamped with virtual times
+//	                 (the Unix epoch + simulated time; see netem/pcap)
+//
+// A scenario file is JSON or YAML (by its extension: .yaml or .yml, else
+// JSON), one scenario object or {"scenarios": [...]}, read strictly by
+// bench.LoadScenarioFile: an unknown field or an out-of-range value fails
+// the run (exit status 1) with an error naming the field. A scenario:
+//
+//	name: step-down          # required, unique
+//	profile: rtc             # rtc (default) or live
+//	media: 30s               # media offered (default 60s)
+//	forward:                 # a netem.LinkConfig, by its JSON names
+//	  delay: 50ms
+//	  rate: 4mbit
+//	  queue_delay: 300ms
+//	  overhead: 28
+//	  ge: {p: 0.0123, r: 0.333}
+//	reverse: {delay: 50ms}   # default: the same as forward
+//	loss_stop: 20s           # random loss off from then on
+//	schedule:                # link changes, in time order
+//	  - at: 10s
+//	    forward: {rate: 1mbit}   # only the fields named change
+//	  - at: 20s
+//	    forward: {rate: 4mbit}
+//
+// Further fields: rtt and loss (for the report; by default the two delays
+// and the forward loss), and traffic (bench.Traffic; fields left out keep
+// bench.DefaultTraffic's).
 //
 // For a seed, the JSON file is byte-identical from run to run apart from
 // the wall-clock fields sim_speed and wall_s. Its fields are DESIGN §9's:
@@ -100,13 +134,73 @@
 // max_ms, and bytes. Play exits with status 0 whatever the loss (the
 // numbers tell) and 1 only when it cannot listen.
 //
+// # spillway netem -listen ADDR -forward ADDR [-config FILE [-scenario NAME]] [impairments] [-pcap DIR]
+//
+// A UDP proxy with netem's link model, in real time (netem.Proxy): it
+// listens on -listen and forwards what it receives to -forward through the
+// forward link, and what the -forward address answers to the client (the
+// most recent source address seen on -listen) through the reverse link.
+//
+// Each LinkConfig field has a flag named after its JSON name, which sets
+// both directions, and a -rev- form (-rev-delay, -rev-loss, ...) which
+// overrides it for the reverse direction (forward address to client):
+//
+//	-delay D -jitter D -jitter-dist uniform|normal|pareto|paretonormal -reorder
+//	-loss P                                Bernoulli loss
+//	-ge-p P -ge-r R [-ge-h H] [-ge-k1 K1]  Gilbert-Elliott loss (tc's "loss gemodel")
+//	-ge-loss L -ge-burst B                 the same from its loss and mean burst
+//	                                       (netem.GEFromLossBurst; not with -ge-p etc.)
+//	-four-state p13,p31,p32,p23,p14        4-state Markov loss (tc's "loss state")
+//	-duplicate P -corrupt P
+//	-reorder-prob P [-reorder-gap N]       tc's "reorder P gap N"
+//	-rate R (4M, 500k, ...)                or -trace FILE, a Mahimahi trace (netem.LoadTrace)
+//	-queue-bytes N -queue-delay D -overhead N
+//	-queue-disc droptail|codel [-codel-target D] [-codel-interval D]
+//	-down                                  start with the link down (a blackout)
+//
+// A direction has one loss model and one capacity source: giving two in one
+// set of flags (-loss with -ge-p, -rate with -trace) is an error, while a
+// -rev- flag of another model replaces the both-ways one for the reverse
+// link. Each direction's config is checked (LinkConfig.Validate) and an
+// error names the flag at fault.
+//
+// -config FILE reads the links from a scenario file, the format bench -file
+// reads: the scenario's forward and reverse links, and its schedule applied
+// in real time, each step at its time after the proxy started (SetConfig on
+// the proxy's links, from a goroutine that ends with the proxy; loss_stop
+// is a step too, turning the loss models off). The last step stays in force
+// until the proxy stops; a line on stderr reports each step. -scenario NAME
+// picks the scenario of a file that has several (an error lists their
+// names). Flags given on the command line override the file's fields for
+// their direction, in the initial links and in every step of the schedule:
+// a loss-model flag replaces the file's loss model (-loss 0 turns it off,
+// and loss_stop then leaves that direction alone), -rate replaces a trace
+// and -trace a rate. The file's other fields (profile, media, traffic, rtt)
+// are the bench's and play no part here. An unreadable or invalid file
+// exits with status 1 and an error naming the field.
+//
+// The proxy runs until SIGINT or SIGTERM, or for -duration, printing a
+// stats line to stderr every -stats-interval and a final one to stdout:
+//
+//	fwd_offered=N fwd_delivered=N fwd_lost=N fwd_dropped=N fwd_overflow=N fwd_bytes=N rev_... client_changes=N strangers=N no_client=N write_errors=N read_errors=N late_mean_us=N late_max_us=N
+//
+// -pcap DIR writes DIR/netem-fwd.pcap and DIR/netem-rev.pcap, stamped with
+// wall-clock times. -seed seeds the links' randomness (default 1).
+// -wake-early D sets how long before a datagram is due the proxy stops
+// sleeping and spins (default: the measured timer lateness; negative: never
+// spin). -measure, instead of proxying, sends 10 Mbit/s of 1,250-byte
+// datagrams on loopback through a proxy with a 50 ms delay (or -delay and
+// the other impairment flags; not -config) for -duration (default 5s) and
+// prints the timer lateness and the delay error's percentiles.
+//
 // # Output contract
 //
 // DESIGN §9 fixes what checks read: bench's row names and JSON fields,
 // push's final line starting "frames=N bytes=B", and play's final line
 // starting "frames=N on_time=R p99_ms=X corrupt=N"; further key=value
 // fields may follow, and the per-second lines (on stderr) use other keys.
-// Summary lines are the only lines on stdout for push and play.
+// Summary lines are the only lines on stdout for push and play, and for
+// netem (its final stats line; -measure prints its figures there).
 //
 // # Limitations
 //

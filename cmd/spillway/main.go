@@ -44,6 +44,8 @@ var commands = []command{
 		func() *flag.FlagSet { return pushFlags(new(pushOptions)) }, pushMain},
 	{"play", "receive a stream, verify every frame, report latency and loss",
 		func() *flag.FlagSet { return playFlags(new(playOptions)) }, playMain},
+	{"netem", "a UDP proxy that impairs any UDP program (delay, loss, rate); -measure checks its accuracy",
+		func() *flag.FlagSet { return netemFlags(new(netemOptions)) }, netemMain},
 }
 
 func lookup(name string) *command {

@@ -405,3 +405,47 @@ func TestHelp(t *testing.T) {
 	assert.Equal(t, exitOK, run(t.Context(), []string{"push", "-h"}, &out, &errOut))
 	assert.Contains(t, errOut.String(), "-duration")
 }
+
+// TestBenchFileFlag runs the scenario of a file (3 s of media) instead of
+// the built-in ones, and checks that a bad file fails naming its field.
+func TestBenchFileFlag(t *testing.T) {
+	table, report := benchJSON(t, "-file", "testdata/bench-short.yaml")
+	assert.Contains(t, table, "file-short")
+	rs := rows(t, report)
+	require.Len(t, rs, 1)
+	assert.Equal(t, "file-short", rs[0]["scenario"])
+	assert.EqualValues(t, 3, rs[0]["media_s"])
+	for _, f := range designFields {
+		assert.Contains(t, rs[0], f)
+	}
+
+	// Repeated or comma-separated, filtered by -scenario.
+	_, report = benchJSON(t, "-file", "testdata/netem-links.yaml", "-file", "testdata/bench-short.yaml", "-scenario", "^file-short$")
+	rs = rows(t, report)
+	require.Len(t, rs, 1)
+	assert.Equal(t, "file-short", rs[0]["scenario"])
+	var out, errOut bytes.Buffer
+	code := run(t.Context(), []string{"bench", "-file", "testdata/bench-short.yaml,testdata/netem-links.yaml", "-scenario", "^file-short$", "-list"}, &out, &errOut)
+	require.Equal(t, exitOK, code, errOut.String())
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	require.Len(t, lines, 2, out.String())
+	assert.True(t, strings.HasPrefix(lines[1], "file-short "), lines[1])
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-file", "testdata/bench-invalid.yaml"}, `testdata/bench-invalid.yaml: bench: invalid scenario file: invalid file: forward: unknown field "lost"`},
+		{[]string{"-file", "testdata/no-such.yaml"}, "no-such.yaml"},
+		{[]string{"-file", "testdata/bench-short.yaml", "-file", "testdata/bench-short.yaml"}, `scenario "file-short" is in both`},
+		{[]string{"-file", "testdata/bench-short.yaml", "-scenario", "^rtc-"}, `no scenario of the -file files matches "^rtc-"`},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := run(t.Context(), append([]string{"bench"}, tc.args...), &out, &errOut)
+			assert.NotEqual(t, exitOK, code)
+			assert.Contains(t, errOut.String(), tc.want)
+			assert.Empty(t, out.String())
+		})
+	}
+}

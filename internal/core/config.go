@@ -49,6 +49,15 @@ type Config struct {
 	// pacing rate. Default 2.5 (cc.DefaultPacingFactor).
 	PacingFactor float64
 
+	// DisableFEC turns off forward error correction of what this side
+	// sends (by default the fec package's adaptive policy protects frames
+	// when a retransmission could not arrive in time, and stays near zero
+	// otherwise). A receiver always uses the repair packets it gets.
+	DisableFEC bool
+	// DisableRetransmission turns off selective retransmission both ways:
+	// this side neither sends NACKs nor answers them.
+	DisableRetransmission bool
+
 	// IdleTimeout closes a connection that has received nothing for this
 	// long (the smaller of the two sides' values applies). Default 30 s.
 	IdleTimeout time.Duration

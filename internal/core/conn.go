@@ -64,6 +64,7 @@ type Conn struct {
 	lastRecv      clock.Time
 	lastSend      clock.Time
 	lastMediaSend clock.Time
+	lastMediaRecv clock.Time // media (data, retransmission, repair) arrived: the receiving side needs an RTT too, for its NACKs
 	lastPingSent  clock.Time
 	pings         [4]clock.Time // send times of the last pings, matched by their pongs (0: none)
 	pingSoon      bool          // a ping is due at once (just established)
@@ -263,6 +264,7 @@ func (c *Conn) handlePacket(now clock.Time, typ wire.Type, b []byte) {
 		if !c.accept(now, pn, len(b)) {
 			return
 		}
+		c.lastMediaRecv = now
 		c.rcv.handleData(now, pn, &h, payload, len(b))
 	case wire.TypeRepair:
 		var h wire.RepairHeader
@@ -274,6 +276,7 @@ func (c *Conn) handlePacket(now clock.Time, typ wire.Type, b []byte) {
 		if !c.accept(now, pn, len(b)) {
 			return
 		}
+		c.lastMediaRecv = now
 		c.rcv.handleRepair(now, pn, &h, payload, len(b))
 	case wire.TypeFeedback:
 		rtcp, err := wire.ParseFeedbackHeader(b, &sh)
@@ -288,6 +291,7 @@ func (c *Conn) handlePacket(now clock.Time, typ wire.Type, b []byte) {
 		if !c.accept(now, pn, len(b)) {
 			return
 		}
+		c.rcv.notePacket(now, pn)
 		c.handleFeedback(now)
 	case wire.TypePing:
 		var p wire.Ping
@@ -298,6 +302,7 @@ func (c *Conn) handlePacket(now clock.Time, typ wire.Type, b []byte) {
 		if !c.accept(now, pn, len(b)) {
 			return
 		}
+		c.rcv.notePacket(now, pn)
 		c.handlePing(now, &p)
 	case wire.TypeClose:
 		var cl wire.Close
@@ -308,6 +313,7 @@ func (c *Conn) handlePacket(now clock.Time, typ wire.Type, b []byte) {
 		if !c.accept(now, pn, len(b)) {
 			return
 		}
+		c.rcv.notePacket(now, pn)
 		c.handleClose(now, &cl)
 	default:
 		c.ep.stats.Malformed++
@@ -361,6 +367,7 @@ func (c *Conn) handlePing(now clock.Time, p *wire.Ping) {
 		c.rtt = arq.RTT{}
 	}
 	c.rtt.Add(now, sample)
+	c.rttUpdated()
 }
 
 func (c *Conn) handleClose(now clock.Time, cl *wire.Close) {
@@ -420,6 +427,7 @@ func (c *Conn) handleTimeout(now clock.Time) {
 		c.toClosed(now)
 		return
 	}
+	c.snd.handleTimeout(now)
 	c.rcv.handleTimeout(now)
 }
 
@@ -448,7 +456,7 @@ func (c *Conn) nextTimeout() clock.Time {
 	if c.pingSoon {
 		t = clock.Min(t, c.lastSend)
 	}
-	if c.state == stateEstablished && c.lastMediaSend > c.lastPingSent {
+	if c.state == stateEstablished && c.mediaActive() > c.lastPingSent {
 		t = clock.Min(t, c.lastPingSent.Add(pingInterval))
 	}
 	t = clock.Min(t, c.rcv.nextTimeout())
@@ -529,8 +537,12 @@ func (c *Conn) pingDue(now clock.Time) bool {
 	if c.pingSoon || now.Sub(c.lastSend) >= c.cfg.KeepAlivePeriod {
 		return true
 	}
-	return c.state == stateEstablished && c.lastMediaSend > c.lastPingSent && now.Sub(c.lastPingSent) >= pingInterval
+	return c.state == stateEstablished && c.mediaActive() > c.lastPingSent && now.Sub(c.lastPingSent) >= pingInterval
 }
+
+// mediaActive is when media last left or arrived: pings measure the RTT
+// while either direction carries media.
+func (c *Conn) mediaActive() clock.Time { return clock.Max(c.lastMediaSend, c.lastMediaRecv) }
 
 func (c *Conn) pollHello(now clock.Time, dst []byte) (int, bool) {
 	if now < c.helloNext {
@@ -585,8 +597,19 @@ func (c *Conn) sent(now clock.Time, size int, class packetClass) {
 	c.stats.PacketsSent++
 	c.stats.BytesSent += int64(size)
 	c.snd.pacer.OnSent(now, size)
+	c.snd.path.onSent(now, size)
 	if class == classMedia {
 		c.lastMediaSend = now
+	}
+}
+
+// rttUpdated passes a new RTT sample on to the recovery machinery.
+func (c *Conn) rttUpdated() {
+	if c.rcv.nack != nil {
+		c.rcv.nack.SetRTT(&c.rtt)
+	}
+	if c.snd.hist != nil {
+		c.snd.hist.SetRTT(&c.rtt)
 	}
 }
 

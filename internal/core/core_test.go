@@ -93,7 +93,8 @@ func TestLossGivesUpAtDeadline(t *testing.T) {
 		return true
 	}
 	link := netem.LinkConfig{Delay: 10 * time.Millisecond}
-	p := newPair(t, pairOpts{fwd: link, rev: link, clientFilter: drop})
+	noRecovery := Config{DisableFEC: true, DisableRetransmission: true}
+	p := newPair(t, pairOpts{fwd: link, rev: link, clientFilter: drop, client: noRecovery, server: noRecovery})
 	p.connected()
 	var sid uint8
 	var captures []clock.Time

@@ -22,10 +22,17 @@
 //     MaxFrameSize, split into fragments and reassembled whatever the order,
 //     duplicates and losses; incomplete frames given up at their deadline
 //     and reported (EventFrameLost).
-//   - The feature packages enter as plain structs behind the types they
-//     keep: fec (no repair packets yet), arq (receive window, RTT; no
-//     retransmission yet), cc (fixed-rate pacer at 2.5 x the streams'
-//     nominal bitrate), jitterbuffer (fixed playout delay).
+//   - Loss recovery (recovery.go): FEC repair packets chosen by the fec
+//     package's adaptive policy from the loss, burstiness and RTT measured
+//     from transport-wide feedback (fec.LossEstimator), and rebuilt packets fed
+//     back into assembly; selective retransmission driven by arq's NACK
+//     generator and send history, sent only when the path model
+//     (pathmodel.go: the queue this connection built, drained at the
+//     measured delivery rate) says it arrives before its frame's deadline.
+//     Order on the wire: audio, retransmissions, repair packets, then
+//     video and data.
+//   - cc (fixed-rate pacer at 2.5 x the streams' nominal bitrate) and
+//     jitterbuffer (fixed playout delay) in their first versions.
 //   - Feedback in RTCP: transport-wide CC every FeedbackInterval, receiver
 //     reports every second, PLI on request; stream announcements in APP
 //     messages, repeated until acknowledged.
@@ -42,10 +49,18 @@
 // answers per endpoint, MaxConns connections. A connection's fixed state is
 // 82 KiB (send history and arrival records of 2048 packets each), plus
 // 104 B per pending-frame slot (256 by default) of each received stream.
+// Recovery adds, on a side that sends, the retransmission arena
+// (MaxBitrate x Latency within 256 KiB-8 MiB, plus 352 KiB of index) and
+// the FEC encoder's parity buffers (at most 1 MiB); on a side that
+// receives, the FEC decoder's copies (about 370 KiB) and the NACK list
+// (96 KiB). Each is created when first needed.
 //
 // # Limitations (version 1)
 //
 // No packet protection yet (the header leaves room for an AEAD tag), no
-// retransmission, no FEC repair, no congestion control beyond a fixed pacer,
-// no address migration (packets from a new address are dropped and counted).
+// congestion control beyond a fixed pacer, no address migration (packets
+// from a new address are dropped and counted). The receiver cannot tell a
+// lost packet that was not media (a lost repair packet or retransmission)
+// from lost media: it NACKs those too, and the sender counts them as
+// unknown.
 package core

@@ -18,6 +18,7 @@ const (
 	arrivalSlots    = 2048 // arrivals remembered for the next report (a power of two)
 	twccChunkBudget = 3    // bytes per reported packet we budget, worst case
 	minPLIInterval  = 20 * time.Millisecond
+	twccReserve     = 200 // bytes a feedback packet keeps for the TWCC report after NACKs
 )
 
 // APP message name and subtypes for stream announcements.
@@ -55,6 +56,7 @@ type feedbackState struct {
 	parsed   wire.Feedback // reused parse target
 	twcc     wire.TWCC     // reused build scratch
 	ccReport cc.Feedback   // reused translation for the estimator
+	nackMsg  wire.NACK     // reused NACK build scratch
 }
 
 // recordArrival notes a media packet for the next transport-wide report.
@@ -98,6 +100,9 @@ func (c *Conn) nextFeedback() clock.Time {
 	if c.stats.MediaPacketsReceived > f.priorMedia {
 		t = clock.Min(t, f.lastRR.Add(rrInterval))
 	}
+	if c.rcv.nack != nil {
+		t = clock.Min(t, clock.Max(c.rcv.nack.NextTimeout(), c.lastSend))
+	}
 	if c.snd.announceDue {
 		t = clock.Min(t, c.snd.announceSent.Add(c.snd.announceRepeat()))
 	}
@@ -127,6 +132,7 @@ func (c *Conn) pollFeedback(now clock.Time, dst []byte) (int, bool) {
 		b = c.rcv.appendStreamAck(b)
 		f.ackPending = false
 	}
+	b = c.appendNACKs(now, b, limit-len(b)-twccReserve)
 	for f.pli != 0 {
 		id := uint8(0)
 		for f.pli&(1<<id) == 0 {
@@ -321,6 +327,9 @@ func (c *Conn) handleFeedback(now clock.Time) {
 			c.stats.RemoteJitter = time.Duration(rep.Jitter) * wire.TimestampUnit
 		}
 	}
+	for i := range fb.NACKs {
+		c.snd.handleNACK(now, &fb.NACKs[i])
+	}
 	for _, p := range fb.PLIs {
 		st := c.snd.stream(uint8(min(p.MediaSSRC, 255)))
 		if st == nil {
@@ -360,8 +369,14 @@ func (c *Conn) handleTWCC(now clock.Time, t *wire.TWCC) {
 		if !ok || !sp.media {
 			continue
 		}
+		s.loss.OnPacket(sp.at, !p.Received)
+		if p.Received && s.hist != nil {
+			s.hist.Acked(pn)
+		}
 		rep.Packets = append(rep.Packets, cc.PacketResult{PacketNumber: pn, Size: int(sp.size), SendTime: sp.at, Received: p.Received, ArrivalTime: at})
 	}
+	s.path.onFeedback(now, rep.Packets)
+	s.updateConditions(now)
 	rtt := cc.RTT{Min: c.rtt.Min(), Smoothed: c.rtt.Smoothed(), Variation: c.rtt.Variation(), Latest: c.rtt.Latest()}
 	s.estimator.OnFeedback(now, rep, rtt, s.queued == 0)
 }

@@ -3,6 +3,7 @@ package core
 import (
 	"time"
 
+	"github.com/spillway-rt/spillway/arq"
 	"github.com/spillway-rt/spillway/clock"
 	"github.com/spillway-rt/spillway/fec"
 	"github.com/spillway-rt/spillway/internal/bufpool"
@@ -64,7 +65,12 @@ type StreamRecvStats struct {
 type receiver struct {
 	c       *Conn
 	streams [wire.MaxStreams]*recvStream
-	fec     fec.Decoder
+
+	// Loss recovery (recovery.go): nil until the first media packet.
+	fecDec      *fec.Decoder
+	nack        *arq.Receiver
+	nackScratch []int64
+	recovered   []byte // a packet FEC rebuilt
 
 	peerFragSize int
 	peerLatency  time.Duration
@@ -78,12 +84,14 @@ type receiver struct {
 	lastTransit  time.Duration
 	jitter       time.Duration // RFC 3550 §6.4.1 interarrival jitter
 
-	fb        feedbackState
-	rrScratch [1]wire.ReceptionReport
+	fb          feedbackState
+	rrScratch   [1]wire.ReceptionReport
+	protScratch []byte // a data packet's protected form, for FEC (MaxDatagramSize)
 }
 
 func (r *receiver) init(c *Conn) {
 	r.c = c
+	r.protScratch = make([]byte, 0, c.cfg.MaxDatagramSize)
 	for i := range r.fb.lastPLI {
 		r.fb.lastPLI[i] = clock.Time(-1 << 62)
 	}
@@ -162,11 +170,61 @@ func (r *receiver) stream(id uint8) *recvStream {
 // handleData takes a data or retransmission packet.
 func (r *receiver) handleData(now clock.Time, pn int64, h *wire.DataHeader, payload []byte, size int) {
 	c := r.c
+	r.startRecovery()
 	sendTS := r.noteTimestamp(now, h.SendTime)
 	r.fb.recordArrival(now, pn)
-	r.fec.OnMedia(now, pn, payload)
+	deadline := r.packetDeadline(sendTS)
+	member := pn // the packet number FEC blocks and NACKs know it by
+	if h.Retransmit {
+		member = wire.DecodePacketNumber(pn-1, h.Original)
+		if member >= pn {
+			c.stats.FragmentsRejected++ // a retransmission of a packet not yet sent
+			r.notePacket(now, pn)
+			return
+		}
+		c.stats.RetransmissionsReceived++
+		if r.nack != nil {
+			r.nack.OnRetransmission(now, pn, member, deadline)
+		}
+	} else if r.nack != nil {
+		r.nack.OnPacket(now, pn, deadline)
+	}
+	if r.nack != nil {
+		r.nack.Sent(now, r.localTime(sendTS))
+	}
+	if r.fecDec != nil {
+		if prot, err := wire.AppendProtected(r.protScratch[:0], h, payload); err == nil {
+			r.fecDec.OnMedia(now, member, prot)
+		}
+	}
 	c.stats.MediaPacketsReceived++
+	r.assemble(now, h, payload, sendTS)
+	if r.nack != nil && !h.Retransmit {
+		// Tail loss: fragments after this one may be lost with nothing
+		// after them to reveal the gap.
+		r.nack.ExpectTail(now, pn, int(h.FragCount-h.FragIndex-1), deadline)
+	}
+	r.drainRecovered(now)
+}
 
+// handleRecovered takes a data packet FEC rebuilt (its protected form,
+// docs/PROTOCOL.md §5.1). It has no send time: the latest one seen stands in
+// for it, which only matters to unwrap its capture time (within 67 s).
+func (r *receiver) handleRecovered(now clock.Time, pn int64, prot []byte) {
+	c := r.c
+	var h wire.DataHeader
+	payload, err := wire.ParseProtected(prot, &h)
+	if err != nil || !r.haveTS {
+		c.stats.RecoveredRejected++
+		return
+	}
+	c.stats.PacketsRecovered++
+	r.assemble(now, &h, payload, r.lastTS)
+}
+
+// assemble files a fragment in its frame's slot.
+func (r *receiver) assemble(now clock.Time, h *wire.DataHeader, payload []byte, sendTS int64) {
+	c := r.c
 	// Fragments are exactly the peer's fragment size but for the last.
 	fs := r.peerFragSize
 	if len(payload) > fs || (!h.Last() && len(payload) != fs) || (h.FragIndex == 0 && len(payload) < wire.FramePrefixLen) {
@@ -320,13 +378,20 @@ func (r *receiver) giveUpAt(slot *frameSlot) clock.Time {
 }
 
 func (r *receiver) handleRepair(now clock.Time, pn int64, h *wire.RepairHeader, payload []byte, size int) {
-	r.noteTimestamp(now, h.SendTime)
+	r.startRecovery()
+	sendTS := r.noteTimestamp(now, h.SendTime)
 	r.fb.recordArrival(now, pn)
-	base := wire.DecodePacketNumber(pn-1, h.BasePacketNumber)
-	if base > pn {
-		base = pn // a base after the repair packet itself is nonsense; fec will discard it
+	r.notePacket(now, pn)
+	if r.nack != nil {
+		r.nack.Sent(now, r.localTime(sendTS))
 	}
-	r.fec.OnRepair(now, base, int(h.K), int(h.M), int(h.Index), payload)
+	base := wire.DecodePacketNumber(pn-1, h.BasePacketNumber)
+	if base >= pn || r.fecDec == nil {
+		r.c.stats.ProtocolErrors++ // a block after its own repair packet is nonsense
+		return
+	}
+	r.fecDec.OnRepair(now, fec.Block{Base: base, Mask: h.Mask, M: int(h.M), Index: int(h.Index)}, payload)
+	r.drainRecovered(now)
 }
 
 func (r *receiver) handleTimeout(now clock.Time) {

@@ -66,8 +66,16 @@ type sender struct {
 	pacer     cc.Pacer
 	fixed     cc.Fixed     // version 1's estimator: the streams' nominal rates
 	estimator cc.Estimator // the plug point; &fixed in version 1
-	fec       fec.Encoder
 	history   [historySize]sentPacket
+
+	// Loss recovery (recovery.go): nil until the first stream opens, and
+	// when disabled by the Config.
+	fec          *fec.Encoder
+	hist         *arq.History
+	loss         fec.LossEstimator // the FEC policy's loss rate and burstiness, from transport-wide feedback
+	path         pathModel
+	conditionsAt clock.Time
+	prot         []byte // a data packet's protected form (MaxDatagramSize)
 
 	announceDue  bool // a stream's state changed and the peer has not acked it
 	announceSent clock.Time
@@ -110,6 +118,9 @@ func (c *Conn) OpenStream(now clock.Time, cfg StreamConfig) (uint8, error) {
 		return 0, fmt.Errorf("%w: stream bitrate %d", ErrInvalidConfig, cfg.Bitrate)
 	}
 	s := &c.snd
+	if err := s.startRecovery(); err != nil {
+		return 0, err
+	}
 	for id := range s.streams {
 		st := s.streams[id]
 		// A stream id is free when it was never used, or its close was
@@ -291,15 +302,27 @@ func (s *sender) popFrame(st *sendStream) {
 	s.c.ep.pool.Put(f.buf)
 }
 
-// pollMedia sends the next fragment of the most important stream if the
-// pacer allows, dropping frames that can no longer arrive in time.
+// pollMedia sends the next packet the pacer allows, in priority order:
+// audio frames, retransmissions, FEC repair packets, then the other streams'
+// frames (issue 9 refines the classes). Frames that can no longer arrive in
+// time are dropped on the way.
 func (s *sender) pollMedia(now clock.Time, dst []byte) (int, bool) {
-	if s.queued == 0 || !s.pacer.CanSend(now) {
+	if (s.queued == 0 && !s.recoveryDue()) || !s.pacer.CanSend(now) {
 		return 0, false
 	}
 	c := s.c
 	arrival := now.Add(c.owd())
+	recoveryTried := false
 	for _, st := range s.order {
+		if !recoveryTried && st.cfg.Kind != KindAudio {
+			recoveryTried = true
+			if n, ok := s.pollRetransmit(now, dst); ok {
+				return n, true
+			}
+			if n, ok := s.pollRepair(now, dst); ok {
+				return n, true
+			}
+		}
 		for st.queue.Len() > 0 {
 			f := st.queue.Front()
 			if arrival > f.deadline {
@@ -322,11 +345,24 @@ func (s *sender) pollMedia(now clock.Time, dst []byte) (int, bool) {
 			return n, n > 0
 		}
 	}
+	if !recoveryTried {
+		if n, ok := s.pollRetransmit(now, dst); ok {
+			return n, true
+		}
+		if n, ok := s.pollRepair(now, dst); ok {
+			return n, true
+		}
+	}
 	return 0, false
 }
 
 func (s *sender) sendFragment(now clock.Time, st *sendStream, f *outFrame, dst []byte) int {
 	c := s.c
+	if f.next == 0 && s.fec != nil {
+		// A new frame: the FEC policy plans its blocks with the path's
+		// delay as it is now (a key frame ahead may have queued).
+		s.updateConditions(now)
+	}
 	fs := c.fragSize()
 	start := f.next * fs
 	end := min(start+fs, len(f.buf))
@@ -350,7 +386,7 @@ func (s *sender) sendFragment(now clock.Time, st *sendStream, f *outFrame, dst [
 	b = append(b, f.buf[start:end]...)
 	f.next++
 	c.consumePN()
-	s.fec.OnMediaSent(now, pn, b[wire.ShortHeaderLen:], f.deadline)
+	s.protect(now, pn, &h, f.buf[start:end], f, st.cfg.Kind)
 	s.history[pn&(historySize-1)] = sentPacket{key: pn + 1, at: now, size: int32(len(b)), media: true}
 	c.stats.MediaPacketsSent++
 	c.stats.MediaBytesSent += int64(end - start)
@@ -358,11 +394,20 @@ func (s *sender) sendFragment(now clock.Time, st *sendStream, f *outFrame, dst [
 	return len(b)
 }
 
-// nextTimeout: when the pacer lets the next queued packet out.
+// nextTimeout: when the pacer lets the next queued packet out, or an FEC
+// block closes on its time bound.
 func (s *sender) nextTimeout() clock.Time {
 	t := clock.Never
-	if s.queued > 0 {
+	if s.queued > 0 || s.recoveryDue() {
 		t = s.pacer.NextSendTime()
+	}
+	if s.fec != nil {
+		t = clock.Min(t, s.fec.NextTimeout())
+		if s.fec.Conditions().Loss > 0 {
+			// Refresh the policy's inputs while they change without
+			// feedback (loss estimates age out).
+			t = clock.Min(t, s.conditionsAt.Add(conditionsInterval))
+		}
 	}
 	if s.announceDue {
 		t = clock.Min(t, s.announceSent.Add(s.announceRepeat()))
@@ -372,6 +417,18 @@ func (s *sender) nextTimeout() clock.Time {
 
 func (s *sender) announceRepeat() time.Duration {
 	return max(s.c.rtt.Smoothed(), announceInterval)
+}
+
+// handleTimeout closes FEC blocks on their time bound and refreshes the
+// FEC policy's inputs.
+func (s *sender) handleTimeout(now clock.Time) {
+	if s.fec == nil {
+		return
+	}
+	s.fec.HandleTimeout(now)
+	if now >= s.conditionsAt.Add(conditionsInterval) {
+		s.updateConditions(now)
+	}
 }
 
 // dropAll drops every queued frame (connection closing or gone).

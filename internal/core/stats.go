@@ -3,6 +3,7 @@ package core
 import (
 	"time"
 
+	"github.com/spillway-rt/spillway/arq"
 	"github.com/spillway-rt/spillway/fec"
 )
 
@@ -19,28 +20,39 @@ type ConnStats struct {
 	FramesDroppedOnSend int64 // frames this sender dropped (late, queue full, closing)
 	PingsSent           int64
 	FeedbackSent        int64 // feedback packets
-	SendBacklog         int   // bytes queued to send
+
+	// Retransmission, sending side (webrtc-stats names).
+	RetransmittedPacketsSent int64 // retransmissions sent
+	RetransmittedBytesSent   int64 // fragment bytes in them
+	NACKsReceived            int64 // NACK messages received
+	PacketsNACKedByPeer      int64 // packet numbers those NACKs named
+	SendBacklog              int   // bytes queued to send
 
 	// Received.
-	PacketsReceived      int64 // distinct packets accepted
-	BytesReceived        int64
-	PacketsDuplicated    int64 // duplicates and replays dropped
-	PacketsDropped       int64 // packets arriving before the handshake completed or after close
-	PacketsLost          int64 // expected minus received (RFC 3550 §6.4.1)
-	MediaPacketsReceived int64
-	FragmentsRejected    int64 // fragments inconsistent with their frame, too old, or over a limit
-	FragmentsDuplicated  int64
-	ReceiveBufferFull    int64 // fragments dropped because MaxReceiveBuffer was reached
-	FramesReceived       int64 // frames complete
-	FramesDelivered      int64 // frames released to the application at their playout time
-	FramesGivenUp        int64 // frames incomplete at their deadline
-	FramesSkipped        int64 // frame ids passed over in playout (lost by any cause)
-	Jitter               time.Duration
-	FeedbackReceived     int64
-	KeyFrameRequests     int64 // PLIs received (pliCount is what we sent: PLIsSent)
-	PLIsSent             int64
-	ProtocolErrors       int64
-	EventsDropped        int64 // events dropped because this connection had too many queued
+	PacketsReceived         int64 // distinct packets accepted
+	BytesReceived           int64
+	PacketsDuplicated       int64 // duplicates and replays dropped
+	PacketsDropped          int64 // packets arriving before the handshake completed or after close
+	PacketsLost             int64 // expected minus received (RFC 3550 §6.4.1)
+	MediaPacketsReceived    int64
+	FragmentsRejected       int64 // fragments inconsistent with their frame, too old, or over a limit
+	FragmentsDuplicated     int64
+	PacketsRecovered        int64 // data packets FEC rebuilt
+	RecoveredRejected       int64 // rebuilt packets that did not parse (a hostile or broken repair)
+	ReceiveBufferFull       int64 // fragments dropped because MaxReceiveBuffer was reached
+	FramesReceived          int64 // frames complete
+	FramesDelivered         int64 // frames released to the application at their playout time
+	FramesGivenUp           int64 // frames incomplete at their deadline
+	FramesSkipped           int64 // frame ids passed over in playout (lost by any cause)
+	Jitter                  time.Duration
+	FeedbackReceived        int64
+	KeyFrameRequests        int64 // PLIs received (pliCount is what we sent: PLIsSent)
+	PLIsSent                int64
+	NACKsSent               int64 // NACK messages sent (nackCount)
+	PacketsNACKed           int64 // packet numbers they named
+	RetransmissionsReceived int64
+	ProtocolErrors          int64
+	EventsDropped           int64 // events dropped because this connection had too many queued
 
 	// What the peer reports about what we sent (RTCP receiver reports).
 	RemotePacketsLost  int64
@@ -52,8 +64,17 @@ type ConnStats struct {
 	AvailableOutgoingBitrate int64 // the estimator's target, bit/s
 	PacingRate               int64 // bit/s
 
+	// FEC: the encoder's half of fec.Stats (fecPacketsSent ...) and the
+	// decoder's (fecPacketsReceived, fecPacketsDiscarded, packets recovered,
+	// loss before recovery). Zero until recovery starts or when disabled.
 	FECSent     fec.Stats
 	FECReceived fec.Stats
+
+	// Retransmission machinery's own counters: the sender's history
+	// (spurious and too-late retransmissions ...) and the receiver's NACK
+	// generator (given up, arrived late, reorder allowance ...).
+	RTXSender   arq.SenderStats
+	RTXReceiver arq.ReceiverStats
 }
 
 // Stats returns the connection's counters.
@@ -66,8 +87,18 @@ func (c *Conn) Stats() ConnStats {
 	s.MinRoundTripTime = c.rtt.Min()
 	s.AvailableOutgoingBitrate = c.snd.estimator.Target()
 	s.PacingRate = c.snd.pacer.Rate()
-	s.FECSent = c.snd.fec.Stats()
-	s.FECReceived = c.rcv.fec.Stats()
+	if c.snd.fec != nil {
+		s.FECSent = c.snd.fec.Stats()
+	}
+	if c.rcv.fecDec != nil {
+		s.FECReceived = c.rcv.fecDec.Stats()
+	}
+	if c.snd.hist != nil {
+		s.RTXSender = c.snd.hist.Stats()
+	}
+	if c.rcv.nack != nil {
+		s.RTXReceiver = c.rcv.nack.Stats()
+	}
 	return s
 }
 

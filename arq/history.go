@@ -1,0 +1,473 @@
+package arq
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spillway-rt/spillway/clock"
+)
+
+// History defaults (see HistoryConfig).
+const (
+	DefaultHistoryBytes   = 1 << 20
+	DefaultHistoryPackets = 4096
+
+	maxHistoryBytes   = 1 << 30
+	maxHistoryPackets = 1 << 20
+)
+
+// NumClasses is the number of retransmission priority classes: Put's prio
+// 0 is retransmitted first, values above NumClasses-1 count as the last.
+const NumClasses = 4
+
+// HistoryConfig configures a History. The zero value gives the defaults
+// named in each field's comment.
+type HistoryConfig struct {
+	// MaxBytes is the arena holding the packets' bytes. Default 1 MiB,
+	// 4 s of 2 Mbit/s: size it to the send rate times the longest deadline
+	// (Latency, or the peer's playout offset). When it is full the oldest
+	// packets go first, counted in EvictedEarly if still before their
+	// deadline. At most 1 GiB.
+	MaxBytes int
+	// MaxPackets bounds the packets held, rounded up to a power of two.
+	// Default 4096; at most 2^20. Memory: 88 bytes per packet (a 48-byte
+	// entry, two index slots, a slot in each class's queue): 352 KiB by
+	// default, on top of MaxBytes.
+	MaxPackets int
+	// MinRetransmitInterval is the least time between two retransmissions
+	// of one packet: NACKs inside it are duplicates (the receiver repeats
+	// each round within a third of an RTT against NACK loss, and re-NACKs
+	// no sooner than an RTT later). Default 0: half the smoothed RTT.
+	MinRetransmitInterval time.Duration
+	// DuplicateLastChance has a bit per class (bit c for Put's prio c):
+	// the classes whose last useful retransmission is sent twice, which
+	// cuts its loss from p to p squared (DESIGN §2: worth it for key frames,
+	// audio and Live, not for every packet). A retransmission is the last
+	// useful one when another round (the receiver's re-NACK after smoothed
+	// RTT + 2 x variation, then oneWay again) would arrive after the
+	// deadline. The copy goes at the back of its class's queue and is
+	// checked again when it leaves. Default 0: none.
+	DuplicateLastChance uint8
+}
+
+func (c *HistoryConfig) setDefaults() {
+	if c.MaxBytes == 0 {
+		c.MaxBytes = DefaultHistoryBytes
+	}
+	if c.MaxPackets == 0 {
+		c.MaxPackets = DefaultHistoryPackets
+	}
+}
+
+// Validate reports the first field of c (after defaults) that is out of
+// range, wrapping ErrInvalidConfig.
+func (c HistoryConfig) Validate() error {
+	c.setDefaults()
+	bad := func(field, why string, v any) error {
+		return fmt.Errorf("%w: HistoryConfig.%s %v: %s", ErrInvalidConfig, field, v, why)
+	}
+	switch {
+	case c.MaxBytes < 0 || c.MaxBytes > maxHistoryBytes:
+		return bad("MaxBytes", "must be within 1 B-1 GiB", c.MaxBytes)
+	case c.MaxPackets < 0 || c.MaxPackets > maxHistoryPackets:
+		return bad("MaxPackets", "must be within 1-1048576", c.MaxPackets)
+	case c.MinRetransmitInterval < 0:
+		return bad("MinRetransmitInterval", "negative", c.MinRetransmitInterval)
+	}
+	return nil
+}
+
+// SenderStats are the history's counters. RetransmittedPacketsSent and
+// RetransmittedBytesSent are W3C webrtc-stats' (RTCOutboundRtpStreamStats);
+// the bytes are those stored (the packet after its short header).
+type SenderStats struct {
+	Stored       int64 // packets Put
+	TooLarge     int64 // packets larger than MaxBytes, not stored
+	Rejected     int64 // Put with an invalid, repeated or decreasing packet number, or an empty packet
+	Expired      int64 // packets dropped at their deadline
+	EvictedEarly int64 // packets dropped before their deadline to make room (history too small)
+
+	NACKsReceived   int64 // packet numbers named by NACKs (OnNACK calls)
+	NACKsUnknown    int64 // not in the history: not media, too old, evicted, never sent
+	NACKsDuplicate  int64 // already queued, or retransmitted less than MinRetransmitInterval ago
+	NACKsLate       int64 // at or past the packet's deadline
+	NACKsAcked      int64 // for a packet feedback said arrived
+	NACKsQueueFull  int64 // the class's retransmission queue was full
+	RetransmitQueue int64 // NACKs that queued a retransmission
+
+	RetransmittedPacketsSent int64 // retransmissions PollRetransmit returned
+	RetransmittedBytesSent   int64 // their bytes
+	RtxSkippedLate           int64 // queued retransmissions discarded, unsent, because now + oneWay was not before the deadline
+	RtxCancelled             int64 // queued retransmissions dropped unsent: acknowledged, expired, evicted or dropped meanwhile
+	RtxDstTooSmall           int64 // queued retransmissions dropped because PollRetransmit's dst was too small
+	LastChanceDuplicates     int64 // second copies queued by DuplicateLastChance (counted in RetransmittedPacketsSent when sent)
+	SpuriousRetransmissions  int64 // packets retransmitted whose original feedback reported arrived
+
+	Packets int // packets held now
+	Bytes   int // bytes held now (arena space in use, wrap waste included)
+}
+
+type histEntry struct {
+	pn       int64
+	deadline clock.Time
+	sent     clock.Time
+	lastRtx  clock.Time
+	off      int32
+	n        int32
+	prio     uint8
+	rtx      uint8 // retransmissions sent, saturating
+	dup      bool  // a last-chance copy was queued
+	inUse    bool
+	acked    bool // feedback says the original arrived, or Drop
+	queued   bool
+}
+
+// pnRing is a fixed-size FIFO of packet numbers.
+type pnRing struct {
+	buf  []int64
+	head int
+	n    int
+}
+
+func (q *pnRing) push(pn int64) bool {
+	if q.n == len(q.buf) {
+		return false
+	}
+	q.buf[(q.head+q.n)&(len(q.buf)-1)] = pn
+	q.n++
+	return true
+}
+
+func (q *pnRing) pop() int64 {
+	pn := q.buf[q.head]
+	q.head = (q.head + 1) & (len(q.buf) - 1)
+	q.n--
+	return pn
+}
+
+// History is the sender's half of DESIGN §2's ARQ: it keeps each media
+// packet sent until its deadline, in a fixed byte arena (FIFO: the oldest
+// goes first when memory runs out), finds a NACKed packet in O(1) by packet
+// number, and hands back the retransmissions that can still arrive in time,
+// in priority-class order then NACK order.
+//
+// A packet is retransmitted only if it is known, not acknowledged, not
+// queued already, not retransmitted within MinRetransmitInterval, and, when
+// it leaves, now + oneWay is strictly before its deadline; otherwise it is
+// counted and never sent (SenderStats). Unlike KCP, which resends until a
+// dead-link limit whatever the data's age, and SRT, which keeps packets for
+// at least a second, nothing outlives its deadline here.
+//
+// The caller sends what PollRetransmit returns through its pacer, charging
+// its size to the congestion controller's budget like any packet, and
+// decides where retransmissions stand in the pacer's priority order
+// (DESIGN §2: audio, retransmissions, key frames, other video).
+//
+// Memory is fixed at NewHistory (MaxBytes plus 88 bytes per MaxPackets
+// slot, plus 0.5 KiB); nothing allocates afterwards.
+type History struct {
+	cfg HistoryConfig
+
+	buf        []byte
+	start, end int // the live bytes are [start, end), wrapped when end <= start
+
+	ents   []histEntry
+	emask  int64
+	ehead  int64 // position of the oldest entry
+	ecount int
+	index  []int32 // pn & imask -> entry slot + 1
+	imask  int64
+
+	queues [NumClasses]pnRing
+
+	srtt    time.Duration
+	rttvar  time.Duration
+	havePut bool
+	lastPut int64
+	stats   SenderStats
+}
+
+// NewHistory returns a history with cfg's bounds, its memory allocated.
+func NewHistory(cfg HistoryConfig) (*History, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	n := 1
+	for n < cfg.MaxPackets {
+		n <<= 1
+	}
+	cfg.MaxPackets = n
+	h := &History{
+		cfg:    cfg,
+		buf:    make([]byte, cfg.MaxBytes),
+		ents:   make([]histEntry, n),
+		emask:  int64(n - 1),
+		index:  make([]int32, 2*n),
+		imask:  int64(2*n - 1),
+		srtt:   InitialRTT,
+		rttvar: InitialRTT / 2,
+	}
+	for i := range h.queues {
+		h.queues[i].buf = make([]int64, n)
+	}
+	return h, nil
+}
+
+// SetRTT copies rtt's smoothed RTT and variation (for the default
+// MinRetransmitInterval and DuplicateLastChance). Before any sample it is
+// ignored.
+func (h *History) SetRTT(rtt *RTT) {
+	if rtt == nil || rtt.Samples() == 0 {
+		return
+	}
+	h.srtt, h.rttvar = rtt.Smoothed(), rtt.Variation()
+}
+
+func (h *History) minInterval() time.Duration {
+	if h.cfg.MinRetransmitInterval > 0 {
+		return h.cfg.MinRetransmitInterval
+	}
+	return h.srtt / 2
+}
+
+// Put stores a copy of a media packet just sent: pn its packet number
+// (increasing from one Put to the next), pkt its bytes after the short
+// header (the caller rebuilds the header, with a fresh packet number, on
+// retransmission), deadline its frame's deadline on this side's clock, prio
+// its retransmission class (0 first; see NumClasses). Packets past
+// their deadline are dropped first; then, if memory is short, the oldest.
+func (h *History) Put(now clock.Time, pn int64, pkt []byte, deadline clock.Time, prio uint8) {
+	if !validPN(pn) || (h.havePut && pn <= h.lastPut) || len(pkt) == 0 {
+		h.stats.Rejected++
+		return
+	}
+	h.havePut, h.lastPut = true, pn
+	if len(pkt) > len(h.buf) {
+		h.stats.TooLarge++
+		return
+	}
+	h.Expire(now)
+	if h.ecount == len(h.ents) {
+		h.evict(now)
+	}
+	off := h.alloc(now, len(pkt))
+	copy(h.buf[off:], pkt)
+	pos := h.ehead + int64(h.ecount)
+	slot := pos & h.emask
+	h.ents[slot] = histEntry{pn: pn, deadline: deadline, sent: now, off: int32(off), n: int32(len(pkt)),
+		prio: min(prio, NumClasses-1), inUse: true}
+	h.ecount++
+	h.index[pn&h.imask] = int32(slot + 1)
+	h.stats.Stored++
+}
+
+// alloc returns the offset of n free bytes, evicting the oldest packets
+// until they fit. The live bytes are one circular run from the oldest
+// packet's offset to the write offset; a packet that does not fit before the
+// arena's end starts again at 0, wasting the end.
+func (h *History) alloc(now clock.Time, n int) int {
+	for {
+		if h.ecount == 0 {
+			h.start, h.end = 0, 0
+		}
+		if h.ecount == 0 || h.start < h.end {
+			if n <= len(h.buf)-h.end {
+				off := h.end
+				h.end += n
+				return off
+			}
+			if n <= h.start {
+				h.end = n
+				return 0
+			}
+		} else if n <= h.start-h.end { // wrapped: the free run is [end, start)
+			off := h.end
+			h.end += n
+			return off
+		}
+		h.evict(now)
+	}
+}
+
+// evict drops the oldest packet.
+func (h *History) evict(now clock.Time) {
+	e := &h.ents[h.ehead&h.emask]
+	switch {
+	case e.acked:
+	case now >= e.deadline:
+		h.stats.Expired++
+	default:
+		h.stats.EvictedEarly++
+	}
+	e.inUse = false
+	e.queued = false
+	h.ehead++
+	h.ecount--
+	if h.ecount > 0 {
+		h.start = int(h.ents[h.ehead&h.emask].off)
+	} else {
+		h.start, h.end = 0, 0
+	}
+}
+
+// Expire drops, oldest first, the packets acknowledged or at or past their
+// deadline, up to the first one still needed (deadlines are nearly in send
+// order; a later packet past its deadline is caught when it is looked up).
+// Put calls it; calling it when idle frees memory sooner.
+func (h *History) Expire(now clock.Time) {
+	for h.ecount > 0 {
+		e := &h.ents[h.ehead&h.emask]
+		if !e.acked && now < e.deadline {
+			return
+		}
+		h.evict(now)
+	}
+}
+
+func (h *History) lookup(pn int64) *histEntry {
+	if !validPN(pn) {
+		return nil
+	}
+	s := h.index[pn&h.imask]
+	if s == 0 {
+		return nil
+	}
+	e := &h.ents[s-1]
+	if !e.inUse || e.pn != pn {
+		return nil
+	}
+	return e
+}
+
+// OnNACK takes one packet number a NACK named, and queues its
+// retransmission if it is known, not acknowledged, before its deadline, not
+// queued and not retransmitted within MinRetransmitInterval. It reports
+// whether it queued one. The deadline is checked again, with the one-way
+// delay, when the retransmission leaves.
+func (h *History) OnNACK(now clock.Time, pn int64) bool {
+	h.stats.NACKsReceived++
+	e := h.lookup(pn)
+	switch {
+	case e == nil:
+		h.stats.NACKsUnknown++
+		return false
+	case e.acked:
+		h.stats.NACKsAcked++
+		return false
+	case now >= e.deadline:
+		h.stats.NACKsLate++
+		return false
+	case e.queued || (e.rtx > 0 && now < e.lastRtx.Add(h.minInterval())):
+		h.stats.NACKsDuplicate++
+		return false
+	}
+	if !h.queues[e.prio].push(pn) {
+		h.stats.NACKsQueueFull++
+		return false
+	}
+	e.queued = true
+	h.stats.RetransmitQueue++
+	return true
+}
+
+// Acked takes feedback that the original transmission of pn arrived: the
+// packet is dropped (and its queued retransmission cancelled). If it had
+// been retransmitted, the retransmission was spurious. Packet numbers not
+// in the history (retransmissions' own numbers, control packets) are
+// ignored.
+func (h *History) Acked(pn int64) {
+	e := h.lookup(pn)
+	if e == nil || e.acked {
+		return
+	}
+	e.acked = true
+	if e.rtx > 0 {
+		h.stats.SpuriousRetransmissions++
+	}
+}
+
+// Drop forgets pn (its frame was dropped, so retransmitting it is useless).
+func (h *History) Drop(pn int64) {
+	if e := h.lookup(pn); e != nil {
+		e.acked = true
+	}
+}
+
+// HasRetransmit reports whether retransmissions are queued. PollRetransmit
+// may still return none: each is checked when it leaves.
+func (h *History) HasRetransmit() bool {
+	for i := range h.queues {
+		if h.queues[i].n > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// PollRetransmit copies into dst the next queued retransmission that can
+// still arrive in time, and returns its original packet number, its length,
+// and its deadline. oneWay is the delay the caller expects before the
+// packet arrives: the path's one-way delay (half the smoothed RTT, which
+// includes queueing on the path; not the minimum, which does not) plus what
+// waits ahead of it in the pacer. A retransmission leaves only if
+// now + oneWay is strictly before its deadline; those that cannot are
+// discarded unsent and counted (RtxSkippedLate): no retransmission is ever
+// sent that the caller's own estimate says would arrive late. dst must hold
+// the largest packet Put; a retransmission that does not fit is dropped and
+// counted (RtxDstTooSmall). The returned packet counts as sent: the caller
+// sends it (under a fresh packet number).
+func (h *History) PollRetransmit(now clock.Time, oneWay time.Duration, dst []byte) (origPN int64, n int, deadline clock.Time, ok bool) {
+	arrival := now.Add(max(oneWay, 0))
+	for c := range h.queues {
+		q := &h.queues[c]
+		for q.n > 0 {
+			pn := q.pop()
+			e := h.lookup(pn)
+			if e == nil || !e.queued {
+				h.stats.RtxCancelled++
+				continue
+			}
+			e.queued = false
+			switch {
+			case e.acked:
+				h.stats.RtxCancelled++
+				continue
+			case arrival >= e.deadline:
+				h.stats.RtxSkippedLate++
+				continue
+			case len(dst) < int(e.n):
+				h.stats.RtxDstTooSmall++
+				continue
+			}
+			n = copy(dst, h.buf[e.off:e.off+e.n])
+			e.lastRtx = now
+			if e.rtx < 255 {
+				e.rtx++
+			}
+			if h.cfg.DuplicateLastChance&(1<<e.prio) != 0 && !e.dup &&
+				arrival.Add(h.srtt+2*h.rttvar) >= e.deadline && q.push(pn) {
+				e.dup, e.queued = true, true
+				h.stats.LastChanceDuplicates++
+			}
+			h.stats.RetransmittedPacketsSent++
+			h.stats.RetransmittedBytesSent += int64(n)
+			return pn, n, e.deadline, true
+		}
+	}
+	return 0, 0, 0, false
+}
+
+// Stats returns the counters.
+func (h *History) Stats() SenderStats {
+	s := h.stats
+	s.Packets = h.ecount
+	switch {
+	case h.ecount == 0:
+	case h.start < h.end:
+		s.Bytes = h.end - h.start
+	default:
+		s.Bytes = len(h.buf) - h.start + h.end
+	}
+	return s
+}

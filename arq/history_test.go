@@ -1,0 +1,302 @@
+package arq
+
+import (
+	"errors"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spillway-rt/spillway/clock"
+)
+
+func newHistory(t testing.TB, cfg HistoryConfig) *History {
+	t.Helper()
+	h, err := NewHistory(cfg)
+	require.NoError(t, err)
+	h.SetRTT(testRTT()) // MinRetransmitInterval 50 ms
+	return h
+}
+
+// pkt returns n bytes that name pn, so a test can check what comes back.
+func pkt(pn int64, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(pn*31 + int64(i))
+	}
+	return b
+}
+
+func TestHistoryConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  HistoryConfig
+		ok   bool
+	}{
+		{"zero", HistoryConfig{}, true},
+		{"negative bytes", HistoryConfig{MaxBytes: -1}, false},
+		{"huge packets", HistoryConfig{MaxPackets: 1 << 21}, false},
+		{"negative interval", HistoryConfig{MinRetransmitInterval: -1}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewHistory(tt.cfg)
+			if tt.ok {
+				assert.NoError(t, err)
+			} else {
+				assert.True(t, errors.Is(err, ErrInvalidConfig), "%v", err)
+			}
+		})
+	}
+}
+
+func TestHistoryNACK(t *testing.T) {
+	type op struct {
+		at     time.Duration
+		kind   string // put, nack, ack, drop, poll
+		pn     int64
+		oneWay time.Duration
+		want   int64 // poll: original pn, or -1 for none; nack: 1 if queued
+	}
+	dl := 300 * ms // every packet's deadline
+	tests := []struct {
+		name  string
+		ops   []op
+		check func(t *testing.T, s SenderStats)
+	}{
+		{"retransmit", []op{{0, "put", 1, 0, 0}, {10 * ms, "nack", 1, 0, 1}, {10 * ms, "poll", 0, 50 * ms, 1}, {10 * ms, "poll", 0, 50 * ms, -1}},
+			func(t *testing.T, s SenderStats) {
+				assert.Equal(t, int64(1), s.RetransmittedPacketsSent)
+				assert.Equal(t, int64(100), s.RetransmittedBytesSent)
+			}},
+		{"unknown", []op{{0, "put", 1, 0, 0}, {10 * ms, "nack", 2, 0, 0}, {10 * ms, "nack", -2, 0, 0}},
+			func(t *testing.T, s SenderStats) { assert.Equal(t, int64(2), s.NACKsUnknown) }},
+		{"late at the NACK", []op{{0, "put", 1, 0, 0}, {300 * ms, "nack", 1, 0, 0}},
+			func(t *testing.T, s SenderStats) { assert.Equal(t, int64(1), s.NACKsLate) }},
+		{"late when it would leave: never sent", []op{{0, "put", 1, 0, 0}, {200 * ms, "nack", 1, 0, 1}, {250 * ms, "poll", 0, 50 * ms, -1}},
+			func(t *testing.T, s SenderStats) {
+				assert.Equal(t, int64(1), s.RtxSkippedLate)
+				assert.Zero(t, s.RetransmittedPacketsSent)
+			}},
+		{"just in time", []op{{0, "put", 1, 0, 0}, {200 * ms, "nack", 1, 0, 1}, {250 * ms, "poll", 0, 50*ms - 1, 1}}, nil},
+		{"duplicates: queued, then within the interval", []op{{0, "put", 1, 0, 0}, {10 * ms, "nack", 1, 0, 1}, {11 * ms, "nack", 1, 0, 0},
+			{12 * ms, "poll", 0, 0, 1}, {40 * ms, "nack", 1, 0, 0}, {62 * ms, "nack", 1, 0, 1}, {62 * ms, "poll", 0, 0, 1}},
+			func(t *testing.T, s SenderStats) {
+				assert.Equal(t, int64(2), s.NACKsDuplicate)
+				assert.Equal(t, int64(2), s.RetransmittedPacketsSent)
+			}},
+		{"acked: no retransmission", []op{{0, "put", 1, 0, 0}, {5 * ms, "ack", 1, 0, 0}, {10 * ms, "nack", 1, 0, 0}},
+			func(t *testing.T, s SenderStats) { assert.Equal(t, int64(1), s.NACKsAcked) }},
+		{"acked while queued: cancelled", []op{{0, "put", 1, 0, 0}, {10 * ms, "nack", 1, 0, 1}, {11 * ms, "ack", 1, 0, 0}, {12 * ms, "poll", 0, 0, -1}},
+			func(t *testing.T, s SenderStats) { assert.Equal(t, int64(1), s.RtxCancelled) }},
+		{"dropped frame", []op{{0, "put", 1, 0, 0}, {5 * ms, "drop", 1, 0, 0}, {10 * ms, "nack", 1, 0, 0}}, nil},
+		{"spurious: the original arrived after all", []op{{0, "put", 1, 0, 0}, {10 * ms, "nack", 1, 0, 1}, {10 * ms, "poll", 0, 0, 1},
+			{60 * ms, "ack", 1, 0, 0}, {61 * ms, "ack", 1, 0, 0}, {62 * ms, "ack", 99, 0, 0}},
+			func(t *testing.T, s SenderStats) { assert.Equal(t, int64(1), s.SpuriousRetransmissions) }},
+		{"priority classes", []op{{0, "put", 1, 0, 0}, {0, "put", 2, 0, 0}, {0, "put", 3, 0, 0},
+			{10 * ms, "nack", 1, 0, 1}, {10 * ms, "nack", 2, 0, 1}, {10 * ms, "nack", 3, 0, 1},
+			{10 * ms, "poll", 0, 0, 2}, {10 * ms, "poll", 0, 0, 1}, {10 * ms, "poll", 0, 0, 3}}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHistory(t, HistoryConfig{})
+			dst := make([]byte, 2000)
+			for i, o := range tt.ops {
+				now := at(o.at)
+				switch o.kind {
+				case "put":
+					prio := uint8(1)
+					if o.pn == 2 {
+						prio = 0 // audio
+					}
+					if o.pn == 3 {
+						prio = 200 // clamped to the last class
+					}
+					h.Put(now, o.pn, pkt(o.pn, 100), at(dl), prio)
+				case "nack":
+					assert.Equal(t, o.want == 1, h.OnNACK(now, o.pn), "op %d", i)
+				case "ack":
+					h.Acked(o.pn)
+				case "drop":
+					h.Drop(o.pn)
+				case "poll":
+					if o.want >= 0 {
+						assert.True(t, h.HasRetransmit(), "op %d", i)
+					}
+					pn, n, d, ok := h.PollRetransmit(now, o.oneWay, dst)
+					if o.want < 0 {
+						assert.False(t, ok, "op %d", i)
+						continue
+					}
+					require.True(t, ok, "op %d", i)
+					assert.Equal(t, o.want, pn, "op %d", i)
+					assert.Equal(t, pkt(pn, 100), dst[:n])
+					assert.Equal(t, at(dl), d)
+				}
+			}
+			if tt.check != nil {
+				tt.check(t, h.Stats())
+			}
+		})
+	}
+}
+
+func TestHistoryPutRejects(t *testing.T) {
+	h := newHistory(t, HistoryConfig{MaxBytes: 1000})
+	h.Put(0, 5, pkt(5, 10), at(time.Second), 0)
+	h.Put(0, 5, pkt(5, 10), at(time.Second), 0) // repeated
+	h.Put(0, 4, pkt(4, 10), at(time.Second), 0) // decreasing
+	h.Put(0, -1, pkt(4, 10), at(time.Second), 0)
+	h.Put(0, 6, nil, at(time.Second), 0)
+	h.Put(0, 7, pkt(7, 1001), at(time.Second), 0)
+	s := h.Stats()
+	assert.Equal(t, int64(4), s.Rejected)
+	assert.Equal(t, int64(1), s.TooLarge)
+	assert.Equal(t, 1, s.Packets)
+	assert.True(t, h.OnNACK(0, 5))
+	assert.False(t, h.OnNACK(0, 7))
+	_, _, _, ok := h.PollRetransmit(0, 0, make([]byte, 5))
+	assert.False(t, ok)
+	assert.Equal(t, int64(1), h.Stats().RtxDstTooSmall)
+}
+
+func TestHistoryExpiry(t *testing.T) {
+	h := newHistory(t, HistoryConfig{})
+	for pn := range int64(10) {
+		h.Put(at(time.Duration(pn)*ms), pn, pkt(pn, 100), at(time.Duration(100+pn)*ms), 0)
+	}
+	assert.Equal(t, 10, h.Stats().Packets)
+	h.Expire(at(104 * ms)) // 0..4 reached their deadline
+	s := h.Stats()
+	assert.Equal(t, 5, s.Packets)
+	assert.Equal(t, 500, s.Bytes)
+	assert.Equal(t, int64(5), s.Expired)
+	assert.False(t, h.OnNACK(at(104*ms), 4))
+	assert.Equal(t, int64(1), h.Stats().NACKsUnknown)
+	// Acknowledged packets at the head go too; one still needed stops it.
+	h.Acked(5)
+	h.Acked(7)
+	h.Expire(at(104 * ms))
+	assert.Equal(t, 4, h.Stats().Packets)
+	h.Expire(at(time.Second))
+	assert.Equal(t, 0, h.Stats().Packets)
+	assert.Equal(t, 0, h.Stats().Bytes)
+	assert.Equal(t, int64(8), h.Stats().Expired, "acknowledged ones are not counted as expired")
+}
+
+// TestHistoryMemoryBound: random packet sizes up to the whole arena; the
+// arena never holds more than MaxBytes, every packet still held comes back
+// intact, and the oldest go first.
+func TestHistoryMemoryBound(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	const maxBytes = 10_000
+	h := newHistory(t, HistoryConfig{MaxBytes: maxBytes, MaxPackets: 64, MinRetransmitInterval: time.Nanosecond})
+	dst := make([]byte, maxBytes)
+	sizes := map[int64]int{}
+	oldest := int64(0)
+	for pn := range int64(20_000) {
+		var n int
+		switch rng.IntN(10) {
+		case 0:
+			n = maxBytes - rng.IntN(100) // huge: takes (almost) everything
+		case 1, 2:
+			n = 1 + rng.IntN(3000)
+		default:
+			n = 1 + rng.IntN(1200)
+		}
+		now := at(time.Duration(pn) * ms)
+		h.Put(now, pn, pkt(pn, n), now.Add(time.Hour), uint8(rng.IntN(4)))
+		sizes[pn] = n
+		s := h.Stats()
+		require.LessOrEqual(t, s.Bytes, maxBytes)
+		require.LessOrEqual(t, s.Packets, 64)
+		// The packets held are exactly the newest s.Packets.
+		for oldest < pn-int64(s.Packets)+1 {
+			assert.False(t, h.OnNACK(now, oldest), "pn %d evicted", oldest)
+			oldest++
+		}
+		probe := pn - int64(rng.IntN(s.Packets))
+		require.True(t, h.OnNACK(now, probe), "pn %d held", probe)
+		got, m, _, ok := h.PollRetransmit(now, 0, dst)
+		require.True(t, ok)
+		require.Equal(t, probe, got)
+		require.Equal(t, pkt(probe, sizes[probe]), dst[:m])
+	}
+	s := h.Stats()
+	assert.Greater(t, s.EvictedEarly, int64(15_000))
+	assert.Zero(t, s.Expired)
+}
+
+// TestHistoryNeverLate is the "zero retransmissions sent too late"
+// property: across many seeded random scenarios (deadlines, NACK times,
+// one-way delays, acks, evictions), every retransmission PollRetransmit
+// returns satisfies now + oneWay < deadline, and the late ones are counted
+// instead.
+func TestHistoryNeverLate(t *testing.T) {
+	var sent, skipped int64
+	for seed := range uint64(200) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		h := newHistory(t, HistoryConfig{MaxBytes: 20_000 + rng.IntN(100_000), MaxPackets: 16 << rng.IntN(6)})
+		deadline := map[int64]clock.Time{}
+		dst := make([]byte, 1500)
+		now := clock.Time(0)
+		pn := int64(0)
+		for range 2000 {
+			now = now.Add(time.Duration(rng.IntN(5000)) * time.Microsecond)
+			switch rng.IntN(4) {
+			case 0, 1:
+				pn += 1 + int64(rng.IntN(3))
+				d := now.Add(time.Duration(50+rng.IntN(3000)) * ms)
+				deadline[pn] = d
+				h.Put(now, pn, pkt(pn, 1+rng.IntN(1400)), d, uint8(rng.IntN(5)))
+			case 2:
+				h.OnNACK(now, pn-int64(rng.IntN(200)))
+				if rng.IntN(4) == 0 {
+					h.Acked(pn - int64(rng.IntN(200)))
+				}
+			case 3:
+				oneWay := time.Duration(rng.IntN(400)) * ms
+				for {
+					orig, _, d, ok := h.PollRetransmit(now, oneWay, dst)
+					if !ok {
+						break
+					}
+					require.Equal(t, deadline[orig], d)
+					require.Less(t, now.Add(oneWay), d, "seed %d: pn %d would arrive late", seed, orig)
+					sent++
+				}
+			}
+			if rng.IntN(50) == 0 {
+				h.Expire(now)
+			}
+		}
+		skipped += h.Stats().RtxSkippedLate
+	}
+	t.Logf("retransmissions sent %d, discarded as too late %d, sent too late 0", sent, skipped)
+	assert.Greater(t, sent, int64(1000))
+	assert.Greater(t, skipped, int64(1000), "the check was exercised")
+}
+
+func TestRTTWindowedMin(t *testing.T) {
+	var r RTT
+	assert.Equal(t, InitialRTT, r.WindowedMin())
+	r.Add(0, 50*ms)
+	r.Add(at(time.Second), 80*ms)
+	assert.Equal(t, 50*ms, r.WindowedMin())
+	assert.Equal(t, 50*ms, r.Min())
+	// The path's delay grows: after the window, the old minimum is gone.
+	for s := 2; s <= 25; s++ {
+		r.Add(at(time.Duration(s)*time.Second), time.Duration(100+s)*ms)
+	}
+	assert.Equal(t, 50*ms, r.Min())
+	// The filter keeps three samples, so it answers a sample of the
+	// window, not always its best: 115 ms is the true minimum of the last
+	// 10 s.
+	assert.GreaterOrEqual(t, r.WindowedMin(), 115*ms, "nothing older than the window")
+	assert.LessOrEqual(t, r.WindowedMin(), 120*ms)
+	// A new minimum takes over at once.
+	r.Add(at(26*time.Second), 90*ms)
+	assert.Equal(t, 90*ms, r.WindowedMin())
+}

@@ -1,0 +1,334 @@
+package fec
+
+import (
+	"math"
+	"time"
+)
+
+// The policy: how many repair packets a block gets, and how many members.
+//
+// Loss model. A two-state Markov chain (Gilbert-Elliott with every packet
+// lost in the bad state and none in the good one, tc-netem's h = 0, k = 1):
+// stationary loss p, mean burst length B, so P(bad -> good) = 1/B and
+// P(good -> bad) = p/((1-p)B). Its one free parameter besides p is
+// lambda = 1 - P(g->b) - P(b->g) = 1 - 1/((1-p)B): lambda = 0 is Bernoulli
+// loss (B = 1/(1-p)), larger lambda is burstier. g steps later the chain
+// forgets as lambda^g: P(bad | bad g steps ago) = p + (1-p) lambda^g and
+// P(bad | good g steps ago) = p (1 - lambda^g). Members that sit g packets
+// apart on the link (other streams, interleaving) are thus less correlated
+// than consecutive ones, which is what interleaving buys.
+//
+// Failure of a block (k members spaced gm apart, then m repairs spaced gr
+// apart) is computed exactly by dynamic programming over the chain, the
+// method of Yee & Weldon (IEEE Trans. Commun. 43(5), 1995) and Frossard
+// ("FEC performance in multimedia streaming", IEEE Commun. Lett. 5(3),
+// 2001): the joint distribution of (media losses j, state) after the k
+// members, then, for each state, the distribution of repair losses r over
+// the m repairs. An MDS code fails exactly when j + r > m and j > 0. With
+// lambda = 0 this is the binomial tail.
+//
+// ARQ. A member the FEC cannot rebuild may still be retransmitted. A round
+// takes RTT + ARQMargin (detection and pacing), so R = floor(slack /
+// (RTT + ARQMargin)) rounds fit, slack being the member's deadline less its
+// send time less the one-way delay; each round fails with probability p
+// (retransmissions are an RTT apart, so independently of the burst that
+// took the original). A block then fails with
+//
+//	F = sum_{j>=1, r>m-j} P(j, r) (1 - (1 - p^R)^j)   (R = 0: P(j+r > m, j > 0))
+//
+// and a media packet is lost after recovery with
+//
+//	Q = (1/k) sum_{j, r>m-j} j P(j, r) p^R.
+//
+// F is what a video frame sees (it is lost if any member is); Q is what an
+// audio packet sees (each is a frame of its own). The policy picks the
+// smallest m whose F (Q for audio) is below the class's target, within
+// MaxM and MaxOverhead x k; when no m reaches the target it takes the
+// largest allowed. Delta and droppable video get no FEC at all once one
+// retransmission round fits (R >= 1): ARQ repairs them at about the loss
+// rate in bytes, which FEC cannot beat, as libwebrtc's hybrid NACK/FEC
+// turns FEC off for low RTT (modules/video_coding/media_opt_util.cc,
+// VCMNackFecMethod::ProtectionFactor). Audio, key frames and data keep FEC
+// only while ARQ alone misses their target, which at R >= 2 and loss up
+// to 10 % it does not (Q = p^3 <= 1e-3).
+//
+// Members. A block of a multi-packet frame closes at the frame's end; its
+// k is planned from the lane's measured frame size so the frame splits
+// into equal blocks of at most MaxK. Single-packet frames (audio) are
+// grouped: the policy picks the k, up to what fits before the time bound at
+// the lane's measured packet interval, with the smallest overhead m/k that
+// meets the target (or, if none does, the smallest Q).
+
+// Default targets: the failure probability (F for video and data, Q for
+// audio) each class aims below.
+const (
+	DefaultTargetAudio     = 1e-3
+	DefaultTargetKey       = 1e-3
+	DefaultTargetDelta     = 3e-3
+	DefaultTargetDroppable = 1e-2
+	DefaultTargetData      = 1e-3
+)
+
+// maxRounds caps the ARQ rounds the policy counts on: beyond three, p^R is
+// below every target for any loss rate the policy is meant for.
+const maxRounds = 3
+
+// model is the loss model the policy computes with.
+type model struct {
+	p      float64 // stationary loss, clamped to [0, 0.5]
+	lambda float64 // Gilbert-Elliott correlation, >= 0 (0: Bernoulli)
+}
+
+func newModel(loss, burst float64) model {
+	p := loss
+	if !(p > 0) { // also NaN
+		p = 0
+	}
+	p = min(p, 0.5)
+	lambda := 0.0
+	if p > 0 && burst > 1 && !math.IsInf(burst, 0) {
+		lambda = max(0, 1-1/((1-p)*burst))
+	}
+	return model{p: p, lambda: lambda}
+}
+
+// step returns P(bad at this packet) for a packet g after one in state
+// bad (or good).
+func (md model) step(bad bool, g int) float64 {
+	l := math.Pow(md.lambda, float64(g))
+	if md.lambda == 0 {
+		l = 0
+	}
+	if bad {
+		return md.p + (1-md.p)*l
+	}
+	return md.p * (1 - l)
+}
+
+// table is the policy's answer for one lane shape: for each k, the m to
+// use, the failure metric it gives, and whether that meets the target.
+type table struct {
+	version uint64 // conditions version it was computed for; 0: empty
+	class   Class
+	rounds  int
+	gm, gr  int
+	m       [MaxSpan + 1]int8
+	metric  [MaxSpan + 1]float64
+	met     [MaxSpan + 1]bool
+}
+
+// evaluator holds the dynamic-programming scratch, so that computing a
+// table allocates nothing.
+type evaluator struct {
+	media   [MaxSpan + 2][2]float64                  // P(j media losses, state of the last member)
+	next    [MaxSpan + 2][2]float64                  // the next step of media
+	walk    [MaxParity + 2][2]float64                // repair walk: P(r losses, state)
+	walk2   [MaxParity + 2][2]float64                // its next step
+	tail    [MaxParity + 1][2][MaxParity + 2]float64 // tail[m][s][t] = P(>= t losses among m repairs | last member in s)
+	arqP    float64
+	arqFail [MaxSpan + 1]float64 // 1 - (1 - arqP)^j
+}
+
+// policyParams is what a table needs beyond the loss model.
+type policyParams struct {
+	maxK, maxM  int
+	maxOverhead float64
+	target      float64
+	audio       bool // metric Q rather than F
+}
+
+// compute fills t for the model, ARQ rounds, member gap gm and repair gap
+// gr.
+func (ev *evaluator) compute(t *table, md model, pp policyParams, rounds, gm, gr int) {
+	p := md.p
+	arqP := 1.0 // probability that all ARQ rounds fail
+	if rounds > 0 {
+		arqP = math.Pow(p, float64(rounds))
+	}
+	ev.setARQ(arqP, pp.maxK)
+	// Transition probabilities for the two spacings, once.
+	gmBad, gmGood := md.step(true, gm), md.step(false, gm)
+	grBad, grGood := md.step(true, gr), md.step(false, gr)
+	// Repair tails, for every m up to maxM and both states of the last
+	// member.
+	for s := range 2 {
+		for r := range ev.walk {
+			ev.walk[r] = [2]float64{}
+		}
+		ev.walk[0][s] = 1
+		ev.setTail(0, s)
+		for m := 1; m <= pp.maxM; m++ {
+			for r := range m + 1 {
+				ev.walk2[r] = [2]float64{}
+			}
+			for r := range m {
+				for st := range 2 {
+					w := ev.walk[r][st]
+					if w == 0 {
+						continue
+					}
+					pb := grGood
+					if st == 1 {
+						pb = grBad
+					}
+					ev.walk2[r][0] += w * (1 - pb)
+					ev.walk2[r+1][1] += w * pb
+				}
+			}
+			ev.walk, ev.walk2 = ev.walk2, ev.walk
+			ev.setTail(m, s)
+		}
+	}
+	// Media losses, one member at a time.
+	for j := range ev.media {
+		ev.media[j] = [2]float64{}
+	}
+	ev.media[0][0] = 1 - p
+	ev.media[1][1] = p
+	t.m[0], t.metric[0], t.met[0] = 0, 0, true
+	for k := 1; k <= pp.maxK; k++ {
+		if k > 1 {
+			for j := range k + 1 {
+				ev.next[j] = [2]float64{}
+			}
+			for j := range k {
+				for st := range 2 {
+					w := ev.media[j][st]
+					if w == 0 {
+						continue
+					}
+					pb := gmGood
+					if st == 1 {
+						pb = gmBad
+					}
+					ev.next[j][0] += w * (1 - pb)
+					ev.next[j+1][1] += w * pb
+				}
+			}
+			ev.media, ev.next = ev.next, ev.media
+		}
+		mcap := min(pp.maxM, int(pp.maxOverhead*float64(k)+1e-9))
+		// The metric falls as m grows: binary search for the smallest m
+		// that meets the target, or mcap.
+		limit := pp.target * (1 + 1e-9)
+		m, v := 0, ev.metric(k, 0, pp.audio)
+		if v > limit && mcap > 0 {
+			lo, hi := 0, mcap // metric(lo) > limit; hi: candidate
+			vhi := ev.metric(k, hi, pp.audio)
+			if vhi <= limit {
+				for hi-lo > 1 {
+					mid := (lo + hi) / 2
+					if vm := ev.metric(k, mid, pp.audio); vm <= limit {
+						hi, vhi = mid, vm
+					} else {
+						lo = mid
+					}
+				}
+			}
+			m, v = hi, vhi
+		}
+		t.m[k], t.metric[k], t.met[k] = int8(m), v, v <= pp.target*(1+1e-9)
+	}
+	for k := pp.maxK + 1; k <= MaxSpan; k++ {
+		t.m[k], t.metric[k], t.met[k] = 0, 1, false
+	}
+}
+
+func (ev *evaluator) setTail(m, s int) {
+	acc := 0.0
+	ev.tail[m][s][m+1] = 0
+	for r := m; r >= 0; r-- {
+		acc += ev.walk[r][0] + ev.walk[r][1]
+		ev.tail[m][s][r] = acc
+	}
+}
+
+// setARQ prepares the ARQ factors for metric: all R rounds fail for one
+// packet with arqP; a block with j lost members fails with
+// 1 - (1 - arqP)^j.
+func (ev *evaluator) setARQ(arqP float64, maxK int) {
+	ev.arqP = arqP
+	f := 1.0
+	for j := range min(maxK, MaxSpan) + 1 {
+		ev.arqFail[j] = 1 - f
+		f *= 1 - arqP
+	}
+}
+
+// metric returns F (or Q for audio) of a (k, m) block, the media part of
+// the chain being in ev.media for k members (and setARQ done).
+func (ev *evaluator) metric(k, m int, audio bool) float64 {
+	arqP := ev.arqP
+	sum := 0.0
+	for j := 1; j <= k; j++ {
+		need := m - j + 1 // repair losses that make the block fail
+		for s := range 2 {
+			w := ev.media[j][s]
+			if w < 1e-18 { // below anything a target can be; and beyond, P(j) only falls
+				continue
+			}
+			tail := 1.0
+			if need > 0 {
+				tail = ev.tail[m][s][need]
+			}
+			if tail == 0 {
+				continue
+			}
+			if audio {
+				sum += float64(j) * w * tail * arqP
+			} else {
+				sum += w * tail * ev.arqFail[j]
+			}
+		}
+	}
+	if audio {
+		return sum / float64(k)
+	}
+	return sum
+}
+
+// rounds returns the ARQ rounds that fit in slack (deadline less send time
+// less the one-way delay).
+func rounds(c *Conditions, slack, margin time.Duration) int {
+	if !c.ARQ {
+		return 0
+	}
+	per := max(c.RTT, 0) + margin
+	if per <= 0 || slack <= 0 {
+		return 0
+	}
+	return int(min(slack/per, maxRounds))
+}
+
+// Analysis is the policy's view of one block shape, for tests, tools and
+// logs.
+type Analysis struct {
+	K, M     int
+	Rounds   int     // ARQ rounds that fit in the slack
+	Failure  float64 // F: probability the block is not fully recovered (after ARQ)
+	Residual float64 // Q: probability a member is lost after recovery (after ARQ)
+}
+
+// Analyze returns the failure F and residual Q of a (k, m) block under
+// conditions c, with members gm packets apart and repairs gr apart, when
+// the members' slack (deadline - send time - one-way delay) is slack.
+// ARQ rounds are counted with arqMargin per round (the encoder's
+// ARQMargin). It is the arithmetic the policy runs on.
+func Analyze(c Conditions, k, m, gm, gr int, slack, arqMargin time.Duration) Analysis {
+	k = min(max(k, 1), MaxSpan)
+	m = min(max(m, 0), MaxParity)
+	gm, gr = max(gm, 1), max(gr, 1)
+	md := newModel(c.Loss, c.MeanBurst)
+	r := rounds(&c, slack, arqMargin)
+	var ev evaluator
+	var t table
+	// One pass with a fixed m: compute with target 0 and maxM = m so the
+	// search stops at m, then read the metrics directly.
+	pp := policyParams{maxK: k, maxM: max(m, 1), maxOverhead: MaxParity, target: -1}
+	ev.compute(&t, md, pp, r, gm, gr)
+	return Analysis{
+		K: k, M: m, Rounds: r,
+		Failure:  ev.metric(k, m, false),
+		Residual: ev.metric(k, m, true),
+	}
+}

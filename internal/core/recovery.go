@@ -1,0 +1,326 @@
+package core
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spillway-rt/spillway/arq"
+	"github.com/spillway-rt/spillway/clock"
+	"github.com/spillway-rt/spillway/fec"
+	"github.com/spillway-rt/spillway/wire"
+)
+
+// Loss recovery glue: FEC (fec.Encoder, fec.Decoder) and selective
+// retransmission (arq.History, arq.Receiver) on the connection's packets.
+// The sender's machinery is created when its first stream opens and the
+// receiver's when the first media packet arrives, so a side that only
+// receives, or only sends, pays for half.
+
+const (
+	// minHistoryBytes and maxHistoryBytes bound the retransmission arena:
+	// MaxBitrate x Latency, within these.
+	minHistoryBytes = 256 << 10
+	maxHistoryBytes = 8 << 20
+
+	// conditionsInterval is how often the FEC policy's inputs are refreshed
+	// besides each transport-wide report.
+	conditionsInterval = 100 * time.Millisecond
+)
+
+// fecClass is the FEC class of a frame.
+func fecClass(k Kind, key, droppable bool) fec.Class {
+	switch {
+	case k == KindAudio:
+		return fec.ClassAudio
+	case k == KindData:
+		return fec.ClassData
+	case key:
+		return fec.ClassKey
+	case droppable:
+		return fec.ClassDroppable
+	}
+	return fec.ClassDelta
+}
+
+// rtxClass is the retransmission priority (arq.History's prio, 0 first):
+// audio, key frames, other video and data, droppable frames.
+func rtxClass(k Kind, key, droppable bool) uint8 {
+	switch {
+	case k == KindAudio:
+		return 0
+	case key:
+		return 1
+	case droppable:
+		return 3
+	}
+	return 2
+}
+
+// startRecovery creates the sender's FEC encoder and history.
+func (s *sender) startRecovery() error {
+	c := s.c
+	if s.prot == nil {
+		s.prot = make([]byte, 0, c.cfg.MaxDatagramSize)
+	}
+	if s.fec == nil && !c.cfg.DisableFEC {
+		enc, err := fec.NewEncoder(fec.EncoderConfig{MaxSymbol: wire.ProtectedHeaderLen + c.fragSize()})
+		if err != nil {
+			return fmt.Errorf("spillway: fec encoder: %w", err)
+		}
+		s.fec = enc
+		s.updateConditions(0)
+	}
+	if s.hist == nil && !c.cfg.DisableRetransmission {
+		size := int64(float64(c.cfg.MaxBitrate) / 8 * c.cfg.Latency.Seconds())
+		size = min(max(size, minHistoryBytes), maxHistoryBytes)
+		h, err := arq.NewHistory(arq.HistoryConfig{MaxBytes: int(size)})
+		if err != nil {
+			return fmt.Errorf("spillway: send history: %w", err)
+		}
+		s.hist = h
+	}
+	return nil
+}
+
+// updateConditions feeds the FEC policy the path as measured now.
+func (s *sender) updateConditions(now clock.Time) {
+	if s.fec == nil {
+		return
+	}
+	c := s.c
+	loss, burst := s.loss.Estimate(now)
+	s.fec.SetConditions(now, fec.Conditions{
+		Loss:      loss,
+		MeanBurst: burst,
+		RTT:       c.rtt.Smoothed(),
+		OneWay:    s.oneWay(now),
+		ARQ:       s.hist != nil,
+	})
+	s.conditionsAt = now
+}
+
+// oneWay predicts the one-way delay of a packet sent now: half the minimum
+// RTT (the path without queues) plus the queue our own packets built on it
+// and the packet's own serialisation (pathModel), rounded up to 5 ms so the
+// FEC policy, which recomputes when its inputs change, sees a steady value.
+// (Half the smoothed RTT, from pings every second, lags the queue a key
+// frame builds and was never the larger in the bench's arq rows.)
+func (s *sender) oneWay(now clock.Time) time.Duration {
+	c := s.c
+	d := c.rtt.Min()/2 + s.path.queueDelay(now, c.cfg.MaxDatagramSize)
+	const step = 5 * time.Millisecond
+	return (d + step - 1) / step * step
+}
+
+// protect records a media packet just sent with FEC and the history.
+func (s *sender) protect(now clock.Time, pn int64, h *wire.DataHeader, payload []byte, f *outFrame, kind Kind) {
+	if s.fec == nil && s.hist == nil {
+		return
+	}
+	prot, err := wire.AppendProtected(s.prot[:0], h, payload)
+	if err != nil {
+		return // every field was checked when the frame was queued
+	}
+	if s.fec != nil {
+		s.fec.AddMedia(now, pn, prot, fecClass(kind, f.key, f.droppable), f.deadline, f.next == f.count)
+	}
+	if s.hist != nil {
+		s.hist.Put(now, pn, prot, f.deadline, rtxClass(kind, f.key, f.droppable))
+	}
+}
+
+// recoveryDue reports whether a retransmission or a repair packet waits.
+func (s *sender) recoveryDue() bool {
+	return (s.hist != nil && s.hist.HasRetransmit()) || (s.fec != nil && s.fec.RepairsDue() > 0)
+}
+
+// pollRetransmit sends the next retransmission that can still arrive in
+// time (arq.History decides; docs/PROTOCOL.md §3.3 says how it looks).
+func (s *sender) pollRetransmit(now clock.Time, dst []byte) (int, bool) {
+	if s.hist == nil || !s.hist.HasRetransmit() {
+		return 0, false
+	}
+	c := s.c
+	// When would it arrive: retransmissions go ahead of everything in the
+	// pacer but audio, so after the path's delay and its queue.
+	oneWay := s.oneWay(now)
+	for s.hist.HasRetransmit() {
+		orig, n, _, ok := s.hist.PollRetransmit(now, oneWay, s.prot[:cap(s.prot)])
+		if !ok {
+			return 0, false
+		}
+		var h wire.DataHeader
+		payload, err := wire.ParseProtected(s.prot[:n], &h)
+		if err != nil {
+			continue // cannot happen: the history holds what protect stored
+		}
+		h.DstConnID = c.remoteCID
+		h.PacketNumber = c.pnTrunc()
+		h.SendTime = wire.Timestamp(now, c.epoch)
+		h.Retransmit = true
+		h.Original = uint32(orig) & (1<<24 - 1)
+		b, err := h.Append(dst[:0])
+		if err != nil {
+			continue
+		}
+		b = append(b, payload...)
+		pn := c.consumePN()
+		s.history[pn&(historySize-1)] = sentPacket{key: pn + 1, at: now, size: int32(len(b)), media: true}
+		c.stats.RetransmittedPacketsSent++
+		c.stats.RetransmittedBytesSent += int64(len(payload))
+		c.sent(now, len(b), classMedia)
+		return len(b), true
+	}
+	return 0, false
+}
+
+// pollRepair sends the next due FEC repair packet (docs/PROTOCOL.md §5).
+func (s *sender) pollRepair(now clock.Time, dst []byte) (int, bool) {
+	if s.fec == nil || s.fec.RepairsDue() == 0 {
+		return 0, false
+	}
+	c := s.c
+	blk, _, n, ok := s.fec.PollRepair(now, dst[wire.RepairHeaderLen:])
+	if !ok {
+		return 0, false
+	}
+	h := wire.RepairHeader{
+		DstConnID:        c.remoteCID,
+		PacketNumber:     c.pnTrunc(),
+		SendTime:         wire.Timestamp(now, c.epoch),
+		BasePacketNumber: uint32(blk.Base) & (1<<24 - 1),
+		Mask:             blk.Mask,
+		M:                uint8(blk.M),
+		Index:            uint8(blk.Index),
+	}
+	if _, err := h.Append(dst[:0]); err != nil {
+		return 0, false // the encoder's blocks always fit the header
+	}
+	size := wire.RepairHeaderLen + n
+	pn := c.consumePN()
+	s.history[pn&(historySize-1)] = sentPacket{key: pn + 1, at: now, size: int32(size), media: true}
+	c.sent(now, size, classMedia)
+	return size, true
+}
+
+// handleNACK queues retransmissions for a NACK's packet numbers.
+func (s *sender) handleNACK(now clock.Time, n *wire.NACK) {
+	c := s.c
+	c.stats.NACKsReceived++
+	n.Range(func(seq uint16) bool {
+		pn := unwrap16(c.nextPN-1, seq)
+		c.stats.PacketsNACKedByPeer++
+		if s.hist != nil && pn < c.nextPN {
+			s.hist.OnNACK(now, pn)
+		}
+		return true
+	})
+}
+
+// startRecovery creates the receiver's FEC decoder and NACK generator.
+func (r *receiver) startRecovery() {
+	c := r.c
+	if r.fecDec == nil {
+		d, err := fec.NewDecoder(fec.DecoderConfig{MaxSymbol: wire.ProtectedHeaderLen + max(r.peerFragSize, c.cfg.MaxDatagramSize)})
+		if err == nil {
+			r.fecDec = d
+			r.recovered = make([]byte, wire.ProtectedHeaderLen+max(r.peerFragSize, c.cfg.MaxDatagramSize)+fec.SymbolOverhead)
+		}
+	}
+	if r.nack == nil && !c.cfg.DisableRetransmission {
+		n, err := arq.NewReceiver(arq.ReceiverConfig{})
+		if err == nil {
+			r.nack = n
+			r.nack.SetRTT(&c.rtt)
+			if r.fecDec != nil {
+				r.nack.SetHoldFunc(r.fecHold)
+			}
+			r.nackScratch = make([]int64, 0, 1024) // the generator lists at most MaxMissing (1000)
+		}
+	}
+}
+
+// fecHold tells the NACK generator until when FEC may still rebuild pn:
+// once a repair packet of pn's block has come, the decoder knows. (Holding
+// every gap briefly for a repair that might follow it cost frames on time
+// in the arq bench rows and saved few retransmissions, so a gap whose block
+// is not yet known is NACKed at once.)
+func (r *receiver) fecHold(pn int64) clock.Time {
+	until, wait := r.fecDec.PendingUntil(pn)
+	if !wait {
+		return 0
+	}
+	return until
+}
+
+// drainRecovered processes the packets FEC rebuilt.
+func (r *receiver) drainRecovered(now clock.Time) {
+	if r.fecDec == nil {
+		return
+	}
+	for {
+		pn, n, ok := r.fecDec.PollRecovered(r.recovered)
+		if !ok {
+			return
+		}
+		if r.nack != nil {
+			r.nack.Recovered(now, pn)
+		}
+		r.handleRecovered(now, pn, r.recovered[:n])
+	}
+}
+
+// packetDeadline is when a media packet sent at sendTS stops being useful
+// here: its send time (at or after its frame's capture) mapped to our clock,
+// plus the budget. The sender checks its frame's real deadline again.
+func (r *receiver) packetDeadline(sendTS int64) clock.Time {
+	return r.localTime(sendTS).Add(max(r.peerLatency, r.playoutDelay))
+}
+
+// notePacket tells the NACK generator a packet that is not media arrived.
+func (r *receiver) notePacket(now clock.Time, pn int64) {
+	if r.nack != nil {
+		r.nack.OnPacket(now, pn, clock.Never)
+	}
+}
+
+// appendNACKs adds a NACK message for what the generator asks now, and
+// PLIs when its list overflowed.
+func (c *Conn) appendNACKs(now clock.Time, b []byte, budget int) []byte {
+	r := &c.rcv
+	if r.nack == nil || budget < 16 {
+		return b
+	}
+	// Each pair takes 4 bytes and covers up to 17 numbers; budget the
+	// worst case of one pair per number.
+	maxPNs := min((budget-12)/4, wire.MaxNACKPairs, cap(r.nackScratch))
+	if maxPNs <= 0 {
+		return b
+	}
+	pns, keyFrame := r.nack.PollNACK(now, r.nackScratch[:0])
+	if keyFrame {
+		for _, st := range r.streams {
+			if st != nil && st.kind == KindVideo {
+				r.fb.pli |= 1 << st.id
+			}
+		}
+	}
+	if len(pns) == 0 {
+		return b
+	}
+	if len(pns) > maxPNs {
+		pns = pns[:maxPNs] // the rest are asked again at their next round
+	}
+	n := &r.fb.nackMsg
+	n.Pairs = n.Pairs[:0]
+	for _, pn := range pns {
+		n.AddSeq(uint16(pn))
+	}
+	out, err := n.Append(b)
+	if err != nil {
+		return b
+	}
+	c.stats.NACKsSent++
+	c.stats.PacketsNACKed += int64(len(pns))
+	return out
+}

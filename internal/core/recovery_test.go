@@ -1,0 +1,116 @@
+package core
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spillway-rt/spillway/clock"
+	"github.com/spillway-rt/spillway/fec"
+	"github.com/spillway-rt/spillway/netem"
+	"github.com/spillway-rt/spillway/wire"
+)
+
+// dropFragment returns a filter losing the first transmission of one
+// fragment (retransmissions, type 6, pass).
+func dropFragment(frame, frag uint16) func(now clock.Time, b []byte) bool {
+	return func(now clock.Time, b []byte) bool {
+		if b[0]>>3&7 == byte(wire.TypeData) {
+			var h wire.DataHeader
+			if _, err := h.Parse(b); err == nil && h.FrameID == frame && h.FragIndex == frag {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// sendFrames opens a video stream and writes n frames of size bytes, one
+// every 33 ms.
+func sendFrames(t *testing.T, p *pair, n, size int) {
+	var sid uint8
+	p.at(0, func(now clock.Time) {
+		var err error
+		sid, err = p.cc.OpenStream(now, StreamConfig{Kind: KindVideo})
+		require.NoError(t, err)
+	})
+	for i := range n {
+		p.at(time.Duration(i+1)*33*time.Millisecond, func(now clock.Time) {
+			require.NoError(t, p.cc.WriteFrame(now, sid, payload(sid, int64(i), size), FrameInfo{Capture: now}))
+		})
+	}
+}
+
+func TestRetransmissionRecoversLoss(t *testing.T) {
+	tests := []struct {
+		name       string
+		frag       uint16
+		retransmit bool
+	}{
+		{"middle fragment", 1, true},
+		{"tail fragment", 2, true}, // nothing of frame 2 follows it: the tail timer finds it
+		{"disabled", 1, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			link := netem.LinkConfig{Delay: 20 * time.Millisecond}
+			cfg := Config{DisableFEC: true, DisableRetransmission: !tc.retransmit}
+			p := newPair(t, pairOpts{fwd: link, rev: link, clientFilter: dropFragment(2, tc.frag), client: cfg, server: cfg})
+			p.connected()
+			sendFrames(t, p, 5, 3000) // 3 fragments each
+			p.run(2 * time.Second)
+			st := p.server.events[0].Conn.Stats()
+			cst := p.cc.Stats()
+			if !tc.retransmit {
+				assert.Equal(t, 4, p.server.count(EventFrame))
+				assert.Zero(t, cst.RetransmittedPacketsSent)
+				assert.Zero(t, st.NACKsSent)
+				return
+			}
+			assert.Equal(t, 5, p.server.count(EventFrame), "every frame delivered")
+			_, lost := p.server.find(EventFrameLost)
+			assert.False(t, lost)
+			assert.Equal(t, int64(1), cst.RetransmittedPacketsSent, "one retransmission for one loss")
+			assert.Equal(t, int64(1), st.RetransmissionsReceived)
+			assert.GreaterOrEqual(t, st.NACKsSent, int64(1))
+			assert.Zero(t, cst.RTXSender.RtxSkippedLate)
+		})
+	}
+}
+
+func TestRetransmissionNeverLate(t *testing.T) {
+	// RTT 400 ms against a 300 ms budget: a retransmission can never make
+	// it, so none is sent, and the loss is given up at the deadline.
+	link := netem.LinkConfig{Delay: 200 * time.Millisecond}
+	cfg := Config{DisableFEC: true}
+	p := newPair(t, pairOpts{fwd: link, rev: link, clientFilter: dropFragment(2, 1), client: cfg, server: cfg})
+	p.connected()
+	sendFrames(t, p, 5, 3000)
+	p.run(3 * time.Second)
+	assert.Zero(t, p.cc.Stats().RetransmittedPacketsSent)
+	assert.Equal(t, 4, p.server.count(EventFrame))
+}
+
+func TestFECRecoversLoss(t *testing.T) {
+	// FEC with a fixed (k, 1) shape rebuilds a lost fragment before any
+	// retransmission could.
+	link := netem.LinkConfig{Delay: 20 * time.Millisecond}
+	cfg := Config{DisableRetransmission: true}
+	p := newPair(t, pairOpts{fwd: link, rev: link, clientFilter: dropFragment(2, 1), client: cfg, server: cfg})
+	p.connected()
+	p.at(0, func(clock.Time) {
+		enc, err := fec.NewEncoder(fec.EncoderConfig{MaxSymbol: wire.ProtectedHeaderLen + p.cc.fragSize(), FixedM: 1})
+		require.NoError(t, err)
+		p.cc.snd.fec = enc
+	})
+	sendFrames(t, p, 5, 3000)
+	p.run(2 * time.Second)
+	st := p.server.events[0].Conn.Stats()
+	assert.Equal(t, 5, p.server.count(EventFrame), "every frame delivered")
+	assert.Equal(t, int64(1), st.PacketsRecovered)
+	assert.Equal(t, int64(1), st.FECReceived.PacketsRecovered)
+	assert.Equal(t, int64(5), p.cc.Stats().FECSent.FECPacketsSent, "one repair per frame")
+	assert.Zero(t, st.RecoveredRejected)
+}
