@@ -173,7 +173,6 @@ func (r *receiver) handleData(now clock.Time, pn int64, h *wire.DataHeader, payl
 	r.startRecovery()
 	sendTS := r.noteTimestamp(now, h.SendTime)
 	r.fb.recordArrival(now, pn)
-	deadline := r.packetDeadline(sendTS)
 	member := pn // the packet number FEC blocks and NACKs know it by
 	if h.Retransmit {
 		member = wire.DecodePacketNumber(pn-1, h.Original)
@@ -183,14 +182,6 @@ func (r *receiver) handleData(now clock.Time, pn int64, h *wire.DataHeader, payl
 			return
 		}
 		c.stats.RetransmissionsReceived++
-		if r.nack != nil {
-			r.nack.OnRetransmission(now, pn, member, deadline)
-		}
-	} else if r.nack != nil {
-		r.nack.OnPacket(now, pn, deadline)
-	}
-	if r.nack != nil {
-		r.nack.Sent(now, r.localTime(sendTS))
 	}
 	if r.fecDec != nil {
 		if prot, err := wire.AppendProtected(r.protScratch[:0], h, payload); err == nil {
@@ -198,11 +189,22 @@ func (r *receiver) handleData(now clock.Time, pn int64, h *wire.DataHeader, payl
 		}
 	}
 	c.stats.MediaPacketsReceived++
-	r.assemble(now, h, payload, sendTS)
-	if r.nack != nil && !h.Retransmit {
-		// Tail loss: fragments after this one may be lost with nothing
-		// after them to reveal the gap.
-		r.nack.ExpectTail(now, pn, int(h.FragCount-h.FragIndex-1), deadline)
+	// The deadline NACKs work to is the frame's: its capture time once
+	// fragment 0 has come (a fragment sent long after its capture, behind
+	// a key frame, would otherwise look as if it had more time), else the
+	// earliest send time seen of it.
+	ref := r.assemble(now, h, payload, sendTS)
+	deadline := r.packetDeadline(ref)
+	if r.nack != nil {
+		if h.Retransmit {
+			r.nack.OnRetransmission(now, pn, member, deadline)
+		} else {
+			r.nack.OnPacket(now, pn, deadline)
+			// Tail loss: fragments after this one may be lost with
+			// nothing after them to reveal the gap.
+			r.nack.ExpectTail(now, pn, int(h.FragCount-h.FragIndex-1), deadline)
+		}
+		r.nack.Sent(now, r.localTime(sendTS))
 	}
 	r.drainRecovered(now)
 }
@@ -222,18 +224,20 @@ func (r *receiver) handleRecovered(now clock.Time, pn int64, prot []byte) {
 	r.assemble(now, &h, payload, r.lastTS)
 }
 
-// assemble files a fragment in its frame's slot.
-func (r *receiver) assemble(now clock.Time, h *wire.DataHeader, payload []byte, sendTS int64) {
+// assemble files a fragment in its frame's slot and returns the frame's
+// reference timestamp: its capture time if known, else the earliest send
+// time seen of it (sendTS for a fragment it refused).
+func (r *receiver) assemble(now clock.Time, h *wire.DataHeader, payload []byte, sendTS int64) int64 {
 	c := r.c
 	// Fragments are exactly the peer's fragment size but for the last.
 	fs := r.peerFragSize
 	if len(payload) > fs || (!h.Last() && len(payload) != fs) || (h.FragIndex == 0 && len(payload) < wire.FramePrefixLen) {
 		c.stats.FragmentsRejected++
-		return
+		return sendTS
 	}
 	if int(h.FragCount)*fs > c.cfg.MaxFrameSize+wire.FramePrefixLen+fs {
 		c.stats.FragmentsRejected++ // the frame would exceed our limit
-		return
+		return sendTS
 	}
 	st := r.stream(h.Stream)
 	expected := st.highest + 1
@@ -244,7 +248,7 @@ func (r *receiver) assemble(now clock.Time, h *wire.DataHeader, payload []byte, 
 	mask := int64(len(st.slots) - 1)
 	if id <= st.highest-mask {
 		c.stats.FragmentsRejected++ // older than any slot remembers
-		return
+		return sendTS
 	}
 	if id > st.highest {
 		st.highest = id
@@ -253,7 +257,7 @@ func (r *receiver) assemble(now clock.Time, h *wire.DataHeader, payload []byte, 
 	switch {
 	case slot.state != slotEmpty && slot.id > id:
 		c.stats.FragmentsRejected++
-		return
+		return sendTS
 	case slot.state != slotEmpty && slot.id < id:
 		if slot.state == slotAssembling {
 			r.giveUp(now, st, slot, "displaced by a newer frame")
@@ -261,14 +265,14 @@ func (r *receiver) assemble(now clock.Time, h *wire.DataHeader, payload []byte, 
 		slot.state = slotEmpty
 	case slot.state == slotDone:
 		c.stats.FragmentsDuplicated++
-		return
+		return slot.refTS
 	}
 	if slot.state == slotEmpty {
 		need := int(h.FragCount) * fs
 		if c.recvBytes+bufpool.Cap(need) > c.cfg.MaxReceiveBuffer {
 			c.stats.FragmentsRejected++
 			c.stats.ReceiveBufferFull++
-			return
+			return sendTS
 		}
 		words := (int(h.FragCount) + 63) / 64
 		bits := slot.bits
@@ -283,12 +287,12 @@ func (r *receiver) assemble(now clock.Time, h *wire.DataHeader, payload []byte, 
 		st.active = append(st.active, int32(id&mask))
 	} else if slot.count != int(h.FragCount) || slot.key != h.Key || slot.droppable != h.Droppable {
 		c.stats.FragmentsRejected++ // disagrees with the frame's earlier fragments
-		return
+		return sendTS
 	}
 	i := int(h.FragIndex)
 	if slot.bits[i/64]&(1<<(i%64)) != 0 {
 		c.stats.FragmentsDuplicated++
-		return
+		return slot.refTS
 	}
 	slot.bits[i/64] |= 1 << (i % 64)
 	slot.got++
@@ -308,6 +312,7 @@ func (r *receiver) assemble(now clock.Time, h *wire.DataHeader, payload []byte, 
 	if slot.got == slot.count {
 		r.complete(now, st, slot)
 	}
+	return slot.refTS
 }
 
 // removeActive forgets that a slot is assembling.
