@@ -79,7 +79,10 @@ func (c HistoryConfig) Validate() error {
 
 // SenderStats are the history's counters. RetransmittedPacketsSent and
 // RetransmittedBytesSent are W3C webrtc-stats' (RTCOutboundRtpStreamStats);
-// the bytes are those stored (the packet after its short header).
+// the bytes are those stored (what Put was given: in the session core, a
+// data packet's protected form, 6 bytes more than its fragment, so the
+// core's own ConnStats.RetransmittedBytesSent, which counts fragment
+// bytes, reads less).
 type SenderStats struct {
 	Stored       int64 // packets Put
 	TooLarge     int64 // packets larger than MaxBytes, not stored
@@ -408,9 +411,10 @@ func (h *History) HasRetransmit() bool {
 // PollRetransmit copies into dst the next queued retransmission that can
 // still arrive in time, and returns its original packet number, its length,
 // and its deadline. oneWay is the delay the caller expects before the
-// packet arrives: the path's one-way delay (half the smoothed RTT, which
-// includes queueing on the path; not the minimum, which does not) plus what
-// waits ahead of it in the pacer. A retransmission leaves only if
+// packet arrives: the path's one-way delay including the queue on it (half
+// the minimum RTT alone leaves the queue out; the session core adds its
+// model of the queue its own packets built) plus what waits ahead of it in
+// the pacer. A retransmission leaves only if
 // now + oneWay is strictly before its deadline; those that cannot are
 // discarded unsent and counted (RtxSkippedLate): no retransmission is ever
 // sent that the caller's own estimate says would arrive late. dst must hold

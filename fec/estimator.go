@@ -54,8 +54,8 @@ func (l *LossEstimator) window() time.Duration {
 // OnPacket records the fate of one packet sent at now (its send time is
 // what places it in a window).
 func (l *LossEstimator) OnPacket(now clock.Time, lost bool) {
-	id := int64(time.Duration(now)/estSpan) + 1
-	b := &l.buckets[id%estBuckets]
+	id := bucketID(now)
+	b := &l.buckets[(id%estBuckets+estBuckets)%estBuckets]
 	if b.id != id {
 		*b = estBucket{id: id}
 	}
@@ -76,9 +76,20 @@ func (l *LossEstimator) OnPacket(now clock.Time, lost bool) {
 	l.lastLost = lost
 }
 
+// bucketID is the number of now's bucket, plus 1 (so the zero bucket is an
+// empty one). Times may be negative (only differences mean anything), so
+// the division floors.
+func bucketID(now clock.Time) int64 {
+	id := int64(now) / int64(estSpan)
+	if int64(now)%int64(estSpan) < 0 {
+		id--
+	}
+	return id + 1
+}
+
 // sum returns sent, lost and runs over the last d before now.
 func (l *LossEstimator) sum(now clock.Time, d time.Duration) (sent, lost, runs int64) {
-	last := int64(time.Duration(now)/estSpan) + 1
+	last := bucketID(now)
 	first := last - int64(d/estSpan) + 1
 	for i := range l.buckets {
 		b := &l.buckets[i]

@@ -85,7 +85,7 @@ type Config struct {
 	// 4 MiB.
 	MaxFrameSize int
 	// FragmentSize is the frame bytes per datagram. Default 1200 (a datagram
-	// is then at most 1219 bytes).
+	// is then at most 1231 bytes: an FEC repair packet adds 31).
 	FragmentSize int
 
 	// DisableFEC turns off forward error correction of what this side

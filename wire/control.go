@@ -180,6 +180,16 @@ func ParseFeedbackHeader(b []byte, sh *ShortHeader) (rtcp []byte, err error) {
 // RepairHeaderLen is the length of a repair packet's header.
 const RepairHeaderLen = ShortHeaderLen + 16
 
+// RepairSymbolOverhead is what a repair symbol adds to the longest
+// protected form it covers: the 0x80 end marker (docs/PROTOCOL.md §5.2).
+const RepairSymbolOverhead = 1
+
+// MaxPacketOverhead is the most a packet adds to a fragment: a repair
+// packet protecting a full fragment (RepairHeaderLen + ProtectedHeaderLen +
+// RepairSymbolOverhead = 31 bytes) is the largest packet a side sends, so
+// a fragment size plus this must fit the peer's max_datagram_size.
+const MaxPacketOverhead = RepairHeaderLen + ProtectedHeaderLen + RepairSymbolOverhead
+
 // MaxRepairSpan is how many packet numbers one FEC block can span: the bits
 // of RepairHeader.Mask.
 const MaxRepairSpan = 64

@@ -33,7 +33,8 @@ type Config struct {
 	MaxPlayoutDelay time.Duration
 
 	// FragmentSize is the bytes of frame data per data packet. Default 1200;
-	// at least 64. A datagram is FragmentSize plus at most 19 header bytes.
+	// at least 64. A datagram is FragmentSize plus at most
+	// wire.MaxPacketOverhead (31) bytes: an FEC repair packet.
 	FragmentSize int
 	// MaxDatagramSize is the largest datagram accepted. Default 1472 (a
 	// 1500-byte Ethernet MTU less IPv4 and UDP headers); at least 1200, since
@@ -162,8 +163,8 @@ func (c Config) Validate() error {
 		return bad("FragmentSize", fmt.Sprintf("must be within %d-65000", wire.MinFragmentSize), c.FragmentSize)
 	case c.MaxDatagramSize != 0 && (c.MaxDatagramSize < wire.MinHelloSize || c.MaxDatagramSize > wire.MaxDatagramSize):
 		return bad("MaxDatagramSize", fmt.Sprintf("must be within %d-%d", wire.MinHelloSize, wire.MaxDatagramSize), c.MaxDatagramSize)
-	case d.FragmentSize+wire.RetransmitHeaderLen > d.MaxDatagramSize:
-		return bad("FragmentSize", fmt.Sprintf("plus a %d-byte header exceeds MaxDatagramSize %d", wire.RetransmitHeaderLen, d.MaxDatagramSize), d.FragmentSize)
+	case d.FragmentSize+wire.MaxPacketOverhead > d.MaxDatagramSize:
+		return bad("FragmentSize", fmt.Sprintf("plus a %d-byte header exceeds MaxDatagramSize %d", wire.MaxPacketOverhead, d.MaxDatagramSize), d.FragmentSize)
 	case c.MaxFrameSize < 0:
 		return bad("MaxFrameSize", "negative", c.MaxFrameSize)
 	case d.MaxFrameSize+wire.FramePrefixLen > wire.MaxFragments*d.FragmentSize:

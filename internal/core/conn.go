@@ -158,8 +158,8 @@ func (c *Conn) localParams() wire.TransportParams {
 // peer's datagrams once we know them.
 func (c *Conn) fragSize() int {
 	f := c.cfg.FragmentSize
-	if m := int(c.peerParams.MaxDatagramSize); m != 0 && f+wire.RetransmitHeaderLen > m {
-		f = m - wire.RetransmitHeaderLen
+	if m := int(c.peerParams.MaxDatagramSize); m != 0 && f+wire.MaxPacketOverhead > m {
+		f = m - wire.MaxPacketOverhead
 	}
 	return f
 }

@@ -52,8 +52,9 @@
 // Recovery adds, on a side that sends, the retransmission arena
 // (MaxBitrate x Latency within 256 KiB-8 MiB, plus 352 KiB of index) and
 // the FEC encoder's parity buffers (at most 1 MiB); on a side that
-// receives, the FEC decoder's copies (about 370 KiB) and the NACK list
-// (96 KiB). Each is created when first needed.
+// receives, the FEC decoder's copies of the last 256 media packets (about
+// 320 KiB for 1200-byte fragments) and up to 64 repair symbols, and the
+// NACK list (96 KiB). Each is created when first needed.
 //
 // # Limitations (version 1)
 //

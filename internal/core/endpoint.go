@@ -303,10 +303,12 @@ func acceptableParams(p *wire.TransportParams, cfg Config) bool {
 	if p.FragmentSize == 0 || p.Latency == 0 || p.Latency > maxPeerLatency {
 		return false
 	}
-	if int(p.FragmentSize)+wire.RetransmitHeaderLen > cfg.MaxDatagramSize {
+	if int(p.FragmentSize)+wire.MaxPacketOverhead > cfg.MaxDatagramSize {
 		return false
 	}
-	if p.MaxDatagramSize != 0 && int(p.MaxDatagramSize) < wire.MinFragmentSize+wire.RetransmitHeaderLen {
+	// A peer must take datagrams as large as a padded Hello, as we must:
+	// feedback (NACKs, transport-wide reports) needs the room.
+	if p.MaxDatagramSize != 0 && int(p.MaxDatagramSize) < wire.MinHelloSize {
 		return false
 	}
 	return true

@@ -292,6 +292,14 @@ func TestPeerParamsAreBounded(t *testing.T) {
 	tooBig := ok
 	tooBig.FragmentSize = 1460
 	assert.False(t, acceptableParams(&tooBig, cfg), "fragments that do not fit our datagrams")
+	repairTooBig := ok
+	repairTooBig.FragmentSize = uint16(cfg.MaxDatagramSize - wire.MaxPacketOverhead + 1)
+	assert.False(t, acceptableParams(&repairTooBig, cfg), "a repair packet of a full fragment would not fit")
+	repairTooBig.FragmentSize--
+	assert.True(t, acceptableParams(&repairTooBig, cfg))
+	tinyDatagrams := ok
+	tinyDatagrams.MaxDatagramSize = 200
+	assert.False(t, acceptableParams(&tinyDatagrams, cfg), "a peer must take datagrams of a padded Hello: feedback needs room")
 	missing := ok
 	missing.Latency = 0
 	assert.False(t, acceptableParams(&missing, cfg))

@@ -44,7 +44,7 @@ const (
 	// least pathMinMargin. In the bench's arq rows (4 Mbit/s bottleneck)
 	// the prediction without them fell short of the truth by up to 4 ms.
 	pathMargin    = 0.25
-	pathMinMargin = 2 * time.Millisecond
+	pathMinMargin = 4 * time.Millisecond
 )
 
 // onSent adds a datagram to the virtual queue.
@@ -76,17 +76,19 @@ func (m *pathModel) rate(now clock.Time) float64 {
 	return best
 }
 
-// queueDelay predicts how long a packet of size bytes sent now takes to
-// cross the path's queue: the bytes ahead of it and its own, at the
-// measured rate, with a margin for the rate's error (pathMargin, at least
-// pathMinMargin).
-func (m *pathModel) queueDelay(now clock.Time, size int) time.Duration {
+// queueDelay predicts how long a packet sent now waits in the path's
+// queue: the bytes ahead of it at the measured rate, with a margin for the
+// rate's error and the packet's own serialisation (pathMargin of the delay,
+// at least pathMinMargin). Its own size is not charged at the measured
+// rate: on an app-limited path that rate is ours, not the path's, and a
+// 1200-byte packet at an audio stream's 100 kbit/s would read as 100 ms.
+func (m *pathModel) queueDelay(now clock.Time) time.Duration {
 	m.drain(now)
 	r := m.rate(now)
 	if r <= 0 {
 		return 0
 	}
-	d := time.Duration((m.vq + float64(size)) * 8 / r * float64(time.Second))
+	d := time.Duration(m.vq * 8 / r * float64(time.Second))
 	return d + max(pathMinMargin, time.Duration(float64(d)*pathMargin))
 }
 
@@ -116,9 +118,14 @@ func (m *pathModel) onFeedback(now clock.Time, pkts []cc.PacketResult) {
 		return
 	}
 	bps := float64(bytes) * 8 / span.Seconds()
-	slot := &m.rates[int(now/clock.Time(pathRateSlotLen))%pathRateSlots]
-	if now.Sub(slot.start) >= pathRateSlotLen {
-		*slot = rateSlot{start: now - now%clock.Time(pathRateSlotLen)}
+	// Times may be negative (only differences mean anything): floor them.
+	k := int64(now) / int64(pathRateSlotLen)
+	if int64(now)%int64(pathRateSlotLen) < 0 {
+		k--
+	}
+	slot := &m.rates[(k%pathRateSlots+pathRateSlots)%pathRateSlots]
+	if start := clock.Time(k * int64(pathRateSlotLen)); slot.start != start || slot.bps == 0 {
+		*slot = rateSlot{start: start}
 	}
 	slot.bps = max(slot.bps, bps)
 }

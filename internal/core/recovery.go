@@ -22,6 +22,12 @@ const (
 	minHistoryBytes = 256 << 10
 	maxHistoryBytes = 8 << 20
 
+	// maxTailGuess bounds the packet numbers the tail-loss timer lists after
+	// a frame's last fragment seen: a frame announcing thousands of
+	// fragments (a hostile peer's, or a huge key frame cut off) must not
+	// overflow the NACK list; later arrivals reveal any longer gap.
+	maxTailGuess = 32
+
 	// conditionsInterval is how often the FEC policy's inputs are refreshed
 	// besides each transport-wide report.
 	conditionsInterval = 100 * time.Millisecond
@@ -107,7 +113,7 @@ func (s *sender) updateConditions(now clock.Time) {
 // frame builds and was never the larger in the bench's arq rows.)
 func (s *sender) oneWay(now clock.Time) time.Duration {
 	c := s.c
-	d := c.rtt.Min()/2 + s.path.queueDelay(now, c.cfg.MaxDatagramSize)
+	d := c.rtt.WindowedMin()/2 + s.path.queueDelay(now)
 	const step = 5 * time.Millisecond
 	return (d + step - 1) / step * step
 }
@@ -221,10 +227,13 @@ func (s *sender) handleNACK(now clock.Time, n *wire.NACK) {
 func (r *receiver) startRecovery() {
 	c := r.c
 	if r.fecDec == nil {
-		d, err := fec.NewDecoder(fec.DecoderConfig{MaxSymbol: wire.ProtectedHeaderLen + max(r.peerFragSize, c.cfg.MaxDatagramSize)})
+		// The peer's fragments are known by now (data before the
+		// handshake completed is dropped): size the copies for them.
+		sym := wire.ProtectedHeaderLen + r.peerFragSize
+		d, err := fec.NewDecoder(fec.DecoderConfig{MaxSymbol: sym})
 		if err == nil {
 			r.fecDec = d
-			r.recovered = make([]byte, wire.ProtectedHeaderLen+max(r.peerFragSize, c.cfg.MaxDatagramSize)+fec.SymbolOverhead)
+			r.recovered = make([]byte, sym+fec.SymbolOverhead)
 		}
 	}
 	if r.nack == nil && !c.cfg.DisableRetransmission {
@@ -285,42 +294,45 @@ func (r *receiver) notePacket(now clock.Time, pn int64) {
 }
 
 // appendNACKs adds a NACK message for what the generator asks now, and
-// PLIs when its list overflowed.
+// PLIs when its list overflowed. The message takes as many (PID, BLP)
+// pairs as budget has room for (4 bytes each after a 12-byte header, at most
+// wire.MaxNACKPairs); numbers that do not fit are asked again at their
+// next round (with a max_datagram_size of at least 1200 that takes over
+// 240 pairs, 240 to 4000 numbers, at once).
 func (c *Conn) appendNACKs(now clock.Time, b []byte, budget int) []byte {
 	r := &c.rcv
-	if r.nack == nil || budget < 16 {
+	if r.nack == nil {
 		return b
 	}
-	// Each pair takes 4 bytes and covers up to 17 numbers; budget the
-	// worst case of one pair per number.
-	maxPNs := min((budget-12)/4, wire.MaxNACKPairs, cap(r.nackScratch))
-	if maxPNs <= 0 {
-		return b
-	}
+	maxPairs := min((budget-12)/4, wire.MaxNACKPairs)
 	pns, keyFrame := r.nack.PollNACK(now, r.nackScratch[:0])
 	if keyFrame {
+		// Through RequestKeyFrame: at most one PLI per stream per RTT.
 		for _, st := range r.streams {
 			if st != nil && st.kind == KindVideo {
-				r.fb.pli |= 1 << st.id
+				_ = c.RequestKeyFrame(now, st.id)
 			}
 		}
 	}
-	if len(pns) == 0 {
+	if len(pns) == 0 || maxPairs <= 0 {
 		return b
-	}
-	if len(pns) > maxPNs {
-		pns = pns[:maxPNs] // the rest are asked again at their next round
 	}
 	n := &r.fb.nackMsg
 	n.Pairs = n.Pairs[:0]
+	sent := 0
 	for _, pn := range pns {
 		n.AddSeq(uint16(pn))
+		if len(n.Pairs) > maxPairs {
+			n.Pairs = n.Pairs[:maxPairs]
+			break
+		}
+		sent++
 	}
 	out, err := n.Append(b)
 	if err != nil {
 		return b
 	}
 	c.stats.NACKsSent++
-	c.stats.PacketsNACKed += int64(len(pns))
+	c.stats.PacketsNACKed += int64(sent)
 	return out
 }

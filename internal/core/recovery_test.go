@@ -114,3 +114,62 @@ func TestFECRecoversLoss(t *testing.T) {
 	assert.Equal(t, int64(5), p.cc.Stats().FECSent.FECPacketsSent, "one repair per frame")
 	assert.Zero(t, st.RecoveredRejected)
 }
+
+func TestRepairPacketsFitThePeersDatagrams(t *testing.T) {
+	// The client takes datagrams of at most 1200 bytes: the server shrinks
+	// its fragments so that even a repair packet of a full fragment fits,
+	// and the client gets every repair packet.
+	largest := 0
+	sizes := func(now clock.Time, b []byte) bool {
+		largest = max(largest, len(b))
+		return true
+	}
+	link := netem.LinkConfig{Delay: 20 * time.Millisecond}
+	client := Config{MaxDatagramSize: 1200, FragmentSize: 1100}
+	p := newPair(t, pairOpts{fwd: link, rev: link, serverFilter: sizes, client: client})
+	p.connected()
+	sc := p.server.events[0].Conn
+	assert.Equal(t, 1200-wire.MaxPacketOverhead, sc.fragSize())
+	var sid uint8
+	p.at(0, func(now clock.Time) {
+		var err error
+		sid, err = sc.OpenStream(now, StreamConfig{Kind: KindVideo})
+		require.NoError(t, err)
+		enc, err := fec.NewEncoder(fec.EncoderConfig{MaxSymbol: wire.ProtectedHeaderLen + sc.fragSize(), FixedM: 1})
+		require.NoError(t, err)
+		sc.snd.fec = enc
+	})
+	for i := range 5 {
+		p.at(time.Duration(i+1)*33*time.Millisecond, func(now clock.Time) {
+			require.NoError(t, sc.WriteFrame(now, sid, payload(sid, int64(i), 5000), FrameInfo{Capture: now}))
+		})
+	}
+	p.run(2 * time.Second)
+	assert.Equal(t, 1200, largest, "a repair of a full fragment is exactly the peer's limit")
+	assert.Equal(t, int64(5), p.cc.Stats().FECReceived.FECPacketsReceived)
+	assert.Zero(t, p.client.ep.Stats().Malformed)
+	assert.Equal(t, int64(fec.SymbolOverhead), int64(wire.RepairSymbolOverhead), "the fec package's symbol layout is the wire's")
+}
+
+func TestRepairReachingPastItselfIsRefused(t *testing.T) {
+	// A repair packet whose block names packet numbers at or after its own
+	// would rebuild packets not yet sent: it is refused and counted.
+	link := netem.LinkConfig{Delay: 10 * time.Millisecond}
+	p := newPair(t, pairOpts{fwd: link, rev: link})
+	p.connected()
+	sendFrames(t, p, 2, 100)
+	p.run(time.Second)
+	sc := p.server.events[0].Conn
+	before := sc.Stats().ProtocolErrors
+	pn := sc.window.Largest() + 1
+	for _, mask := range []uint64{1 << 2, 1 << 3} { // base pn-2: members pn-2 and pn, or pn+1
+		h := wire.RepairHeader{DstConnID: sc.localCID, PacketNumber: uint32(pn), BasePacketNumber: uint32(pn - 2), Mask: 1 | mask, M: 1}
+		b, err := h.Append(nil)
+		require.NoError(t, err)
+		b = append(b, make([]byte, 20)...)
+		p.server.ep.HandleDatagram(p.sim.Now(), clientAddr, b)
+		pn++
+	}
+	assert.Equal(t, before+2, sc.Stats().ProtocolErrors)
+	assert.Zero(t, sc.Stats().FECReceived.FECPacketsReceived, "never reached the decoder")
+}

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"math/bits"
 	"time"
 
 	"github.com/spillway-rt/spillway/arq"
@@ -202,7 +203,7 @@ func (r *receiver) handleData(now clock.Time, pn int64, h *wire.DataHeader, payl
 			r.nack.OnPacket(now, pn, deadline)
 			// Tail loss: fragments after this one may be lost with
 			// nothing after them to reveal the gap.
-			r.nack.ExpectTail(now, pn, int(h.FragCount-h.FragIndex-1), deadline)
+			r.nack.ExpectTail(now, pn, min(int(h.FragCount-h.FragIndex-1), maxTailGuess), deadline)
 		}
 		r.nack.Sent(now, r.localTime(sendTS))
 	}
@@ -275,13 +276,13 @@ func (r *receiver) assemble(now clock.Time, h *wire.DataHeader, payload []byte, 
 			return sendTS
 		}
 		words := (int(h.FragCount) + 63) / 64
-		bits := slot.bits
-		if cap(bits) < words {
-			bits = make([]uint64, words)
+		got := slot.bits
+		if cap(got) < words {
+			got = make([]uint64, words)
 		}
-		bits = bits[:words]
-		clear(bits)
-		*slot = frameSlot{id: id, state: slotAssembling, count: int(h.FragCount), bits: bits,
+		got = got[:words]
+		clear(got)
+		*slot = frameSlot{id: id, state: slotAssembling, count: int(h.FragCount), bits: got,
 			buf: c.ep.pool.Get(need), total: -1, refTS: sendTS, key: h.Key, droppable: h.Droppable}
 		c.recvBytes += cap(slot.buf)
 		st.active = append(st.active, int32(id&mask))
@@ -391,8 +392,10 @@ func (r *receiver) handleRepair(now clock.Time, pn int64, h *wire.RepairHeader, 
 		r.nack.Sent(now, r.localTime(sendTS))
 	}
 	base := wire.DecodePacketNumber(pn-1, h.BasePacketNumber)
-	if base >= pn || r.fecDec == nil {
-		r.c.stats.ProtocolErrors++ // a block after its own repair packet is nonsense
+	// Every member precedes its repair packets: a block reaching past this
+	// one would "recover" packets not yet sent.
+	if last := base + int64(63-bits.LeadingZeros64(h.Mask)); base >= pn || last >= pn || r.fecDec == nil {
+		r.c.stats.ProtocolErrors++
 		return
 	}
 	r.fecDec.OnRepair(now, fec.Block{Base: base, Mask: h.Mask, M: int(h.M), Index: int(h.Index)}, payload)

@@ -274,16 +274,17 @@ func (c *Conn) errClosed() error {
 }
 
 // owd is the one-way delay assumed when asking whether a packet can still
-// arrive in time: half the smallest RTT seen. Until a ping has measured a
+// arrive in time: half the smallest RTT of the last 10 s (arq.RTT.WindowedMin,
+// so a path whose delay grew is believed). Until a ping has measured a
 // round trip, the only sample is the handshake's, which includes the
 // backoff of any Hello lost on the way: it is trusted only up to
 // arq.InitialRTT (RFC 9002 §6.2.2's 333 ms), so a lost Hello does not make
 // every frame look late.
 func (c *Conn) owd() time.Duration {
 	if !c.pingSampled {
-		return min(c.rtt.Min(), arq.InitialRTT) / 2
+		return min(c.rtt.WindowedMin(), arq.InitialRTT) / 2
 	}
-	return c.rtt.Min() / 2
+	return c.rtt.WindowedMin() / 2
 }
 
 func (c *Conn) dropped(st *sendStream, id int64, info FrameInfo, reason string, late time.Duration) {
