@@ -137,6 +137,24 @@ type policyParams struct {
 	audio       bool // metric Q rather than F
 }
 
+// chainStep moves the joint distribution cur (P(j losses so far, state of
+// the last packet), for j < len(cur)) one packet on into next (len(cur)+1
+// entries, overwritten): the next packet is lost with probability pGood
+// after a good state and pBad after a bad one, and its fate is its state.
+func chainStep(cur, next [][2]float64, pGood, pBad float64) {
+	clear(next)
+	for j := range cur {
+		for st, pb := range [2]float64{pGood, pBad} {
+			w := cur[j][st]
+			if w == 0 {
+				continue
+			}
+			next[j][0] += w * (1 - pb)
+			next[j+1][1] += w * pb
+		}
+	}
+}
+
 // compute fills t for the model, ARQ rounds, member gap gm and repair gap
 // gr.
 func (ev *evaluator) compute(t *table, md model, pp policyParams, rounds, gm, gr int) {
@@ -158,23 +176,7 @@ func (ev *evaluator) compute(t *table, md model, pp policyParams, rounds, gm, gr
 		ev.walk[0][s] = 1
 		ev.setTail(0, s)
 		for m := 1; m <= pp.maxM; m++ {
-			for r := range m + 1 {
-				ev.walk2[r] = [2]float64{}
-			}
-			for r := range m {
-				for st := range 2 {
-					w := ev.walk[r][st]
-					if w == 0 {
-						continue
-					}
-					pb := grGood
-					if st == 1 {
-						pb = grBad
-					}
-					ev.walk2[r][0] += w * (1 - pb)
-					ev.walk2[r+1][1] += w * pb
-				}
-			}
+			chainStep(ev.walk[:m], ev.walk2[:m+1], grGood, grBad)
 			ev.walk, ev.walk2 = ev.walk2, ev.walk
 			ev.setTail(m, s)
 		}
@@ -188,23 +190,7 @@ func (ev *evaluator) compute(t *table, md model, pp policyParams, rounds, gm, gr
 	t.m[0], t.metric[0], t.met[0] = 0, 0, true
 	for k := 1; k <= pp.maxK; k++ {
 		if k > 1 {
-			for j := range k + 1 {
-				ev.next[j] = [2]float64{}
-			}
-			for j := range k {
-				for st := range 2 {
-					w := ev.media[j][st]
-					if w == 0 {
-						continue
-					}
-					pb := gmGood
-					if st == 1 {
-						pb = gmBad
-					}
-					ev.next[j][0] += w * (1 - pb)
-					ev.next[j+1][1] += w * pb
-				}
-			}
+			chainStep(ev.media[:k], ev.next[:k+1], gmGood, gmBad)
 			ev.media, ev.next = ev.next, ev.media
 		}
 		mcap := min(pp.maxM, int(pp.maxOverhead*float64(k)+1e-9))
