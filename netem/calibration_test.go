@@ -267,18 +267,10 @@ func TestCalibrationGilbertElliott(t *testing.T) {
 			assert.InDelta(t, wantBurst, tt.ge.MeanBurst(), 1e-9, "closed form vs power iteration")
 
 			got, _, _ := fates(t, calSeed(21), netem.LinkConfig{GE: tt.ge, Delay: time.Millisecond}, n, 100, time.Millisecond)
-			losses, starts := lossBlocks(got, blocks)
-			per := float64(n / blocks)
-			frac := make([]float64, blocks)
-			for i := range losses {
-				frac[i] = losses[i] / per
-			}
 			// The chain starts in Good: the transient moves the expected
 			// fraction by under 1e-5, far inside the interval (about 5e-3).
-			m, half := blockMean(frac)
-			assert.InDelta(t, wantLoss, m, half, "loss rate %.5f +- %.5f (99.9 %% over %d blocks), want %.5f", m, half, blocks, wantLoss)
-			r, rhalf := blockRatio(losses, starts)
-			assert.InDelta(t, wantBurst, r, rhalf, "mean burst %.4f +- %.4f (99.9 %% over blocks), want %.4f", r, rhalf, wantBurst)
+			losses, starts := lossBlocks(got, blocks)
+			checkLossAndBurst(t, losses, starts, n, blocks, wantLoss, wantBurst)
 
 			if tt.ge.H == 0 && tt.ge.K1 == 0 {
 				// Simple Gilbert: burst lengths are i.i.d. geometric with
@@ -324,15 +316,7 @@ func TestCalibrationFourState(t *testing.T) {
 
 			got, _, _ := fates(t, calSeed(31), netem.LinkConfig{FourState: tt.f, Delay: time.Millisecond}, n, 100, time.Millisecond)
 			losses, starts := lossBlocks(got, blocks)
-			per := float64(n / blocks)
-			frac := make([]float64, blocks)
-			for i := range losses {
-				frac[i] = losses[i] / per
-			}
-			m, half := blockMean(frac)
-			assert.InDelta(t, wantLoss, m, half, "loss rate %.5f +- %.5f (99.9 %% over %d blocks), want %.5f", m, half, blocks, wantLoss)
-			r, rhalf := blockRatio(losses, starts)
-			assert.InDelta(t, wantBurst, r, rhalf, "mean burst %.4f +- %.4f, want %.4f", r, rhalf, wantBurst)
+			checkLossAndBurst(t, losses, starts, n, blocks, wantLoss, wantBurst)
 		})
 	}
 }
@@ -1009,3 +993,19 @@ func (a *acker) NextTimeout() clock.Time { return clock.Never }
 
 // fmtP formats a number for a subtest name.
 func fmtP(p float64) string { return strconv.FormatFloat(p, 'g', -1, 64) }
+
+// checkLossAndBurst asserts that the loss rate and the mean burst length
+// measured over blocks (losses and burst starts per block of n/blocks
+// packets) hold wantLoss and wantBurst within their 99.9 % intervals.
+func checkLossAndBurst(t *testing.T, losses, starts []float64, n, blocks int, wantLoss, wantBurst float64) {
+	t.Helper()
+	per := float64(n / blocks)
+	frac := make([]float64, len(losses))
+	for i := range losses {
+		frac[i] = losses[i] / per
+	}
+	m, half := blockMean(frac)
+	assert.InDelta(t, wantLoss, m, half, "loss rate %.5f +- %.5f (99.9 %% over %d blocks), want %.5f", m, half, blocks, wantLoss)
+	r, rhalf := blockRatio(losses, starts)
+	assert.InDelta(t, wantBurst, r, rhalf, "mean burst %.4f +- %.4f (99.9 %% over blocks), want %.4f", r, rhalf, wantBurst)
+}

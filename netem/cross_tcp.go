@@ -237,31 +237,23 @@ type TCPConfig struct {
 
 func (c *TCPConfig) withDefaults() TCPConfig {
 	d := *c
-	if d.MSS == 0 {
-		d.MSS = DefaultTCPMSS
-	}
-	if d.InitialWindow == 0 {
-		d.InitialWindow = DefaultTCPInitialWindow
-	}
-	if d.MaxWindow == 0 {
-		d.MaxWindow = DefaultTCPMaxWindow
-	}
-	if d.AckEvery == 0 {
-		d.AckEvery = 2
-	}
-	if d.DelayedACK == 0 {
-		d.DelayedACK = DefaultTCPDelayedACK
-	}
-	if d.MinRTO == 0 {
-		d.MinRTO = DefaultTCPMinRTO
-	}
-	if d.InitialRTO == 0 {
-		d.InitialRTO = DefaultTCPInitialRTO
-	}
-	if d.MaxRTO == 0 {
-		d.MaxRTO = DefaultTCPMaxRTO
-	}
+	setDefault(&d.MSS, DefaultTCPMSS)
+	setDefault(&d.InitialWindow, DefaultTCPInitialWindow)
+	setDefault(&d.MaxWindow, DefaultTCPMaxWindow)
+	setDefault(&d.AckEvery, 2)
+	setDefault(&d.DelayedACK, DefaultTCPDelayedACK)
+	setDefault(&d.MinRTO, DefaultTCPMinRTO)
+	setDefault(&d.InitialRTO, DefaultTCPInitialRTO)
+	setDefault(&d.MaxRTO, DefaultTCPMaxRTO)
 	return d
+}
+
+// setDefault sets *v to def when it holds its zero value.
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
 }
 
 // Validate reports the first invalid field in an error wrapping
