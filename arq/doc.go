@@ -41,8 +41,8 @@
 //   - Re-NACK at most once per smoothed RTT + min(2 x variation, RTT/2) +
 //     reorder allowance (libwebrtc: once per RTT; the variation term is
 //     after RFC 6298's RTO margin), so a retransmission delayed by the
-//     pacer or jitter is not asked for twice; each round repeated twice within a
-//     third of an RTT against NACK loss (DESIGN §2); at most 10 rounds
+//     pacer or jitter is not asked for twice; each round repeated twice, 5 ms
+//     apart (a sixth of an RTT at most), against NACK loss (DESIGN §2); at most 10 rounds
 //     (libwebrtc's old kMaxNackRetries). Two exceptions, both so a second
 //     round fits a real-time budget: when waiting that long would leave the
 //     next retransmission no time, the re-NACK comes at the last useful

@@ -36,7 +36,7 @@ type HistoryConfig struct {
 	MaxPackets int
 	// MinRetransmitInterval is the least time between two retransmissions
 	// of one packet: NACKs inside it are duplicates (the receiver repeats
-	// each round within a third of an RTT against NACK loss, and re-NACKs
+	// each round twice, 5 ms apart, against NACK loss, and re-NACKs
 	// no sooner than an RTT later). Default 0: half the smoothed RTT.
 	MinRetransmitInterval time.Duration
 	// DuplicateLastChance has a bit per class (bit c for Put's prio c):

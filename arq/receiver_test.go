@@ -135,8 +135,8 @@ func TestReceiverTiming(t *testing.T) {
 		// the allowance - lastChanceMargin (10 ms).
 		{"first after the allowance, then re-NACK once per RTT and margins", time.Second, ReceiverConfig{Repeats: -1},
 			[]time.Duration{7 * ms, 162 * ms, 317 * ms, 472 * ms, 627 * ms, 782 * ms, 887 * ms}, 1, 0},
-		{"repeats within a third of an RTT", 400 * ms, ReceiverConfig{},
-			[]time.Duration{7 * ms, 24 * ms, 41 * ms, 162 * ms, 179 * ms, 196 * ms, 267 * ms, 284 * ms}, 1, 0},
+		{"repeats 5 ms apart", 400 * ms, ReceiverConfig{},
+			[]time.Duration{7 * ms, 12 * ms, 17 * ms, 162 * ms, 167 * ms, 172 * ms, 267 * ms, 272 * ms, 277 * ms}, 1, 0},
 		{"re-NACK early so the last round still fits", 300 * ms, ReceiverConfig{Repeats: -1},
 			[]time.Duration{7 * ms, 140 * ms}, 1, 0},
 		{"hopeless at once", 50 * ms, ReceiverConfig{Repeats: -1}, nil, 1, 0},
@@ -171,7 +171,7 @@ func TestReceiverNextTimeout(t *testing.T) {
 	pns, kf := r.PollNACK(at(7*ms), nil)
 	assert.Equal(t, []int64{1, 2}, pns)
 	assert.False(t, kf)
-	assert.Equal(t, at(7*ms).Add(100*ms/6), r.NextTimeout(), "first repeat")
+	assert.Equal(t, at(12*ms), r.NextTimeout(), "first repeat, 5 ms on")
 	// Driving by NextTimeout alone gives the same requests as polling every ms.
 	var times []clock.Time
 	for now := r.NextTimeout(); now < at(time.Second); now = r.NextTimeout() {
@@ -180,15 +180,16 @@ func TestReceiverNextTimeout(t *testing.T) {
 			times = append(times, now)
 		}
 	}
-	// Rounds at 7, 162, ..., 782 ms, each repeated twice; the next at
-	// 937 ms would leave a retransmission no time, so the last comes early,
-	// at 887 ms (deadline - min RTT - variation), with no room to repeat.
-	assert.Len(t, times, 18)
+	// Rounds at 7, 162, ..., 782 ms, each repeated twice 5 ms apart; the
+	// next at 937 ms would leave a retransmission no time, so the last
+	// comes early, at 887 ms (deadline - min RTT - variation), repeated at
+	// 892 and 897 ms (still before deadline - min RTT).
+	assert.Len(t, times, 20)
 	st := r.Stats()
 	assert.Equal(t, int64(2), st.PacketsNACKed)
-	assert.Equal(t, int64(19), st.NACKCount)
-	assert.Equal(t, int64(38), st.NACKRequests)
-	assert.Equal(t, int64(24), st.Repeats)
+	assert.Equal(t, int64(21), st.NACKCount)
+	assert.Equal(t, int64(42), st.NACKRequests)
+	assert.Equal(t, int64(28), st.Repeats)
 	assert.Equal(t, int64(12), st.ReNACKs)
 	assert.Equal(t, int64(2), st.GaveUp)
 	assert.Equal(t, clock.Never, r.NextTimeout())

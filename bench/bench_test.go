@@ -153,6 +153,14 @@ func TestSelect(t *testing.T) {
 	sc = def[0]
 	sc.Profile = "fast"
 	assert.Error(t, sc.Validate())
+	sc = def[0]
+	sc.MaxFECOverhead = 2
+	assert.ErrorContains(t, sc.Validate(), "max_fec_overhead")
+
+	audio, err := Select("^fec-audio-loss5$")
+	require.NoError(t, err)
+	require.Len(t, audio, 1)
+	assert.Equal(t, 0.25, audio[0].MaxFECOverhead, "the fec issue's audio case: at most 25 % redundancy")
 }
 
 // TestRunIsDeterministic runs a short lossy, jittery scenario twice.

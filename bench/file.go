@@ -33,6 +33,7 @@ type LinkStep struct {
 //	reverse: {...}           # default: the same as forward
 //	traffic: {video: {...}, audio: {...}}  # default: DefaultTraffic(); fields left out keep the default
 //	loss_stop: 30s           # turn random loss off at this point of the media
+//	max_fec_overhead: 0.25   # cap FEC at 25 % of a block's packets (default: the transport's, 0.5)
 //	schedule:                # link changes, in time order
 //	  - at: 10s
 //	    forward: {rate: 1mbit}   # only the fields named change
@@ -55,6 +56,8 @@ type fileScenario struct {
 	Traffic  Traffic           `json:"traffic"`
 	LossStop time.Duration     `json:"loss_stop"`
 	Schedule []fileStep        `json:"schedule"`
+	// MaxFECOverhead: Scenario.MaxFECOverhead.
+	MaxFECOverhead float64 `json:"max_fec_overhead"`
 }
 
 type fileStep struct {
@@ -133,6 +136,8 @@ func (fs *fileScenario) scenario() (Scenario, error) {
 		Traffic:  fs.Traffic,
 		Media:    fs.Media,
 		LossStop: fs.LossStop,
+
+		MaxFECOverhead: fs.MaxFECOverhead,
 	}
 	if fs.Reverse != nil {
 		sc.Reverse = *fs.Reverse

@@ -81,9 +81,14 @@
 //     droppable 1e-2, data 1e-3), within MaxM and MaxOverhead x k (0.5,
 //     libwebrtc's cap); if none reaches the target, the largest allowed.
 //   - Delta and droppable video get none once a retransmission round fits
-//     (R >= 1): ARQ repairs them at about the loss rate in bytes, as
-//     libwebrtc's hybrid NACK/FEC turns FEC off at low RTT
-//     (modules/video_coding/media_opt_util.cc). Audio, key frames and data
+//     (R >= 1) and ARQ alone leaves a block failing at most ARQCeiling
+//     (1 %: 1 - (1 - p^(R+1))^k): ARQ repairs them at about the loss rate
+//     in bytes, as libwebrtc's hybrid NACK/FEC turns FEC off at low RTT
+//     (modules/video_coding/media_opt_util.cc). Past the ceiling (20 %
+//     loss, two rounds) they get FEC toward their target. The core passes
+//     the minimum RTT as the round's RTT (the queue is in the one-way
+//     delay) and ARQMargin is 5 ms, so at RTT 100 ms in a 300 ms budget
+//     two rounds count, as two fit in the simulator. Audio, key frames and data
 //     keep FEC only while ARQ alone misses their target: at RTT 100 ms
 //     under a 300 ms budget that is key frames only (one round fits for a
 //     40-packet key frame, leaving it lost 1 - (1 - p^2)^40 of the time).

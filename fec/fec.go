@@ -88,7 +88,7 @@ func (c Class) String() string {
 type Conditions struct {
 	Loss      float64       // measured packet loss rate, 0 to 1
 	MeanBurst float64       // mean loss burst length in packets, >= 1 (0 reads as 1)
-	RTT       time.Duration // smoothed round-trip time
+	RTT       time.Duration // round trip of a retransmission round: the path's minimum RTT (queueing is in OneWay)
 	OneWay    time.Duration // one-way delay estimate (sender to receiver)
 	ARQ       bool          // retransmission is enabled
 }

@@ -163,7 +163,7 @@ func TestPolicyARQSufficesAtRTT100(t *testing.T) {
 		key := e.Plan(ClassKey, 40, slack, 1, 0)
 		t.Logf("loss %.2f: rounds %d/%d; delta (%d,%d) F=%.2g; audio (%d,%d) Q=%.2g; key (%d,%d) F=%.2g",
 			loss, delta.Rounds, audio.Rounds, delta.K, delta.M, delta.Failure, audio.K, audio.M, audio.Residual, key.K, key.M, key.Failure)
-		assert.Equal(t, 1, delta.Rounds)
+		assert.Equal(t, 2, delta.Rounds, "230 ms of slack holds two rounds of 100 + 5 ms")
 		assert.Zero(t, delta.M, "delta: ARQ suffices")
 		assert.Zero(t, audio.M, "audio: ARQ suffices")
 		assert.Less(t, key.Failure, DefaultTargetKey)
@@ -177,6 +177,39 @@ func TestPolicyARQSufficesAtRTT100(t *testing.T) {
 		ratio := (fecBytes + rtxBytes) / media
 		t.Logf("  FEC %.2f %% + retransmissions %.2f %% of media (bound %.2f %%)", 100*fecBytes/media, 100*rtxBytes/media, 100*(1.3*loss+0.02))
 		assert.Less(t, ratio, 1.3*loss+0.02)
+	}
+}
+
+// Past ARQCeiling ARQ alone is not enough even for delta frames: at 20 %
+// loss a 7-packet frame with two rounds fails 1 - (1 - 0.2^3)^7 = 5.5 % of
+// the time, so deltas get repair packets toward their target (which the
+// 50 % overhead cap, m = 3 for k = 7, stops short of), while at 10 %
+// (0.7 %) they still get none.
+func TestPolicyDeltaFECPastARQCeiling(t *testing.T) {
+	tests := []struct {
+		loss  float64
+		wantM int
+	}{
+		{0.05, 0},
+		{0.10, 0},
+		{0.20, 3},
+		{0.30, 3},
+	}
+	for _, tt := range tests {
+		c := Conditions{Loss: tt.loss, MeanBurst: 1, RTT: 100 * ms, OneWay: 50 * ms, ARQ: true}
+		e := policyEncoder(t, EncoderConfig{}, c)
+		delta := e.Plan(ClassDelta, 7, 230*ms, 1, 0)
+		arqAlone := 1 - math.Pow(1-math.Pow(tt.loss, 3), 7)
+		t.Logf("loss %.2f: rounds %d, (%d,%d) F=%.2g, ARQ alone %.2g", tt.loss, delta.Rounds, delta.K, delta.M, delta.Failure, arqAlone)
+		require.Equal(t, 2, delta.Rounds)
+		assert.Equal(t, tt.wantM, delta.M, "repair packets at loss %.2f", tt.loss)
+		assert.InDelta(t, arqAlone, Analyze(c, 7, 0, 1, 1, 230*ms, DefaultARQMargin).Failure, 1e-9, "the policy's arithmetic is 1 - (1 - p^3)^7")
+		if tt.wantM == 0 {
+			assert.LessOrEqual(t, arqAlone, ARQCeiling)
+		} else {
+			assert.Greater(t, arqAlone, ARQCeiling)
+			assert.Less(t, delta.Failure, arqAlone/1.5, "FEC cuts the failure")
+		}
 	}
 }
 

@@ -93,6 +93,10 @@ type Config struct {
 	// retransmission could not arrive before a frame's deadline (long RTTs,
 	// key frames), and next to none on a clean network.
 	DisableFEC bool
+	// MaxFECOverhead caps FEC redundancy: a block of k media packets gets
+	// at most MaxFECOverhead x k repair packets. Within 0-1; default 0.5
+	// (libwebrtc's cap). A lower cap trades residual loss for bytes.
+	MaxFECOverhead float64
 	// DisableRetransmission turns off selective retransmission both ways.
 	DisableRetransmission bool
 
@@ -184,6 +188,7 @@ func (c Config) core() core.Config {
 		Logger:           c.Logger,
 
 		DisableFEC:            c.DisableFEC,
+		MaxFECOverhead:        c.MaxFECOverhead,
 		DisableRetransmission: c.DisableRetransmission,
 	}
 }

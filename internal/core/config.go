@@ -55,6 +55,10 @@ type Config struct {
 	// when a retransmission could not arrive in time, and stays near zero
 	// otherwise). A receiver always uses the repair packets it gets.
 	DisableFEC bool
+	// MaxFECOverhead caps FEC redundancy: a block of k media packets gets
+	// at most MaxFECOverhead x k repair packets. Within 0-1; default 0.5
+	// (fec.DefaultMaxOverhead, libwebrtc's cap).
+	MaxFECOverhead float64
 	// DisableRetransmission turns off selective retransmission both ways:
 	// this side neither sends NACKs nor answers them.
 	DisableRetransmission bool
@@ -173,6 +177,8 @@ func (c Config) Validate() error {
 		return bad("MaxBitrate", "negative", c.MaxBitrate)
 	case c.PacingFactor < 0 || (c.PacingFactor > 0 && c.PacingFactor < 1) || c.PacingFactor > 100:
 		return bad("PacingFactor", "must be within 1-100", c.PacingFactor)
+	case !(c.MaxFECOverhead >= 0 && c.MaxFECOverhead <= 1):
+		return bad("MaxFECOverhead", "must be within 0-1", c.MaxFECOverhead)
 	case c.IdleTimeout < 0:
 		return bad("IdleTimeout", "negative", c.IdleTimeout)
 	case c.KeepAlivePeriod < 0:

@@ -416,6 +416,8 @@ func TestConfigValidate(t *testing.T) {
 		{"MaxFrameSize", Config{MaxFrameSize: 4096 * 1200}},
 		{"KeepAlivePeriod", Config{KeepAlivePeriod: time.Minute}},
 		{"PacingFactor", Config{PacingFactor: 0.5}},
+		{"MaxFECOverhead", Config{MaxFECOverhead: 1.5}},
+		{"MaxFECOverhead", Config{MaxFECOverhead: -0.1}},
 		{"MaxPlayoutDelay", Config{MinPlayoutDelay: time.Second, MaxPlayoutDelay: 500 * time.Millisecond}},
 		{"MaxReceiveBuffer", Config{MaxReceiveBuffer: 1000}},
 		{"MaxSendBuffer", Config{MaxSendBuffer: 1000}},

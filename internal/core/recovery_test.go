@@ -173,3 +173,25 @@ func TestRepairReachingPastItselfIsRefused(t *testing.T) {
 	assert.Equal(t, before+2, sc.Stats().ProtocolErrors)
 	assert.Zero(t, sc.Stats().FECReceived.FECPacketsReceived, "never reached the decoder")
 }
+
+func TestMaxFECOverheadReachesThePolicy(t *testing.T) {
+	tests := []struct {
+		name string
+		cap  float64
+		want float64
+	}{
+		{"default", 0, fec.DefaultMaxOverhead},
+		{"quarter", 0.25, 0.25},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			link := netem.LinkConfig{Delay: 20 * time.Millisecond}
+			p := newPair(t, pairOpts{fwd: link, rev: link, client: Config{MaxFECOverhead: tt.cap}})
+			p.connected()
+			sendFrames(t, p, 1, 3000)
+			p.run(time.Second)
+			require.NotNil(t, p.cc.snd.fec, "the first frame starts recovery")
+			assert.Equal(t, tt.want, p.cc.snd.fec.Config().MaxOverhead)
+		})
+	}
+}
