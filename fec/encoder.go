@@ -342,11 +342,11 @@ func (e *Encoder) arqSuffices(k, r int) bool {
 // rely on retransmission alone once a round fits (see the policy's
 // comment). At RTT 100 ms, two rounds in the 300 ms budget, a 7-packet
 // delta frame fails with 7 p^3: 0.09 % at 5 % loss and 0.7 % at 10 % (ARQ
-// alone), 5.5 % at 20 % (FEC added). Seeds 1-6 of the bench's
-// arq-rtt100-loss20 row: on-time 0.9544 with FEC off for deltas whenever
-// a round fits, 0.9908 with this ceiling; 2e-2 and 4e-2 gave 0.9906 and
-// 0.9902 at 20 % and lost on-time at 10 % (0.9938, 0.9937 against 0.9945)
-// for 0.03-0.04 less redundancy.
+// alone), 5.5 % at 20 % (FEC added). Mean on-time over seeds 1-6 of the
+// bench's arq-rtt100-loss20 row: 0.9544 before this rule and the round
+// count above, 0.9908 with them; a ceiling of 2e-2 or 4e-2 gave 0.9906 and
+// 0.9902 at 20 % and less at 10 % (0.9938, 0.9937 against 0.9945) for
+// 0.03-0.04 less redundancy.
 const ARQCeiling = 1e-2
 
 func (e *Encoder) rounds(slack time.Duration) int {
