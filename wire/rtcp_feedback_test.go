@@ -3,6 +3,7 @@ package wire
 import (
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"testing"
 
 	"github.com/pion/rtcp"
@@ -153,11 +154,15 @@ func TestParseFeedbackMemoryBound(t *testing.T) {
 // count did not move. runtime.MemStats counts every goroutine's allocations,
 // and under -race on a loaded machine the runtime occasionally allocates on
 // its own while the loop runs (seen about once in five runs, some 2,000
-// objects): a measurement is retried twice, after a GC. An allocation on
-// fn's path would show in every attempt.
+// objects; and, with benchmarks running beside it, a few objects in each of
+// three attempts): as testing.AllocsPerRun does, the loop runs on one P
+// with the collector off, and a measurement is retried twice. An
+// allocation on fn's path would show in every attempt.
 func rtcpAssertNoMallocs(t *testing.T, fn func()) {
 	t.Helper()
 	fn() // warm up
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	var diffs []uint64
 	for range 3 {
 		runtime.GC()
