@@ -91,6 +91,7 @@ func (r *run) result(seed uint64) Result {
 	res.MediaPackets = r.fwd.packets[wire.TypeData]
 	res.MediaBytes = r.fwd.bytes[wire.TypeData]
 	res.FECBytes = r.fwd.bytes[wire.TypeRepair]
+	res.FECPackets = r.fwd.packets[wire.TypeRepair]
 	res.RTXBytes = r.fwd.bytes[wire.TypeRetransmit]
 	res.FeedbackBytes = r.fwd.bytes[wire.TypeFeedback] + r.rev.bytes[wire.TypeFeedback]
 	res.Retransmissions = r.fwd.packets[wire.TypeRetransmit]

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"net/netip"
 	"os"
@@ -193,6 +194,28 @@ func TestRunIsDeterministic(t *testing.T) {
 	assert.Greater(t, *a.RTXPerLoss, 0.5, "losses are retransmitted")
 	assert.Greater(t, a.Retransmissions, int64(0))
 	assert.Zero(t, a.RTXSentTooLate, "no retransmission leaves that the ground truth says arrives late")
+}
+
+// TestMaxFECOverheadCapsTheRun runs the fec issue's audio case under two
+// caps: a scenario's max_fec_overhead must reach the sender, so repair
+// packets stay within the cap of media packets while FEC still works.
+func TestMaxFECOverheadCapsTheRun(t *testing.T) {
+	scs, err := Select("^fec-audio-loss5$")
+	require.NoError(t, err)
+	for _, limit := range []float64{0.125, 0.25} {
+		t.Run(fmt.Sprint(limit), func(t *testing.T) {
+			sc := scs[0]
+			sc.Media = 10 * time.Second
+			sc.MaxFECOverhead = limit
+			res, err := Run(sc, 1)
+			require.NoError(t, err)
+			require.Positive(t, res.MediaPackets)
+			ratio := float64(res.FECPackets) / float64(res.MediaPackets)
+			assert.LessOrEqual(t, ratio, limit, "repair packets per media packet")
+			assert.Greater(t, ratio, limit/2, "at 5 %% loss and RTT 200 ms FEC carries the audio, near its cap")
+			assert.Positive(t, res.RecoveredFEC)
+		})
+	}
 }
 
 func TestWriteTable(t *testing.T) {

@@ -46,6 +46,7 @@ type Result struct {
 	PayloadBytes    int64                   `json:"payload_bytes"`
 	MediaBytes      int64                   `json:"media_bytes"`
 	FECBytes        int64                   `json:"fec_bytes"`
+	FECPackets      int64                   `json:"fec_packets"`
 	RTXBytes        int64                   `json:"rtx_bytes"`
 	FeedbackBytes   int64                   `json:"feedback_bytes"`
 	MediaPackets    int64                   `json:"media_packets"`

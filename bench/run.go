@@ -453,7 +453,7 @@ func runWith(sc Scenario, seed uint64, opts RunOptions) (res Result, r *run, err
 			}
 		}()
 	}
-	cfg := core.Config{Latency: r.latency}
+	cfg := core.Config{Latency: r.latency, MaxFECOverhead: sc.MaxFECOverhead}
 	sndCfg, rcvCfg := cfg, cfg
 	sndCfg.Rand = newSeeded(seed, 1)
 	rcvCfg.Rand = newSeeded(seed, 2)

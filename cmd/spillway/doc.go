@@ -71,7 +71,8 @@
 // wire_overhead_ip, sender_dropped, streams {audio, video}, media_bytes,
 // fec_bytes, rtx_bytes, feedback_bytes, media_packets, lost_packets,
 // recovered_fec, retransmissions, rtx_per_loss, rtx_sent_too_late,
-// rtx_arrived_late, residual_loss, fec_overhead_1s, sim_speed, wall_s.
+// rtx_arrived_late, residual_loss, fec_overhead_1s, sim_speed, wall_s;
+// beyond them, fec_packets (repair packets sent, beside media_packets).
 //
 // # spillway push -to ADDR -duration D [-seed N] [-profile rtc|live] [-latency D]
 //
