@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestReceiveWindow(t *testing.T) {
@@ -35,6 +36,28 @@ func TestReceiveWindow(t *testing.T) {
 			assert.Equal(t, tt.lost, w.Lost())
 			assert.Equal(t, tt.dup, w.Duplicates())
 		})
+	}
+}
+
+func TestReceiveWindowContains(t *testing.T) {
+	var w ReceiveWindow
+	assert.False(t, w.Contains(0), "nothing before the first packet")
+	for _, pn := range []int64{3, 5, WindowSize + 4} {
+		require.True(t, w.Record(pn))
+	}
+	tests := []struct {
+		pn   int64
+		want bool
+	}{
+		{-1, false},
+		{3, false}, // recorded, but WindowSize + 1 below the largest now
+		{5, true},
+		{6, false}, // never came
+		{WindowSize + 4, true},
+		{WindowSize + 5, false}, // above the largest
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, w.Contains(tt.pn), "pn %d", tt.pn)
 	}
 }
 

@@ -339,6 +339,20 @@ func (r *Receiver) SetRTT(rtt *RTT) {
 // value created once (it allocates when created, not when called).
 func (r *Receiver) SetHoldFunc(fn func(pn int64) clock.Time) { r.hold = fn }
 
+// Expect tells the Receiver the first packet number to come: a
+// connection's packet numbers start at 0 (PROTOCOL.md §2.1), so a loss
+// among the very first packets is a gap like any other and is NACKed. It
+// has effect only before the first packet; without it the first packet to
+// arrive sets the start, and anything lost before it is never requested.
+func (r *Receiver) Expect(now clock.Time, pn int64) {
+	if r.started || !validPN(pn) {
+		return
+	}
+	r.started = true
+	r.next = pn
+	r.decayAt = now.Add(r.cfg.ReorderHalfLife)
+}
+
 func validPN(pn int64) bool { return pn >= 0 && pn <= MaxPacketNumber }
 
 // OnPacket records the arrival of an original transmission: packet pn of

@@ -120,6 +120,49 @@ func TestReceiverGapDetection(t *testing.T) {
 	}
 }
 
+// TestReceiverExpect: with the first packet number known, a loss before
+// the first arrival is a gap like any other.
+func TestReceiverExpect(t *testing.T) {
+	dl := at(time.Second)
+	tests := []struct {
+		name   string
+		expect int64 // -1: Expect not called
+		late   bool  // Expect called after the first packet: no effect
+		arrive []int64
+		want   []int64
+	}{
+		{"unknown start", -1, false, []int64{2, 3}, nil},
+		{"start at 0", 0, false, []int64{2, 3}, []int64{0, 1}},
+		{"start at 0, nothing lost", 0, false, []int64{0, 1, 2}, nil},
+		{"start elsewhere", 10, false, []int64{12}, []int64{10, 11}},
+		{"after the first packet: ignored", 0, true, []int64{2, 3}, nil},
+		{"invalid start: ignored", -5, false, []int64{2, 3}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRx(t, ReceiverConfig{Repeats: -1})
+			if tt.expect != -1 && !tt.late {
+				r.Expect(0, tt.expect)
+			}
+			for i, pn := range tt.arrive {
+				r.OnPacket(at(time.Duration(i)*ms), pn, dl)
+				if i == 0 && tt.late {
+					r.Expect(at(time.Duration(i)*ms), tt.expect)
+				}
+			}
+			got := pollRange(r, 0, 100*ms)
+			var pns []int64
+			for pn := int64(0); pn < 100; pn++ {
+				if len(got[pn]) > 0 {
+					pns = append(pns, pn)
+				}
+			}
+			assert.Equal(t, tt.want, pns)
+			assert.Equal(t, len(tt.want), r.Stats().Missing)
+		})
+	}
+}
+
 func TestReceiverTiming(t *testing.T) {
 	// pn 2 goes missing when 3 arrives at t=2 ms; deadline as given.
 	tests := []struct {

@@ -68,6 +68,12 @@ func (w *ReceiveWindow) Record(pn int64) bool {
 	return true
 }
 
+// Contains reports whether packet number pn was recorded and is still
+// within the window.
+func (w *ReceiveWindow) Contains(pn int64) bool {
+	return w.started && pn >= 0 && pn <= w.largest && w.largest-pn < WindowSize && w.isSet(pn)
+}
+
 func (w *ReceiveWindow) set(pn int64)   { w.bits[(pn/64)%(WindowSize/64)] |= 1 << (pn % 64) }
 func (w *ReceiveWindow) unset(pn int64) { w.bits[(pn/64)%(WindowSize/64)] &^= 1 << (pn % 64) }
 func (w *ReceiveWindow) isSet(pn int64) bool {

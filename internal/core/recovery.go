@@ -227,8 +227,10 @@ func (s *sender) handleNACK(now clock.Time, n *wire.NACK) {
 	})
 }
 
-// startRecovery creates the receiver's FEC decoder and NACK generator.
-func (r *receiver) startRecovery() {
+// startRecovery creates the receiver's FEC decoder and NACK generator when
+// the first media or repair packet, pn, arrives (it is already in the
+// connection's receive window).
+func (r *receiver) startRecovery(now clock.Time, pn int64) {
 	c := r.c
 	if r.fecDec == nil {
 		// The peer's fragments are known by now (data before the
@@ -245,10 +247,29 @@ func (r *receiver) startRecovery() {
 		if err == nil {
 			r.nack = n
 			r.nack.SetRTT(&c.rtt)
+			r.expectFromStart(now, pn)
 			if r.fecDec != nil {
 				r.nack.SetHoldFunc(r.fecHold)
 			}
 			r.nackScratch = make([]int64, 0, 1024) // the generator lists at most MaxMissing (1000)
+		}
+	}
+}
+
+// expectFromStart lets the NACK generator request packets lost before the
+// first media packet: the peer's packet numbers start at 0, so while pn is
+// still near the start (within the NACK list and the receive window) the
+// generator starts at 0 and is told which of the packets before pn came
+// (feedback, pings: not media). Without it a lost first frame was never
+// requested.
+func (r *receiver) expectFromStart(now clock.Time, pn int64) {
+	if pn <= 0 || pn > arq.DefaultMaxMissing || pn >= arq.WindowSize {
+		return
+	}
+	r.nack.Expect(now, 0)
+	for q := range pn {
+		if r.c.window.Contains(q) {
+			r.nack.OnPacket(now, q, clock.Never)
 		}
 	}
 }

@@ -46,18 +46,22 @@ func sendFrames(t *testing.T, p *pair, n, size int) {
 func TestRetransmissionRecoversLoss(t *testing.T) {
 	tests := []struct {
 		name       string
+		frame      uint16
 		frag       uint16
 		retransmit bool
 	}{
-		{"middle fragment", 1, true},
-		{"tail fragment", 2, true}, // nothing of frame 2 follows it: the tail timer finds it
-		{"disabled", 1, false},
+		{"middle fragment", 2, 1, true},
+		{"tail fragment", 2, 2, true}, // nothing of frame 2 follows it: the tail timer finds it
+		// The connection's first media packet: nothing before it reveals
+		// the gap, but packet numbers start at 0.
+		{"first packet", 0, 0, true},
+		{"disabled", 2, 1, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			link := netem.LinkConfig{Delay: 20 * time.Millisecond}
 			cfg := Config{DisableFEC: true, DisableRetransmission: !tc.retransmit}
-			p := newPair(t, pairOpts{fwd: link, rev: link, clientFilter: dropFragment(2, tc.frag), client: cfg, server: cfg})
+			p := newPair(t, pairOpts{fwd: link, rev: link, clientFilter: dropFragment(tc.frame, tc.frag), client: cfg, server: cfg})
 			p.connected()
 			sendFrames(t, p, 5, 3000) // 3 fragments each
 			p.run(2 * time.Second)

@@ -171,7 +171,7 @@ func (r *receiver) stream(id uint8) *recvStream {
 // handleData takes a data or retransmission packet.
 func (r *receiver) handleData(now clock.Time, pn int64, h *wire.DataHeader, payload []byte, size int) {
 	c := r.c
-	r.startRecovery()
+	r.startRecovery(now, pn)
 	sendTS := r.noteTimestamp(now, h.SendTime)
 	r.fb.recordArrival(now, pn)
 	member := pn // the packet number FEC blocks and NACKs know it by
@@ -384,7 +384,7 @@ func (r *receiver) giveUpAt(slot *frameSlot) clock.Time {
 }
 
 func (r *receiver) handleRepair(now clock.Time, pn int64, h *wire.RepairHeader, payload []byte, size int) {
-	r.startRecovery()
+	r.startRecovery(now, pn)
 	sendTS := r.noteTimestamp(now, h.SendTime)
 	r.fb.recordArrival(now, pn)
 	r.notePacket(now, pn)
