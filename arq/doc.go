@@ -38,7 +38,7 @@
 //     reordering and decayed when none is seen; libwebrtc's NackRequester learns the same
 //     from a histogram of reordering distances in packets and NACKs
 //     immediately by default. Start 5 ms, bounds 1-100 ms.
-//   - Re-NACK at most once per smoothed RTT + min(2 x variation, RTT/2) +
+//   - Re-NACK at most once per smoothed RTT + min(4 x variation, RTT/2) +
 //     reorder allowance (libwebrtc: once per RTT; the variation term is
 //     after RFC 6298's RTO margin), so a retransmission delayed by the
 //     pacer or jitter is not asked for twice; each round repeated twice, 5 ms

@@ -18,7 +18,7 @@ func at(d time.Duration) clock.Time { return clock.Time(d) }
 
 // testRTT is one 100 ms sample: smoothed 100 ms, variation 50 ms, minimum
 // 100 ms. So with the default config: repeats every 100/6 ms, re-NACKs
-// 155 ms after a round began (100 + min(100, 50) + the 5 ms allowance),
+// 155 ms after a round began (100 + min(200, 50) + the 5 ms allowance),
 // give-up when now + 100 ms passes the deadline, FEC holds end 150 ms
 // before it.
 func testRTT() *RTT {
@@ -203,6 +203,30 @@ func TestReceiverTiming(t *testing.T) {
 			assert.Equal(t, 0, s.Missing)
 		})
 	}
+}
+
+// TestReceiverReNACKInterval: with a steady RTT the re-NACK waits the
+// smoothed RTT + 4 x its variation + the allowance, RFC 6298's margin, so
+// a retransmission held up in a queue is not requested twice.
+func TestReceiverReNACKInterval(t *testing.T) {
+	var rtt RTT
+	for i := range 6 { // variation 50 ms x (3/4)^5 = 11.865234375 ms
+		rtt.Add(clock.Time(i), 100*ms)
+	}
+	require.Equal(t, 11865234*time.Nanosecond, rtt.Variation())
+	r, err := NewReceiver(ReceiverConfig{Repeats: -1})
+	require.NoError(t, err)
+	r.SetRTT(&rtt)
+	d := at(time.Second)
+	r.OnPacket(0, 0, d)
+	r.OnPacket(at(ms), 1, d)
+	r.OnPacket(at(2*ms), 3, d)
+	got := pollRange(r, 0, 400*ms)
+	// First NACK at 7 ms (gap at 2 ms + 5 ms allowance); re-NACKs every
+	// 100 + 4 x 11.87 + 5 = 152.5 ms after, polled at 160 and 313 ms
+	// (2 x would have re-NACKed at 131 ms).
+	require.NotEmpty(t, got[2])
+	assert.Equal(t, []time.Duration{7 * ms, 160 * ms, 313 * ms}, got[2])
 }
 
 func TestReceiverNextTimeout(t *testing.T) {
