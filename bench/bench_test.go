@@ -218,6 +218,27 @@ func TestMaxFECOverheadCapsTheRun(t *testing.T) {
 	}
 }
 
+// TestNoRetransmissionSentTooLate runs the first seconds of the arq rows,
+// where a start-up key frame fills the bottleneck before the sender has
+// measured the path, on several seeds: by the simulator's ground truth no
+// retransmission leaves that arrives after its deadline.
+func TestNoRetransmissionSentTooLate(t *testing.T) {
+	scs, err := Select("^arq-")
+	require.NoError(t, err)
+	require.Len(t, scs, 4)
+	for _, sc := range scs {
+		for _, seed := range []uint64{1, 2, 3} {
+			t.Run(fmt.Sprintf("%s/%d", sc.Name, seed), func(t *testing.T) {
+				sc.Media = 5 * time.Second
+				res, err := Run(sc, seed)
+				require.NoError(t, err)
+				require.Positive(t, res.Retransmissions)
+				assert.Zero(t, res.RTXSentTooLate)
+			})
+		}
+	}
+}
+
 func TestWriteTable(t *testing.T) {
 	var sb strings.Builder
 	v := 12.5

@@ -111,8 +111,8 @@ func (s *sender) updateConditions(now clock.Time) {
 // FEC policy, which recomputes when its inputs change, sees a steady value.
 // The retransmission check uses the same value: seeds 1-5 of the bench's
 // arq rows sent 3 retransmissions that arrived after their deadline
-// without the rounding, 2 with it (both on seed 2 of arq-rtt100-ge10b3,
-// where the path model saw a 52 ms queue as 5-7 ms shorter). (Half the smoothed RTT, from pings
+// without the rounding, 2 with it (before the path model kept the bytes
+// sent before its first rate sample; none since). (Half the smoothed RTT, from pings
 // every second, lags the queue a key frame builds and was never the larger
 // in the bench's arq rows.)
 func (s *sender) oneWay(now clock.Time) time.Duration {
