@@ -58,7 +58,10 @@
 //   - Retransmit only if now + one-way delay is before the deadline, at
 //     most once per half smoothed RTT per packet (KCP resends up to its
 //     dead-link limit whatever the data's age; SRT keeps packets at least
-//     1 s whatever its latency).
+//     1 s whatever its latency). The last useful retransmission goes twice
+//     for the classes HistoryConfig.DuplicateLastChance names and the
+//     packets MarkLastChance names (the FEC policy's choice for delta
+//     frames whose two plain rounds miss their target, DESIGN §2).
 //   - RTT: RFC 6298 §2 smoothing; windowed minimum over 10 s with Linux's
 //     minmax filter (lib/minmax.c, BBR's min_rtt).
 //

@@ -42,11 +42,14 @@ type HistoryConfig struct {
 	// DuplicateLastChance has a bit per class (bit c for Put's prio c):
 	// the classes whose last useful retransmission is sent twice, which
 	// cuts its loss from p to p squared (DESIGN §2: worth it for key frames,
-	// audio and Live, not for every packet). A retransmission is the last
-	// useful one when another round (the receiver's re-NACK after smoothed
-	// RTT + 2 x variation, then oneWay again) would arrive after the
-	// deadline. The copy goes at the back of its class's queue and is
-	// checked again when it leaves. Default 0: none.
+	// audio and Live, not for every packet). MarkLastChance asks the same
+	// for one packet. A retransmission is the last useful one when another
+	// round could not arrive before the deadline: the receiver re-NACKs a
+	// minimum RTT after its NACK at the earliest, so the next copy would
+	// arrive a minimum RTT + max(variation, 5 ms) + 10 ms after this one
+	// (arq.Receiver's reorder allowance and lastChanceMargin). The copy
+	// goes at the back of its class's queue and is checked again when it
+	// leaves. Default 0: none.
 	DuplicateLastChance uint8
 }
 
@@ -103,7 +106,7 @@ type SenderStats struct {
 	RtxSkippedLate           int64 // queued retransmissions discarded, unsent, because now + oneWay was not before the deadline
 	RtxCancelled             int64 // queued retransmissions dropped unsent: acknowledged, expired, evicted or dropped meanwhile
 	RtxDstTooSmall           int64 // queued retransmissions dropped because PollRetransmit's dst was too small
-	LastChanceDuplicates     int64 // second copies queued by DuplicateLastChance (counted in RetransmittedPacketsSent when sent)
+	LastChanceDuplicates     int64 // second copies queued by DuplicateLastChance or MarkLastChance (counted in RetransmittedPacketsSent when sent)
 	SpuriousRetransmissions  int64 // packets retransmitted whose original feedback reported arrived
 
 	Packets int // packets held now
@@ -120,6 +123,7 @@ type histEntry struct {
 	prio     uint8
 	rtx      uint8 // retransmissions sent, saturating
 	dup      bool  // a last-chance copy was queued
+	dupLast  bool  // MarkLastChance: send the last useful retransmission twice
 	inUse    bool
 	acked    bool // feedback says the original arrived, or Drop
 	queued   bool
@@ -185,6 +189,7 @@ type History struct {
 
 	srtt    time.Duration
 	rttvar  time.Duration
+	minRTT  time.Duration
 	havePut bool
 	lastPut int64
 	stats   SenderStats
@@ -210,6 +215,7 @@ func NewHistory(cfg HistoryConfig) (*History, error) {
 		imask:  int64(2*n - 1),
 		srtt:   InitialRTT,
 		rttvar: InitialRTT / 2,
+		minRTT: InitialRTT,
 	}
 	for i := range h.queues {
 		h.queues[i].buf = make([]int64, n)
@@ -224,7 +230,7 @@ func (h *History) SetRTT(rtt *RTT) {
 	if rtt == nil || rtt.Samples() == 0 {
 		return
 	}
-	h.srtt, h.rttvar = rtt.Smoothed(), rtt.Variation()
+	h.srtt, h.rttvar, h.minRTT = rtt.Smoothed(), rtt.Variation(), rtt.WindowedMin()
 }
 
 func (h *History) minInterval() time.Duration {
@@ -449,8 +455,8 @@ func (h *History) PollRetransmit(now clock.Time, oneWay time.Duration, dst []byt
 			if e.rtx < 255 {
 				e.rtx++
 			}
-			if h.cfg.DuplicateLastChance&(1<<e.prio) != 0 && !e.dup &&
-				arrival.Add(h.srtt+2*h.rttvar) >= e.deadline && q.push(pn) {
+			if (e.dupLast || h.cfg.DuplicateLastChance&(1<<e.prio) != 0) && !e.dup &&
+				h.lastChance(arrival, e.deadline) && q.push(pn) {
 				e.dup, e.queued = true, true
 				h.stats.LastChanceDuplicates++
 			}
@@ -460,6 +466,26 @@ func (h *History) PollRetransmit(now clock.Time, oneWay time.Duration, dst []byt
 		}
 	}
 	return 0, 0, 0, false
+}
+
+// lastChance reports whether a retransmission arriving at arrival is the
+// last that can arrive before deadline (see DuplicateLastChance).
+func (h *History) lastChance(arrival, deadline clock.Time) bool {
+	return arrival.Add(h.minRTT+max(h.rttvar, 5*time.Millisecond)+10*time.Millisecond) >= deadline
+}
+
+// MarkLastChance asks that packet pn's last useful retransmission, if it
+// comes to one, be sent twice, as DuplicateLastChance does for a whole
+// class: the FEC policy's choice for a packet whose frame retransmission
+// alone would leave too exposed (fec.Encoder.AddMedia). It reports whether
+// pn is held.
+func (h *History) MarkLastChance(pn int64) bool {
+	e := h.lookup(pn)
+	if e == nil {
+		return false
+	}
+	e.dupLast = true
+	return true
 }
 
 // Stats returns the counters.

@@ -143,6 +143,68 @@ func TestHistoryNACK(t *testing.T) {
 	}
 }
 
+// TestHistoryLastChance: a packet marked by MarkLastChance (or in a class
+// DuplicateLastChance names) has its last useful retransmission sent
+// twice. With testRTT (minimum 100 ms, variation 50 ms) and a 300 ms
+// deadline, a retransmission arriving at 140 ms or later is the last: the
+// next could come no sooner than 100 + 50 + 10 ms after it.
+func TestHistoryLastChance(t *testing.T) {
+	tests := []struct {
+		name      string
+		mark      bool
+		classBit  bool
+		nackAt    time.Duration // the poll is at the same time, one-way 50 ms
+		secondOW  time.Duration // the copy's poll one-way delay
+		wantSends int
+	}{
+		{"unmarked: one copy", false, false, 100 * ms, 50 * ms, 1},
+		{"marked, last chance: two copies", true, false, 100 * ms, 50 * ms, 2},
+		{"marked, rounds left: one copy", true, false, 80 * ms, 50 * ms, 1},
+		{"class bit, last chance: two copies", false, true, 100 * ms, 50 * ms, 2},
+		{"marked, the copy would be late: checked again", true, false, 100 * ms, 200 * ms, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := HistoryConfig{}
+			if tt.classBit {
+				cfg.DuplicateLastChance = 1 << 2
+			}
+			h := newHistory(t, cfg)
+			dst := make([]byte, 2000)
+			h.Put(0, 7, pkt(7, 100), at(300*ms), 2)
+			if tt.mark {
+				require.True(t, h.MarkLastChance(7))
+			}
+			require.True(t, h.OnNACK(at(tt.nackAt), 7))
+			sends := 0
+			for i := range 3 {
+				ow := 50 * ms
+				if i > 0 {
+					ow = tt.secondOW
+				}
+				pn, n, _, ok := h.PollRetransmit(at(tt.nackAt), ow, dst)
+				if !ok {
+					break
+				}
+				assert.Equal(t, int64(7), pn)
+				assert.Equal(t, pkt(7, 100), dst[:n])
+				sends++
+			}
+			assert.Equal(t, tt.wantSends, sends)
+			st := h.Stats()
+			assert.Equal(t, int64(sends), st.RetransmittedPacketsSent)
+			if tt.wantSends == 2 || tt.secondOW > 50*ms {
+				assert.Equal(t, int64(1), st.LastChanceDuplicates)
+			} else {
+				assert.Zero(t, st.LastChanceDuplicates)
+			}
+		})
+	}
+	h := newHistory(t, HistoryConfig{})
+	assert.False(t, h.MarkLastChance(3), "not held")
+	assert.False(t, h.MarkLastChance(-1))
+}
+
 func TestHistoryPutRejects(t *testing.T) {
 	h := newHistory(t, HistoryConfig{MaxBytes: 1000})
 	h.Put(0, 5, pkt(5, 10), at(time.Second), 0)

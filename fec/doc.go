@@ -81,11 +81,16 @@
 //     droppable 1e-2, data 1e-3), within MaxM and MaxOverhead x k (0.5,
 //     libwebrtc's cap); if none reaches the target, the largest allowed.
 //   - Delta and droppable video get none once a retransmission round fits
-//     (R >= 1) and ARQ alone leaves a block failing at most ARQCeiling
-//     (1 %: 1 - (1 - p^(R+1))^k): ARQ repairs them at about the loss rate
-//     in bytes, as libwebrtc's hybrid NACK/FEC turns FEC off at low RTT
-//     (modules/video_coding/media_opt_util.cc). Past the ceiling (20 %
-//     loss, two rounds) they get FEC toward their target. The core passes
+//     (R >= 1) and retransmission keeps the block low enough: ARQ alone
+//     under the class's target (1 - (1 - p^(R+1))^k); else, with two
+//     rounds or more, ARQ with the last retransmission sent twice under
+//     the target (p^(R+2) per member; AddMedia reports these packets so
+//     the caller's send history doubles the copy, arq.History.
+//     MarkLastChance); else ARQ alone under ARQCeiling (1 %). ARQ repairs
+//     them at about the loss rate in bytes, as libwebrtc's hybrid NACK/FEC
+//     turns FEC off at low RTT (modules/video_coding/media_opt_util.cc).
+//     Past those bars (20 % loss, two rounds) they get FEC toward their
+//     target. The core passes
 //     the minimum RTT as the round's RTT (the queue is in the one-way
 //     delay) and ARQMargin is 5 ms, so at RTT 100 ms in a 300 ms budget
 //     two rounds count, as two fit in the simulator. Audio, key frames and data

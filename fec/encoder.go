@@ -315,34 +315,64 @@ func (e *Encoder) plan(cl Class, r, gm, gr int) *table {
 func arqOnly(cl Class) bool { return cl == ClassDelta || cl == ClassDroppable }
 
 // mFor returns the repair packets the policy gives a block of k members of
-// class cl with r ARQ rounds.
-func (e *Encoder) mFor(cl Class, k, r, gm, gr int) int {
+// class cl with r ARQ rounds, and, when it gives none, whether the members'
+// last retransmission should go twice (arqPlan).
+func (e *Encoder) mFor(cl Class, k, r, gm, gr int) (m int, dup bool) {
 	if e.cfg.FixedM > 0 {
-		return e.cfg.FixedM
+		return e.cfg.FixedM, false
 	}
 	if e.md.p == 0 || k < 1 {
-		return 0
+		return 0, false
 	}
-	if r >= 1 && arqOnly(cl) && e.arqSuffices(k, r) {
-		return 0
+	if skip, dup := e.arqPlan(cl, k, r); skip {
+		return 0, dup
 	}
-	return int(e.plan(cl, r, gm, gr).m[min(k, MaxSpan)])
+	return int(e.plan(cl, r, gm, gr).m[min(k, MaxSpan)]), false
 }
 
-// arqSuffices reports whether ARQ alone, r rounds and no repair packet,
-// keeps a block of k members below ARQCeiling: each member is lost after
-// recovery with p^(r+1) (the original and r retransmissions, an RTT apart,
-// so independently), and the block with 1 - (1 - p^(r+1))^k.
-func (e *Encoder) arqSuffices(k, r int) bool {
-	q := math.Pow(e.md.p, float64(r+1))
-	return 1-math.Pow(1-q, float64(k)) <= ARQCeiling
+// arqPlan decides whether a block of k members of class cl with r ARQ
+// rounds is left to retransmission (skip), and whether its members' last
+// useful retransmission is then sent twice (dup). Only delta and droppable
+// video are left to ARQ, once a round fits: with ARQ alone when that keeps
+// the block under ARQCeiling, else with the last retransmission doubled
+// when that does (each member is then lost with p^(r+2): the doubled round
+// fails only if both copies are lost). Doubling costs one packet per loss
+// that reaches its last round (p of losses with two rounds, every loss
+// with one) where FEC would cost m/k of every block: at RTT 100 ms and 5 %
+// loss a 6-packet delta queued behind a key frame (one round left) needs
+// 2 repair packets, 33 % of its bytes, and doubling costs 5 %.
+func (e *Encoder) arqPlan(cl Class, k, r int) (skip, dup bool) {
+	if r < 1 || !arqOnly(cl) {
+		return false, false
+	}
+	fa, fd, t := e.arqFails(k, r+1), e.arqFails(k, r+2), e.cfg.target(cl)
+	switch {
+	case fa <= t:
+		return true, false
+	case fd <= t && r >= 2:
+		return true, true
+	case fa <= ARQCeiling:
+		return true, false
+	}
+	return false, false
+}
+
+// arqFails is the failure of a block of k members left to retransmission
+// when each member is lost with p^x: 1 - (1 - p^x)^k. With r rounds, x is
+// r+1 (the original and r retransmissions, an RTT apart, so independently
+// lost).
+func (e *Encoder) arqFails(k, x int) float64 {
+	q := math.Pow(e.md.p, float64(x))
+	return 1 - math.Pow(1-q, float64(k))
 }
 
 // ARQCeiling is the block failure up to which delta and droppable video
-// rely on retransmission alone once a round fits (see the policy's
-// comment). At RTT 100 ms, two rounds in the 300 ms budget, a 7-packet
-// delta frame fails with 7 p^3: 0.09 % at 5 % loss and 0.7 % at 10 % (ARQ
-// alone), 5.5 % at 20 % (FEC added). Mean on-time over seeds 1-6 of the
+// rely on retransmission alone once a round fits, when neither ARQ alone
+// nor ARQ with a doubled last chance reaches their target (see the
+// policy's comment). At RTT 100 ms, two rounds in the 300 ms budget, a
+// 7-packet delta frame fails with 7 p^3: 0.09 % at 5 % loss (ARQ alone),
+// 0.7 % at 10 % (the last round doubled: 0.07 %), 5.5 % at 20 % (FEC
+// added). Mean on-time over seeds 1-6 of the
 // bench's arq-rtt100-loss20 row: 0.9544 before this rule and the round
 // count above, 0.9908 with them; a ceiling of 2e-2 or 4e-2 gave 0.9906 and
 // 0.9902 at 20 % and less at 10 % (0.9938, 0.9937 against 0.9945) for
@@ -359,8 +389,11 @@ func (e *Encoder) rounds(slack time.Duration) int {
 // frame's deadline on the sender's clock, and endOfFrame whether it is its
 // frame's last packet. A block closes when it reaches its k, at the end of
 // a frame of two or more packets, or on its time bound; its repair packets
-// are then due at once (PollRepair).
-func (e *Encoder) AddMedia(now clock.Time, pn int64, pkt []byte, class Class, deadline clock.Time, endOfFrame bool) {
+// are then due at once (PollRepair). It reports dupLastChance when the
+// policy left the packet to retransmission with its last useful
+// retransmission sent twice (see the policy's comment): the caller asks
+// its send history for that copy (arq.History.MarkLastChance).
+func (e *Encoder) AddMedia(now clock.Time, pn int64, pkt []byte, class Class, deadline clock.Time, endOfFrame bool) (dupLastChance bool) {
 	if class >= numClasses {
 		class = ClassData
 	}
@@ -384,7 +417,7 @@ func (e *Encoder) AddMedia(now clock.Time, pn int64, pkt []byte, class Class, de
 	ln.rr++
 	protected := len(pkt) <= e.cfg.MaxSymbol && pn >= 0
 	if protected && ln.open[slot] < 0 {
-		e.open(ln, class, slot, now, pn, deadline, single)
+		dupLastChance = e.open(ln, class, slot, now, pn, deadline, single)
 	}
 	if bi := ln.open[slot]; protected && bi >= 0 {
 		e.add(&e.blocks[bi], now, pn, pkt, deadline)
@@ -393,12 +426,16 @@ func (e *Encoder) AddMedia(now clock.Time, pn int64, pkt []byte, class Class, de
 		}
 	} else {
 		e.stats.MediaUnprotected++
+		if dupLastChance {
+			e.stats.MediaLastChance++
+		}
 	}
 	if endOfFrame && !single {
 		for s := range ln.depth {
 			e.close(class, s, closeEndOfFrame)
 		}
 	}
+	return dupLastChance
 }
 
 func (ln *lane) openCount() int {
@@ -473,8 +510,8 @@ func (e *Encoder) depthFor(ln *lane, cl Class, single bool) int {
 	seqK := kSplit(n, e.cfg.MaxK)
 	intK := kSplit(n/float64(d), MaxSpan/d)
 	g := ln.gap()
-	seq := e.mFor(cl, seqK, 0, g, 1)
-	inter := e.mFor(cl, intK, 0, g*d, d)
+	seq, _ := e.mFor(cl, seqK, 0, g, 1)
+	inter, _ := e.mFor(cl, intK, 0, g*d, d)
 	if float64(inter)/float64(intK) < float64(seq)/float64(seqK) {
 		return d
 	}
@@ -492,11 +529,13 @@ func kSplit(n float64, kmax int) int {
 	return min(kmax, int(math.Ceil(n*1.1/nb)))
 }
 
-// open starts a block in a lane slot, if the policy protects it.
-func (e *Encoder) open(ln *lane, cl Class, slot int, now clock.Time, pn int64, deadline clock.Time, single bool) {
+// open starts a block in a lane slot, if the policy protects it. When it
+// does not, it reports whether the policy wants the packet's last
+// retransmission sent twice instead (arqPlan).
+func (e *Encoder) open(ln *lane, cl Class, slot int, now clock.Time, pn int64, deadline clock.Time, single bool) (dup bool) {
 	closeBy := deadline.Add(-e.cond.OneWay - e.cfg.RepairMargin)
 	if closeBy <= now {
-		return // its repairs could not arrive in time
+		return false // its repairs could not arrive in time
 	}
 	d := ln.depth
 	gm, gr := ln.gap()*d, d
@@ -506,7 +545,7 @@ func (e *Encoder) open(ln *lane, cl Class, slot int, now clock.Time, pn int64, d
 	case e.cfg.FixedM > 0:
 		kTarget, m = e.cfg.FixedK, e.cfg.FixedM
 	case single:
-		kTarget, m = e.groupShape(ln, cl, now, closeBy, slack, gm, gr)
+		kTarget, m, dup = e.groupShape(ln, cl, now, closeBy, slack, gm, gr)
 	default:
 		kmax := min(e.cfg.MaxK, MaxSpan/gm)
 		if d > 1 {
@@ -517,16 +556,16 @@ func (e *Encoder) open(ln *lane, cl Class, slot int, now clock.Time, pn int64, d
 		// The last member leaves about (kTarget-1) x fill later with the
 		// same deadline: plan for its slack.
 		fill := time.Duration(ln.fillEst * float64(kTarget*d-1))
-		m = e.mFor(cl, kTarget, e.rounds(slack-fill), gm, gr)
+		m, dup = e.mFor(cl, kTarget, e.rounds(slack-fill), gm, gr)
 	}
 	if m == 0 {
-		return
+		return dup
 	}
 	m = min(m, e.cfg.MaxM)
 	if len(e.free) == 0 {
 		e.dropOldestPending()
 		if len(e.free) == 0 {
-			return
+			return false
 		}
 	}
 	bi := e.free[len(e.free)-1]
@@ -547,18 +586,22 @@ func (e *Encoder) open(ln *lane, cl Class, slot int, now clock.Time, pn int64, d
 	}
 	if b.m == 0 {
 		e.free = append(e.free, bi)
-		return
+		return false
 	}
 	ln.open[slot] = bi
+	return false
 }
 
 // groupShape chooses k and m for a block of single-packet frames: the k
 // that fits before the time bound at the lane's packet interval, with the
 // least overhead that meets the target (or the smallest failure).
-func (e *Encoder) groupShape(ln *lane, cl Class, now, closeBy clock.Time, slack time.Duration, gm, gr int) (k, m int) {
+func (e *Encoder) groupShape(ln *lane, cl Class, now, closeBy clock.Time, slack time.Duration, gm, gr int) (k, m int, dup bool) {
 	r := e.rounds(slack)
-	if e.md.p == 0 || (r >= 1 && arqOnly(cl) && e.arqSuffices(1, r)) {
-		return 1, 0
+	if e.md.p == 0 {
+		return 1, 0, false
+	}
+	if skip, dup := e.arqPlan(cl, 1, r); skip {
+		return 1, 0, dup
 	}
 	kmax := min(e.cfg.MaxK, MaxSpan/gm)
 	if ln.ivalEst > 0 {
@@ -591,7 +634,7 @@ func (e *Encoder) groupShape(ln *lane, cl Class, now, closeBy clock.Time, slack 
 			best = kk
 		}
 	}
-	return best, int(t.m[best])
+	return best, int(t.m[best]), false
 }
 
 func (e *Encoder) takeBuf() int32 {
@@ -654,7 +697,8 @@ func (e *Encoder) close(cl Class, slot int, why int) {
 	if e.cfg.FixedM == 0 && b.k < b.kTarget {
 		// Fewer members than planned: the policy's m for the actual k,
 		// never more than the parity already computed.
-		m = min(m, e.mFor(cl, b.k, e.rounds(b.minSlack), b.gm, b.gr))
+		mk, _ := e.mFor(cl, b.k, e.rounds(b.minSlack), b.gm, b.gr)
+		m = min(m, mk)
 	}
 	if m == 0 || b.k == 0 {
 		e.stats.MediaUnprotected += int64(b.k)
@@ -830,6 +874,7 @@ func (e *Encoder) Plan(cl Class, n int, slack time.Duration, gap int, interval t
 	gap = min(max(gap, 1), 16)
 	r := e.rounds(slack)
 	var k, m int
+	var dup bool
 	switch {
 	case e.cfg.FixedM > 0:
 		k, m = e.cfg.FixedK, e.cfg.FixedM
@@ -837,12 +882,18 @@ func (e *Encoder) Plan(cl Class, n int, slack time.Duration, gap int, interval t
 		var ln lane
 		ln.ivalEst = float64(interval)
 		now := clock.Time(0)
-		k, m = e.groupShape(&ln, cl, now, now.Add(slack-e.cfg.RepairMargin), slack, gap, 1)
+		k, m, dup = e.groupShape(&ln, cl, now, now.Add(slack-e.cfg.RepairMargin), slack, gap, 1)
 	default:
 		k = kSplit(float64(n), min(e.cfg.MaxK, MaxSpan/gap))
 		k = min(k, n)
-		m = e.mFor(cl, k, r, gap, 1)
+		m, dup = e.mFor(cl, k, r, gap, 1)
 	}
 	a := Analyze(e.cond, k, m, gap, 1, slack, e.cfg.ARQMargin)
+	if dup {
+		// The last round goes twice: a member is lost with p^(R+2).
+		a.DuplicateLastChance = true
+		a.Failure = e.arqFails(a.K, a.Rounds+2)
+		a.Residual = math.Pow(e.md.p, float64(a.Rounds+2))
+	}
 	return a
 }

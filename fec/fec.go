@@ -104,6 +104,7 @@ type Stats struct {
 	FECBytesSent     int64 // repair symbol bytes handed out by PollRepair
 	MediaProtected   int64 // media packets placed in a block with repair packets
 	MediaUnprotected int64 // media packets sent without protection (policy chose none)
+	MediaLastChance  int64 // ... of which left to ARQ with the last retransmission sent twice (AddMedia's dupLastChance)
 	BlocksClosed     int64 // blocks closed with at least one repair packet
 	ClosedFull       int64 // ... of which at k members
 	ClosedEndOfFrame int64 // ... of which at the end of a frame

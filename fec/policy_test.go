@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/spillway-rt/spillway/clock"
 )
 
 // binomTail returns P(X >= t) for X ~ Binomial(n, p).
@@ -187,28 +189,101 @@ func TestPolicyARQSufficesAtRTT100(t *testing.T) {
 // (0.7 %) they still get none.
 func TestPolicyDeltaFECPastARQCeiling(t *testing.T) {
 	tests := []struct {
-		loss  float64
-		wantM int
+		loss    float64
+		wantM   int
+		wantDup bool
 	}{
-		{0.05, 0},
-		{0.10, 0},
-		{0.20, 3},
-		{0.30, 3},
+		{0.05, 0, false}, // ARQ alone: 0.09 %, under the 0.3 % target
+		{0.10, 0, true},  // ARQ alone 0.70 %; the second round doubled 0.07 %
+		{0.20, 3, false}, // doubled 1.1 %, alone 5.5 %: past both bars
+		{0.30, 3, false},
 	}
 	for _, tt := range tests {
 		c := Conditions{Loss: tt.loss, MeanBurst: 1, RTT: 100 * ms, OneWay: 50 * ms, ARQ: true}
 		e := policyEncoder(t, EncoderConfig{}, c)
 		delta := e.Plan(ClassDelta, 7, 230*ms, 1, 0)
 		arqAlone := 1 - math.Pow(1-math.Pow(tt.loss, 3), 7)
-		t.Logf("loss %.2f: rounds %d, (%d,%d) F=%.2g, ARQ alone %.2g", tt.loss, delta.Rounds, delta.K, delta.M, delta.Failure, arqAlone)
+		doubled := 1 - math.Pow(1-math.Pow(tt.loss, 4), 7)
+		t.Logf("loss %.2f: rounds %d, (%d,%d) dup %v F=%.2g, ARQ alone %.2g, doubled %.2g", tt.loss, delta.Rounds, delta.K, delta.M, delta.DuplicateLastChance, delta.Failure, arqAlone, doubled)
 		require.Equal(t, 2, delta.Rounds)
 		assert.Equal(t, tt.wantM, delta.M, "repair packets at loss %.2f", tt.loss)
+		assert.Equal(t, tt.wantDup, delta.DuplicateLastChance, "doubled last chance at loss %.2f", tt.loss)
 		assert.InDelta(t, arqAlone, Analyze(c, 7, 0, 1, 1, 230*ms, DefaultARQMargin).Failure, 1e-9, "the policy's arithmetic is 1 - (1 - p^3)^7")
-		if tt.wantM == 0 {
-			assert.LessOrEqual(t, arqAlone, ARQCeiling)
-		} else {
+		switch {
+		case tt.wantDup:
+			assert.Greater(t, arqAlone, DefaultTargetDelta)
+			assert.LessOrEqual(t, doubled, DefaultTargetDelta)
+			assert.InDelta(t, doubled, delta.Failure, 1e-12)
+		case tt.wantM == 0:
+			assert.LessOrEqual(t, arqAlone, DefaultTargetDelta)
+		default:
+			assert.Greater(t, doubled, DefaultTargetDelta)
 			assert.Greater(t, arqAlone, ARQCeiling)
 			assert.Less(t, delta.Failure, arqAlone/1.5, "FEC cuts the failure")
+		}
+	}
+}
+
+// TestPolicyLastChanceOnlyWithTwoRounds: with one round left (a delta
+// queued behind a key frame) the policy keeps FEC rather than doubling the
+// last retransmission; key frames and audio never get the doubled copy.
+func TestPolicyLastChanceOnlyWithTwoRounds(t *testing.T) {
+	c := Conditions{Loss: 0.05, MeanBurst: 1, RTT: 100 * ms, OneWay: 50 * ms, ARQ: true}
+	e := policyEncoder(t, EncoderConfig{}, c)
+	oneRound := e.Plan(ClassDelta, 6, 150*ms, 1, 0)
+	require.Equal(t, 1, oneRound.Rounds)
+	assert.False(t, oneRound.DuplicateLastChance)
+	assert.Positive(t, oneRound.M, "1 - (1 - p^2)^6 = 1.5 %% is past ARQCeiling: FEC")
+
+	c.Loss = 0.10
+	e = policyEncoder(t, EncoderConfig{}, c)
+	for _, cl := range []Class{ClassKey, ClassAudio} {
+		a := e.Plan(cl, 7, 230*ms, 1, 20*ms)
+		assert.False(t, a.DuplicateLastChance, "class %v", cl)
+	}
+	drop := e.Plan(ClassDroppable, 7, 230*ms, 1, 0)
+	assert.Zero(t, drop.M)
+	assert.False(t, drop.DuplicateLastChance, "0.7 %% is under the droppable target of 1 %%")
+}
+
+// TestAddMediaReportsLastChance: the encoder tells the caller which packets
+// it left to ARQ with a doubled last chance, and counts them.
+func TestAddMediaReportsLastChance(t *testing.T) {
+	tests := []struct {
+		loss float64
+		want bool
+	}{
+		{0.05, false},
+		{0.10, true},
+	}
+	for _, tt := range tests {
+		c := Conditions{Loss: tt.loss, MeanBurst: 1, RTT: 100 * ms, OneWay: 50 * ms, ARQ: true}
+		e := policyEncoder(t, EncoderConfig{}, c)
+		pkt := make([]byte, 1000)
+		// Two frames of 7 packets 1 ms apart, 33 ms apart, each with a
+		// 300 ms deadline: the first teaches the encoder the frame size.
+		var got []bool
+		for f := range 2 {
+			start := time.Duration(f) * 33 * ms
+			before := e.Stats()
+			got = got[:0]
+			for i := range 7 {
+				now := clock.Time(start + time.Duration(i)*ms)
+				got = append(got, e.AddMedia(now, int64(f*7+i), pkt, ClassDelta, clock.Time(start+300*ms), i == 6))
+			}
+			if f == 0 {
+				continue
+			}
+			for i, g := range got {
+				assert.Equal(t, tt.want, g, "loss %.2f packet %d", tt.loss, i)
+			}
+			st := e.Stats()
+			assert.Equal(t, int64(7), st.MediaUnprotected-before.MediaUnprotected)
+			if tt.want {
+				assert.Equal(t, int64(7), st.MediaLastChance-before.MediaLastChance)
+			} else {
+				assert.Equal(t, before.MediaLastChance, st.MediaLastChance)
+			}
 		}
 	}
 }

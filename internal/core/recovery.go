@@ -131,11 +131,15 @@ func (s *sender) protect(now clock.Time, pn int64, h *wire.DataHeader, payload [
 	if err != nil {
 		return // every field was checked when the frame was queued
 	}
+	dup := false
 	if s.fec != nil {
-		s.fec.AddMedia(now, pn, prot, fecClass(kind, f.key, f.droppable), f.deadline, f.next == f.count)
+		dup = s.fec.AddMedia(now, pn, prot, fecClass(kind, f.key, f.droppable), f.deadline, f.next == f.count)
 	}
 	if s.hist != nil {
 		s.hist.Put(now, pn, prot, f.deadline, rtxClass(kind, f.key, f.droppable))
+		if dup {
+			s.hist.MarkLastChance(pn)
+		}
 	}
 }
 
