@@ -62,6 +62,16 @@ func rtxClass(k Kind, key, droppable bool) uint8 {
 	return 2
 }
 
+// duplicateLastChance names the retransmission classes (rtxClass) whose
+// last useful retransmission goes twice (arq.HistoryConfig): audio, as
+// DESIGN §2 advises; delta frames get it packet by packet when the FEC
+// policy asks (fec.Encoder.AddMedia). Seeds 1-10 of the bench's arq rows:
+// on time at 10 % loss 0.9962 mean, 2 seeds under 0.995, without it;
+// 0.9971, none under, with it (audio 0.9987 -> 0.9997), for 0.15 more
+// retransmissions per loss (1.466 -> 1.621). Key frames too cost 20 %
+// loss (5 seeds under 0.99 against 1) and were left out.
+const duplicateLastChance = 1 << 0
+
 // startRecovery creates the sender's FEC encoder and history.
 func (s *sender) startRecovery() error {
 	c := s.c
@@ -79,7 +89,7 @@ func (s *sender) startRecovery() error {
 	if s.hist == nil && !c.cfg.DisableRetransmission {
 		size := int64(float64(c.cfg.MaxBitrate) / 8 * c.cfg.Latency.Seconds())
 		size = min(max(size, minHistoryBytes), maxHistoryBytes)
-		h, err := arq.NewHistory(arq.HistoryConfig{MaxBytes: int(size)})
+		h, err := arq.NewHistory(arq.HistoryConfig{MaxBytes: int(size), DuplicateLastChance: duplicateLastChance})
 		if err != nil {
 			return fmt.Errorf("spillway: send history: %w", err)
 		}

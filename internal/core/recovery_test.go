@@ -84,6 +84,48 @@ func TestRetransmissionRecoversLoss(t *testing.T) {
 	}
 }
 
+// TestLastChanceGoesTwice: on a 140 ms RTT path in a 300 ms budget the
+// first retransmission of a lost packet is also its last chance; audio's
+// is sent twice (duplicateLastChance), video's once (FEC off, so the
+// policy asks nothing).
+func TestLastChanceGoesTwice(t *testing.T) {
+	tests := []struct {
+		name  string
+		kind  Kind
+		sends int64
+	}{
+		{"audio", KindAudio, 2},
+		{"video", KindVideo, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			link := netem.LinkConfig{Delay: 70 * time.Millisecond}
+			cfg := Config{DisableFEC: true}
+			p := newPair(t, pairOpts{fwd: link, rev: link, clientFilter: dropFragment(5, 0), client: cfg, server: cfg})
+			p.connected()
+			var sid uint8
+			p.at(0, func(now clock.Time) {
+				var err error
+				sid, err = p.cc.OpenStream(now, StreamConfig{Kind: tc.kind})
+				require.NoError(t, err)
+			})
+			for i := range 20 {
+				p.at(time.Duration(i+1)*20*time.Millisecond, func(now clock.Time) {
+					require.NoError(t, p.cc.WriteFrame(now, sid, payload(sid, int64(i), 100), FrameInfo{Capture: now}))
+				})
+			}
+			p.run(2 * time.Second)
+			cst := p.cc.Stats()
+			assert.Equal(t, tc.sends, cst.RetransmittedPacketsSent)
+			assert.Equal(t, tc.sends-1, cst.RTXSender.LastChanceDuplicates)
+			assert.Zero(t, cst.RTXSender.RtxSkippedLate)
+			assert.Equal(t, 20, p.server.count(EventFrame), "every frame delivered")
+			st := p.server.events[0].Conn.Stats()
+			assert.Equal(t, tc.sends-1, st.RTXReceiver.DuplicateRetransmissions)
+		})
+	}
+}
+
 func TestRetransmissionNeverLate(t *testing.T) {
 	// RTT 400 ms against a 300 ms budget: a retransmission can never make
 	// it, so none is sent, and the loss is given up at the deadline.
