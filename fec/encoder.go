@@ -333,14 +333,13 @@ func (e *Encoder) mFor(cl Class, k, r, gm, gr int) (m int, dup bool) {
 // arqPlan decides whether a block of k members of class cl with r ARQ
 // rounds is left to retransmission (skip), and whether its members' last
 // useful retransmission is then sent twice (dup). Only delta and droppable
-// video are left to ARQ, once a round fits: with ARQ alone when that keeps
-// the block under ARQCeiling, else with the last retransmission doubled
-// when that does (each member is then lost with p^(r+2): the doubled round
-// fails only if both copies are lost). Doubling costs one packet per loss
-// that reaches its last round (p of losses with two rounds, every loss
-// with one) where FEC would cost m/k of every block: at RTT 100 ms and 5 %
-// loss a 6-packet delta queued behind a key frame (one round left) needs
-// 2 repair packets, 33 % of its bytes, and doubling costs 5 %.
+// video are left to ARQ, once a round fits, in this order: ARQ alone when
+// it keeps the block under the class's target; with two rounds or more,
+// the last retransmission doubled when that does (each member is then lost
+// with p^(r+2): the doubled round fails only if both copies are lost); ARQ
+// alone when it keeps the block under ARQCeiling. Doubling costs one
+// packet per loss that reaches its last round (p of the losses with two
+// rounds) where FEC would cost m/k of every block.
 func (e *Encoder) arqPlan(cl Class, k, r int) (skip, dup bool) {
 	if r < 1 || !arqOnly(cl) {
 		return false, false
