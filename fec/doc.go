@@ -77,7 +77,7 @@
 // multiplies into F and Q. The rules:
 //
 //   - m is the smallest number of repairs with F (video, data) or Q (audio)
-//     under the class's target (audio 1e-3, key 1e-3, delta 3e-3,
+//     under the class's target (audio 5e-4, key 1e-3, delta 3e-3,
 //     droppable 1e-2, data 1e-3), within MaxM and MaxOverhead x k (0.5,
 //     libwebrtc's cap); if none reaches the target, the largest allowed.
 //   - Delta and droppable video get none once a retransmission round fits
@@ -95,8 +95,9 @@
 //     delay) and ARQMargin is 5 ms, so at RTT 100 ms in a 300 ms budget
 //     two rounds count, as two fit in the simulator. Audio, key frames and data
 //     keep FEC only while ARQ alone misses their target: at RTT 100 ms
-//     under a 300 ms budget that is key frames only (one round fits for a
-//     40-packet key frame, leaving it lost 1 - (1 - p^2)^40 of the time).
+//     under a 300 ms budget that is key frames (one round fits for a
+//     40-packet key frame, leaving it lost 1 - (1 - p^2)^40 of the time)
+//     and, at 10 % loss, audio (two rounds leave p^3 = 1e-3).
 //   - A clean network (p = 0) gets no FEC.
 //   - A multi-packet frame's blocks are sized from the lane's measured
 //     frame size, so a frame splits into equal blocks of at most MaxK.
