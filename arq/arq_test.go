@@ -1,12 +1,13 @@
 package arq
 
 import (
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/spillway-rt/spillway/internal/allocs"
 )
 
 func TestReceiveWindow(t *testing.T) {
@@ -93,14 +94,13 @@ func TestRTT(t *testing.T) {
 
 func TestWindowDoesNotAllocate(t *testing.T) {
 	var w ReceiveWindow
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	before := ms.Mallocs
-	for pn := int64(0); pn < 10_000; pn++ {
-		w.Record(pn)
-	}
-	runtime.ReadMemStats(&ms)
-	assert.Equal(t, before, ms.Mallocs)
+	var pn int64
+	got := allocs.Mallocs(3, func() {
+		for end := pn + 10_000; pn < end; pn++ {
+			w.Record(pn)
+		}
+	})
+	assert.Zero(t, got)
 }
 
 func BenchmarkSteadyReceiveWindow(b *testing.B) {

@@ -1,7 +1,6 @@
 package arq
 
 import (
-	"runtime"
 	"testing"
 	"time"
 
@@ -9,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spillway-rt/spillway/clock"
+	"github.com/spillway-rt/spillway/internal/allocs"
 )
 
 // rxLoop is the receiver's per-packet path in steady state: a packet every
@@ -153,21 +153,16 @@ func BenchmarkSteadyHistoryRetransmit(b *testing.B) {
 	}
 }
 
-func mallocs() uint64 {
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.Mallocs
-}
-
 func TestSteadyDoesNotAllocate(t *testing.T) {
 	rx := newRxLoop(t)
 	tx := newTxLoop(t)
-	before := mallocs()
-	for range 10_000 {
-		rx.step()
-		tx.step()
-	}
-	assert.Equal(t, before, mallocs(), "allocations over 10,000 steady packets each side")
+	got := allocs.Mallocs(3, func() {
+		for range 10_000 {
+			rx.step()
+			tx.step()
+		}
+	})
+	assert.Zero(t, got, "allocations over 10,000 steady packets each side")
 	// The loops did their work.
 	assert.Positive(t, rx.r.Stats().RecoveredByRTX)
 	assert.Positive(t, rx.r.Stats().Reordered)

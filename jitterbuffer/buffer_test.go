@@ -1,7 +1,6 @@
 package jitterbuffer
 
 import (
-	"runtime"
 	"testing"
 	"time"
 
@@ -9,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spillway-rt/spillway/clock"
+	"github.com/spillway-rt/spillway/internal/allocs"
 )
 
 const ms = clock.Time(time.Millisecond)
@@ -73,20 +73,19 @@ func TestFirstFrameReportsNoLoss(t *testing.T) {
 func TestSteadyStateDoesNotAllocate(t *testing.T) {
 	b := New(Config{Delay: 50 * time.Millisecond})
 	data := make([]byte, 100)
-	var msc runtime.MemStats
-	runtime.ReadMemStats(&msc)
-	before := msc.Mallocs
-	for i := int64(0); i < 10_000; i++ {
-		now := clock.Time(i) * 20 * ms
-		_ = b.Push(now, Frame{ID: i, Capture: now, Data: data})
-		for {
-			if _, ok := b.Pop(now); !ok {
-				break
+	var i int64
+	got := allocs.Mallocs(3, func() {
+		for end := i + 10_000; i < end; i++ {
+			now := clock.Time(i) * 20 * ms
+			_ = b.Push(now, Frame{ID: i, Capture: now, Data: data})
+			for {
+				if _, ok := b.Pop(now); !ok {
+					break
+				}
 			}
 		}
-	}
-	runtime.ReadMemStats(&msc)
-	assert.Equal(t, before, msc.Mallocs)
+	})
+	assert.Zero(t, got, "allocations over 10,000 frames")
 }
 
 func BenchmarkSteadyPushPop(b *testing.B) {

@@ -2,13 +2,13 @@ package wire
 
 import (
 	"fmt"
-	"runtime"
-	"runtime/debug"
 	"testing"
 
 	"github.com/pion/rtcp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/spillway-rt/spillway/internal/allocs"
 )
 
 func TestParseFeedbackRoundTrip(t *testing.T) {
@@ -151,33 +151,18 @@ func TestParseFeedbackMemoryBound(t *testing.T) {
 }
 
 // rtcpAssertNoMallocs runs fn 10,000 times and asserts that the heap's malloc
-// count did not move. runtime.MemStats counts every goroutine's allocations,
-// and under -race on a loaded machine the runtime occasionally allocates on
-// its own while the loop runs (seen about once in five runs, some 2,000
-// objects; and, with benchmarks running beside it, a few objects in each of
-// three attempts): as testing.AllocsPerRun does, the loop runs on one P
-// with the collector off, and a measurement is retried twice. An
-// allocation on fn's path would show in every attempt.
+// count did not move (internal/allocs says how it measures: the runtime's
+// own allocations under -race on a loaded machine were seen here, some
+// 2,000 objects about once in five runs).
 func rtcpAssertNoMallocs(t *testing.T, fn func()) {
 	t.Helper()
 	fn() // warm up
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	defer debug.SetGCPercent(debug.SetGCPercent(-1))
-	var diffs []uint64
-	for range 3 {
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
+	got := allocs.Mallocs(3, func() {
 		for range 10_000 {
 			fn()
 		}
-		runtime.ReadMemStats(&after)
-		if after.Mallocs == before.Mallocs {
-			return
-		}
-		diffs = append(diffs, after.Mallocs-before.Mallocs)
-	}
-	t.Errorf("mallocs during 10,000 calls, in each of 3 attempts: %v", diffs)
+	})
+	assert.Zero(t, got, "fewest mallocs during 10,000 calls in 3 attempts")
 }
 
 // TestFeedbackZeroAlloc checks the promise the hot path relies on: once
