@@ -54,9 +54,58 @@ func (f *Fixed) OnFeedback(clock.Time, *Feedback, RTT, bool) {}
 func (f *Fixed) Target() int64 { return f.Rate }
 
 // DefaultPacingFactor is how much faster than the target the pacer sends:
-// libwebrtc's 2.5, so frames larger than the mean (key frames) leave quickly.
+// libwebrtc's 2.5. A key frame of 239 ms at the media rate (8 x a delta,
+// a key frame every 2 s at 30 fps) then leaves in 96 ms, within the RTC
+// queue limit of 150 ms, which needs at least 1.6 (see the package doc).
 const DefaultPacingFactor = 2.5
 
 // DefaultBurst is the most the pacer lets out at once, as time at the
 // pacing rate.
 const DefaultBurst = 5 * time.Millisecond
+
+// ScriptStep is a point of a Scripted estimator's schedule: from At on,
+// the rate is Rate (bit/s).
+type ScriptStep struct {
+	At   clock.Time
+	Rate int64
+}
+
+// Scripted is an estimator whose target follows a schedule instead of
+// feedback: the bench drives the pacer with one that follows the path's
+// capacity Lag late, until a controller lands. Its target is Share x the
+// rate of the last step at or before (the latest feedback's time - Lag),
+// so it moves when feedback arrives (every 50-100 ms); before the first
+// step, the first step's rate applies. Steps must be in time order.
+type Scripted struct {
+	Steps []ScriptStep
+	Lag   time.Duration
+	Share float64 // of the scheduled rate; 0 means 1
+	now   clock.Time
+	init  bool
+}
+
+// OnFeedback notes the time; the report itself is ignored.
+func (s *Scripted) OnFeedback(now clock.Time, _ *Feedback, _ RTT, _ bool) {
+	s.now, s.init = now, true
+}
+
+// Target returns the scheduled rate as of the latest feedback, Lag late.
+func (s *Scripted) Target() int64 {
+	if len(s.Steps) == 0 {
+		return 0
+	}
+	rate := s.Steps[0].Rate
+	if s.init {
+		at := s.now.Add(-s.Lag)
+		for _, st := range s.Steps {
+			if st.At > at {
+				break
+			}
+			rate = st.Rate
+		}
+	}
+	if s.Share > 0 {
+		rate = int64(float64(rate) * s.Share)
+	}
+	return rate
+}

@@ -10,14 +10,32 @@
 // limited, and returns the transport target in bit/s on the wire (all
 // overhead included). The session core calls it; nothing else does.
 //
-// # Version 1
+// # Estimators so far
 //
-// This version has no real controller yet: Fixed returns a constant target.
-// The session core gives it 2.5 x the nominal bitrate of the streams it
-// sends (libwebrtc's pacing factor, DESIGN §2), capped at the configured
-// maximum, so a key frame of 8 x a delta frame does not take a quarter
-// second to leave. Pacer is a token bucket at that rate with bursts of at
-// most 5 ms.
+// No real controller yet: Fixed returns a constant target (the session
+// core gives it the nominal bitrate of the streams it sends), and Scripted
+// follows a schedule (the bench drives the pacer with the path's capacity,
+// 0.5 s late, until the cc issue's controller lands).
+//
+// # The pacer
+//
+// Pacer is a token bucket at the pacing rate (the target x the pacing
+// factor, default 2.5) with bursts of at most 5 ms, and an account of the
+// bytes queued in each priority Class (audio, retransmissions, key frames,
+// other video, data). The session core keeps the frames; the pacer tells it
+// how long the queue takes to drain (QueueDelay, Ahead), whether more bytes
+// fit the queue's limit in time (Fits), and stretches its drain rate for
+// bytes that must not be dropped for the limit alone (Stretch: a key frame
+// whose deadline is reachable, audio). PredictArrival is the proactive
+// drop's prediction: the queue ahead at the drain rate, the frame's own
+// bytes at the target, and the one-way delay.
+//
+// Why 2.5: a key frame of 8 x a delta frame at a key-frame interval of 2 s
+// and 30 fps holds 8/67 of the interval's bytes, 239 ms at the media rate.
+// At a pacing factor f it takes 239/f ms to leave, and it must fit the RTC
+// queue limit of 150 ms: f >= 1.6. At 2.5 it takes 96 ms, leaving a third
+// of the limit for the deltas and audio that arrive meanwhile, and matches
+// libwebrtc's factor.
 //
 // Like every core package, cc never reads a clock: every call takes `now`.
 // Nothing here is safe for concurrent use; one goroutine owns a session.

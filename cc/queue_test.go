@@ -1,0 +1,165 @@
+package cc
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spillway-rt/spillway/clock"
+	"github.com/spillway-rt/spillway/internal/allocs"
+)
+
+func TestPacerQueueAccount(t *testing.T) {
+	p := NewPacer(8_000_000, 0) // 1 MB/s: 1 byte per microsecond
+	p.SetQueueLimit(150 * time.Millisecond)
+	p.Add(ClassVideo, 100_000)
+	p.Add(ClassAudio, 200)
+	p.Add(ClassKey, 20_000)
+	assert.Equal(t, int64(120_200), p.Queued())
+	tests := []struct {
+		class Class
+		ahead int64
+	}{
+		{ClassAudio, 0},
+		{ClassRetransmission, 200},
+		{ClassKey, 200},
+		{ClassVideo, 20_200},
+		{ClassData, 120_200},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.ahead, p.Ahead(tt.class), "ahead of %v", tt.class)
+	}
+	assert.Equal(t, 120200*time.Microsecond, p.QueueDelay())
+	assert.True(t, p.Fits(29_800), "exactly at the limit")
+	assert.False(t, p.Fits(29_801))
+	p.Remove(ClassVideo, 100_000)
+	assert.Equal(t, int64(20_200), p.Queued())
+	assert.Equal(t, 120200*time.Microsecond, p.Stats().QueueDelayMax)
+	assert.Panics(t, func() { p.Remove(ClassAudio, 201) }, "the account never goes negative")
+}
+
+func TestPacerStretch(t *testing.T) {
+	tests := []struct {
+		name      string
+		limit     time.Duration
+		queued    int64
+		add       int
+		wantDrain int64
+	}{
+		{"fits: no stretch", 150 * time.Millisecond, 10_000, 1000, 1_000_000},
+		{"no limit: no stretch", 0, 1_000_000, 1_000_000, 1_000_000},
+		{"a key frame of 239 ms at 1.6 x", 150 * time.Millisecond, 0, 29_875, 1_593_334},
+		{"with a queue", 100 * time.Millisecond, 12_500, 12_500, 2_000_000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := NewPacer(1_000_000, 0)
+			p.SetQueueLimit(tt.limit)
+			if tt.queued > 0 {
+				p.Add(ClassVideo, int(tt.queued))
+			}
+			p.Stretch(tt.add)
+			assert.Equal(t, tt.wantDrain, p.DrainRate())
+			assert.True(t, p.Fits(tt.add), "after Stretch the bytes fit")
+			assert.Equal(t, int64(1_000_000), p.Rate(), "the pacing rate itself is unchanged")
+			p.Add(ClassKey, tt.add)
+			p.Remove(ClassKey, tt.add)
+			if tt.queued > 0 {
+				p.Remove(ClassVideo, int(tt.queued))
+			}
+			assert.Equal(t, int64(1_000_000), p.DrainRate(), "the stretch ends when the queue empties")
+		})
+	}
+}
+
+func TestPacerStretchDrainsFaster(t *testing.T) {
+	// A stretched pacer lets bytes out at the drain rate.
+	p := NewPacer(1_000_000, 0)
+	p.SetQueueLimit(100 * time.Millisecond)
+	p.Stretch(25_000) // 2 Mbit/s
+	p.Add(ClassKey, 25_000)
+	sent, _ := drive(&p, 0, time.Second, 1000)
+	assert.InEpsilon(t, 250_000, float64(sent), 0.02, "2 Mbit/s for a second")
+}
+
+func TestPredictArrival(t *testing.T) {
+	tests := []struct {
+		ahead  time.Duration
+		bytes  int
+		rate   int64
+		oneWay time.Duration
+		want   time.Duration
+	}{
+		{0, 0, 1_000_000, 50 * time.Millisecond, 50 * time.Millisecond},
+		{10 * time.Millisecond, 12_500, 1_000_000, 50 * time.Millisecond, 160 * time.Millisecond},
+		{0, 125, 0, 0, 1000 * time.Second}, // a zero rate counts as 1 bit/s
+	}
+	for _, tt := range tests {
+		got := PredictArrival(clock.Time(time.Second), tt.ahead, tt.bytes, tt.rate, tt.oneWay)
+		assert.Equal(t, clock.Time(time.Second).Add(tt.want), got)
+	}
+}
+
+func TestScriptedFollowsScheduleLate(t *testing.T) {
+	s := &Scripted{Lag: 500 * time.Millisecond, Share: 0.9, Steps: []ScriptStep{
+		{At: 0, Rate: 4_000_000}, {At: clock.Time(15 * time.Second), Rate: 500_000}, {At: clock.Time(25 * time.Second), Rate: 4_000_000}}}
+	assert.Equal(t, int64(3_600_000), s.Target(), "before any feedback: the first step")
+	tests := []struct {
+		at   time.Duration
+		want int64
+	}{
+		{10 * time.Second, 3_600_000},
+		{15400 * time.Millisecond, 3_600_000},
+		{15500 * time.Millisecond, 450_000},
+		{25499 * time.Millisecond, 450_000},
+		{26 * time.Second, 3_600_000},
+	}
+	for _, tt := range tests {
+		s.OnFeedback(clock.Time(tt.at), nil, RTT{}, false)
+		assert.Equal(t, tt.want, s.Target(), "at %v", tt.at)
+	}
+}
+
+func TestSteadyPacerNoAllocs(t *testing.T) {
+	p := NewPacer(10_000_000, 0)
+	p.SetQueueLimit(150 * time.Millisecond)
+	now := clock.Time(0)
+	n := allocs.Mallocs(3, func() { now = pacePackets(&p, now, 10_000) })
+	require.Zero(t, n)
+}
+
+// pacePackets runs the pacer's per-packet path n times: a packet joins the
+// queue, the deadline prediction reads the queue, and the packet leaves
+// when the bucket allows.
+func pacePackets(p *Pacer, now clock.Time, n int) clock.Time {
+	const size = 1200
+	for i := 0; i < n; i++ {
+		c := Class(i % int(NumClasses))
+		if p.Fits(size) {
+			p.Add(c, size)
+		} else {
+			p.Stretch(size)
+			p.Add(c, size)
+		}
+		_ = PredictArrival(now, p.DelayOf(p.Ahead(c)), size, 4_000_000, 50*time.Millisecond)
+		for !p.CanSend(now) {
+			now = p.NextSend(now)
+		}
+		p.OnSent(now, size)
+		p.Remove(c, size)
+	}
+	return now
+}
+
+func BenchmarkSteadyPacerPacket(b *testing.B) {
+	p := NewPacer(10_000_000, 0)
+	p.SetQueueLimit(150 * time.Millisecond)
+	now := pacePackets(&p, 0, 1000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		now = pacePackets(&p, now, 1)
+	}
+}
