@@ -272,7 +272,9 @@ func TestFrameErrorsAndCancellation(t *testing.T) {
 		v, err := cs.Publish(ctx, TrackConfig{Kind: KindVideo})
 		require.NoError(t, err)
 		assert.ErrorIs(t, v.WriteFrame(ctx, Frame{Data: make([]byte, 100_001)}), ErrFrameTooLarge)
-		assert.ErrorIs(t, v.WriteFrame(ctx, Frame{Data: []byte{1}, CaptureTime: time.Now().Add(-time.Second)}), ErrFrameDropped)
+		// Droppable: nothing references it, so the frames after it still go
+		// (a dropped reference frame would hold them until a key frame).
+		assert.ErrorIs(t, v.WriteFrame(ctx, Frame{Data: []byte{1}, CaptureTime: time.Now().Add(-time.Second), Droppable: true}), ErrFrameDropped)
 		_, err = cs.Publish(ctx, TrackConfig{Kind: 7})
 		assert.ErrorIs(t, err, ErrInvalidConfig)
 		assert.ErrorIs(t, cs.CloseWithError(5, ""), ErrInvalidConfig, "codes below 0x100 are reserved")

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/spillway-rt/spillway/cc"
 	"github.com/spillway-rt/spillway/wire"
 )
 
@@ -46,9 +47,19 @@ type Config struct {
 
 	// MaxBitrate caps the pacing rate, in bit/s. Default 20 Mbit/s.
 	MaxBitrate int64
-	// PacingFactor multiplies the streams' nominal bitrate to give the
-	// pacing rate. Default 2.5 (cc.DefaultPacingFactor).
+	// PacingFactor multiplies the transport target to give the pacing
+	// rate. Default 2.5 (cc.DefaultPacingFactor says why).
 	PacingFactor float64
+	// PacerQueueLimit bounds the send queue in time: its bytes at the
+	// pacing rate. A frame that would take it past the limit pushes out
+	// frames that matter less (droppable, then deltas) or is dropped; key
+	// frames and audio stretch the drain rate instead. Default Latency / 2
+	// within 150 ms-1 s: 150 ms for RTC, 1 s for Live.
+	PacerQueueLimit time.Duration
+	// Estimator makes the congestion controller a connection uses (one
+	// per connection). Default: version 1's cc.Fixed at the streams'
+	// nominal rates. The bench plugs scripted targets in here.
+	Estimator func() cc.Estimator
 
 	// DisableFEC turns off forward error correction of what this side
 	// sends (by default the fec package's adaptive policy protects frames
@@ -119,7 +130,8 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.MaxDatagramSize, DefaultMaxDatagramSize)
 	setDefault(&c.MaxFrameSize, DefaultMaxFrameSize)
 	setDefault(&c.MaxBitrate, DefaultMaxBitrate)
-	setDefault(&c.PacingFactor, 2.5)
+	setDefault(&c.PacingFactor, cc.DefaultPacingFactor)
+	setDefault(&c.PacerQueueLimit, min(max(c.Latency/2, 150*time.Millisecond), time.Second))
 	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&c.KeepAlivePeriod, DefaultKeepAlivePeriod)
 	setDefault(&c.HandshakeTimeout, DefaultHandshakeTimeout)
@@ -177,6 +189,8 @@ func (c Config) Validate() error {
 		return bad("MaxBitrate", "negative", c.MaxBitrate)
 	case c.PacingFactor < 0 || (c.PacingFactor > 0 && c.PacingFactor < 1) || c.PacingFactor > 100:
 		return bad("PacingFactor", "must be within 1-100", c.PacingFactor)
+	case c.PacerQueueLimit < 0 || c.PacerQueueLimit > 60*time.Second:
+		return bad("PacerQueueLimit", "must be within 0-60 s", c.PacerQueueLimit)
 	case !(c.MaxFECOverhead >= 0 && c.MaxFECOverhead <= 1):
 		return bad("MaxFECOverhead", "must be within 0-1", c.MaxFECOverhead)
 	case c.IdleTimeout < 0:

@@ -43,11 +43,16 @@ func TestFramesArriveIntactInOrderAtPlayout(t *testing.T) {
 	for i, size := range sizes {
 		i, size := i, size
 		p.at(time.Duration(i+1)*10*time.Millisecond, func(now clock.Time) {
-			require.NoError(t, p.cc.WriteFrame(now, sid, payload(sid, int64(i), size), FrameInfo{Capture: now, Key: i == 0}))
+			err := p.cc.WriteFrame(now, sid, payload(sid, int64(i), size), FrameInfo{Capture: now, Key: i == 0})
+			if size == DefaultMaxFrameSize {
+				// 4 MiB take 1.7 s at 20 Mbit/s, 2.7 s at the 12.5 Mbit/s
+				// pacing rate: hopeless on arrival.
+				require.ErrorIs(t, err, ErrFrameDropped)
+				return
+			}
+			require.NoError(t, err)
 		})
 	}
-	// The 4 MiB frame takes 1.7 s at 20 Mbit/s: past its deadline, it is
-	// dropped by the sender once its deadline passes.
 	p.run(5 * time.Second)
 
 	opened, ok := p.server.find(EventStreamOpened)
@@ -72,7 +77,8 @@ func TestFramesArriveIntactInOrderAtPlayout(t *testing.T) {
 	dropped, ok := p.client.find(EventFrameDropped)
 	require.True(t, ok)
 	assert.Equal(t, int64(8), dropped.Frame.ID)
-	assert.Equal(t, "deadline passed while sending", dropped.Frame.Reason)
+	assert.Equal(t, DropLateOnArrival, dropped.Frame.DropReason)
+	assert.Equal(t, "predicted to arrive after its deadline", dropped.Frame.Reason)
 	st := p.cc.Stats()
 	assert.Equal(t, int64(8), st.FramesSent)
 	assert.Equal(t, int64(1), st.FramesDroppedOnSend)
@@ -203,7 +209,8 @@ func TestWriteFrameErrors(t *testing.T) {
 		require.NoError(t, err)
 		assert.ErrorIs(t, p.cc.WriteFrame(now, sid, make([]byte, 10_001), FrameInfo{Capture: now}), ErrFrameTooLarge)
 		assert.ErrorIs(t, p.cc.WriteFrame(now, 5, nil, FrameInfo{Capture: now}), ErrUnknownStream)
-		err = p.cc.WriteFrame(now, sid, []byte{1}, FrameInfo{Capture: now.Add(-time.Second)})
+		// Droppable, so the frames after it do not wait for a key frame.
+		err = p.cc.WriteFrame(now, sid, []byte{1}, FrameInfo{Capture: now.Add(-time.Second), Droppable: true})
 		assert.ErrorIs(t, err, ErrFrameDropped, "past its deadline on arrival")
 		require.NoError(t, p.cc.WriteFrame(now, sid, make([]byte, 10_000), FrameInfo{Capture: now}))
 		require.NoError(t, p.cc.WriteFrame(now, sid, make([]byte, 9_000), FrameInfo{Capture: now}))

@@ -98,14 +98,21 @@ const (
 	// EventFrameDropped: the sender dropped one of its own frames before it
 	// was all sent, because it could no longer arrive in time (Frame.ID).
 	EventFrameDropped
-	// EventKeyFrameRequest: the peer asked for a key frame on a stream we send.
+	// EventKeyFrameRequest: a stream we send needs a key frame: the peer
+	// asked (a PLI), or, with Local set, this sender dropped a frame later
+	// frames reference (no round trip: the request comes as the frame goes).
 	EventKeyFrameRequest
 	// EventClosed: the connection is gone (Err says why; nil for a local
 	// orderly close).
 	EventClosed
+	// EventTargetRate: the media rate the application should encode a
+	// stream at changed (Bitrate, bit/s): the transport target less what
+	// FEC, retransmissions and headers take, audio first, less more while
+	// the send queue or the path's queue grows (pushback).
+	EventTargetRate
 )
 
-var eventNames = [...]string{"none", "connected", "stream-opened", "stream-closed", "frame", "frame-lost", "frame-dropped", "keyframe-request", "closed"}
+var eventNames = [...]string{"none", "connected", "stream-opened", "stream-closed", "frame", "frame-lost", "frame-dropped", "keyframe-request", "closed", "target-rate"}
 
 func (t EventType) String() string {
 	if int(t) < len(eventNames) {
@@ -127,7 +134,40 @@ type FrameMeta struct {
 	Fragments  int           // for lost frames: fragments expected
 	Received   int           // for lost frames: fragments that arrived
 	Reason     string        // for lost and dropped frames
-	Late       time.Duration // for dropped frames: how far past the deadline
+	DropReason DropReason    // for dropped frames
+	Late       time.Duration // for dropped frames: how far past the deadline (predicted, for DropPredictedLate)
+}
+
+// DropReason says why this sender dropped a frame (EventFrameDropped).
+type DropReason uint8
+
+// Reasons a sender drops a frame.
+const (
+	// DropLateOnArrival: WriteFrame refused it (ErrFrameDropped): past its
+	// deadline already, or predicted to arrive after it.
+	DropLateOnArrival DropReason = iota
+	// DropPredictedLate: queued, then predicted to miss its deadline when
+	// its turn came (dropped whole) or while it was leaving (cut short).
+	DropPredictedLate
+	// DropQueueLimit: the pacer queue was at its limit in time
+	// (Config.PacerQueueLimit) and the frame mattered least.
+	DropQueueLimit
+	// DropReference: a frame it references was dropped.
+	DropReference
+	// DropSendBuffer: the send buffer was full in bytes (MaxSendBuffer).
+	DropSendBuffer
+	// DropClosing: the connection closed with the frame queued.
+	DropClosing
+	NumDropReasons
+)
+
+var dropReasonNames = [NumDropReasons]string{"late-on-arrival", "predicted-late", "queue-limit", "reference-dropped", "send-buffer-full", "closing"}
+
+func (r DropReason) String() string {
+	if r < NumDropReasons {
+		return dropReasonNames[r]
+	}
+	return "invalid"
 }
 
 // Event is something the application should know. Data (EventFrame only)
@@ -141,6 +181,11 @@ type Event struct {
 	Frame    FrameMeta
 	Data     []byte
 	Err      error
+	// Local (EventKeyFrameRequest): the request is this sender's own,
+	// after it dropped a reference frame.
+	Local bool
+	// Bitrate (EventTargetRate): the stream's new target, bit/s.
+	Bitrate int64
 
 	buf []byte // the pooled buffer Data lies in, recycled after delivery
 }

@@ -376,9 +376,15 @@ func (c *Conn) handleTWCC(now clock.Time, t *wire.TWCC) {
 		rep.Packets = append(rep.Packets, cc.PacketResult{PacketNumber: pn, Size: int(sp.size), SendTime: sp.at, Received: p.Received, ArrivalTime: at})
 	}
 	s.path.onFeedback(now, rep.Packets)
+	if s.path.measQ > 0 {
+		s.path.anchor(now, s.sentAfter(s.path.measAt))
+	}
 	s.updateConditions(now)
 	rtt := cc.RTT{Min: c.rtt.Min(), Smoothed: c.rtt.Smoothed(), Variation: c.rtt.Variation(), Latest: c.rtt.Latest()}
 	s.estimator.OnFeedback(now, rep, rtt, s.queued == 0)
+	if !s.fixedTarget() {
+		s.updateRate()
+	}
 }
 
 // unwrap16 returns the packet number closest to near whose low 16 bits are v.

@@ -22,9 +22,29 @@ import (
 // This is the transport's interim view of the path; the cc issue's
 // estimator supersedes it.
 type pathModel struct {
-	rates [pathRateSlots]rateSlot
-	vq    float64 // bytes in the virtual queue
-	vqAt  clock.Time
+	// ceiling bounds the measured capacity, bit/s (0: none): a measured
+	// transport target, once an estimator gives one, since the delivery
+	// rate seen before a capacity drop is not the path's any more.
+	ceiling float64
+	rates   [pathRateSlots]rateSlot
+	vq      float64 // bytes in the virtual queue
+	vqAt    clock.Time
+
+	// The queue feedback measured: a received packet's arrival minus send
+	// time (clocks apart by an unknown constant) over the least such value
+	// of the last pathRateSlots seconds is the queue it met. The latest
+	// report's is kept with its packet's send time; anchor raises the
+	// virtual queue to match, so a queue the virtual one missed (another
+	// flow's, or ours before a capacity drop was known) counts.
+	owdMin [pathRateSlots]owdSlot
+	measQ  time.Duration
+	measAt clock.Time
+}
+
+type owdSlot struct {
+	start clock.Time
+	min   time.Duration
+	set   bool
 }
 
 type rateSlot struct {
@@ -82,6 +102,9 @@ func (m *pathModel) rate(now clock.Time) float64 {
 			best = s.bps
 		}
 	}
+	if m.ceiling > 0 && best > m.ceiling {
+		best = m.ceiling
+	}
 	return best
 }
 
@@ -99,6 +122,17 @@ func (m *pathModel) queueDelay(now clock.Time) time.Duration {
 	}
 	d := time.Duration(m.vq * 8 / r * float64(time.Second))
 	return d + max(pathMinMargin, time.Duration(float64(d)*pathMargin))
+}
+
+// rawQueueDelay is queueDelay without the margin: the bytes ahead at the
+// measured rate.
+func (m *pathModel) rawQueueDelay(now clock.Time) time.Duration {
+	m.drain(now)
+	r := m.rate(now)
+	if r <= 0 {
+		return 0
+	}
+	return time.Duration(m.vq * 8 / r * float64(time.Second))
 }
 
 // onFeedback takes a transport-wide report's packets (in packet-number
@@ -122,6 +156,7 @@ func (m *pathModel) onFeedback(now clock.Time, pkts []cc.PacketResult) {
 		}
 		n++
 	}
+	m.measure(now, pkts)
 	span := last.Sub(first)
 	if n < minRatePackets || span < minRateSpan {
 		return
@@ -137,4 +172,62 @@ func (m *pathModel) onFeedback(now clock.Time, pkts []cc.PacketResult) {
 		*slot = rateSlot{start: start}
 	}
 	slot.bps = max(slot.bps, bps)
+}
+
+// measure updates the windowed least one-way delay (on the two clocks) and
+// the queue the report's last received packet met.
+func (m *pathModel) measure(now clock.Time, pkts []cc.PacketResult) {
+	k := int64(now) / int64(pathRateSlotLen)
+	if int64(now)%int64(pathRateSlotLen) < 0 {
+		k--
+	}
+	slot := &m.owdMin[(k%pathRateSlots+pathRateSlots)%pathRateSlots]
+	if start := clock.Time(k * int64(pathRateSlotLen)); slot.start != start || !slot.set {
+		*slot = owdSlot{start: start}
+	}
+	var lastD time.Duration
+	var lastAt clock.Time
+	got := false
+	for i := range pkts {
+		p := &pkts[i]
+		if !p.Received {
+			continue
+		}
+		d := p.ArrivalTime.Sub(p.SendTime)
+		if !slot.set || d < slot.min {
+			slot.min, slot.set = d, true
+		}
+		if !got || p.SendTime >= lastAt {
+			lastD, lastAt, got = d, p.SendTime, true
+		}
+	}
+	if !got {
+		return
+	}
+	base := slot.min
+	for _, s := range m.owdMin {
+		if s.set && now.Sub(s.start) < pathRateSlots*pathRateSlotLen && s.min < base {
+			base = s.min
+		}
+	}
+	m.measQ, m.measAt = lastD-base, lastAt
+}
+
+// anchor raises the virtual queue to what the last measurement implies
+// now: the queue the measured packet met, plus the bytes sent after it
+// (sentAfter), less what drained since, at the measured rate.
+func (m *pathModel) anchor(now clock.Time, sentAfter int64) {
+	if m.measQ <= 0 {
+		return
+	}
+	m.drain(now)
+	r := m.rate(now)
+	if r <= 0 {
+		return
+	}
+	q := r/8*m.measQ.Seconds() + float64(sentAfter) - r/8*now.Sub(m.measAt).Seconds()
+	if q > m.vq {
+		m.vq = q
+		m.vqAt = now
+	}
 }

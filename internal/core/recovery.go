@@ -116,7 +116,7 @@ func (s *sender) updateConditions(now clock.Time) {
 }
 
 // oneWay predicts the one-way delay of a packet sent now: half the minimum
-// RTT (the path without queues) plus the queue our own packets built on it
+// RTT (the path without queues; Conn.owd) plus the queue our own packets built on it
 // and the packet's own serialisation (pathModel), rounded up to 5 ms so the
 // FEC policy, which recomputes when its inputs change, sees a steady value.
 // The retransmission check uses the same value: seeds 1-5 of the bench's
@@ -127,7 +127,7 @@ func (s *sender) updateConditions(now clock.Time) {
 // in the bench's arq rows.)
 func (s *sender) oneWay(now clock.Time) time.Duration {
 	c := s.c
-	d := c.rtt.WindowedMin()/2 + s.path.queueDelay(now)
+	d := c.owd() + s.path.queueDelay(now)
 	const step = 5 * time.Millisecond
 	return (d + step - 1) / step * step
 }

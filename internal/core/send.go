@@ -37,13 +37,27 @@ type sendStream struct {
 	queued      int  // bytes
 	acked       bool // the peer's view of the stream matches ours
 	stats       StreamSendStats
+
+	// broken: a frame later frames reference was dropped, so every frame
+	// but a key frame is dropped until one comes (proactive drop's
+	// dependents). keyAsked: the application was asked for that key frame
+	// (EventKeyFrameRequest, Local) and has not written one since.
+	broken   bool
+	keyAsked bool
+	// keyRetryAt: a key frame written on request was itself dropped as
+	// predicted late; asking again before then would bring one no more
+	// likely to fit (a key-frame storm).
+	keyRetryAt clock.Time
+	target     int64 // the last TargetRate given the application, bit/s; 0 none yet
 }
 
 // StreamSendStats counts a sent stream's frames.
 type StreamSendStats struct {
 	FramesSent    int64 // frames the application wrote (including those dropped later)
-	FramesDropped int64 // frames dropped by this sender (too late, queue full)
+	FramesDropped int64 // frames dropped by this sender (SendDrops says why)
 	BytesSent     int64 // frame bytes the application wrote
+	BytesDropped  int64 // frame bytes of dropped frames that never left
+	TargetBitrate int64 // the last TargetRate given for the stream, bit/s
 }
 
 // outFrame is a frame waiting in its stream's queue.
@@ -53,9 +67,42 @@ type outFrame struct {
 	deadline  clock.Time
 	key       bool
 	droppable bool
-	buf       []byte // frame prefix + frame bytes, from the endpoint's pool
+	class     cc.Class
+	gone      bool   // dropped while queued behind others: skipped when it reaches the head
+	buf       []byte // frame prefix + frame bytes, from the endpoint's pool; nil once gone
+	size      int    // bytes counted in the queues (len(buf); 0 once gone)
+	sent      int    // bytes of buf sent
 	count     int    // fragments
 	next      int    // next fragment to send
+}
+
+// rank orders frames for dropping when the pacer queue is full: droppable
+// frames go first, then other deltas, key frames last; audio is never
+// dropped for the limit.
+func (f *outFrame) rank() int {
+	switch {
+	case f.class == cc.ClassAudio:
+		return 3
+	case f.key:
+		return 2
+	case f.droppable:
+		return 0
+	}
+	return 1
+}
+
+// frameClass is the pacer class of a stream's frame.
+func frameClass(kind Kind, key bool) cc.Class {
+	switch kind {
+	case KindAudio:
+		return cc.ClassAudio
+	case KindVideo:
+		if key {
+			return cc.ClassKey
+		}
+		return cc.ClassVideo
+	}
+	return cc.ClassData
 }
 
 type sender struct {
@@ -79,17 +126,33 @@ type sender struct {
 
 	announceDue  bool // a stream's state changed and the peer has not acked it
 	announceSent clock.Time
+
+	// Encoder targets (target.go).
+	targetAt clock.Time              // next TargetRate computation
+	queueMin time.Duration           // least pacer queue delay since the last one
+	overhead [overheadSlots]byteMark // wire and media bytes sent, per target interval
+	ovhN     int
+
+	drops SendDropStats
 }
 
 func (s *sender) init(c *Conn) {
 	s.c = c
 	s.pacer = cc.NewPacer(minPacingRate, cc.DefaultBurst)
+	s.pacer.SetQueueLimit(c.cfg.PacerQueueLimit)
 	s.estimator = &s.fixed
+	if c.cfg.Estimator != nil {
+		s.estimator = c.cfg.Estimator()
+	}
 	s.order = make([]*sendStream, 0, wire.MaxStreams)
 }
 
+// fixedTarget reports whether the estimator is version 1's Fixed, whose
+// target is the streams' nominal rates rather than anything measured.
+func (s *sender) fixedTarget() bool { return s.estimator == cc.Estimator(&s.fixed) }
+
 // updateRate recomputes the version-1 target (the streams' nominal rates)
-// and the pacing rate from it.
+// and the pacing rate from the estimator's target.
 func (s *sender) updateRate() {
 	var sum int64
 	for _, st := range s.streams {
@@ -98,9 +161,39 @@ func (s *sender) updateRate() {
 		}
 	}
 	s.fixed.Rate = sum
-	rate := int64(float64(s.estimator.Target()) * s.c.cfg.PacingFactor)
+	target := s.estimator.Target()
+	rate := int64(float64(target) * s.c.cfg.PacingFactor)
 	rate = min(max(rate, minPacingRate), s.c.cfg.MaxBitrate)
 	s.pacer.SetRate(rate)
+	if !s.fixedTarget() {
+		// A measured target bounds the path model's capacity: the delivery
+		// rate it saw before a collapse is not the path's any more.
+		s.path.ceiling = float64(target)
+	}
+}
+
+// frameRate is the rate a frame's own bytes cross the path at, for the
+// proactive drop's prediction: the transport target. Version 1's Fixed
+// target is the nominal media rate, not the path's capacity, so with it
+// the pacing rate is used instead.
+func (s *sender) frameRate() int64 {
+	if s.fixedTarget() {
+		return s.pacer.DrainRate()
+	}
+	return max(s.estimator.Target(), 1)
+}
+
+// judgeDeadline is the deadline the sender drops frames against: capture
+// + Latency, unless the path's delay alone (half the windowed minimum RTT)
+// already exceeds Latency (a standing queue we cannot drain, as behind a
+// TCP flow): then capture + that delay + Latency, rather than dropping
+// every frame.
+func (s *sender) judgeDeadline(capture clock.Time) clock.Time {
+	lat := s.c.cfg.Latency
+	if ow := s.c.owd(); ow >= lat {
+		return capture.Add(ow + lat)
+	}
+	return capture.Add(lat)
 }
 
 // OpenStream opens a stream to send frames on and returns its id (0-15).
@@ -137,6 +230,7 @@ func (c *Conn) OpenStream(now clock.Time, cfg StreamConfig) (uint8, error) {
 		s.announceDue = true
 		s.announceSent = clock.Time(-1 << 62)
 		s.updateRate()
+		s.targetAt = now // the new stream's first target
 		return uint8(id), nil
 	}
 	return 0, ErrTooManyStreams
@@ -239,31 +333,179 @@ func (c *Conn) WriteFrame(now clock.Time, stream uint8, payload []byte, info Fra
 	st.stats.FramesSent++
 	st.stats.BytesSent += int64(len(payload))
 	deadline := info.Capture.Add(c.cfg.Latency)
-	if late := now.Add(c.owd()).Sub(deadline); late >= 0 {
-		c.dropped(st, id, info, "late on arrival", late)
+	size := wire.FramePrefixLen + len(payload)
+	class := frameClass(st.cfg.Kind, info.Key)
+	f := outFrame{id: id, capture: info.Capture, deadline: deadline, key: info.Key, droppable: info.Droppable,
+		class: class, size: size}
+	if info.Key {
+		st.keyAsked = false
+	}
+	judge := s.judgeDeadline(info.Capture)
+	if late := now.Add(c.owd()).Sub(judge); late >= 0 {
+		s.refuse(now, st, &f, DropLateOnArrival, "late on arrival", late)
 		return fmt.Errorf("%w: frame %d is past its deadline by %v", ErrFrameDropped, id, late)
 	}
-	size := wire.FramePrefixLen + len(payload)
+	if st.broken && class != cc.ClassAudio && !info.Key {
+		s.askKey(now, st)
+		s.refuse(now, st, &f, DropReference, "a frame it references was dropped", 0)
+		return fmt.Errorf("%w: frame %d references a dropped frame (waiting for a key frame)", ErrFrameDropped, id)
+	}
 	if s.queued+size > c.cfg.MaxSendBuffer {
-		c.dropped(st, id, info, "send buffer full", 0)
+		s.refuse(now, st, &f, DropSendBuffer, "send buffer full", 0)
 		return fmt.Errorf("%w: send buffer full (%d bytes queued)", ErrFrameDropped, s.queued)
+	}
+	// Proactive drop: when would its last byte arrive? Everything queued
+	// in its class and above leaves first, and so does what its own stream
+	// queued (frames leave a stream in order).
+	ahead := s.pacer.Ahead(class + 1)
+	if class < cc.ClassVideo {
+		for i := 0; i < st.queue.Len(); i++ {
+			if q := st.queue.At(i); q.class > class {
+				ahead += int64(q.size - q.sent)
+			}
+		}
+	}
+	arrival := cc.PredictArrival(now, s.pacer.DelayOf(ahead), size, s.frameRate(), s.oneWay(now))
+	if late := arrival.Sub(judge); late > 0 {
+		s.refuse(now, st, &f, DropLateOnArrival, "predicted to arrive after its deadline", late)
+		return fmt.Errorf("%w: frame %d would arrive %v after its deadline", ErrFrameDropped, id, late)
+	}
+	if !s.pacer.Fits(size) && !s.makeRoom(now, st, &f) {
+		s.refuse(now, st, &f, DropQueueLimit, "pacer queue full", 0)
+		return fmt.Errorf("%w: pacer queue full (%v queued, limit %v)", ErrFrameDropped, s.pacer.QueueDelay(), s.pacer.QueueLimit())
+	}
+	if info.Key {
+		st.broken = false
 	}
 	buf := c.ep.pool.Get(size)
 	buf, _ = wire.AppendFramePrefix(buf[:0], wire.Timestamp(info.Capture, c.epoch))
 	buf = append(buf, payload...)
 	fs := c.fragSize()
-	st.queue.Push(outFrame{
-		id:        id,
-		capture:   info.Capture,
-		deadline:  deadline,
-		key:       info.Key,
-		droppable: info.Droppable,
-		buf:       buf,
-		count:     (size + fs - 1) / fs,
-	})
+	f.buf = buf
+	f.count = (size + fs - 1) / fs
+	st.queue.Push(f)
 	st.queued += size
 	s.queued += size
+	s.pacer.Add(class, size)
 	return nil
+}
+
+// makeRoom frees the pacer queue for f (not yet queued) by dropping frames
+// that matter less, in the order the pacer issue gives: droppable frames
+// first (newest first), then other deltas (from the tails of the queues,
+// so a delta's dependents go before it). A droppable frame or a delta
+// never pushes out a frame of its own rank: it is the newest, so dropping
+// it costs least. Key frames are never dropped for the limit alone while
+// their deadline is reachable, nor is audio: a key frame or audio that
+// still does not fit stretches the pacer's drain rate. It reports whether
+// f may be queued.
+func (s *sender) makeRoom(now clock.Time, fst *sendStream, f *outFrame) bool {
+	fits := func() bool { return s.pacer.Fits(f.size) }
+	if f.rank() == 0 {
+		return false
+	}
+	// Droppable frames anywhere: nothing references them.
+	for k := len(s.order) - 1; k >= 0 && !fits(); k-- {
+		st := s.order[k]
+		for i := st.queue.Len() - 1; i >= 0 && !fits(); i-- {
+			if q := st.queue.At(i); !q.gone && q.next == 0 && q.droppable && !q.key && q.class != cc.ClassAudio {
+				s.evict(now, st, q, "pacer queue full")
+			}
+		}
+	}
+	if fits() {
+		return true
+	}
+	if f.rank() < 2 {
+		return false
+	}
+	// Deltas from each queue's tail, lowest-priority stream first.
+	for k := len(s.order) - 1; k >= 0 && !fits(); k-- {
+		st := s.order[k]
+		if st.cfg.Kind == KindAudio {
+			continue
+		}
+		for i := st.queue.Len() - 1; i >= 0 && !fits(); i-- {
+			q := st.queue.At(i)
+			if q.gone {
+				continue
+			}
+			if q.next > 0 || q.key {
+				break // started, or a key frame: what is before it stays
+			}
+			s.evict(now, st, q, "pacer queue full")
+			if st != fst || !f.key {
+				// What is left of the queue comes before q: only frames
+				// written later depend on it.
+				s.breakStream(now, st, false)
+			}
+		}
+	}
+	if !fits() {
+		s.pacer.Stretch(f.size)
+	}
+	return true
+}
+
+// evict drops a queued frame that has not started, leaving a tombstone in
+// its stream's queue.
+func (s *sender) evict(now clock.Time, st *sendStream, q *outFrame, reason string) {
+	s.drop(now, st, q, DropQueueLimit, reason, 0)
+	s.release(st, q)
+	q.gone = true
+}
+
+// release takes a frame's unsent bytes out of the queues and frees its
+// buffer.
+func (s *sender) release(st *sendStream, f *outFrame) {
+	if f.buf == nil {
+		return
+	}
+	s.pacer.Remove(f.class, f.size-f.sent)
+	st.queued -= f.size
+	s.queued -= f.size
+	f.size, f.sent = 0, 0
+	s.c.ep.pool.Put(f.buf)
+	f.buf = nil
+}
+
+// breakStream notes that a frame later frames reference was dropped: every
+// frame of the stream up to its next key frame goes (those written later,
+// and, with queued, those in the queue: the dropped frame was at its head),
+// and the application is asked for a key frame at once
+// (EventKeyFrameRequest with Local set), unless it was asked already and
+// has written none since.
+func (s *sender) breakStream(now clock.Time, st *sendStream, queued bool) {
+	if st.cfg.Kind == KindAudio {
+		return
+	}
+	st.broken = true
+	for i := 0; queued && i < st.queue.Len(); i++ {
+		q := st.queue.At(i)
+		if q.gone || q.next > 0 {
+			continue
+		}
+		if q.key {
+			st.broken = false // the key frame queued restarts the chain
+			continue
+		}
+		if st.broken {
+			s.drop(now, st, q, DropReference, "a frame it references was dropped", 0)
+			s.release(st, q)
+			q.gone = true
+		}
+	}
+	s.askKey(now, st)
+}
+
+// askKey asks the application for a key frame on a broken stream, unless
+// it was asked already or a key frame just proved too late to send.
+func (s *sender) askKey(now clock.Time, st *sendStream) {
+	if st.broken && !st.keyAsked && now >= st.keyRetryAt {
+		st.keyAsked = true
+		s.c.stats.KeyFrameRequestsLocal++
+		s.c.ep.pushEvent(Event{Type: EventKeyFrameRequest, Conn: s.c, Stream: st.id, Kind: st.cfg.Kind, Local: true})
+	}
 }
 
 func (c *Conn) errClosed() error {
@@ -287,63 +529,120 @@ func (c *Conn) owd() time.Duration {
 	return c.rtt.WindowedMin() / 2
 }
 
-func (c *Conn) dropped(st *sendStream, id int64, info FrameInfo, reason string, late time.Duration) {
+// refuse drops a frame WriteFrame was given and cannot queue: if later
+// frames reference it, the stream waits for a key frame.
+func (s *sender) refuse(now clock.Time, st *sendStream, f *outFrame, why DropReason, reason string, late time.Duration) {
+	s.drop(now, st, f, why, reason, late)
+	if f.key && late > 0 {
+		// Ask for the next key frame once this one would have fitted: its
+		// lateness is what the queues ahead must drain first.
+		st.keyRetryAt = now.Add(late)
+	}
+	if f.key || !f.droppable {
+		s.breakStream(now, st, false)
+	}
+}
+
+// drop counts a frame this sender drops and tells the application
+// (EventFrameDropped). It does not touch the queues: see release.
+func (s *sender) drop(now clock.Time, st *sendStream, f *outFrame, why DropReason, reason string, late time.Duration) {
+	c := s.c
+	unsent := int64(f.size - f.sent)
 	st.stats.FramesDropped++
+	st.stats.BytesDropped += unsent
 	c.stats.FramesDroppedOnSend++
+	s.drops.Frames[why][f.class]++
+	s.drops.Bytes[why][f.class] += unsent
 	c.ep.pushEvent(Event{Type: EventFrameDropped, Conn: c, Stream: st.id, Kind: st.cfg.Kind,
-		Frame: FrameMeta{ID: id, Capture: info.Capture, Key: info.Key, Droppable: info.Droppable, Reason: reason, Late: late}})
+		Frame: FrameMeta{ID: f.id, Capture: f.capture, Key: f.key, Droppable: f.droppable, Size: f.size - wire.FramePrefixLen,
+			Reason: reason, DropReason: why, Late: late}})
+}
+
+// dropHead drops a stream's head frame (before or while sending it) and
+// its dependents.
+func (s *sender) dropHead(now clock.Time, st *sendStream, why DropReason, reason string, late time.Duration) {
+	f := st.queue.Front()
+	s.drop(now, st, f, why, reason, late)
+	ref := f.key || !f.droppable
+	if f.key && late > 0 {
+		st.keyRetryAt = now.Add(late)
+	}
+	s.popFrame(st)
+	if ref {
+		s.breakStream(now, st, true)
+	}
 }
 
 // popFrame removes a stream's head frame and frees its buffer.
 func (s *sender) popFrame(st *sendStream) {
 	f := st.queue.Pop()
-	size := len(f.buf)
-	st.queued -= size
-	s.queued -= size
-	s.c.ep.pool.Put(f.buf)
+	s.release(st, &f)
 }
 
-// pollMedia sends the next packet the pacer allows, in priority order:
-// audio frames, retransmissions, FEC repair packets, then the other streams'
-// frames (issue 9 refines the classes). Frames that can no longer arrive in
-// time are dropped on the way.
+// pollMedia sends the next packet the pacer allows, in strict priority
+// order (cc.Class): audio frames, retransmissions, FEC repair packets, key
+// frames, then the other streams' frames. A frame predicted to miss its
+// deadline is dropped whole before any of it leaves, or cut short when its
+// rest would miss (with its dependents: breakStream); retransmissions and
+// repair packets are checked against their deadlines as they leave.
 func (s *sender) pollMedia(now clock.Time, dst []byte) (int, bool) {
 	if (s.queued == 0 && !s.recoveryDue()) || !s.pacer.CanSend(now) {
 		return 0, false
 	}
-	c := s.c
-	arrival := now.Add(c.owd())
+	n, ok := s.pollNext(now, dst)
+	s.queueMin = min(s.queueMin, s.pacer.QueueDelay()+s.path.rawQueueDelay(now))
+	return n, ok
+}
+
+func (s *sender) pollNext(now clock.Time, dst []byte) (int, bool) {
+	oneWay := s.oneWay(now)
 	recoveryTried := false
-	for _, st := range s.order {
-		if !recoveryTried && st.cfg.Kind != KindAudio {
-			recoveryTried = true
-			if n, ok := s.pollRetransmit(now, dst); ok {
-				return n, true
-			}
-			if n, ok := s.pollRepair(now, dst); ok {
-				return n, true
-			}
-		}
-		for st.queue.Len() > 0 {
-			f := st.queue.Front()
-			if arrival > f.deadline {
-				reason := "deadline passed in the send queue"
-				if f.next > 0 {
-					reason = "deadline passed while sending"
-				}
-				c.dropped(st, f.id, FrameInfo{Capture: f.capture, Key: f.key, Droppable: f.droppable}, reason, arrival.Sub(f.deadline))
-				s.popFrame(st)
+	// Two passes over the non-audio streams: those with a key frame at the
+	// head of their queue, then the rest.
+	for pass := 0; pass < 2; pass++ {
+		for _, st := range s.order {
+			audio := st.cfg.Kind == KindAudio
+			if audio && pass > 0 {
 				continue
 			}
-			n := s.sendFragment(now, st, f, dst)
-			if f.next == f.count {
-				c.stats.FramesSent++
-				s.popFrame(st)
-				if st.queue.Len() == 0 && !st.open {
-					s.updateRate()
+			if !audio && !recoveryTried {
+				recoveryTried = true
+				if n, ok := s.pollRetransmit(now, dst); ok {
+					return n, true
+				}
+				if n, ok := s.pollRepair(now, dst); ok {
+					return n, true
 				}
 			}
-			return n, n > 0
+			for st.queue.Len() > 0 {
+				f := st.queue.Front()
+				if f.gone {
+					s.popFrame(st)
+					continue
+				}
+				if !audio && pass == 0 && !f.key {
+					break
+				}
+				ahead := s.pacer.DelayOf(s.pacer.Ahead(f.class))
+				arrival := cc.PredictArrival(now, ahead, f.size-f.sent, s.frameRate(), oneWay)
+				if late := arrival.Sub(s.judgeDeadline(f.capture)); late > 0 {
+					reason := "predicted to miss its deadline in the send queue"
+					if f.next > 0 {
+						reason = "predicted to miss its deadline while sending: cut short"
+					}
+					s.dropHead(now, st, DropPredictedLate, reason, late)
+					continue
+				}
+				n := s.sendFragment(now, st, f, dst)
+				if f.next == f.count {
+					s.c.stats.FramesSent++
+					s.popFrame(st)
+					if st.queue.Len() == 0 && !st.open {
+						s.updateRate()
+					}
+				}
+				return n, n > 0
+			}
 		}
 	}
 	if !recoveryTried {
@@ -386,6 +685,8 @@ func (s *sender) sendFragment(now clock.Time, st *sendStream, f *outFrame, dst [
 	}
 	b = append(b, f.buf[start:end]...)
 	f.next++
+	f.sent = end
+	s.pacer.Remove(f.class, end-start)
 	c.consumePN()
 	s.protect(now, pn, &h, f.buf[start:end], f, st.cfg.Kind)
 	s.history[pn&(historySize-1)] = sentPacket{key: pn + 1, at: now, size: int32(len(b)), media: true}
@@ -413,16 +714,32 @@ func (s *sender) nextTimeout() clock.Time {
 	if s.announceDue {
 		t = clock.Min(t, s.announceSent.Add(s.announceRepeat()))
 	}
+	if s.anyOpen() {
+		t = clock.Min(t, s.targetAt)
+	}
 	return t
+}
+
+func (s *sender) anyOpen() bool {
+	for _, st := range s.order {
+		if st.open {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *sender) announceRepeat() time.Duration {
 	return max(s.c.rtt.Smoothed(), announceInterval)
 }
 
-// handleTimeout closes FEC blocks on their time bound and refreshes the
-// FEC policy's inputs.
+// handleTimeout updates the encoder targets when due, closes FEC blocks on
+// their time bound and refreshes the FEC policy's inputs.
 func (s *sender) handleTimeout(now clock.Time) {
+	if now >= s.targetAt && s.anyOpen() {
+		s.updateTargets(now)
+		s.targetAt = now.Add(targetInterval)
+	}
 	if s.fec == nil {
 		return
 	}
@@ -436,11 +753,29 @@ func (s *sender) handleTimeout(now clock.Time) {
 func (s *sender) dropAll(now clock.Time, reason string) {
 	for _, st := range s.order {
 		for st.queue.Len() > 0 {
-			f := st.queue.Front()
-			s.c.dropped(st, f.id, FrameInfo{Capture: f.capture, Key: f.key, Droppable: f.droppable}, reason, 0)
+			if f := st.queue.Front(); !f.gone {
+				s.drop(now, st, f, DropClosing, reason, 0)
+			}
 			s.popFrame(st)
 		}
 	}
+}
+
+// sentAfter returns the bytes of the media packets sent after at that the
+// history still holds.
+func (s *sender) sentAfter(at clock.Time) int64 {
+	var n int64
+	for pn := s.c.nextPN - 1; pn >= 0 && pn > s.c.nextPN-1-historySize; pn-- {
+		p, ok := s.lookupSent(pn)
+		if !ok {
+			continue
+		}
+		if p.at <= at {
+			break
+		}
+		n += int64(p.size)
+	}
+	return n
 }
 
 // lookupSent returns what the history holds for packet number pn.

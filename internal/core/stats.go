@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/spillway-rt/spillway/arq"
+	"github.com/spillway-rt/spillway/cc"
 	"github.com/spillway-rt/spillway/fec"
 )
 
@@ -17,7 +18,7 @@ type ConnStats struct {
 	MediaPacketsSent    int64 // data packets
 	MediaBytesSent      int64 // frame bytes (prefix included) in data packets
 	FramesSent          int64 // frames whose every fragment left
-	FramesDroppedOnSend int64 // frames this sender dropped (late, queue full, closing)
+	FramesDroppedOnSend int64 // frames this sender dropped (SendDrops says why)
 	PingsSent           int64
 	FeedbackSent        int64 // feedback packets
 
@@ -27,6 +28,18 @@ type ConnStats struct {
 	NACKsReceived            int64 // NACK messages received
 	PacketsNACKedByPeer      int64 // packet numbers those NACKs named
 	SendBacklog              int   // bytes queued to send
+
+	// The pacer (ours; DESIGN §5): the queue's delay at the drain rate now
+	// and its largest right after a frame joined it, the limit it is held
+	// to, how often key frames or audio stretched the drain rate to fit,
+	// frames and bytes dropped on send by reason and class, and the key
+	// frames asked of the application after a reference frame was dropped.
+	PacerQueueDelay       time.Duration
+	PacerQueueDelayMax    time.Duration
+	PacerQueueLimit       time.Duration
+	PacerStretches        int64
+	SendDrops             SendDropStats
+	KeyFrameRequestsLocal int64
 
 	// Received.
 	PacketsReceived         int64 // distinct packets accepted
@@ -87,6 +100,12 @@ func (c *Conn) Stats() ConnStats {
 	s.MinRoundTripTime = c.rtt.Min()
 	s.AvailableOutgoingBitrate = c.snd.estimator.Target()
 	s.PacingRate = c.snd.pacer.Rate()
+	ps := c.snd.pacer.Stats()
+	s.PacerQueueDelay = c.snd.pacer.QueueDelay()
+	s.PacerQueueDelayMax = ps.QueueDelayMax
+	s.PacerQueueLimit = c.snd.pacer.QueueLimit()
+	s.PacerStretches = ps.Stretches
+	s.SendDrops = c.snd.drops
 	if c.snd.fec != nil {
 		s.FECSent = c.snd.fec.Stats()
 	}
@@ -108,4 +127,20 @@ func (c *Conn) RecvStreamStats(id uint8) (StreamRecvStats, bool) {
 		return StreamRecvStats{}, false
 	}
 	return c.rcv.streams[id].stats, true
+}
+
+// SendDropStats counts the frames (and their bytes not yet sent) this
+// sender dropped, by reason and by pacer class (cc.ClassAudio ...).
+type SendDropStats struct {
+	Frames [NumDropReasons][cc.NumClasses]int64
+	Bytes  [NumDropReasons][cc.NumClasses]int64
+}
+
+// Total returns the frames and bytes dropped for one reason, every class.
+func (d *SendDropStats) Total(r DropReason) (frames, bytes int64) {
+	for c := range d.Frames[r] {
+		frames += d.Frames[r][c]
+		bytes += d.Bytes[r][c]
+	}
+	return frames, bytes
 }

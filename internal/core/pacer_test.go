@@ -1,0 +1,188 @@
+package core
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spillway-rt/spillway/cc"
+	"github.com/spillway-rt/spillway/clock"
+	"github.com/spillway-rt/spillway/netem"
+)
+
+// slowPair is a connected pair whose forward path carries 1 Mbit/s, with a
+// sender whose target is fixed at 1 Mbit/s (so the pacer runs at 2.5
+// Mbit/s and the frame's own bytes cross at 1 Mbit/s).
+func slowPair(t *testing.T, cfg Config) (*pair, *Conn) {
+	cfg.Estimator = func() cc.Estimator { return &cc.Scripted{Steps: []cc.ScriptStep{{Rate: 1_000_000}}} }
+	link := netem.LinkConfig{Delay: 20 * time.Millisecond, Rate: 1_000_000, QueueDelay: time.Second}
+	p := newPair(t, pairOpts{client: cfg, fwd: link, rev: netem.LinkConfig{Delay: 20 * time.Millisecond}})
+	sc := p.connected()
+	return p, sc
+}
+
+// A dropped reference frame takes its dependents with it, and the
+// application is asked for a key frame at once; a key frame restores the
+// stream.
+func TestDroppedReferenceTakesDependentsAndAsksForAKeyFrame(t *testing.T) {
+	p, _ := slowPair(t, Config{})
+	var sid uint8
+	var errs []error
+	p.at(0, func(now clock.Time) {
+		var err error
+		sid, err = p.cc.OpenStream(now, StreamConfig{Kind: KindVideo, Bitrate: 500_000})
+		require.NoError(t, err)
+		require.NoError(t, p.cc.WriteFrame(now, sid, make([]byte, 2000), FrameInfo{Capture: now, Key: true}))
+	})
+	// Frame 1: 40 kB at 1 Mbit/s is 320 ms: hopeless on arrival.
+	p.at(33*time.Millisecond, func(now clock.Time) {
+		errs = append(errs, p.cc.WriteFrame(now, sid, make([]byte, 40_000), FrameInfo{Capture: now}))
+	})
+	// Frames 2-3: small deltas referencing it; frame 4 droppable: all go.
+	for i, dropp := range []bool{false, false, true} {
+		p.at(time.Duration(66+33*i)*time.Millisecond, func(now clock.Time) {
+			errs = append(errs, p.cc.WriteFrame(now, sid, make([]byte, 500), FrameInfo{Capture: now, Droppable: dropp}))
+		})
+	}
+	// Frame 5: the key frame asked for; frame 6 a delta on it.
+	p.at(165*time.Millisecond, func(now clock.Time) {
+		errs = append(errs, p.cc.WriteFrame(now, sid, make([]byte, 3000), FrameInfo{Capture: now, Key: true}))
+	})
+	p.at(198*time.Millisecond, func(now clock.Time) {
+		errs = append(errs, p.cc.WriteFrame(now, sid, make([]byte, 500), FrameInfo{Capture: now}))
+	})
+	p.run(2 * time.Second)
+
+	require.Len(t, errs, 6)
+	for i, err := range errs[:4] {
+		assert.ErrorIs(t, err, ErrFrameDropped, "frame %d", i+1)
+	}
+	assert.NoError(t, errs[4])
+	assert.NoError(t, errs[5])
+
+	var reasons []DropReason
+	var ids []int64
+	for _, ev := range p.client.events {
+		if ev.Type == EventFrameDropped {
+			reasons = append(reasons, ev.Frame.DropReason)
+			ids = append(ids, ev.Frame.ID)
+		}
+	}
+	assert.Equal(t, []int64{1, 2, 3, 4}, ids)
+	assert.Equal(t, []DropReason{DropLateOnArrival, DropReference, DropReference, DropReference}, reasons)
+
+	var asks int
+	for _, ev := range p.client.events {
+		if ev.Type == EventKeyFrameRequest {
+			assert.True(t, ev.Local)
+			asks++
+		}
+	}
+	assert.Equal(t, 1, asks, "one request for the one broken chain")
+	st := p.cc.Stats()
+	assert.Equal(t, int64(1), st.KeyFrameRequestsLocal)
+	assert.Equal(t, int64(1), st.SendDrops.Frames[DropLateOnArrival][cc.ClassVideo])
+	assert.Equal(t, int64(3), st.SendDrops.Frames[DropReference][cc.ClassVideo])
+	assert.Equal(t, int64(4), st.FramesDroppedOnSend)
+
+	var got []int64
+	for _, ev := range p.server.events {
+		if ev.Type == EventFrame {
+			got = append(got, ev.Frame.ID)
+		}
+	}
+	assert.Equal(t, []int64{0, 5, 6}, got, "the key frame restores the stream")
+}
+
+// The local key-frame request comes as the reference frame is dropped,
+// not a round trip later.
+func TestLocalKeyFrameRequestAtTheDrop(t *testing.T) {
+	p, _ := slowPair(t, Config{})
+	var sid uint8
+	var dropAt, askAt clock.Time = -1, -1
+	p.client.onEvent = func(now clock.Time, ev Event) {
+		switch {
+		case ev.Type == EventFrameDropped && dropAt < 0:
+			dropAt = now
+		case ev.Type == EventKeyFrameRequest && askAt < 0:
+			askAt = now
+		}
+	}
+	p.at(0, func(now clock.Time) {
+		var err error
+		sid, err = p.cc.OpenStream(now, StreamConfig{Kind: KindVideo, Bitrate: 500_000})
+		require.NoError(t, err)
+	})
+	// A burst of 6 kB deltas every 33 ms: 2.9 Mbit/s into 1 Mbit/s. The
+	// first to be predicted late goes from the head of the queue.
+	for i := range 30 {
+		p.at(time.Duration(33*i)*time.Millisecond, func(now clock.Time) {
+			_ = p.cc.WriteFrame(now, sid, make([]byte, 12_000), FrameInfo{Capture: now, Key: i == 0})
+		})
+	}
+	p.run(2 * time.Second)
+	require.GreaterOrEqual(t, dropAt, clock.Time(0), "a frame was dropped")
+	require.GreaterOrEqual(t, askAt, clock.Time(0), "a key frame was asked for")
+	assert.Equal(t, dropAt, askAt, "asked at the moment of the drop")
+}
+
+// The pacer queue stays within its limit at every enqueue: droppable
+// frames go first, then deltas; key frames and audio are never dropped for
+// the limit and stretch the drain rate instead.
+func TestPacerQueueLimit(t *testing.T) {
+	p, sc := slowPair(t, Config{PacerQueueLimit: 100 * time.Millisecond, Latency: 2 * time.Second})
+	var vid, aud uint8
+	p.at(0, func(now clock.Time) {
+		var err error
+		aud, err = p.cc.OpenStream(now, StreamConfig{Kind: KindAudio})
+		require.NoError(t, err)
+		vid, err = p.cc.OpenStream(now, StreamConfig{Kind: KindVideo, Bitrate: 500_000})
+		require.NoError(t, err)
+		// 2.5 Mbit/s pacing x 100 ms = 31,250 bytes of queue.
+		w := func(size int, info FrameInfo) error {
+			info.Capture = now
+			return p.cc.WriteFrame(now, vid, make([]byte, size), info)
+		}
+		require.NoError(t, w(10_000, FrameInfo{Key: true}))      // 0
+		require.NoError(t, w(8_000, FrameInfo{}))                // 1
+		require.NoError(t, w(8_000, FrameInfo{Droppable: true})) // 2
+		require.NoError(t, w(4_000, FrameInfo{}))                // 3: 30,036 queued
+		assert.ErrorIs(t, w(4_000, FrameInfo{Droppable: true}), ErrFrameDropped,
+			"4: a droppable frame that does not fit goes; it pushes out no other")
+		require.NoError(t, w(5_000, FrameInfo{}), "5: a delta fits once droppable frame 2 goes")
+		assert.Zero(t, p.cc.Stats().PacerStretches)
+		require.NoError(t, w(30_000, FrameInfo{Key: true}),
+			"6: a key frame pushes out deltas 5, 3 and 1, newest first, then stretches the drain rate")
+		assert.Equal(t, int64(1), p.cc.Stats().PacerStretches)
+		require.NoError(t, p.cc.WriteFrame(now, aud, make([]byte, 100), FrameInfo{Capture: now}),
+			"audio is never dropped for the limit")
+		assert.Equal(t, int64(2), p.cc.Stats().PacerStretches)
+	})
+	p.run(3 * time.Second)
+	var ids []int64
+	var drops []int64
+	for _, ev := range p.client.events {
+		if ev.Type == EventFrameDropped {
+			drops = append(drops, ev.Frame.ID)
+			assert.Equal(t, DropQueueLimit, ev.Frame.DropReason)
+		}
+	}
+	for _, ev := range p.server.events {
+		if ev.Type == EventFrame && ev.Stream == vid {
+			ids = append(ids, ev.Frame.ID)
+		}
+	}
+	assert.Equal(t, []int64{4, 2, 5, 3, 1}, drops)
+	assert.Equal(t, []int64{0, 6}, ids, "both key frames arrive")
+	st := p.cc.Stats()
+	assert.Equal(t, 100*time.Millisecond, st.PacerQueueLimit)
+	assert.LessOrEqual(t, st.PacerQueueDelayMax, 100*time.Millisecond, "within the limit at every enqueue")
+	assert.Equal(t, int64(5), st.SendDrops.Frames[DropQueueLimit][cc.ClassVideo])
+	assert.Zero(t, st.SendDrops.Frames[DropQueueLimit][cc.ClassKey])
+	assert.Zero(t, st.KeyFrameRequestsLocal, "the deltas went for a key frame of their own stream")
+	rs, ok := sc.RecvStreamStats(aud)
+	require.True(t, ok)
+	assert.Equal(t, int64(1), rs.FramesDelivered)
+}

@@ -1,0 +1,152 @@
+package core
+
+import (
+	"time"
+
+	"github.com/spillway-rt/spillway/clock"
+)
+
+// The encoder targets (EventTargetRate): every targetInterval, the
+// transport target less the overhead measured over the last second, less
+// pushback while queues grow, shared out audio first.
+const (
+	// targetInterval spaces TargetRate updates: at most 5 a second.
+	targetInterval = 200 * time.Millisecond
+	// overheadSlots x targetInterval is the window the overhead is
+	// measured over (1 s).
+	overheadSlots = 5
+	// defaultOverhead is the share of the wire assumed for headers, FEC and
+	// retransmissions before a second of sending has measured it.
+	defaultOverhead = 0.1
+	// targetRise is the share of a rise applied per update: rises are
+	// smoothed (about a second to 70 %), cuts apply at once.
+	targetRise = 0.25
+	// targetMinChange: smaller changes are not reported.
+	targetMinChange = 0.01
+	// pushbackFloor is the least share of the target pushback leaves.
+	pushbackFloor = 0.5
+)
+
+// byteMark is the sent-byte counters at one target update.
+type byteMark struct {
+	wire, media int64
+}
+
+// standingQueue is the delay our bytes queued now meet: the pacer's queue
+// and the path model's.
+func (s *sender) standingQueue(now clock.Time) time.Duration {
+	return s.pacer.QueueDelay() + s.path.rawQueueDelay(now)
+}
+
+// pushback is the share of the media target kept while queues grow: the
+// least, over the last interval, of the pacer queue's delay plus the queue
+// the path model sees our bytes building on the path (bytes in flight
+// beyond what the path drains). A key frame passes through in less than
+// the interval, so only a standing queue counts. Up to a quarter of the pacer's limit costs nothing;
+// from there the share falls linearly to pushbackFloor at the limit.
+func pushback(queue, limit time.Duration) float64 {
+	if limit <= 0 {
+		return 1
+	}
+	free := limit / 4
+	if queue <= free {
+		return 1
+	}
+	f := 1 - (1-pushbackFloor)*float64(queue-free)/float64(limit-free)
+	return max(f, pushbackFloor)
+}
+
+// overheadShare is the share of the wire bytes that were not frame bytes
+// over the last second (headers, FEC, retransmissions, feedback, pings).
+func (s *sender) overheadShare(now clock.Time) float64 {
+	c := s.c
+	cur := byteMark{wire: c.stats.BytesSent, media: c.stats.MediaBytesSent}
+	old := s.overhead[s.ovhN%overheadSlots]
+	s.overhead[s.ovhN%overheadSlots] = cur
+	s.ovhN++
+	if s.ovhN <= overheadSlots {
+		return defaultOverhead
+	}
+	dw, dm := cur.wire-old.wire, cur.media-old.media
+	if dw < 10_000 || dm <= 0 {
+		return defaultOverhead
+	}
+	return min(max(1-float64(dm)/float64(dw), 0), 0.9)
+}
+
+// updateTargets recomputes every open stream's media target and tells the
+// application of those that changed (EventTargetRate).
+func (s *sender) updateTargets(now clock.Time) {
+	c := s.c
+	s.updateRate()
+	avail := float64(s.estimator.Target())
+	ovh := s.overheadShare(now)
+	if !s.fixedTarget() {
+		// A measured target is wire bytes; version 1's Fixed target is the
+		// nominal media rates already.
+		avail *= 1 - ovh
+	}
+	avail *= pushback(min(s.queueMin, s.standingQueue(now)), s.pacer.QueueLimit())
+	s.queueMin = s.standingQueue(now)
+
+	// Audio first, at its nominal rate; then the other streams share what
+	// is left by priority weight (1, 2, 4), each at most its nominal rate,
+	// what one cannot use going to the others.
+	var want [len(s.streams)]float64
+	var weight [len(s.streams)]float64
+	for i, st := range s.streams {
+		if st == nil || !st.open || st.cfg.Kind != KindAudio {
+			continue
+		}
+		want[i] = min(float64(st.cfg.bitrate()), avail)
+		avail -= want[i]
+	}
+	for round := 0; round < len(s.streams) && avail > 1; round++ {
+		var total float64
+		for i, st := range s.streams {
+			weight[i] = 0
+			if st != nil && st.open && st.cfg.Kind != KindAudio && want[i] < float64(st.cfg.bitrate()) {
+				weight[i] = float64(int(1) << st.cfg.Priority)
+				total += weight[i]
+			}
+		}
+		if total == 0 {
+			break
+		}
+		share := avail
+		for i, st := range s.streams {
+			if weight[i] == 0 {
+				continue
+			}
+			give := min(share*weight[i]/total, float64(st.cfg.bitrate())-want[i])
+			want[i] += give
+			avail -= give
+		}
+	}
+	for i, st := range s.streams {
+		if st == nil || !st.open {
+			continue
+		}
+		w := int64(want[i])
+		next := w
+		if st.target > 0 && w > st.target {
+			next = st.target + int64(float64(w-st.target)*targetRise)
+			if w-next < int64(float64(w)*targetMinChange) {
+				next = w
+			}
+		}
+		if st.target > 0 && absDiff(next, st.target) < int64(float64(st.target)*targetMinChange) {
+			continue
+		}
+		st.target = next
+		st.stats.TargetBitrate = next
+		c.ep.pushEvent(Event{Type: EventTargetRate, Conn: c, Stream: st.id, Kind: st.cfg.Kind, Bitrate: next})
+	}
+}
+
+func absDiff(a, b int64) int64 {
+	if a > b {
+		return a - b
+	}
+	return b - a
+}
