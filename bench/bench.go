@@ -109,6 +109,10 @@ func (r *run) result(seed uint64) Result {
 	if fragsSent > 0 {
 		res.ResidualLoss = round6(float64(fragsSent-min(fragsAvail, fragsSent)) / float64(fragsSent))
 	}
+	r.windows(&res)
+	if r.snd.conn != nil {
+		res.PacerQueueMSMax = round4(ms(r.snd.conn.Stats().PacerQueueDelayMax))
+	}
 	res.FECOverhead1s = make([]float64, len(r.mediaPerSec))
 	for i := range r.mediaPerSec {
 		if r.mediaPerSec[i] > 0 {
@@ -121,3 +125,68 @@ func (r *run) result(seed uint64) Result {
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 func round4(v float64) float64   { return math.Round(v*1e4) / 1e4 }
 func round6(v float64) float64   { return math.Round(v*1e6) / 1e6 }
+
+// windows computes the per-second figures: the p95 latency of the frames
+// completed in each 1 s window of the media (by completion time; frames
+// the sender dropped are not there, and windows starting within a second
+// after a capacity drop are left out), the video bytes completed per
+// second, and the share of completed frames that completed after their
+// deadline.
+func (r *run) windows(res *Result) {
+	secs := int(math.Ceil((r.sc.Media + r.latency + drainAfter).Seconds()))
+	lat := make([][]float64, secs)
+	res.VideoDelivered1s = make([]int64, secs)
+	var delivered, late int
+	for _, st := range r.streams {
+		if st == nil {
+			continue
+		}
+		for i := range st.frames {
+			fr := &st.frames[i]
+			if fr.completed == clock.Never {
+				continue
+			}
+			delivered++
+			if fr.completed > r.deadline(fr) {
+				late++
+			}
+			w := int(fr.completed.Sub(r.mediaStart) / time.Second)
+			if w < 0 || w >= secs {
+				continue
+			}
+			lat[w] = append(lat[w], ms(fr.completed.Sub(fr.submit)))
+			if st.source == SourceVideo {
+				res.VideoDelivered1s[w] += int64(fr.size)
+			}
+		}
+	}
+	if delivered > 0 {
+		res.LateDeliveredRatio = round6(float64(late) / float64(delivered))
+	}
+	// The seconds right after a capacity drop: no sender can know of it
+	// before feedback says so.
+	skip := make([]bool, secs)
+	rate := r.sc.Forward.Rate
+	for _, step := range r.sc.Schedule {
+		if step.Forward == nil {
+			continue
+		}
+		if step.Forward.Rate > 0 && (rate == 0 || step.Forward.Rate < rate) {
+			if w := int(step.At / time.Second); w < secs {
+				skip[w] = true
+			}
+		}
+		rate = step.Forward.Rate
+	}
+	res.WindowP95LatencyMS = make([]*float64, secs)
+	for w := range lat {
+		if skip[w] || len(lat[w]) == 0 {
+			continue
+		}
+		p := percentiles(lat[w]).P95
+		res.WindowP95LatencyMS[w] = p
+		if p != nil && *p > res.WindowP95LatencyMSMax {
+			res.WindowP95LatencyMSMax = *p
+		}
+	}
+}

@@ -318,3 +318,48 @@ func TestRunPcap(t *testing.T) {
 	_, err = RunWith(sc, 3, RunOptions{PcapDir: filepath.Join(dir, "missing")})
 	assert.Error(t, err, "the directory must exist")
 }
+
+// TestCollapseKeepsThePacerQueueBounded runs the pacer issue's collapse in
+// both profiles: the pacer queue is within its limit (150 ms RTC, 1 s Live)
+// at every enqueue, the video source follows the targets down and back up,
+// and the run is deterministic with the scripted target.
+func TestCollapseKeepsThePacerQueueBounded(t *testing.T) {
+	scs, err := Select("^collapse-av")
+	require.NoError(t, err)
+	require.Len(t, scs, 2)
+	for _, sc := range scs {
+		t.Run(sc.Name, func(t *testing.T) {
+			limit := 150.0
+			if sc.Profile == ProfileLive {
+				limit = 1000
+			}
+			a, err := Run(sc, 1)
+			require.NoError(t, err)
+			b, err := Run(sc, 1)
+			require.NoError(t, err)
+			a.SimSpeed, a.WallS, b.SimSpeed, b.WallS = 0, 0, 0, 0
+			assert.Equal(t, a, b)
+			assert.Greater(t, a.PacerQueueMSMax, 0.0)
+			assert.LessOrEqual(t, a.PacerQueueMSMax, limit)
+			assert.Zero(t, a.Corrupt)
+			// Video bytes per second: full rate before, a fraction during
+			// the 0.5 Mbit/s collapse (15-25 s), full rate again after.
+			before, during, after := sum(a.VideoDelivered1s[5:15]), sum(a.VideoDelivered1s[16:25]), sum(a.VideoDelivered1s[30:40])
+			assert.Greater(t, before, int64(10*150_000), "about 1.5 Mbit/s before")
+			assert.Less(t, during, int64(9*62_500), "under 0.5 Mbit/s during the collapse")
+			assert.Greater(t, during, int64(9*20_000), "but not starved")
+			assert.Greater(t, after, int64(10*150_000), "back up after")
+			require.Len(t, a.WindowP95LatencyMS, len(a.VideoDelivered1s))
+			assert.Nil(t, a.WindowP95LatencyMS[15], "the second after the drop is left out")
+			assert.Greater(t, a.WindowP95LatencyMSMax, 0.0)
+		})
+	}
+}
+
+func sum(v []int64) int64 {
+	var s int64
+	for _, x := range v {
+		s += x
+	}
+	return s
+}

@@ -11,6 +11,16 @@
 // deterministic for a seed: only the wall-clock fields (sim_speed, wall_s)
 // differ between runs.
 //
+// The pacer rows `collapse-av` and `collapse-av-live` (RTC and Live) drop
+// the forward capacity from 4 to 0.5 Mbit/s for 10 s at 15 s of media, with
+// 50 ms one way and a 300 ms drop-tail queue. They drive the sender with a
+// scripted target (Scenario.Target "scripted": cc.Scripted following the
+// capacity 0.5 s late, at 90 % of it) and their video source follows the
+// core's TargetRate events and key-frame requests like an encoder. Every
+// row reports window_p95_latency_ms_max (the largest per-second p95 latency
+// of completed frames, the second after a capacity drop left out),
+// late_delivered_ratio and pacer_queue_ms_max.
+//
 // The ground truth comes from the simulator, not from the cores' own
 // counters: the runner sees every datagram each host sends and receives and
 // knows when every frame was offered.

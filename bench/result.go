@@ -58,9 +58,23 @@ type Result struct {
 	RTXArrivedLate  int64                   `json:"rtx_arrived_late"`
 	ResidualLoss    float64                 `json:"residual_loss"`
 	FECOverhead1s   []float64               `json:"fec_overhead_1s"`
-	LossStopS       *float64                `json:"loss_stop_s,omitempty"`
-	Corrupt         int                     `json:"corrupt"`
-	SimS            float64                 `json:"sim_s"`
+
+	// The pacer issue's fields: the largest of the per-second p95
+	// latencies of delivered frames (WindowP95LatencyMS, by completion
+	// second from the media's start; null for seconds left out: none
+	// completed, or the first second after a capacity drop), completed
+	// frames that completed after their deadline over completed frames, the
+	// sender's largest pacer queue delay right after a frame joined it, and
+	// the video frame bytes completed in each second.
+	WindowP95LatencyMSMax float64    `json:"window_p95_latency_ms_max"`
+	WindowP95LatencyMS    []*float64 `json:"window_p95_latency_ms"`
+	LateDeliveredRatio    float64    `json:"late_delivered_ratio"`
+	PacerQueueMSMax       float64    `json:"pacer_queue_ms_max"`
+	VideoDelivered1s      []int64    `json:"video_delivered_bytes_1s"`
+
+	LossStopS *float64 `json:"loss_stop_s,omitempty"`
+	Corrupt   int      `json:"corrupt"`
+	SimS      float64  `json:"sim_s"`
 
 	// Wall-clock fields: the only ones that differ between runs of a seed.
 	SimSpeed float64 `json:"sim_speed"`

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/spillway-rt/spillway/cc"
 	"github.com/spillway-rt/spillway/clock"
 	"github.com/spillway-rt/spillway/internal/core"
 	"github.com/spillway-rt/spillway/netem"
@@ -78,6 +79,7 @@ type run struct {
 	fwd     dirCount
 	rev     dirCount
 
+	scripted     *cc.Scripted // the sender's estimator, for Target "scripted"
 	mediaStart   clock.Time
 	mediaEnd     clock.Time
 	started      bool
@@ -231,6 +233,14 @@ func (h *host) drain(now clock.Time) {
 			if !checkPayload(ev.Data, ev.Stream, ev.Frame.ID, fr.size) {
 				r.corrupt++
 			}
+		case core.EventKeyFrameRequest:
+			if h.sender && ev.Stream == h.video && r.sc.Traffic.Video.FPS > 0 {
+				h.gen.RequestKey()
+			}
+		case core.EventTargetRate:
+			if h.sender && ev.Stream == h.video && r.sc.Traffic.Video.FPS > 0 && r.sc.Target == TargetScripted {
+				h.gen.SetVideoBitrate(ev.Bitrate)
+			}
 		case core.EventFrameDropped:
 			if st := r.streams[ev.Stream]; st != nil && ev.Frame.ID < int64(len(st.frames)) {
 				st.frames[ev.Frame.ID].dropped = true
@@ -283,6 +293,9 @@ func (h *host) openStreams(now clock.Time) {
 		})
 	}
 	for _, st := range r.sc.Schedule {
+		if r.scripted != nil && st.Forward != nil {
+			r.scripted.Steps = append(r.scripted.Steps, cc.ScriptStep{At: now.Add(st.At), Rate: st.Forward.Rate})
+		}
 		fwd, rev := st.Forward, st.Reverse
 		r.sim.Schedule(now.Add(st.At), func(clock.Time) {
 			// Validate checked the configs: SetConfig cannot fail.
@@ -455,6 +468,11 @@ func runWith(sc Scenario, seed uint64, opts RunOptions) (res Result, r *run, err
 	}
 	cfg := core.Config{Latency: r.latency, MaxFECOverhead: sc.MaxFECOverhead}
 	sndCfg, rcvCfg := cfg, cfg
+	if sc.Target == TargetScripted {
+		r.scripted = &cc.Scripted{Lag: sc.TargetLag, Share: sc.TargetShare,
+			Steps: []cc.ScriptStep{{At: 0, Rate: sc.Forward.Rate}}}
+		sndCfg.Estimator = func() cc.Estimator { return r.scripted }
+	}
 	sndCfg.Rand = newSeeded(seed, 1)
 	rcvCfg.Rand = newSeeded(seed, 2)
 	rcvCfg.Accept = true

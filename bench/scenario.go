@@ -44,9 +44,26 @@ type Scenario struct {
 	// MaxFECOverhead caps the sender's FEC redundancy (repair packets per
 	// media packet of a block, 0-1); 0 keeps the transport's default.
 	MaxFECOverhead float64 `json:"max_fec_overhead,omitempty"`
+	// Target says what drives the sender's transport target: "" (the
+	// version-1 nominal rates, cc.Fixed) or "scripted" (cc.Scripted: the
+	// forward link's capacity, TargetLag late, times TargetShare, until the
+	// cc issue's controller lands). With "scripted" the video source
+	// follows the core's TargetRate events like an encoder.
+	Target      TargetMode    `json:"target,omitempty"`
+	TargetLag   time.Duration `json:"target_lag,omitempty"`
+	TargetShare float64       `json:"target_share,omitempty"`
 	// Default marks the rows a bare `spillway bench` runs.
 	Default bool `json:"default"`
 }
+
+// TargetMode names what drives a scenario's transport target.
+type TargetMode string
+
+// Target modes.
+const (
+	TargetNominal  TargetMode = ""
+	TargetScripted TargetMode = "scripted"
+)
 
 // Validate reports the first bad field.
 func (s Scenario) Validate() error {
@@ -59,6 +76,12 @@ func (s Scenario) Validate() error {
 		return fmt.Errorf("scenario %s: media duration %v must be positive", s.Name, s.Media)
 	case !(s.MaxFECOverhead >= 0 && s.MaxFECOverhead <= 1):
 		return fmt.Errorf("scenario %s: max_fec_overhead %v outside [0, 1]", s.Name, s.MaxFECOverhead)
+	case s.Target != TargetNominal && s.Target != TargetScripted:
+		return fmt.Errorf("scenario %s: unknown target %q", s.Name, s.Target)
+	case s.Target == TargetScripted && s.Forward.Rate <= 0:
+		return fmt.Errorf("scenario %s: a scripted target follows the forward link's rate, which is unlimited", s.Name)
+	case s.TargetLag < 0 || !(s.TargetShare >= 0 && s.TargetShare <= 1):
+		return fmt.Errorf("scenario %s: target lag %v / share %v invalid", s.Name, s.TargetLag, s.TargetShare)
 	case s.LossStop < 0 || s.LossStop > s.Media:
 		return fmt.Errorf("scenario %s: loss stop %v outside the media", s.Name, s.LossStop)
 	}
@@ -141,6 +164,17 @@ func Scenarios() []Scenario {
 	out = append(out, ge)
 	out = append(out, symmetric("live-rtt300-loss20", ProfileLive, 300*time.Millisecond, 0.2, 10*time.Minute, DefaultTraffic()))
 
+	// The pacer issue's capacity collapse: 4 -> 0.5 Mbit/s for 10 s and
+	// back, 50 ms one way, a 300 ms drop-tail queue; the target follows
+	// capacity 0.5 s late.
+	for _, p := range []Profile{ProfileRTC, ProfileLive} {
+		name := "collapse-av"
+		if p == ProfileLive {
+			name += "-live"
+		}
+		out = append(out, collapse(name, p))
+	}
+
 	det := symmetric("netem-determinism", ProfileRTC, 100*time.Millisecond, 0.05, 20*time.Second, DefaultTraffic())
 	det.Forward.Jitter, det.Reverse.Jitter = 20*time.Millisecond, 20*time.Millisecond
 	out = append(out, det)
@@ -173,4 +207,26 @@ func Select(pattern string) ([]Scenario, error) {
 		return nil, fmt.Errorf("bench: no scenario matches %q", pattern)
 	}
 	return out, nil
+}
+
+// Collapse timing: capacity drops at collapseAt for collapseFor.
+const (
+	collapseAt   = 15 * time.Second
+	collapseFor  = 10 * time.Second
+	collapseRate = 500_000
+)
+
+func collapse(name string, p Profile) Scenario {
+	s := symmetric(name, p, 100*time.Millisecond, 0, 40*time.Second, DefaultTraffic())
+	low := s.Forward
+	low.Rate = collapseRate
+	high := s.Forward
+	s.Schedule = []LinkStep{{At: collapseAt, Forward: &low}, {At: collapseAt + collapseFor, Forward: &high}}
+	s.Target = TargetScripted
+	s.TargetLag = 500 * time.Millisecond
+	// A controller holds the path below its capacity (GCC backs off to
+	// 0.85 x the measured rate): at 100 % the link's IP and UDP headers
+	// alone would build a standing queue.
+	s.TargetShare = 0.9
+	return s
 }

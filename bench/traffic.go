@@ -93,7 +93,8 @@ type Frame struct {
 }
 
 // Generator yields a Traffic's frames in capture-time order,
-// deterministically for a seed.
+// deterministically for a seed. Like an encoder, it makes a key frame when
+// asked (RequestKey) and follows a bitrate it is given (SetVideoBitrate).
 type Generator struct {
 	t         Traffic
 	rng       *rand.Rand
@@ -101,21 +102,46 @@ type Generator struct {
 	audioSeq  int64
 	deltaSize float64
 	gopFrames int64
+	sinceKey  int64 // video frames since the last key frame; -1 before the first
+	keyAsked  bool
 	video     bool
 	audio     bool
+	keysAsked int64
 }
 
 // NewGenerator returns a generator; t must be valid.
 func NewGenerator(t Traffic, seed uint64) *Generator {
 	g := &Generator{t: t, rng: rand.New(rand.NewPCG(seed, 0x7261666669630a))}
+	g.sinceKey = -1
 	if v := t.Video; v.FPS > 0 {
 		g.video = true
 		g.gopFrames = max(1, int64(math.Round(v.KeyInterval.Seconds()*v.FPS)))
-		gopBytes := float64(v.Bitrate) / 8 * float64(g.gopFrames) / v.FPS
-		g.deltaSize = gopBytes / (float64(g.gopFrames-1) + v.KeyFactor)
+		g.SetVideoBitrate(v.Bitrate)
 	}
 	g.audio = t.Audio.FPS > 0
 	return g
+}
+
+// SetVideoBitrate makes the video frames from now on average bps (with
+// the model's key-frame pattern), clamped to the model's Bitrate at most
+// and minVideoBitrate at least.
+func (g *Generator) SetVideoBitrate(bps int64) {
+	v := g.t.Video
+	bps = min(max(bps, minVideoBitrate), v.Bitrate)
+	gopBytes := float64(bps) / 8 * float64(g.gopFrames) / v.FPS
+	g.deltaSize = gopBytes / (float64(g.gopFrames-1) + v.KeyFactor)
+}
+
+// minVideoBitrate is the least rate the synthetic encoder goes down to.
+const minVideoBitrate = 50_000
+
+// RequestKey makes the next video frame a key frame; the key-frame
+// interval restarts from it.
+func (g *Generator) RequestKey() {
+	if !g.keyAsked {
+		g.keysAsked++
+	}
+	g.keyAsked = true
 }
 
 // Capture times are computed from the frame number, not accumulated, so
@@ -150,7 +176,9 @@ func (g *Generator) Next() Frame {
 	}
 	v := g.t.Video
 	f := Frame{Source: SourceVideo, Seq: g.videoSeq, At: g.videoAt()}
-	if g.videoSeq%g.gopFrames == 0 {
+	if g.sinceKey < 0 || g.sinceKey >= g.gopFrames || g.keyAsked {
+		g.sinceKey = 0
+		g.keyAsked = false
 		f.Key = true
 		f.Size = int(math.Round(g.deltaSize * v.KeyFactor))
 	} else {
@@ -158,5 +186,6 @@ func (g *Generator) Next() Frame {
 	}
 	f.Size = max(f.Size, 1)
 	g.videoSeq++
+	g.sinceKey++
 	return f
 }
