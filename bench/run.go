@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"net/netip"
@@ -80,6 +81,7 @@ type run struct {
 	rev     dirCount
 
 	scripted     *cc.Scripted // the sender's estimator, for Target "scripted"
+	trace        io.Writer
 	mediaStart   clock.Time
 	mediaEnd     clock.Time
 	started      bool
@@ -215,6 +217,9 @@ func (h *host) drain(now clock.Time) {
 		ev, ok := h.ep.PollEvent()
 		if !ok {
 			return
+		}
+		if r.trace != nil && h.sender && r.started {
+			r.traceEvent(now, ev)
 		}
 		switch ev.Type {
 		case core.EventConnected:
@@ -438,6 +443,11 @@ type RunOptions struct {
 	// receiver) and <scenario>-rev.pcap, with virtual times (pcap.VirtualEpoch
 	// + simulator time; see netem/pcap).
 	PcapDir string
+	// Trace, if set, receives a line per sender event (frames dropped,
+	// key-frame requests, target rates) and per frame that completed late
+	// or never, in virtual seconds from the start of media: for finding out
+	// why a row looks as it does.
+	Trace io.Writer
 }
 
 // RunWith runs one scenario as Run does, with options: Run(sc, seed) and
@@ -454,7 +464,7 @@ func runWith(sc Scenario, seed uint64, opts RunOptions) (res Result, r *run, err
 		return Result{}, nil, err
 	}
 	wallStart := time.Now()
-	r = &run{sc: sc, latency: sc.Profile.Latency(), sim: netem.New(seed)}
+	r = &run{sc: sc, latency: sc.Profile.Latency(), sim: netem.New(seed), trace: opts.Trace}
 	if opts.PcapDir != "" {
 		closeCaptures, err := r.capture(opts.PcapDir)
 		if err != nil {
@@ -525,6 +535,9 @@ func runWith(sc Scenario, seed uint64, opts RunOptions) (res Result, r *run, err
 		return Result{}, nil, fmt.Errorf("bench %s: %w", sc.Name, r.err)
 	}
 	res = r.result(seed)
+	if r.trace != nil {
+		r.traceFrames()
+	}
 	res.SimS = r.sim.Now().Sub(0).Seconds()
 	res.WallS = time.Since(wallStart).Seconds()
 	if res.WallS > 0 {
@@ -553,4 +566,47 @@ func (r *run) capture(dir string) (closeAll func() error, err error) {
 		}
 		return nil
 	}, nil
+}
+
+func (r *run) traceAt(t clock.Time) string {
+	return fmt.Sprintf("t=%.3f", t.Sub(r.mediaStart).Seconds())
+}
+
+func (r *run) traceEvent(now clock.Time, ev core.Event) {
+	src := "?"
+	if st := r.streams[ev.Stream]; st != nil {
+		src = st.source.String()
+	}
+	switch ev.Type {
+	case core.EventFrameDropped:
+		fmt.Fprintf(r.trace, "%s dropped %s frame=%d key=%v size=%d reason=%s late_ms=%.1f (%s)\n", r.traceAt(now), src,
+			ev.Frame.ID, ev.Frame.Key, ev.Frame.Size, ev.Frame.DropReason, ms(ev.Frame.Late), ev.Frame.Reason)
+	case core.EventKeyFrameRequest:
+		fmt.Fprintf(r.trace, "%s keyframe-request %s local=%v\n", r.traceAt(now), src, ev.Local)
+	case core.EventTargetRate:
+		st := ev.Conn.Stats()
+		fmt.Fprintf(r.trace, "%s target %s bps=%d transport_bps=%d pacer_ms=%.1f\n", r.traceAt(now), src, ev.Bitrate,
+			st.AvailableOutgoingBitrate, ms(st.PacerQueueDelay))
+	}
+}
+
+// traceFrames lists the frames that completed after their deadline or
+// never (those the sender dropped are in the event lines).
+func (r *run) traceFrames() {
+	for _, st := range r.streams {
+		if st == nil {
+			continue
+		}
+		for i := range st.frames {
+			fr := &st.frames[i]
+			switch {
+			case fr.dropped:
+			case fr.completed == clock.Never:
+				fmt.Fprintf(r.trace, "%s never %s frame=%d size=%d\n", r.traceAt(fr.submit), st.source, i, fr.size)
+			case fr.completed > r.deadline(fr):
+				fmt.Fprintf(r.trace, "%s late %s frame=%d size=%d latency_ms=%.1f\n", r.traceAt(fr.submit), st.source, i, fr.size,
+					ms(fr.completed.Sub(fr.submit)))
+			}
+		}
+	}
 }

@@ -227,6 +227,6 @@ func collapse(name string, p Profile) Scenario {
 	// A controller holds the path below its capacity (GCC backs off to
 	// 0.85 x the measured rate): at 100 % the link's IP and UDP headers
 	// alone would build a standing queue.
-	s.TargetShare = 0.9
+	s.TargetShare = 0.95
 	return s
 }

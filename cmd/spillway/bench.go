@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
@@ -22,6 +23,7 @@ type benchOptions struct {
 	Scenario string // a regular expression over scenario names ("" = the default matrix)
 	List     bool
 	Pcap     string   // write each row's captures into this directory ("" = none)
+	Trace    string   // write each row's sender events and late frames to this file ("" = none)
 	Files    fileList // -file: run these files' scenarios instead of the built-in ones
 }
 
@@ -45,7 +47,7 @@ func (l *fileList) Set(s string) error {
 }
 
 func benchFlags(o *benchOptions) *flag.FlagSet {
-	fs := newFlagSet("bench", "[-json FILE] [-seed N] [-scenario REGEX] [-file FILE] [-list] [-pcap DIR]", `
+	fs := newFlagSet("bench", "[-json FILE] [-seed N] [-scenario REGEX] [-file FILE] [-list] [-pcap DIR] [-trace FILE]", `
 Bench runs scenarios in the simulator (virtual time, deterministic for a
 seed) and prints one table row per scenario. Without -scenario it runs the
 default matrix, rtc-rtt{40,100,200}-loss{0,2,5,10}. -file FILE (repeatable,
@@ -53,13 +55,16 @@ or comma-separated) runs the scenarios of JSON or YAML scenario files
 instead of the built-in ones: all of them, or those -scenario matches.
 Progress lines go to stderr. -pcap DIR writes what each row's links deliver to
 DIR/<scenario>-fwd.pcap (sender to receiver) and DIR/<scenario>-rev.pcap,
-with virtual times (the Unix epoch + simulated time).`)
+with virtual times (the Unix epoch + simulated time). -trace FILE writes a line
+per sender event (frames dropped and why, key-frame requests, target rates)
+and per frame late or never complete, in seconds of media.`)
 	fs.StringVar(&o.JSON, "json", "", "write the results as JSON ({\"results\": [...]}) to `FILE`")
 	fs.Uint64Var(&o.Seed, "seed", 1, "simulation `seed`; the same seed gives the same results")
 	fs.StringVar(&o.Scenario, "scenario", "", "run the scenarios whose names match `REGEX` (default: the default matrix)")
 	fs.Var(&o.Files, "file", "run the scenarios of the JSON or YAML scenario `FILE` instead of the built-in ones (repeatable, or comma-separated)")
 	fs.BoolVar(&o.List, "list", false, "list the scenarios (* marks the default matrix) and exit")
 	fs.StringVar(&o.Pcap, "pcap", "", "write each row's captures, <scenario>-fwd.pcap and <scenario>-rev.pcap, into `DIR` (created if missing)")
+	fs.StringVar(&o.Trace, "trace", "", "write each row's sender events and late frames to `FILE` (one section per row)")
 	return fs
 }
 
@@ -145,6 +150,22 @@ func runBench(ctx context.Context, o benchOptions, scs []bench.Scenario, stdout,
 			return fmt.Errorf("-pcap: %w", err)
 		}
 	}
+	var trace *bufio.Writer
+	if o.Trace != "" {
+		f, err := os.Create(o.Trace)
+		if err != nil {
+			return fmt.Errorf("-trace: %w", err)
+		}
+		trace = bufio.NewWriter(f)
+		defer func() {
+			if err := trace.Flush(); err != nil {
+				fmt.Fprintf(stderr, "-trace: %v\n", err)
+			}
+			if err := f.Close(); err != nil {
+				fmt.Fprintf(stderr, "-trace: %v\n", err)
+			}
+		}()
+	}
 	for i, sc := range scs {
 		if err := ctx.Err(); err != nil {
 			if len(results) > 0 {
@@ -155,11 +176,12 @@ func runBench(ctx context.Context, o benchOptions, scs []bench.Scenario, stdout,
 		start := time.Now()
 		var res bench.Result
 		var err error
-		if o.Pcap != "" {
-			res, err = bench.RunWith(sc, o.Seed, bench.RunOptions{PcapDir: o.Pcap})
-		} else {
-			res, err = bench.Run(sc, o.Seed)
+		opts := bench.RunOptions{PcapDir: o.Pcap}
+		if trace != nil {
+			fmt.Fprintf(trace, "# %s seed %d\n", sc.Name, o.Seed)
+			opts.Trace = trace
 		}
+		res, err = bench.RunWith(sc, o.Seed, opts)
 		if err != nil {
 			return err
 		}

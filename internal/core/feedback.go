@@ -376,7 +376,7 @@ func (c *Conn) handleTWCC(now clock.Time, t *wire.TWCC) {
 		rep.Packets = append(rep.Packets, cc.PacketResult{PacketNumber: pn, Size: int(sp.size), SendTime: sp.at, Received: p.Received, ArrivalTime: at})
 	}
 	s.path.onFeedback(now, rep.Packets)
-	if s.path.measQ > 0 {
+	if s.path.measured {
 		s.path.anchor(now, s.sentAfter(s.path.measAt))
 	}
 	s.updateConditions(now)

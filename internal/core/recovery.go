@@ -132,6 +132,13 @@ func (s *sender) oneWay(now clock.Time) time.Duration {
 	return (d + step - 1) / step * step
 }
 
+// frameOneWay predicts the one-way delay of a frame's packet sent now,
+// for the proactive drop: half the minimum RTT plus the path model's best
+// guess of the queue (pathModel.fitQueueDelay) and the least margin.
+func (s *sender) frameOneWay(now clock.Time) time.Duration {
+	return s.c.owd() + s.path.fitQueueDelay(now) + pathMinMargin
+}
+
 // protect records a media packet just sent with FEC and the history.
 func (s *sender) protect(now clock.Time, pn int64, h *wire.DataHeader, payload []byte, f *outFrame, kind Kind) {
 	if s.fec == nil && s.hist == nil {

@@ -128,10 +128,12 @@ type sender struct {
 	announceSent clock.Time
 
 	// Encoder targets (target.go).
-	targetAt clock.Time              // next TargetRate computation
-	queueMin time.Duration           // least pacer queue delay since the last one
-	overhead [overheadSlots]byteMark // wire and media bytes sent, per target interval
-	ovhN     int
+	targetAt  clock.Time    // next TargetRate computation
+	queueMin  time.Duration // least standing queue since the last one
+	queueMins [queueMinSlots]time.Duration
+	qmN       int
+	overhead  [overheadSlots]byteMark // wire and media bytes sent, per target interval
+	ovhN      int
 
 	drops SendDropStats
 }
@@ -365,7 +367,7 @@ func (c *Conn) WriteFrame(now clock.Time, stream uint8, payload []byte, info Fra
 			}
 		}
 	}
-	arrival := cc.PredictArrival(now, s.pacer.DelayOf(ahead), size, s.frameRate(), s.oneWay(now))
+	arrival := cc.PredictArrival(now, s.pacer.DelayOf(ahead), size, s.frameRate(), s.frameOneWay(now))
 	if late := arrival.Sub(judge); late > 0 {
 		s.refuse(now, st, &f, DropLateOnArrival, "predicted to arrive after its deadline", late)
 		return fmt.Errorf("%w: frame %d would arrive %v after its deadline", ErrFrameDropped, id, late)
@@ -498,6 +500,12 @@ func (s *sender) breakStream(now clock.Time, st *sendStream, queued bool) {
 	s.askKey(now, st)
 }
 
+// keyRetryDelay is how long after a key frame proved too late by late the
+// next one is asked for: once the queues ahead drained that much, but no
+// later than the next target update (targetInterval), after which the
+// encoder makes smaller key frames if the target fell.
+func keyRetryDelay(late time.Duration) time.Duration { return min(late, targetInterval) }
+
 // askKey asks the application for a key frame on a broken stream, unless
 // it was asked already or a key frame just proved too late to send.
 func (s *sender) askKey(now clock.Time, st *sendStream) {
@@ -534,13 +542,25 @@ func (c *Conn) owd() time.Duration {
 func (s *sender) refuse(now clock.Time, st *sendStream, f *outFrame, why DropReason, reason string, late time.Duration) {
 	s.drop(now, st, f, why, reason, late)
 	if f.key && late > 0 {
-		// Ask for the next key frame once this one would have fitted: its
-		// lateness is what the queues ahead must drain first.
-		st.keyRetryAt = now.Add(late)
+		s.keyTooLate(now, st, f, late)
 	}
 	if f.key || !f.droppable {
 		s.breakStream(now, st, false)
 	}
+}
+
+// keyTooLate handles a key frame predicted to arrive late after all: the
+// next one is asked for a little later (keyRetryDelay), and the stream's
+// target falls at once in proportion, so that the encoder's next key frame
+// is small enough to arrive in time (pushback before frames drop again).
+func (s *sender) keyTooLate(now clock.Time, st *sendStream, f *outFrame, late time.Duration) {
+	st.keyRetryAt = now.Add(keyRetryDelay(late))
+	own := time.Duration(float64(f.size-f.sent) * 8 / float64(s.frameRate()) * float64(time.Second))
+	if st.target <= 0 || own <= 0 {
+		return
+	}
+	scale := max(1-float64(late)/float64(own), pushbackFloor)
+	s.setTarget(st, int64(float64(st.target)*scale))
 }
 
 // drop counts a frame this sender drops and tells the application
@@ -565,7 +585,7 @@ func (s *sender) dropHead(now clock.Time, st *sendStream, why DropReason, reason
 	s.drop(now, st, f, why, reason, late)
 	ref := f.key || !f.droppable
 	if f.key && late > 0 {
-		st.keyRetryAt = now.Add(late)
+		s.keyTooLate(now, st, f, late)
 	}
 	s.popFrame(st)
 	if ref {
@@ -590,12 +610,12 @@ func (s *sender) pollMedia(now clock.Time, dst []byte) (int, bool) {
 		return 0, false
 	}
 	n, ok := s.pollNext(now, dst)
-	s.queueMin = min(s.queueMin, s.pacer.QueueDelay()+s.path.rawQueueDelay(now))
+	s.queueMin = min(s.queueMin, s.standingQueue(now))
 	return n, ok
 }
 
 func (s *sender) pollNext(now clock.Time, dst []byte) (int, bool) {
-	oneWay := s.oneWay(now)
+	oneWay := s.frameOneWay(now)
 	recoveryTried := false
 	// Two passes over the non-audio streams: those with a key frame at the
 	// head of their queue, then the rest.

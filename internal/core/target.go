@@ -25,6 +25,9 @@ const (
 	targetMinChange = 0.01
 	// pushbackFloor is the least share of the target pushback leaves.
 	pushbackFloor = 0.5
+	// queueMinSlots x targetInterval is the window the standing queue is
+	// the least over (1 s).
+	queueMinSlots = 5
 )
 
 // byteMark is the sent-byte counters at one target update.
@@ -35,14 +38,14 @@ type byteMark struct {
 // standingQueue is the delay our bytes queued now meet: the pacer's queue
 // and the path model's.
 func (s *sender) standingQueue(now clock.Time) time.Duration {
-	return s.pacer.QueueDelay() + s.path.rawQueueDelay(now)
+	return s.pacer.QueueDelay() + s.path.fitQueueDelay(now)
 }
 
 // pushback is the share of the media target kept while queues grow: the
-// least, over the last interval, of the pacer queue's delay plus the queue
+// least, over the last second, of the pacer queue's delay plus the queue
 // the path model sees our bytes building on the path (bytes in flight
-// beyond what the path drains). A key frame passes through in less than
-// the interval, so only a standing queue counts. Up to a quarter of the pacer's limit costs nothing;
+// beyond what the path drains). A key frame passes through in less, so
+// only a standing queue counts. Up to a quarter of the pacer's limit costs nothing;
 // from there the share falls linearly to pushbackFloor at the limit.
 func pushback(queue, limit time.Duration) float64 {
 	if limit <= 0 {
@@ -77,7 +80,6 @@ func (s *sender) overheadShare(now clock.Time) float64 {
 // updateTargets recomputes every open stream's media target and tells the
 // application of those that changed (EventTargetRate).
 func (s *sender) updateTargets(now clock.Time) {
-	c := s.c
 	s.updateRate()
 	avail := float64(s.estimator.Target())
 	ovh := s.overheadShare(now)
@@ -86,7 +88,15 @@ func (s *sender) updateTargets(now clock.Time) {
 		// nominal media rates already.
 		avail *= 1 - ovh
 	}
-	avail *= pushback(min(s.queueMin, s.standingQueue(now)), s.pacer.QueueLimit())
+	// The standing queue: the least over the last second (key frames,
+	// every 2 s in the foundation's traffic, pass through in less).
+	s.queueMins[s.qmN%queueMinSlots] = min(s.queueMin, s.standingQueue(now))
+	s.qmN++
+	standing := s.queueMins[0]
+	for _, q := range s.queueMins[:min(s.qmN, queueMinSlots)] {
+		standing = min(standing, q)
+	}
+	avail *= pushback(standing, s.pacer.QueueLimit())
 	s.queueMin = s.standingQueue(now)
 
 	// Audio first, at its nominal rate; then the other streams share what
@@ -138,10 +148,15 @@ func (s *sender) updateTargets(now clock.Time) {
 		if st.target > 0 && absDiff(next, st.target) < int64(float64(st.target)*targetMinChange) {
 			continue
 		}
-		st.target = next
-		st.stats.TargetBitrate = next
-		c.ep.pushEvent(Event{Type: EventTargetRate, Conn: c, Stream: st.id, Kind: st.cfg.Kind, Bitrate: next})
+		s.setTarget(st, next)
 	}
+}
+
+// setTarget gives a stream a new target and tells the application.
+func (s *sender) setTarget(st *sendStream, bps int64) {
+	st.target = bps
+	st.stats.TargetBitrate = bps
+	s.c.ep.pushEvent(Event{Type: EventTargetRate, Conn: s.c, Stream: st.id, Kind: st.cfg.Kind, Bitrate: bps})
 }
 
 func absDiff(a, b int64) int64 {
