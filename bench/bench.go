@@ -97,8 +97,11 @@ func (r *run) result(seed uint64) Result {
 	res.Retransmissions = r.fwd.packets[wire.TypeRetransmit]
 	res.LostPackets = res.MediaPackets + res.Retransmissions - r.mediaArrived - r.rtxArrived
 	if conns := r.rcv.ep.Conns(); len(conns) > 0 {
-		res.RecoveredFEC = conns[0].Stats().FECReceived.PacketsRecovered
+		st := conns[0].Stats()
+		res.RecoveredFEC = st.FECReceived.PacketsRecovered
+		res.ReceiverDroppedBySender = st.FramesDroppedBySender
 	}
+	res.RTXForDropped = r.rtxDropped
 	if unrecovered := res.LostPackets - res.RecoveredFEC; unrecovered > 0 {
 		v := round4(float64(res.Retransmissions) / float64(unrecovered))
 		res.RTXPerLoss = &v

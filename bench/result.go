@@ -71,6 +71,11 @@ type Result struct {
 	LateDeliveredRatio    float64    `json:"late_delivered_ratio"`
 	PacerQueueMSMax       float64    `json:"pacer_queue_ms_max"`
 	VideoDelivered1s      []int64    `json:"video_delivered_bytes_1s"`
+	// Drop signalling: retransmissions sent for frames the sender had
+	// dropped (0: it declares them, docs/PROTOCOL.md §6.1 SPDR), and the
+	// frames the receiver reports as dropped by the sender.
+	RTXForDropped           int64 `json:"rtx_for_dropped"`
+	ReceiverDroppedBySender int64 `json:"receiver_dropped_by_sender"`
 
 	LossStopS *float64 `json:"loss_stop_s,omitempty"`
 	Corrupt   int      `json:"corrupt"`

@@ -90,6 +90,7 @@ type run struct {
 	rtxArrived   int64
 	rtxLate      int64
 	rtxTooLate   int64
+	rtxDropped   int64 // retransmissions of frames the sender had dropped
 	corrupt      int
 	fecPerSec    []int64
 	mediaPerSec  []int64
@@ -386,6 +387,9 @@ func (r *run) onSend(now clock.Time, b []byte) {
 		}
 		if arrive > r.deadline(fr) {
 			r.rtxTooLate++
+		}
+		if fr.dropped {
+			r.rtxDropped++
 		}
 	}
 }

@@ -130,12 +130,18 @@ type FrameMeta struct {
 	Key        bool
 	Droppable  bool
 	Size       int
-	LostBefore int64         // frames skipped in this stream just before this one
-	Fragments  int           // for lost frames: fragments expected
-	Received   int           // for lost frames: fragments that arrived
-	Reason     string        // for lost and dropped frames
-	DropReason DropReason    // for dropped frames
-	Late       time.Duration // for dropped frames: how far past the deadline (predicted, for DropPredictedLate)
+	LostBefore int64 // frames skipped in this stream just before this one, lost on the way
+	// DroppedBefore: frames skipped just before this one that the sender
+	// declared dropped (a drop notice); not counted in LostBefore.
+	DroppedBefore int64
+	// DroppedBySender (EventFrameLost): the sender declared the frame
+	// dropped (cut short while sending); it is not a loss.
+	DroppedBySender bool
+	Fragments       int           // for lost frames: fragments expected
+	Received        int           // for lost frames: fragments that arrived
+	Reason          string        // for lost and dropped frames
+	DropReason      DropReason    // for dropped frames
+	Late            time.Duration // for dropped frames: how far past the deadline (predicted, for DropPredictedLate)
 }
 
 // DropReason says why this sender dropped a frame (EventFrameDropped).

@@ -88,7 +88,7 @@ func (c *Conn) nextFeedback() clock.Time {
 	}
 	f := &c.rcv.fb
 	t := clock.Never
-	if f.ackPending || f.pli != 0 {
+	if f.ackPending || f.pli != 0 || c.rcv.dropAck.pending {
 		return c.lastSend // at once
 	}
 	if f.pending > 0 {
@@ -106,7 +106,7 @@ func (c *Conn) nextFeedback() clock.Time {
 	if c.snd.announceDue {
 		t = clock.Min(t, c.snd.announceSent.Add(c.snd.announceRepeat()))
 	}
-	return t
+	return clock.Min(t, c.snd.noticeDue())
 }
 
 // pollFeedback writes a feedback packet into dst if one is due.
@@ -131,6 +131,12 @@ func (c *Conn) pollFeedback(now clock.Time, dst []byte) (int, bool) {
 	if f.ackPending {
 		b = c.rcv.appendStreamAck(b)
 		f.ackPending = false
+	}
+	if c.rcv.dropAck.pending {
+		b = c.rcv.appendDropAck(b)
+	}
+	if now >= c.snd.noticeDue() {
+		b = c.snd.appendNotices(now, b, limit-len(b)-twccReserve)
 	}
 	b = c.appendNACKs(now, b, limit-len(b)-twccReserve)
 	for f.pli != 0 {
@@ -341,14 +347,15 @@ func (c *Conn) handleFeedback(now clock.Time) {
 	}
 	for i := range fb.Apps {
 		a := &fb.Apps[i]
-		if a.Name != appStreamName {
-			continue
-		}
-		switch a.Subtype {
-		case appSubStreams:
+		switch {
+		case a.Name == appStreamName && a.Subtype == appSubStreams:
 			c.rcv.handleAnnounce(now, a.Data)
-		case appSubStreamAck:
+		case a.Name == appStreamName && a.Subtype == appSubStreamAck:
 			c.snd.handleStreamAck(a.Data)
+		case a.Name == appDropName && a.Subtype == appSubDrops:
+			c.rcv.handleDropNotices(now, a.Data)
+		case a.Name == appDropName && a.Subtype == appSubDropAck:
+			c.snd.handleDropAck(a.Data)
 		}
 	}
 }
@@ -465,6 +472,7 @@ func (r *receiver) resetStream(now clock.Time, st *recvStream) {
 	st.jb.Expect(0)
 	st.highest = -1
 	st.closeAt = clock.Never
+	st.drops = recvDrops{}
 	st.stats = StreamRecvStats{}
 }
 

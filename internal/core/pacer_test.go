@@ -10,6 +10,7 @@ import (
 	"github.com/spillway-rt/spillway/cc"
 	"github.com/spillway-rt/spillway/clock"
 	"github.com/spillway-rt/spillway/netem"
+	"github.com/spillway-rt/spillway/wire"
 )
 
 // slowPair is a connected pair whose forward path carries 1 Mbit/s, with a
@@ -185,4 +186,118 @@ func TestPacerQueueLimit(t *testing.T) {
 	rs, ok := sc.RecvStreamStats(aud)
 	require.True(t, ok)
 	assert.Equal(t, int64(1), rs.FramesDelivered)
+}
+
+// A frame cut short while sending: the receiver is told (a drop notice),
+// gives it up as dropped by the sender rather than lost, and never NACKs
+// its packets once it knows; the sender never retransmits them.
+func TestCutShortFrameIsDeclaredDropped(t *testing.T) {
+	var framePNs = map[uint16]bool{} // low 16 bits of the cut frame's packet numbers
+	var ackAt clock.Time = -1
+	type nackAt struct {
+		at  clock.Time
+		seq uint16
+	}
+	var nacks []nackAt
+	var rtxAt []clock.Time
+	lost := 0
+	sched := &cc.Scripted{Steps: []cc.ScriptStep{{Rate: 1_000_000}}}
+	cfg := Config{Estimator: func() cc.Estimator { return sched }}
+	link := netem.LinkConfig{Delay: 20 * time.Millisecond, Rate: 1_000_000, QueueDelay: time.Second}
+	p := newPair(t, pairOpts{client: cfg, fwd: link, rev: netem.LinkConfig{Delay: 20 * time.Millisecond},
+		// Data from the client: note frame 1's packets, lose two of them.
+		clientFilter: func(now clock.Time, b []byte) bool {
+			var h wire.DataHeader
+			if _, err := h.Parse(b); err != nil || h.FrameID != 1 {
+				return true
+			}
+			if h.Retransmit {
+				rtxAt = append(rtxAt, now)
+				return true
+			}
+			framePNs[uint16(h.PacketNumber)] = true
+			if h.FragIndex == 2 || h.FragIndex == 3 {
+				lost++
+				return false
+			}
+			return true
+		},
+		// Feedback from the server: NACKs and the drop notices' ack.
+		serverFilter: func(now clock.Time, b []byte) bool {
+			var sh wire.ShortHeader
+			rtcp, err := wire.ParseFeedbackHeader(b, &sh)
+			if err != nil {
+				return true
+			}
+			var fb wire.Feedback
+			if wire.ParseFeedback(rtcp, &fb) != nil {
+				return true
+			}
+			for i := range fb.NACKs {
+				fb.NACKs[i].Range(func(seq uint16) bool {
+					nacks = append(nacks, nackAt{now, seq})
+					return true
+				})
+			}
+			for _, a := range fb.Apps {
+				if a.Name == appDropName && a.Subtype == appSubDropAck && ackAt < 0 {
+					ackAt = now
+				}
+			}
+			return true
+		}})
+	sc := p.connected()
+	dropTime := clock.Never
+	p.client.onEvent = func(now clock.Time, ev Event) {
+		if ev.Type == EventFrameDropped && dropTime == clock.Never {
+			dropTime = now
+		}
+	}
+	var sid uint8
+	p.at(0, func(now clock.Time) {
+		var err error
+		sid, err = p.cc.OpenStream(now, StreamConfig{Kind: KindVideo, Bitrate: 500_000})
+		require.NoError(t, err)
+		require.NoError(t, p.cc.WriteFrame(now, sid, make([]byte, 500), FrameInfo{Capture: now, Key: true}))
+	})
+	p.at(10*time.Millisecond, func(now clock.Time) {
+		// 24 kB: 192 ms at 1 Mbit/s, on time when written.
+		require.NoError(t, p.cc.WriteFrame(now, sid, make([]byte, 24_000), FrameInfo{Capture: now}))
+		// Then the target collapses to 100 kbit/s: the rest of the frame
+		// would take seconds.
+		sched.Steps = append(sched.Steps, cc.ScriptStep{At: now.Add(15 * time.Millisecond), Rate: 100_000})
+	})
+	p.run(2 * time.Second)
+
+	dropped, ok := p.client.find(EventFrameDropped)
+	require.True(t, ok)
+	assert.Equal(t, int64(1), dropped.Frame.ID)
+	assert.Equal(t, DropPredictedLate, dropped.Frame.DropReason)
+	assert.Contains(t, dropped.Frame.Reason, "cut short")
+	require.Equal(t, 2, lost, "two of its fragments were lost on the way")
+
+	lostEv, ok := p.server.find(EventFrameLost)
+	require.True(t, ok)
+	assert.Equal(t, int64(1), lostEv.Frame.ID)
+	assert.True(t, lostEv.Frame.DroppedBySender, "reported as dropped by the sender")
+	assert.Equal(t, "dropped by the sender", lostEv.Frame.Reason)
+
+	require.GreaterOrEqual(t, ackAt, clock.Time(0), "the receiver acknowledged the notice")
+	named := 0
+	for _, n := range nacks {
+		if framePNs[n.seq] {
+			named++
+			assert.Less(t, n.at, ackAt, "a NACK for a packet of the dropped frame after the receiver knew")
+		}
+	}
+	assert.Positive(t, named, "the lost fragments were NACKed before the drop")
+	for _, at := range rtxAt {
+		assert.Less(t, at, dropTime, "a retransmission for a frame declared dropped")
+	}
+	st := p.cc.Stats()
+	assert.GreaterOrEqual(t, st.DropNotices.Acked, int64(1))
+	assert.Equal(t, int64(1), st.FramesDroppedOnSend)
+	ss := sc.Stats()
+	assert.GreaterOrEqual(t, ss.DropNoticesReceived, int64(1))
+	assert.Positive(t, ss.RTXReceiver.Forgotten, "the declared packets left the NACK list")
 }

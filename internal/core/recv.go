@@ -49,18 +49,20 @@ type recvStream struct {
 	slots     []frameSlot
 	active    []int32 // indexes of assembling slots
 	jb        *jitterbuffer.Buffer
+	drops     recvDrops // frames the sender declared dropped
 	stats     StreamRecvStats
 }
 
 // StreamRecvStats counts a received stream's frames.
 type StreamRecvStats struct {
-	FramesReceived    int64 // frames complete
-	FramesDelivered   int64 // frames released to the application
-	FramesGivenUp     int64 // frames given up incomplete at their deadline
-	FramesLate        int64 // frames complete too late to release in order
-	FramesSkipped     int64 // frame ids passed over in playout: given up, late, or never seen
-	FramesUnannounced int64 // frames dropped at playout because the peer never announced their stream
-	BytesReceived     int64 // frame bytes complete
+	FramesReceived        int64 // frames complete
+	FramesDelivered       int64 // frames released to the application
+	FramesGivenUp         int64 // frames given up incomplete at their deadline
+	FramesLate            int64 // frames complete too late to release in order
+	FramesSkipped         int64 // frame ids passed over in playout: given up, late, never seen, or dropped by the sender
+	FramesDroppedBySender int64 // of those, frames the sender declared dropped (a drop notice)
+	FramesUnannounced     int64 // frames dropped at playout because the peer never announced their stream
+	BytesReceived         int64 // frame bytes complete
 }
 
 type receiver struct {
@@ -86,6 +88,7 @@ type receiver struct {
 	jitter       time.Duration // RFC 3550 §6.4.1 interarrival jitter
 
 	fb          feedbackState
+	dropAck     dropAcks
 	rrScratch   [1]wire.ReceptionReport
 	protScratch []byte // a data packet's protected form, for FEC (MaxDatagramSize)
 }
@@ -254,6 +257,10 @@ func (r *receiver) assemble(now clock.Time, h *wire.DataHeader, payload []byte, 
 	if id > st.highest {
 		st.highest = id
 	}
+	if st.drops.n > 0 && st.drops.has(id) {
+		c.stats.FragmentsDropped++ // its frame was declared dropped by the sender
+		return sendTS
+	}
 	slot := &st.slots[id&mask]
 	switch {
 	case slot.state != slotEmpty && slot.id > id:
@@ -373,6 +380,21 @@ func (r *receiver) giveUp(now clock.Time, st *recvStream, slot *frameSlot, reaso
 		Fragments: slot.count, Received: slot.got, Reason: reason})
 }
 
+// giveUpDropped gives up a frame being assembled that the sender declared
+// dropped: reported as dropped by the sender, not lost.
+func (r *receiver) giveUpDropped(st *recvStream, slot *frameSlot) {
+	st.removeActive(slot)
+	slot.state = slotDone
+	r.freeBuf(slot.buf)
+	slot.buf = nil
+	var capture clock.Time
+	if slot.capKnown {
+		capture = r.localTime(slot.refTS)
+	}
+	r.lost(st, FrameMeta{ID: slot.id, Capture: capture, Key: slot.key, Droppable: slot.droppable,
+		Fragments: slot.count, Received: slot.got, Reason: "dropped by the sender", DroppedBySender: true})
+}
+
 func (r *receiver) lost(st *recvStream, m FrameMeta) {
 	r.c.ep.pushEvent(Event{Type: EventFrameLost, Conn: r.c, Stream: st.id, Kind: st.kind, Frame: m})
 }
@@ -471,11 +493,21 @@ func (r *receiver) deliver(now clock.Time, st *recvStream, f jitterbuffer.Frame)
 	st.unsent = 0
 	st.stats.FramesSkipped += f.LostBefore
 	c.stats.FramesSkipped += f.LostBefore
+	var dropped int64
+	if st.drops.n > 0 {
+		if f.LostBefore > 0 {
+			dropped = min(st.drops.count(f.ID-f.LostBefore, f.ID-1), f.LostBefore)
+		}
+		st.drops.forgetBefore(f.ID)
+	}
+	st.stats.FramesDroppedBySender += dropped
+	c.stats.FramesDroppedBySender += dropped
 	st.stats.FramesDelivered++
 	c.stats.FramesDelivered++
 	c.ep.pushEvent(Event{Type: EventFrame, Conn: c, Stream: st.id, Kind: st.kind,
 		Frame: FrameMeta{ID: f.ID, Capture: f.Capture, Completed: f.Completed, Playout: now, Key: f.Key,
-			Droppable: f.Droppable, Size: len(f.Data) - wire.FramePrefixLen, LostBefore: f.LostBefore},
+			Droppable: f.Droppable, Size: len(f.Data) - wire.FramePrefixLen, LostBefore: f.LostBefore - dropped,
+			DroppedBefore: dropped},
 		Data: f.Data[wire.FramePrefixLen:], buf: f.Data})
 }
 

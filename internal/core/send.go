@@ -21,10 +21,12 @@ const minPacingRate = 100_000
 const historySize = 2048
 
 type sentPacket struct {
-	key   int64 // packet number + 1; 0 marks an empty slot
-	at    clock.Time
-	size  int32
-	media bool
+	key    int64 // packet number + 1; 0 marks an empty slot
+	at     clock.Time
+	frame  int64 // frame id + 1 of a data packet's fragment; 0 otherwise
+	size   int32
+	stream uint8
+	media  bool
 }
 
 // sendStream is a stream this side sends.
@@ -72,6 +74,7 @@ type outFrame struct {
 	buf       []byte // frame prefix + frame bytes, from the endpoint's pool; nil once gone
 	size      int    // bytes counted in the queues (len(buf); 0 once gone)
 	sent      int    // bytes of buf sent
+	firstPN   int64  // packet number of its first fragment, once sent
 	count     int    // fragments
 	next      int    // next fragment to send
 }
@@ -135,7 +138,8 @@ type sender struct {
 	overhead  [overheadSlots]byteMark // wire and media bytes sent, per target interval
 	ovhN      int
 
-	drops SendDropStats
+	drops   SendDropStats
+	notices dropNotices // drop notices the peer has not acknowledged
 }
 
 func (s *sender) init(c *Conn) {
@@ -573,6 +577,9 @@ func (s *sender) drop(now clock.Time, st *sendStream, f *outFrame, why DropReaso
 	c.stats.FramesDroppedOnSend++
 	s.drops.Frames[why][f.class]++
 	s.drops.Bytes[why][f.class] += unsent
+	if why != DropClosing {
+		s.declareDropped(now, st, f)
+	}
 	c.ep.pushEvent(Event{Type: EventFrameDropped, Conn: c, Stream: st.id, Kind: st.cfg.Kind,
 		Frame: FrameMeta{ID: f.id, Capture: f.capture, Key: f.key, Droppable: f.droppable, Size: f.size - wire.FramePrefixLen,
 			Reason: reason, DropReason: why, Late: late}})
@@ -687,6 +694,9 @@ func (s *sender) sendFragment(now clock.Time, st *sendStream, f *outFrame, dst [
 	start := f.next * fs
 	end := min(start+fs, len(f.buf))
 	pn := c.nextPN
+	if f.next == 0 {
+		f.firstPN = pn
+	}
 	h := wire.DataHeader{
 		DstConnID:    c.remoteCID,
 		PacketNumber: c.pnTrunc(),
@@ -709,7 +719,8 @@ func (s *sender) sendFragment(now clock.Time, st *sendStream, f *outFrame, dst [
 	s.pacer.Remove(f.class, end-start)
 	c.consumePN()
 	s.protect(now, pn, &h, f.buf[start:end], f, st.cfg.Kind)
-	s.history[pn&(historySize-1)] = sentPacket{key: pn + 1, at: now, size: int32(len(b)), media: true}
+	s.history[pn&(historySize-1)] = sentPacket{key: pn + 1, at: now, size: int32(len(b)), media: true,
+		stream: st.id, frame: f.id + 1}
 	c.stats.MediaPacketsSent++
 	c.stats.MediaBytesSent += int64(end - start)
 	c.sent(now, len(b), classMedia)

@@ -40,6 +40,7 @@ type ConnStats struct {
 	PacerStretches        int64
 	SendDrops             SendDropStats
 	KeyFrameRequestsLocal int64
+	DropNotices           DropNoticeStats // drop notices sent to the peer
 
 	// Received.
 	PacketsReceived         int64 // distinct packets accepted
@@ -56,7 +57,10 @@ type ConnStats struct {
 	FramesReceived          int64 // frames complete
 	FramesDelivered         int64 // frames released to the application at their playout time
 	FramesGivenUp           int64 // frames incomplete at their deadline
-	FramesSkipped           int64 // frame ids passed over in playout (lost by any cause)
+	FramesSkipped           int64 // frame ids passed over in playout (lost by any cause, or dropped by the sender)
+	FramesDroppedBySender   int64 // of those, frames the sender declared dropped (drop notices)
+	FragmentsDropped        int64 // fragments of frames the sender had declared dropped
+	DropNoticesReceived     int64 // drop notices received (each once)
 	Jitter                  time.Duration
 	FeedbackReceived        int64
 	KeyFrameRequests        int64 // PLIs received (pliCount is what we sent: PLIsSent)
@@ -106,6 +110,7 @@ func (c *Conn) Stats() ConnStats {
 	s.PacerQueueLimit = c.snd.pacer.QueueLimit()
 	s.PacerStretches = ps.Stretches
 	s.SendDrops = c.snd.drops
+	s.DropNotices = c.snd.notices.stats
 	if c.snd.fec != nil {
 		s.FECSent = c.snd.fec.Stats()
 	}
