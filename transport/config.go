@@ -81,6 +81,11 @@ type Config struct {
 
 	// MaxBitrate caps the sending rate, in bit/s. Default 20 Mbit/s.
 	MaxBitrate int64
+	// PacerQueueLimit bounds the send queue in time (its bytes at the
+	// pacing rate): past it, frames that matter least are dropped
+	// (droppable ones, then deltas; key frames and audio make the queue
+	// drain faster instead). Defaults: 150 ms (RTC), 1 s (Live).
+	PacerQueueLimit time.Duration
 	// MaxFrameSize is the largest frame sent or accepted, in bytes. Default
 	// 4 MiB.
 	MaxFrameSize int
@@ -132,6 +137,11 @@ func (c *Config) withDefaults() Config {
 	}
 	setDefault(&d.Latency, d.Profile.Latency())
 	if d.Profile == Live {
+		setDefault(&d.PacerQueueLimit, time.Second)
+	} else {
+		setDefault(&d.PacerQueueLimit, 150*time.Millisecond)
+	}
+	if d.Profile == Live {
 		setDefault(&d.MinPlayoutDelay, time.Second)
 		setDefault(&d.MaxPlayoutDelay, 3*time.Second)
 	} else {
@@ -182,6 +192,7 @@ func (c Config) core() core.Config {
 		FragmentSize:     c.FragmentSize,
 		MaxFrameSize:     c.MaxFrameSize,
 		MaxBitrate:       c.MaxBitrate,
+		PacerQueueLimit:  c.PacerQueueLimit,
 		IdleTimeout:      c.IdleTimeout,
 		KeepAlivePeriod:  c.KeepAlivePeriod,
 		HandshakeTimeout: c.HandshakeTimeout,

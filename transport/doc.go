@@ -34,11 +34,18 @@
 //
 // # Deadlines
 //
-// A frame's deadline is its CaptureTime plus Config.Latency. WriteFrame
-// refuses a frame that can no longer make it (ErrFrameDropped) and the
-// sender drops queued frames whose deadline passes; the receiver gives up
-// incomplete frames at their deadline and ReadFrame reports the frames
-// skipped before each one (FrameInfo.LostBefore).
+// A frame's deadline is its CaptureTime plus Config.Latency. The sender
+// predicts when each frame would arrive (the send queue ahead of it, its
+// own bytes at the target rate, the path's delay): WriteFrame refuses a
+// frame that cannot make it (ErrFrameDropped), and a queued frame predicted
+// late is dropped whole before any of it leaves, or cut short. The send
+// queue is also bounded in time (Config.PacerQueueLimit). A dropped frame
+// that later frames reference takes them with it until the next key frame,
+// and the track asks for one at once (OnKeyFrameRequest); OnFrameDropped
+// says what was dropped and why, and OnTargetBitrate gives the rate to
+// encode at so that frames need not be dropped. The receiver is told of
+// every drop: ReadFrame reports the frames skipped before each one as lost
+// (FrameInfo.LostBefore) or dropped by the sender (DroppedBefore).
 //
 // # Security
 //

@@ -139,6 +139,53 @@ func ExampleLocalTrack_WriteFrame() {
 	// stale frame dropped: true
 }
 
+// ExampleLocalTrack_OnFrameDropped wires a track to an encoder: the
+// encoder follows the target rate, makes a key frame when asked (after a
+// dropped reference frame the request comes at once), and learns which
+// frames the transport dropped and why.
+func ExampleLocalTrack_OnFrameDropped() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	l, err := transport.Listen("127.0.0.1:0", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	sess, err := transport.Dial(ctx, l.Addr().String(), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sess.Close()
+	video, err := sess.Publish(ctx, transport.TrackConfig{Kind: transport.KindVideo, Bitrate: 1_500_000})
+	if err != nil {
+		log.Fatal(err)
+	}
+	dropped := make(chan transport.FrameDrop, 1)
+	keyWanted := make(chan struct{}, 1)
+	video.OnTargetBitrate(func(r transport.TargetRate) { _ = r.Bitrate /* enc.SetBitrate(r.Bitrate) */ })
+	video.OnKeyFrameRequest(func() {
+		select {
+		case keyWanted <- struct{}{}:
+		default:
+		}
+	})
+	video.OnFrameDropped(func(d transport.FrameDrop) { dropped <- d })
+
+	now := time.Now()
+	_ = video.WriteFrame(ctx, transport.Frame{Data: make([]byte, 10_000), CaptureTime: now, Keyframe: true})
+	// A delta frame a second old: past the 300 ms budget.
+	err = video.WriteFrame(ctx, transport.Frame{Data: make([]byte, 2_000), CaptureTime: now.Add(-time.Second)})
+	fmt.Println("refused:", errors.Is(err, transport.ErrFrameDropped))
+	d := <-dropped
+	fmt.Println("dropped frame", d.ID, "because", d.Reason)
+	<-keyWanted
+	fmt.Println("key frame requested")
+	// Output:
+	// refused: true
+	// dropped frame 1 because late-on-arrival
+	// key frame requested
+}
+
 // ExampleRemoteTrack_ReadFrame reads frames at their playout time until the
 // peer closes the track.
 func ExampleRemoteTrack_ReadFrame() {

@@ -63,7 +63,40 @@ type FrameInfo struct {
 	PlayoutTime  time.Time // when it was released
 	Keyframe     bool
 	Droppable    bool
-	LostBefore   int64 // frames of this track skipped just before this one
+	LostBefore   int64 // frames of this track skipped just before this one, lost on the way
+	// DroppedBefore: frames skipped just before this one that the sender
+	// dropped on purpose (too late to arrive in time, or its send queue
+	// full); not counted in LostBefore.
+	DroppedBefore int64
+}
+
+// DropReason says why the sender dropped a frame.
+type DropReason = core.DropReason
+
+// Reasons a sender drops a frame (FrameDrop.Reason).
+const (
+	DropLateOnArrival = core.DropLateOnArrival // WriteFrame refused it: it could not arrive in time
+	DropPredictedLate = core.DropPredictedLate // queued, then predicted to miss its deadline
+	DropQueueLimit    = core.DropQueueLimit    // the send queue was at its time limit
+	DropReference     = core.DropReference     // a frame it references was dropped
+	DropSendBuffer    = core.DropSendBuffer    // the send buffer was full (bytes)
+	DropClosing       = core.DropClosing       // the session closed with it queued
+)
+
+// FrameDrop describes a frame this side dropped before all of it was sent.
+type FrameDrop struct {
+	ID          int64 // the frame's number in its track
+	CaptureTime time.Time
+	Keyframe    bool
+	Size        int
+	Reason      DropReason
+	Detail      string        // the reason in words
+	Late        time.Duration // how far past its deadline it would have arrived (predicted)
+}
+
+// TargetRate is the rate a track should be encoded at.
+type TargetRate struct {
+	Bitrate int64 // bit/s of frame payload
 }
 
 // Stats are a session's counters (W3C webrtc-stats names where they exist).
@@ -301,6 +334,17 @@ func (s *Session) handleEvent(now clock.Time, ev core.Event) {
 		if lt := s.local[ev.Stream]; lt != nil {
 			s.t.callback(lt.keyFrameRequested)
 		}
+	case core.EventFrameDropped:
+		if lt := s.local[ev.Stream]; lt != nil {
+			d := FrameDrop{ID: ev.Frame.ID, CaptureTime: s.t.toTime(ev.Frame.Capture), Keyframe: ev.Frame.Key,
+				Size: ev.Frame.Size, Reason: ev.Frame.DropReason, Detail: ev.Frame.Reason, Late: ev.Frame.Late}
+			s.t.callback(func() { lt.frameDropped(d) })
+		}
+	case core.EventTargetRate:
+		if lt := s.local[ev.Stream]; lt != nil {
+			r := TargetRate{Bitrate: ev.Bitrate}
+			s.t.callback(func() { lt.targetRate(r) })
+		}
 	}
 }
 
@@ -311,8 +355,10 @@ type LocalTrack struct {
 	id  uint8
 	cfg TrackConfig
 
-	mu    sync.Mutex
-	onKey func()
+	mu       sync.Mutex
+	onKey    func()
+	onDrop   func(FrameDrop)
+	onTarget func(TargetRate)
 }
 
 // ID returns the track's id within the session (0-15).
@@ -341,14 +387,58 @@ func (lt *LocalTrack) WriteFrame(ctx context.Context, f Frame) error {
 	})
 }
 
-// OnKeyFrameRequest sets a function called when the peer asks for a key
-// frame. Callbacks of a Transport run one at a time, in order, on a
+// OnKeyFrameRequest sets a function called when the track needs a key
+// frame: the peer asked, or this side dropped a frame later frames
+// reference (then at once, with no round trip). Callbacks of a Transport run one at a time, in order, on a
 // goroutine of their own: they may call any method (WriteFrame a key
 // frame), but one that blocks delays the others.
 func (lt *LocalTrack) OnKeyFrameRequest(fn func()) {
 	lt.mu.Lock()
 	lt.onKey = fn
 	lt.mu.Unlock()
+}
+
+// OnFrameDropped sets a function called for every frame of the track this
+// side drops before all of it was sent (WriteFrame's ErrFrameDropped
+// included), on the callback goroutine (see OnKeyFrameRequest). A dropped
+// frame that later frames reference also brings a key-frame request
+// (OnKeyFrameRequest) at once: the frames after it are dropped until a key
+// frame comes.
+func (lt *LocalTrack) OnFrameDropped(fn func(FrameDrop)) {
+	lt.mu.Lock()
+	lt.onDrop = fn
+	lt.mu.Unlock()
+}
+
+// OnTargetBitrate sets a function called when the rate the track should be
+// encoded at changes (at most about 5 times a second, and at once when a
+// key frame proved too large), on the callback goroutine (see
+// OnKeyFrameRequest). The rate is the transport's target less what FEC,
+// retransmissions and headers take, audio first, and less again while the
+// send queue or the path's queue grows (pushback): an encoder that follows
+// it keeps frames from being dropped.
+func (lt *LocalTrack) OnTargetBitrate(fn func(TargetRate)) {
+	lt.mu.Lock()
+	lt.onTarget = fn
+	lt.mu.Unlock()
+}
+
+func (lt *LocalTrack) frameDropped(d FrameDrop) {
+	lt.mu.Lock()
+	fn := lt.onDrop
+	lt.mu.Unlock()
+	if fn != nil {
+		fn(d)
+	}
+}
+
+func (lt *LocalTrack) targetRate(r TargetRate) {
+	lt.mu.Lock()
+	fn := lt.onTarget
+	lt.mu.Unlock()
+	if fn != nil {
+		fn(r)
+	}
 }
 
 func (lt *LocalTrack) keyFrameRequested() {
@@ -418,14 +508,15 @@ func (rt *RemoteTrack) push(t *Transport, ev core.Event) {
 	f := rxFramePool.Get().(*rxFrame)
 	f.data = append(f.data[:0], ev.Data...)
 	f.info = FrameInfo{
-		ID:           ev.Frame.ID,
-		Size:         len(ev.Data),
-		CaptureTime:  t.toTime(ev.Frame.Capture),
-		CompleteTime: t.toTime(ev.Frame.Completed),
-		PlayoutTime:  t.toTime(ev.Frame.Playout),
-		Keyframe:     ev.Frame.Key,
-		Droppable:    ev.Frame.Droppable,
-		LostBefore:   ev.Frame.LostBefore,
+		ID:            ev.Frame.ID,
+		Size:          len(ev.Data),
+		CaptureTime:   t.toTime(ev.Frame.Capture),
+		CompleteTime:  t.toTime(ev.Frame.Completed),
+		PlayoutTime:   t.toTime(ev.Frame.Playout),
+		Keyframe:      ev.Frame.Key,
+		Droppable:     ev.Frame.Droppable,
+		LostBefore:    ev.Frame.LostBefore,
+		DroppedBefore: ev.Frame.DroppedBefore,
 	}
 	for {
 		select {

@@ -459,3 +459,52 @@ func TestFailingConnEndsTheTransport(t *testing.T) {
 		require.NoError(t, tr.Close())
 	})
 }
+
+// A dropped reference frame reaches the application three ways: the
+// write's ErrFrameDropped, OnFrameDropped with the reason, and a key-frame
+// request at once; the receiver reports the gap as dropped by the sender.
+// OnTargetBitrate gives the track's rate.
+func TestDroppedFrameCallbacks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		l, client, _ := netemPair(t, netem.LinkConfig{Delay: 5 * time.Millisecond}, nil)
+		cs, ss := dialAccept(t, l, client)
+		v, err := cs.Publish(ctx, TrackConfig{Kind: KindVideo})
+		require.NoError(t, err)
+		drops := make(chan FrameDrop, 4)
+		keys := make(chan struct{}, 4)
+		targets := make(chan TargetRate, 16)
+		v.OnFrameDropped(func(d FrameDrop) { drops <- d })
+		v.OnKeyFrameRequest(func() { keys <- struct{}{} })
+		v.OnTargetBitrate(func(r TargetRate) {
+			select {
+			case targets <- r:
+			default:
+			}
+		})
+		require.NoError(t, v.WriteFrame(ctx, Frame{Data: []byte("key"), Keyframe: true}))
+		err = v.WriteFrame(ctx, Frame{Data: []byte("late"), CaptureTime: time.Now().Add(-time.Second)})
+		require.ErrorIs(t, err, ErrFrameDropped)
+		d := <-drops
+		assert.Equal(t, int64(1), d.ID)
+		assert.Equal(t, DropLateOnArrival, d.Reason)
+		<-keys
+		assert.ErrorIs(t, v.WriteFrame(ctx, Frame{Data: []byte("delta")}), ErrFrameDropped, "its reference is gone")
+		assert.Equal(t, DropReference, (<-drops).Reason)
+		require.NoError(t, v.WriteFrame(ctx, Frame{Data: []byte("key2"), Keyframe: true}))
+		r := <-targets
+		assert.Positive(t, r.Bitrate)
+
+		rt, err := ss.AcceptTrack(ctx)
+		require.NoError(t, err)
+		buf := make([]byte, 16)
+		n, info, err := rt.ReadFrame(ctx, buf)
+		require.NoError(t, err)
+		assert.Equal(t, "key", string(buf[:n]))
+		n, info, err = rt.ReadFrame(ctx, buf)
+		require.NoError(t, err)
+		assert.Equal(t, "key2", string(buf[:n]))
+		assert.Equal(t, int64(2), info.DroppedBefore, "frames 1 and 2 were dropped by the sender")
+		assert.Zero(t, info.LostBefore)
+	})
+}

@@ -13,7 +13,7 @@
 // session, a file) exits with status 1; success, an interrupted run that
 // printed its summary, and -h exit with status 0.
 //
-// # spillway bench [-json FILE] [-seed N] [-scenario REGEX] [-file FILE] [-list] [-pcap DIR]
+// # spillway bench [-json FILE] [-seed N] [-scenario REGEX] [-file FILE] [-list] [-pcap DIR] [-trace FILE]
 //
 // Runs scenarios in the simulator (package bench; virtual time, so a minute
 // of media takes milliseconds) in order and prints one table row per
@@ -36,6 +36,10 @@
 //	                 DIR/<scenario>-fwd.pcap (sender to receiver) and
 //	                 DIR/<scenario>-rev.pcap, stamped with virtual times
 //	                 (the Unix epoch + simulated time; see netem/pcap)
+//	-trace FILE      write, per row, a line for each sender event (frame
+//	                 dropped and why, key-frame request, target rate) and
+//	                 for each frame late or never complete, at its time in
+//	                 seconds of media
 //
 // A scenario file is JSON or YAML (by its extension: .yaml or .yml, else
 // JSON), one scenario object or {"scenarios": [...]}, read strictly by
