@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"time"
 
+	"github.com/spillway-rt/spillway/cc"
 	"github.com/spillway-rt/spillway/clock"
 	"github.com/spillway-rt/spillway/netem"
 	"github.com/spillway-rt/spillway/wire"
@@ -114,7 +115,16 @@ func (r *run) result(seed uint64) Result {
 	}
 	r.windows(&res)
 	if r.snd.conn != nil {
-		res.PacerQueueMSMax = round4(ms(r.snd.conn.Stats().PacerQueueDelayMax))
+		st := r.snd.conn.Stats()
+		res.PacerQueueMSMax = round4(ms(st.PacerQueueDelayMax))
+		res.RTXBehindFrames = st.RetransmissionsBehindFrames
+		res.PacerWaitMS = map[string]WaitResult{}
+		for c, w := range st.PacerWait {
+			if w.Count > 0 {
+				res.PacerWaitMS[cc.Class(c).String()] = WaitResult{Count: w.Count, P50: round4(ms(w.P50)),
+					P99: round4(ms(w.P99)), Max: round4(ms(w.Max))}
+			}
+		}
 	}
 	res.FECOverhead1s = make([]float64, len(r.mediaPerSec))
 	for i := range r.mediaPerSec {
@@ -181,6 +191,7 @@ func (r *run) windows(res *Result) {
 		}
 		rate = step.Forward.Rate
 	}
+	res.SenderDroppedAfterDropS = r.droppedAfterDrops()
 	res.WindowP95LatencyMS = make([]*float64, secs)
 	for w := range lat {
 		if skip[w] || len(lat[w]) == 0 {
@@ -192,4 +203,47 @@ func (r *run) windows(res *Result) {
 			res.WindowP95LatencyMSMax = *p
 		}
 	}
+}
+
+// droppedAfterDrops is SenderDroppedAfterDropS: for each capacity drop of
+// the forward link, the media seconds of the frames captured from it until
+// the next capacity change that the sender dropped; the largest.
+func (r *run) droppedAfterDrops() float64 {
+	best := 0.0
+	rate := r.sc.Forward.Rate
+	for i, step := range r.sc.Schedule {
+		if step.Forward == nil {
+			continue
+		}
+		newRate := step.Forward.Rate
+		if newRate > 0 && (rate == 0 || newRate < rate) {
+			end := r.sc.Media
+			for _, next := range r.sc.Schedule[i+1:] {
+				if next.Forward != nil && next.Forward.Rate != newRate {
+					end = next.At
+					break
+				}
+			}
+			from, to := r.mediaStart.Add(step.At), r.mediaStart.Add(end)
+			secs := 0.0
+			for _, st := range r.streams {
+				if st == nil {
+					continue
+				}
+				fps := r.sc.Traffic.Video.FPS
+				if st.source == SourceAudio {
+					fps = r.sc.Traffic.Audio.FPS
+				}
+				for k := range st.frames {
+					fr := &st.frames[k]
+					if fr.dropped && fr.submit >= from && fr.submit < to && fps > 0 {
+						secs += 1 / fps
+					}
+				}
+			}
+			best = max(best, secs)
+		}
+		rate = newRate
+	}
+	return round4(best)
 }

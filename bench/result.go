@@ -76,6 +76,20 @@ type Result struct {
 	// frames the receiver reports as dropped by the sender.
 	RTXForDropped           int64 `json:"rtx_for_dropped"`
 	ReceiverDroppedBySender int64 `json:"receiver_dropped_by_sender"`
+	// PacerWaitMS: the sender's time in its pacer queue per class (audio,
+	// retransmission, key, video, data; classes with nothing sent left
+	// out): frames from WriteFrame until their last fragment left,
+	// retransmissions from the NACK until they left. Histogram upper
+	// bounds: 0.1 ms resolution below 1 ms, 0.5 ms below 10 ms.
+	PacerWaitMS map[string]WaitResult `json:"pacer_wait_ms"`
+	// RTXBehindFrames: retransmissions that left after video or data frame
+	// bytes sent since their NACK came.
+	RTXBehindFrames int64 `json:"rtx_behind_frames"`
+	// SenderDroppedAfterDropS: the media seconds (frames x frame interval,
+	// video and audio summed) the sender dropped among the frames captured
+	// from a capacity drop until the next capacity change; the largest over
+	// the row's drops (0 without one).
+	SenderDroppedAfterDropS float64 `json:"sender_dropped_after_drop_s"`
 
 	LossStopS *float64 `json:"loss_stop_s,omitempty"`
 	Corrupt   int      `json:"corrupt"`
@@ -84,6 +98,14 @@ type Result struct {
 	// Wall-clock fields: the only ones that differ between runs of a seed.
 	SimSpeed float64 `json:"sim_speed"`
 	WallS    float64 `json:"wall_s"`
+}
+
+// WaitResult is one class's time in the pacer queue, in ms.
+type WaitResult struct {
+	Count int64   `json:"count"`
+	P50   float64 `json:"p50"`
+	P99   float64 `json:"p99"`
+	Max   float64 `json:"max"`
 }
 
 // Report is what -json writes.

@@ -244,7 +244,7 @@ func (h *host) drain(now clock.Time) {
 				h.gen.RequestKey()
 			}
 		case core.EventTargetRate:
-			if h.sender && ev.Stream == h.video && r.sc.Traffic.Video.FPS > 0 && r.sc.Target == TargetScripted {
+			if h.sender && ev.Stream == h.video && r.sc.Traffic.Video.FPS > 0 && r.sc.Target == TargetScripted && !r.sc.IgnoreTarget {
 				h.gen.SetVideoBitrate(ev.Bitrate)
 			}
 		case core.EventFrameDropped:

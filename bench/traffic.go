@@ -16,6 +16,9 @@ type VideoModel struct {
 	KeyInterval time.Duration `json:"key_interval"`
 	KeyFactor   float64       `json:"key_factor"`
 	Variation   float64       `json:"variation"`
+	// StartBitrate is where a source that follows the target starts
+	// (0: Bitrate).
+	StartBitrate int64 `json:"start_bitrate,omitempty"`
 }
 
 // AudioModel is a synthetic audio source: FPS frames per second of sizes
@@ -54,6 +57,8 @@ func (t Traffic) Validate() error {
 		return fmt.Errorf("traffic: video key interval %v shorter than a frame", v.KeyInterval)
 	case v.FPS > 0 && v.KeyFactor < 1:
 		return fmt.Errorf("traffic: video key factor %v below 1", v.KeyFactor)
+	case v.StartBitrate < 0 || (v.FPS > 0 && v.StartBitrate > v.Bitrate):
+		return fmt.Errorf("traffic: video start bitrate %d outside 0-%d", v.StartBitrate, v.Bitrate)
 	case v.Variation < 0 || v.Variation >= 1:
 		return fmt.Errorf("traffic: video variation %v outside [0, 1)", v.Variation)
 	case a.FPS < 0 || a.FPS > 1000:
@@ -116,7 +121,11 @@ func NewGenerator(t Traffic, seed uint64) *Generator {
 	if v := t.Video; v.FPS > 0 {
 		g.video = true
 		g.gopFrames = max(1, int64(math.Round(v.KeyInterval.Seconds()*v.FPS)))
-		g.SetVideoBitrate(v.Bitrate)
+		start := v.Bitrate
+		if v.StartBitrate > 0 {
+			start = v.StartBitrate
+		}
+		g.SetVideoBitrate(start)
 	}
 	g.audio = t.Audio.FPS > 0
 	return g

@@ -43,10 +43,20 @@ func (c Class) String() string {
 type Pacer struct {
 	rate   int64 // bit/s
 	floor  int64 // bit/s: a drain rate the queue asked for (Stretch); 0 none
+	// stretchLeft: bytes to leave the queue before a Stretch ends (those
+	// queued when it was asked for, and the ones it was asked for).
+	stretchLeft int64
 	burst  time.Duration
 	tokens float64 // bytes; may go negative by one packet
 	last   clock.Time
 	primed bool
+
+	// The budget: a second bucket at the target rate, BudgetWindow deep,
+	// so bursts leave at the pacing rate but no faster than the target on
+	// average (0: off).
+	budgetRate   int64
+	budgetWindow time.Duration
+	budget       float64 // bytes; may go negative by one packet
 
 	limit  time.Duration // the queue's bound in time at the drain rate; 0 none
 	queued [NumClasses]int64
@@ -84,6 +94,41 @@ func (p *Pacer) Rate() int64 { return p.rate }
 // while a Stretch is in force.
 func (p *Pacer) DrainRate() int64 { return max(p.rate, p.floor) }
 
+// DefaultBudgetWindow is the depth of the pacer's budget, in time at the
+// target rate: a key frame of 239 ms of the media rate (8 x a delta frame,
+// one every 2 s at 30 fps) leaves in one burst at the pacing rate.
+const DefaultBudgetWindow = 250 * time.Millisecond
+
+// SetBudget bounds the average rate: bytes leave at the pacing rate only
+// while a bucket filling at rate (bit/s) and window deep has them, so a
+// source offering more than the target queues (and is dropped by the
+// queue's limit) instead of pushing 2.5 x the target into the path. rate 0
+// turns the budget off.
+func (p *Pacer) SetBudget(rate int64, window time.Duration) {
+	if window <= 0 {
+		window = DefaultBudgetWindow
+	}
+	wasOff := p.budgetRate == 0
+	p.budgetRate, p.budgetWindow = max(rate, 0), window
+	if p.budgetRate == 0 {
+		p.budget = 0
+		return
+	}
+	if wasOff {
+		p.budget = p.maxBudget()
+	}
+	p.budget = min(p.budget, p.maxBudget())
+}
+
+// BudgetRate returns the budget's rate (0: off).
+func (p *Pacer) BudgetRate() int64 { return p.budgetRate }
+
+func (p *Pacer) budgetRateNow() int64 { return max(p.budgetRate, p.floor) }
+
+func (p *Pacer) maxBudget() float64 {
+	return float64(p.budgetRateNow()) / 8 * p.budgetWindow.Seconds()
+}
+
 // SetRate changes the pacing rate (bit/s, at least 1).
 func (p *Pacer) SetRate(rate int64) {
 	if rate < 1 {
@@ -104,22 +149,28 @@ func (p *Pacer) refill(now clock.Time) {
 		p.primed = true
 		p.last = now
 		p.tokens = p.maxTokens()
+		if p.budgetRate > 0 {
+			p.budget = p.maxBudget()
+		}
 		return
 	}
 	if now <= p.last {
 		return
 	}
-	p.tokens += float64(p.DrainRate()) / 8 * now.Sub(p.last).Seconds()
-	if max := p.maxTokens(); p.tokens > max {
-		p.tokens = max
+	dt := now.Sub(p.last).Seconds()
+	p.tokens = min(p.tokens+float64(p.DrainRate())/8*dt, p.maxTokens())
+	if p.budgetRate > 0 {
+		p.budget = min(p.budget+float64(p.budgetRateNow())/8*dt, p.maxBudget())
 	}
 	p.last = now
 }
 
+func (p *Pacer) budgetOK() bool { return p.budgetRate == 0 || p.budget > 0 }
+
 // CanSend reports whether a packet may leave now.
 func (p *Pacer) CanSend(now clock.Time) bool {
 	p.refill(now)
-	return p.tokens > 0
+	return p.tokens > 0 && p.budgetOK()
 }
 
 // OnSent charges size bytes that left at now (paced or not: control packets
@@ -127,18 +178,45 @@ func (p *Pacer) CanSend(now clock.Time) bool {
 func (p *Pacer) OnSent(now clock.Time, size int) {
 	p.refill(now)
 	p.tokens -= float64(size)
+	if p.budgetRate > 0 {
+		p.budget -= float64(size)
+	}
+}
+
+// CanOverdraw reports whether a packet that must not wait behind the token
+// debt (audio: a small share of any rate, sent at once) may leave now:
+// while the debt is within one burst.
+func (p *Pacer) CanOverdraw(now clock.Time) bool {
+	p.refill(now)
+	return p.tokens > -p.maxTokens() && (p.budgetRate == 0 || p.budget > -p.maxTokens())
+}
+
+// NextOverdrawTime is when CanOverdraw next holds, as of the last call (at
+// or before the last call's time if it holds now).
+func (p *Pacer) NextOverdrawTime() clock.Time {
+	wait := p.waitFor(p.tokens+p.maxTokens(), p.DrainRate())
+	if p.budgetRate > 0 {
+		wait = max(wait, p.waitFor(p.budget+p.maxTokens(), p.budgetRateNow()))
+	}
+	return p.last.Add(wait)
+}
+
+// waitFor is how long a bucket holding have bytes (positive: ready) takes
+// to hold more than 0 at rate; 0 when it does.
+func (p *Pacer) waitFor(have float64, rate int64) time.Duration {
+	if have > 0 {
+		return 0
+	}
+	need := -have + 1
+	return max(time.Duration(need*8/float64(rate)*float64(time.Second)), time.Microsecond)
 }
 
 // NextSend returns when a packet may next leave: now if CanSend(now).
 func (p *Pacer) NextSend(now clock.Time) clock.Time {
 	p.refill(now)
-	if p.tokens > 0 {
-		return now
-	}
-	need := -p.tokens + 1
-	wait := time.Duration(need * 8 / float64(p.DrainRate()) * float64(time.Second))
-	if wait < time.Microsecond {
-		wait = time.Microsecond
+	wait := p.waitFor(p.tokens, p.DrainRate())
+	if p.budgetRate > 0 {
+		wait = max(wait, p.waitFor(p.budget, p.budgetRateNow()))
 	}
 	return now.Add(wait)
 }
@@ -147,7 +225,7 @@ func (p *Pacer) NextSend(now clock.Time) clock.Time {
 // as of the last call, when a packet may leave (at or before the last call's
 // time if one may leave at once).
 func (p *Pacer) NextSendTime() clock.Time {
-	if p.tokens > 0 {
+	if p.tokens > 0 && p.budgetOK() {
 		return p.last
 	}
 	return p.NextSend(p.last)
@@ -170,17 +248,21 @@ func (p *Pacer) Add(c Class, n int) {
 }
 
 // Remove counts n bytes of class c leaving the queue (sent or dropped).
-// When the queue empties, a Stretch ends.
+// A Stretch ends once the bytes it was asked for have left.
 func (p *Pacer) Remove(c Class, n int) {
 	p.queued[c] -= int64(n)
 	p.total -= int64(n)
 	if p.queued[c] < 0 || p.total < 0 {
 		panic("cc: pacer queue account went negative")
 	}
-	if p.total == 0 && p.floor != 0 {
-		p.floor = 0
-		if max := p.maxTokens(); p.tokens > max {
-			p.tokens = max
+	if p.floor != 0 {
+		p.stretchLeft -= int64(n)
+		if p.stretchLeft <= 0 || p.total == 0 {
+			p.floor, p.stretchLeft = 0, 0
+			p.tokens = min(p.tokens, p.maxTokens())
+			if p.budgetRate > 0 {
+				p.budget = min(p.budget, p.maxBudget())
+			}
 		}
 	}
 }
@@ -200,9 +282,16 @@ func (p *Pacer) Ahead(c Class) int64 {
 	return n
 }
 
-// DelayOf returns how long n bytes take to leave at the drain rate.
+// DelayOf returns how long n bytes take to leave: at the drain rate, and
+// with a budget, what the budget does not hold at its rate.
 func (p *Pacer) DelayOf(n int64) time.Duration {
-	return time.Duration(float64(n) * 8 / float64(p.DrainRate()) * float64(time.Second))
+	d := time.Duration(float64(n) * 8 / float64(p.DrainRate()) * float64(time.Second))
+	if p.budgetRate > 0 {
+		if over := float64(n) - max(p.budget, 0); over > 0 {
+			d = max(d, time.Duration(over*8/float64(p.budgetRateNow())*float64(time.Second)))
+		}
+	}
+	return d
 }
 
 // QueueDelay returns how long the queued bytes take to leave at the drain
@@ -214,8 +303,9 @@ func (p *Pacer) Fits(n int) bool {
 	return p.limit == 0 || p.DelayOf(p.total+int64(n)) <= p.limit
 }
 
-// Stretch raises the drain rate, until the queue next empties, so that the
-// queue plus n more bytes drains within the limit: for bytes that must not
+// Stretch raises the drain rate, until the bytes queued now and the n
+// more have left (or the queue empties), so that they drain within the
+// limit: for bytes that must not
 // be dropped for the limit alone (a key frame whose deadline is reachable,
 // audio). It does nothing without a limit or when they fit already.
 func (p *Pacer) Stretch(n int) {
@@ -223,7 +313,13 @@ func (p *Pacer) Stretch(n int) {
 		return
 	}
 	need := int64(math.Ceil(float64(p.total+int64(n)) * 8 / p.limit.Seconds()))
+	if p.budgetRate > 0 {
+		// The budget must let the bytes out within the limit too: what it
+		// holds plus what it earns at the floor.
+		need = max(need, int64(math.Ceil((float64(p.total+int64(n))-max(p.budget, 0))*8/p.limit.Seconds())))
+	}
 	p.floor = max(p.floor, need)
+	p.stretchLeft = max(p.stretchLeft, p.total+int64(n))
 	p.stats.Stretches++
 	p.stats.StretchRateMax = max(p.stats.StretchRateMax, p.floor)
 }

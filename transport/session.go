@@ -359,6 +359,7 @@ type LocalTrack struct {
 	onKey    func()
 	onDrop   func(FrameDrop)
 	onTarget func(TargetRate)
+	target   TargetRate // the last one given; zero before any
 }
 
 // ID returns the track's id within the session (0-15).
@@ -416,11 +417,23 @@ func (lt *LocalTrack) OnFrameDropped(fn func(FrameDrop)) {
 // OnKeyFrameRequest). The rate is the transport's target less what FEC,
 // retransmissions and headers take, audio first, and less again while the
 // send queue or the path's queue grows (pushback): an encoder that follows
-// it keeps frames from being dropped.
+// it keeps frames from being dropped. If a target is known already, fn is
+// called with it at once (on the callback goroutine).
 func (lt *LocalTrack) OnTargetBitrate(fn func(TargetRate)) {
 	lt.mu.Lock()
 	lt.onTarget = fn
+	cur := lt.target
 	lt.mu.Unlock()
+	if fn != nil && cur.Bitrate > 0 {
+		lt.s.t.callback(func() {
+			lt.mu.Lock()
+			same := lt.target == cur
+			lt.mu.Unlock()
+			if same { // a newer one is on its way otherwise
+				fn(cur)
+			}
+		})
+	}
 }
 
 func (lt *LocalTrack) frameDropped(d FrameDrop) {
@@ -435,6 +448,7 @@ func (lt *LocalTrack) frameDropped(d FrameDrop) {
 func (lt *LocalTrack) targetRate(r TargetRate) {
 	lt.mu.Lock()
 	fn := lt.onTarget
+	lt.target = r
 	lt.mu.Unlock()
 	if fn != nil {
 		fn(r)

@@ -13,10 +13,10 @@ import (
 // receiving side (and its sender's acknowledgement handling), one after
 // another: an op byte, then its operands.
 const (
-	dnOpNotices = iota // n (1 byte), then n x 12 bytes of notices (truncated input: fewer bytes)
-	dnOpAck            // 12 bytes (or fewer) of acknowledgement
-	dnOpFragment       // stream, frame id (2), fragment index, fragment count: one fragment arrives
-	dnOpTime           // advance ms (1 byte) and run the timers
+	dnOpNotices  = iota // n (1 byte), then n x 12 bytes of notices (truncated input: fewer bytes)
+	dnOpAck             // 12 bytes (or fewer) of acknowledgement
+	dnOpFragment        // stream, frame id (2), fragment index, fragment count: one fragment arrives
+	dnOpTime            // advance ms (1 byte) and run the timers
 	dnOpCount
 )
 

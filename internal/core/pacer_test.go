@@ -130,8 +130,8 @@ func TestLocalKeyFrameRequestAtTheDrop(t *testing.T) {
 }
 
 // The pacer queue stays within its limit at every enqueue: droppable
-// frames go first, then deltas; key frames and audio are never dropped for
-// the limit and stretch the drain rate instead.
+// frames go first, then deltas, then a key frame the new one supersedes;
+// a key frame and audio that still do not fit stretch the drain rate.
 func TestPacerQueueLimit(t *testing.T) {
 	p, sc := slowPair(t, Config{PacerQueueLimit: 100 * time.Millisecond, Latency: 2 * time.Second})
 	var vid, aud uint8
@@ -154,8 +154,8 @@ func TestPacerQueueLimit(t *testing.T) {
 			"4: a droppable frame that does not fit goes; it pushes out no other")
 		require.NoError(t, w(5_000, FrameInfo{}), "5: a delta fits once droppable frame 2 goes")
 		assert.Zero(t, p.cc.Stats().PacerStretches)
-		require.NoError(t, w(30_000, FrameInfo{Key: true}),
-			"6: a key frame pushes out deltas 5, 3 and 1, newest first, then stretches the drain rate")
+		require.NoError(t, w(40_000, FrameInfo{Key: true}),
+			"6: a key frame pushes out deltas 5, 3 and 1, newest first, then key frame 0, which it supersedes, then stretches the drain rate")
 		assert.Equal(t, int64(1), p.cc.Stats().PacerStretches)
 		require.NoError(t, p.cc.WriteFrame(now, aud, make([]byte, 100), FrameInfo{Capture: now}),
 			"audio is never dropped for the limit")
@@ -175,13 +175,13 @@ func TestPacerQueueLimit(t *testing.T) {
 			ids = append(ids, ev.Frame.ID)
 		}
 	}
-	assert.Equal(t, []int64{4, 2, 5, 3, 1}, drops)
-	assert.Equal(t, []int64{0, 6}, ids, "both key frames arrive")
+	assert.Equal(t, []int64{4, 2, 5, 3, 1, 0}, drops)
+	assert.Equal(t, []int64{6}, ids, "the new key frame arrives")
 	st := p.cc.Stats()
 	assert.Equal(t, 100*time.Millisecond, st.PacerQueueLimit)
 	assert.LessOrEqual(t, st.PacerQueueDelayMax, 100*time.Millisecond, "within the limit at every enqueue")
 	assert.Equal(t, int64(5), st.SendDrops.Frames[DropQueueLimit][cc.ClassVideo])
-	assert.Zero(t, st.SendDrops.Frames[DropQueueLimit][cc.ClassKey])
+	assert.Equal(t, int64(1), st.SendDrops.Frames[DropQueueLimit][cc.ClassKey], "only the superseded key frame")
 	assert.Zero(t, st.KeyFrameRequestsLocal, "the deltas went for a key frame of their own stream")
 	rs, ok := sc.RecvStreamStats(aud)
 	require.True(t, ok)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/spillway-rt/spillway/arq"
+	"github.com/spillway-rt/spillway/cc"
 	"github.com/spillway-rt/spillway/clock"
 	"github.com/spillway-rt/spillway/fec"
 	"github.com/spillway-rt/spillway/wire"
@@ -195,6 +196,12 @@ func (s *sender) pollRetransmit(now clock.Time, dst []byte) (int, bool) {
 			continue
 		}
 		b = append(b, payload...)
+		if p, ok := s.lookupSent(orig); ok && p.nacked != 0 {
+			s.wait[cc.ClassRetransmission].add(now.Sub(p.nacked))
+			if s.frameBytes > p.nackedFrames {
+				s.rtxBehind++
+			}
+		}
 		pn := c.consumePN()
 		s.history[pn&(historySize-1)] = sentPacket{key: pn + 1, at: now, size: int32(len(b)), media: true}
 		c.stats.RetransmittedPacketsSent++
@@ -242,7 +249,11 @@ func (s *sender) handleNACK(now clock.Time, n *wire.NACK) {
 		pn := unwrap16(c.nextPN-1, seq)
 		c.stats.PacketsNACKedByPeer++
 		if s.hist != nil && pn < c.nextPN {
-			s.hist.OnNACK(now, pn)
+			if s.hist.OnNACK(now, pn) {
+				if p := &s.history[pn&(historySize-1)]; p.key == pn+1 {
+					p.nacked, p.nackedFrames = now, s.frameBytes
+				}
+			}
 		}
 		return true
 	})

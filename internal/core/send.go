@@ -23,10 +23,15 @@ const historySize = 2048
 type sentPacket struct {
 	key    int64 // packet number + 1; 0 marks an empty slot
 	at     clock.Time
-	frame  int64 // frame id + 1 of a data packet's fragment; 0 otherwise
-	size   int32
-	stream uint8
-	media  bool
+	nacked clock.Time // when a NACK for it last came, for the retransmission's wait
+	// nackedFrames: frame bytes of other classes than audio sent when that
+	// NACK came (sender.frameBytes), to tell whether its retransmission
+	// waited behind them.
+	nackedFrames int64
+	frame        int64 // frame id + 1 of a data packet's fragment; 0 otherwise
+	size         int32
+	stream       uint8
+	media        bool
 }
 
 // sendStream is a stream this side sends.
@@ -75,8 +80,9 @@ type outFrame struct {
 	size      int    // bytes counted in the queues (len(buf); 0 once gone)
 	sent      int    // bytes of buf sent
 	firstPN   int64  // packet number of its first fragment, once sent
-	count     int    // fragments
-	next      int    // next fragment to send
+	queuedAt  clock.Time
+	count     int // fragments
+	next      int // next fragment to send
 }
 
 // rank orders frames for dropping when the pacer queue is full: droppable
@@ -140,6 +146,12 @@ type sender struct {
 
 	drops   SendDropStats
 	notices dropNotices // drop notices the peer has not acknowledged
+	wait    [cc.NumClasses]waitHist
+	// frameBytes counts the frame bytes sent on video and data streams;
+	// rtxBehind the retransmissions sent after some of them left since
+	// their NACK.
+	frameBytes int64
+	rtxBehind  int64
 }
 
 func (s *sender) init(c *Conn) {
@@ -173,8 +185,14 @@ func (s *sender) updateRate() {
 	s.pacer.SetRate(rate)
 	if !s.fixedTarget() {
 		// A measured target bounds the path model's capacity: the delivery
-		// rate it saw before a collapse is not the path's any more.
+		// rate it saw before a collapse is not the path's any more. It also
+		// bounds the average sending rate (the pacer's budget): a source
+		// offering more queues here, where priority and the queue limit
+		// act, rather than in the path. Version 1's Fixed target is the
+		// nominal media rate without FEC, retransmissions or headers: no
+		// budget.
 		s.path.ceiling = float64(target)
+		s.pacer.SetBudget(min(max(target, minPacingRate), s.c.cfg.MaxBitrate), cc.DefaultBudgetWindow)
 	}
 }
 
@@ -342,7 +360,7 @@ func (c *Conn) WriteFrame(now clock.Time, stream uint8, payload []byte, info Fra
 	size := wire.FramePrefixLen + len(payload)
 	class := frameClass(st.cfg.Kind, info.Key)
 	f := outFrame{id: id, capture: info.Capture, deadline: deadline, key: info.Key, droppable: info.Droppable,
-		class: class, size: size}
+		class: class, size: size, queuedAt: now}
 	if info.Key {
 		st.keyAsked = false
 	}
@@ -399,12 +417,13 @@ func (c *Conn) WriteFrame(now clock.Time, stream uint8, payload []byte, info Fra
 // makeRoom frees the pacer queue for f (not yet queued) by dropping frames
 // that matter less, in the order the pacer issue gives: droppable frames
 // first (newest first), then other deltas (from the tails of the queues,
-// so a delta's dependents go before it). A droppable frame or a delta
+// so a delta's dependents go before it), key frames last: only those a new
+// key frame of the same stream supersedes. A droppable frame or a delta
 // never pushes out a frame of its own rank: it is the newest, so dropping
-// it costs least. Key frames are never dropped for the limit alone while
-// their deadline is reachable, nor is audio: a key frame or audio that
-// still does not fit stretches the pacer's drain rate. It reports whether
-// f may be queued.
+// it costs least. No other key frame is dropped for the limit alone while
+// its deadline is reachable, nor is audio: a key frame or audio that still
+// does not fit stretches the pacer's drain rate. It reports whether f may
+// be queued.
 func (s *sender) makeRoom(now clock.Time, fst *sendStream, f *outFrame) bool {
 	fits := func() bool { return s.pacer.Fits(f.size) }
 	if f.rank() == 0 {
@@ -425,25 +444,33 @@ func (s *sender) makeRoom(now clock.Time, fst *sendStream, f *outFrame) bool {
 	if f.rank() < 2 {
 		return false
 	}
-	// Deltas from each queue's tail, lowest-priority stream first.
-	for k := len(s.order) - 1; k >= 0 && !fits(); k-- {
-		st := s.order[k]
-		if st.cfg.Kind == KindAudio {
-			continue
+	// Deltas from each queue's tail, lowest-priority stream first; then,
+	// for a key frame, the older key frames of its own stream that it
+	// supersedes (with what is queued after them: they are its own stream's
+	// frames, which the new key frame no longer needs).
+	for _, keys := range []bool{false, true} {
+		if keys && !f.key {
+			break
 		}
-		for i := st.queue.Len() - 1; i >= 0 && !fits(); i-- {
-			q := st.queue.At(i)
-			if q.gone {
+		for k := len(s.order) - 1; k >= 0 && !fits(); k-- {
+			st := s.order[k]
+			if st.cfg.Kind == KindAudio || (keys && st != fst) {
 				continue
 			}
-			if q.next > 0 || q.key {
-				break // started, or a key frame: what is before it stays
-			}
-			s.evict(now, st, q, "pacer queue full")
-			if st != fst || !f.key {
-				// What is left of the queue comes before q: only frames
-				// written later depend on it.
-				s.breakStream(now, st, false)
+			for i := st.queue.Len() - 1; i >= 0 && !fits(); i-- {
+				q := st.queue.At(i)
+				if q.gone {
+					continue
+				}
+				if q.next > 0 || (q.key && !keys) {
+					break // started, or a key frame: what is before it stays
+				}
+				s.evict(now, st, q, "pacer queue full")
+				if st != fst || !f.key {
+					// What is left of the queue comes before q: only frames
+					// written later depend on it.
+					s.breakStream(now, st, false)
+				}
 			}
 		}
 	}
@@ -612,16 +639,27 @@ func (s *sender) popFrame(st *sendStream) {
 // deadline is dropped whole before any of it leaves, or cut short when its
 // rest would miss (with its dependents: breakStream); retransmissions and
 // repair packets are checked against their deadlines as they leave.
+//
+// Audio does not wait behind the token debt a video packet left (at 1
+// Mbit/s one 1200-byte packet is 10 ms of it): it leaves at once while the
+// debt stays within one burst, and is charged like the rest.
 func (s *sender) pollMedia(now clock.Time, dst []byte) (int, bool) {
-	if (s.queued == 0 && !s.recoveryDue()) || !s.pacer.CanSend(now) {
+	if s.queued == 0 && !s.recoveryDue() {
 		return 0, false
 	}
-	n, ok := s.pollNext(now, dst)
+	audioOnly := false
+	if !s.pacer.CanSend(now) {
+		if s.pacer.QueuedClass(cc.ClassAudio) == 0 || !s.pacer.CanOverdraw(now) {
+			return 0, false
+		}
+		audioOnly = true
+	}
+	n, ok := s.pollNext(now, dst, audioOnly)
 	s.queueMin = min(s.queueMin, s.standingQueue(now))
 	return n, ok
 }
 
-func (s *sender) pollNext(now clock.Time, dst []byte) (int, bool) {
+func (s *sender) pollNext(now clock.Time, dst []byte, audioOnly bool) (int, bool) {
 	oneWay := s.frameOneWay(now)
 	recoveryTried := false
 	// Two passes over the non-audio streams: those with a key frame at the
@@ -631,6 +669,9 @@ func (s *sender) pollNext(now clock.Time, dst []byte) (int, bool) {
 			audio := st.cfg.Kind == KindAudio
 			if audio && pass > 0 {
 				continue
+			}
+			if audioOnly && !audio {
+				return 0, false
 			}
 			if !audio && !recoveryTried {
 				recoveryTried = true
@@ -663,6 +704,7 @@ func (s *sender) pollNext(now clock.Time, dst []byte) (int, bool) {
 				n := s.sendFragment(now, st, f, dst)
 				if f.next == f.count {
 					s.c.stats.FramesSent++
+					s.wait[f.class].add(now.Sub(f.queuedAt))
 					s.popFrame(st)
 					if st.queue.Len() == 0 && !st.open {
 						s.updateRate()
@@ -672,7 +714,7 @@ func (s *sender) pollNext(now clock.Time, dst []byte) (int, bool) {
 			}
 		}
 	}
-	if !recoveryTried {
+	if !recoveryTried && !audioOnly {
 		if n, ok := s.pollRetransmit(now, dst); ok {
 			return n, true
 		}
@@ -716,6 +758,9 @@ func (s *sender) sendFragment(now clock.Time, st *sendStream, f *outFrame, dst [
 	b = append(b, f.buf[start:end]...)
 	f.next++
 	f.sent = end
+	if f.class != cc.ClassAudio {
+		s.frameBytes += int64(end - start)
+	}
 	s.pacer.Remove(f.class, end-start)
 	c.consumePN()
 	s.protect(now, pn, &h, f.buf[start:end], f, st.cfg.Kind)
@@ -733,6 +778,9 @@ func (s *sender) nextTimeout() clock.Time {
 	t := clock.Never
 	if s.queued > 0 || s.recoveryDue() {
 		t = s.pacer.NextSendTime()
+		if s.pacer.QueuedClass(cc.ClassAudio) > 0 {
+			t = clock.Min(t, s.pacer.NextOverdrawTime())
+		}
 	}
 	if s.fec != nil {
 		t = clock.Min(t, s.fec.NextTimeout())

@@ -41,6 +41,14 @@ type ConnStats struct {
 	SendDrops             SendDropStats
 	KeyFrameRequestsLocal int64
 	DropNotices           DropNoticeStats // drop notices sent to the peer
+	// PacerWait: time in the pacer queue by class (cc.ClassAudio ...):
+	// frames from WriteFrame until their last fragment left,
+	// retransmissions from the NACK until they left.
+	PacerWait [cc.NumClasses]WaitStats
+	// RetransmissionsBehindFrames counts retransmissions that left after
+	// video or data frame bytes sent since their NACK came (strict
+	// priority keeps it 0 but for a packet already leaving).
+	RetransmissionsBehindFrames int64
 
 	// Received.
 	PacketsReceived         int64 // distinct packets accepted
@@ -111,6 +119,10 @@ func (c *Conn) Stats() ConnStats {
 	s.PacerStretches = ps.Stretches
 	s.SendDrops = c.snd.drops
 	s.DropNotices = c.snd.notices.stats
+	s.RetransmissionsBehindFrames = c.snd.rtxBehind
+	for i := range s.PacerWait {
+		s.PacerWait[i] = c.snd.wait[i].stats()
+	}
 	if c.snd.fec != nil {
 		s.FECSent = c.snd.fec.Stats()
 	}
