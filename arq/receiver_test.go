@@ -358,6 +358,21 @@ func TestReceiverTailLoss(t *testing.T) {
 		assert.Equal(t, DefaultInitialReorder, r.ReorderAllowance())
 		assert.Equal(t, int64(1), r.Stats().SpuriousNACKs)
 	})
+	t.Run("the path's jitter delays it", func(t *testing.T) {
+		for _, j := range []time.Duration{0, 10 * ms} {
+			r := newRx(t, ReceiverConfig{Repeats: -1})
+			for i := range int64(5) {
+				r.OnPacket(at(time.Duration(i)*ms), i, d)
+			}
+			r.SetJitter(j)
+			r.ExpectTail(at(4*ms), 4, 3, d)
+			due := r.NextTimeout()
+			assert.Greater(t, due, at(4*ms+DefaultInitialReorder+3*j), "jitter %v", j)
+			assert.Less(t, due, at(4*ms+DefaultInitialReorder+3*j+2*ms), "jitter %v", j)
+			pns, _ := r.PollNACK(due-1, nil)
+			assert.Empty(t, pns, "jitter %v", j)
+		}
+	})
 	t.Run("frame completes: disarmed", func(t *testing.T) {
 		r := newRx(t, ReceiverConfig{})
 		r.OnPacket(0, 0, d)

@@ -176,6 +176,9 @@ func (r *receiver) handleData(now clock.Time, pn int64, h *wire.DataHeader, payl
 	c := r.c
 	r.startRecovery(now, pn)
 	sendTS := r.noteTimestamp(now, h.SendTime)
+	if r.nack != nil {
+		r.nack.SetJitter(r.jitter)
+	}
 	r.fb.recordArrival(now, pn)
 	member := pn // the packet number FEC blocks and NACKs know it by
 	if h.Retransmit {
