@@ -206,8 +206,9 @@ func (r *run) windows(res *Result) {
 }
 
 // droppedAfterDrops is SenderDroppedAfterDropS: for each capacity drop of
-// the forward link, the media seconds of the frames captured from it until
-// the next capacity change that the sender dropped; the largest.
+// the forward link and each stream, the stream's media seconds (frames x
+// frame interval) the sender dropped among the frames captured from the
+// drop until the next capacity change; the largest.
 func (r *run) droppedAfterDrops() float64 {
 	best := 0.0
 	rate := r.sc.Forward.Rate
@@ -225,7 +226,6 @@ func (r *run) droppedAfterDrops() float64 {
 				}
 			}
 			from, to := r.mediaStart.Add(step.At), r.mediaStart.Add(end)
-			secs := 0.0
 			for _, st := range r.streams {
 				if st == nil {
 					continue
@@ -234,14 +234,15 @@ func (r *run) droppedAfterDrops() float64 {
 				if st.source == SourceAudio {
 					fps = r.sc.Traffic.Audio.FPS
 				}
+				secs := 0.0
 				for k := range st.frames {
 					fr := &st.frames[k]
 					if fr.dropped && fr.submit >= from && fr.submit < to && fps > 0 {
 						secs += 1 / fps
 					}
 				}
+				best = max(best, secs)
 			}
-			best = max(best, secs)
 		}
 		rate = newRate
 	}

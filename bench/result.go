@@ -85,10 +85,10 @@ type Result struct {
 	// RTXBehindFrames: retransmissions that left after video or data frame
 	// bytes sent since their NACK came.
 	RTXBehindFrames int64 `json:"rtx_behind_frames"`
-	// SenderDroppedAfterDropS: the media seconds (frames x frame interval,
-	// video and audio summed) the sender dropped among the frames captured
-	// from a capacity drop until the next capacity change; the largest over
-	// the row's drops (0 without one).
+	// SenderDroppedAfterDropS: a stream's media seconds (frames x frame
+	// interval) the sender dropped among the frames captured from a
+	// capacity drop until the next capacity change; the largest over the
+	// row's drops and streams (0 without a drop).
 	SenderDroppedAfterDropS float64 `json:"sender_dropped_after_drop_s"`
 
 	LossStopS *float64 `json:"loss_stop_s,omitempty"`

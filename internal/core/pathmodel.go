@@ -41,11 +41,16 @@ type pathModel struct {
 	measQ    time.Duration
 	measAt   clock.Time
 	measured bool // measQ and measAt hold a measurement
+	// maxQ is the largest queue measured over the last 10 s. Bytes sent
+	// into a full drop-tail queue are dropped, not queued: the queue for
+	// frames is believed no longer than 5/4 of it (and 50 ms more).
+	maxQ time.Duration
 }
 
 type owdSlot struct {
 	start clock.Time
 	min   time.Duration
+	maxD  time.Duration // the largest arrival - send seen (its queue is maxD - the base)
 	set   bool
 }
 
@@ -139,7 +144,11 @@ func (m *pathModel) fitQueueDelay(now clock.Time) time.Duration {
 	if r <= 0 {
 		return 0
 	}
-	return time.Duration(m.fit * 8 / r * float64(time.Second))
+	d := time.Duration(m.fit * 8 / r * float64(time.Second))
+	if m.measured {
+		d = min(d, m.maxQ+m.maxQ/4+50*time.Millisecond)
+	}
+	return d
 }
 
 // onFeedback takes a transport-wide report's packets (in packet-number
@@ -204,6 +213,7 @@ func (m *pathModel) measure(now clock.Time, pkts []cc.PacketResult) {
 		if !slot.set || d < slot.min {
 			slot.min, slot.set = d, true
 		}
+		slot.maxD = max(slot.maxD, d)
 		if !got || p.SendTime >= lastAt {
 			lastD, lastAt, got = d, p.SendTime, true
 		}
@@ -218,6 +228,13 @@ func (m *pathModel) measure(now clock.Time, pkts []cc.PacketResult) {
 		}
 	}
 	m.measQ, m.measAt, m.measured = lastD-base, lastAt, true
+	maxD := slot.maxD
+	for _, s := range m.owdMin {
+		if s.set && now.Sub(s.start) < pathRateSlots*pathRateSlotLen {
+			maxD = max(maxD, s.maxD)
+		}
+	}
+	m.maxQ = maxD - base
 }
 
 // anchor sets the virtual queue to what the last measurement implies now:

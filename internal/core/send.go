@@ -137,12 +137,13 @@ type sender struct {
 	announceSent clock.Time
 
 	// Encoder targets (target.go).
-	targetAt  clock.Time    // next TargetRate computation
-	queueMin  time.Duration // least standing queue since the last one
-	queueMins [queueMinSlots]time.Duration
-	qmN       int
-	overhead  [overheadSlots]byteMark // wire and media bytes sent, per target interval
-	ovhN      int
+	targetAt    clock.Time    // next TargetRate computation
+	targetBasis int64         // the transport target the last TargetRate computation used
+	queueMin    time.Duration // least standing queue since the last one
+	queueMins   [queueMinSlots]time.Duration
+	qmN         int
+	overhead    [overheadSlots]byteMark // wire and media bytes sent, per target interval
+	ovhN        int
 
 	drops   SendDropStats
 	notices dropNotices // drop notices the peer has not acknowledged
@@ -193,6 +194,11 @@ func (s *sender) updateRate() {
 		// budget.
 		s.path.ceiling = float64(target)
 		s.pacer.SetBudget(min(max(target, minPacingRate), s.c.cfg.MaxBitrate), cc.DefaultBudgetWindow)
+		if float64(target) < 0.9*float64(s.targetBasis) {
+			// A cut of more than 10 %: the encoders hear of it at once, not
+			// at the next update.
+			s.targetAt = clock.Time(-1 << 62)
+		}
 	}
 }
 
@@ -572,11 +578,29 @@ func (c *Conn) owd() time.Duration {
 // frames reference it, the stream waits for a key frame.
 func (s *sender) refuse(now clock.Time, st *sendStream, f *outFrame, why DropReason, reason string, late time.Duration) {
 	s.drop(now, st, f, why, reason, late)
-	if f.key && late > 0 {
-		s.keyTooLate(now, st, f, late)
-	}
+	s.tooLate(now, st, f, late)
 	if f.key || !f.droppable {
 		s.breakStream(now, st, false)
+	}
+}
+
+// tooLate is the pushback after a frame was dropped as predicted late:
+// the stream's target falls at once, before the key frame it may need is
+// asked for, so that the encoder makes that key frame for the new rate. A
+// key frame's lateness says how much smaller it had to be (keyTooLate); a
+// delta's, that the path is slower than the target: the target falls by
+// the share of Latency it was late, at most by half.
+func (s *sender) tooLate(now clock.Time, st *sendStream, f *outFrame, late time.Duration) {
+	if late <= 0 || f.class == cc.ClassAudio {
+		return
+	}
+	if f.key {
+		s.keyTooLate(now, st, f, late)
+		return
+	}
+	if st.target > 0 {
+		scale := max(1-float64(late)/float64(s.c.cfg.Latency), pushbackFloor)
+		s.setTarget(st, int64(float64(st.target)*scale))
 	}
 }
 
@@ -618,9 +642,7 @@ func (s *sender) dropHead(now clock.Time, st *sendStream, why DropReason, reason
 	f := st.queue.Front()
 	s.drop(now, st, f, why, reason, late)
 	ref := f.key || !f.droppable
-	if f.key && late > 0 {
-		s.keyTooLate(now, st, f, late)
-	}
+	s.tooLate(now, st, f, late)
 	s.popFrame(st)
 	if ref {
 		s.breakStream(now, st, true)

@@ -82,6 +82,7 @@ func (s *sender) overheadShare(now clock.Time) float64 {
 func (s *sender) updateTargets(now clock.Time) {
 	s.updateRate()
 	avail := float64(s.estimator.Target())
+	s.targetBasis = s.estimator.Target()
 	ovh := s.overheadShare(now)
 	if !s.fixedTarget() {
 		// A measured target is wire bytes; version 1's Fixed target is the
