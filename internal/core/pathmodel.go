@@ -27,9 +27,14 @@ type pathModel struct {
 	// rate seen before a capacity drop is not the path's any more.
 	ceiling float64
 	rates   [pathRateSlots]rateSlot
-	vq      float64 // bytes in the virtual queue, never corrected down (for retransmissions)
-	fit     float64 // the same, corrected both ways by measurement (for frames)
-	vqAt    clock.Time
+	// rate's cache.
+	rateAt   clock.Time
+	rateVal  float64
+	rateCeil float64
+	rateOK   bool
+	vq       float64 // bytes in the virtual queue, never corrected down (for retransmissions)
+	fit      float64 // the same, corrected both ways by measurement (for frames)
+	vqAt     clock.Time
 
 	// The queue feedback measured: a received packet's arrival minus send
 	// time (clocks apart by an unknown constant) over the least such value
@@ -104,8 +109,20 @@ func (m *pathModel) drain(now clock.Time) {
 	m.vqAt = now
 }
 
-// rate returns the windowed maximum delivery rate in bit/s, 0 if none.
+// rate returns the windowed maximum delivery rate in bit/s, 0 if none,
+// capped at the ceiling. It is asked several times per packet sent at one
+// instant: the answer is kept until the time, the samples or the ceiling
+// change.
 func (m *pathModel) rate(now clock.Time) float64 {
+	if m.rateOK && now == m.rateAt && m.rateCeil == m.ceiling {
+		return m.rateVal
+	}
+	m.rateAt, m.rateCeil, m.rateOK = now, m.ceiling, true
+	m.rateVal = m.computeRate(now)
+	return m.rateVal
+}
+
+func (m *pathModel) computeRate(now clock.Time) float64 {
 	best := 0.0
 	for _, s := range m.rates {
 		if s.bps > best && now.Sub(s.start) < pathRateSlots*pathRateSlotLen {
@@ -188,6 +205,7 @@ func (m *pathModel) onFeedback(now clock.Time, pkts []cc.PacketResult) {
 		*slot = rateSlot{start: start}
 	}
 	slot.bps = max(slot.bps, bps)
+	m.rateOK = false
 }
 
 // measure updates the windowed least one-way delay (on the two clocks) and
