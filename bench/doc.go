@@ -15,11 +15,17 @@
 // the forward capacity from 4 to 0.5 Mbit/s for 10 s at 15 s of media, with
 // 50 ms one way and a 300 ms drop-tail queue. They drive the sender with a
 // scripted target (Scenario.Target "scripted": cc.Scripted following the
-// capacity 0.5 s late, at 90 % of it) and their video source follows the
-// core's TargetRate events and key-frame requests like an encoder. Every
-// row reports window_p95_latency_ms_max (the largest per-second p95 latency
-// of completed frames, the second after a capacity drop left out),
-// late_delivered_ratio and pacer_queue_ms_max.
+// capacity 0.5 s late, at 95 % of it) and their video source follows the
+// core's TargetRate events and key-frame requests like an encoder. So do
+// `rfc8867-5.1` and `rfc8867-5.1-rmax4` (RFC 8867's variable capacity,
+// 1.0/2.5/0.6/1.0 Mbit/s, jitter 0-30 ms) until the cc issue's controller
+// replaces the script; `pacer-priority` and `pacer-priority-live` offer
+// twice the target and ignore it. Every row reports
+// window_p95_latency_ms_max (the largest per-second p95 latency of
+// completed frames, the second after a capacity drop left out),
+// late_delivered_ratio, pacer_queue_ms_max, pacer_wait_ms (time in the
+// pacer queue per class), rtx_behind_frames, rtx_for_dropped,
+// receiver_dropped_by_sender and sender_dropped_after_drop_s.
 //
 // The ground truth comes from the simulator, not from the cores' own
 // counters: the runner sees every datagram each host sends and receives and
