@@ -41,15 +41,15 @@ func (c Class) String() string {
 // session core's choice (Class order). The zero Pacer is unusable: use
 // NewPacer.
 type Pacer struct {
-	rate   int64 // bit/s
-	floor  int64 // bit/s: a drain rate the queue asked for (Stretch); 0 none
+	rate  int64 // bit/s
+	floor int64 // bit/s: a drain rate the queue asked for (Stretch); 0 none
 	// stretchLeft: bytes to leave the queue before a Stretch ends (those
 	// queued when it was asked for, and the ones it was asked for).
 	stretchLeft int64
-	burst  time.Duration
-	tokens float64 // bytes; may go negative by one packet
-	last   clock.Time
-	primed bool
+	burst       time.Duration
+	tokens      float64 // bytes; may go negative by one packet
+	last        clock.Time
+	primed      bool
 
 	// The budget: a second bucket at the target rate, BudgetWindow deep,
 	// so bursts leave at the pacing rate but no faster than the target on
