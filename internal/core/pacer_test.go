@@ -301,3 +301,33 @@ func TestCutShortFrameIsDeclaredDropped(t *testing.T) {
 	assert.GreaterOrEqual(t, ss.DropNoticesReceived, int64(1))
 	assert.Positive(t, ss.RTXReceiver.Forgotten, "the declared packets left the NACK list")
 }
+
+// While the path's delay alone exceeds Latency (a standing queue the
+// sender cannot drain, as behind a TCP flow), frames are judged against
+// capture + that delay + Latency instead of all being dropped.
+func TestPathDelayOverBudgetStillSends(t *testing.T) {
+	link := netem.LinkConfig{Delay: 200 * time.Millisecond}
+	cfg := Config{Latency: 150 * time.Millisecond}
+	p := newPair(t, pairOpts{client: cfg, server: cfg, fwd: link, rev: link})
+	p.connected()
+	var sid uint8
+	var errs int
+	p.at(0, func(now clock.Time) {
+		var err error
+		sid, err = p.cc.OpenStream(now, StreamConfig{Kind: KindVideo, Bitrate: 500_000})
+		require.NoError(t, err)
+	})
+	for i := range 60 {
+		p.at(time.Duration(1000+33*i)*time.Millisecond, func(now clock.Time) {
+			if p.cc.WriteFrame(now, sid, make([]byte, 1000), FrameInfo{Capture: now, Key: i%30 == 0}) != nil {
+				errs++
+			}
+		})
+	}
+	p.run(4 * time.Second)
+	require.Equal(t, 200*time.Millisecond, p.cc.owd(), "the path's one-way delay, measured")
+	assert.Zero(t, errs, "no frame refused")
+	st := p.cc.Stats()
+	assert.Zero(t, st.FramesDroppedOnSend)
+	assert.Equal(t, int64(60), st.FramesSent)
+}
