@@ -7,6 +7,7 @@ import (
 
 	"github.com/spillway-rt/spillway/cc"
 	"github.com/spillway-rt/spillway/clock"
+	"github.com/spillway-rt/spillway/internal/core"
 	"github.com/spillway-rt/spillway/netem"
 	"github.com/spillway-rt/spillway/wire"
 )
@@ -118,6 +119,19 @@ func (r *run) result(seed uint64) Result {
 		st := r.snd.conn.Stats()
 		res.PacerQueueMSMax = round4(ms(st.PacerQueueDelayMax))
 		res.RTXBehindFrames = st.RetransmissionsBehindFrames
+		res.SenderDroppedBy = map[string]map[string]int64{}
+		for why := range st.SendDrops.Frames {
+			for c, n := range st.SendDrops.Frames[why] {
+				if n == 0 {
+					continue
+				}
+				name := core.DropReason(why).String()
+				if res.SenderDroppedBy[name] == nil {
+					res.SenderDroppedBy[name] = map[string]int64{}
+				}
+				res.SenderDroppedBy[name][cc.Class(c).String()] = n
+			}
+		}
 		res.PacerWaitMS = map[string]WaitResult{}
 		for c, w := range st.PacerWait {
 			if w.Count > 0 {

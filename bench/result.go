@@ -82,6 +82,9 @@ type Result struct {
 	// retransmissions from the NACK until they left. Histogram upper
 	// bounds: 0.1 ms resolution below 1 ms, 0.5 ms below 10 ms.
 	PacerWaitMS map[string]WaitResult `json:"pacer_wait_ms"`
+	// SenderDroppedBy: the frames the sender dropped by reason and pacer
+	// class (core.DropReason and cc.Class names; empty entries left out).
+	SenderDroppedBy map[string]map[string]int64 `json:"sender_dropped_by"`
 	// RTXBehindFrames: retransmissions that left after video or data frame
 	// bytes sent since their NACK came.
 	RTXBehindFrames int64 `json:"rtx_behind_frames"`
