@@ -369,33 +369,29 @@ func (r *receiver) freeBuf(b []byte) {
 }
 
 func (r *receiver) giveUp(now clock.Time, st *recvStream, slot *frameSlot, reason string) {
-	st.removeActive(slot)
-	slot.state = slotDone
-	r.freeBuf(slot.buf)
-	slot.buf = nil
 	st.stats.FramesGivenUp++
 	r.c.stats.FramesGivenUp++
-	var capture clock.Time
-	if slot.capKnown {
-		capture = r.localTime(slot.refTS)
-	}
-	r.lost(st, FrameMeta{ID: slot.id, Capture: capture, Key: slot.key, Droppable: slot.droppable,
-		Fragments: slot.count, Received: slot.got, Reason: reason})
+	r.abandon(st, slot, FrameMeta{Reason: reason})
 }
 
 // giveUpDropped gives up a frame being assembled that the sender declared
 // dropped: reported as dropped by the sender, not lost.
 func (r *receiver) giveUpDropped(st *recvStream, slot *frameSlot) {
+	r.abandon(st, slot, FrameMeta{Reason: "dropped by the sender", DroppedBySender: true})
+}
+
+// abandon frees a slot being assembled and reports the frame lost with
+// m's reason.
+func (r *receiver) abandon(st *recvStream, slot *frameSlot, m FrameMeta) {
 	st.removeActive(slot)
 	slot.state = slotDone
 	r.freeBuf(slot.buf)
 	slot.buf = nil
-	var capture clock.Time
 	if slot.capKnown {
-		capture = r.localTime(slot.refTS)
+		m.Capture = r.localTime(slot.refTS)
 	}
-	r.lost(st, FrameMeta{ID: slot.id, Capture: capture, Key: slot.key, Droppable: slot.droppable,
-		Fragments: slot.count, Received: slot.got, Reason: "dropped by the sender", DroppedBySender: true})
+	m.ID, m.Key, m.Droppable, m.Fragments, m.Received = slot.id, slot.key, slot.droppable, slot.count, slot.got
+	r.lost(st, m)
 }
 
 func (r *receiver) lost(st *recvStream, m FrameMeta) {
