@@ -106,6 +106,51 @@ func TestGeneratorMatchesTheTrafficModel(t *testing.T) {
 	assert.NotEqual(t, NewGenerator(tr, 1).Next(), NewGenerator(tr, 2).Next(), "audio sizes follow the seed")
 }
 
+// Like an encoder, the generator makes a key frame when asked (restarting
+// the key-frame interval) and follows the bitrate it is given within its
+// model's bounds.
+func TestGeneratorFollowsTargetAndKeyRequests(t *testing.T) {
+	tr := Traffic{Video: DefaultTraffic().Video}
+	tr.Video.StartBitrate = 300_000
+	g := NewGenerator(tr, 1)
+	videoBits := func(d time.Duration) (bits float64, keys []int64) {
+		end := g.Peek() + d
+		for g.Peek() < end {
+			f := g.Next()
+			bits += float64(f.Size) * 8
+			if f.Key {
+				keys = append(keys, f.Seq)
+			}
+		}
+		return bits / d.Seconds(), keys
+	}
+	rate, keys := videoBits(10 * time.Second)
+	assert.InEpsilon(t, 300_000, rate, 0.02, "starts at StartBitrate")
+	assert.Equal(t, []int64{0, 60, 120, 180, 240}, keys)
+
+	g.SetVideoBitrate(1_000_000)
+	rate, _ = videoBits(10 * time.Second)
+	assert.InEpsilon(t, 1_000_000, rate, 0.02)
+	g.SetVideoBitrate(9_000_000)
+	rate, _ = videoBits(10 * time.Second)
+	assert.InEpsilon(t, 1_500_000, rate, 0.02, "at most the model's Bitrate")
+	g.SetVideoBitrate(1)
+	rate, _ = videoBits(10 * time.Second)
+	assert.InEpsilon(t, minVideoBitrate, rate, 0.05, "at least minVideoBitrate")
+
+	// 40 s so far (frame 1200 a periodic key frame); half a second on,
+	// frame 1215 is the next: a request makes it a key frame, and the next
+	// periodic one comes 60 frames after it, not at 1260.
+	_, keys = videoBits(500 * time.Millisecond)
+	assert.Equal(t, []int64{1200}, keys)
+	g.RequestKey()
+	g.RequestKey() // asked twice before a frame: one key frame
+	_, keys = videoBits(3 * time.Second)
+	assert.Equal(t, []int64{1215, 1275}, keys)
+	assert.Equal(t, int64(1), g.keysAsked)
+	assert.Error(t, Traffic{Video: VideoModel{FPS: 30, Bitrate: 100, KeyInterval: time.Second, KeyFactor: 2, StartBitrate: 200}}.Validate())
+}
+
 func TestTrafficValidate(t *testing.T) {
 	assert.NoError(t, DefaultTraffic().Validate())
 	bad := []Traffic{

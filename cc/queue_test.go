@@ -163,3 +163,85 @@ func BenchmarkSteadyPacerPacket(b *testing.B) {
 		now = pacePackets(&p, now, 1)
 	}
 }
+
+// The budget holds the average rate to the target while bursts still leave
+// at the pacing rate.
+func TestPacerBudget(t *testing.T) {
+	tests := []struct {
+		name      string
+		pacing    int64
+		budget    int64
+		wantRate  float64 // bit/s over 10 s of a source that always has bytes
+		wantBurst int     // bytes that leave at the pacing rate from a full budget
+	}{
+		{"no budget: the pacing rate", 2_500_000, 0, 2_500_000, 0},
+		// The target, plus the full budget it starts with (250 ms of it)
+		// spread over the 10 s.
+		{"budget: the target", 2_500_000, 1_000_000, 1_025_000, 1_000_000 / 8 / 4},
+		{"budget above the pacing rate: the pacing rate", 1_000_000, 4_000_000, 1_000_000, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := NewPacer(tt.pacing, 0)
+			p.SetBudget(tt.budget, 0)
+			assert.Equal(t, tt.budget, p.BudgetRate())
+			sent, _ := drive(&p, 0, 10*time.Second, 1000)
+			assert.InEpsilon(t, tt.wantRate, float64(sent)*8/10, 0.02)
+			if tt.wantBurst > 0 {
+				// A fresh pacer with a full budget: 250 ms of the target
+				// leaves at the pacing rate, then the target rate.
+				q := NewPacer(tt.pacing, 0)
+				q.SetBudget(tt.budget, 0)
+				early, _ := drive(&q, 0, 100*time.Millisecond, 1000)
+				atPacing := float64(tt.pacing) / 8 * 0.1
+				assert.InDelta(t, min(atPacing, float64(tt.wantBurst)+float64(tt.budget)/8*0.1), float64(early), 2500,
+					"the first 100 ms: the budget's burst plus what it earns")
+			}
+		})
+	}
+}
+
+func TestPacerBudgetDelayOf(t *testing.T) {
+	p := NewPacer(2_500_000, 0)
+	p.SetBudget(1_000_000, 0) // 31,250 bytes deep
+	p.CanSend(0)
+	assert.Equal(t, 80*time.Millisecond, p.DelayOf(25_000), "within the budget: at the pacing rate")
+	assert.Equal(t, 550*time.Millisecond, p.DelayOf(100_000), "past it: the rest at the target")
+}
+
+// Audio may leave while the token bucket is in debt, up to one burst of
+// it, and is charged like the rest.
+func TestPacerOverdraw(t *testing.T) {
+	p := NewPacer(1_000_000, 0) // 5 ms burst: 625 bytes
+	now := clock.Time(0)
+	require.True(t, p.CanSend(now))
+	p.OnSent(now, 1200) // one video packet: the bucket in debt
+	assert.False(t, p.CanSend(now))
+	assert.True(t, p.CanOverdraw(now), "575 bytes of debt, under one burst")
+	p.OnSent(now, 40) // audio overdraws
+	assert.True(t, p.CanOverdraw(now), "615 bytes of debt")
+	p.OnSent(now, 100)
+	assert.False(t, p.CanOverdraw(now), "715 bytes of debt: past one burst")
+	at := p.NextOverdrawTime()
+	assert.Greater(t, at, now)
+	assert.False(t, p.CanOverdraw(at-clock.Time(100*time.Microsecond)))
+	assert.True(t, p.CanOverdraw(at))
+	assert.Greater(t, p.NextSend(at), at, "ordinary packets still wait for the debt")
+}
+
+// A Stretch ends once the bytes it was asked for have left, even if the
+// queue never empties.
+func TestPacerStretchEndsWithItsBytes(t *testing.T) {
+	p := NewPacer(1_000_000, 0)
+	p.SetQueueLimit(100 * time.Millisecond)
+	p.Add(ClassVideo, 10_000)
+	p.Stretch(10_000) // 20,000 bytes in 100 ms: 1.6 Mbit/s
+	p.Add(ClassKey, 10_000)
+	assert.Equal(t, int64(1_600_000), p.DrainRate())
+	p.Add(ClassVideo, 50_000) // more keeps coming
+	p.Remove(ClassVideo, 10_000)
+	assert.Equal(t, int64(1_600_000), p.DrainRate())
+	p.Remove(ClassKey, 10_000)
+	assert.Equal(t, int64(1_000_000), p.DrainRate(), "the stretched bytes left: back to the pacing rate")
+	assert.Equal(t, int64(50_000), p.Queued())
+}
