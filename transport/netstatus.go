@@ -20,15 +20,17 @@ type NetStatus struct {
 	PacketsLost     int64   // in the interval (expected minus received; may be negative after reordering)
 	FractionLost    float64 // PacketsLost / expected, in [0, 1]
 
-	FramesSent          int64 // in the interval: frames all of whose fragments left
-	FramesDroppedOnSend int64 // in the interval
-	FramesDelivered     int64 // in the interval: frames released to ReadFrame
-	FramesSkipped       int64 // in the interval: frames lost by any cause
+	FramesSent            int64 // in the interval: frames all of whose fragments left
+	FramesDroppedOnSend   int64 // in the interval
+	FramesDelivered       int64 // in the interval: frames released to ReadFrame
+	FramesSkipped         int64 // in the interval: frames lost by any cause, or dropped by the sender
+	FramesDroppedBySender int64 // in the interval: of the frames skipped, those the peer's sender dropped
 
 	RoundTripTime            time.Duration // smoothed
 	Jitter                   time.Duration
-	SendBacklog              int   // bytes queued to send
-	AvailableOutgoingBitrate int64 // bit/s
+	SendBacklog              int           // bytes queued to send
+	AvailableOutgoingBitrate int64         // bit/s
+	PacerQueueDelay          time.Duration // the send queue at the pacing rate, now
 }
 
 // OnNetStatus sets a function called every Config.StatsInterval with the
@@ -66,10 +68,12 @@ func (s *Session) reportStatus(now clock.Time) {
 		FramesDroppedOnSend:      cur.FramesDroppedOnSend - prev.FramesDroppedOnSend,
 		FramesDelivered:          cur.FramesDelivered - prev.FramesDelivered,
 		FramesSkipped:            cur.FramesSkipped - prev.FramesSkipped,
+		FramesDroppedBySender:    cur.FramesDroppedBySender - prev.FramesDroppedBySender,
 		RoundTripTime:            cur.CurrentRoundTripTime,
 		Jitter:                   cur.Jitter,
 		SendBacklog:              cur.SendBacklog,
 		AvailableOutgoingBitrate: cur.AvailableOutgoingBitrate,
+		PacerQueueDelay:          cur.PacerQueueDelay,
 	}
 	if expected := st.PacketsReceived + st.PacketsLost; expected > 0 && st.PacketsLost > 0 {
 		st.FractionLost = float64(st.PacketsLost) / float64(expected)

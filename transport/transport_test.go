@@ -469,6 +469,8 @@ func TestDroppedFrameCallbacks(t *testing.T) {
 		ctx := context.Background()
 		l, client, _ := netemPair(t, netem.LinkConfig{Delay: 5 * time.Millisecond}, nil)
 		cs, ss := dialAccept(t, l, client)
+		var droppedBy atomic.Int64
+		ss.OnNetStatus(func(ns NetStatus) { droppedBy.Add(ns.FramesDroppedBySender) })
 		v, err := cs.Publish(ctx, TrackConfig{Kind: KindVideo})
 		require.NoError(t, err)
 		drops := make(chan FrameDrop, 4)
@@ -506,5 +508,7 @@ func TestDroppedFrameCallbacks(t *testing.T) {
 		assert.Equal(t, "key2", string(buf[:n]))
 		assert.Equal(t, int64(2), info.DroppedBefore, "frames 1 and 2 were dropped by the sender")
 		assert.Zero(t, info.LostBefore)
+		time.Sleep(3 * time.Second)
+		assert.Equal(t, int64(2), droppedBy.Load(), "NetStatus counts them too")
 	})
 }
