@@ -85,8 +85,11 @@
 // synthetic stream (bench.DefaultTraffic: 50 audio frames/s of 80-160
 // bytes, 30 fps video at 1.5 Mbit/s with a key frame every 2 s) in real
 // time: each frame is written at media start + its offset, with that time
-// as its capture time even when the write is late. -seed seeds the frame
-// sizes (default 1). -profile (default rtc) and -latency (default the
+// as its capture time even when the write is late. Like an encoder, the
+// video source makes a key frame when the track asks for one (the peer's
+// PLI, or a reference frame the sender dropped) and follows the track's
+// target bitrate (at most 1.5 Mbit/s). -seed seeds the frame sizes
+// (default 1). -profile (default rtc) and -latency (default the
 // profile's: 300 ms, or 3 s for live) set the transport's Config.
 //
 // Every frame's payload is exactly the traffic model's size (padded up to

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/spillway-rt/spillway/bench"
@@ -122,6 +123,16 @@ func push(ctx context.Context, o pushOptions, stdout, stderr io.Writer) error {
 func sendMedia(ctx context.Context, sess *transport.Session, tracks [2]*transport.LocalTrack, traffic bench.Traffic,
 	o pushOptions, tick time.Duration, counts *pushCounts, stderr io.Writer) error {
 	gen := bench.NewGenerator(traffic, o.Seed)
+	// Like an encoder, the video source makes a key frame when the track
+	// asks (the peer's PLI, or a reference frame this side dropped) and
+	// follows the track's target bitrate. The callbacks run on the
+	// transport's callback goroutine; this loop owns the generator.
+	var keyAsked atomic.Bool
+	var target atomic.Int64
+	if v := tracks[bench.SourceVideo]; v != nil {
+		v.OnKeyFrameRequest(func() { keyAsked.Store(true) })
+		v.OnTargetBitrate(func(r transport.TargetRate) { target.Store(r.Bitrate) })
+	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var buf []byte
@@ -158,6 +169,12 @@ func sendMedia(ctx context.Context, sess *transport.Session, tracks [2]*transpor
 			case <-ctx.Done():
 			}
 			continue
+		}
+		if keyAsked.Swap(false) {
+			gen.RequestKey()
+		}
+		if r := target.Swap(0); r > 0 {
+			gen.SetVideoBitrate(r)
 		}
 		f := gen.Next()
 		n := payloadSize(f.Size)
