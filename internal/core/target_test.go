@@ -1,0 +1,114 @@
+package core
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spillway-rt/spillway/cc"
+	"github.com/spillway-rt/spillway/clock"
+	"github.com/spillway-rt/spillway/netem"
+)
+
+func TestPushback(t *testing.T) {
+	limit := 150 * time.Millisecond
+	tests := []struct {
+		queue time.Duration
+		want  float64
+	}{
+		{0, 1},
+		{37 * time.Millisecond, 1},       // under a quarter of the limit: free
+		{37500 * time.Microsecond, 1},    // exactly a quarter
+		{93750 * time.Microsecond, 0.75}, // half way to the limit
+		{150 * time.Millisecond, 0.5},    // at the limit
+		{time.Second, pushbackFloor},     // past it: the floor
+		{-time.Millisecond, 1},           // nonsense in, no cut
+	}
+	for _, tt := range tests {
+		assert.InDelta(t, tt.want, pushback(tt.queue, limit), 1e-9, "queue %v", tt.queue)
+	}
+	assert.Equal(t, 1.0, pushback(time.Second, 0), "no limit: no pushback")
+}
+
+// The encoder's target: audio first at its nominal rate, the rest to the
+// video, less the measured overhead; it falls at once when the transport
+// target falls by more than 10 %, falls when a standing queue builds
+// (pushback), and rises smoothed.
+func TestTargetRate(t *testing.T) {
+	sched := &cc.Scripted{Steps: []cc.ScriptStep{{Rate: 2_000_000}}}
+	cfg := Config{Estimator: func() cc.Estimator { return sched }}
+	link := netem.LinkConfig{Delay: 20 * time.Millisecond}
+	p := newPair(t, pairOpts{client: cfg, fwd: link, rev: link})
+	p.connected()
+	var video, audio []int64
+	var videoAt []clock.Time
+	p.client.onEvent = func(now clock.Time, ev Event) {
+		if ev.Type == EventTargetRate {
+			if ev.Kind == KindAudio {
+				audio = append(audio, ev.Bitrate)
+			} else {
+				video = append(video, ev.Bitrate)
+				videoAt = append(videoAt, now)
+			}
+		}
+	}
+	s := &p.cc.snd
+	p.at(0, func(now clock.Time) {
+		aid, err := p.cc.OpenStream(now, StreamConfig{Kind: KindAudio, Bitrate: 64_000})
+		require.NoError(t, err)
+		_, err = p.cc.OpenStream(now, StreamConfig{Kind: KindVideo, Bitrate: 3_000_000})
+		require.NoError(t, err)
+		// Audio frames throughout, so that feedback (and with it the
+		// scripted target's clock) keeps coming.
+		for i := range 250 {
+			p.at(time.Duration(i)*20*time.Millisecond, func(now clock.Time) {
+				_ = p.cc.WriteFrame(now, aid, make([]byte, 100), FrameInfo{Capture: now})
+			})
+		}
+	})
+	p.run(100 * time.Millisecond)
+	require.Equal(t, []int64{64_000}, audio, "audio first, at its nominal rate")
+	require.Len(t, video, 1)
+	// 2 Mbit/s less the 10 % assumed before a second of sending, less audio.
+	assert.Equal(t, int64(2_000_000*0.9-64_000), video[0])
+
+	// A standing queue of 0.6 x the limit for over a second: pushback.
+	p.at(0, func(now clock.Time) { s.pacer.Add(cc.ClassVideo, int(float64(s.pacer.Rate())/8*0.09)) })
+	p.run(1500 * time.Millisecond)
+	pushed := video[len(video)-1]
+	want := int64(float64(video[0]) * pushback(90*time.Millisecond, 150*time.Millisecond))
+	assert.InDelta(t, want, pushed, float64(want)*0.02, "pushback at a 90 ms standing queue")
+
+	// The queue goes: the target rises again, a quarter of the way per
+	// update.
+	n := len(video)
+	p.at(0, func(now clock.Time) { s.pacer.Remove(cc.ClassVideo, int(s.pacer.Queued())) })
+	p.run(250 * time.Millisecond) // one update once the 1 s minimum forgets the queue
+	p.run(1000 * time.Millisecond)
+	require.Greater(t, len(video), n+1)
+	for i := n; i < len(video); i++ {
+		rise := video[i] - video[i-1]
+		assert.Positive(t, rise)
+		assert.LessOrEqual(t, rise, (video[0]-video[i-1])/4+1, "rises are smoothed")
+	}
+
+	// The transport target halves 20 ms after an update: the encoder hears
+	// at the next feedback (every 50 ms), not the next update 180 ms on.
+	n = len(video)
+	var cutAt clock.Time
+	p.at(0, func(now clock.Time) {
+		p.sim.Schedule(s.targetAt.Add(20*time.Millisecond), func(now clock.Time) {
+			cutAt = now
+			sched.Steps = append(sched.Steps, cc.ScriptStep{At: now, Rate: 1_000_000})
+		})
+	})
+	p.run(time.Second)
+	for n < len(video) && videoAt[n] < cutAt {
+		n++
+	}
+	require.Greater(t, len(video), n)
+	assert.Less(t, video[n], int64(1_000_000), "cut at once, not smoothed")
+	assert.Less(t, videoAt[n].Sub(cutAt), 100*time.Millisecond, "before the next regular update")
+}
