@@ -20,7 +20,9 @@
 // `rfc8867-5.1` and `rfc8867-5.1-rmax4` (RFC 8867's variable capacity,
 // 1.0/2.5/0.6/1.0 Mbit/s, jitter 0-30 ms) until the cc issue's controller
 // replaces the script; `pacer-priority` and `pacer-priority-live` offer
-// twice the target and ignore it. Every row reports
+// twice the target and ignore it. `collapse` is collapse-av with the
+// delay-based controller (Scenario.Target "gcc": cc.GCC) instead of the
+// script. Every row reports
 // window_p95_latency_ms_max (the largest per-second p95 latency of
 // completed frames, the second after a capacity drop left out),
 // late_delivered_ratio, pacer_queue_ms_max, pacer_wait_ms (time in the

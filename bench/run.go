@@ -244,7 +244,7 @@ func (h *host) drain(now clock.Time) {
 				h.gen.RequestKey()
 			}
 		case core.EventTargetRate:
-			if h.sender && ev.Stream == h.video && r.sc.Traffic.Video.FPS > 0 && r.sc.Target == TargetScripted && !r.sc.IgnoreTarget {
+			if h.sender && ev.Stream == h.video && r.sc.Traffic.Video.FPS > 0 && r.sc.Target != TargetNominal && !r.sc.IgnoreTarget {
 				h.gen.SetVideoBitrate(ev.Bitrate)
 			}
 		case core.EventFrameDropped:
@@ -482,10 +482,13 @@ func runWith(sc Scenario, seed uint64, opts RunOptions) (res Result, r *run, err
 	}
 	cfg := core.Config{Latency: r.latency, MaxFECOverhead: sc.MaxFECOverhead}
 	sndCfg, rcvCfg := cfg, cfg
-	if sc.Target == TargetScripted {
+	switch sc.Target {
+	case TargetScripted:
 		r.scripted = &cc.Scripted{Lag: sc.TargetLag, Share: sc.TargetShare,
 			Steps: []cc.ScriptStep{{At: 0, Rate: sc.Forward.Rate}}}
 		sndCfg.Estimator = func() cc.Estimator { return r.scripted }
+	case TargetGCC:
+		sndCfg.Estimator = func() cc.Estimator { return cc.NewGCC(cc.GCCConfig{StartRate: sc.StartTarget}) }
 	}
 	sndCfg.Rand = newSeeded(seed, 1)
 	rcvCfg.Rand = newSeeded(seed, 2)

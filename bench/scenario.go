@@ -55,6 +55,9 @@ type Scenario struct {
 	// IgnoreTarget makes the video source keep its nominal rate whatever
 	// the target says: an application offering more than the path takes.
 	IgnoreTarget bool `json:"ignore_target,omitempty"`
+	// StartTarget is where a controller (Target "gcc") starts, bit/s; 0:
+	// its default.
+	StartTarget int64 `json:"start_target,omitempty"`
 	// Default marks the rows a bare `spillway bench` runs.
 	Default bool `json:"default"`
 }
@@ -66,6 +69,9 @@ type TargetMode string
 const (
 	TargetNominal  TargetMode = ""
 	TargetScripted TargetMode = "scripted"
+	// TargetGCC runs the delay-based controller (cc.GCC), started at
+	// StartTarget (default 300 kbit/s).
+	TargetGCC TargetMode = "gcc"
 )
 
 // Validate reports the first bad field.
@@ -79,7 +85,7 @@ func (s Scenario) Validate() error {
 		return fmt.Errorf("scenario %s: media duration %v must be positive", s.Name, s.Media)
 	case !(s.MaxFECOverhead >= 0 && s.MaxFECOverhead <= 1):
 		return fmt.Errorf("scenario %s: max_fec_overhead %v outside [0, 1]", s.Name, s.MaxFECOverhead)
-	case s.Target != TargetNominal && s.Target != TargetScripted:
+	case s.Target != TargetNominal && s.Target != TargetScripted && s.Target != TargetGCC:
 		return fmt.Errorf("scenario %s: unknown target %q", s.Name, s.Target)
 	case s.Target == TargetScripted && s.Forward.Rate <= 0:
 		return fmt.Errorf("scenario %s: a scripted target follows the forward link's rate, which is unlimited", s.Name)
@@ -208,6 +214,13 @@ func Scenarios() []Scenario {
 		}
 		out = append(out, rfc8867p51(name, rmax))
 	}
+
+	// The cc issue's collapse with its controller (first slice: cc.GCC,
+	// no probes yet), the same path and traffic as collapse-av.
+	ccCollapse := collapse("collapse", ProfileRTC)
+	ccCollapse.Target, ccCollapse.TargetLag, ccCollapse.TargetShare = TargetGCC, 0, 0
+	ccCollapse.StartTarget = 1_000_000
+	out = append(out, ccCollapse)
 
 	det := symmetric("netem-determinism", ProfileRTC, 100*time.Millisecond, 0.05, 20*time.Second, DefaultTraffic())
 	det.Forward.Jitter, det.Reverse.Jitter = 20*time.Millisecond, 20*time.Millisecond

@@ -12,10 +12,14 @@
 //
 // # Estimators so far
 //
-// No real controller yet: Fixed returns a constant target (the session
-// core gives it the nominal bitrate of the streams it sends), and Scripted
-// follows a schedule (the bench drives the pacer with the path's capacity,
-// 0.5 s late, until the cc issue's controller lands).
+// Fixed returns a constant target (the session core's default: the
+// nominal bitrate of the streams it sends); Scripted follows a schedule
+// (the bench drives the pacer with the path's capacity, 0.5 s late); GCC
+// is the first slice of the delay-based controller (gcc-02's packet
+// groups, a trendline, the adaptive-threshold overuse detector and the
+// AIMD rate controller, with loss counted only while the delay rises). GCC
+// has no probes yet, so it climbs at gcc-02's 8 % a second after a
+// collapse; the bench's "collapse" row runs it.
 //
 // # The pacer
 //

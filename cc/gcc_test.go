@@ -1,0 +1,205 @@
+package cc
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spillway-rt/spillway/clock"
+	"github.com/spillway-rt/spillway/internal/allocs"
+)
+
+// gccPath is a one-flow path for the controller's tests: the sender paces
+// 1200-byte packets at the target, a bottleneck of capacity(t) with a FIFO
+// queue (drop-tail at maxQueue), a fixed one-way delay, random loss; a
+// report every 50 ms. It returns the target and the queue delay seen,
+// every report.
+type gccPath struct {
+	capacity func(t time.Duration) float64
+	oneWay   time.Duration
+	loss     float64
+	maxQueue time.Duration
+}
+
+type gccSample struct {
+	at     time.Duration
+	target int64
+	queue  time.Duration
+}
+
+func (p gccPath) run(g *GCC, d time.Duration, seed uint64) []gccSample {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	const size = 1200
+	var out []gccSample
+	var fb Feedback
+	busyUntil := clock.Time(0) // when the bottleneck is free
+	next := clock.Time(0)      // next send
+	report := clock.Time(50 * time.Millisecond)
+	pn := int64(0)
+	var queue time.Duration
+	for now := clock.Time(0); now < clock.Time(d); {
+		if next <= report {
+			now = next
+			c := p.capacity(now.Sub(0))
+			start := clock.Max(now, busyUntil)
+			queue = start.Sub(now)
+			res := PacketResult{PacketNumber: pn, Size: size, SendTime: now}
+			pn++
+			if queue <= p.maxQueue && rng.Float64() >= p.loss {
+				busyUntil = start.Add(time.Duration(float64(size*8) / c * float64(time.Second)))
+				res.Received = true
+				res.ArrivalTime = busyUntil.Add(p.oneWay)
+			}
+			fb.Packets = append(fb.Packets, res)
+			next = now.Add(time.Duration(float64(size*8) / float64(g.Target()) * float64(time.Second)))
+			continue
+		}
+		now = report
+		// Only packets that have arrived by now - one way are reported.
+		k := 0
+		for k < len(fb.Packets) && (!fb.Packets[k].Received || fb.Packets[k].ArrivalTime <= now.Add(-p.oneWay)) {
+			k++
+		}
+		rep := Feedback{ReceivedAt: now, Packets: fb.Packets[:k]}
+		g.OnFeedback(now, &rep, RTT{Min: 2 * p.oneWay, Smoothed: 2*p.oneWay + queue}, false)
+		fb.Packets = append(fb.Packets[:0], fb.Packets[k:]...)
+		out = append(out, gccSample{now.Sub(0), g.Target(), queue})
+		report = report.Add(50 * time.Millisecond)
+	}
+	return out
+}
+
+func meanTarget(s []gccSample, from, to time.Duration) float64 {
+	var sum float64
+	n := 0
+	for _, x := range s {
+		if x.at >= from && x.at < to {
+			sum += float64(x.target)
+			n++
+		}
+	}
+	return sum / float64(n)
+}
+
+func TestGCCFindsAndHoldsCapacity(t *testing.T) {
+	path := gccPath{capacity: func(time.Duration) float64 { return 2_000_000 }, oneWay: 50 * time.Millisecond, maxQueue: 300 * time.Millisecond}
+	g := NewGCC(GCCConfig{StartRate: 300_000})
+	s := path.run(g, 60*time.Second, 1)
+	mean := meanTarget(s, 30*time.Second, 60*time.Second)
+	assert.Greater(t, mean, 0.7*2_000_000, "uses the path")
+	assert.Less(t, mean, 1.1*2_000_000)
+	var maxQ time.Duration
+	for _, x := range s[len(s)/2:] {
+		maxQ = max(maxQ, x.queue)
+	}
+	assert.Less(t, maxQ, 150*time.Millisecond, "without a standing queue")
+	assert.Positive(t, g.Stats().Decreases)
+}
+
+func TestGCCFollowsACapacityDrop(t *testing.T) {
+	path := gccPath{capacity: func(at time.Duration) float64 {
+		if at >= 30*time.Second {
+			return 500_000
+		}
+		return 2_000_000
+	}, oneWay: 50 * time.Millisecond, maxQueue: 300 * time.Millisecond}
+	g := NewGCC(GCCConfig{StartRate: 1_000_000})
+	s := path.run(g, 40*time.Second, 1)
+	var at time.Duration = -1
+	for _, x := range s {
+		if x.at >= 30*time.Second && x.target <= 500_000 {
+			at = x.at - 30*time.Second
+			break
+		}
+	}
+	require.GreaterOrEqual(t, at, time.Duration(0), "the target fell to the new capacity")
+	assert.LessOrEqual(t, at, time.Second)
+	mean := meanTarget(s, 33*time.Second, 40*time.Second)
+	assert.Greater(t, mean, 0.6*500_000)
+	assert.Less(t, mean, 1.1*500_000)
+}
+
+// Loss without a delay rise is not congestion: with random loss the
+// target stays near the lossless run's (loss counts only around an
+// overuse, when the controller is at the path's capacity anyway).
+func TestGCCIgnoresRandomLoss(t *testing.T) {
+	run := func(loss float64) (float64, GCCStats) {
+		path := gccPath{capacity: func(time.Duration) float64 { return 4_000_000 }, oneWay: 50 * time.Millisecond,
+			maxQueue: 300 * time.Millisecond, loss: loss}
+		g := NewGCC(GCCConfig{StartRate: 1_000_000})
+		s := path.run(g, 30*time.Second, 2)
+		return meanTarget(s, 20*time.Second, 30*time.Second), g.Stats()
+	}
+	lossless, _ := run(0)
+	for _, loss := range []float64{0.05, 0.2} {
+		mean, st := run(loss)
+		assert.Greater(t, mean, 0.85*lossless, "loss %v", loss)
+		if loss < lossHigh {
+			assert.Zero(t, st.LossCuts, "loss %v: under gcc-02's 10 %%", loss)
+		}
+	}
+}
+
+func TestGCCBounds(t *testing.T) {
+	g := NewGCC(GCCConfig{StartRate: 10, MinRate: 100_000, MaxRate: 1_000_000})
+	assert.Equal(t, int64(100_000), g.Target(), "start within the bounds")
+	path := gccPath{capacity: func(time.Duration) float64 { return 10_000_000 }, oneWay: 10 * time.Millisecond, maxQueue: time.Second}
+	path.run(g, 60*time.Second, 3)
+	assert.Equal(t, int64(1_000_000), g.Target(), "at most MaxRate")
+	var fb Feedback
+	g.OnFeedback(0, &fb, RTT{}, false) // an empty report changes nothing
+	assert.Equal(t, int64(1_000_000), g.Target())
+}
+
+// gccReport is a 50-packet report of a steady 2 Mbit/s flow, shifted by
+// base, for the benchmarks.
+func gccReport(fb *Feedback, base clock.Time, pn int64) {
+	fb.Packets = fb.Packets[:0]
+	for i := range 50 {
+		send := base.Add(time.Duration(i) * 4800 * time.Microsecond)
+		fb.Packets = append(fb.Packets, PacketResult{PacketNumber: pn + int64(i), Size: 1200, SendTime: send,
+			Received: i%17 != 0, ArrivalTime: send.Add(50*time.Millisecond + time.Duration(i%3)*time.Millisecond)})
+	}
+	fb.ReceivedAt = base.Add(300 * time.Millisecond)
+}
+
+func TestSteadyGCCNoAllocs(t *testing.T) {
+	g := NewGCC(GCCConfig{})
+	fb := Feedback{Packets: make([]PacketResult, 0, 50)}
+	base := clock.Time(0)
+	pn := int64(0)
+	step := func() {
+		gccReport(&fb, base, pn)
+		g.OnFeedback(fb.ReceivedAt, &fb, RTT{Smoothed: 100 * time.Millisecond}, false)
+		base = base.Add(240 * time.Millisecond)
+		pn += 50
+	}
+	for range 100 {
+		step()
+	}
+	require.Zero(t, allocs.Mallocs(3, func() {
+		for range 1000 {
+			step()
+		}
+	}))
+}
+
+// BenchmarkSteadyGCCPacket: the controller's cost per reported packet
+// (each op is one 50-packet report; ns/op / 50 is per packet).
+func BenchmarkSteadyGCCPacket(b *testing.B) {
+	g := NewGCC(GCCConfig{})
+	fb := Feedback{Packets: make([]PacketResult, 0, 50)}
+	base := clock.Time(0)
+	pn := int64(0)
+	b.ReportAllocs()
+	for b.Loop() {
+		gccReport(&fb, base, pn)
+		g.OnFeedback(fb.ReceivedAt, &fb, RTT{Smoothed: 100 * time.Millisecond}, false)
+		base = base.Add(240 * time.Millisecond)
+		pn += 50
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/50, "ns/packet")
+}
