@@ -40,6 +40,13 @@ type Estimator interface {
 	Target() int64
 }
 
+// Timed is implemented by estimators that act on time passing without
+// feedback. The session core calls OnTime every 200 ms or so while it has
+// streams open.
+type Timed interface {
+	OnTime(now clock.Time, rtt RTT)
+}
+
 // Fixed is the version-1 estimator: a constant target, whatever the
 // feedback says. It exists so the session core is wired through the
 // interface real controllers will implement.

@@ -64,6 +64,11 @@ type GCC struct {
 	// Loss over the recent reports.
 	lossFrac float64
 
+	// Feedback silence (OnTime): the last report, and the last halving.
+	lastFeedback clock.Time
+	haveFeedback bool
+	lastHalving  clock.Time
+
 	stats GCCStats
 }
 
@@ -80,6 +85,7 @@ type GCCStats struct {
 	Overuses  int64   // overuse signals
 	Decreases int64   // target cuts on overuse
 	LossCuts  int64   // target cuts by the loss bound
+	Silences  int64   // target halvings for want of feedback
 	Trend     float64 // the latest modified trend, ms
 	Threshold float64 // the adaptive threshold, ms
 	AckedRate int64   // bit/s
@@ -158,8 +164,28 @@ func (g *GCC) Stats() GCCStats {
 	return s
 }
 
+// OnTime halves the target once per RTT while no feedback has come for
+// max(2 RTT, 500 ms): a path that stopped answering is not one to keep
+// sending at the old rate into (feedback that is merely late halves it
+// once or twice, and the controller climbs back when reports resume).
+func (g *GCC) OnTime(now clock.Time, rtt RTT) {
+	if !g.haveFeedback {
+		return
+	}
+	r := max(rtt.Smoothed, 10*time.Millisecond)
+	if now.Sub(g.lastFeedback) < max(2*r, 500*time.Millisecond) || now.Sub(g.lastHalving) < r ||
+		g.target <= float64(g.cfg.MinRate) {
+		return
+	}
+	g.target = max(g.target/2, float64(g.cfg.MinRate))
+	g.lastHalving = now
+	g.state = rcHold
+	g.stats.Silences++
+}
+
 // OnFeedback takes one transport-wide report.
 func (g *GCC) OnFeedback(now clock.Time, fb *Feedback, rtt RTT, appLimited bool) {
+	g.lastFeedback, g.haveFeedback = now, true
 	lost, total := 0, 0
 	var firstSend, lastSend clock.Time
 	var sentBytes int64

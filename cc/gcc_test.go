@@ -203,3 +203,35 @@ func BenchmarkSteadyGCCPacket(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/50, "ns/packet")
 }
+
+// No feedback for max(2 RTT, 500 ms): the target halves once per RTT, down
+// to MinRate, and climbs again once reports resume.
+func TestGCCHalvesWithoutFeedback(t *testing.T) {
+	g := NewGCC(GCCConfig{StartRate: 2_000_000, MinRate: 100_000})
+	rtt := RTT{Smoothed: 100 * time.Millisecond}
+	g.OnTime(clock.Time(time.Second), rtt)
+	assert.Equal(t, int64(2_000_000), g.Target(), "no feedback yet: nothing to miss")
+	var fb Feedback
+	gccReport(&fb, 0, 0)
+	g.OnFeedback(clock.Time(300*time.Millisecond), &fb, rtt, false)
+	before := g.Target()
+	tests := []struct {
+		at   time.Duration
+		want int64
+	}{
+		{700 * time.Millisecond, before},     // 400 ms of silence: under 500 ms
+		{800 * time.Millisecond, before / 2}, // 500 ms
+		{850 * time.Millisecond, before / 2}, // within an RTT of the last halving
+		{900 * time.Millisecond, before / 4},
+		{10 * time.Second, before / 8},
+	}
+	for _, tt := range tests {
+		g.OnTime(clock.Time(tt.at), rtt)
+		assert.InDelta(t, tt.want, g.Target(), 1, "at %v", tt.at)
+	}
+	for i := range 10 {
+		g.OnTime(clock.Time(11*time.Second+time.Duration(i)*time.Second), rtt)
+	}
+	assert.Equal(t, int64(100_000), g.Target(), "down to MinRate")
+	assert.Equal(t, int64(5), g.Stats().Silences, "3, then 250 -> 125 -> 100 kbit/s")
+}

@@ -387,11 +387,15 @@ func (c *Conn) handleTWCC(now clock.Time, t *wire.TWCC) {
 		s.path.anchor(now, s.sentAfter(s.path.measAt))
 	}
 	s.updateConditions(now)
-	rtt := cc.RTT{Min: c.rtt.Min(), Smoothed: c.rtt.Smoothed(), Variation: c.rtt.Variation(), Latest: c.rtt.Latest()}
-	s.estimator.OnFeedback(now, rep, rtt, s.queued == 0)
+	s.estimator.OnFeedback(now, rep, c.ccRTT(), s.queued == 0)
 	if !s.fixedTarget() {
 		s.updateRate()
 	}
+}
+
+// ccRTT is the round-trip picture the estimator is given.
+func (c *Conn) ccRTT() cc.RTT {
+	return cc.RTT{Min: c.rtt.Min(), Smoothed: c.rtt.Smoothed(), Variation: c.rtt.Variation(), Latest: c.rtt.Latest()}
 }
 
 // unwrap16 returns the packet number closest to near whose low 16 bits are v.

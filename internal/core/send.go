@@ -838,6 +838,9 @@ func (s *sender) announceRepeat() time.Duration {
 // their time bound and refreshes the FEC policy's inputs.
 func (s *sender) handleTimeout(now clock.Time) {
 	if now >= s.targetAt && s.anyOpen() {
+		if t, ok := s.estimator.(cc.Timed); ok {
+			t.OnTime(now, s.c.ccRTT())
+		}
 		s.updateTargets(now)
 		s.targetAt = now.Add(targetInterval)
 	}

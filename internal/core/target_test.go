@@ -112,3 +112,29 @@ func TestTargetRate(t *testing.T) {
 	assert.Less(t, video[n], int64(1_000_000), "cut at once, not smoothed")
 	assert.Less(t, videoAt[n].Sub(cutAt), 100*time.Millisecond, "before the next regular update")
 }
+
+// With a controller that acts on silence (cc.Timed), feedback that stops
+// coming halves the transport target.
+func TestFeedbackSilenceHalvesTheTarget(t *testing.T) {
+	silent := false
+	cfg := Config{Estimator: func() cc.Estimator { return cc.NewGCC(cc.GCCConfig{StartRate: 2_000_000}) }}
+	link := netem.LinkConfig{Delay: 20 * time.Millisecond}
+	p := newPair(t, pairOpts{client: cfg, fwd: link, rev: link,
+		serverFilter: func(now clock.Time, b []byte) bool { return !silent }})
+	p.connected()
+	p.at(0, func(now clock.Time) {
+		aid, err := p.cc.OpenStream(now, StreamConfig{Kind: KindAudio})
+		require.NoError(t, err)
+		for i := range 150 {
+			p.at(time.Duration(i)*20*time.Millisecond, func(now clock.Time) {
+				_ = p.cc.WriteFrame(now, aid, make([]byte, 100), FrameInfo{Capture: now})
+			})
+		}
+	})
+	p.run(time.Second)
+	before := p.cc.Stats().AvailableOutgoingBitrate
+	require.GreaterOrEqual(t, before, int64(2_000_000))
+	silent = true
+	p.run(2 * time.Second)
+	assert.Less(t, p.cc.Stats().AvailableOutgoingBitrate, before/4, "halved at least twice in 2 s of silence")
+}
