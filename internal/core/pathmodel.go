@@ -142,13 +142,27 @@ func (m *pathModel) computeRate(now clock.Time) float64 {
 // rate: on an app-limited path that rate is ours, not the path's, and a
 // 1200-byte packet at an audio stream's 100 kbit/s would read as 100 ms.
 func (m *pathModel) queueDelay(now clock.Time) time.Duration {
+	d, ok := m.delayOf(now, false)
+	if !ok {
+		return 0
+	}
+	return d + max(pathMinMargin, time.Duration(float64(d)*pathMargin))
+}
+
+// delayOf drains the virtual queues to now and returns one of them (fit,
+// or the one only raised) at the measured rate; false before a rate is
+// measured.
+func (m *pathModel) delayOf(now clock.Time, fit bool) (time.Duration, bool) {
 	m.drain(now)
 	r := m.rate(now)
 	if r <= 0 {
-		return 0
+		return 0, false
 	}
-	d := time.Duration(m.vq * 8 / r * float64(time.Second))
-	return d + max(pathMinMargin, time.Duration(float64(d)*pathMargin))
+	q := m.vq
+	if fit {
+		q = m.fit
+	}
+	return time.Duration(q * 8 / r * float64(time.Second)), true
 }
 
 // fitQueueDelay is the queue the latest measurement implies (corrected
@@ -156,12 +170,10 @@ func (m *pathModel) queueDelay(now clock.Time) time.Duration {
 // predicting when a frame arrives and for pushback. Retransmissions use
 // queueDelay, which errs on the side of not sending one that may be late.
 func (m *pathModel) fitQueueDelay(now clock.Time) time.Duration {
-	m.drain(now)
-	r := m.rate(now)
-	if r <= 0 {
+	d, ok := m.delayOf(now, true)
+	if !ok {
 		return 0
 	}
-	d := time.Duration(m.fit * 8 / r * float64(time.Second))
 	if m.measured {
 		d = min(d, m.maxQ+m.maxQ/4+50*time.Millisecond)
 	}
