@@ -1,7 +1,6 @@
 package cc
 
 import (
-	"runtime"
 	"testing"
 	"time"
 
@@ -9,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spillway-rt/spillway/clock"
+	"github.com/spillway-rt/spillway/internal/allocs"
 )
 
 // drive sends size-byte packets as fast as the pacer allows for d and
@@ -84,18 +84,16 @@ func TestPacerSetRate(t *testing.T) {
 func TestPacerDoesNotAllocate(t *testing.T) {
 	p := NewPacer(4_000_000, 0)
 	now := clock.Time(0)
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	before := ms.Mallocs
-	for i := 0; i < 10_000; i++ {
-		if p.CanSend(now) {
-			p.OnSent(now, 1200)
-		} else {
-			now = p.NextSend(now)
+	n := allocs.Mallocs(3, func() {
+		for i := 0; i < 10_000; i++ {
+			if p.CanSend(now) {
+				p.OnSent(now, 1200)
+			} else {
+				now = p.NextSend(now)
+			}
 		}
-	}
-	runtime.ReadMemStats(&ms)
-	assert.Equal(t, before, ms.Mallocs)
+	})
+	assert.Zero(t, n)
 }
 
 func BenchmarkSteadyPacer(b *testing.B) {
