@@ -92,6 +92,7 @@ type SenderStats struct {
 	Rejected     int64 // Put with an invalid, repeated or decreasing packet number, or an empty packet
 	Expired      int64 // packets dropped at their deadline
 	EvictedEarly int64 // packets dropped before their deadline to make room (history too small)
+	PaddingSent  int64 // copies PollPadding handed out (probe padding)
 
 	NACKsReceived   int64 // packet numbers named by NACKs (OnNACK calls)
 	NACKsUnknown    int64 // not in the history: not media, too old, evicted, never sent
@@ -192,6 +193,7 @@ type History struct {
 	minRTT  time.Duration
 	havePut bool
 	lastPut int64
+	padBack int64 // PollPadding's cursor: entries back from the newest
 	stats   SenderStats
 }
 
@@ -467,6 +469,50 @@ func (h *History) PollRetransmit(now clock.Time, oneWay time.Duration, dst []byt
 	}
 	return 0, 0, 0, false
 }
+
+// PollPadding copies a recent packet into dst for use as padding (a
+// congestion controller's probe): the newest packets first, going back
+// one per call through the last maxPadBack. It prefers packets neither
+// acknowledged nor too late to arrive before their deadline (now +
+// oneWay): a copy of one repairs it if the original was lost. Failing
+// those, any stored packet will do: the receiver discards the copy as a
+// duplicate, and the probe still measures the path. It returns the copied
+// packet's number and length, or false when nothing is stored. The copy is
+// not a retransmission in Stats.
+func (h *History) PollPadding(now clock.Time, oneWay time.Duration, dst []byte) (origPN int64, n int, ok bool) {
+	arrival := now.Add(max(oneWay, 0))
+	tries := min(int64(h.ecount), maxPadBack)
+	var fallback *histEntry
+	for i := int64(0); i < tries; i++ {
+		if h.padBack >= tries {
+			h.padBack = 0
+		}
+		e := &h.ents[(h.ehead+int64(h.ecount)-1-h.padBack)&h.emask]
+		h.padBack++
+		if !e.inUse || len(dst) < int(e.n) {
+			continue
+		}
+		if e.acked || arrival >= e.deadline {
+			if fallback == nil {
+				fallback = e
+			}
+			continue
+		}
+		return h.pad(e, dst)
+	}
+	if fallback != nil {
+		return h.pad(fallback, dst)
+	}
+	return 0, 0, false
+}
+
+func (h *History) pad(e *histEntry, dst []byte) (int64, int, bool) {
+	h.stats.PaddingSent++
+	return e.pn, copy(dst, h.buf[e.off:e.off+e.n]), true
+}
+
+// maxPadBack is how far back PollPadding looks for packets to copy.
+const maxPadBack = 64
 
 // lastChance reports whether a retransmission arriving at arrival is the
 // last that can arrive before deadline (see DuplicateLastChance).

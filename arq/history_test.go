@@ -362,3 +362,30 @@ func TestRTTWindowedMin(t *testing.T) {
 	r.Add(at(26*time.Second), 90*ms)
 	assert.Equal(t, 90*ms, r.WindowedMin())
 }
+
+func TestHistoryPadding(t *testing.T) {
+	h, err := NewHistory(HistoryConfig{MaxPackets: 16, MaxBytes: 1 << 16})
+	require.NoError(t, err)
+	dst := make([]byte, 64)
+	_, _, ok := h.PollPadding(0, 0, dst)
+	assert.False(t, ok, "nothing stored")
+	for pn := int64(0); pn < 4; pn++ {
+		h.Put(0, pn, []byte{byte(pn), 1, 2}, clock.Time(time.Second), 0)
+	}
+	h.Acked(2)
+	var got []int64
+	for range 6 {
+		pn, n, ok := h.PollPadding(0, 0, dst)
+		require.True(t, ok)
+		assert.Equal(t, 3, n)
+		assert.Equal(t, byte(pn), dst[0])
+		got = append(got, pn)
+	}
+	assert.Equal(t, []int64{3, 1, 0, 3, 1, 0}, got, "newest first, round, skipping the acknowledged")
+	// None could arrive before its deadline: any stored packet still pads.
+	pn, _, ok := h.PollPadding(0, 2*time.Second, dst)
+	assert.True(t, ok)
+	assert.Equal(t, byte(pn), dst[0])
+	assert.Equal(t, int64(7), h.Stats().PaddingSent)
+	assert.Zero(t, h.Stats().RetransmittedPacketsSent, "padding is not a retransmission")
+}

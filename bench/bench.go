@@ -86,6 +86,7 @@ func (r *run) result(seed uint64) Result {
 	res.GoodputBPS = math.Round(float64(goodBytes) * 8 / sc.Media.Seconds())
 
 	fwdPackets, fwdBytes := r.fwd.total()
+	fwdPackets, fwdBytes = fwdPackets+r.padPackets, fwdBytes+r.padBytes
 	if r.payloadBytes > 0 {
 		res.WireOverhead = round4(float64(fwdBytes) / float64(r.payloadBytes))
 		res.WireOverheadIP = round4(float64(fwdBytes+netem.OverheadIPv4UDP*fwdPackets) / float64(r.payloadBytes))
@@ -95,6 +96,7 @@ func (r *run) result(seed uint64) Result {
 	res.FECBytes = r.fwd.bytes[wire.TypeRepair]
 	res.FECPackets = r.fwd.packets[wire.TypeRepair]
 	res.RTXBytes = r.fwd.bytes[wire.TypeRetransmit]
+	res.ProbePaddingPackets, res.ProbePaddingBytes = r.padPackets, r.padBytes
 	res.FeedbackBytes = r.fwd.bytes[wire.TypeFeedback] + r.rev.bytes[wire.TypeFeedback]
 	res.Retransmissions = r.fwd.packets[wire.TypeRetransmit]
 	res.LostPackets = res.MediaPackets + res.Retransmissions - r.mediaArrived - r.rtxArrived

@@ -88,6 +88,13 @@ type Result struct {
 	// RTXBehindFrames: retransmissions that left after video or data frame
 	// bytes sent since their NACK came.
 	RTXBehindFrames int64 `json:"rtx_behind_frames"`
+	// ProbePaddingPackets and ProbePaddingBytes: the congestion
+	// controller's probe padding (copies of recent packets, sent as
+	// retransmissions), counted apart: not in retransmissions, rtx_bytes,
+	// lost_packets or the overhead ratios' retransmission share (they are
+	// in wire_overhead).
+	ProbePaddingPackets int64 `json:"probe_padding_packets"`
+	ProbePaddingBytes   int64 `json:"probe_padding_bytes"`
 	// SenderDroppedAfterDropS: a stream's media seconds (frames x frame
 	// interval) the sender dropped among the frames captured from a
 	// capacity drop until the next capacity change; the largest over the

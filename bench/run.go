@@ -91,6 +91,10 @@ type run struct {
 	rtxLate      int64
 	rtxTooLate   int64
 	rtxDropped   int64 // retransmissions of frames the sender had dropped
+	padPackets   int64 // probe padding sent (not in fwd)
+	padBytes     int64
+	padArrived   int64
+	padPNs       map[uint32]bool // truncated packet numbers of padding on its way
 	corrupt      int
 	fecPerSec    []int64
 	mediaPerSec  []int64
@@ -128,9 +132,17 @@ func (h *host) HandleTimeout(now clock.Time) {
 }
 
 func (h *host) PollTransmit(now clock.Time, dst []byte) (int, netip.AddrPort, bool) {
+	var pads int64
+	if h.sender && h.conn != nil {
+		pads = h.conn.ProbePaddingSent()
+	}
 	n, to, ok := h.ep.PollTransmit(now, dst)
 	if ok {
-		if h.sender {
+		if h.sender && h.conn != nil && h.conn.ProbePaddingSent() > pads {
+			// Probe padding: a copy of a recent packet, sent as a
+			// retransmission; counted apart from retransmissions.
+			h.r.onPadding(dst[:n])
+		} else if h.sender {
 			h.r.onSend(now, dst[:n])
 		} else {
 			h.r.rev.add(dst[:n])
@@ -394,10 +406,28 @@ func (r *run) onSend(now clock.Time, b []byte) {
 	}
 }
 
+// onPadding accounts a probe padding packet the sender sends.
+func (r *run) onPadding(b []byte) {
+	r.padPackets++
+	r.padBytes += int64(len(b))
+	var h wire.DataHeader
+	if _, err := h.Parse(b); err == nil {
+		r.padPNs[h.PacketNumber] = true
+	}
+}
+
 // onArrival accounts a datagram reaching the receiver.
 func (r *run) onArrival(now clock.Time, b []byte) {
 	if len(b) == 0 {
 		return
+	}
+	if len(r.padPNs) > 0 && wire.Type(b[0]>>3&7) == wire.TypeRetransmit {
+		var h wire.DataHeader
+		if _, err := h.Parse(b); err == nil && r.padPNs[h.PacketNumber] {
+			delete(r.padPNs, h.PacketNumber)
+			r.padArrived++
+			return
+		}
 	}
 	t := wire.Type(b[0] >> 3 & 7)
 	if t != wire.TypeData && t != wire.TypeRetransmit {
@@ -468,7 +498,7 @@ func runWith(sc Scenario, seed uint64, opts RunOptions) (res Result, r *run, err
 		return Result{}, nil, err
 	}
 	wallStart := time.Now()
-	r = &run{sc: sc, latency: sc.Profile.Latency(), sim: netem.New(seed), trace: opts.Trace}
+	r = &run{sc: sc, latency: sc.Profile.Latency(), sim: netem.New(seed), trace: opts.Trace, padPNs: map[uint32]bool{}}
 	if opts.PcapDir != "" {
 		closeCaptures, err := r.capture(opts.PcapDir)
 		if err != nil {

@@ -215,11 +215,14 @@ func Scenarios() []Scenario {
 		out = append(out, rfc8867p51(name, rmax))
 	}
 
-	// The cc issue's collapse with its controller (first slice: cc.GCC,
-	// no probes yet), the same path and traffic as collapse-av.
+	// The cc issue's collapse with its controller (cc.GCC), the path of
+	// collapse-av and its traffic with R_max 4 Mbit/s.
 	ccCollapse := collapse("collapse", ProfileRTC)
 	ccCollapse.Target, ccCollapse.TargetLag, ccCollapse.TargetShare = TargetGCC, 0, 0
 	ccCollapse.StartTarget = 1_000_000
+	// SCENARIOS.md: rate-adaptive rows outside RFC 8867 use R_max 4 Mbit/s.
+	ccCollapse.Traffic.Video.Bitrate = 4_000_000
+	ccCollapse.Traffic.Video.StartBitrate = 1_000_000
 	out = append(out, ccCollapse)
 
 	det := symmetric("netem-determinism", ProfileRTC, 100*time.Millisecond, 0.05, 20*time.Second, DefaultTraffic())

@@ -13,6 +13,7 @@ type PacketResult struct {
 	SendTime     clock.Time // on the sender's clock
 	Received     bool
 	ArrivalTime  clock.Time // on the receiver's clock (only differences mean anything); valid if Received
+	ProbeID      int        // the probe cluster it was sent in (Prober), 0 if none
 }
 
 // Feedback is one transport-wide feedback report, translated from whatever
@@ -45,6 +46,23 @@ type Estimator interface {
 // streams open.
 type Timed interface {
 	OnTime(now clock.Time, rtt RTT)
+}
+
+// ProbeCluster asks the sender to send Bytes (at least MinPackets
+// packets) at Rate, tagging each packet with ID, padding with redundant
+// copies of recent packets when it has no media: the delivery rate the
+// feedback then shows says whether the path carries Rate.
+type ProbeCluster struct {
+	ID         int // > 0
+	Rate       int64
+	Bytes      int
+	MinPackets int
+}
+
+// Prober is implemented by estimators that probe. The session core asks
+// PollProbe whenever it could send; at most one cluster is active at once.
+type Prober interface {
+	PollProbe(now clock.Time) (ProbeCluster, bool)
 }
 
 // Fixed is the version-1 estimator: a constant target, whatever the

@@ -17,9 +17,12 @@
 // (the bench drives the pacer with the path's capacity, 0.5 s late); GCC
 // is the first slice of the delay-based controller (gcc-02's packet
 // groups, a trendline, the adaptive-threshold overuse detector and the
-// AIMD rate controller, with loss counted only while the delay rises). GCC
-// has no probes yet, so it climbs at gcc-02's 8 % a second after a
-// collapse; the bench's "collapse" row runs it.
+// AIMD rate controller, with loss counted only while the delay rises), and
+// it probes (Prober): at the start, exponentially while probes succeed,
+// after a collapse for the capacity the path showed over the last minute,
+// and upward while the target is used. The session core sends a probe
+// cluster at its rate (Pacer.SetProbe), padded with copies of recent
+// packets. The bench's "collapse" row runs GCC.
 //
 // # The pacer
 //

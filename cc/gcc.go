@@ -19,9 +19,10 @@ import (
 // the path is congested: loss without a delay rise is treated as
 // non-congestive (random loss on a radio link, say).
 //
-// This is the first slice of the cc issue's controller: no probes, no
-// application-limited handling beyond not raising the target past what
-// was sent, no competitive mode. The zero value is unusable: use NewGCC.
+// It probes (Prober): at the start, after a collapse for the capacity the
+// path showed over the last minute, and upward while the target is used.
+// This is still a slice of the cc issue's controller: no competitive mode,
+// no bytes-in-flight bound. The zero value is unusable: use NewGCC.
 type GCC struct {
 	cfg GCCConfig
 
@@ -69,6 +70,18 @@ type GCC struct {
 	haveFeedback bool
 	lastHalving  clock.Time
 
+	// Probing (Prober): clusters to hand out, those awaiting results, the
+	// receive rate's windowed maximum (the capacity to probe for after a
+	// collapse), and the state the triggers read.
+	queued      [2]ProbeCluster
+	nQueued     int
+	results     [probeSlots]probeResult
+	nextProbe   int
+	startProbed bool
+	lastProbe   clock.Time
+	appLimited  bool
+	peak        [peakSlots]peakSlot
+
 	stats GCCStats
 }
 
@@ -86,10 +99,45 @@ type GCCStats struct {
 	Decreases int64   // target cuts on overuse
 	LossCuts  int64   // target cuts by the loss bound
 	Silences  int64   // target halvings for want of feedback
+	Probes    int64   // clusters handed out
+	ProbeHits int64   // probe results that raised the target
 	Trend     float64 // the latest modified trend, ms
 	Threshold float64 // the adaptive threshold, ms
 	AckedRate int64   // bit/s
 }
+
+type probeResult struct {
+	id                  int
+	rate                int64
+	created             clock.Time
+	firstSend, lastSend clock.Time
+	firstArr, lastArr   clock.Time
+	sentBytes, lastSize int64
+	recvBytes, firstRcv int64
+	nSent, nRecv        int
+	seen                bool // packets of it were in the current report
+}
+
+type peakSlot struct {
+	start clock.Time
+	bps   float64
+}
+
+const (
+	probeSlots       = 4
+	probeDuration    = 15 * time.Millisecond // libwebrtc's minimum probe duration
+	probeMinPackets  = 5
+	probeResultAfter = 2 * time.Second // a cluster unanswered this long is forgotten
+	peakSlots        = 6
+	peakSlotLen      = 10 * time.Second // the remembered capacity: the highest receive rate of the last minute
+	// After a collapse, probe for the remembered capacity once the delay
+	// has been quiet this long, and again at most this often.
+	probeAfterQuiet = time.Second
+	probeEvery      = 2 * time.Second
+	// With the delay quiet for this long and the target used, probe at
+	// twice the target.
+	upProbeAfter = 5 * time.Second
+)
 
 type packetGroup struct {
 	firstSend, lastSend clock.Time
@@ -183,9 +231,147 @@ func (g *GCC) OnTime(now clock.Time, rtt RTT) {
 	g.stats.Silences++
 }
 
+// PollProbe hands out the next probe cluster due: at the start, two at 3
+// and 6 x the start rate, and after each that the path carried, one at
+// twice what it carried; after a collapse, one at the capacity the path
+// showed over the last minute once the delay has been quiet for a second;
+// and, while the target is used and the delay has been quiet for 5 s, one
+// at twice the target.
+func (g *GCC) PollProbe(now clock.Time) (ProbeCluster, bool) {
+	if !g.startProbed {
+		g.startProbed = true
+		g.queueProbe(now, 3*g.target)
+		g.queueProbe(now, 6*g.target)
+	}
+	if g.nQueued == 0 && g.haveFeedback && now.Sub(g.lastProbe) >= probeEvery && now.Sub(g.overuseAt) >= probeAfterQuiet {
+		peak := g.peakRate(now)
+		switch {
+		case peak > 1.5*g.target:
+			g.queueProbe(now, peak)
+		case !g.appLimited && now.Sub(g.overuseAt) >= upProbeAfter && now.Sub(g.lastProbe) >= upProbeAfter &&
+			g.target < float64(g.cfg.MaxRate):
+			g.queueProbe(now, 2*g.target)
+		}
+	}
+	if g.nQueued == 0 {
+		return ProbeCluster{}, false
+	}
+	c := g.queued[0]
+	g.queued[0] = g.queued[1]
+	g.nQueued--
+	g.stats.Probes++
+	return c, true
+}
+
+func (g *GCC) queueProbe(now clock.Time, rate float64) {
+	rate = min(rate, float64(g.cfg.MaxRate))
+	if g.nQueued == len(g.queued) || rate <= g.target {
+		return
+	}
+	g.nextProbe++
+	bytes := max(int(rate/8*probeDuration.Seconds()), probeMinPackets*1200)
+	g.queued[g.nQueued] = ProbeCluster{ID: g.nextProbe, Rate: int64(rate), Bytes: bytes, MinPackets: probeMinPackets}
+	g.nQueued++
+	g.results[g.nextProbe%probeSlots] = probeResult{id: g.nextProbe, rate: int64(rate), created: now}
+	g.lastProbe = now
+}
+
+// onProbePacket adds a reported packet to its cluster's result.
+func (g *GCC) onProbePacket(p *PacketResult) {
+	r := &g.results[p.ProbeID%probeSlots]
+	if r.id != p.ProbeID {
+		return
+	}
+	if r.nSent == 0 || p.SendTime < r.firstSend {
+		r.firstSend = p.SendTime
+	}
+	if r.nSent == 0 || p.SendTime >= r.lastSend {
+		r.lastSend, r.lastSize = p.SendTime, int64(p.Size)
+	}
+	r.nSent++
+	r.sentBytes += int64(p.Size)
+	r.seen = true
+	if !p.Received {
+		return
+	}
+	if r.nRecv == 0 || p.ArrivalTime < r.firstArr {
+		r.firstArr, r.firstRcv = p.ArrivalTime, int64(p.Size)
+	}
+	if r.nRecv == 0 || p.ArrivalTime > r.lastArr {
+		r.lastArr = p.ArrivalTime
+	}
+	r.nRecv++
+	r.recvBytes += int64(p.Size)
+}
+
+// finishProbes resolves the clusters whose packets stopped coming (none in
+// this report): the rate the path carried is the smaller of the send and
+// the receive rate, and the target rises to it (ProbeBitrateEstimator in
+// libwebrtc). A cluster with under 80 % of its packets received, or too
+// few, says nothing.
+func (g *GCC) finishProbes(now clock.Time) {
+	for i := range g.results {
+		r := &g.results[i]
+		if r.id == 0 {
+			continue
+		}
+		if r.seen {
+			r.seen = false
+			continue
+		}
+		if r.nSent == 0 {
+			if now.Sub(r.created) > probeResultAfter {
+				*r = probeResult{}
+			}
+			continue
+		}
+		sendSpan, recvSpan := r.lastSend.Sub(r.firstSend), r.lastArr.Sub(r.firstArr)
+		if r.nSent >= probeMinPackets && r.nRecv*5 >= r.nSent*4 && sendSpan > 0 && recvSpan > 0 {
+			sendRate := float64(r.sentBytes-r.lastSize) * 8 / sendSpan.Seconds()
+			recvRate := float64(r.recvBytes-r.firstRcv) * 8 / recvSpan.Seconds()
+			est := min(sendRate, recvRate)
+			if recvRate < 0.9*sendRate {
+				est = 0.95 * recvRate // the path did not keep up: its rate, a little under
+			}
+			if est > g.target {
+				g.target = min(est, float64(g.cfg.MaxRate))
+				g.stats.ProbeHits++
+				// The path carried nearly all of it: probe on at twice
+				// that (libwebrtc's exponential probing), until a probe
+				// comes back short.
+				if est >= 0.7*float64(r.rate) && g.nQueued == 0 {
+					g.queueProbe(now, 2*est)
+				}
+			}
+		}
+		*r = probeResult{}
+	}
+}
+
+// notePeak keeps the receive rate's maximum per 10 s slot.
+func (g *GCC) notePeak(now clock.Time) {
+	k := int64(now) / int64(peakSlotLen)
+	slot := &g.peak[((k%peakSlots)+peakSlots)%peakSlots]
+	if start := clock.Time(k * int64(peakSlotLen)); slot.start != start {
+		*slot = peakSlot{start: start}
+	}
+	slot.bps = max(slot.bps, g.ackRate)
+}
+
+func (g *GCC) peakRate(now clock.Time) float64 {
+	best := 0.0
+	for _, s := range g.peak {
+		if now.Sub(s.start) < peakSlots*peakSlotLen {
+			best = max(best, s.bps)
+		}
+	}
+	return best
+}
+
 // OnFeedback takes one transport-wide report.
 func (g *GCC) OnFeedback(now clock.Time, fb *Feedback, rtt RTT, appLimited bool) {
 	g.lastFeedback, g.haveFeedback = now, true
+	g.appLimited = appLimited
 	lost, total := 0, 0
 	var firstSend, lastSend clock.Time
 	var sentBytes int64
@@ -197,12 +383,16 @@ func (g *GCC) OnFeedback(now clock.Time, fb *Feedback, rtt RTT, appLimited bool)
 		}
 		lastSend = p.SendTime
 		sentBytes += int64(p.Size)
+		if p.ProbeID > 0 {
+			g.onProbePacket(p)
+		}
 		if !p.Received {
 			lost++
 			continue
 		}
 		g.onArrival(now, p)
 	}
+	g.finishProbes(now)
 	if total > 0 {
 		g.lossFrac += (float64(lost)/float64(total) - g.lossFrac) * 0.3
 	}
@@ -210,6 +400,7 @@ func (g *GCC) OnFeedback(now clock.Time, fb *Feedback, rtt RTT, appLimited bool)
 		g.sentRate = float64(sentBytes) * 8 / span.Seconds()
 	}
 	g.updateAckRate(now)
+	g.notePeak(now)
 	g.control(now, rtt, appLimited)
 }
 

@@ -22,6 +22,7 @@ type gccPath struct {
 	oneWay   time.Duration
 	loss     float64
 	maxQueue time.Duration
+	probe    bool // send the clusters PollProbe asks for
 }
 
 type gccSample struct {
@@ -40,13 +41,22 @@ func (p gccPath) run(g *GCC, d time.Duration, seed uint64) []gccSample {
 	report := clock.Time(50 * time.Millisecond)
 	pn := int64(0)
 	var queue time.Duration
+	var probe ProbeCluster
+	probeLeft, probePkts := 0, 0
 	for now := clock.Time(0); now < clock.Time(d); {
 		if next <= report {
 			now = next
+			if probeLeft <= 0 && probePkts <= 0 && p.probe {
+				if c, ok := g.PollProbe(now); ok {
+					probe, probeLeft, probePkts = c, c.Bytes, c.MinPackets
+				} else {
+					probe = ProbeCluster{}
+				}
+			}
 			c := p.capacity(now.Sub(0))
 			start := clock.Max(now, busyUntil)
 			queue = start.Sub(now)
-			res := PacketResult{PacketNumber: pn, Size: size, SendTime: now}
+			res := PacketResult{PacketNumber: pn, Size: size, SendTime: now, ProbeID: probe.ID}
 			pn++
 			if queue <= p.maxQueue && rng.Float64() >= p.loss {
 				busyUntil = start.Add(time.Duration(float64(size*8) / c * float64(time.Second)))
@@ -54,7 +64,16 @@ func (p gccPath) run(g *GCC, d time.Duration, seed uint64) []gccSample {
 				res.ArrivalTime = busyUntil.Add(p.oneWay)
 			}
 			fb.Packets = append(fb.Packets, res)
-			next = now.Add(time.Duration(float64(size*8) / float64(g.Target()) * float64(time.Second)))
+			rate := float64(g.Target())
+			if probe.ID > 0 {
+				rate = float64(probe.Rate)
+				probeLeft -= size
+				probePkts--
+				if probeLeft <= 0 && probePkts <= 0 {
+					probe = ProbeCluster{}
+				}
+			}
+			next = now.Add(time.Duration(float64(size*8) / rate * float64(time.Second)))
 			continue
 		}
 		now = report
@@ -234,4 +253,39 @@ func TestGCCHalvesWithoutFeedback(t *testing.T) {
 	}
 	assert.Equal(t, int64(100_000), g.Target(), "down to MinRate")
 	assert.Equal(t, int64(5), g.Stats().Silences, "3, then 250 -> 125 -> 100 kbit/s")
+}
+
+// With probes, the controller finds a 4 Mbit/s path from 300 kbit/s within
+// 2 s, and after a collapse to 0.5 Mbit/s it is back above 3.6 Mbit/s
+// within 5 s of the capacity returning (at gcc-02's 8 %/s it would take
+// 25 s).
+func TestGCCProbes(t *testing.T) {
+	path := gccPath{capacity: func(at time.Duration) float64 {
+		if at >= 20*time.Second && at < 30*time.Second {
+			return 500_000
+		}
+		return 4_000_000
+	}, oneWay: 50 * time.Millisecond, maxQueue: 300 * time.Millisecond, probe: true}
+	g := NewGCC(GCCConfig{StartRate: 300_000})
+	s := path.run(g, 45*time.Second, 1)
+	first := func(from time.Duration, ok func(int64) bool) time.Duration {
+		for _, x := range s {
+			if x.at >= from && ok(x.target) {
+				return x.at - from
+			}
+		}
+		return -1
+	}
+	start := first(0, func(r int64) bool { return r >= 3_600_000 })
+	t.Logf("cold start to 0.9 x capacity: %v; probes %d, raised the target %d times", start, g.Stats().Probes, g.Stats().ProbeHits)
+	assert.GreaterOrEqual(t, start, time.Duration(0))
+	assert.LessOrEqual(t, start, 2*time.Second, "cold start")
+	down := first(20*time.Second, func(r int64) bool { return r <= 500_000 })
+	assert.GreaterOrEqual(t, down, time.Duration(0))
+	assert.LessOrEqual(t, down, 700*time.Millisecond, "collapse")
+	up := first(30*time.Second, func(r int64) bool { return r >= 3_600_000 })
+	t.Logf("collapse: down in %v, back up in %v", down, up)
+	assert.GreaterOrEqual(t, up, time.Duration(0))
+	assert.LessOrEqual(t, up, 5*time.Second, "recovery")
+	assert.Positive(t, g.Stats().ProbeHits)
 }

@@ -46,6 +46,7 @@ type Pacer struct {
 	// stretchLeft: bytes to leave the queue before a Stretch ends (those
 	// queued when it was asked for, and the ones it was asked for).
 	stretchLeft int64
+	probe       int64 // bit/s: a probe cluster's rate while one is sent (SetProbe); 0 none
 	burst       time.Duration
 	tokens      float64 // bytes; may go negative by one packet
 	last        clock.Time
@@ -92,7 +93,19 @@ func (p *Pacer) Rate() int64 { return p.rate }
 
 // DrainRate returns the rate the queue drains at: the pacing rate, or more
 // while a Stretch is in force.
-func (p *Pacer) DrainRate() int64 { return max(p.rate, p.floor) }
+func (p *Pacer) DrainRate() int64 { return max(p.rate, p.floor, p.probe) }
+
+// SetProbe makes the pacer send at rate (bit/s; budget included) while a
+// probe cluster goes out; 0 ends it.
+func (p *Pacer) SetProbe(rate int64) {
+	p.probe = max(rate, 0)
+	if p.probe == 0 {
+		p.tokens = min(p.tokens, p.maxTokens())
+		if p.budgetRate > 0 {
+			p.budget = min(p.budget, p.maxBudget())
+		}
+	}
+}
 
 // DefaultBudgetWindow is the depth of the pacer's budget, in time at the
 // target rate: a key frame of 239 ms of the media rate (8 x a delta frame,
@@ -123,7 +136,7 @@ func (p *Pacer) SetBudget(rate int64, window time.Duration) {
 // BudgetRate returns the budget's rate (0: off).
 func (p *Pacer) BudgetRate() int64 { return p.budgetRate }
 
-func (p *Pacer) budgetRateNow() int64 { return max(p.budgetRate, p.floor) }
+func (p *Pacer) budgetRateNow() int64 { return max(p.budgetRate, p.floor, p.probe) }
 
 func (p *Pacer) maxBudget() float64 {
 	return float64(p.budgetRateNow()) / 8 * p.budgetWindow.Seconds()

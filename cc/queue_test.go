@@ -245,3 +245,18 @@ func TestPacerStretchEndsWithItsBytes(t *testing.T) {
 	assert.Equal(t, int64(1_000_000), p.DrainRate(), "the stretched bytes left: back to the pacing rate")
 	assert.Equal(t, int64(50_000), p.Queued())
 }
+
+// While a probe cluster goes out the pacer sends at its rate, past the
+// budget; after it, back to the pacing rate and budget.
+func TestPacerProbe(t *testing.T) {
+	p := NewPacer(1_000_000, 0)
+	p.SetBudget(400_000, 0)
+	p.SetProbe(4_000_000)
+	assert.Equal(t, int64(4_000_000), p.DrainRate())
+	sent, _ := drive(&p, 0, time.Second, 1000)
+	assert.InEpsilon(t, 500_000, float64(sent), 0.02, "4 Mbit/s for a second")
+	p.SetProbe(0)
+	assert.Equal(t, int64(1_000_000), p.DrainRate())
+	sent, _ = drive(&p, clock.Time(time.Second), 10*time.Second, 1000)
+	assert.InEpsilon(t, 400_000.0/8*10, float64(sent), 0.05, "the budget again")
+}

@@ -600,6 +600,7 @@ func (c *Conn) sent(now clock.Time, size int, class packetClass) {
 	c.snd.path.onSent(now, size)
 	if class == classMedia {
 		c.lastMediaSend = now
+		c.snd.probeSent(now, size)
 	}
 }
 

@@ -380,7 +380,8 @@ func (c *Conn) handleTWCC(now clock.Time, t *wire.TWCC) {
 		if p.Received && s.hist != nil {
 			s.hist.Acked(pn)
 		}
-		rep.Packets = append(rep.Packets, cc.PacketResult{PacketNumber: pn, Size: int(sp.size), SendTime: sp.at, Received: p.Received, ArrivalTime: at})
+		rep.Packets = append(rep.Packets, cc.PacketResult{PacketNumber: pn, Size: int(sp.size), SendTime: sp.at, Received: p.Received,
+			ArrivalTime: at, ProbeID: int(sp.probe)})
 	}
 	s.path.onFeedback(now, rep.Packets)
 	if s.path.measured {

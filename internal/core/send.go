@@ -22,6 +22,7 @@ const historySize = 2048
 
 type sentPacket struct {
 	key    int64 // packet number + 1; 0 marks an empty slot
+	probe  int32 // the probe cluster it went in (cc.ProbeCluster.ID); 0 none
 	at     clock.Time
 	nacked clock.Time // when a NACK for it last came, for the retransmission's wait
 	// nackedFrames: frame bytes of other classes than audio sent when that
@@ -147,7 +148,14 @@ type sender struct {
 
 	drops   SendDropStats
 	notices dropNotices // drop notices the peer has not acknowledged
-	wait    [cc.NumClasses]waitHist
+
+	// Probing (probe.go): the estimator's prober, the cluster going out
+	// and what is left of it.
+	prober    cc.Prober
+	probe     cc.ProbeCluster
+	probeLeft int
+	probePkts int
+	wait      [cc.NumClasses]waitHist
 	// frameBytes counts the frame bytes sent on video and data streams;
 	// rtxBehind the retransmissions sent after some of them left since
 	// their NACK.
@@ -163,6 +171,7 @@ func (s *sender) init(c *Conn) {
 	if c.cfg.Estimator != nil {
 		s.estimator = c.cfg.Estimator()
 	}
+	s.prober, _ = s.estimator.(cc.Prober)
 	s.order = make([]*sendStream, 0, wire.MaxStreams)
 }
 
@@ -666,7 +675,8 @@ func (s *sender) popFrame(st *sendStream) {
 // Mbit/s one 1200-byte packet is 10 ms of it): it leaves at once while the
 // debt stays within one burst, and is charged like the rest.
 func (s *sender) pollMedia(now clock.Time, dst []byte) (int, bool) {
-	if s.queued == 0 && !s.recoveryDue() {
+	s.startProbe(now)
+	if s.queued == 0 && !s.recoveryDue() && s.probe.ID == 0 {
 		return 0, false
 	}
 	audioOnly := false
@@ -744,6 +754,9 @@ func (s *sender) pollNext(now clock.Time, dst []byte, audioOnly bool) (int, bool
 			return n, true
 		}
 	}
+	if s.probe.ID != 0 && !audioOnly {
+		return s.pollPadding(now, dst)
+	}
 	return 0, false
 }
 
@@ -798,7 +811,7 @@ func (s *sender) sendFragment(now clock.Time, st *sendStream, f *outFrame, dst [
 // block closes on its time bound.
 func (s *sender) nextTimeout() clock.Time {
 	t := clock.Never
-	if s.queued > 0 || s.recoveryDue() {
+	if s.queued > 0 || s.recoveryDue() || s.probe.ID != 0 {
 		t = s.pacer.NextSendTime()
 		if s.pacer.QueuedClass(cc.ClassAudio) > 0 {
 			t = clock.Min(t, s.pacer.NextOverdrawTime())
@@ -841,6 +854,7 @@ func (s *sender) handleTimeout(now clock.Time) {
 		if t, ok := s.estimator.(cc.Timed); ok {
 			t.OnTime(now, s.c.ccRTT())
 		}
+		s.startProbe(now) // a cluster may be due while nothing is sent
 		s.updateTargets(now)
 		s.targetAt = now.Add(targetInterval)
 	}

@@ -40,6 +40,8 @@ type ConnStats struct {
 	PacerStretches        int64
 	SendDrops             SendDropStats
 	KeyFrameRequestsLocal int64
+	ProbeClusters         int64           // probe clusters the estimator asked for and that went out
+	ProbePaddingSent      int64           // padding packets (copies of recent packets) sent in them
 	DropNotices           DropNoticeStats // drop notices sent to the peer
 	// PacerWait: time in the pacer queue by class (cc.ClassAudio ...):
 	// frames from WriteFrame until their last fragment left,
@@ -161,3 +163,7 @@ func (d *SendDropStats) Total(r DropReason) (frames, bytes int64) {
 	}
 	return frames, bytes
 }
+
+// ProbePaddingSent returns ConnStats.ProbePaddingSent without copying the
+// whole ConnStats (the bench asks after every packet).
+func (c *Conn) ProbePaddingSent() int64 { return c.stats.ProbePaddingSent }

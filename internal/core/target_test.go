@@ -138,3 +138,44 @@ func TestFeedbackSilenceHalvesTheTarget(t *testing.T) {
 	p.run(2 * time.Second)
 	assert.Less(t, p.cc.Stats().AvailableOutgoingBitrate, before/4, "halved at least twice in 2 s of silence")
 }
+
+// A prober's clusters go out at their rate, padded with copies of recent
+// packets, their packets tagged so feedback reaches the controller: from
+// 300 kbit/s on a 4 Mbit/s path, GCC's start-up probes lift the target
+// within a second; an audio-only session sends no padding.
+func TestProbesGoOutAndLiftTheTarget(t *testing.T) {
+	for _, video := range []bool{true, false} {
+		cfg := Config{Estimator: func() cc.Estimator { return cc.NewGCC(cc.GCCConfig{StartRate: 300_000}) }}
+		link := netem.LinkConfig{Delay: 25 * time.Millisecond, Rate: 4_000_000, QueueDelay: 300 * time.Millisecond}
+		p := newPair(t, pairOpts{client: cfg, fwd: link, rev: netem.LinkConfig{Delay: 25 * time.Millisecond}})
+		p.connected()
+		p.at(0, func(now clock.Time) {
+			aid, err := p.cc.OpenStream(now, StreamConfig{Kind: KindAudio})
+			require.NoError(t, err)
+			var vid uint8
+			if video {
+				vid, err = p.cc.OpenStream(now, StreamConfig{Kind: KindVideo, Bitrate: 4_000_000})
+				require.NoError(t, err)
+			}
+			for i := range 100 {
+				p.at(time.Duration(i)*20*time.Millisecond, func(now clock.Time) {
+					_ = p.cc.WriteFrame(now, aid, make([]byte, 100), FrameInfo{Capture: now})
+					if video && i%2 == 0 {
+						_ = p.cc.WriteFrame(now, vid, make([]byte, 1500), FrameInfo{Capture: now, Key: i == 0})
+					}
+				})
+			}
+		})
+		p.run(time.Second)
+		st := p.cc.Stats()
+		if !video {
+			assert.Zero(t, st.ProbeClusters, "audio only: no probes")
+			assert.Zero(t, st.ProbePaddingSent)
+			continue
+		}
+		assert.Positive(t, st.ProbeClusters)
+		assert.Positive(t, st.ProbePaddingSent)
+		assert.Greater(t, st.AvailableOutgoingBitrate, int64(1_500_000), "start-up probes lifted the target")
+		assert.Zero(t, st.RetransmittedPacketsSent, "padding is not counted as retransmission")
+	}
+}
