@@ -21,8 +21,8 @@
 // 1.0/2.5/0.6/1.0 Mbit/s, jitter 0-30 ms) until the cc issue's controller
 // replaces the script; `pacer-priority` and `pacer-priority-live` offer
 // twice the target and ignore it. `collapse` is collapse-av with the
-// delay-based controller (Scenario.Target "gcc": cc.GCC) instead of the
-// script. Every row reports
+// delay-based controller (Scenario.Target "gcc": cc.GCC, which probes)
+// instead of the script, and R_max 4 Mbit/s. Every row reports
 // window_p95_latency_ms_max (the largest per-second p95 latency of
 // completed frames, the second after a capacity drop left out),
 // late_delivered_ratio, pacer_queue_ms_max, pacer_wait_ms (time in the
