@@ -1,11 +1,8 @@
 package core
 
 import (
-	"fmt"
-
 	"github.com/spillway-rt/spillway/cc"
 	"github.com/spillway-rt/spillway/clock"
-	"github.com/spillway-rt/spillway/wire"
 )
 
 // Probing: an estimator that implements cc.Prober asks for clusters of
@@ -70,30 +67,17 @@ func (s *sender) endProbe() {
 // pollPadding sends a copy of a recent packet as padding for the cluster
 // going out; with nothing to copy, the cluster ends short.
 func (s *sender) pollPadding(now clock.Time, dst []byte) (int, bool) {
-	c := s.c
 	orig, n, ok := s.hist.PollPadding(now, s.oneWay(now), s.prot[:cap(s.prot)])
 	if !ok {
 		s.endProbe()
 		return 0, false
 	}
-	var h wire.DataHeader
-	payload, err := wire.ParseProtected(s.prot[:n], &h)
-	if err != nil {
-		panic(fmt.Sprintf("spillway: padding from the history: %v", err)) // the history holds what protect stored
+	b, _, ok := s.sendCopy(now, orig, s.prot[:n], dst)
+	if !ok {
+		s.endProbe() // cannot happen: the history holds what protect stored
+		return 0, false
 	}
-	h.DstConnID = c.remoteCID
-	h.PacketNumber = c.pnTrunc()
-	h.SendTime = wire.Timestamp(now, c.epoch)
-	h.Retransmit = true
-	h.Original = uint32(orig) & (1<<24 - 1)
-	b, err := h.Append(dst[:0])
-	if err != nil {
-		panic(fmt.Sprintf("spillway: padding header: %v", err))
-	}
-	b = append(b, payload...)
-	pn := c.consumePN()
-	s.history[pn&(historySize-1)] = sentPacket{key: pn + 1, at: now, size: int32(len(b)), media: true}
-	c.stats.ProbePaddingSent++
-	c.sent(now, len(b), classMedia)
-	return len(b), true
+	s.c.stats.ProbePaddingSent++
+	s.c.sent(now, b, classMedia)
+	return b, true
 }

@@ -181,35 +181,48 @@ func (s *sender) pollRetransmit(now clock.Time, dst []byte) (int, bool) {
 		if !ok {
 			return 0, false
 		}
-		var h wire.DataHeader
-		payload, err := wire.ParseProtected(s.prot[:n], &h)
-		if err != nil {
-			continue // cannot happen: the history holds what protect stored
-		}
-		h.DstConnID = c.remoteCID
-		h.PacketNumber = c.pnTrunc()
-		h.SendTime = wire.Timestamp(now, c.epoch)
-		h.Retransmit = true
-		h.Original = uint32(orig) & (1<<24 - 1)
-		b, err := h.Append(dst[:0])
-		if err != nil {
-			continue
-		}
-		b = append(b, payload...)
 		if p, ok := s.lookupSent(orig); ok && p.nacked != 0 {
 			s.wait[cc.ClassRetransmission].add(now.Sub(p.nacked))
 			if s.frameBytes > p.nackedFrames {
 				s.rtxBehind++
 			}
 		}
-		pn := c.consumePN()
-		s.history[pn&(historySize-1)] = sentPacket{key: pn + 1, at: now, size: int32(len(b)), media: true}
+		b, payload, ok := s.sendCopy(now, orig, s.prot[:n], dst)
+		if !ok {
+			continue // cannot happen: the history holds what protect stored
+		}
 		c.stats.RetransmittedPacketsSent++
-		c.stats.RetransmittedBytesSent += int64(len(payload))
-		c.sent(now, len(b), classMedia)
-		return len(b), true
+		c.stats.RetransmittedBytesSent += int64(payload)
+		c.sent(now, b, classMedia)
+		return b, true
 	}
 	return 0, false
+}
+
+// sendCopy writes into dst a retransmission (docs/PROTOCOL.md §3.3) of the
+// fragment whose protected form is prot, originally packet orig, takes a
+// packet number for it and records it as sent; the caller counts it and
+// calls Conn.sent. It returns the datagram's length and the fragment's.
+func (s *sender) sendCopy(now clock.Time, orig int64, prot, dst []byte) (n, payloadLen int, ok bool) {
+	c := s.c
+	var h wire.DataHeader
+	payload, err := wire.ParseProtected(prot, &h)
+	if err != nil {
+		return 0, 0, false
+	}
+	h.DstConnID = c.remoteCID
+	h.PacketNumber = c.pnTrunc()
+	h.SendTime = wire.Timestamp(now, c.epoch)
+	h.Retransmit = true
+	h.Original = uint32(orig) & (1<<24 - 1)
+	b, err := h.Append(dst[:0])
+	if err != nil {
+		return 0, 0, false
+	}
+	b = append(b, payload...)
+	pn := c.consumePN()
+	s.history[pn&(historySize-1)] = sentPacket{key: pn + 1, at: now, size: int32(len(b)), media: true}
+	return len(b), len(payload), true
 }
 
 // pollRepair sends the next due FEC repair packet (docs/PROTOCOL.md §5).
