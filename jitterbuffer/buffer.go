@@ -2,6 +2,7 @@ package jitterbuffer
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/spillway-rt/spillway/clock"
@@ -18,77 +19,292 @@ var (
 	ErrDuplicate = errors.New("jitterbuffer: duplicate frame")
 )
 
+// Mode says how a buffer times its releases.
+type Mode uint8
+
+const (
+	// Adaptive (the default): playout = capture + the group's playout
+	// offset, which follows a high quantile of the frames' transit above
+	// the least, plus the recovery allowance, rising at once and draining
+	// at DrainRate.
+	Adaptive Mode = iota
+	// Fixed: playout = capture + Delay, always (version 1's buffer and the
+	// bench's fixed baseline).
+	Fixed
+	// PassThrough: every frame is released as soon as it is complete, in
+	// the order frames complete (relays, applications with their own
+	// player).
+	PassThrough
+)
+
+func (m Mode) String() string {
+	switch m {
+	case Adaptive:
+		return "adaptive"
+	case Fixed:
+		return "fixed"
+	case PassThrough:
+		return "pass-through"
+	}
+	return fmt.Sprintf("Mode(%d)", uint8(m))
+}
+
 // Frame is a complete frame waiting for its playout time. Data is owned by
 // whoever pushed it; the buffer only holds the slice.
 type Frame struct {
-	ID         int64
-	Capture    clock.Time // capture time on the receiver's clock
-	Completed  clock.Time // when its last fragment arrived
-	Key        bool
-	Droppable  bool
-	LostBefore int64 // set on release: frames skipped since the previous release
-	Data       []byte
+	ID        int64
+	Capture   clock.Time // capture time on the receiver's clock
+	Completed clock.Time // when its last fragment arrived
+	// Transit is Completed minus the frame's capture timestamp read on the
+	// sender's clock: the two clocks' offset is unknown and may drift, so
+	// only differences between frames mean anything. Adaptive buffers
+	// schedule by it.
+	Transit   time.Duration
+	Key       bool
+	Droppable bool // no later frame references it
+	Recovered bool // some of it came by retransmission or FEC
+
+	// Set on release.
+	LostBefore int64      // frames skipped since the previous release
+	Playout    clock.Time // the playout time it was released for
+	Late       bool       // completed after its playout time
+	// Undecodable: a video frame that references a frame never released
+	// (since the last key frame); NeedKey marks the first such frame of a
+	// break, when a key frame should be asked for.
+	Undecodable bool
+	NeedKey     bool
+
+	Data []byte
 }
+
+// Defaults of Config's zero fields.
+const (
+	DefaultMaxFrames    = 512 // 10 s of 50 fps audio, beyond any playout delay a profile allows
+	DefaultQuantile     = 0.99
+	DefaultWindow       = 10 * time.Second
+	DefaultDrainRate    = 0.10
+	DefaultInitialDelay = 60 * time.Millisecond
+	DefaultMaxDelay     = 10 * time.Second
+	// DefaultRecoveryDecay is the time constant over which the recovery
+	// allowance fades once losses stop: e^(-10/3) leaves 4 % after 10 s.
+	DefaultRecoveryDecay = 3 * time.Second
+	pauseThreshold       = 5 * time.Second
+	stallGap             = 500 * time.Millisecond
+	freezeWindow         = 30
+	minSamples           = 25
+)
 
 // Config configures a Buffer.
 type Config struct {
-	Delay     time.Duration // playout delay: playout = capture + Delay
-	MaxFrames int           // frames held at most (default 512)
+	Mode Mode
+	// Delay is Fixed's playout delay: playout = capture + Delay.
+	Delay time.Duration
+	// MinDelay and MaxDelay bound an Adaptive buffer's playout offset
+	// (capture to playout). Zero MaxDelay: DefaultMaxDelay.
+	MinDelay, MaxDelay time.Duration
+	// Quantile of the frames' transit above the least that the target
+	// covers, in (0, 1). Default 0.99: about 1 % of frames late while the
+	// jitter holds still.
+	Quantile float64
+	// Window is the time constant of the quantile's memory. Default 10 s.
+	Window time.Duration
+	// DrainRate is how fast excess delay drains, as a fraction of real
+	// time (0.10: 100 ms per second, playout 10 % faster). Default 0.10;
+	// RTC uses 0.10, Live 0.03.
+	DrainRate float64
+	// InitialDelay is the target above the least transit until 25 frames
+	// have been seen. Default 60 ms.
+	InitialDelay time.Duration
+	// MaxFrames bounds the frames held. Default DefaultMaxFrames.
+	MaxFrames int
+	// Video turns on decodability tracking (a key frame first, then
+	// references) and the W3C freeze and pause counts.
+	Video bool
 }
 
-// DefaultMaxFrames bounds a buffer's length: 512 frames is 10 s of 50 fps
-// audio, beyond any playout delay a profile allows.
-const DefaultMaxFrames = 512
+// Validate reports the first bad field.
+func (c Config) Validate() error {
+	switch {
+	case c.Mode > PassThrough:
+		return fmt.Errorf("jitterbuffer: Mode %d unknown", c.Mode)
+	case c.Delay < 0:
+		return fmt.Errorf("jitterbuffer: Delay %v is negative", c.Delay)
+	case c.MinDelay < 0 || c.MaxDelay < 0 || (c.MaxDelay != 0 && c.MaxDelay < c.MinDelay):
+		return fmt.Errorf("jitterbuffer: MinDelay %v / MaxDelay %v invalid", c.MinDelay, c.MaxDelay)
+	case c.Quantile != 0 && !(c.Quantile > 0 && c.Quantile < 1):
+		return fmt.Errorf("jitterbuffer: Quantile %v outside (0, 1)", c.Quantile)
+	case c.Window < 0 || c.InitialDelay < 0 || c.MaxFrames < 0:
+		return fmt.Errorf("jitterbuffer: negative Window, InitialDelay or MaxFrames")
+	case !(c.DrainRate >= 0 && c.DrainRate < 1):
+		return fmt.Errorf("jitterbuffer: DrainRate %v outside [0, 1)", c.DrainRate)
+	}
+	return nil
+}
 
-// Stats counts what a buffer did.
+func (c Config) withDefaults() Config {
+	if c.MaxFrames <= 0 {
+		c.MaxFrames = DefaultMaxFrames
+	}
+	if c.Quantile == 0 {
+		c.Quantile = DefaultQuantile
+	}
+	if c.Window == 0 {
+		c.Window = DefaultWindow
+	}
+	if c.DrainRate == 0 {
+		c.DrainRate = DefaultDrainRate
+	}
+	if c.InitialDelay == 0 {
+		c.InitialDelay = DefaultInitialDelay
+	}
+	if c.MaxDelay == 0 {
+		c.MaxDelay = max(DefaultMaxDelay, c.MinDelay)
+	}
+	return c
+}
+
+// Stats counts what a buffer did. The W3C names (webrtc-stats
+// RTCInboundRtpStreamStats) are given where a field is one; durations sum
+// over emitted frames.
 type Stats struct {
-	FramesReleased int64
-	FramesSkipped  int64 // ids never pushed before a later frame's release
-	FramesLate     int64 // pushes refused with ErrLate
+	FramesReleased     int64 // jitterBufferEmittedCount
+	FramesSkipped      int64 // ids never pushed before a later frame's release
+	FramesLate         int64 // pushes refused with ErrLate
+	FramesReleasedLate int64 // released after their playout time (completed too late)
+	FramesUndecodable  int64 // video frames released with a broken reference
+	FramesAfterStall   int64 // frames that arrived in a burst after a stall, left out of the target
+
+	JitterBufferDelay        time.Duration // jitterBufferDelay: completion to release
+	JitterBufferTargetDelay  time.Duration // jitterBufferTargetDelay: the target (with the bounds) at each release
+	JitterBufferMinimumDelay time.Duration // jitterBufferMinimumDelay: the target the network needs, bounds aside
+
+	FreezeCount                 int64         // freezeCount (Video)
+	TotalFreezesDuration        time.Duration // totalFreezesDuration
+	PauseCount                  int64         // pauseCount
+	TotalPausesDuration         time.Duration // totalPausesDuration
+	TotalInterFrameDelay        time.Duration // totalInterFrameDelay
+	TotalSquaredInterFrameDelay float64       // totalSquaredInterFrameDelay, s²
+
+	// Now, not sums.
+	Target   time.Duration // delay above the least transit the buffer aims for
+	Excess   time.Duration // playout offset above the one wanted, draining
+	Offset   time.Duration // capture to playout of the last frame released
+	DriftPPM float64       // receiver clock rate minus sender's, ppm
+	Rate     float64       // playout speed: 1, or 1 + DrainRate while draining
 }
 
-// Buffer is a fixed-delay playout buffer for one stream.
+// Buffer is a playout buffer for one stream.
 type Buffer struct {
-	delay  time.Duration
-	frames []Frame // sorted by ID; capacity MaxFrames, never grown
+	cfg    Config
+	g      *Group
+	frames []Frame // sorted by ID (completion order in PassThrough); capacity MaxFrames, never grown
 	next   int64   // lowest id still releasable; -1 before the first release
 	stats  Stats
+
+	// Adaptive state.
+	all, clean  quantile // transit above the floor: every frame; frames that needed no recovery
+	floor       floor
+	target      time.Duration
+	want        time.Duration // raw-space offset this stream needs: floor + target
+	wantSet     bool
+	allowance   time.Duration // recovery allowance at allowanceAt
+	allowanceAt clock.Time
+
+	// Release statistics.
+	lastRelease   clock.Time
+	released      bool
+	intervals     [freezeWindow]time.Duration
+	nIntervals    int
+	sumInterval   time.Duration
+	seen          bool
+	lastCompleted clock.Time
+	inStall       bool
+	broken        bool // Video: references lost since the last key frame
+	keyAsked      bool
 }
 
-// New returns a buffer. It allocates its storage once.
+// New returns a buffer in a group of its own. It allocates its storage
+// once. New panics on a config Validate refuses (a programming error).
 func New(cfg Config) *Buffer {
-	if cfg.MaxFrames <= 0 {
-		cfg.MaxFrames = DefaultMaxFrames
+	if err := cfg.Validate(); err != nil {
+		panic(err)
 	}
-	return &Buffer{delay: cfg.Delay, frames: make([]Frame, 0, cfg.MaxFrames), next: -1}
+	cfg = cfg.withDefaults()
+	b := &Buffer{cfg: cfg, frames: make([]Frame, 0, cfg.MaxFrames), next: -1, broken: cfg.Video}
+	if cfg.Mode == Adaptive {
+		span := cfg.MaxDelay + time.Second
+		b.all = newQuantile(cfg.Quantile, cfg.Window, span)
+		b.clean = newQuantile(cfg.Quantile, cfg.Window, span)
+	}
+	b.g = NewGroup(cfg.DrainRate)
+	b.g.members = append(b.g.members, b)
+	return b
 }
 
-// Delay returns the playout delay.
-func (b *Buffer) Delay() time.Duration { return b.delay }
+// Config returns the buffer's configuration, defaults filled in.
+func (b *Buffer) Config() Config { return b.cfg }
 
-// PlayoutTime returns when a frame captured at capture (receiver's clock)
-// plays.
-func (b *Buffer) PlayoutTime(capture clock.Time) clock.Time { return capture.Add(b.delay) }
+// Group returns the group whose playout offset the buffer follows.
+func (b *Buffer) Group() *Group { return b.g }
+
+// Delay returns the current playout offset (capture to playout) of the
+// last frame released, or Fixed's Delay.
+func (b *Buffer) Delay() time.Duration {
+	if b.cfg.Mode == Fixed {
+		return b.cfg.Delay
+	}
+	return b.stats.Offset
+}
 
 // Len returns the number of frames held.
 func (b *Buffer) Len() int { return len(b.frames) }
 
+// NoteRecovery tells the buffer that a loss was detected at now whose
+// repair takes about d (a retransmission round trip, or the FEC block's
+// span): the target keeps d above the jitter quantile while losses recur,
+// and the allowance fades over DefaultRecoveryDecay once they stop.
+func (b *Buffer) NoteRecovery(now clock.Time, d time.Duration) {
+	if d > b.allowanceNow(now) {
+		b.allowance, b.allowanceAt = d, now
+	} else {
+		b.allowance, b.allowanceAt = max(b.allowanceNow(now), d), now
+	}
+}
+
+func (b *Buffer) allowanceNow(now clock.Time) time.Duration {
+	if b.allowance == 0 {
+		return 0
+	}
+	dt := now.Sub(b.allowanceAt)
+	if dt <= 0 {
+		return b.allowance
+	}
+	// e^(-dt/tau) by a rational approximation is not worth it: the decay
+	// runs once per frame.
+	return time.Duration(float64(b.allowance) * expNeg(dt.Seconds()/DefaultRecoveryDecay.Seconds()))
+}
+
 // Push adds a complete frame. On error the frame was not taken.
 func (b *Buffer) Push(now clock.Time, f Frame) error {
-	if b.next >= 0 && f.ID < b.next {
+	if b.cfg.Mode != PassThrough && b.next >= 0 && f.ID < b.next {
 		b.stats.FramesLate++
 		return ErrLate
 	}
 	if len(b.frames) == cap(b.frames) {
 		return ErrFull
 	}
-	// Frames nearly always arrive in order: find the place from the end.
 	i := len(b.frames)
-	for i > 0 && b.frames[i-1].ID > f.ID {
-		i--
+	if b.cfg.Mode != PassThrough {
+		// Frames nearly always arrive in order: find the place from the end.
+		for i > 0 && b.frames[i-1].ID > f.ID {
+			i--
+		}
+		if i > 0 && b.frames[i-1].ID == f.ID {
+			return ErrDuplicate
+		}
 	}
-	if i > 0 && b.frames[i-1].ID == f.ID {
-		return ErrDuplicate
+	if b.cfg.Mode == Adaptive {
+		b.observe(now, &f)
 	}
 	b.frames = append(b.frames, Frame{})
 	copy(b.frames[i+1:], b.frames[i:])
@@ -96,13 +312,82 @@ func (b *Buffer) Push(now clock.Time, f Frame) error {
 	return nil
 }
 
+// observe feeds a frame's transit to the target.
+func (b *Buffer) observe(now clock.Time, f *Frame) {
+	t := f.Completed
+	b.g.drift.add(t, f.Transit)
+	b.floor.add(t, f.Transit)
+	base, _ := b.floor.at(t, b.g.drift.slope)
+	rel := f.Transit - base
+	// Frames released together after a stall (nothing for stallGap) are
+	// not jitter a target could cover: they raise the offset when played
+	// late, which then drains, but stay out of the quantile until one
+	// arrives within the target again.
+	if b.seen && t.Sub(b.lastCompleted) >= stallGap {
+		b.inStall = true
+	}
+	if b.inStall && rel > b.target {
+		b.stats.FramesAfterStall++
+	} else {
+		b.inStall = false
+		b.all.add(t, rel)
+		if !f.Recovered {
+			b.clean.add(t, rel)
+		}
+	}
+	if !b.seen || t > b.lastCompleted {
+		b.lastCompleted, b.seen = t, true
+	}
+	b.updateTarget(now)
+	b.g.update(now)
+}
+
+func (b *Buffer) updateTarget(now clock.Time) {
+	base, ok := b.floor.at(now, b.g.drift.slope)
+	if !ok {
+		return
+	}
+	tg := max(b.all.value(), b.clean.value()+b.allowanceNow(now))
+	if b.all.n < minSamples {
+		tg = max(tg, b.cfg.InitialDelay)
+	}
+	b.target = tg
+	b.want, b.wantSet = base+tg, true
+}
+
+// playout returns when f plays.
+func (b *Buffer) playout(f *Frame) clock.Time {
+	switch b.cfg.Mode {
+	case Fixed:
+		return f.Capture.Add(b.cfg.Delay)
+	case PassThrough:
+		return clock.Time(-1 << 62)
+	}
+	ts := f.Completed.Add(-f.Transit) // capture, read on the receiver's clock
+	p := b.g.playoutAt(ts)
+	lo, hi := f.Capture.Add(b.cfg.MinDelay), f.Capture.Add(b.cfg.MaxDelay)
+	return min(max(p, lo), hi)
+}
+
+// PlayoutTime returns when a frame captured at capture (receiver's clock)
+// plays in a Fixed buffer; other modes time each frame by its transit.
+func (b *Buffer) PlayoutTime(capture clock.Time) clock.Time { return capture.Add(b.cfg.Delay) }
+
 // Pop releases the next frame if its playout time has come. LostBefore says
 // how many ids were skipped to reach it.
 func (b *Buffer) Pop(now clock.Time) (Frame, bool) {
-	if len(b.frames) == 0 || b.PlayoutTime(b.frames[0].Capture) > now {
+	if len(b.frames) == 0 {
 		return Frame{}, false
 	}
-	return b.release(), true
+	p := b.playout(&b.frames[0])
+	if p > now {
+		return Frame{}, false
+	}
+	if b.cfg.Mode == Adaptive {
+		b.updateTarget(now)
+		b.g.update(now)
+	}
+	return b.release(now, p), true
 }
 
 // Flush releases the next frame whatever its playout time (used when a
@@ -111,10 +396,11 @@ func (b *Buffer) Flush() (Frame, bool) {
 	if len(b.frames) == 0 {
 		return Frame{}, false
 	}
-	return b.release(), true
+	p := b.playout(&b.frames[0])
+	return b.release(clock.Max(p, b.frames[0].Completed), p), true
 }
 
-func (b *Buffer) release() Frame {
+func (b *Buffer) release(now, p clock.Time) Frame {
 	f := b.frames[0]
 	copy(b.frames, b.frames[1:])
 	b.frames[len(b.frames)-1] = Frame{}
@@ -123,9 +409,87 @@ func (b *Buffer) release() Frame {
 		f.LostBefore = f.ID - b.next
 		b.stats.FramesSkipped += f.LostBefore
 	}
-	b.next = f.ID + 1
-	b.stats.FramesReleased++
+	if b.cfg.Mode == PassThrough {
+		p = f.Completed
+	}
+	b.next = max(b.next, f.ID+1)
+	f.Playout = p
+	f.Late = f.Completed > p
+	if f.Late && b.cfg.Mode == Adaptive {
+		// Played late, it sets the offset the frames after it keep: the
+		// excess then drains at the group's rate instead of being skipped.
+		ts := f.Completed.Add(-f.Transit)
+		b.g.raise(now, min(now, f.Capture.Add(b.cfg.MaxDelay)).Sub(ts))
+	}
+	st := &b.stats
+	st.FramesReleased++
+	if f.Late {
+		st.FramesReleasedLate++
+	}
+	st.JitterBufferDelay += max(0, now.Sub(f.Completed))
+	switch b.cfg.Mode {
+	case Adaptive:
+		st.JitterBufferMinimumDelay += b.target
+		st.JitterBufferTargetDelay += b.target + max(0, b.g.want-b.want)
+	case Fixed:
+		st.JitterBufferMinimumDelay += b.cfg.Delay
+		st.JitterBufferTargetDelay += b.cfg.Delay
+	}
+	st.Offset = now.Sub(f.Capture)
+	if b.cfg.Video {
+		b.decodable(&f)
+		b.renderStats(now)
+	}
 	return f
+}
+
+// decodable marks frames whose references were lost: after a gap (which
+// may have held a reference) every frame up to the next key frame.
+func (b *Buffer) decodable(f *Frame) {
+	if f.LostBefore > 0 {
+		b.broken = true
+	}
+	if f.Key {
+		b.broken, b.keyAsked = false, false
+		return
+	}
+	if b.broken {
+		f.Undecodable = true
+		b.stats.FramesUndecodable++
+		if !b.keyAsked {
+			f.NeedKey, b.keyAsked = true, true
+		}
+	}
+}
+
+// renderStats applies W3C's freeze and pause rules to the release times.
+func (b *Buffer) renderStats(now clock.Time) {
+	st := &b.stats
+	if b.released {
+		d := now.Sub(b.lastRelease)
+		st.TotalInterFrameDelay += d
+		st.TotalSquaredInterFrameDelay += d.Seconds() * d.Seconds()
+		switch {
+		case d > pauseThreshold:
+			st.PauseCount++
+			st.TotalPausesDuration += d
+		case b.nIntervals > 0:
+			avg := b.sumInterval / time.Duration(b.nIntervals)
+			if d >= max(3*avg, avg+150*time.Millisecond) {
+				st.FreezeCount++
+				st.TotalFreezesDuration += d
+			}
+		}
+		i := int(st.FramesReleased % freezeWindow)
+		if b.nIntervals == freezeWindow {
+			b.sumInterval -= b.intervals[i]
+		} else {
+			b.nIntervals++
+		}
+		b.intervals[i] = d
+		b.sumInterval += d
+	}
+	b.lastRelease, b.released = now, true
 }
 
 // NextTimeout returns when Pop next has a frame to give, or clock.Never.
@@ -133,7 +497,7 @@ func (b *Buffer) NextTimeout() clock.Time {
 	if len(b.frames) == 0 {
 		return clock.Never
 	}
-	return b.PlayoutTime(b.frames[0].Capture)
+	return b.playout(&b.frames[0])
 }
 
 // Expect says the stream's frames start at id: ids below it are not waited
@@ -148,12 +512,24 @@ func (b *Buffer) Expect(id int64) {
 
 // Reset empties the buffer for a new stream on the same id: it forgets the
 // frames it holds (their data is the caller's to free first, with Flush)
-// and what it released. Counters are kept.
+// and what it released. Counters and the delay statistics are kept.
 func (b *Buffer) Reset() {
 	clear(b.frames)
 	b.frames = b.frames[:0]
 	b.next = -1
+	b.broken, b.keyAsked = b.cfg.Video, false
 }
 
-// Stats returns the buffer's counters.
-func (b *Buffer) Stats() Stats { return b.stats }
+// Stats returns the buffer's counters and its state at now.
+func (b *Buffer) Stats(now clock.Time) Stats {
+	st := b.stats
+	st.Target = b.target
+	st.DriftPPM = b.g.drift.ppm()
+	if b.cfg.Mode == Adaptive && b.g.set {
+		st.Excess = max(0, b.g.offset(now)-b.g.want)
+		st.Rate = b.g.Rate(now)
+	} else {
+		st.Rate = 1
+	}
+	return st
+}

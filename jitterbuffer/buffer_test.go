@@ -14,7 +14,7 @@ import (
 const ms = clock.Time(time.Millisecond)
 
 func TestReleaseAtPlayoutInOrder(t *testing.T) {
-	b := New(Config{Delay: 100 * time.Millisecond})
+	b := New(Config{Mode: Fixed, Delay: 100 * time.Millisecond})
 	// pushed out of order, with a gap at id 2
 	require.NoError(t, b.Push(0, Frame{ID: 1, Capture: 10 * ms}))
 	require.NoError(t, b.Push(0, Frame{ID: 3, Capture: 30 * ms}))
@@ -41,12 +41,17 @@ func TestReleaseAtPlayoutInOrder(t *testing.T) {
 	assert.Equal(t, []int64{0, 1, 3}, got)
 	assert.Equal(t, []int64{0, 0, 1}, lost)
 	assert.ErrorIs(t, b.Push(0, Frame{ID: 2}), ErrLate)
-	assert.Equal(t, Stats{FramesReleased: 3, FramesSkipped: 1, FramesLate: 1}, b.Stats())
+	assert.Equal(t, Stats{FramesReleased: 3, FramesSkipped: 1, FramesLate: 1,
+		// completed at 0, released at 100, 110 and 130 ms
+		JitterBufferDelay:        340 * time.Millisecond,
+		JitterBufferTargetDelay:  300 * time.Millisecond,
+		JitterBufferMinimumDelay: 300 * time.Millisecond,
+		Offset:                   100 * time.Millisecond, Rate: 1}, b.Stats(0))
 	assert.Equal(t, clock.Never, b.NextTimeout())
 }
 
 func TestBounded(t *testing.T) {
-	b := New(Config{Delay: time.Second, MaxFrames: 2})
+	b := New(Config{Mode: Fixed, Delay: time.Second, MaxFrames: 2})
 	require.NoError(t, b.Push(0, Frame{ID: 0}))
 	require.NoError(t, b.Push(0, Frame{ID: 1}))
 	assert.ErrorIs(t, b.Push(0, Frame{ID: 2}), ErrFull)
@@ -59,11 +64,11 @@ func TestBounded(t *testing.T) {
 	assert.Equal(t, int64(1), f.ID)
 	_, ok = b.Flush()
 	assert.False(t, ok)
-	assert.Equal(t, DefaultMaxFrames, cap(New(Config{}).frames))
+	assert.Equal(t, DefaultMaxFrames, cap(New(Config{Mode: Fixed}).frames))
 }
 
 func TestFirstFrameReportsNoLoss(t *testing.T) {
-	b := New(Config{})
+	b := New(Config{Mode: Fixed})
 	require.NoError(t, b.Push(0, Frame{ID: 500}))
 	f, ok := b.Pop(0)
 	require.True(t, ok)
@@ -71,7 +76,7 @@ func TestFirstFrameReportsNoLoss(t *testing.T) {
 }
 
 func TestSteadyStateDoesNotAllocate(t *testing.T) {
-	b := New(Config{Delay: 50 * time.Millisecond})
+	b := New(Config{Mode: Fixed, Delay: 50 * time.Millisecond})
 	data := make([]byte, 100)
 	var i int64
 	got := allocs.Mallocs(3, func() {
@@ -89,7 +94,7 @@ func TestSteadyStateDoesNotAllocate(t *testing.T) {
 }
 
 func BenchmarkSteadyPushPop(b *testing.B) {
-	buf := New(Config{Delay: 100 * time.Millisecond})
+	buf := New(Config{Mode: Fixed, Delay: 100 * time.Millisecond})
 	data := make([]byte, 100)
 	i := int64(0)
 	b.ReportAllocs()
@@ -106,7 +111,7 @@ func BenchmarkSteadyPushPop(b *testing.B) {
 }
 
 func TestReset(t *testing.T) {
-	b := New(Config{})
+	b := New(Config{Mode: Fixed})
 	require.NoError(t, b.Push(0, Frame{ID: 5}))
 	_, ok := b.Pop(0)
 	require.True(t, ok)
@@ -119,7 +124,7 @@ func TestReset(t *testing.T) {
 }
 
 func TestExpect(t *testing.T) {
-	b := New(Config{})
+	b := New(Config{Mode: Fixed})
 	b.Expect(0)
 	require.NoError(t, b.Push(0, Frame{ID: 3}))
 	f, ok := b.Pop(0)

@@ -1,16 +1,32 @@
 // Package jitterbuffer holds complete frames until their playout time and
 // releases them in order, so the application renders at a steady pace
-// whatever the network's jitter.
+// whatever the network's jitter, and latency never keeps growing.
 //
-// Terms (DESIGN §4): a frame's playout time is its capture time on the
-// receiver's clock plus the playout delay. Frames are released in frame-id
-// order, each at its playout time; frames that never arrived are skipped and
-// counted on the next frame released (LostBefore).
+// Terms (DESIGN §4): a frame's playout time is its capture time plus the
+// playout offset; the offset is the least transit seen plus the target.
+// Frames are released in frame-id order, each at its playout time; frames
+// that never arrived are skipped and counted on the next frame released
+// (LostBefore).
 //
-// Version 1 is a fixed-delay buffer: the delay is set at construction and
-// never adapts. The adaptive version (target from measured jitter and
-// recovery time, gradual latency correction, drift compensation) keeps
-// this type's methods.
+// An Adaptive buffer (the default) sets its target from a high quantile
+// (Config.Quantile, 0.99) of the frames' transit above the least, with a
+// memory of Config.Window, kept in a 1 ms histogram updated in O(1); plus,
+// while losses recur, the time recovery needs (NoteRecovery), fading once
+// they stop. The offset rises at once when the target does, and when a
+// frame plays late (after a stall the held frames play in order instead
+// of being skipped); excess above the target drains at Config.DrainRate
+// (RTC 10 %, Live 3 %), which Group.Rate exposes so an audio renderer can
+// time-stretch. Clock drift between sender and receiver is estimated from
+// the least transit of each second (a least-squares line over the last
+// 128 s) and compensated: the least transit is carried along it.
+//
+// The buffers of one broadcast join a Group: they play at one offset, the
+// largest any needs, so audio and video stay in sync and drain together.
+// A Fixed buffer plays at capture + Config.Delay (the bench's fixed
+// baseline); a PassThrough buffer releases frames as they complete.
+// Video buffers (Config.Video) mark frames whose references were lost
+// (Frame.Undecodable, NeedKey on the first) and count freezes and pauses
+// by W3C webrtc-stats' rules; Stats gives W3C's jitterBuffer* sums.
 //
 // Like every core package, jitterbuffer never reads a clock: every call
 // takes `now`. Nothing here is safe for concurrent use.

@@ -1,0 +1,427 @@
+package jitterbuffer
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spillway-rt/spillway/clock"
+	"github.com/spillway-rt/spillway/internal/allocs"
+)
+
+// stream describes frames for the buffer simulations: one every interval,
+// each taking base + extra(i, capture) from capture to completion, never
+// completing before its predecessor (no reordering).
+type stream struct {
+	interval time.Duration
+	n        int
+	base     time.Duration
+	extra    func(i int, capture clock.Time) time.Duration
+	key      func(i int) bool
+	skip     func(i int) bool
+	// floor, if set, is the part of extra that is not jitter (clock
+	// drift): the receiver maps capture times along it, as the core's
+	// drift-aware mapping does.
+	floor func(capture clock.Time) time.Duration
+}
+
+type released struct {
+	Frame
+	at     clock.Time
+	offset time.Duration // capture to release
+}
+
+// play runs s through b, popping every frame at its playout time, and
+// returns the releases in order.
+func play(t testing.TB, b *Buffer, s stream) []released {
+	var out []released
+	var cur clock.Time // the simulation's now
+	popUntil := func(now clock.Time) {
+		for {
+			at := b.NextTimeout()
+			if at > now {
+				return
+			}
+			at = clock.Max(at, cur)
+			f, ok := b.Pop(at)
+			require.True(t, ok, "NextTimeout said a frame was due at %v", at)
+			out = append(out, released{Frame: f, at: at, offset: at.Sub(f.Capture)})
+		}
+	}
+	var last clock.Time
+	for i := 0; i < s.n; i++ {
+		capture := clock.Time(time.Duration(i) * s.interval)
+		c := capture.Add(s.base + s.extra(i, capture))
+		c = clock.Max(c, last)
+		last = c
+		if s.skip != nil && s.skip(i) {
+			continue
+		}
+		popUntil(c)
+		cur = c
+		mapped := capture.Add(s.base)
+		if s.floor != nil {
+			mapped = mapped.Add(s.floor(capture))
+		}
+		f := Frame{ID: int64(i), Capture: mapped, Completed: c, Transit: c.Sub(capture)}
+		if s.key != nil {
+			f.Key = s.key(i)
+		}
+		require.NoError(t, b.Push(c, f))
+		popUntil(c)
+	}
+	popUntil(clock.Never - 1)
+	return out
+}
+
+func uniform(seed uint64, max time.Duration) func(int, clock.Time) time.Duration {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	return func(int, clock.Time) time.Duration {
+		if max == 0 {
+			return 0
+		}
+		return time.Duration(rng.Int64N(int64(max)))
+	}
+}
+
+func TestAdaptiveTargetCoversJitter(t *testing.T) {
+	tests := []struct {
+		jitter time.Duration
+	}{{0}, {30 * time.Millisecond}, {100 * time.Millisecond}}
+	for _, tt := range tests {
+		t.Run(tt.jitter.String(), func(t *testing.T) {
+			b := New(Config{})
+			out := play(t, b, stream{interval: 20 * time.Millisecond, n: 3000, base: 50 * time.Millisecond,
+				extra: uniform(1, tt.jitter)})
+			require.Len(t, out, 3000)
+			var late int
+			var added time.Duration
+			tail := out[1000:]
+			for _, r := range tail {
+				if r.Late {
+					late++
+				}
+				added += r.offset
+			}
+			st := b.Stats(out[len(out)-1].at)
+			// The 0.99 quantile of uniform [0, J) in 1 ms buckets.
+			assert.InDelta(t, float64(tt.jitter.Milliseconds()), float64(st.Target.Milliseconds()), 0.06*float64(tt.jitter.Milliseconds())+2)
+			assert.LessOrEqual(t, float64(late)/float64(len(tail)), 0.03, "late frames")
+			assert.InDelta(t, float64(tt.jitter.Milliseconds())+1, float64((added / time.Duration(len(tail))).Milliseconds()), 0.08*float64(tt.jitter.Milliseconds())+2,
+				"mean capture to playout above the least transit")
+		})
+	}
+}
+
+// TestDrainAtMostAtRate: a 1 s stall raises the offset by what was held
+// (frames play late rather than being skipped); the excess then drains,
+// never faster than DrainRate, back within 10 % of the latency before the
+// stall in E / rate + 2 s.
+func TestDrainAtMostAtRate(t *testing.T) {
+	tests := []struct {
+		name  string
+		cfg   Config
+		stall time.Duration
+	}{
+		{"rtc", Config{MaxDelay: 800 * time.Millisecond, DrainRate: 0.10}, time.Second},
+		// Live's 1 s floor absorbs a 1 s stall: 2 s leaves 1 s of excess.
+		{"live", Config{MinDelay: time.Second, MaxDelay: 3 * time.Second, DrainRate: 0.03}, 2 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := New(tt.cfg)
+			jit := uniform(2, 10*time.Millisecond)
+			stallAt := clock.Time(20 * time.Second)
+			out := play(t, b, stream{interval: 20 * time.Millisecond, n: 4000, base: 40 * time.Millisecond,
+				extra: func(i int, c clock.Time) time.Duration {
+					d := jit(i, c)
+					if c >= stallAt && c < stallAt.Add(tt.stall) {
+						d = max(d, stallAt.Add(tt.stall).Sub(c.Add(40*time.Millisecond)))
+					}
+					return d
+				}})
+			var before time.Duration
+			var peak time.Duration
+			var peakAt clock.Time
+			for k, r := range out {
+				if k > 0 && !r.Late && !out[k-1].Late {
+					fall := out[k-1].offset - r.offset
+					allowed := time.Duration(tt.cfg.DrainRate*float64(r.at.Sub(out[k-1].at))) + time.Microsecond
+					require.LessOrEqual(t, fall, allowed, "offset fell faster than the drain rate at %v", r.at)
+				}
+				if r.Capture < stallAt && r.Capture > stallAt.Add(-2*time.Second) {
+					before = max(before, r.offset)
+				}
+				if !r.Late && r.offset > peak {
+					peak, peakAt = r.offset, r.at
+				}
+				assert.LessOrEqual(t, r.at.Sub(r.Completed), tt.cfg.MaxDelay+20*time.Millisecond, "buffered beyond MaxDelay + a frame")
+				assert.GreaterOrEqual(t, r.offset, tt.cfg.MinDelay)
+			}
+			e := peak - before
+			require.Greater(t, e, 400*time.Millisecond, "the stall left excess")
+			due := peakAt.Add(time.Duration(float64(e)/tt.cfg.DrainRate) + 2*time.Second)
+			var back clock.Time = clock.Never
+			for _, r := range out {
+				if r.at > peakAt && r.offset <= before+before/10 {
+					back = r.at
+					break
+				}
+			}
+			assert.LessOrEqual(t, back, due, "excess %v drained (peak %v at %v, before %v)", e, peak, peakAt, before)
+			// Draining to within before/10 at the rate takes (e - before/10) / rate.
+			assert.GreaterOrEqual(t, back.Sub(peakAt), time.Duration(float64(e-before/10)/tt.cfg.DrainRate*0.99), "drained faster than the rate")
+		})
+	}
+}
+
+func TestClockDriftCompensated(t *testing.T) {
+	for _, ppm := range []float64{1000, -1000, 100, -100} {
+		t.Run("", func(t *testing.T) {
+			b := New(Config{})
+			jit := uniform(3, 30*time.Millisecond)
+			// Transit grows by ppm of elapsed time: the receiver's clock
+			// runs fast by ppm.
+			drift := func(c clock.Time) time.Duration { return time.Duration(ppm * 1e-6 * float64(c)) }
+			out := play(t, b, stream{interval: 20 * time.Millisecond, n: 30000, base: 500 * time.Millisecond,
+				extra: func(i int, c clock.Time) time.Duration { return jit(i, c) + drift(c) },
+				floor: drift})
+			end := out[len(out)-1].at
+			assert.InDelta(t, ppm, b.Stats(end).DriftPPM, 10)
+			// The offset above the drifting least transit stays put:
+			// compare the first and last minute.
+			mean := func(from, to int) time.Duration {
+				var s time.Duration
+				for _, r := range out[from:to] {
+					s += r.offset
+				}
+				return s / time.Duration(to-from)
+			}
+			first, last := mean(3000, 6000), mean(len(out)-3000, len(out))
+			assert.InDelta(t, float64(first), float64(last), float64(5*time.Millisecond))
+			var late int
+			for _, r := range out[3000:] {
+				if r.Late {
+					late++
+				}
+			}
+			assert.Less(t, float64(late)/float64(len(out)-3000), 0.03)
+		})
+	}
+}
+
+func TestGroupSharesOneOffset(t *testing.T) {
+	g := NewGroup(0.10)
+	audio, video := New(Config{}), New(Config{})
+	g.Join(audio)
+	g.Join(video)
+	// Interleave two streams by completion time.
+	aj, vj := uniform(4, 5*time.Millisecond), uniform(5, 80*time.Millisecond)
+	type ev struct {
+		b *Buffer
+		f Frame
+	}
+	var evs []ev
+	var lastA, lastV clock.Time
+	for i := 0; i < 1500; i++ {
+		c := clock.Time(time.Duration(i) * 20 * time.Millisecond)
+		done := clock.Max(c.Add(30*time.Millisecond+aj(i, c)), lastA)
+		lastA = done
+		evs = append(evs, ev{audio, Frame{ID: int64(i), Capture: c, Completed: done, Transit: done.Sub(c)}})
+		if i%2 == 0 {
+			done := clock.Max(c.Add(30*time.Millisecond+vj(i, c)), lastV)
+			lastV = done
+			evs = append(evs, ev{video, Frame{ID: int64(i / 2), Capture: c, Completed: done, Transit: done.Sub(c)}})
+		}
+	}
+	// sort by completion (stable, small n)
+	for i := 1; i < len(evs); i++ {
+		for j := i; j > 0 && evs[j].f.Completed < evs[j-1].f.Completed; j-- {
+			evs[j], evs[j-1] = evs[j-1], evs[j]
+		}
+	}
+	offsets := map[*Buffer][]time.Duration{}
+	pop := func(now clock.Time) {
+		for {
+			progress := false
+			for _, b := range []*Buffer{audio, video} {
+				if at := b.NextTimeout(); at <= now {
+					f, ok := b.Pop(at)
+					require.True(t, ok)
+					offsets[b] = append(offsets[b], at.Sub(f.Capture))
+					progress = true
+				}
+			}
+			if !progress {
+				return
+			}
+		}
+	}
+	for _, e := range evs {
+		pop(e.f.Completed)
+		require.NoError(t, e.b.Push(e.f.Completed, e.f))
+	}
+	pop(clock.Never - 1)
+	a, v := offsets[audio], offsets[video]
+	require.NotEmpty(t, a)
+	require.NotEmpty(t, v)
+	// After the start, audio plays at video's (larger) offset.
+	assert.Greater(t, a[len(a)-1], 30*time.Millisecond+60*time.Millisecond)
+	assert.InDelta(t, float64(v[len(v)-1]), float64(a[len(a)-1]), float64(15*time.Millisecond))
+}
+
+func TestPassThroughReleasesOnCompletion(t *testing.T) {
+	b := New(Config{Mode: PassThrough})
+	require.NoError(t, b.Push(5*ms, Frame{ID: 1, Completed: 5 * ms}))
+	require.NoError(t, b.Push(6*ms, Frame{ID: 0, Completed: 6 * ms}))
+	f, ok := b.Pop(6 * ms)
+	require.True(t, ok)
+	assert.Equal(t, int64(1), f.ID, "in completion order")
+	assert.Equal(t, 5*ms, f.Playout)
+	f, ok = b.Pop(6 * ms)
+	require.True(t, ok)
+	assert.Equal(t, int64(0), f.ID)
+	assert.False(t, f.Late)
+}
+
+func TestDecodability(t *testing.T) {
+	b := New(Config{Mode: Fixed, Video: true})
+	push := func(id int64, key bool) {
+		require.NoError(t, b.Push(0, Frame{ID: id, Capture: clock.Time(id) * ms, Key: key}))
+	}
+	push(0, false) // joined mid-GOP: undecodable until a key frame
+	push(1, true)
+	push(2, false)
+	push(4, false) // 3 lost
+	push(5, false)
+	push(6, true)
+	var got []string
+	for {
+		f, ok := b.Flush()
+		if !ok {
+			break
+		}
+		s := "ok"
+		if f.Undecodable {
+			s = "undecodable"
+		}
+		if f.NeedKey {
+			s += "+key"
+		}
+		got = append(got, s)
+	}
+	assert.Equal(t, []string{"undecodable+key", "ok", "ok", "undecodable+key", "undecodable", "ok"}, got)
+	assert.Equal(t, int64(3), b.Stats(0).FramesUndecodable)
+}
+
+// TestFreezeAndPauseStats checks W3C's rules on a hand-made timeline:
+// 40 frames 33 ms apart, a 300 ms gap (>= max(3 x 33, 33 + 150) ms: a
+// freeze), 10 more, a 6 s gap (a pause, not a freeze), then 100 ms gaps.
+func TestFreezeAndPauseStats(t *testing.T) {
+	b := New(Config{Mode: Fixed, Video: true})
+	at := clock.Time(0)
+	var ats []clock.Time
+	for i := 0; i < 40; i++ {
+		ats = append(ats, at)
+		at += 33 * ms
+	}
+	at += 267 * ms // the next interval is 300 ms
+	for i := 0; i < 10; i++ {
+		ats = append(ats, at)
+		at += 33 * ms
+	}
+	at += 6000*ms - 33*ms
+	ats = append(ats, at)
+	at += 100 * ms
+	ats = append(ats, at) // 100 ms < 33 + 150: no freeze
+	for i, a := range ats {
+		require.NoError(t, b.Push(a, Frame{ID: int64(i), Capture: a, Key: true}))
+		_, ok := b.Pop(a)
+		require.True(t, ok)
+	}
+	st := b.Stats(at)
+	assert.Equal(t, int64(1), st.FreezeCount)
+	assert.Equal(t, 300*time.Millisecond, st.TotalFreezesDuration)
+	assert.Equal(t, int64(1), st.PauseCount)
+	assert.Equal(t, 6*time.Second, st.TotalPausesDuration)
+	assert.Equal(t, ats[len(ats)-1].Sub(ats[0]), st.TotalInterFrameDelay)
+	want := 48*0.033*0.033 + 0.3*0.3 + 6*6 + 0.1*0.1
+	assert.InDelta(t, want, st.TotalSquaredInterFrameDelay, 1e-9)
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+	}{
+		{"mode", Config{Mode: 9}},
+		{"negative delay", Config{Delay: -1}},
+		{"max under min", Config{MinDelay: time.Second, MaxDelay: time.Millisecond}},
+		{"quantile", Config{Quantile: 1}},
+		{"drain", Config{DrainRate: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Error(t, tt.cfg.Validate())
+			assert.Panics(t, func() { New(tt.cfg) })
+		})
+	}
+	assert.NoError(t, Config{}.Validate())
+}
+
+func TestAdaptiveSteadyStateDoesNotAllocate(t *testing.T) {
+	b := New(Config{Video: true})
+	jit := uniform(6, 30*time.Millisecond)
+	data := make([]byte, 100)
+	var i int64
+	var last clock.Time
+	step := func() {
+		c := clock.Time(i) * 20 * ms
+		done := clock.Max(c.Add(40*time.Millisecond+jit(0, c)), last)
+		last = done
+		_ = b.Push(done, Frame{ID: i, Capture: c, Completed: done, Transit: done.Sub(c), Key: i%60 == 0, Data: data})
+		for {
+			at := b.NextTimeout()
+			if at > done {
+				break
+			}
+			b.Pop(at)
+		}
+		i++
+	}
+	for range 2000 {
+		step()
+	}
+	got := allocs.Mallocs(3, func() {
+		for range 10_000 {
+			step()
+		}
+	})
+	assert.Zero(t, got, "allocations over 10,000 frames")
+}
+
+func BenchmarkSteadyAdaptivePushPop(b *testing.B) {
+	buf := New(Config{Video: true})
+	rng := rand.New(rand.NewPCG(7, 1))
+	data := make([]byte, 100)
+	var i int64
+	var last clock.Time
+	b.ReportAllocs()
+	for b.Loop() {
+		c := clock.Time(i) * 20 * ms
+		done := clock.Max(c.Add(40*time.Millisecond+time.Duration(rng.Int64N(int64(30*time.Millisecond)))), last)
+		last = done
+		_ = buf.Push(done, Frame{ID: i, Capture: c, Completed: done, Transit: done.Sub(c), Key: i%60 == 0, Data: data})
+		for {
+			at := buf.NextTimeout()
+			if at > done {
+				break
+			}
+			buf.Pop(at)
+		}
+		i++
+	}
+}

@@ -1,0 +1,126 @@
+package jitterbuffer
+
+import (
+	"math"
+	"time"
+
+	"github.com/spillway-rt/spillway/clock"
+)
+
+// Group is the streams of one broadcast (the audio and video of one
+// connection): they share one playout offset, the largest any member
+// needs, so they stay in sync, and drain together. Every Buffer starts in
+// a group of its own; Join moves it.
+//
+// The offset is kept in the transit space (capture timestamp on the
+// sender's clock to playout on the receiver's): it rises at once when a
+// member needs more and falls at DrainRate (playout runs 1 + DrainRate
+// times real time) toward what the members want.
+type Group struct {
+	rate    float64
+	members []*Buffer
+	off     time.Duration // offset in force at `at`
+	at      clock.Time
+	want    time.Duration // the largest any member wants
+	set     bool
+	drift   driftEstimator
+}
+
+// NewGroup returns an empty group draining at drainRate (0: DefaultDrainRate).
+func NewGroup(drainRate float64) *Group {
+	if drainRate == 0 {
+		drainRate = DefaultDrainRate
+	}
+	return &Group{rate: drainRate}
+}
+
+// Join moves b into g (out of its own group). Members keep their own
+// targets; the group plays them at the largest. Join b before pushing it
+// frames.
+func (g *Group) Join(b *Buffer) {
+	old := b.g
+	for i, m := range old.members {
+		if m == b {
+			old.members = append(old.members[:i], old.members[i+1:]...)
+			break
+		}
+	}
+	b.g = g
+	g.members = append(g.members, b)
+}
+
+// ObserveTransit feeds the drift estimator one packet's transit (arrival
+// on the receiver's clock minus its send timestamp on the sender's): with
+// packets as well as frames it sees more of the floor.
+func (g *Group) ObserveTransit(now clock.Time, transit time.Duration) {
+	g.drift.add(now, transit)
+}
+
+// DriftPPM returns the estimated clock drift, positive when the
+// receiver's clock runs fast.
+func (g *Group) DriftPPM() float64 { return g.drift.ppm() }
+
+// offset returns the offset in force at now.
+func (g *Group) offset(now clock.Time) time.Duration {
+	if !g.set {
+		return g.want
+	}
+	d := g.off - time.Duration(g.rate*float64(now.Sub(g.at)))
+	return max(d, g.want)
+}
+
+// Rate returns the playout speed at now: 1 + DrainRate while excess
+// drains, else 1. An audio renderer time-stretches by it.
+func (g *Group) Rate(now clock.Time) float64 {
+	if g.set && g.offset(now) > g.want {
+		return 1 + g.rate
+	}
+	return 1
+}
+
+func (g *Group) update(now clock.Time) {
+	var want time.Duration
+	ok := false
+	for _, m := range g.members {
+		if m.wantSet && (!ok || m.want > want) {
+			want, ok = m.want, true
+		}
+	}
+	if !ok {
+		return
+	}
+	cur := g.offset(now)
+	g.want = want
+	if !g.set || want > cur {
+		cur = want
+	}
+	g.off, g.at, g.set = cur, now, true
+}
+
+// raise lifts the offset to off at now if it is below.
+func (g *Group) raise(now clock.Time, off time.Duration) {
+	if cur := g.offset(now); off > cur {
+		g.off, g.at, g.set = off, now, true
+	}
+}
+
+// playoutAt returns when a frame captured at ts (the receiver's reading)
+// plays: the first t with t = ts + offset(t).
+func (g *Group) playoutAt(ts clock.Time) clock.Time {
+	if !g.set {
+		return clock.Never
+	}
+	p := ts.Add(g.off)
+	if p <= g.at || g.off <= g.want {
+		return ts.Add(max(g.off, g.want))
+	}
+	// While draining, offset(t) = off - r (t - at), so t = (ts + off + r at) / (1 + r),
+	// valid until the offset reaches want.
+	t := clock.Time(math.Round((float64(ts) + float64(g.off) + g.rate*float64(g.at)) / (1 + g.rate)))
+	if end := g.at.Add(time.Duration(float64(g.off-g.want) / g.rate)); t <= end {
+		return t
+	}
+	return ts.Add(g.want)
+}
+
+func expNeg(x float64) float64 { return math.Exp(-x) }

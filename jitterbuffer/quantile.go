@@ -1,0 +1,91 @@
+package jitterbuffer
+
+import (
+	"math"
+	"time"
+
+	"github.com/spillway-rt/spillway/clock"
+)
+
+// quantile tracks a high quantile of delay samples with exponential
+// forgetting in time: a histogram of 1 ms buckets whose newer samples weigh
+// more (a sample at time t weighs e^(t/tau)), and a pointer kept on the
+// bucket holding the quantile. An update adds one weight and moves the
+// pointer by the buckets the quantile moved, so it costs O(1) in steady
+// state; the weights are rescaled, O(buckets), about once every 27 tau.
+type quantile struct {
+	q     float64
+	tau   float64 // seconds
+	h     []float64
+	total float64
+	below float64 // weight in buckets under idx
+	idx   int
+	t0    clock.Time // the time weights are relative to
+	n     int64      // samples seen
+}
+
+const bucketWidth = time.Millisecond
+
+func newQuantile(q float64, window time.Duration, span time.Duration) quantile {
+	n := int(span/bucketWidth) + 1
+	return quantile{q: q, tau: window.Seconds(), h: make([]float64, n)}
+}
+
+func (s *quantile) add(now clock.Time, v time.Duration) {
+	if s.n == 0 {
+		s.t0 = now
+	}
+	s.n++
+	w := math.Exp(now.Sub(s.t0).Seconds() / s.tau)
+	if w > 1e12 {
+		s.rescale(now)
+		w = 1
+	}
+	b := int(v / bucketWidth)
+	b = min(max(b, 0), len(s.h)-1)
+	s.h[b] += w
+	s.total += w
+	if b < s.idx {
+		s.below += w
+	}
+	want := s.q * s.total
+	for s.idx > 0 && s.below > want {
+		s.idx--
+		s.below -= s.h[s.idx]
+	}
+	for s.idx < len(s.h)-1 && s.below+s.h[s.idx] <= want {
+		s.below += s.h[s.idx]
+		s.idx++
+	}
+	if s.below < 0 {
+		s.below = 0
+	}
+}
+
+// rescale divides every weight by the weight of a sample at now, so weights
+// stay finite; it also recomputes the running sums exactly.
+func (s *quantile) rescale(now clock.Time) {
+	f := math.Exp(-now.Sub(s.t0).Seconds() / s.tau)
+	s.total, s.below = 0, 0
+	for i := range s.h {
+		s.h[i] *= f
+		if s.h[i] < 1e-300 {
+			s.h[i] = 0
+		}
+		s.total += s.h[i]
+		if i < s.idx {
+			s.below += s.h[i]
+		}
+	}
+	s.t0 = now
+}
+
+// value returns the quantile: the upper edge of the bucket holding it.
+func (s *quantile) value() time.Duration {
+	return time.Duration(s.idx+1) * bucketWidth
+}
+
+func (s *quantile) reset() {
+	clear(s.h)
+	s.total, s.below, s.idx, s.n = 0, 0, 0, 0
+}
