@@ -117,6 +117,7 @@ func (r *run) result(seed uint64) Result {
 		res.ResidualLoss = round6(float64(fragsSent-min(fragsAvail, fragsSent)) / float64(fragsSent))
 	}
 	r.windows(&res)
+	r.playoutMetrics(&res)
 	if r.snd.conn != nil {
 		st := r.snd.conn.Stats()
 		res.PacerQueueMSMax = round4(ms(st.PacerQueueDelayMax))
@@ -263,4 +264,94 @@ func (r *run) droppedAfterDrops() float64 {
 		rate = newRate
 	}
 	return round4(best)
+}
+
+// playoutMetrics fills the jitter buffer's fields from when the receiver
+// released each frame (the simulator's clock): capture-to-playout
+// percentiles and their least-squares trend, W3C freezes and pauses of the
+// video, and the largest A/V offset (a video frame's capture-to-playout
+// against the last audio frame's before it).
+func (r *run) playoutMetrics(res *Result) {
+	var lat []float64
+	var n, sx, sy, sxx, sxy float64
+	var played, onTime int64
+	var audio, video []frameRec
+	for _, st := range r.streams {
+		if st == nil {
+			continue
+		}
+		for _, fr := range st.frames {
+			if fr.playout == clock.Never {
+				continue
+			}
+			played++
+			if !fr.late {
+				onTime++
+			}
+			l := ms(fr.playout.Sub(fr.submit))
+			lat = append(lat, l)
+			x := fr.submit.Sub(r.mediaStart).Minutes()
+			n++
+			sx += x
+			sy += l
+			sxx += x * x
+			sxy += x * l
+			switch st.source {
+			case SourceAudio:
+				audio = append(audio, fr)
+			case SourceVideo:
+				video = append(video, fr)
+			}
+		}
+	}
+	res.PlayoutLatencyMS = percentiles(lat)
+	if n > 0 {
+		res.PlayoutLatencyMSMean = round4(sy / n)
+	}
+	if d := n*sxx - sx*sx; n > 1 && d > 0 {
+		res.LatencySlopeMSPerMin = round6((n*sxy - sx*sy) / d)
+	}
+	if frames := res.FramesSent; frames > 0 {
+		res.PlayedOnTimeRatio = round6(float64(onTime) / float64(frames))
+	}
+	// W3C webrtc-stats: a freeze is an interval between rendered frames of
+	// at least max(3 avg, avg + 150 ms), avg over the last 30 intervals; a
+	// pause, none rendered for more than 5 s.
+	var ring [30]time.Duration
+	var k int
+	var sum time.Duration
+	for i := 1; i < len(video); i++ {
+		d := video[i].playout.Sub(video[i-1].playout)
+		switch {
+		case d > 5*time.Second:
+			res.PauseCount++
+		case k > 0:
+			avg := sum / time.Duration(min(k, len(ring)))
+			if d >= max(3*avg, avg+150*time.Millisecond) {
+				res.FreezeCount++
+				res.TotalFreezesDurationS += d.Seconds()
+			}
+		}
+		j := k % len(ring)
+		if k >= len(ring) {
+			sum -= ring[j]
+		}
+		ring[j] = d
+		sum += d
+		k++
+	}
+	res.TotalFreezesDurationS = round6(res.TotalFreezesDurationS)
+	a := 0
+	var worst time.Duration
+	for _, v := range video {
+		for a+1 < len(audio) && audio[a+1].playout <= v.playout {
+			a++
+		}
+		if len(audio) == 0 || audio[a].playout > v.playout {
+			continue
+		}
+		d := v.playout.Sub(v.submit) - audio[a].playout.Sub(audio[a].submit)
+		worst = max(worst, d.Abs())
+	}
+	res.AVOffsetMSMax = round4(ms(worst))
 }

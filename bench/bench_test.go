@@ -408,3 +408,24 @@ func sum(v []int64) int64 {
 	}
 	return s
 }
+
+// TestPlayoutMetricsSeeAStall: the 1 s stall of jb-drain-rtc freezes the
+// video once or more, shows in the playout latency's maximum, and the
+// drain leaves the latency falling over the run; nothing pauses.
+func TestPlayoutMetricsSeeAStall(t *testing.T) {
+	scs, err := Select("^jb-drain-rtc$")
+	require.NoError(t, err)
+	require.Len(t, scs, 1)
+	res, err := Run(scs[0], 1)
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, res.FreezeCount, int64(1))
+	assert.Positive(t, res.TotalFreezesDurationS)
+	assert.Zero(t, res.PauseCount)
+	require.NotNil(t, res.PlayoutLatencyMS.Max)
+	assert.GreaterOrEqual(t, *res.PlayoutLatencyMS.Max, 800.0, "frames held by the stall play late")
+	require.NotNil(t, res.PlayoutLatencyMS.P50)
+	assert.Less(t, *res.PlayoutLatencyMS.P50, 300.0)
+	assert.Less(t, res.PlayedOnTimeRatio, 1.0)
+	assert.Greater(t, res.PlayedOnTimeRatio, 0.95)
+	assert.Positive(t, res.AVOffsetMSMax)
+}

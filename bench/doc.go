@@ -29,6 +29,19 @@
 // pacer queue per class), rtx_behind_frames, rtx_for_dropped,
 // receiver_dropped_by_sender and sender_dropped_after_drop_s.
 //
+// The jitterbuffer issue's rows: `jb-accumulate-rtc`/`-live` (60 min,
+// jitter redrawn every 30 s from 0-100 ms, ten 1 s stalls from netem's
+// HoldUntil), `jb-drain-rtc`/`-live` (one stall of 1 s, or 2 s over
+// Live's 1 s floor), `e2e-rtc-rtt100-loss5` (30 ms jitter),
+// `e2e-rtc-rtt200-ge10b3` and `e2e-live-rtt300-loss20`, 10 min each. The
+// receivers play with the profile's bounds and drain rate (RTC 0-0.8 s,
+// 10 %; Live 1-3 s, 3 %). Every row reports playout_latency_ms
+// (capture to the receiver's release, p50/p95/p99/max, and _mean),
+// latency_slope_ms_per_min, freeze_count and total_freezes_duration_s
+// (W3C's rule on the video's releases), pause_count, av_offset_ms_max and
+// played_on_time_ratio. The drift rows (`jb-drift-*`) and the baselines
+// (fixed, NetEq-style, offline optimum) are not built yet.
+//
 // The ground truth comes from the simulator, not from the cores' own
 // counters: the runner sees every datagram each host sends and receives and
 // knows when every frame was offered.

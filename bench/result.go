@@ -66,6 +66,22 @@ type Result struct {
 	// frames that completed after their deadline over completed frames, the
 	// sender's largest pacer queue delay right after a frame joined it, and
 	// the video frame bytes completed in each second.
+	// The jitter buffer's fields, from when the receiver released each
+	// frame: capture-to-playout percentiles and mean over played frames,
+	// the least-squares slope of that latency over the run, W3C freezes and
+	// pauses of the video, the largest |A/V offset| (video's
+	// capture-to-playout minus the audio's last before it), and frames
+	// played at their playout time (not completed after it) over frames
+	// sent.
+	PlayoutLatencyMS      Percentiles `json:"playout_latency_ms"`
+	PlayoutLatencyMSMean  float64     `json:"playout_latency_ms_mean"`
+	LatencySlopeMSPerMin  float64     `json:"latency_slope_ms_per_min"`
+	FreezeCount           int64       `json:"freeze_count"`
+	TotalFreezesDurationS float64     `json:"total_freezes_duration_s"`
+	PauseCount            int64       `json:"pause_count"`
+	AVOffsetMSMax         float64     `json:"av_offset_ms_max"`
+	PlayedOnTimeRatio     float64     `json:"played_on_time_ratio"`
+
 	WindowP95LatencyMSMax float64    `json:"window_p95_latency_ms_max"`
 	WindowP95LatencyMS    []*float64 `json:"window_p95_latency_ms"`
 	LateDeliveredRatio    float64    `json:"late_delivered_ratio"`

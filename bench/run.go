@@ -33,6 +33,8 @@ type frameRec struct {
 	submit    clock.Time
 	size      int
 	completed clock.Time // clock.Never if it never completed
+	playout   clock.Time // when the receiver released it; clock.Never if never
+	late      bool       // released after its playout time (completed too late)
 	dropped   bool       // the sender dropped it
 	avail     []uint64   // fragments available at the receiver by the deadline
 	frags     int        // fragments, once one was sent
@@ -181,7 +183,7 @@ func (h *host) offer(now clock.Time) {
 		id := int64(len(st.frames))
 		payload := h.payload[:f.Size]
 		fillPayload(payload, sid, id)
-		st.frames = append(st.frames, frameRec{submit: at, size: f.Size, completed: clock.Never})
+		st.frames = append(st.frames, frameRec{submit: at, size: f.Size, completed: clock.Never, playout: clock.Never})
 		r.payloadBytes += int64(f.Size)
 		err := h.conn.WriteFrame(now, sid, payload, core.FrameInfo{Capture: at, Key: f.Key})
 		if err != nil && !errors.Is(err, core.ErrFrameDropped) {
@@ -248,6 +250,7 @@ func (h *host) drain(now clock.Time) {
 			}
 			fr := &st.frames[ev.Frame.ID]
 			fr.completed = ev.Frame.Completed
+			fr.playout, fr.late = now, ev.Frame.PlayedLate
 			if !checkPayload(ev.Data, ev.Stream, ev.Frame.ID, fr.size) {
 				r.corrupt++
 			}
@@ -315,6 +318,14 @@ func (h *host) openStreams(now clock.Time) {
 			r.scripted.Steps = append(r.scripted.Steps, cc.ScriptStep{At: now.Add(st.At), Rate: st.Forward.Rate})
 		}
 		fwd, rev := st.Forward, st.Reverse
+		// A stall's HoldUntil counts from the media's start, like At.
+		for _, l := range []**netem.LinkConfig{&fwd, &rev} {
+			if *l != nil && (*l).HoldUntil > 0 {
+				c := **l
+				c.HoldUntil += time.Duration(now)
+				*l = &c
+			}
+		}
 		r.sim.Schedule(now.Add(st.At), func(clock.Time) {
 			// Validate checked the configs: SetConfig cannot fail.
 			if fwd != nil {
@@ -511,6 +522,13 @@ func runWith(sc Scenario, seed uint64, opts RunOptions) (res Result, r *run, err
 		}()
 	}
 	cfg := core.Config{Latency: r.latency, MaxFECOverhead: sc.MaxFECOverhead}
+	// The profiles' playout bounds and drain rates (DESIGN §4).
+	switch sc.Profile {
+	case ProfileLive:
+		cfg.MinPlayoutDelay, cfg.MaxPlayoutDelay, cfg.DrainRate = time.Second, 3*time.Second, 0.03
+	default:
+		cfg.MinPlayoutDelay, cfg.MaxPlayoutDelay, cfg.DrainRate = 0, 800*time.Millisecond, 0.10
+	}
 	sndCfg, rcvCfg := cfg, cfg
 	switch sc.Target {
 	case TargetScripted:

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"regexp"
 	"time"
 
@@ -225,6 +226,8 @@ func Scenarios() []Scenario {
 	ccCollapse.Traffic.Video.StartBitrate = 1_000_000
 	out = append(out, ccCollapse)
 
+	out = append(out, jitterBufferRows()...)
+
 	det := symmetric("netem-determinism", ProfileRTC, 100*time.Millisecond, 0.05, 20*time.Second, DefaultTraffic())
 	det.Forward.Jitter, det.Reverse.Jitter = 20*time.Millisecond, 20*time.Millisecond
 	out = append(out, det)
@@ -297,4 +300,69 @@ func rfc8867p51(name string, rmax int64) Scenario {
 		{At: 80 * time.Second, Forward: rate(1_000_000)}}
 	s.Target, s.TargetLag, s.TargetShare = TargetScripted, 500*time.Millisecond, 0.95
 	return s
+}
+
+// jitterBufferRows are the jitterbuffer issue's rows. Adaptation rows run
+// the foundation's av traffic at RTT 100 ms (50 ms each way, no loss) with
+// the profile's bounds (RTC's MinPlayoutDelay is 0):
+//   - jb-accumulate-*: 60 min, forward jitter redrawn every 30 s uniformly
+//     from 0-100 ms (no reordering), ten 1 s stalls evenly spaced between
+//     5 and 55 min;
+//   - jb-drain-*: 2 min, jitter 0-10 ms, one stall at 30 s: 1 s (RTC,
+//     whose 0.8 s MaxPlayoutDelay caps the excess near 0.5 s) or 2 s
+//     (Live, over its 1 s floor: about 1 s of excess).
+//
+// End-to-end rows, 10 min each: e2e-rtc-rtt100-loss5 (30 ms jitter),
+// e2e-rtc-rtt200-ge10b3 (Gilbert-Elliott 10 %, burst 3),
+// e2e-live-rtt300-loss20.
+func jitterBufferRows() []Scenario {
+	var out []Scenario
+	for _, p := range []Profile{ProfileRTC, ProfileLive} {
+		suffix := "-rtc"
+		if p == ProfileLive {
+			suffix = "-live"
+		}
+		acc := symmetric("jb-accumulate"+suffix, p, 100*time.Millisecond, 0, time.Hour, DefaultTraffic())
+		// The redraws are part of the scenario (the same for every seed),
+		// drawn once from a fixed stream.
+		rng := rand.New(rand.NewPCG(0x6a62, 1))
+		var steps []LinkStep
+		stallEvery := 50 * time.Minute / 10
+		var stall time.Duration = 5*time.Minute + stallEvery/2
+		for at := time.Duration(0); at < time.Hour; at += 30 * time.Second {
+			l := acc.Forward
+			l.Jitter = time.Duration(rng.Int64N(int64(100*time.Millisecond) + 1))
+			steps = append(steps, LinkStep{At: at, Forward: &l})
+			if stall > at && stall < at+30*time.Second {
+				held := l
+				held.HoldUntil = stall + time.Second
+				back := l
+				steps = append(steps, LinkStep{At: stall, Forward: &held}, LinkStep{At: stall + time.Second, Forward: &back})
+				stall += stallEvery
+			}
+		}
+		acc.Forward = *steps[0].Forward
+		acc.Schedule = steps[1:]
+		out = append(out, acc)
+
+		drain := symmetric("jb-drain"+suffix, p, 100*time.Millisecond, 0, 2*time.Minute, DefaultTraffic())
+		drain.Forward.Jitter = 10 * time.Millisecond
+		hold := time.Second
+		if p == ProfileLive {
+			hold = 2 * time.Second
+		}
+		held := drain.Forward
+		held.HoldUntil = 30*time.Second + hold
+		back := drain.Forward
+		drain.Schedule = []LinkStep{{At: 30 * time.Second, Forward: &held}, {At: 30*time.Second + hold, Forward: &back}}
+		out = append(out, drain)
+	}
+	e1 := symmetric("e2e-rtc-rtt100-loss5", ProfileRTC, 100*time.Millisecond, 0.05, 10*time.Minute, DefaultTraffic())
+	e1.Forward.Jitter, e1.Reverse.Jitter = 30*time.Millisecond, 30*time.Millisecond
+	e2 := symmetric("e2e-rtc-rtt200-ge10b3", ProfileRTC, 200*time.Millisecond, 0.1, 10*time.Minute, DefaultTraffic())
+	e2.Forward.Loss, e2.Reverse.Loss = 0, 0
+	e2.Forward.GE = netem.GEFromLossBurst(0.1, 3)
+	e2.Reverse.GE = e2.Forward.GE
+	e3 := symmetric("e2e-live-rtt300-loss20", ProfileLive, 300*time.Millisecond, 0.2, 10*time.Minute, DefaultTraffic())
+	return append(out, e1, e2, e3)
 }

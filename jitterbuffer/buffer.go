@@ -256,6 +256,25 @@ func (b *Buffer) Delay() time.Duration {
 	return b.stats.Offset
 }
 
+// SetVideo turns decodability tracking and the freeze counts on or off
+// (a stream's kind may be learnt after its first frames arrive). A video
+// stream that has released nothing yet waits for a key frame.
+func (b *Buffer) SetVideo(v bool) {
+	b.cfg.Video = v
+	if !b.released && b.stats.FramesReleased == 0 {
+		b.broken = v
+	}
+}
+
+// Head returns the capture time of the next frame to release; ok is false
+// when the buffer is empty.
+func (b *Buffer) Head() (capture clock.Time, ok bool) {
+	if len(b.frames) == 0 {
+		return 0, false
+	}
+	return b.frames[0].Capture, true
+}
+
 // Len returns the number of frames held.
 func (b *Buffer) Len() int { return len(b.frames) }
 
@@ -288,6 +307,11 @@ func (b *Buffer) allowanceNow(now clock.Time) time.Duration {
 func (b *Buffer) Push(now clock.Time, f Frame) error {
 	if b.cfg.Mode != PassThrough && b.next >= 0 && f.ID < b.next {
 		b.stats.FramesLate++
+		if b.cfg.Mode == Adaptive {
+			// Too late to play, but its transit is what the target must
+			// learn: leaving it out would bias the quantile low.
+			b.observe(now, &f)
+		}
 		return ErrLate
 	}
 	if len(b.frames) == cap(b.frames) {

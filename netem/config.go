@@ -341,6 +341,13 @@ type LinkConfig struct {
 	// A blackout is a Down config between two others in a schedule (see
 	// Simulator.ApplySchedule). False: up.
 	Down bool `json:"down,omitzero"`
+
+	// HoldUntil, if set, stalls the link: a datagram that would be
+	// delivered before this time (since the face's time 0) is held and
+	// delivered then, in order, with the others held (a stall that
+	// releases what it held, as a Wi-Fi or cellular link does). A stall is
+	// a HoldUntil config between two others in a schedule (see Stall).
+	HoldUntil time.Duration `json:"hold_until,omitzero"`
 }
 
 // Validate reports the first invalid field, naming it, in an error that wraps
@@ -349,6 +356,8 @@ func (c *LinkConfig) Validate() error {
 	switch {
 	case c.Delay < 0 || c.Delay > MaxLinkDelay:
 		return fmt.Errorf("%w: Delay %v outside [0, %v]", ErrInvalidConfig, c.Delay, MaxLinkDelay)
+	case c.HoldUntil < 0:
+		return fmt.Errorf("%w: HoldUntil %v is negative", ErrInvalidConfig, c.HoldUntil)
 	case c.Jitter < 0 || c.Jitter > MaxLinkDelay:
 		return fmt.Errorf("%w: Jitter %v outside [0, %v]", ErrInvalidConfig, c.Jitter, MaxLinkDelay)
 	case c.JitterDist >= numJitterDists:

@@ -478,6 +478,9 @@ func (e *engine) propagate(l *Link, p *packet) {
 		}
 	}
 	at := e.now.Add(time.Duration(d))
+	if hold := clock.Time(cfg.HoldUntil); at < hold {
+		at = hold
+	}
 	if !cfg.Reorder && at < l.lastDeliver {
 		at = l.lastDeliver
 	}

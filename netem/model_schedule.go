@@ -59,3 +59,11 @@ func Blackout(base LinkConfig, start, end time.Duration) []ScheduleStep {
 	down.Down = true
 	return []ScheduleStep{{At: start, Config: down}, {At: end, Config: base}}
 }
+
+// Stall returns the two steps of a stall of base from start to end: what
+// the link would deliver in between is held and delivered at end.
+func Stall(base LinkConfig, start, end time.Duration) []ScheduleStep {
+	held := base
+	held.HoldUntil = end
+	return []ScheduleStep{{At: start, Config: held}, {At: end, Config: base}}
+}

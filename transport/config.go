@@ -72,10 +72,11 @@ type Config struct {
 	// byte is spent on a frame that cannot make it. Default 300 ms (RTC) or
 	// 3 s (Live).
 	Latency time.Duration
-	// MinPlayoutDelay and MaxPlayoutDelay bound the delay from capture to
-	// playout of received frames. This version plays frames at the sender's
-	// Latency clamped to these bounds. Defaults: 0 and 800 ms (RTC), 1 s and
-	// 3 s (Live).
+	// MinPlayoutDelay and MaxPlayoutDelay bound the playout offset (capture
+	// to playout) of received frames, which adapts to the jitter and the
+	// time recovery needs (package jitterbuffer) and drains excess at 10 %
+	// (RTC) or 3 % (Live) of real time. Defaults: 0 and 800 ms (RTC), 1 s
+	// and 3 s (Live).
 	MinPlayoutDelay time.Duration
 	MaxPlayoutDelay time.Duration
 
@@ -189,6 +190,7 @@ func (c Config) core() core.Config {
 		Latency:          c.Latency,
 		MinPlayoutDelay:  c.MinPlayoutDelay,
 		MaxPlayoutDelay:  c.MaxPlayoutDelay,
+		DrainRate:        c.Profile.drainRate(),
 		FragmentSize:     c.FragmentSize,
 		MaxFrameSize:     c.MaxFrameSize,
 		MaxBitrate:       c.MaxBitrate,
@@ -202,4 +204,13 @@ func (c Config) core() core.Config {
 		MaxFECOverhead:        c.MaxFECOverhead,
 		DisableRetransmission: c.DisableRetransmission,
 	}
+}
+
+// drainRate is how fast the profile's playout drains excess delay: 10 %
+// for RTC, 3 % for Live (media players stay within 3 %).
+func (p Profile) drainRate() float64 {
+	if p == Live {
+		return 0.03
+	}
+	return 0.10
 }

@@ -133,9 +133,11 @@ func TestSessionOverEmulatedLink(t *testing.T) {
 					assert.Equal(t, int64(i), info.ID)
 					assert.True(t, bytes.Equal(frameData(track, i), buf[:n]), "track %d frame %d", track, i)
 					assert.Equal(t, track == 2 && i%30 == 0, info.Keyframe)
-					// Played at the sender's Latency after capture, to within the
-					// clock-offset estimate (half the path's asymmetry: jitter).
-					assert.InDelta(t, 300*time.Millisecond, info.PlayoutTime.Sub(info.CaptureTime), float64(5*time.Millisecond))
+					// The adaptive playout offset stays within the budget on
+					// a clean link, after the path's delay.
+					off := info.PlayoutTime.Sub(info.CaptureTime)
+					assert.LessOrEqual(t, off, 300*time.Millisecond, "frame %d", i)
+					assert.Positive(t, off)
 					assert.Zero(t, info.LostBefore)
 					mu.Lock()
 					got[rt.Kind()]++

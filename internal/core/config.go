@@ -3,6 +3,7 @@ package core
 import (
 	"crypto/rand"
 	"fmt"
+	"github.com/spillway-rt/spillway/jitterbuffer"
 	"io"
 	"log/slog"
 	"time"
@@ -26,12 +27,19 @@ type Config struct {
 	// Latency is the transport budget: a frame's deadline is its capture
 	// time plus Latency. Default 300 ms (the RTC profile).
 	Latency time.Duration
-	// MinPlayoutDelay and MaxPlayoutDelay bound the delay from capture to
-	// playout of received frames. Version 1's jitter buffer is fixed: it
-	// plays frames at the sender's Latency clamped to these bounds (so, by
-	// default, at their deadline). Zero MaxPlayoutDelay: no upper bound.
+	// MinPlayoutDelay and MaxPlayoutDelay bound the playout offset (capture
+	// to playout) of received frames. Zero MaxPlayoutDelay: 10 s
+	// (jitterbuffer.DefaultMaxDelay).
 	MinPlayoutDelay time.Duration
 	MaxPlayoutDelay time.Duration
+	// Playout says how received frames are timed (package jitterbuffer):
+	// PlayoutAdaptive (default: the offset follows the jitter and the
+	// recovery time), PlayoutFixed (at the sender's Latency clamped to the
+	// bounds above) or PlayoutPassThrough (each frame as it completes).
+	Playout PlayoutMode
+	// DrainRate is how fast an adaptive playout offset drains excess delay,
+	// as a fraction of real time. Default 0.10 (RTC); Live uses 0.03.
+	DrainRate float64
 
 	// FragmentSize is the bytes of frame data per data packet. Default 1200;
 	// at least 64. A datagram is FragmentSize plus at most
@@ -175,6 +183,10 @@ func (c Config) Validate() error {
 		return bad("MaxPlayoutDelay", "must be within 0-60 s", c.MaxPlayoutDelay)
 	case c.MaxPlayoutDelay != 0 && c.MaxPlayoutDelay < c.MinPlayoutDelay:
 		return bad("MaxPlayoutDelay", fmt.Sprintf("below MinPlayoutDelay %v", c.MinPlayoutDelay), c.MaxPlayoutDelay)
+	case c.Playout > PlayoutPassThrough:
+		return bad("Playout", "unknown mode", c.Playout)
+	case !(c.DrainRate >= 0 && c.DrainRate < 1):
+		return bad("DrainRate", "must be within [0, 1)", c.DrainRate)
 	case c.FragmentSize != 0 && (c.FragmentSize < wire.MinFragmentSize || c.FragmentSize > 65000):
 		return bad("FragmentSize", fmt.Sprintf("must be within %d-65000", wire.MinFragmentSize), c.FragmentSize)
 	case c.MaxDatagramSize != 0 && (c.MaxDatagramSize < wire.MinHelloSize || c.MaxDatagramSize > wire.MaxDatagramSize):
@@ -212,3 +224,15 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// PlayoutMode says how a receiver times the frames it releases.
+type PlayoutMode uint8
+
+// Playout modes (jitterbuffer.Adaptive, Fixed and PassThrough).
+const (
+	PlayoutAdaptive PlayoutMode = iota
+	PlayoutFixed
+	PlayoutPassThrough
+)
+
+func (m PlayoutMode) String() string { return jitterbuffer.Mode(m).String() }

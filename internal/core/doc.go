@@ -33,8 +33,9 @@
 //     delta frames the FEC policy leaves to a doubled last chance.
 //     Order on the wire: audio, retransmissions, repair packets, then
 //     video and data.
-//   - cc (fixed-rate pacer at 2.5 x the streams' nominal bitrate) and
-//     jitterbuffer (fixed playout delay) in their first versions.
+//   - cc (fixed-rate pacer at 2.5 x the streams' nominal bitrate) in its
+//     first version; an adaptive jitterbuffer per received stream, the
+//     connection's streams in one sync group (Config.Playout).
 //   - Feedback in RTCP: transport-wide CC every FeedbackInterval, receiver
 //     reports every second, PLI on request; stream announcements in APP
 //     messages, repeated until acknowledged.

@@ -137,11 +137,17 @@ type FrameMeta struct {
 	// DroppedBySender (EventFrameLost): the sender declared the frame
 	// dropped (cut short while sending); it is not a loss.
 	DroppedBySender bool
-	Fragments       int           // for lost frames: fragments expected
-	Received        int           // for lost frames: fragments that arrived
-	Reason          string        // for lost and dropped frames
-	DropReason      DropReason    // for dropped frames
-	Late            time.Duration // for dropped frames: how far past the deadline (predicted, for DropPredictedLate)
+	// PlayedLate (EventFrame): completed after its playout time, released
+	// at once; the playout offset rose to it (jitterbuffer).
+	PlayedLate bool
+	// Undecodable (EventFrame, video): a frame it references was never
+	// released since the last key frame; a key frame has been asked for.
+	Undecodable bool
+	Fragments   int           // for lost frames: fragments expected
+	Received    int           // for lost frames: fragments that arrived
+	Reason      string        // for lost and dropped frames
+	DropReason  DropReason    // for dropped frames
+	Late        time.Duration // for dropped frames: how far past the deadline (predicted, for DropPredictedLate)
 }
 
 // DropReason says why this sender dropped a frame (EventFrameDropped).

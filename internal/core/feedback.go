@@ -445,11 +445,13 @@ func (r *receiver) handleAnnounce(now clock.Time, data []byte) {
 				r.resetStream(now, st)
 			}
 			st.kind, st.priority, st.announced, st.open = kind, prio, true, true
+			st.jb.SetVideo(kind == KindVideo)
 			c.ep.pushEvent(Event{Type: EventStreamOpened, Conn: c, Stream: id, Kind: kind, Priority: prio})
 		case !st.announced || st.open:
 			if !st.announced {
 				// Closed before we heard it open: its frames still get a track.
 				st.kind, st.priority, st.announced = kind, prio, true
+				st.jb.SetVideo(kind == KindVideo)
 				c.ep.pushEvent(Event{Type: EventStreamOpened, Conn: c, Stream: id, Kind: kind, Priority: prio})
 			}
 			// Frames sent before the close may still be on their way: the

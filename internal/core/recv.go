@@ -34,6 +34,7 @@ type frameSlot struct {
 	capKnown  bool
 	key       bool
 	droppable bool
+	recovered bool // a fragment came by retransmission or FEC
 }
 
 // recvStream is a stream the peer sends.
@@ -46,6 +47,7 @@ type recvStream struct {
 	closeAt   clock.Time // when a stream the peer closed has drained; Never otherwise
 	unsent    int64      // frames released but not delivered (unannounced), owed to the next one's LostBefore
 	highest   int64      // highest frame id seen; -1 before any
+	firstAt   clock.Time // when its first frame completed
 	slots     []frameSlot
 	active    []int32 // indexes of assembling slots
 	jb        *jitterbuffer.Buffer
@@ -75,6 +77,9 @@ type receiver struct {
 	nackScratch []int64
 	recovered   []byte // a packet FEC rebuilt
 
+	group        *jitterbuffer.Group // the streams' shared playout offset
+	gap          time.Duration       // mean time between packet arrivals
+	lastArrival  clock.Time
 	peerFragSize int
 	peerLatency  time.Duration
 	playoutDelay time.Duration
@@ -134,6 +139,15 @@ func (r *receiver) localTime(ts int64) clock.Time {
 func (r *receiver) noteTimestamp(now clock.Time, ts uint32) int64 {
 	full := r.unwrapTS(now, ts)
 	transit := time.Duration(now) - tsDuration(full)
+	if r.haveTS {
+		// Mean time between arrivals (capped): a lone loss shows when the
+		// next packet comes, so recovery takes about this plus an RTT.
+		r.gap += (min(now.Sub(r.lastArrival), 100*time.Millisecond) - r.gap) / 16
+	}
+	r.lastArrival = now
+	if r.group != nil {
+		r.group.ObserveTransit(now, transit)
+	}
 	if !r.haveTS {
 		r.haveTS = true
 		r.leastTransit = transit
@@ -155,6 +169,28 @@ func (r *receiver) noteTimestamp(now clock.Time, ts uint32) int64 {
 	return full
 }
 
+// initialRecoveryHold is how long a stream's playout target assumes losses
+// may need repair before any has been seen.
+const initialRecoveryHold = 2 * time.Second
+
+// newBuffer returns a stream's playout buffer, in the connection's sync
+// group.
+func (r *receiver) newBuffer() *jitterbuffer.Buffer {
+	cfg := r.c.cfg
+	if r.group == nil {
+		r.group = jitterbuffer.NewGroup(cfg.DrainRate)
+	}
+	b := jitterbuffer.New(jitterbuffer.Config{
+		Mode:      jitterbuffer.Mode(cfg.Playout),
+		Delay:     r.playoutDelay,
+		MinDelay:  cfg.MinPlayoutDelay,
+		MaxDelay:  cfg.MaxPlayoutDelay,
+		DrainRate: cfg.DrainRate,
+	})
+	r.group.Join(b)
+	return b
+}
+
 func (r *receiver) stream(id uint8) *recvStream {
 	st := r.streams[id]
 	if st == nil {
@@ -163,12 +199,23 @@ func (r *receiver) stream(id uint8) *recvStream {
 			highest: -1,
 			closeAt: clock.Never,
 			slots:   make([]frameSlot, r.c.cfg.MaxPendingFrames),
-			jb:      jitterbuffer.New(jitterbuffer.Config{Delay: r.playoutDelay}),
+			jb:      r.newBuffer(),
 		}
 		st.jb.Expect(0) // a stream's frames are numbered from 0 (PROTOCOL.md §3.1)
 		r.streams[id] = st
 	}
 	return st
+}
+
+// unannouncedUntil is how long the next frame of a stream not yet
+// announced waits for the announcement: its deadline, or its playout time
+// if later (announcements repeat every 200 ms until acknowledged).
+func (r *receiver) unannouncedUntil(st *recvStream) clock.Time {
+	capture, ok := st.jb.Head()
+	if !ok {
+		return clock.Never
+	}
+	return capture.Add(r.peerLatency)
 }
 
 // handleData takes a data or retransmission packet.
@@ -200,7 +247,7 @@ func (r *receiver) handleData(now clock.Time, pn int64, h *wire.DataHeader, payl
 	// fragment 0 has come (a fragment sent long after its capture, behind
 	// a key frame, would otherwise look as if it had more time), else the
 	// earliest send time seen of it.
-	ref := r.assemble(now, h, payload, sendTS)
+	ref := r.assemble(now, h, payload, sendTS, h.Retransmit)
 	deadline := r.packetDeadline(ref)
 	if r.nack != nil {
 		if h.Retransmit {
@@ -228,13 +275,13 @@ func (r *receiver) handleRecovered(now clock.Time, pn int64, prot []byte) {
 		return
 	}
 	c.stats.PacketsRecovered++
-	r.assemble(now, &h, payload, r.lastTS)
+	r.assemble(now, &h, payload, r.lastTS, true)
 }
 
 // assemble files a fragment in its frame's slot and returns the frame's
 // reference timestamp: its capture time if known, else the earliest send
 // time seen of it (sendTS for a fragment it refused).
-func (r *receiver) assemble(now clock.Time, h *wire.DataHeader, payload []byte, sendTS int64) int64 {
+func (r *receiver) assemble(now clock.Time, h *wire.DataHeader, payload []byte, sendTS int64, repaired bool) int64 {
 	c := r.c
 	// Fragments are exactly the peer's fragment size but for the last.
 	fs := r.peerFragSize
@@ -307,6 +354,7 @@ func (r *receiver) assemble(now clock.Time, h *wire.DataHeader, payload []byte, 
 	}
 	slot.bits[i/64] |= 1 << (i % 64)
 	slot.got++
+	slot.recovered = slot.recovered || repaired
 	copy(slot.buf[i*fs:], payload)
 	if h.Last() {
 		slot.total = i*fs + len(payload)
@@ -346,9 +394,23 @@ func (r *receiver) complete(now clock.Time, st *recvStream, slot *frameSlot) {
 		ID:        slot.id,
 		Capture:   r.localTime(slot.refTS),
 		Completed: now,
+		Transit:   time.Duration(now) - tsDuration(slot.refTS),
 		Key:       slot.key,
 		Droppable: slot.droppable,
+		Recovered: slot.recovered,
 		Data:      slot.buf[:slot.total],
+	}
+	if st.stats.FramesReceived == 0 {
+		st.firstAt = now
+	}
+	if slot.recovered || (now.Sub(st.firstAt) < initialRecoveryHold && r.nack != nil) {
+		// Losses recur (or, for the first seconds, may): keep a repair's
+		// time in the playout target: an RTT, plus the time a loss takes
+		// to show (the next packets' arrival).
+		// A repair lands by the deadline or not at all (the sender works to
+		// capture + Latency): no allowance past it.
+		d := c.rtt.Smoothed() + 3*r.jitter + max(2*r.gap, 30*time.Millisecond)
+		st.jb.NoteRecovery(now, min(d, max(0, r.peerLatency-c.owd())))
 	}
 	slot.buf = nil
 	size := slot.total - wire.FramePrefixLen
@@ -437,6 +499,9 @@ func (r *receiver) handleTimeout(now clock.Time) {
 			k++
 		}
 		for {
+			if !st.announced && now < r.unannouncedUntil(st) {
+				break // its announcement may still come
+			}
 			f, ok := st.jb.Pop(now)
 			if !ok {
 				break
@@ -501,12 +566,22 @@ func (r *receiver) deliver(now clock.Time, st *recvStream, f jitterbuffer.Frame)
 	}
 	st.stats.FramesDroppedBySender += dropped
 	c.stats.FramesDroppedBySender += dropped
+	if f.NeedKey && (f.LostBefore == 0 || dropped < f.LostBefore) {
+		// A reference went (or the stream joined mid-GOP): one key-frame
+		// request path, at most one per RTT; none when the sender itself
+		// dropped what is missing (it already raised a local request).
+		_ = c.RequestKeyFrame(now, st.id)
+	}
+	if c.cfg.Playout == PlayoutAdaptive {
+		// The deadline this side holds frames to follows the offset.
+		r.playoutDelay = st.jb.Delay()
+	}
 	st.stats.FramesDelivered++
 	c.stats.FramesDelivered++
 	c.ep.pushEvent(Event{Type: EventFrame, Conn: c, Stream: st.id, Kind: st.kind,
 		Frame: FrameMeta{ID: f.ID, Capture: f.Capture, Completed: f.Completed, Playout: now, Key: f.Key,
 			Droppable: f.Droppable, Size: len(f.Data) - wire.FramePrefixLen, LostBefore: f.LostBefore - dropped,
-			DroppedBefore: dropped},
+			DroppedBefore: dropped, PlayedLate: f.Late, Undecodable: f.Undecodable},
 		Data: f.Data[wire.FramePrefixLen:], buf: f.Data})
 }
 
@@ -519,7 +594,11 @@ func (r *receiver) nextTimeout() clock.Time {
 		for _, a := range st.active {
 			t = clock.Min(t, r.giveUpAt(&st.slots[a]))
 		}
-		t = clock.Min(t, st.jb.NextTimeout())
+		if st.announced {
+			t = clock.Min(t, st.jb.NextTimeout())
+		} else {
+			t = clock.Min(t, clock.Max(st.jb.NextTimeout(), r.unannouncedUntil(st)))
+		}
 		t = clock.Min(t, st.closeAt)
 	}
 	return t
