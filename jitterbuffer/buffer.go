@@ -283,11 +283,7 @@ func (b *Buffer) Len() int { return len(b.frames) }
 // span): the target keeps d above the jitter quantile while losses recur,
 // and the allowance fades over DefaultRecoveryDecay once they stop.
 func (b *Buffer) NoteRecovery(now clock.Time, d time.Duration) {
-	if d > b.allowanceNow(now) {
-		b.allowance, b.allowanceAt = d, now
-	} else {
-		b.allowance, b.allowanceAt = max(b.allowanceNow(now), d), now
-	}
+	b.allowance, b.allowanceAt = max(b.allowanceNow(now), d), now
 }
 
 func (b *Buffer) allowanceNow(now clock.Time) time.Duration {
@@ -298,8 +294,6 @@ func (b *Buffer) allowanceNow(now clock.Time) time.Duration {
 	if dt <= 0 {
 		return b.allowance
 	}
-	// e^(-dt/tau) by a rational approximation is not worth it: the decay
-	// runs once per frame.
 	return time.Duration(float64(b.allowance) * expNeg(dt.Seconds()/DefaultRecoveryDecay.Seconds()))
 }
 
