@@ -372,13 +372,15 @@ func TestConfigValidate(t *testing.T) {
 	assert.NoError(t, Config{}.Validate())
 }
 
-func TestAdaptiveSteadyStateDoesNotAllocate(t *testing.T) {
-	b := New(Config{Video: true})
-	jit := uniform(6, 30*time.Millisecond)
+// steadyFeeder returns a step that pushes b the next frame of a 50 fps
+// stream (40 ms + uniform 0-30 ms from capture to completion, a key frame
+// every 60) and pops what is due by then.
+func steadyFeeder(b *Buffer, seed uint64) func() {
+	jit := uniform(seed, 30*time.Millisecond)
 	data := make([]byte, 100)
 	var i int64
 	var last clock.Time
-	step := func() {
+	return func() {
 		c := clock.Time(i) * 20 * ms
 		done := clock.Max(c.Add(40*time.Millisecond+jit(0, c)), last)
 		last = done
@@ -392,6 +394,10 @@ func TestAdaptiveSteadyStateDoesNotAllocate(t *testing.T) {
 		}
 		i++
 	}
+}
+
+func TestAdaptiveSteadyStateDoesNotAllocate(t *testing.T) {
+	step := steadyFeeder(New(Config{Video: true}), 6)
 	for range 2000 {
 		step()
 	}
@@ -404,24 +410,9 @@ func TestAdaptiveSteadyStateDoesNotAllocate(t *testing.T) {
 }
 
 func BenchmarkSteadyAdaptivePushPop(b *testing.B) {
-	buf := New(Config{Video: true})
-	rng := rand.New(rand.NewPCG(7, 1))
-	data := make([]byte, 100)
-	var i int64
-	var last clock.Time
+	step := steadyFeeder(New(Config{Video: true}), 7)
 	b.ReportAllocs()
 	for b.Loop() {
-		c := clock.Time(i) * 20 * ms
-		done := clock.Max(c.Add(40*time.Millisecond+time.Duration(rng.Int64N(int64(30*time.Millisecond)))), last)
-		last = done
-		_ = buf.Push(done, Frame{ID: i, Capture: c, Completed: done, Transit: done.Sub(c), Key: i%60 == 0, Data: data})
-		for {
-			at := buf.NextTimeout()
-			if at > done {
-				break
-			}
-			buf.Pop(at)
-		}
-		i++
+		step()
 	}
 }

@@ -3,6 +3,7 @@ package jitterbuffer
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/spillway-rt/spillway/clock"
@@ -235,6 +236,7 @@ func New(cfg Config) *Buffer {
 		span := cfg.MaxDelay + time.Second
 		b.all = newQuantile(cfg.Quantile, cfg.Window, span)
 		b.clean = newQuantile(cfg.Quantile, cfg.Window, span)
+		b.floor = newFloor()
 	}
 	b.g = NewGroup(cfg.DrainRate)
 	b.g.members = append(b.g.members, b)
@@ -294,7 +296,7 @@ func (b *Buffer) allowanceNow(now clock.Time) time.Duration {
 	if dt <= 0 {
 		return b.allowance
 	}
-	return time.Duration(float64(b.allowance) * expNeg(dt.Seconds()/DefaultRecoveryDecay.Seconds()))
+	return time.Duration(float64(b.allowance) * math.Exp(-dt.Seconds()/DefaultRecoveryDecay.Seconds()))
 }
 
 // Push adds a complete frame. On error the frame was not taken.

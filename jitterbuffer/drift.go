@@ -22,60 +22,88 @@ const (
 	MaxDrift = 5000e-6
 )
 
-type driftEstimator struct {
+// secondMins keeps the least value of each second for its last len(v)
+// seconds, plus the second being filled. Its storage is allocated once.
+type secondMins struct {
 	started bool
-	origin  clock.Time // times are seconds since origin
-	ref     time.Duration
-	bucket  clock.Time // start of the bucket being filled
+	bucket  clock.Time // start of the second being filled
+	curT    clock.Time // when the least value of that second came
 	cur     time.Duration
 	curSet  bool
-	t, y    [driftBuckets]float64
+	start   []clock.Time // each kept second's start
+	at      []clock.Time // when its least value came
+	v       []time.Duration
 	n, head int
-	slope   float64 // seconds of transit per second
+}
+
+func newSecondMins(seconds int) secondMins {
+	return secondMins{start: make([]clock.Time, seconds), at: make([]clock.Time, seconds), v: make([]time.Duration, seconds)}
+}
+
+// add records v at now and reports whether a second was closed (and
+// kept) first.
+func (s *secondMins) add(now clock.Time, v time.Duration) (closed bool) {
+	if !s.started {
+		s.started, s.bucket = true, now
+	}
+	if now.Sub(s.bucket) >= driftBucket {
+		if s.curSet {
+			i := (s.head + s.n) % len(s.v)
+			if s.n == len(s.v) {
+				i = s.head
+				s.head = (s.head + 1) % len(s.v)
+			} else {
+				s.n++
+			}
+			s.start[i], s.at[i], s.v[i] = s.bucket, s.curT, s.cur
+			s.curSet, closed = false, true
+		}
+		gap := now.Sub(s.bucket)
+		s.bucket = s.bucket.Add(gap - gap%driftBucket)
+	}
+	if !s.curSet || v < s.cur {
+		s.cur, s.curT, s.curSet = v, now, true
+	}
+	return closed
+}
+
+type driftEstimator struct {
+	mins   secondMins
+	origin clock.Time // x values are seconds since origin
+	ref    time.Duration
+	slope  float64 // seconds of transit per second
+}
+
+func newDriftEstimator() driftEstimator {
+	return driftEstimator{mins: newSecondMins(driftBuckets)}
 }
 
 func (d *driftEstimator) add(now clock.Time, transit time.Duration) {
-	if !d.started {
-		d.started, d.origin, d.bucket, d.ref = true, now, now, transit
+	if !d.mins.started {
+		d.origin, d.ref = now, transit
 	}
-	if now.Sub(d.bucket) >= driftBucket {
-		d.close()
-		gap := now.Sub(d.bucket)
-		d.bucket = d.bucket.Add(gap - gap%driftBucket)
-	}
-	if !d.curSet || transit < d.cur {
-		d.cur, d.curSet = transit, true
+	if d.mins.add(now, transit) && d.mins.n >= driftMinBuckets {
+		d.fit()
 	}
 }
 
-func (d *driftEstimator) close() {
-	if !d.curSet {
-		return
-	}
-	d.curSet = false
-	i := (d.head + d.n) % driftBuckets
-	if d.n == driftBuckets {
-		i = d.head
-		d.head = (d.head + 1) % driftBuckets
-	} else {
-		d.n++
-	}
-	d.t[i] = d.bucket.Add(driftBucket / 2).Sub(d.origin).Seconds()
-	d.y[i] = (d.cur - d.ref).Seconds()
-	if d.n < driftMinBuckets {
-		return
-	}
+// fit sets the slope of the least-squares line through the kept seconds'
+// least transits, each at its second's middle.
+func (d *driftEstimator) fit() {
+	m := &d.mins
+	x := func(k int) float64 { return m.start[k].Add(driftBucket / 2).Sub(d.origin).Seconds() }
+	y := func(k int) float64 { return (m.v[k] - d.ref).Seconds() }
 	var mt, my float64
-	for k := 0; k < d.n; k++ {
-		mt += d.t[k]
-		my += d.y[k]
+	for k := 0; k < m.n; k++ {
+		mt += x(k)
+		my += y(k)
 	}
-	mt /= float64(d.n)
-	my /= float64(d.n)
+	mt /= float64(m.n)
+	my /= float64(m.n)
 	var sxy, sxx float64
-	for k := 0; k < d.n; k++ {
-		dt := d.t[k] - mt
-		sxy += dt * (d.y[k] - my)
+	for k := 0; k < m.n; k++ {
+		dt := x(k) - mt
+		sxy += dt * (y(k) - my)
 		sxx += dt * dt
 	}
 	if sxx > 0 {
@@ -87,48 +115,22 @@ func (d *driftEstimator) close() {
 // samples), positive when the receiver's clock runs fast.
 func (d *driftEstimator) ppm() float64 { return d.slope * 1e6 }
 
+// floorBuckets is the seconds a stream's least transit remembers.
+const floorBuckets = 32
+
 // floor is a stream's least transit over the last floorBuckets seconds,
 // drift-compensated: each second's least transit, carried to now along the
 // drift slope.
-const floorBuckets = 32
+type floor struct{ mins secondMins }
 
-type floor struct {
-	t       [floorBuckets]clock.Time
-	v       [floorBuckets]time.Duration
-	n, head int
-	bucket  clock.Time
-	curT    clock.Time
-	cur     time.Duration
-	curSet  bool
-}
+func newFloor() floor { return floor{mins: newSecondMins(floorBuckets)} }
 
-func (f *floor) add(now clock.Time, transit time.Duration) {
-	if f.n == 0 && !f.curSet {
-		f.bucket = now
-	}
-	if now.Sub(f.bucket) >= driftBucket {
-		if f.curSet {
-			i := (f.head + f.n) % floorBuckets
-			if f.n == floorBuckets {
-				i = f.head
-				f.head = (f.head + 1) % floorBuckets
-			} else {
-				f.n++
-			}
-			f.t[i], f.v[i] = f.curT, f.cur
-			f.curSet = false
-		}
-		gap := now.Sub(f.bucket)
-		f.bucket = f.bucket.Add(gap - gap%driftBucket)
-	}
-	if !f.curSet || transit < f.cur {
-		f.cur, f.curT, f.curSet = transit, now, true
-	}
-}
+func (f *floor) add(now clock.Time, transit time.Duration) { f.mins.add(now, transit) }
 
 // at returns the floor carried to now along slope; ok is false before the
 // first sample.
 func (f *floor) at(now clock.Time, slope float64) (time.Duration, bool) {
+	m := &f.mins
 	best, ok := time.Duration(0), false
 	carry := func(t clock.Time, v time.Duration) {
 		x := v + time.Duration(slope*float64(now.Sub(t)))
@@ -136,12 +138,11 @@ func (f *floor) at(now clock.Time, slope float64) (time.Duration, bool) {
 			best, ok = x, true
 		}
 	}
-	for k := 0; k < f.n; k++ {
-		i := (f.head + k) % floorBuckets
-		carry(f.t[i], f.v[i])
+	for k := 0; k < m.n; k++ { // order does not matter to a minimum
+		carry(m.at[k], m.v[k])
 	}
-	if f.curSet {
-		carry(f.curT, f.cur)
+	if m.curSet {
+		carry(m.curT, m.cur)
 	}
 	return best, ok
 }

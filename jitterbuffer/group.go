@@ -31,7 +31,7 @@ func NewGroup(drainRate float64) *Group {
 	if drainRate == 0 {
 		drainRate = DefaultDrainRate
 	}
-	return &Group{rate: drainRate}
+	return &Group{rate: drainRate, drift: newDriftEstimator()}
 }
 
 // Join moves b into g (out of its own group). Members keep their own
@@ -122,5 +122,3 @@ func (g *Group) playoutAt(ts clock.Time) clock.Time {
 	}
 	return ts.Add(g.want)
 }
-
-func expNeg(x float64) float64 { return math.Exp(-x) }
