@@ -26,6 +26,8 @@ type stream struct {
 	// drift): the receiver maps capture times along it, as the core's
 	// drift-aware mapping does.
 	floor func(capture clock.Time) time.Duration
+	// before, if set, runs before frame i is pushed at now.
+	before func(i int, now clock.Time)
 }
 
 type released struct {
@@ -62,6 +64,9 @@ func play(t testing.TB, b *Buffer, s stream) []released {
 		}
 		popUntil(c)
 		cur = c
+		if s.before != nil {
+			s.before(i, c)
+		}
 		mapped := capture.Add(s.base)
 		if s.floor != nil {
 			mapped = mapped.Add(s.floor(capture))
@@ -176,6 +181,45 @@ func TestDrainAtMostAtRate(t *testing.T) {
 			assert.GreaterOrEqual(t, back.Sub(peakAt), time.Duration(float64(e-before/10)/tt.cfg.DrainRate*0.99), "drained faster than the rate")
 		})
 	}
+}
+
+// TestRiseIsGradualUnlessLate: when the target grows (here a recovery
+// allowance of 200 ms arriving on a quiet stream), the offset follows at
+// the drain rate (a stretch, not a freeze); only a frame that is already
+// late moves it at once.
+func TestRiseIsGradualUnlessLate(t *testing.T) {
+	b := New(Config{DrainRate: 0.10})
+	out := play(t, b, stream{interval: 20 * time.Millisecond, n: 1500, base: 40 * time.Millisecond,
+		extra: uniform(8, 5*time.Millisecond),
+		before: func(i int, now clock.Time) {
+			if i == 1000 {
+				b.NoteRecovery(now, 200*time.Millisecond)
+			}
+		}})
+	var before time.Duration
+	rises := 0
+	for k := 1; k < len(out); k++ {
+		if out[k].ID == 999 {
+			before = out[k].offset
+		}
+		if out[k].Late || out[k-1].Late {
+			continue
+		}
+		rise := out[k].offset - out[k-1].offset
+		allowed := time.Duration(0.10*float64(out[k].at.Sub(out[k-1].at))) + time.Microsecond
+		require.LessOrEqual(t, rise, allowed, "offset rose faster than the rate at %v", out[k].at)
+		if rise > 0 {
+			rises++
+		}
+	}
+	assert.Greater(t, rises, 50, "the offset grew toward the larger target")
+	// The allowance fades (3 s) while the offset climbs: it peaks well
+	// above where it was.
+	var peak time.Duration
+	for _, r := range out {
+		peak = max(peak, r.offset)
+	}
+	assert.Greater(t, peak, before+50*time.Millisecond)
 }
 
 func TestClockDriftCompensated(t *testing.T) {

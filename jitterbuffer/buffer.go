@@ -26,8 +26,8 @@ type Mode uint8
 const (
 	// Adaptive (the default): playout = capture + the group's playout
 	// offset, which follows a high quantile of the frames' transit above
-	// the least, plus the recovery allowance, rising at once and draining
-	// at DrainRate.
+	// the least, plus the recovery allowance, moving toward it at
+	// DrainRate either way, and rising at once to a frame played late.
 	Adaptive Mode = iota
 	// Fixed: playout = capture + Delay, always (version 1's buffer and the
 	// bench's fixed baseline).

@@ -12,11 +12,12 @@
 // (Config.Quantile, 0.99) of the frames' transit above the least, with a
 // memory of Config.Window, kept in a 1 ms histogram updated in O(1); plus,
 // while losses recur, the time recovery needs (NoteRecovery), fading once
-// they stop. The offset rises at once when the target does, and when a
-// frame plays late (after a stall the held frames play in order instead
-// of being skipped); excess above the target drains at Config.DrainRate
-// (RTC 10 %, Live 3 %), which Group.Rate exposes so an audio renderer can
-// time-stretch. Clock drift between sender and receiver is estimated from
+// they stop. The offset moves toward the target at Config.DrainRate
+// (RTC 10 %, Live 3 %) both ways: playout runs that much faster to drain
+// excess and that much slower to grow, a stretch rather than a freeze
+// (Group.Rate exposes it so an audio renderer can time-stretch). Only a
+// frame played late lifts it at once, to that frame (after a stall the
+// held frames play in order instead of being skipped). Clock drift between sender and receiver is estimated from
 // the least transit of each second (a least-squares line over the last
 // 128 s) and compensated: the least transit is carried along it.
 //

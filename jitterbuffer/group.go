@@ -13,9 +13,9 @@ import (
 // a group of its own; Join moves it.
 //
 // The offset is kept in the transit space (capture timestamp on the
-// sender's clock to playout on the receiver's): it rises at once when a
-// member needs more and falls at DrainRate (playout runs 1 + DrainRate
-// times real time) toward what the members want.
+// sender's clock to playout on the receiver's): it moves at DrainRate
+// toward what the members want (playout runs 1 ± DrainRate times real
+// time), and rises at once only to a frame played late.
 type Group struct {
 	rate    float64
 	members []*Buffer
@@ -60,20 +60,31 @@ func (g *Group) ObserveTransit(now clock.Time, transit time.Duration) {
 // receiver's clock runs fast.
 func (g *Group) DriftPPM() float64 { return g.drift.ppm() }
 
-// offset returns the offset in force at now.
+// offset returns the offset in force at now: moving from off toward want
+// at the group's rate, in either direction.
 func (g *Group) offset(now clock.Time) time.Duration {
 	if !g.set {
 		return g.want
 	}
-	d := g.off - time.Duration(g.rate*float64(now.Sub(g.at)))
-	return max(d, g.want)
+	step := time.Duration(g.rate * float64(now.Sub(g.at)))
+	if g.off > g.want {
+		return max(g.off-step, g.want)
+	}
+	return min(g.off+step, g.want)
 }
 
 // Rate returns the playout speed at now: 1 + DrainRate while excess
-// drains, else 1. An audio renderer time-stretches by it.
+// drains, 1 - DrainRate while the offset grows toward a larger target,
+// else 1. An audio renderer time-stretches by it.
 func (g *Group) Rate(now clock.Time) float64 {
-	if g.set && g.offset(now) > g.want {
+	if !g.set {
+		return 1
+	}
+	switch cur := g.offset(now); {
+	case cur > g.want:
 		return 1 + g.rate
+	case cur < g.want:
+		return 1 - g.rate
 	}
 	return 1
 }
@@ -91,7 +102,7 @@ func (g *Group) update(now clock.Time) {
 	}
 	cur := g.offset(now)
 	g.want = want
-	if !g.set || want > cur {
+	if !g.set {
 		cur = want
 	}
 	g.off, g.at, g.set = cur, now, true
@@ -110,14 +121,18 @@ func (g *Group) playoutAt(ts clock.Time) clock.Time {
 	if !g.set {
 		return clock.Never
 	}
-	p := ts.Add(g.off)
-	if p <= g.at || g.off <= g.want {
-		return ts.Add(max(g.off, g.want))
+	if g.off == g.want || ts.Add(g.off) <= g.at {
+		return ts.Add(g.off)
 	}
-	// While draining, offset(t) = off - r (t - at), so t = (ts + off + r at) / (1 + r),
-	// valid until the offset reaches want.
-	t := clock.Time(math.Round((float64(ts) + float64(g.off) + g.rate*float64(g.at)) / (1 + g.rate)))
-	if end := g.at.Add(time.Duration(float64(g.off-g.want) / g.rate)); t <= end {
+	// While the offset moves, offset(t) = off + s r (t - at), s = -1
+	// draining, +1 growing: t = (ts + off - s r at) / (1 - s r), until
+	// the offset reaches want (at end).
+	sr := g.rate
+	if g.off > g.want {
+		sr = -g.rate
+	}
+	t := clock.Time(math.Round((float64(ts) + float64(g.off) - sr*float64(g.at)) / (1 - sr)))
+	if end := g.at.Add(time.Duration(math.Abs(float64(g.off-g.want)) / g.rate)); t <= end {
 		return t
 	}
 	return ts.Add(g.want)
