@@ -100,6 +100,7 @@ type run struct {
 	corrupt      int
 	fecPerSec    []int64
 	mediaPerSec  []int64
+	held         []heldDeadline // by packet number & heldMask
 	err          error
 }
 
@@ -303,6 +304,7 @@ func (h *host) openStreams(now clock.Time) {
 	secs := int(math.Ceil(r.sc.Media.Seconds()))
 	r.fecPerSec = make([]int64, secs)
 	r.mediaPerSec = make([]int64, secs)
+	r.held = make([]heldDeadline, heldMask+1)
 	if r.sc.LossStop > 0 {
 		r.sim.Schedule(now.Add(r.sc.LossStop), func(clock.Time) {
 			for _, l := range []*netem.Link{r.sim.Link(senderAddr, receiverAddr), r.sim.Link(receiverAddr, senderAddr)} {
@@ -367,6 +369,16 @@ func (r *run) lookup(h *wire.DataHeader, advance bool) *frameRec {
 	return &st.frames[id]
 }
 
+// heldDeadline is the deadline the sender held a media packet to.
+type heldDeadline struct {
+	pn uint32 // low 24 bits, as on the wire
+	at clock.Time
+}
+
+// heldMask sizes the ring of held deadlines: 65536 packets, far more than
+// are ever retransmitted after their first send.
+const heldMask = 1<<16 - 1
+
 // onSend accounts a datagram the sender sends.
 func (r *run) onSend(now clock.Time, b []byte) {
 	r.fwd.add(b)
@@ -384,6 +396,14 @@ func (r *run) onSend(now clock.Time, b []byte) {
 		if _, err := h.Parse(b); err == nil {
 			if fr := r.lookup(&h, false); fr != nil {
 				fr.frags = int(h.FragCount)
+				// The deadline the sender holds this packet to: capture +
+				// max(Latency, the playout offset the receiver last fed
+				// back), fixed when it is first sent (DESIGN §9).
+				held := r.latency
+				if c := r.snd.conn; c != nil {
+					held = max(held, c.PeerPlayoutDelay())
+				}
+				r.held[h.PacketNumber&heldMask] = heldDeadline{pn: h.PacketNumber, at: fr.submit.Add(held)}
 			}
 		}
 	case wire.TypeRepair:
@@ -408,7 +428,11 @@ func (r *run) onSend(now clock.Time, b []byte) {
 			bits := (link.Stats().QueueBytes + int64(len(b)+cfg.Overhead)) * 8
 			arrive = arrive.Add(time.Duration(float64(bits) / float64(cfg.Rate) * float64(time.Second)))
 		}
-		if arrive > r.deadline(fr) {
+		deadline := r.deadline(fr)
+		if e := r.held[h.Original&heldMask]; e.pn == h.Original {
+			deadline = e.at
+		}
+		if arrive > deadline {
 			r.rtxTooLate++
 		}
 		if fr.dropped {

@@ -106,6 +106,7 @@ func (c *Conn) nextFeedback() clock.Time {
 	if c.snd.announceDue {
 		t = clock.Min(t, c.snd.announceSent.Add(c.snd.announceRepeat()))
 	}
+	t = clock.Min(t, clock.Max(c.rcv.playoutDue(), c.lastSend))
 	return clock.Min(t, c.snd.noticeDue())
 }
 
@@ -134,6 +135,9 @@ func (c *Conn) pollFeedback(now clock.Time, dst []byte) (int, bool) {
 	}
 	if c.rcv.dropAck.pending {
 		b = c.rcv.appendDropAck(b)
+	}
+	if now >= c.rcv.playoutDue() {
+		b = c.rcv.appendPlayout(now, b)
 	}
 	if now >= c.snd.noticeDue() {
 		b = c.snd.appendNotices(now, b, limit-len(b)-twccReserve)
@@ -356,6 +360,8 @@ func (c *Conn) handleFeedback(now clock.Time) {
 			c.rcv.handleDropNotices(now, a.Data)
 		case a.Name == appDropName && a.Subtype == appSubDropAck:
 			c.snd.handleDropAck(a.Data)
+		case a.Name == appPlayoutName && a.Subtype == appSubPlayout:
+			c.snd.handlePlayout(a.Data)
 		}
 	}
 }

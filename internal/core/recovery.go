@@ -154,7 +154,7 @@ func (s *sender) protect(now clock.Time, pn int64, h *wire.DataHeader, payload [
 		dup = s.fec.AddMedia(now, pn, prot, fecClass(kind, f.key, f.droppable), f.deadline, f.next == f.count)
 	}
 	if s.hist != nil {
-		s.hist.Put(now, pn, prot, f.deadline, rtxClass(kind, f.key, f.droppable))
+		s.hist.Put(now, pn, prot, f.capture.Add(s.c.budget()), rtxClass(kind, f.key, f.droppable))
 		if dup {
 			s.hist.MarkLastChance(pn)
 		}

@@ -78,6 +78,7 @@ type receiver struct {
 	recovered   []byte // a packet FEC rebuilt
 
 	group        *jitterbuffer.Group // the streams' shared playout offset
+	po           playoutFeedback     // the offset last reported to the peer
 	gap          time.Duration       // mean time between packet arrivals
 	lastArrival  clock.Time
 	peerFragSize int

@@ -116,14 +116,15 @@ func frameClass(kind Kind, key bool) cc.Class {
 }
 
 type sender struct {
-	c         *Conn
-	streams   [wire.MaxStreams]*sendStream
-	order     []*sendStream // streams in sending priority
-	queued    int           // bytes queued on all streams
-	pacer     cc.Pacer
-	fixed     cc.Fixed     // version 1's estimator: the streams' nominal rates
-	estimator cc.Estimator // the plug point; &fixed in version 1
-	history   [historySize]sentPacket
+	c           *Conn
+	peerPlayout time.Duration // the receiver's playout offset (APP SPPO)
+	streams     [wire.MaxStreams]*sendStream
+	order       []*sendStream // streams in sending priority
+	queued      int           // bytes queued on all streams
+	pacer       cc.Pacer
+	fixed       cc.Fixed     // version 1's estimator: the streams' nominal rates
+	estimator   cc.Estimator // the plug point; &fixed in version 1
+	history     [historySize]sentPacket
 
 	// Loss recovery (recovery.go): nil until the first stream opens, and
 	// when disabled by the Config.
@@ -223,16 +224,16 @@ func (s *sender) frameRate() int64 {
 }
 
 // judgeDeadline is the deadline the sender drops frames against: capture
-// + Latency, unless the path's delay alone (half the windowed minimum RTT)
+// + the budget (Latency, or the receiver's playout offset if longer), unless the path's delay alone (half the windowed minimum RTT)
 // already exceeds Latency (a standing queue we cannot drain, as behind a
 // TCP flow): then capture + that delay + Latency, rather than dropping
 // every frame.
 func (s *sender) judgeDeadline(capture clock.Time) clock.Time {
 	lat := s.c.cfg.Latency
 	if ow := s.c.owd(); ow >= lat {
-		return capture.Add(ow + lat)
+		return capture.Add(max(ow+lat, s.c.budget()))
 	}
-	return capture.Add(lat)
+	return capture.Add(s.c.budget())
 }
 
 // OpenStream opens a stream to send frames on and returns its id (0-15).
@@ -332,8 +333,9 @@ func (s *sender) rebuildOrder() {
 	}
 }
 
-// Deadline returns the deadline of a frame captured at capture.
-func (c *Conn) Deadline(capture clock.Time) clock.Time { return capture.Add(c.cfg.Latency) }
+// Deadline returns the deadline of a frame captured at capture: capture +
+// max(Latency, the receiver's playout offset).
+func (c *Conn) Deadline(capture clock.Time) clock.Time { return capture.Add(c.budget()) }
 
 // MaxFrameSize returns the largest frame WriteFrame accepts: the smaller of
 // ours and the peer's limit, and what fragments can carry.

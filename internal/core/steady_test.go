@@ -285,6 +285,14 @@ var writeCorpus = flag.Bool("write-corpus", false, "write FuzzEndpoint's seed co
 // ID patched in) and whether it comes from the client's address.
 func FuzzEndpoint(f *testing.F) {
 	f.Add([]byte{0, 0x40})
+	// Playout offset reports (APP SPPO), well-formed and not.
+	for _, data := range [][]byte{{0, 3, 0xd0, 0x90}, {0xff, 0xff, 0xff, 0xff}, {1, 2, 3, 4, 5, 6, 7, 8}} {
+		b, err := wire.AppendFeedbackHeader(nil, 1, 7)
+		require.NoError(f, err)
+		b, err = (&wire.App{Subtype: appSubPlayout, Name: appPlayoutName, Data: data}).Append(b)
+		require.NoError(f, err)
+		f.Add(append([]byte{1}, b...))
+	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		if len(in) < 2 {
 			return

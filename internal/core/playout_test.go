@@ -1,0 +1,66 @@
+package core
+
+import (
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spillway-rt/spillway/clock"
+	"github.com/spillway-rt/spillway/netem"
+)
+
+// TestPlayoutOffsetReachesTheSender: jitter makes the receiver play later
+// than the 100 ms budget; it reports its offset (APP SPPO) and the sender
+// then gives frames that long (Deadline, and the deadlines FEC and ARQ
+// hold).
+func TestPlayoutOffsetReachesTheSender(t *testing.T) {
+	cfg := Config{Latency: 100 * time.Millisecond}
+	fwd := netem.LinkConfig{Delay: 40 * time.Millisecond, Jitter: 120 * time.Millisecond}
+	p := newPair(t, pairOpts{client: cfg, server: cfg, fwd: fwd, rev: netem.LinkConfig{Delay: 40 * time.Millisecond}})
+	sc := p.connected()
+	var sid uint8
+	p.at(0, func(now clock.Time) { sid, _ = p.cc.OpenStream(now, StreamConfig{Kind: KindAudio}) })
+	for i := range 300 {
+		p.at(time.Duration(i+1)*20*time.Millisecond, func(now clock.Time) {
+			_ = p.cc.WriteFrame(now, sid, payload(sid, int64(i), 100), FrameInfo{Capture: now})
+		})
+	}
+	p.run(5 * time.Second)
+	recv := sc.rcv.playoutDelay
+	require.Greater(t, recv, cfg.Latency, "the receiver plays later than the budget")
+	got := p.cc.PeerPlayoutDelay()
+	assert.InDelta(t, float64(recv), float64(got), float64(playoutStep+time.Millisecond), "the sender knows the offset")
+	assert.Equal(t, clock.Time(got), p.cc.Deadline(0), "and works to it")
+	assert.Zero(t, p.cc.Stats().ProtocolErrors)
+	assert.Equal(t, PlayoutAdaptive, sc.cfg.Playout)
+}
+
+func TestPlayoutReportHostile(t *testing.T) {
+	be := func(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+	tests := []struct {
+		name   string
+		data   []byte
+		want   time.Duration
+		errors int64
+	}{
+		{"250 ms", be(250_000), 250 * time.Millisecond, 0},
+		{"clamped", be(1<<32 - 1), MaxPeerPlayout, 0},
+		{"short", []byte{1, 2}, 0, 1},
+		{"long", make([]byte, 8), 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPair(t, pairOpts{})
+			p.connected()
+			c := p.cc
+			before := c.stats.ProtocolErrors
+			c.snd.handlePlayout(tt.data)
+			assert.Equal(t, tt.want, c.PeerPlayoutDelay())
+			assert.Equal(t, tt.errors, c.stats.ProtocolErrors-before)
+			assert.Equal(t, max(DefaultLatency, tt.want), c.budget())
+		})
+	}
+}
