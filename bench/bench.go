@@ -118,6 +118,21 @@ func (r *run) result(seed uint64) Result {
 	}
 	r.windows(&res)
 	r.playoutMetrics(&res)
+	if len(r.driftEach) >= 30 {
+		res.DriftPPM30s = round4(r.driftEach[29])
+	}
+	res.DriftPPMEnd = round4(r.driftPPM())
+	if truth := r.sc.ReceiverClock.PPM; truth != 0 && len(r.driftEach) > 0 {
+		// The first second from which the estimate stays within ±10 ppm.
+		settled := len(r.driftEach)
+		for settled > 0 && math.Abs(r.driftEach[settled-1]-truth) <= 10 {
+			settled--
+		}
+		if settled < len(r.driftEach) {
+			v := float64(settled + 1)
+			res.DriftSettledS = &v
+		}
+	}
 	if r.snd.conn != nil {
 		st := r.snd.conn.Stats()
 		res.PacerQueueMSMax = round4(ms(st.PacerQueueDelayMax))

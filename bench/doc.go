@@ -39,8 +39,12 @@
 // (capture to the receiver's release, p50/p95/p99/max, and _mean),
 // latency_slope_ms_per_min, freeze_count and total_freezes_duration_s
 // (W3C's rule on the video's releases), pause_count, av_offset_ms_max and
-// played_on_time_ratio. The drift rows (`jb-drift-*`) and the baselines
-// (fixed, NetEq-style, offline optimum) are not built yet.
+// played_on_time_ratio; drift_ppm_30s and drift_ppm_end give the
+// receiver's clock-drift estimate. `jb-drift-100ppm`/`-1000ppm` (and
+// `-neg100ppm`/`-neg1000ppm`) run 60 min with the receiver's clock fast (or
+// slow) by that much (Scenario.ReceiverClock, netem.Clock), jitter 0-30 ms,
+// and add drift_settled_s. The baselines (fixed, NetEq-style, offline
+// optimum) are not built yet.
 //
 // The ground truth comes from the simulator, not from the cores' own
 // counters: the runner sees every datagram each host sends and receives and

@@ -81,6 +81,15 @@ type Result struct {
 	PauseCount            int64       `json:"pause_count"`
 	AVOffsetMSMax         float64     `json:"av_offset_ms_max"`
 	PlayedOnTimeRatio     float64     `json:"played_on_time_ratio"`
+	// The receiver's clock-drift estimate 30 s into the media and at its
+	// end (ppm, receiver minus sender; the drift rows skew the receiver's
+	// clock by Scenario.ReceiverClock).
+	DriftPPM30s float64 `json:"drift_ppm_30s"`
+	DriftPPMEnd float64 `json:"drift_ppm_end"`
+	// DriftSettledS (rows with a skewed receiver clock): the media second
+	// from which the estimate stayed within ±10 ppm of the skew to the
+	// end; null if it never did.
+	DriftSettledS *float64 `json:"drift_settled_s,omitempty"`
 
 	WindowP95LatencyMSMax float64    `json:"window_p95_latency_ms_max"`
 	WindowP95LatencyMS    []*float64 `json:"window_p95_latency_ms"`

@@ -101,6 +101,7 @@ type run struct {
 	fecPerSec    []int64
 	mediaPerSec  []int64
 	held         []heldDeadline // by packet number & heldMask
+	driftEach    []float64      // the receiver's drift estimate at the end of each second of media
 	err          error
 }
 
@@ -112,6 +113,7 @@ type host struct {
 	sender bool
 	conn   *core.Conn
 
+	clk     netem.Clock // the endpoint's own clock (the receiver's may drift)
 	gen     *Generator
 	payload []byte
 	audio   uint8
@@ -121,8 +123,9 @@ type host struct {
 func (h *host) HandleDatagram(now clock.Time, from netip.AddrPort, b []byte) {
 	if !h.sender {
 		h.r.onArrival(now, b)
+		h.r.sampleDrift(now)
 	}
-	h.ep.HandleDatagram(now, from, b)
+	h.ep.HandleDatagram(h.clk.Local(now), from, b)
 	h.drain(now)
 }
 
@@ -130,7 +133,7 @@ func (h *host) HandleTimeout(now clock.Time) {
 	if h.sender {
 		h.offer(now)
 	}
-	h.ep.HandleTimeout(now)
+	h.ep.HandleTimeout(h.clk.Local(now))
 	h.drain(now)
 }
 
@@ -139,7 +142,7 @@ func (h *host) PollTransmit(now clock.Time, dst []byte) (int, netip.AddrPort, bo
 	if h.sender && h.conn != nil {
 		pads = h.conn.ProbePaddingSent()
 	}
-	n, to, ok := h.ep.PollTransmit(now, dst)
+	n, to, ok := h.ep.PollTransmit(h.clk.Local(now), dst)
 	if ok {
 		if h.sender && h.conn != nil && h.conn.ProbePaddingSent() > pads {
 			// Probe padding: a copy of a recent packet, sent as a
@@ -155,7 +158,7 @@ func (h *host) PollTransmit(now clock.Time, dst []byte) (int, netip.AddrPort, bo
 }
 
 func (h *host) NextTimeout() clock.Time {
-	t := h.ep.NextTimeout()
+	t := h.clk.Global(h.ep.NextTimeout())
 	if h.sender && h.r.started {
 		if at := h.r.mediaStart.Add(h.gen.Peek()); at < h.r.mediaEnd {
 			t = clock.Min(t, at)
@@ -239,8 +242,8 @@ func (h *host) drain(now clock.Time) {
 		}
 		switch ev.Type {
 		case core.EventConnected:
+			h.conn = ev.Conn
 			if h.sender {
-				h.conn = ev.Conn
 				h.openStreams(now)
 			}
 		case core.EventFrame:
@@ -250,7 +253,7 @@ func (h *host) drain(now clock.Time) {
 				continue
 			}
 			fr := &st.frames[ev.Frame.ID]
-			fr.completed = ev.Frame.Completed
+			fr.completed = h.clk.Global(ev.Frame.Completed) // the receiver's clock, read back
 			fr.playout, fr.late = now, ev.Frame.PlayedLate
 			if !checkPayload(ev.Data, ev.Stream, ev.Frame.ID, fr.size) {
 				r.corrupt++
@@ -305,6 +308,7 @@ func (h *host) openStreams(now clock.Time) {
 	r.fecPerSec = make([]int64, secs)
 	r.mediaPerSec = make([]int64, secs)
 	r.held = make([]heldDeadline, heldMask+1)
+
 	if r.sc.LossStop > 0 {
 		r.sim.Schedule(now.Add(r.sc.LossStop), func(clock.Time) {
 			for _, l := range []*netem.Link{r.sim.Link(senderAddr, receiverAddr), r.sim.Link(receiverAddr, senderAddr)} {
@@ -579,7 +583,7 @@ func runWith(sc Scenario, seed uint64, opts RunOptions) (res Result, r *run, err
 	}
 	maxFrame = max(maxFrame, sc.Traffic.Audio.MaxSize)
 	r.snd = &host{r: r, ep: sndEP, addr: senderAddr, sender: true, gen: NewGenerator(sc.Traffic, seed), payload: make([]byte, maxFrame)}
-	r.rcv = &host{r: r, ep: rcvEP, addr: receiverAddr}
+	r.rcv = &host{r: r, ep: rcvEP, addr: receiverAddr, clk: sc.ReceiverClock}
 	if err := r.sim.AddNode(receiverAddr, r.rcv); err != nil {
 		return Result{}, nil, err
 	}
@@ -687,5 +691,25 @@ func (r *run) traceFrames() {
 					ms(fr.completed.Sub(fr.submit)))
 			}
 		}
+	}
+}
+
+// driftPPM is the receiver's clock-drift estimate now.
+func (r *run) driftPPM() float64 {
+	if r.rcv == nil || r.rcv.conn == nil {
+		return 0
+	}
+	return r.rcv.conn.Stats().PlayoutDriftPPM
+}
+
+// sampleDrift records the receiver's drift estimate at the end of each
+// second of media, read as datagrams arrive (a scheduled event would wake
+// the endpoints at extra times and change the run).
+func (r *run) sampleDrift(now clock.Time) {
+	if !r.started {
+		return
+	}
+	for len(r.driftEach) < len(r.mediaPerSec) && now >= r.mediaStart.Add(time.Duration(len(r.driftEach)+1)*time.Second) {
+		r.driftEach = append(r.driftEach, r.driftPPM())
 	}
 }

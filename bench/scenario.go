@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"regexp"
 	"time"
@@ -59,6 +60,9 @@ type Scenario struct {
 	// StartTarget is where a controller (Target "gcc") starts, bit/s; 0:
 	// its default.
 	StartTarget int64 `json:"start_target,omitempty"`
+	// ReceiverClock skews the receiver's clock (netem.Clock): the jitter
+	// buffer's drift rows.
+	ReceiverClock netem.Clock `json:"receiver_clock,omitzero"`
 	// Default marks the rows a bare `spillway bench` runs.
 	Default bool `json:"default"`
 }
@@ -94,6 +98,9 @@ func (s Scenario) Validate() error {
 		return fmt.Errorf("scenario %s: target lag %v / share %v invalid", s.Name, s.TargetLag, s.TargetShare)
 	case s.LossStop < 0 || s.LossStop > s.Media:
 		return fmt.Errorf("scenario %s: loss stop %v outside the media", s.Name, s.LossStop)
+	}
+	if err := s.ReceiverClock.Validate(); err != nil {
+		return fmt.Errorf("scenario %s: receiver clock: %w", s.Name, err)
 	}
 	if err := s.Forward.Validate(); err != nil {
 		return fmt.Errorf("scenario %s: forward link: %w", s.Name, err)
@@ -356,6 +363,18 @@ func jitterBufferRows() []Scenario {
 		back := drain.Forward
 		drain.Schedule = []LinkStep{{At: 30 * time.Second, Forward: &held}, {At: 30*time.Second + hold, Forward: &back}}
 		out = append(out, drain)
+	}
+	// jb-drift-*: the receiver's clock runs fast (or, -neg, slow) by 100
+	// or 1000 ppm; 60 min, jitter 0-30 ms without reordering, no loss.
+	for _, ppm := range []float64{100, 1000, -100, -1000} {
+		name := fmt.Sprintf("jb-drift-%.0fppm", math.Abs(ppm))
+		if ppm < 0 {
+			name = fmt.Sprintf("jb-drift-neg%.0fppm", -ppm)
+		}
+		d := symmetric(name, ProfileRTC, 100*time.Millisecond, 0, time.Hour, DefaultTraffic())
+		d.Forward.Jitter = 30 * time.Millisecond
+		d.ReceiverClock = netem.Clock{PPM: ppm}
+		out = append(out, d)
 	}
 	e1 := symmetric("e2e-rtc-rtt100-loss5", ProfileRTC, 100*time.Millisecond, 0.05, 10*time.Minute, DefaultTraffic())
 	e1.Forward.Jitter, e1.Reverse.Jitter = 30*time.Millisecond, 30*time.Millisecond

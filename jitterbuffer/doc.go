@@ -18,8 +18,9 @@
 // (Group.Rate exposes it so an audio renderer can time-stretch). Only a
 // frame played late lifts it at once, to that frame (after a stall the
 // held frames play in order instead of being skipped). Clock drift between sender and receiver is estimated from
-// the least transit of each second (a least-squares line over the last
-// 128 s) and compensated: the least transit is carried along it.
+// the least transit of each second (the line under them over the last 21
+// minutes, Moon, Skelly and Towsley's linear program) and compensated:
+// the least transit is carried along it.
 //
 // The buffers of one broadcast join a Group: they play at one offset, the
 // largest any needs, so audio and video stay in sync and drain together.

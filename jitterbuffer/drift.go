@@ -10,21 +10,24 @@ import (
 // times (receiver's arrival clock minus sender's timestamp): +1000 ppm
 // (the receiver's clock 0.1 % fast) adds a millisecond of apparent transit
 // every second. The estimator keeps the least transit of each second, the
-// floor jitter cannot lower, and fits a least-squares line through the
-// last 128 of them.
+// floor jitter cannot lower, and fits the line under those of the last
+// 21 minutes (fit).
 
 const (
 	driftBucket     = time.Second
-	driftBuckets    = 128
+	driftBuckets    = 1280 // 21 min: the floor's noise (about a millisecond) weighs 1/T
 	driftMinBuckets = 10
+	floorBucket     = time.Second
 	// MaxDrift bounds the drift estimate (±0.5 %): beyond it, the slope
 	// comes from queueing, not clocks.
 	MaxDrift = 5000e-6
 )
 
-// secondMins keeps the least value of each second for its last len(v)
-// seconds, plus the second being filled. Its storage is allocated once.
+// secondMins keeps the least value of each interval of width for its
+// last len(v) intervals, plus the one being filled. Its storage is
+// allocated once.
 type secondMins struct {
+	width   time.Duration
 	started bool
 	bucket  clock.Time // start of the second being filled
 	curT    clock.Time // when the least value of that second came
@@ -36,8 +39,8 @@ type secondMins struct {
 	n, head int
 }
 
-func newSecondMins(seconds int) secondMins {
-	return secondMins{start: make([]clock.Time, seconds), at: make([]clock.Time, seconds), v: make([]time.Duration, seconds)}
+func newSecondMins(width time.Duration, n int) secondMins {
+	return secondMins{width: width, start: make([]clock.Time, n), at: make([]clock.Time, n), v: make([]time.Duration, n)}
 }
 
 // add records v at now and reports whether a second was closed (and
@@ -46,7 +49,7 @@ func (s *secondMins) add(now clock.Time, v time.Duration) (closed bool) {
 	if !s.started {
 		s.started, s.bucket = true, now
 	}
-	if now.Sub(s.bucket) >= driftBucket {
+	if now.Sub(s.bucket) >= s.width {
 		if s.curSet {
 			i := (s.head + s.n) % len(s.v)
 			if s.n == len(s.v) {
@@ -59,7 +62,7 @@ func (s *secondMins) add(now clock.Time, v time.Duration) (closed bool) {
 			s.curSet, closed = false, true
 		}
 		gap := now.Sub(s.bucket)
-		s.bucket = s.bucket.Add(gap - gap%driftBucket)
+		s.bucket = s.bucket.Add(gap - gap%s.width)
 	}
 	if !s.curSet || v < s.cur {
 		s.cur, s.curT, s.curSet = v, now, true
@@ -69,13 +72,14 @@ func (s *secondMins) add(now clock.Time, v time.Duration) (closed bool) {
 
 type driftEstimator struct {
 	mins   secondMins
+	hull   []int      // scratch: the lower hull's seconds, by ring index
 	origin clock.Time // x values are seconds since origin
 	ref    time.Duration
 	slope  float64 // seconds of transit per second
 }
 
 func newDriftEstimator() driftEstimator {
-	return driftEstimator{mins: newSecondMins(driftBuckets)}
+	return driftEstimator{mins: newSecondMins(driftBucket, driftBuckets), hull: make([]int, 0, driftBuckets)}
 }
 
 func (d *driftEstimator) add(now clock.Time, transit time.Duration) {
@@ -87,27 +91,41 @@ func (d *driftEstimator) add(now clock.Time, transit time.Duration) {
 	}
 }
 
-// fit sets the slope of the least-squares line through the kept seconds'
-// least transits, each at its second's middle.
+// fit sets the slope of the line lying under every kept second's least
+// transit with the least total distance to them: the lower convex hull's
+// edge over the seconds' mean time (Moon, Skelly and Towsley's linear
+// program for clock skew, 1999). Queueing and jitter only ever add delay,
+// so the floor's lowest points carry the clock's slope; a least-squares
+// line through the minima would carry their noise too (several ms a
+// second when the jitter forbids reordering).
 func (d *driftEstimator) fit() {
 	m := &d.mins
 	x := func(k int) float64 { return m.start[k].Add(driftBucket / 2).Sub(d.origin).Seconds() }
 	y := func(k int) float64 { return (m.v[k] - d.ref).Seconds() }
-	var mt, my float64
-	for k := 0; k < m.n; k++ {
-		mt += x(k)
-		my += y(k)
+	// Monotone chain over the seconds in time order (the ring from head).
+	hull := d.hull[:0]
+	var mean float64
+	for j := 0; j < m.n; j++ {
+		k := (m.head + j) % len(m.v)
+		mean += x(k)
+		for len(hull) >= 2 {
+			a, b := hull[len(hull)-2], hull[len(hull)-1]
+			// Drop b unless it lies strictly below the line from a to k.
+			if (x(b)-x(a))*(y(k)-y(a))-(y(b)-y(a))*(x(k)-x(a)) > 0 {
+				break
+			}
+			hull = hull[:len(hull)-1]
+		}
+		hull = append(hull, k)
 	}
-	mt /= float64(m.n)
-	my /= float64(m.n)
-	var sxy, sxx float64
-	for k := 0; k < m.n; k++ {
-		dt := x(k) - mt
-		sxy += dt * (y(k) - my)
-		sxx += dt * dt
-	}
-	if sxx > 0 {
-		d.slope = min(max(sxy/sxx, -MaxDrift), MaxDrift)
+	d.hull = hull
+	mean /= float64(m.n)
+	for i := 0; i+1 < len(hull); i++ {
+		a, b := hull[i], hull[i+1]
+		if x(b) >= mean || i+2 == len(hull) {
+			d.slope = min(max((y(b)-y(a))/(x(b)-x(a)), -MaxDrift), MaxDrift)
+			return
+		}
 	}
 }
 
@@ -123,7 +141,7 @@ const floorBuckets = 32
 // drift slope.
 type floor struct{ mins secondMins }
 
-func newFloor() floor { return floor{mins: newSecondMins(floorBuckets)} }
+func newFloor() floor { return floor{mins: newSecondMins(floorBucket, floorBuckets)} }
 
 func (f *floor) add(now clock.Time, transit time.Duration) { f.mins.add(now, transit) }
 

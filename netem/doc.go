@@ -163,5 +163,10 @@
 // time; exactly on time in a synctest bubble); the Proxy spins to hide
 // that, at a CPU cost. A PacketConn has no batch I/O; the Proxy reads and
 // writes one datagram per system call and serves one client at a time.
-// There is no per-endpoint clock skew.
+//
+// # Clocks
+//
+// A Clock skews what one endpoint reads (PPM, Offset): Skewed wraps a
+// Node so that every time it sees is its own clock's and its timers are
+// mapped back to virtual time; the simulator itself runs virtual time.
 package netem

@@ -86,12 +86,13 @@ type receiver struct {
 	playoutDelay time.Duration
 
 	// Timestamp unwrapping and the sender-to-receiver clock mapping.
-	haveTS       bool
-	lastTS       int64 // full send timestamp of the latest packet (TimestampUnits)
-	lastTSAt     clock.Time
-	leastTransit time.Duration // min over packets of arrival - send timestamp
-	lastTransit  time.Duration
-	jitter       time.Duration // RFC 3550 §6.4.1 interarrival jitter
+	haveTS        bool
+	lastTS        int64 // full send timestamp of the latest packet (TimestampUnits)
+	lastTSAt      clock.Time
+	leastTransit  time.Duration // min over packets of arrival - send timestamp, carried along the drift
+	lastArrivalTS clock.Time    // when leastTransit was last carried
+	lastTransit   time.Duration
+	jitter        time.Duration // RFC 3550 §6.4.1 interarrival jitter
 
 	fb          feedbackState
 	dropAck     dropAcks
@@ -154,6 +155,13 @@ func (r *receiver) noteTimestamp(now clock.Time, ts uint32) int64 {
 		r.leastTransit = transit
 		r.lastTransit = transit
 	} else {
+		// The least transit follows the clocks' drift (estimated by the
+		// playout group): without that, a receiver clock running fast by
+		// 1000 ppm would map capture times 0.25 s early after 250 s and
+		// give every frame up before its deadline.
+		if r.group != nil && now > r.lastArrivalTS {
+			r.leastTransit += time.Duration(r.group.DriftPPM() * 1e-6 * float64(now.Sub(r.lastArrivalTS)))
+		}
 		if transit < r.leastTransit {
 			r.leastTransit = transit
 		}
@@ -164,6 +172,7 @@ func (r *receiver) noteTimestamp(now clock.Time, ts uint32) int64 {
 		r.jitter += (d - r.jitter) / 16
 		r.lastTransit = transit
 	}
+	r.lastArrivalTS = now
 	if !r.haveTS || full >= r.lastTS || now > r.lastTSAt {
 		r.lastTS, r.lastTSAt = full, now
 	}

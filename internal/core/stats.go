@@ -53,25 +53,32 @@ type ConnStats struct {
 	RetransmissionsBehindFrames int64
 
 	// Received.
-	PacketsReceived         int64 // distinct packets accepted
-	BytesReceived           int64
-	PacketsDuplicated       int64 // duplicates and replays dropped
-	PacketsDropped          int64 // packets arriving before the handshake completed or after close
-	PacketsLost             int64 // expected minus received (RFC 3550 §6.4.1)
-	MediaPacketsReceived    int64
-	FragmentsRejected       int64 // fragments inconsistent with their frame, too old, or over a limit
-	FragmentsDuplicated     int64
-	PacketsRecovered        int64 // data packets FEC rebuilt
-	RecoveredRejected       int64 // rebuilt packets that did not parse (a hostile or broken repair)
-	ReceiveBufferFull       int64 // fragments dropped because MaxReceiveBuffer was reached
-	FramesReceived          int64 // frames complete
-	FramesDelivered         int64 // frames released to the application at their playout time
-	FramesGivenUp           int64 // frames incomplete at their deadline
-	FramesSkipped           int64 // frame ids passed over in playout (lost by any cause, or dropped by the sender)
-	FramesDroppedBySender   int64 // of those, frames the sender declared dropped (drop notices)
-	FragmentsDropped        int64 // fragments of frames the sender had declared dropped
-	DropNoticesReceived     int64 // drop notices received (each once)
-	Jitter                  time.Duration
+	PacketsReceived       int64 // distinct packets accepted
+	BytesReceived         int64
+	PacketsDuplicated     int64 // duplicates and replays dropped
+	PacketsDropped        int64 // packets arriving before the handshake completed or after close
+	PacketsLost           int64 // expected minus received (RFC 3550 §6.4.1)
+	MediaPacketsReceived  int64
+	FragmentsRejected     int64 // fragments inconsistent with their frame, too old, or over a limit
+	FragmentsDuplicated   int64
+	PacketsRecovered      int64 // data packets FEC rebuilt
+	RecoveredRejected     int64 // rebuilt packets that did not parse (a hostile or broken repair)
+	ReceiveBufferFull     int64 // fragments dropped because MaxReceiveBuffer was reached
+	FramesReceived        int64 // frames complete
+	FramesDelivered       int64 // frames released to the application at their playout time
+	FramesGivenUp         int64 // frames incomplete at their deadline
+	FramesSkipped         int64 // frame ids passed over in playout (lost by any cause, or dropped by the sender)
+	FramesDroppedBySender int64 // of those, frames the sender declared dropped (drop notices)
+	FragmentsDropped      int64 // fragments of frames the sender had declared dropped
+	DropNoticesReceived   int64 // drop notices received (each once)
+	Jitter                time.Duration
+	// The receive side's playout (jitterbuffer): the offset from capture
+	// to playout of the last frame released, the offset the peer reported
+	// for what we send, and the clock drift estimated from arrivals
+	// (receiver's clock rate minus the sender's, ppm).
+	PlayoutDelay            time.Duration
+	PeerPlayoutDelay        time.Duration
+	PlayoutDriftPPM         float64
 	FeedbackReceived        int64
 	KeyFrameRequests        int64 // PLIs received (pliCount is what we sent: PLIsSent)
 	PLIsSent                int64
@@ -110,6 +117,11 @@ func (c *Conn) Stats() ConnStats {
 	s.SendBacklog = c.snd.queued
 	s.PacketsLost = c.window.Lost()
 	s.Jitter = c.rcv.jitter
+	s.PlayoutDelay = c.rcv.playoutDelay
+	s.PeerPlayoutDelay = c.snd.peerPlayout
+	if g := c.rcv.group; g != nil {
+		s.PlayoutDriftPPM = g.DriftPPM()
+	}
 	s.CurrentRoundTripTime = c.rtt.Smoothed()
 	s.MinRoundTripTime = c.rtt.Min()
 	s.AvailableOutgoingBitrate = c.snd.estimator.Target()
