@@ -118,6 +118,13 @@ func (r *run) result(seed uint64) Result {
 	}
 	r.windows(&res)
 	r.playoutMetrics(&res)
+	if r.sc.Baselines {
+		rate := 0.10
+		if r.sc.Profile == ProfileLive {
+			rate = 0.03
+		}
+		res.Baselines = r.baselines(rate)
+	}
 	if len(r.driftEach) >= 30 {
 		res.DriftPPM30s = round4(r.driftEach[29])
 	}

@@ -90,6 +90,9 @@ type Result struct {
 	// from which the estimate stayed within ±10 ppm of the skew to the
 	// end; null if it never did.
 	DriftSettledS *float64 `json:"drift_settled_s,omitempty"`
+	// Baselines (rows with Scenario.Baselines): our playout beside a
+	// fixed buffer, a NetEq-style one and the offline optimum.
+	Baselines *Baselines `json:"baselines,omitempty"`
 
 	WindowP95LatencyMSMax float64    `json:"window_p95_latency_ms_max"`
 	WindowP95LatencyMS    []*float64 `json:"window_p95_latency_ms"`

@@ -63,6 +63,8 @@ type Scenario struct {
 	// ReceiverClock skews the receiver's clock (netem.Clock): the jitter
 	// buffer's drift rows.
 	ReceiverClock netem.Clock `json:"receiver_clock,omitzero"`
+	// Baselines computes the playout baselines (Result.Baselines).
+	Baselines bool `json:"baselines,omitempty"`
 	// Default marks the rows a bare `spillway bench` runs.
 	Default bool `json:"default"`
 }
@@ -350,7 +352,19 @@ func jitterBufferRows() []Scenario {
 		}
 		acc.Forward = *steps[0].Forward
 		acc.Schedule = steps[1:]
+		// The baselines compare offsets from capture, which Live's 1 s
+		// floor would hide.
+		acc.Baselines = p == ProfileRTC
 		out = append(out, acc)
+		if p == ProfileRTC {
+			// The same trace with audio alone: no key frames, whose
+			// transit (about 100 ms to cross 4 Mbit/s) sets the video's
+			// tail whatever the jitter.
+			audio := acc
+			audio.Name = "jb-accumulate-rtc-audio"
+			audio.Traffic = Traffic{Audio: DefaultTraffic().Audio}
+			out = append(out, audio)
+		}
 
 		drain := symmetric("jb-drain"+suffix, p, 100*time.Millisecond, 0, 2*time.Minute, DefaultTraffic())
 		drain.Forward.Jitter = 10 * time.Millisecond

@@ -222,6 +222,41 @@ func TestRiseIsGradualUnlessLate(t *testing.T) {
 	assert.Greater(t, peak, before+50*time.Millisecond)
 }
 
+// TestKeyFramesCovered: a key frame every 4 s takes 100 ms longer to
+// arrive (its size); too rare for the 2 s jitter quantile to keep, the
+// target still covers the last ones' delays, so a key frame is late by
+// no more than the jitter's spread (10 ms) rather than by its size.
+func TestKeyFramesCovered(t *testing.T) {
+	for _, video := range []bool{true, false} {
+		b := New(Config{Video: video})
+		jit := uniform(10, 10*time.Millisecond)
+		key := func(i int) bool { return i%120 == 0 }
+		out := play(t, b, stream{interval: time.Second / 30, n: 30 * 120, base: 40 * time.Millisecond, key: key,
+			extra: func(i int, c clock.Time) time.Duration {
+				if key(i) {
+					return 100*time.Millisecond + jit(i, c)
+				}
+				return jit(i, c)
+			}})
+		lateKeys := 0
+		var worst time.Duration
+		for _, r := range out {
+			// Frame 0 sets the least transit, so its own delay teaches
+			// nothing: the first two key frames come before one is known.
+			if r.Key && r.Late && r.ID >= 240 {
+				lateKeys++
+				worst = max(worst, r.Completed.Sub(r.Playout))
+			}
+		}
+		if video {
+			assert.LessOrEqual(t, worst, 10*time.Millisecond, "key frames late by at most the jitter")
+		} else {
+			assert.Greater(t, lateKeys, 10, "without the key-frame memory (not video) they are late")
+			assert.Greater(t, worst, 50*time.Millisecond)
+		}
+	}
+}
+
 func TestClockDriftCompensated(t *testing.T) {
 	for _, ppm := range []float64{1000, -1000, 100, -100} {
 		t.Run("", func(t *testing.T) {

@@ -80,12 +80,13 @@ type Frame struct {
 
 // Defaults of Config's zero fields.
 const (
-	DefaultMaxFrames    = 512 // 10 s of 50 fps audio, beyond any playout delay a profile allows
-	DefaultQuantile     = 0.99
-	DefaultWindow       = 10 * time.Second
-	DefaultDrainRate    = 0.10
-	DefaultInitialDelay = 60 * time.Millisecond
-	DefaultMaxDelay     = 10 * time.Second
+	DefaultMaxFrames      = 512 // 10 s of 50 fps audio, beyond any playout delay a profile allows
+	DefaultQuantile       = 0.99
+	DefaultWindow         = 2 * time.Second
+	DefaultRecoveryWindow = 10 * time.Second
+	DefaultDrainRate      = 0.10
+	DefaultInitialDelay   = 60 * time.Millisecond
+	DefaultMaxDelay       = 10 * time.Second
 	// DefaultRecoveryDecay is the time constant over which the recovery
 	// allowance fades once losses stop: e^(-10/3) leaves 4 % after 10 s.
 	DefaultRecoveryDecay = 3 * time.Second
@@ -93,6 +94,12 @@ const (
 	stallGap             = 500 * time.Millisecond
 	freezeWindow         = 30
 	minSamples           = 25
+	minRecovered         = 5 // repaired frames' weight (about a count over RecoveryWindow) that makes their quantile count
+	// keyMemory is how many of a video stream's last key frames the target
+	// covers: key frames are a few per GOP at most, too rare for a
+	// quantile over seconds to keep (one every 4 s is 0.8 % of 30 fps),
+	// and each one late freezes the video.
+	keyMemory = 3
 )
 
 // Config configures a Buffer.
@@ -107,8 +114,13 @@ type Config struct {
 	// covers, in (0, 1). Default 0.99: about 1 % of frames late while the
 	// jitter holds still.
 	Quantile float64
-	// Window is the time constant of the quantile's memory. Default 10 s.
+	// Window is the time constant of the jitter quantile's memory (frames
+	// that needed no repair). Default 2 s: jitter that eases is forgotten
+	// within seconds.
 	Window time.Duration
+	// RecoveryWindow is that of the repaired frames' quantile, which only
+	// counts while such frames keep coming. Default 10 s.
+	RecoveryWindow time.Duration
 	// DrainRate is how fast excess delay drains, as a fraction of real
 	// time (0.10: 100 ms per second, playout 10 % faster). Default 0.10;
 	// RTC uses 0.10, Live 0.03.
@@ -134,8 +146,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("jitterbuffer: MinDelay %v / MaxDelay %v invalid", c.MinDelay, c.MaxDelay)
 	case c.Quantile != 0 && !(c.Quantile > 0 && c.Quantile < 1):
 		return fmt.Errorf("jitterbuffer: Quantile %v outside (0, 1)", c.Quantile)
-	case c.Window < 0 || c.InitialDelay < 0 || c.MaxFrames < 0:
-		return fmt.Errorf("jitterbuffer: negative Window, InitialDelay or MaxFrames")
+	case c.Window < 0 || c.RecoveryWindow < 0 || c.InitialDelay < 0 || c.MaxFrames < 0:
+		return fmt.Errorf("jitterbuffer: negative Window, RecoveryWindow, InitialDelay or MaxFrames")
 	case !(c.DrainRate >= 0 && c.DrainRate < 1):
 		return fmt.Errorf("jitterbuffer: DrainRate %v outside [0, 1)", c.DrainRate)
 	}
@@ -151,6 +163,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Window == 0 {
 		c.Window = DefaultWindow
+	}
+	if c.RecoveryWindow == 0 {
+		c.RecoveryWindow = DefaultRecoveryWindow
 	}
 	if c.DrainRate == 0 {
 		c.DrainRate = DefaultDrainRate
@@ -203,7 +218,9 @@ type Buffer struct {
 	stats  Stats
 
 	// Adaptive state.
-	all, clean  quantile // transit above the floor: every frame; frames that needed no recovery
+	jit, rec    quantile                 // transit above the floor: frames that needed no repair; repaired frames
+	keys        [keyMemory]time.Duration // Video: the last key frames' transit above the floor
+	nKeys       int
 	floor       floor
 	target      time.Duration
 	want        time.Duration // raw-space offset this stream needs: floor + target
@@ -234,8 +251,8 @@ func New(cfg Config) *Buffer {
 	b := &Buffer{cfg: cfg, frames: make([]Frame, 0, cfg.MaxFrames), next: -1, broken: cfg.Video}
 	if cfg.Mode == Adaptive {
 		span := cfg.MaxDelay + time.Second
-		b.all = newQuantile(cfg.Quantile, cfg.Window, span)
-		b.clean = newQuantile(cfg.Quantile, cfg.Window, span)
+		b.jit = newQuantile(cfg.Quantile, cfg.Window, span)
+		b.rec = newQuantile(cfg.Quantile, cfg.RecoveryWindow, span)
 		b.floor = newFloor()
 	}
 	b.g = NewGroup(cfg.DrainRate)
@@ -350,9 +367,14 @@ func (b *Buffer) observe(now clock.Time, f *Frame) {
 		b.stats.FramesAfterStall++
 	} else {
 		b.inStall = false
-		b.all.add(t, rel)
-		if !f.Recovered {
-			b.clean.add(t, rel)
+		if f.Recovered {
+			b.rec.add(t, rel)
+		} else {
+			b.jit.add(t, rel)
+			if f.Key && b.cfg.Video {
+				b.keys[b.nKeys%keyMemory] = rel
+				b.nKeys++
+			}
 		}
 	}
 	if !b.seen || t > b.lastCompleted {
@@ -367,8 +389,16 @@ func (b *Buffer) updateTarget(now clock.Time) {
 	if !ok {
 		return
 	}
-	tg := max(b.all.value(), b.clean.value()+b.allowanceNow(now))
-	if b.all.n < minSamples {
+	// Jitter, plus the time a repair takes while losses recur; and, while
+	// repaired frames keep coming, their own quantile.
+	tg := b.jit.value() + b.allowanceNow(now)
+	if b.rec.weight(now) >= minRecovered {
+		tg = max(tg, b.rec.value())
+	}
+	for _, k := range b.keys[:min(b.nKeys, keyMemory)] {
+		tg = max(tg, k) // the last key frames' delays
+	}
+	if b.jit.n+b.rec.n < minSamples {
 		tg = max(tg, b.cfg.InitialDelay)
 	}
 	b.target = tg

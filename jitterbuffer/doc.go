@@ -8,19 +8,27 @@
 // that never arrived are skipped and counted on the next frame released
 // (LostBefore).
 //
-// An Adaptive buffer (the default) sets its target from a high quantile
-// (Config.Quantile, 0.99) of the frames' transit above the least, with a
-// memory of Config.Window, kept in a 1 ms histogram updated in O(1); plus,
-// while losses recur, the time recovery needs (NoteRecovery), fading once
-// they stop. The offset moves toward the target at Config.DrainRate
-// (RTC 10 %, Live 3 %) both ways: playout runs that much faster to drain
-// excess and that much slower to grow, a stretch rather than a freeze
-// (Group.Rate exposes it so an audio renderer can time-stretch). Only a
-// frame played late lifts it at once, to that frame (after a stall the
-// held frames play in order instead of being skipped). Clock drift between sender and receiver is estimated from
-// the least transit of each second (the line under them over the last 21
-// minutes, Moon, Skelly and Towsley's linear program) and compensated:
-// the least transit is carried along it.
+// An Adaptive buffer (the default) sets its target from:
+//   - a high quantile (Config.Quantile, 0.99) of the transit above the
+//     least of the frames that needed no repair, with a memory of
+//     Config.Window (2 s, so jitter that eases is soon forgotten), kept in
+//     a 1 ms histogram updated in O(1);
+//   - plus, while losses recur, the time a repair takes (NoteRecovery),
+//     fading over 3 s once they stop;
+//   - at least the same quantile of the repaired frames' own transit
+//     (Config.RecoveryWindow, 10 s) while they keep coming;
+//   - for video, at least the last three key frames' transit: too rare for
+//     a quantile over seconds, and each one late would freeze the picture.
+//
+// The offset moves toward the target at Config.DrainRate (RTC 10 %, Live
+// 3 %) both ways: playout runs that much faster to drain excess and that
+// much slower to grow, a stretch rather than a freeze (Group.Rate exposes
+// it so an audio renderer can time-stretch). Only a frame played late
+// lifts it at once, to that frame: after a stall the held frames play in
+// order instead of being skipped. Clock drift between sender and receiver
+// is estimated from the least transit of each second (the line under them
+// over the last 21 minutes: Moon, Skelly and Towsley's linear program) and
+// compensated: the least transit is carried along it.
 //
 // The buffers of one broadcast join a Group: they play at one offset, the
 // largest any needs, so audio and video stay in sync and drain together.

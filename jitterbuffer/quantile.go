@@ -80,6 +80,15 @@ func (s *quantile) rescale(now clock.Time) {
 	s.t0 = now
 }
 
+// weight returns the samples' weight at now in units of one fresh
+// sample: about how many samples the last tau held.
+func (s *quantile) weight(now clock.Time) float64 {
+	if s.n == 0 {
+		return 0
+	}
+	return s.total * math.Exp(-now.Sub(s.t0).Seconds()/s.tau)
+}
+
 // value returns the quantile: the upper edge of the bucket holding it.
 func (s *quantile) value() time.Duration {
 	return time.Duration(s.idx+1) * bucketWidth

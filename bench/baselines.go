@@ -1,0 +1,242 @@
+package bench
+
+import (
+	"slices"
+	"time"
+
+	"github.com/spillway-rt/spillway/clock"
+)
+
+// Baselines sets the receiver's playout beside three others computed
+// offline from the same run's frame completions (the jitterbuffer issue's
+// "near-optimal" rows): each frame's added delay is its playout (or its
+// completion, if later: played late) minus its capture minus the least
+// transit of the run. Every frame the receiver played counts, audio and
+// video together (they share one playout offset).
+type Baselines struct {
+	Frames    int64   `json:"frames"`
+	LateRatio float64 `json:"late_ratio"` // ours: frames played after their playout time
+	AddedMS   float64 `json:"added_ms"`   // ours: mean added delay
+	// A fixed offset with the same number of late frames.
+	FixedAddedMS float64 `json:"fixed_added_ms"`
+	// A NetEq-style target (0.95 quantile of relative delay in 20 ms
+	// buckets, forgetting 0.983 per frame), moving at the profile's rate,
+	// lifted at once by a late frame as ours is.
+	NetEqAddedMS   float64 `json:"neteq_added_ms"`
+	NetEqLateRatio float64 `json:"neteq_late_ratio"`
+	// The offline optimum: the least mean added delay of any offset
+	// schedule changing no faster than the profile's rate (held for 100 ms
+	// steps, on a 1 ms grid) with at most our number of late frames, by
+	// dynamic programming over a Lagrangian weight on lateness.
+	OptimumAddedMS   float64 `json:"optimum_added_ms"`
+	OptimumLateRatio float64 `json:"optimum_late_ratio"`
+}
+
+type playSample struct {
+	capture clock.Time
+	transit time.Duration // completion - capture
+	offset  time.Duration // ours: release - capture
+	late    bool
+}
+
+// baselines computes Baselines for the frames the receiver played, or nil
+// if it played none. rate is the profile's drain rate.
+func (r *run) baselines(rate float64) *Baselines {
+	var s []playSample
+	for _, st := range r.streams {
+		if st == nil {
+			continue
+		}
+		for _, fr := range st.frames {
+			if fr.playout == clock.Never || fr.completed == clock.Never {
+				continue
+			}
+			s = append(s, playSample{capture: fr.submit, transit: fr.completed.Sub(fr.submit),
+				offset: fr.playout.Sub(fr.submit), late: fr.late})
+		}
+	}
+	if len(s) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(s, func(a, b playSample) int { return int(a.capture - b.capture) })
+	least := s[0].transit
+	for _, x := range s {
+		least = min(least, x.transit)
+	}
+	n := float64(len(s))
+	b := &Baselines{Frames: int64(len(s))}
+	var late int
+	var added float64
+	for _, x := range s {
+		if x.late {
+			late++
+		}
+		added += ms(max(x.offset, x.transit) - least)
+	}
+	b.LateRatio = round6(float64(late) / n)
+	b.AddedMS = round4(added / n)
+	b.FixedAddedMS = round4(fixedAdded(s, least, late))
+	neteq, neteqLate := netEqAdded(s, least, rate)
+	b.NetEqAddedMS, b.NetEqLateRatio = round4(neteq), round6(float64(neteqLate)/n)
+	opt, optLate := optimumAdded(s, least, rate, late)
+	b.OptimumAddedMS, b.OptimumLateRatio = round4(opt), round6(float64(optLate)/n)
+	return b
+}
+
+// fixedAdded is the mean added delay of the fixed offset that leaves late
+// frames late (those with the largest transits).
+func fixedAdded(s []playSample, least time.Duration, late int) float64 {
+	t := make([]time.Duration, len(s))
+	for i, x := range s {
+		t[i] = x.transit
+	}
+	slices.Sort(t)
+	d := t[len(t)-1-min(late, len(t)-1)]
+	var sum float64
+	for _, v := range t {
+		sum += ms(max(d, v) - least)
+	}
+	return sum / float64(len(t))
+}
+
+// netEqAdded plays the samples with a NetEq-style target.
+func netEqAdded(s []playSample, least time.Duration, rate float64) (float64, int) {
+	const bucket = 20 * time.Millisecond
+	const forget = 0.983
+	h := make([]float64, 150) // 3 s
+	var sum float64
+	late := 0
+	runLeast := s[0].transit
+	off := s[0].transit
+	prev := s[0].capture
+	for i, x := range s {
+		// Target from the frames before this one (their histogram's mass
+		// grows toward 1 as it fills).
+		var total float64
+		for _, p := range h {
+			total += p
+		}
+		target := time.Duration(0)
+		var acc float64
+		for k, p := range h {
+			acc += p
+			if acc >= 0.95*total {
+				target = time.Duration(k+1) * bucket
+				break
+			}
+		}
+		want := runLeast + target
+		if i == 0 {
+			off = want
+		}
+		step := time.Duration(rate * float64(x.capture.Sub(prev)))
+		off = min(max(want, off-step), off+step)
+		if x.transit > off {
+			late++
+			off = x.transit
+		}
+		sum += ms(off - least)
+		prev = x.capture
+		runLeast = min(runLeast, x.transit)
+		k := min(int((x.transit-runLeast)/bucket), len(h)-1)
+		for j := range h {
+			h[j] *= forget
+		}
+		h[k] += 1 - forget
+	}
+	return sum / float64(len(s)), late
+}
+
+// optimumAdded is the offline optimum with at most maxLate late frames.
+func optimumAdded(s []playSample, least time.Duration, rate float64, maxLate int) (float64, int) {
+	const step = 100 * time.Millisecond
+	const grid = time.Millisecond
+	var top time.Duration
+	for _, x := range s {
+		top = max(top, x.transit)
+	}
+	states := int(min(top-least, 2*time.Second)/grid) + 2
+	w := int(rate * float64(step) / float64(grid))
+	// Buckets of capture time, each with its frames' transits sorted.
+	start := s[0].capture
+	nb := int(s[len(s)-1].capture.Sub(start)/step) + 1
+	idx := make([]int, nb+1)
+	for _, x := range s {
+		idx[int(x.capture.Sub(start)/step)+1]++
+	}
+	for i := 1; i <= nb; i++ {
+		idx[i] += idx[i-1]
+	}
+	t := make([]float64, len(s)) // transit above least, ms, by bucket then ascending
+	for i, x := range s {
+		t[i] = ms(x.transit - least)
+	}
+	for bi := 0; bi < nb; bi++ {
+		slices.Sort(t[idx[bi]:idx[bi+1]])
+	}
+	v := make([]float64, states)
+	vl := make([]int, states)
+	nv := make([]float64, states)
+	nl := make([]int, states)
+	dq := make([]int, 0, states)
+	solve := func(lambda float64) (float64, int) {
+		for k := range v {
+			v[k], vl[k] = 0, 0
+		}
+		for bi := 0; bi < nb; bi++ {
+			ts := t[idx[bi]:idx[bi+1]]
+			// Sliding minimum of v over [k-w, k+w].
+			dq = dq[:0]
+			hi := 0
+			for k := 0; k < states; k++ {
+				for ; hi < states && hi <= k+w; hi++ {
+					for len(dq) > 0 && v[dq[len(dq)-1]] >= v[hi] {
+						dq = dq[:len(dq)-1]
+					}
+					dq = append(dq, hi)
+				}
+				for dq[0] < k-w {
+					dq = dq[1:]
+				}
+				nv[k], nl[k] = v[dq[0]], vl[dq[0]]
+			}
+			// This bucket's cost at each offset: frames above it are late
+			// (played at completion), the others wait for it.
+			j, above := 0, 0.0
+			for _, x := range ts {
+				above += x
+			}
+			for k := 0; k < states; k++ {
+				o := float64(k) * ms(grid)
+				for j < len(ts) && ts[j] <= o {
+					above -= ts[j]
+					j++
+				}
+				lateN := len(ts) - j
+				nv[k] += float64(j)*o + above + lambda*float64(lateN)
+				nl[k] += lateN
+			}
+			v, nv = nv, v
+			vl, nl = nl, vl
+		}
+		best := 0
+		for k := range v {
+			if v[k] < v[best] {
+				best = k
+			}
+		}
+		return v[best] - lambda*float64(vl[best]), vl[best]
+	}
+	lo, hi := 0.0, 1e7
+	sum, late := solve(hi)
+	for range 40 {
+		mid := (lo + hi) / 2
+		s2, l2 := solve(mid)
+		if l2 <= maxLate {
+			hi, sum, late = mid, s2, l2
+		} else {
+			lo = mid
+		}
+	}
+	return sum / float64(len(s)), late
+}
