@@ -322,7 +322,9 @@ func (r *run) playoutMetrics(res *Result) {
 			case SourceAudio:
 				audio = append(audio, fr)
 			case SourceVideo:
-				video = append(video, fr)
+				if !fr.undecodable { // a decoder renders only what it can decode
+					video = append(video, fr)
+				}
 			}
 		}
 	}
@@ -336,7 +338,8 @@ func (r *run) playoutMetrics(res *Result) {
 	if frames := res.FramesSent; frames > 0 {
 		res.PlayedOnTimeRatio = round6(float64(onTime) / float64(frames))
 	}
-	// W3C webrtc-stats: a freeze is an interval between rendered frames of
+	// W3C webrtc-stats: a freeze is an interval between rendered (released
+	// and decodable) frames of
 	// at least max(3 avg, avg + 150 ms), avg over the last 30 intervals; a
 	// pause, none rendered for more than 5 s.
 	var ring [30]time.Duration

@@ -69,7 +69,7 @@ type Result struct {
 	// The jitter buffer's fields, from when the receiver released each
 	// frame: capture-to-playout percentiles and mean over played frames,
 	// the least-squares slope of that latency over the run, W3C freezes and
-	// pauses of the video, the largest |A/V offset| (video's
+	// pauses of the video (rendered frames: released and decodable), the largest |A/V offset| (video's
 	// capture-to-playout minus the audio's last before it), and frames
 	// played at their playout time (not completed after it) over frames
 	// sent.

@@ -30,14 +30,15 @@ const drainAfter = time.Second
 
 // frameRec is the ground truth about one frame the sender offered.
 type frameRec struct {
-	submit    clock.Time
-	size      int
-	completed clock.Time // clock.Never if it never completed
-	playout   clock.Time // when the receiver released it; clock.Never if never
-	late      bool       // released after its playout time (completed too late)
-	dropped   bool       // the sender dropped it
-	avail     []uint64   // fragments available at the receiver by the deadline
-	frags     int        // fragments, once one was sent
+	submit      clock.Time
+	size        int
+	completed   clock.Time // clock.Never if it never completed
+	playout     clock.Time // when the receiver released it; clock.Never if never
+	late        bool       // released after its playout time (completed too late)
+	undecodable bool       // released referencing a frame never released (a decoder skips it)
+	dropped     bool       // the sender dropped it
+	avail       []uint64   // fragments available at the receiver by the deadline
+	frags       int        // fragments, once one was sent
 }
 
 type streamRec struct {
@@ -254,7 +255,7 @@ func (h *host) drain(now clock.Time) {
 			}
 			fr := &st.frames[ev.Frame.ID]
 			fr.completed = h.clk.Global(ev.Frame.Completed) // the receiver's clock, read back
-			fr.playout, fr.late = now, ev.Frame.PlayedLate
+			fr.playout, fr.late, fr.undecodable = now, ev.Frame.PlayedLate, ev.Frame.Undecodable
 			if !checkPayload(ev.Data, ev.Stream, ev.Frame.ID, fr.size) {
 				r.corrupt++
 			}

@@ -1,6 +1,7 @@
 package jitterbuffer
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -394,6 +395,23 @@ func TestDecodability(t *testing.T) {
 	}
 	assert.Equal(t, []string{"undecodable+key", "ok", "ok", "undecodable+key", "undecodable", "ok"}, got)
 	assert.Equal(t, int64(3), b.Stats(0).FramesUndecodable)
+
+	// A gap of frames no one references breaks nothing.
+	push(7, false)
+	b.NoteDroppable(8)
+	push(9, false)
+	b.NoteDroppable(10)
+	push(11, false) // 10 droppable, but...
+	push(13, false) // ...12 unknown: broken from here
+	got = got[:0]
+	for {
+		f, ok := b.Flush()
+		if !ok {
+			break
+		}
+		got = append(got, fmt.Sprint(f.ID, " ", f.Undecodable))
+	}
+	assert.Equal(t, []string{"7 false", "9 false", "11 false", "13 true"}, got)
 }
 
 // TestFreezeAndPauseStats checks W3C's rules on a hand-made timeline:

@@ -100,6 +100,9 @@ const (
 	// quantile over seconds to keep (one every 4 s is 0.8 % of 30 fps),
 	// and each one late freezes the video.
 	keyMemory = 3
+	// droppableMemory is how many missing droppable frames a buffer
+	// remembers (NoteDroppable): a gap of only those breaks nothing.
+	droppableMemory = 16
 )
 
 // Config configures a Buffer.
@@ -237,7 +240,9 @@ type Buffer struct {
 	seen          bool
 	lastCompleted clock.Time
 	inStall       bool
-	broken        bool // Video: references lost since the last key frame
+	broken        bool                   // Video: references lost since the last key frame
+	droppables    [droppableMemory]int64 // ids given up that no frame references (NoteDroppable)
+	nDroppables   int
 	keyAsked      bool
 }
 
@@ -493,10 +498,40 @@ func (b *Buffer) release(now, p clock.Time) Frame {
 	return f
 }
 
+// NoteDroppable tells the buffer that frame id, which no other frame
+// references, will not come (given up, or refused as late): a gap of only
+// such frames leaves the frames after it decodable.
+func (b *Buffer) NoteDroppable(id int64) {
+	b.droppables[b.nDroppables%droppableMemory] = id
+	b.nDroppables++
+}
+
+// gapDroppable reports whether every id in [from, to) was noted droppable.
+func (b *Buffer) gapDroppable(from, to int64) bool {
+	if to-from > droppableMemory {
+		return false
+	}
+	known := b.droppables[:min(b.nDroppables, droppableMemory)]
+	for id := from; id < to; id++ {
+		found := false
+		for _, d := range known {
+			if d == id {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
 // decodable marks frames whose references were lost: after a gap (which
-// may have held a reference) every frame up to the next key frame.
+// may have held a reference, unless it held only droppable frames) every
+// frame up to the next key frame.
 func (b *Buffer) decodable(f *Frame) {
-	if f.LostBefore > 0 {
+	if f.LostBefore > 0 && !b.gapDroppable(f.ID-f.LostBefore, f.ID) {
 		b.broken = true
 	}
 	if f.Key {

@@ -72,21 +72,36 @@ func (s *secondMins) add(now clock.Time, v time.Duration) (closed bool) {
 
 type driftEstimator struct {
 	mins   secondMins
-	hull   []int      // scratch: the lower hull's seconds, by ring index
-	origin clock.Time // x values are seconds since origin
+	xs, ys []float64 // each kept second's middle and least transit, seconds (by ring index)
+	hull   []int     // scratch: the lower hull's seconds, by ring index
+	origin clock.Time
 	ref    time.Duration
+	closed int     // seconds closed so far
 	slope  float64 // seconds of transit per second
 }
 
+// driftRefit is how often (in seconds closed) the line is refitted once a
+// minute is kept: the drift moves slowly, and a fit walks every second.
+const driftRefit = 10
+
 func newDriftEstimator() driftEstimator {
-	return driftEstimator{mins: newSecondMins(driftBucket, driftBuckets), hull: make([]int, 0, driftBuckets)}
+	return driftEstimator{mins: newSecondMins(driftBucket, driftBuckets),
+		xs: make([]float64, driftBuckets), ys: make([]float64, driftBuckets), hull: make([]int, 0, driftBuckets)}
 }
 
 func (d *driftEstimator) add(now clock.Time, transit time.Duration) {
-	if !d.mins.started {
+	m := &d.mins
+	if !m.started {
 		d.origin, d.ref = now, transit
 	}
-	if d.mins.add(now, transit) && d.mins.n >= driftMinBuckets {
+	if !m.add(now, transit) {
+		return
+	}
+	k := (m.head + m.n - 1) % len(m.v) // the second just kept
+	d.xs[k] = m.start[k].Add(driftBucket / 2).Sub(d.origin).Seconds()
+	d.ys[k] = (m.v[k] - d.ref).Seconds()
+	d.closed++
+	if m.n >= driftMinBuckets && (m.n < 60 || d.closed%driftRefit == 0) {
 		d.fit()
 	}
 }
@@ -100,30 +115,32 @@ func (d *driftEstimator) add(now clock.Time, transit time.Duration) {
 // second when the jitter forbids reordering).
 func (d *driftEstimator) fit() {
 	m := &d.mins
-	x := func(k int) float64 { return m.start[k].Add(driftBucket / 2).Sub(d.origin).Seconds() }
-	y := func(k int) float64 { return (m.v[k] - d.ref).Seconds() }
+	x, y := d.xs, d.ys
 	// Monotone chain over the seconds in time order (the ring from head).
 	hull := d.hull[:0]
 	var mean float64
+	k := m.head
 	for j := 0; j < m.n; j++ {
-		k := (m.head + j) % len(m.v)
-		mean += x(k)
+		mean += x[k]
 		for len(hull) >= 2 {
 			a, b := hull[len(hull)-2], hull[len(hull)-1]
 			// Drop b unless it lies strictly below the line from a to k.
-			if (x(b)-x(a))*(y(k)-y(a))-(y(b)-y(a))*(x(k)-x(a)) > 0 {
+			if (x[b]-x[a])*(y[k]-y[a])-(y[b]-y[a])*(x[k]-x[a]) > 0 {
 				break
 			}
 			hull = hull[:len(hull)-1]
 		}
 		hull = append(hull, k)
+		if k++; k == len(x) {
+			k = 0
+		}
 	}
 	d.hull = hull
 	mean /= float64(m.n)
 	for i := 0; i+1 < len(hull); i++ {
 		a, b := hull[i], hull[i+1]
-		if x(b) >= mean || i+2 == len(hull) {
-			d.slope = min(max((y(b)-y(a))/(x(b)-x(a)), -MaxDrift), MaxDrift)
+		if x[b] >= mean || i+2 == len(hull) {
+			d.slope = min(max((y[b]-y[a])/(x[b]-x[a]), -MaxDrift), MaxDrift)
 			return
 		}
 	}

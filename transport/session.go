@@ -13,6 +13,7 @@ import (
 
 	"github.com/spillway-rt/spillway/clock"
 	"github.com/spillway-rt/spillway/internal/core"
+	"github.com/spillway-rt/spillway/jitterbuffer"
 )
 
 // Kind is what a track carries.
@@ -68,7 +69,17 @@ type FrameInfo struct {
 	// dropped on purpose (too late to arrive in time, or its send queue
 	// full); not counted in LostBefore.
 	DroppedBefore int64
+	// PlayedLate: it completed after its playout time and was released at
+	// once (the playout offset rose to it).
+	PlayedLate bool
+	// Undecodable: a video frame referencing one never released since the
+	// last key frame; a key frame has been asked for.
+	Undecodable bool
 }
+
+// PlayoutStats are a received track's jitter-buffer figures (W3C
+// webrtc-stats names in the field comments) and its playout state.
+type PlayoutStats = jitterbuffer.Stats
 
 // DropReason says why the sender dropped a frame.
 type DropReason = core.DropReason
@@ -531,6 +542,8 @@ func (rt *RemoteTrack) push(t *Transport, ev core.Event) {
 		Droppable:     ev.Frame.Droppable,
 		LostBefore:    ev.Frame.LostBefore,
 		DroppedBefore: ev.Frame.DroppedBefore,
+		PlayedLate:    ev.Frame.PlayedLate,
+		Undecodable:   ev.Frame.Undecodable,
 	}
 	for {
 		select {
@@ -595,6 +608,19 @@ func (rt *RemoteTrack) ReadFrame(ctx context.Context, buf []byte) (int, FrameInf
 	info := f.info
 	rxFramePool.Put(f)
 	return n, info, nil
+}
+
+// PlayoutStats returns the track's jitter-buffer figures now.
+func (rt *RemoteTrack) PlayoutStats(ctx context.Context) (PlayoutStats, error) {
+	var st PlayoutStats
+	err := rt.s.do(ctx, func(now clock.Time) error {
+		var ok bool
+		if st, ok = rt.s.conn.PlayoutStats(now, rt.id); !ok {
+			return ErrClosed
+		}
+		return nil
+	})
+	return st, err
 }
 
 // RequestKeyFrame asks the peer for a key frame on this track (a PLI), at

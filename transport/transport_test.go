@@ -143,6 +143,12 @@ func TestSessionOverEmulatedLink(t *testing.T) {
 					got[rt.Kind()]++
 					mu.Unlock()
 				}
+				ps, err := rt.PlayoutStats(ctx)
+				require.NoError(t, err)
+				assert.Equal(t, int64(frames), ps.FramesReleased, "jitterBufferEmittedCount")
+				assert.Zero(t, ps.FramesReleasedLate)
+				assert.Positive(t, ps.JitterBufferDelay)
+				assert.Positive(t, ps.Offset)
 			})
 		}
 		wg.Wait()

@@ -429,6 +429,9 @@ func (r *receiver) complete(now clock.Time, st *recvStream, slot *frameSlot) {
 	c.stats.FramesReceived++
 	if err := st.jb.Push(now, f); err != nil {
 		st.stats.FramesLate++
+		if f.Droppable {
+			st.jb.NoteDroppable(f.ID)
+		}
 		r.lost(st, FrameMeta{ID: f.ID, Capture: f.Capture, Completed: now, Key: f.Key, Droppable: f.Droppable,
 			Size: size, Fragments: slot.count, Received: slot.got, Reason: "completed after a later frame played"})
 		r.freeBuf(f.Data)
@@ -463,6 +466,9 @@ func (r *receiver) abandon(st *recvStream, slot *frameSlot, m FrameMeta) {
 		m.Capture = r.localTime(slot.refTS)
 	}
 	m.ID, m.Key, m.Droppable, m.Fragments, m.Received = slot.id, slot.key, slot.droppable, slot.count, slot.got
+	if slot.droppable {
+		st.jb.NoteDroppable(slot.id) // its gap breaks no reference
+	}
 	r.lost(st, m)
 }
 

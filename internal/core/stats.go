@@ -1,6 +1,8 @@
 package core
 
 import (
+	"github.com/spillway-rt/spillway/clock"
+	"github.com/spillway-rt/spillway/jitterbuffer"
 	"time"
 
 	"github.com/spillway-rt/spillway/arq"
@@ -150,6 +152,15 @@ func (c *Conn) Stats() ConnStats {
 		s.RTXReceiver = c.rcv.nack.Stats()
 	}
 	return s
+}
+
+// PlayoutStats returns the jitter-buffer figures of a stream the peer
+// sends, at now.
+func (c *Conn) PlayoutStats(now clock.Time, id uint8) (jitterbuffer.Stats, bool) {
+	if int(id) >= len(c.rcv.streams) || c.rcv.streams[id] == nil {
+		return jitterbuffer.Stats{}, false
+	}
+	return c.rcv.streams[id].jb.Stats(now), true
 }
 
 // RecvStreamStats returns the counters of a stream the peer sends.
