@@ -64,3 +64,40 @@ func TestPlayoutReportHostile(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyFrameAskedAtOnceWithoutOne: the first key frame never arrives (no
+// recovery here); the receiver asks for one when the first frame that
+// cannot decode without it completes, not when it plays.
+func TestKeyFrameAskedAtOnceWithoutOne(t *testing.T) {
+	cfg := Config{DisableFEC: true, DisableRetransmission: true}
+	link := netem.LinkConfig{Delay: 20 * time.Millisecond}
+	p := newPair(t, pairOpts{fwd: link, rev: link, client: cfg, server: cfg, clientFilter: dropFragment(0, 0)})
+	sc := p.connected()
+	reqAt := clock.Never
+	p.client.onEvent = func(now clock.Time, ev Event) {
+		if ev.Type == EventKeyFrameRequest && reqAt == clock.Never {
+			reqAt = now
+		}
+	}
+	var sid uint8
+	var firstDelta clock.Time
+	p.at(0, func(now clock.Time) { sid, _ = p.cc.OpenStream(now, StreamConfig{Kind: KindVideo}) })
+	for i := range 10 {
+		p.at(time.Duration(i+1)*33*time.Millisecond, func(now clock.Time) {
+			if i == 1 {
+				firstDelta = now
+			}
+			require.NoError(t, p.cc.WriteFrame(now, sid, payload(sid, int64(i), 500), FrameInfo{Capture: now, Key: i == 0}))
+		})
+	}
+	p.run(time.Second)
+	req, ok := p.client.find(EventKeyFrameRequest)
+	require.True(t, ok, "the sender was asked for a key frame")
+	assert.False(t, req.Local)
+	// Repeated while no key frame comes (this sender never sends one), at
+	// most once per 40 ms RTT over the 330 ms of frames.
+	assert.LessOrEqual(t, sc.Stats().PLIsSent, int64(330/40+1))
+	// Frame 1 completes 20 ms after its capture; the request is written
+	// then and takes 20 ms back: well before frame 1's playout.
+	assert.Less(t, reqAt.Sub(firstDelta), 60*time.Millisecond)
+}

@@ -48,6 +48,7 @@ type recvStream struct {
 	unsent    int64      // frames released but not delivered (unannounced), owed to the next one's LostBefore
 	highest   int64      // highest frame id seen; -1 before any
 	firstAt   clock.Time // when its first frame completed
+	sawKey    bool       // a key frame of it completed
 	slots     []frameSlot
 	active    []int32 // indexes of assembling slots
 	jb        *jitterbuffer.Buffer
@@ -424,6 +425,13 @@ func (r *receiver) complete(now clock.Time, st *recvStream, slot *frameSlot) {
 	}
 	slot.buf = nil
 	size := slot.total - wire.FramePrefixLen
+	if slot.key {
+		st.sawKey = true
+	} else if !st.sawKey && st.kind == KindVideo {
+		// Joined mid-stream, or the first key frame was lost: nothing
+		// decodes before one, so ask at once (at most once per RTT).
+		_ = c.RequestKeyFrame(now, st.id)
+	}
 	st.stats.FramesReceived++
 	st.stats.BytesReceived += int64(size)
 	c.stats.FramesReceived++
