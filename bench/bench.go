@@ -366,16 +366,24 @@ func (r *run) playoutMetrics(res *Result) {
 		k++
 	}
 	res.TotalFreezesDurationS = round6(res.TotalFreezesDurationS)
+	// A/V offset at each rendered video frame: its capture-to-playout
+	// minus the audio's at the same moment, the audio frame released
+	// nearest in time (while audio pauses with the video, the one before
+	// the pause still carries the old offset; the next one, the new).
 	a := 0
 	var worst time.Duration
 	for _, v := range video {
+		if len(audio) == 0 {
+			break
+		}
 		for a+1 < len(audio) && audio[a+1].playout <= v.playout {
 			a++
 		}
-		if len(audio) == 0 || audio[a].playout > v.playout {
-			continue
+		n := a
+		if a+1 < len(audio) && audio[a+1].playout.Sub(v.playout) < v.playout.Sub(audio[a].playout).Abs() {
+			n = a + 1
 		}
-		d := v.playout.Sub(v.submit) - audio[a].playout.Sub(audio[a].submit)
+		d := v.playout.Sub(v.submit) - audio[n].playout.Sub(audio[n].submit)
 		worst = max(worst, d.Abs())
 	}
 	res.AVOffsetMSMax = round4(ms(worst))

@@ -66,11 +66,13 @@ type Result struct {
 	// frames that completed after their deadline over completed frames, the
 	// sender's largest pacer queue delay right after a frame joined it, and
 	// the video frame bytes completed in each second.
+	//
 	// The jitter buffer's fields, from when the receiver released each
 	// frame: capture-to-playout percentiles and mean over played frames,
 	// the least-squares slope of that latency over the run, W3C freezes and
-	// pauses of the video (rendered frames: released and decodable), the largest |A/V offset| (video's
-	// capture-to-playout minus the audio's last before it), and frames
+	// pauses of the video (rendered frames: released and decodable), the
+	// largest |A/V offset| (a rendered video frame's capture-to-playout
+	// minus that of the audio frame released nearest in time), and frames
 	// played at their playout time (not completed after it) over frames
 	// sent.
 	PlayoutLatencyMS      Percentiles `json:"playout_latency_ms"`

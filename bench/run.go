@@ -554,7 +554,8 @@ func runWith(sc Scenario, seed uint64, opts RunOptions) (res Result, r *run, err
 	// The profiles' playout bounds and drain rates (DESIGN §4).
 	switch sc.Profile {
 	case ProfileLive:
-		cfg.MinPlayoutDelay, cfg.MaxPlayoutDelay, cfg.DrainRate = time.Second, 3*time.Second, 0.03
+		cfg.MinPlayoutDelay, cfg.MaxPlayoutDelay, cfg.DrainRate, cfg.PlayoutQuantile = time.Second, 3*time.Second, 0.03, 0.999
+		cfg.PlayoutStallTogether = true
 	default:
 		cfg.MinPlayoutDelay, cfg.MaxPlayoutDelay, cfg.DrainRate = 0, 800*time.Millisecond, 0.10
 	}

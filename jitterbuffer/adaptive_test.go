@@ -398,11 +398,12 @@ func TestDecodability(t *testing.T) {
 
 	// A gap of frames no one references breaks nothing.
 	push(7, false)
-	b.NoteDroppable(8)
+	b.NoteGone(8, true)
 	push(9, false)
-	b.NoteDroppable(10)
+	b.NoteGone(10, true)
+	b.NoteGone(12, false)
 	push(11, false) // 10 droppable, but...
-	push(13, false) // ...12 unknown: broken from here
+	push(13, false) // ...12 referenced: broken from here
 	got = got[:0]
 	for {
 		f, ok := b.Flush()
@@ -512,4 +513,36 @@ func BenchmarkSteadyAdaptivePushPop(b *testing.B) {
 	for b.Loop() {
 		step()
 	}
+}
+
+// TestGroupStall: a stalled group releases nothing, its offset growing
+// with real time; after Resume every member plays that much later.
+func TestGroupStall(t *testing.T) {
+	g := NewGroup(0.10)
+	a, v := New(Config{}), New(Config{})
+	g.Join(a)
+	g.Join(v)
+	push := func(b *Buffer, id int64, capture clock.Time) {
+		done := capture + 40*ms
+		require.NoError(t, b.Push(done, Frame{ID: id, Capture: capture, Completed: done, Transit: 40 * time.Millisecond}))
+	}
+	push(a, 0, 0)
+	push(v, 0, 0)
+	due := a.NextTimeout()
+	require.NotEqual(t, clock.Never, due)
+	g.Stall(due - ms)
+	assert.True(t, g.Stalled())
+	assert.Equal(t, clock.Never, a.NextTimeout())
+	assert.Equal(t, clock.Never, v.NextTimeout())
+	assert.Zero(t, g.Rate(due))
+	_, ok := a.Pop(due + 500*ms)
+	assert.False(t, ok, "nothing plays while stalled")
+	g.Resume(due + 199*ms) // stalled 200 ms
+	assert.False(t, g.Stalled())
+	// 200 ms later, less the little the excess drains meanwhile.
+	assert.InDelta(t, float64(due+200*ms), float64(a.NextTimeout()), float64(ms))
+	assert.Equal(t, a.NextTimeout(), v.NextTimeout())
+	f, ok := v.Pop(due + 200*ms)
+	require.True(t, ok)
+	assert.False(t, f.Late)
 }

@@ -100,9 +100,10 @@ const (
 	// quantile over seconds to keep (one every 4 s is 0.8 % of 30 fps),
 	// and each one late freezes the video.
 	keyMemory = 3
-	// droppableMemory is how many missing droppable frames a buffer
-	// remembers (NoteDroppable): a gap of only those breaks nothing.
-	droppableMemory = 16
+	// goneMemory is how many frames known never to come a buffer
+	// remembers (NoteGone): a gap of only droppable ones breaks nothing, and
+	// a gap of only gone ones is not worth waiting for.
+	goneMemory = 32
 )
 
 // Config configures a Buffer.
@@ -118,11 +119,12 @@ type Config struct {
 	// jitter holds still.
 	Quantile float64
 	// Window is the time constant of the jitter quantile's memory (frames
-	// that needed no repair). Default 2 s: jitter that eases is forgotten
-	// within seconds.
+	// that needed no repair). Default 2 s x 0.01 / (1 - Quantile) (2 s at
+	// 0.99: jitter that eases is forgotten within seconds; 20 s at 0.999).
 	Window time.Duration
 	// RecoveryWindow is that of the repaired frames' quantile, which only
-	// counts while such frames keep coming. Default 10 s.
+	// counts while such frames keep coming. Default 10 s x 0.01 / (1 -
+	// Quantile).
 	RecoveryWindow time.Duration
 	// DrainRate is how fast excess delay drains, as a fraction of real
 	// time (0.10: 100 ms per second, playout 10 % faster). Default 0.10;
@@ -164,11 +166,14 @@ func (c Config) withDefaults() Config {
 	if c.Quantile == 0 {
 		c.Quantile = DefaultQuantile
 	}
+	// The windows hold as many samples above the quantile at any quantile:
+	// 0.999 looks 10 times as far back as 0.99.
+	scale := (1 - DefaultQuantile) / (1 - c.Quantile)
 	if c.Window == 0 {
-		c.Window = DefaultWindow
+		c.Window = time.Duration(float64(DefaultWindow) * scale)
 	}
 	if c.RecoveryWindow == 0 {
-		c.RecoveryWindow = DefaultRecoveryWindow
+		c.RecoveryWindow = time.Duration(float64(DefaultRecoveryWindow) * scale)
 	}
 	if c.DrainRate == 0 {
 		c.DrainRate = DefaultDrainRate
@@ -240,9 +245,9 @@ type Buffer struct {
 	seen          bool
 	lastCompleted clock.Time
 	inStall       bool
-	broken        bool                   // Video: references lost since the last key frame
-	droppables    [droppableMemory]int64 // ids given up that no frame references (NoteDroppable)
-	nDroppables   int
+	broken        bool                  // Video: references lost since the last key frame
+	gone          [goneMemory]goneFrame // frames that will not come (NoteGone)
+	nGone         int
 	keyAsked      bool
 }
 
@@ -420,6 +425,9 @@ func (b *Buffer) playout(f *Frame) clock.Time {
 	}
 	ts := f.Completed.Add(-f.Transit) // capture, read on the receiver's clock
 	p := b.g.playoutAt(ts)
+	if p == clock.Never {
+		return p // the group is stalled
+	}
 	lo, hi := f.Capture.Add(b.cfg.MinDelay), f.Capture.Add(b.cfg.MaxDelay)
 	return min(max(p, lo), hi)
 }
@@ -452,6 +460,9 @@ func (b *Buffer) Flush() (Frame, bool) {
 		return Frame{}, false
 	}
 	p := b.playout(&b.frames[0])
+	if p == clock.Never {
+		p = b.frames[0].Completed // the group is stalled: no playout time
+	}
 	return b.release(clock.Max(p, b.frames[0].Completed), p), true
 }
 
@@ -498,24 +509,30 @@ func (b *Buffer) release(now, p clock.Time) Frame {
 	return f
 }
 
-// NoteDroppable tells the buffer that frame id, which no other frame
-// references, will not come (given up, or refused as late): a gap of only
-// such frames leaves the frames after it decodable.
-func (b *Buffer) NoteDroppable(id int64) {
-	b.droppables[b.nDroppables%droppableMemory] = id
-	b.nDroppables++
+// goneFrame is a frame known never to come.
+type goneFrame struct {
+	id        int64
+	droppable bool
 }
 
-// gapDroppable reports whether every id in [from, to) was noted droppable.
-func (b *Buffer) gapDroppable(from, to int64) bool {
-	if to-from > droppableMemory {
+// NoteGone tells the buffer that frame id will not come (given up, refused
+// as late, or dropped by the sender) and whether any frame references it.
+func (b *Buffer) NoteGone(id int64, droppable bool) {
+	b.gone[b.nGone%goneMemory] = goneFrame{id: id, droppable: droppable}
+	b.nGone++
+}
+
+// gapKnown reports whether every id in [from, to) was noted gone, and
+// (droppable) only droppable ones.
+func (b *Buffer) gapKnown(from, to int64, droppable bool) bool {
+	if to-from > goneMemory {
 		return false
 	}
-	known := b.droppables[:min(b.nDroppables, droppableMemory)]
+	known := b.gone[:min(b.nGone, goneMemory)]
 	for id := from; id < to; id++ {
 		found := false
-		for _, d := range known {
-			if d == id {
+		for _, g := range known {
+			if g.id == id && (g.droppable || !droppable) {
 				found = true
 				break
 			}
@@ -527,11 +544,24 @@ func (b *Buffer) gapDroppable(from, to int64) bool {
 	return true
 }
 
+// Gap returns the frame ids missing before the next frame held, [from,
+// to); ok is false when there is no gap (or nothing held, or nothing
+// released yet).
+func (b *Buffer) Gap() (from, to int64, ok bool) {
+	if len(b.frames) == 0 || b.next < 0 || b.frames[0].ID <= b.next || b.cfg.Mode == PassThrough {
+		return 0, 0, false
+	}
+	return b.next, b.frames[0].ID, true
+}
+
+// IsGone reports whether frame id was noted gone (NoteGone).
+func (b *Buffer) IsGone(id int64) bool { return b.gapKnown(id, id+1, false) }
+
 // decodable marks frames whose references were lost: after a gap (which
 // may have held a reference, unless it held only droppable frames) every
 // frame up to the next key frame.
 func (b *Buffer) decodable(f *Frame) {
-	if f.LostBefore > 0 && !b.gapDroppable(f.ID-f.LostBefore, f.ID) {
+	if f.LostBefore > 0 && !b.gapKnown(f.ID-f.LostBefore, f.ID, true) {
 		b.broken = true
 	}
 	if f.Key {

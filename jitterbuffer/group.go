@@ -23,6 +23,7 @@ type Group struct {
 	at      clock.Time
 	want    time.Duration // the largest any member wants
 	set     bool
+	stalled bool // Stall: the offset grows with real time, nothing plays
 	drift   driftEstimator
 }
 
@@ -60,11 +61,36 @@ func (g *Group) ObserveTransit(now clock.Time, transit time.Duration) {
 // receiver's clock runs fast.
 func (g *Group) DriftPPM() float64 { return g.drift.ppm() }
 
+// Stall stops every member's playout at now (the offset then grows with
+// real time) until Resume: a video stream waiting for a missing reference
+// holds its audio back with it, so they stay in sync.
+func (g *Group) Stall(now clock.Time) {
+	if g.stalled || !g.set {
+		return
+	}
+	g.off, g.at, g.stalled = g.offset(now), now, true
+}
+
+// Resume ends a Stall: playout goes on at the offset the stall grew to.
+func (g *Group) Resume(now clock.Time) {
+	if !g.stalled {
+		return
+	}
+	g.off, g.at, g.stalled = g.offset(now), now, false
+}
+
+// Stalled reports whether the group is stalled.
+func (g *Group) Stalled() bool { return g.stalled }
+
 // offset returns the offset in force at now: moving from off toward want
-// at the group's rate, in either direction.
+// at the group's rate, in either direction (growing with time while
+// stalled).
 func (g *Group) offset(now clock.Time) time.Duration {
 	if !g.set {
 		return g.want
+	}
+	if g.stalled {
+		return g.off + max(0, now.Sub(g.at))
 	}
 	step := time.Duration(g.rate * float64(now.Sub(g.at)))
 	if g.off > g.want {
@@ -74,11 +100,14 @@ func (g *Group) offset(now clock.Time) time.Duration {
 }
 
 // Rate returns the playout speed at now: 1 + DrainRate while excess
-// drains, 1 - DrainRate while the offset grows toward a larger target,
-// else 1. An audio renderer time-stretches by it.
+// drains, 1 - DrainRate while the offset grows toward a larger target, 0
+// while stalled, else 1. An audio renderer time-stretches by it.
 func (g *Group) Rate(now clock.Time) float64 {
 	if !g.set {
 		return 1
+	}
+	if g.stalled {
+		return 0
 	}
 	switch cur := g.offset(now); {
 	case cur > g.want:
@@ -100,6 +129,10 @@ func (g *Group) update(now clock.Time) {
 	if !ok {
 		return
 	}
+	if g.stalled {
+		g.want = want
+		return
+	}
 	cur := g.offset(now)
 	g.want = want
 	if !g.set {
@@ -110,6 +143,9 @@ func (g *Group) update(now clock.Time) {
 
 // raise lifts the offset to off at now if it is below.
 func (g *Group) raise(now clock.Time, off time.Duration) {
+	if g.stalled {
+		return
+	}
 	if cur := g.offset(now); off > cur {
 		g.off, g.at, g.set = off, now, true
 	}
@@ -118,7 +154,7 @@ func (g *Group) raise(now clock.Time, off time.Duration) {
 // playoutAt returns when a frame captured at ts (the receiver's reading)
 // plays: the first t with t = ts + offset(t).
 func (g *Group) playoutAt(ts clock.Time) clock.Time {
-	if !g.set {
+	if !g.set || g.stalled {
 		return clock.Never
 	}
 	if g.off == g.want || ts.Add(g.off) <= g.at {

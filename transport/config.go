@@ -186,19 +186,21 @@ func (c *Config) Validate() error {
 // core translates to the session core's configuration.
 func (c Config) core() core.Config {
 	return core.Config{
-		MaxConns:         c.MaxSessions,
-		Latency:          c.Latency,
-		MinPlayoutDelay:  c.MinPlayoutDelay,
-		MaxPlayoutDelay:  c.MaxPlayoutDelay,
-		DrainRate:        c.Profile.drainRate(),
-		FragmentSize:     c.FragmentSize,
-		MaxFrameSize:     c.MaxFrameSize,
-		MaxBitrate:       c.MaxBitrate,
-		PacerQueueLimit:  c.PacerQueueLimit,
-		IdleTimeout:      c.IdleTimeout,
-		KeepAlivePeriod:  c.KeepAlivePeriod,
-		HandshakeTimeout: c.HandshakeTimeout,
-		Logger:           c.Logger,
+		MaxConns:             c.MaxSessions,
+		Latency:              c.Latency,
+		MinPlayoutDelay:      c.MinPlayoutDelay,
+		MaxPlayoutDelay:      c.MaxPlayoutDelay,
+		DrainRate:            c.Profile.drainRate(),
+		PlayoutQuantile:      c.Profile.playoutQuantile(),
+		PlayoutStallTogether: c.Profile == Live,
+		FragmentSize:         c.FragmentSize,
+		MaxFrameSize:         c.MaxFrameSize,
+		MaxBitrate:           c.MaxBitrate,
+		PacerQueueLimit:      c.PacerQueueLimit,
+		IdleTimeout:          c.IdleTimeout,
+		KeepAlivePeriod:      c.KeepAlivePeriod,
+		HandshakeTimeout:     c.HandshakeTimeout,
+		Logger:               c.Logger,
 
 		DisableFEC:            c.DisableFEC,
 		MaxFECOverhead:        c.MaxFECOverhead,
@@ -213,4 +215,13 @@ func (p Profile) drainRate() float64 {
 		return 0.03
 	}
 	return 0.10
+}
+
+// playoutQuantile is the share of frames the profile's playout aims to
+// play on time: 0.99 for RTC, 0.999 for Live (smoothness first).
+func (p Profile) playoutQuantile() float64 {
+	if p == Live {
+		return 0.999
+	}
+	return 0.99
 }

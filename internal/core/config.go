@@ -40,6 +40,15 @@ type Config struct {
 	// DrainRate is how fast an adaptive playout offset drains excess delay,
 	// as a fraction of real time. Default 0.10 (RTC); Live uses 0.03.
 	DrainRate float64
+	// PlayoutQuantile is the share of frames an adaptive playout offset
+	// aims to play on time, in (0, 1). Default 0.99 (RTC); Live, smoothness
+	// first, uses 0.999.
+	PlayoutQuantile float64
+	// PlayoutStallTogether: while a video stream waits past its playout
+	// time for a missing reference frame, the other streams of the
+	// connection wait too (lip sync over audio continuity; Live sets it).
+	// False: audio plays on (RTC: audio first).
+	PlayoutStallTogether bool
 
 	// FragmentSize is the bytes of frame data per data packet. Default 1200;
 	// at least 64. A datagram is FragmentSize plus at most
@@ -187,6 +196,8 @@ func (c Config) Validate() error {
 		return bad("Playout", "unknown mode", c.Playout)
 	case !(c.DrainRate >= 0 && c.DrainRate < 1):
 		return bad("DrainRate", "must be within [0, 1)", c.DrainRate)
+	case !(c.PlayoutQuantile >= 0 && c.PlayoutQuantile < 1):
+		return bad("PlayoutQuantile", "must be within (0, 1), or 0 for the default", c.PlayoutQuantile)
 	case c.FragmentSize != 0 && (c.FragmentSize < wire.MinFragmentSize || c.FragmentSize > 65000):
 		return bad("FragmentSize", fmt.Sprintf("must be within %d-65000", wire.MinFragmentSize), c.FragmentSize)
 	case c.MaxDatagramSize != 0 && (c.MaxDatagramSize < wire.MinHelloSize || c.MaxDatagramSize > wire.MaxDatagramSize):

@@ -101,3 +101,43 @@ func TestKeyFrameAskedAtOnceWithoutOne(t *testing.T) {
 	// then and takes 20 ms back: well before frame 1's playout.
 	assert.Less(t, reqAt.Sub(firstDelta), 60*time.Millisecond)
 }
+
+// TestVideoWaitsForAMissingReference: a video frame lost once, long after
+// the start (no recovery allowance left), is retransmitted and completes
+// after its playout time; the frames after it wait for it rather than
+// skipping it, which would leave every frame to the next key frame
+// undecodable.
+func TestVideoWaitsForAMissingReference(t *testing.T) {
+	cfg := Config{DisableFEC: true}
+	link := netem.LinkConfig{Delay: 70 * time.Millisecond}
+	p := newPair(t, pairOpts{fwd: link, rev: link, client: cfg, server: cfg, clientFilter: dropFragment(400, 0)})
+	sc := p.connected()
+	var sid uint8
+	p.at(0, func(now clock.Time) { sid, _ = p.cc.OpenStream(now, StreamConfig{Kind: KindVideo}) })
+	const n = 450
+	for i := range n {
+		p.at(time.Duration(i+1)*33*time.Millisecond, func(now clock.Time) {
+			require.NoError(t, p.cc.WriteFrame(now, sid, payload(sid, int64(i), 300), FrameInfo{Capture: now, Key: i == 0}))
+		})
+	}
+	p.run(17 * time.Second)
+	var got []int64
+	var late, undecodable int
+	for _, ev := range p.server.events {
+		if ev.Type != EventFrame {
+			continue
+		}
+		got = append(got, ev.Frame.ID)
+		if ev.Frame.PlayedLate {
+			late++
+			assert.Equal(t, int64(400), ev.Frame.ID, "the lost frame is the late one")
+		}
+		if ev.Frame.Undecodable {
+			undecodable++
+		}
+	}
+	assert.Len(t, got, n, "every frame delivered, frame 400 included")
+	assert.Equal(t, 1, late, "frame 400 completed after its playout time")
+	assert.Zero(t, undecodable)
+	assert.Zero(t, sc.Stats().PLIsSent, "no key frame needed")
+}

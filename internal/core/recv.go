@@ -49,6 +49,7 @@ type recvStream struct {
 	highest   int64      // highest frame id seen; -1 before any
 	firstAt   clock.Time // when its first frame completed
 	sawKey    bool       // a key frame of it completed
+	stalling  bool       // it holds its group stalled (PlayoutStallTogether)
 	slots     []frameSlot
 	active    []int32 // indexes of assembling slots
 	jb        *jitterbuffer.Buffer
@@ -197,6 +198,7 @@ func (r *receiver) newBuffer() *jitterbuffer.Buffer {
 		MinDelay:  cfg.MinPlayoutDelay,
 		MaxDelay:  cfg.MaxPlayoutDelay,
 		DrainRate: cfg.DrainRate,
+		Quantile:  cfg.PlayoutQuantile,
 	})
 	r.group.Join(b)
 	return b
@@ -216,6 +218,36 @@ func (r *receiver) stream(id uint8) *recvStream {
 		r.streams[id] = st
 	}
 	return st
+}
+
+// maxHeldGap bounds the missing frames a video stream waits for: a longer
+// gap is a jump, not a loss recovery will mend.
+const maxHeldGap = 64
+
+// gapHold says whether a video stream's next frame waits for frames
+// missing before it, and until when: skipping a frame another references
+// costs a freeze until the next key frame, while one that completes late
+// costs a short stall (its lateness, then drained). It waits while any of
+// them may still come (not given up, refused or declared dropped by the
+// sender), until the next frame's own deadline: capture + max(Latency,
+// the playout offset), the time the sender's retransmissions work to.
+func (r *receiver) gapHold(st *recvStream) (clock.Time, bool) {
+	if st.kind != KindVideo || r.c.cfg.Playout == PlayoutPassThrough {
+		return 0, false
+	}
+	from, to, ok := st.jb.Gap()
+	if !ok || to-from > maxHeldGap {
+		return 0, false
+	}
+	pending := false
+	for id := from; id < to && !pending; id++ {
+		pending = !st.jb.IsGone(id) && !(st.drops.n > 0 && st.drops.has(id))
+	}
+	if !pending {
+		return 0, false
+	}
+	capture, _ := st.jb.Head()
+	return capture.Add(max(r.peerLatency, r.playoutDelay)), true
 }
 
 // unannouncedUntil is how long the next frame of a stream not yet
@@ -437,9 +469,7 @@ func (r *receiver) complete(now clock.Time, st *recvStream, slot *frameSlot) {
 	c.stats.FramesReceived++
 	if err := st.jb.Push(now, f); err != nil {
 		st.stats.FramesLate++
-		if f.Droppable {
-			st.jb.NoteDroppable(f.ID)
-		}
+		st.jb.NoteGone(f.ID, f.Droppable)
 		r.lost(st, FrameMeta{ID: f.ID, Capture: f.Capture, Completed: now, Key: f.Key, Droppable: f.Droppable,
 			Size: size, Fragments: slot.count, Received: slot.got, Reason: "completed after a later frame played"})
 		r.freeBuf(f.Data)
@@ -474,9 +504,7 @@ func (r *receiver) abandon(st *recvStream, slot *frameSlot, m FrameMeta) {
 		m.Capture = r.localTime(slot.refTS)
 	}
 	m.ID, m.Key, m.Droppable, m.Fragments, m.Received = slot.id, slot.key, slot.droppable, slot.count, slot.got
-	if slot.droppable {
-		st.jb.NoteDroppable(slot.id) // its gap breaks no reference
-	}
+	st.jb.NoteGone(slot.id, slot.droppable) // waiting for it is over; droppable: its gap breaks nothing
 	r.lost(st, m)
 }
 
@@ -525,6 +553,19 @@ func (r *receiver) handleTimeout(now clock.Time) {
 		for {
 			if !st.announced && now < r.unannouncedUntil(st) {
 				break // its announcement may still come
+			}
+			if until, hold := r.gapHold(st); hold && now < until {
+				// A missing reference frame may still come. Past the next
+				// frame's playout time, the group waits with it if asked.
+				if r.c.cfg.PlayoutStallTogether && !st.stalling && now >= st.jb.NextTimeout() {
+					r.group.Stall(now)
+					st.stalling = true
+				}
+				break
+			}
+			if st.stalling {
+				r.group.Resume(now)
+				st.stalling = false
 			}
 			f, ok := st.jb.Pop(now)
 			if !ok {
@@ -618,7 +659,18 @@ func (r *receiver) nextTimeout() clock.Time {
 		for _, a := range st.active {
 			t = clock.Min(t, r.giveUpAt(&st.slots[a]))
 		}
-		if st.announced {
+		if until, hold := r.gapHold(st); hold {
+			switch {
+			case st.stalling:
+				t = clock.Min(t, until)
+			case r.c.cfg.PlayoutStallTogether:
+				t = clock.Min(t, clock.Min(st.jb.NextTimeout(), until)) // stall at its playout time
+			default:
+				t = clock.Min(t, clock.Max(st.jb.NextTimeout(), until))
+			}
+		} else if st.stalling {
+			t = clock.Min(t, r.c.lastSend) // the gap closed: resume now
+		} else if st.announced {
 			t = clock.Min(t, st.jb.NextTimeout())
 		} else {
 			t = clock.Min(t, clock.Max(st.jb.NextTimeout(), r.unannouncedUntil(st)))
