@@ -82,19 +82,18 @@ type receiver struct {
 	group        *jitterbuffer.Group // the streams' shared playout offset
 	po           playoutFeedback     // the offset last reported to the peer
 	gap          time.Duration       // mean time between packet arrivals
-	lastArrival  clock.Time
+	lastArrival  clock.Time          // the latest packet's arrival (gap, and carrying leastTransit)
 	peerFragSize int
 	peerLatency  time.Duration
 	playoutDelay time.Duration
 
 	// Timestamp unwrapping and the sender-to-receiver clock mapping.
-	haveTS        bool
-	lastTS        int64 // full send timestamp of the latest packet (TimestampUnits)
-	lastTSAt      clock.Time
-	leastTransit  time.Duration // min over packets of arrival - send timestamp, carried along the drift
-	lastArrivalTS clock.Time    // when leastTransit was last carried
-	lastTransit   time.Duration
-	jitter        time.Duration // RFC 3550 §6.4.1 interarrival jitter
+	haveTS       bool
+	lastTS       int64 // full send timestamp of the latest packet (TimestampUnits)
+	lastTSAt     clock.Time
+	leastTransit time.Duration // min over packets of arrival - send timestamp, carried along the drift
+	lastTransit  time.Duration
+	jitter       time.Duration // RFC 3550 §6.4.1 interarrival jitter
 
 	fb          feedbackState
 	dropAck     dropAcks
@@ -143,12 +142,13 @@ func (r *receiver) localTime(ts int64) clock.Time {
 func (r *receiver) noteTimestamp(now clock.Time, ts uint32) int64 {
 	full := r.unwrapTS(now, ts)
 	transit := time.Duration(now) - tsDuration(full)
+	since := now.Sub(r.lastArrival)
+	r.lastArrival = now
 	if r.haveTS {
 		// Mean time between arrivals (capped): a lone loss shows when the
 		// next packet comes, so recovery takes about this plus an RTT.
-		r.gap += (min(now.Sub(r.lastArrival), 100*time.Millisecond) - r.gap) / 16
+		r.gap += (min(since, 100*time.Millisecond) - r.gap) / 16
 	}
-	r.lastArrival = now
 	if r.group != nil {
 		r.group.ObserveTransit(now, transit)
 	}
@@ -161,8 +161,8 @@ func (r *receiver) noteTimestamp(now clock.Time, ts uint32) int64 {
 		// playout group): without that, a receiver clock running fast by
 		// 1000 ppm would map capture times 0.25 s early after 250 s and
 		// give every frame up before its deadline.
-		if r.group != nil && now > r.lastArrivalTS {
-			r.leastTransit += time.Duration(r.group.DriftPPM() * 1e-6 * float64(now.Sub(r.lastArrivalTS)))
+		if r.group != nil && since > 0 {
+			r.leastTransit += time.Duration(r.group.DriftPPM() * 1e-6 * float64(since))
 		}
 		if transit < r.leastTransit {
 			r.leastTransit = transit
@@ -174,7 +174,6 @@ func (r *receiver) noteTimestamp(now clock.Time, ts uint32) int64 {
 		r.jitter += (d - r.jitter) / 16
 		r.lastTransit = transit
 	}
-	r.lastArrivalTS = now
 	if !r.haveTS || full >= r.lastTS || now > r.lastTSAt {
 		r.lastTS, r.lastTSAt = full, now
 	}
@@ -449,9 +448,8 @@ func (r *receiver) complete(now clock.Time, st *recvStream, slot *frameSlot) {
 	if slot.recovered || (now.Sub(st.firstAt) < initialRecoveryHold && r.nack != nil) {
 		// Losses recur (or, for the first seconds, may): keep a repair's
 		// time in the playout target: an RTT, plus the time a loss takes
-		// to show (the next packets' arrival).
-		// A repair lands by the deadline or not at all (the sender works to
-		// capture + Latency): no allowance past it.
+		// to show (the next packets' arrival); no more than the budget
+		// left after the path's delay.
 		d := c.rtt.Smoothed() + 3*r.jitter + max(2*r.gap, 30*time.Millisecond)
 		st.jb.NoteRecovery(now, min(d, max(0, r.peerLatency-c.owd())))
 	}
