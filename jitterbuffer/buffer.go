@@ -92,6 +92,7 @@ const (
 	DefaultRecoveryDecay = 3 * time.Second
 	pauseThreshold       = 5 * time.Second
 	stallGap             = 500 * time.Millisecond
+	maxSpan              = 4 * time.Second // the quantiles' histogram range
 	freezeWindow         = 30
 	minSamples           = 25
 	minRecovered         = 5 // repaired frames' weight (about a count over RecoveryWindow) that makes their quantile count
@@ -260,7 +261,10 @@ func New(cfg Config) *Buffer {
 	cfg = cfg.withDefaults()
 	b := &Buffer{cfg: cfg, frames: make([]Frame, 0, cfg.MaxFrames), next: -1, broken: cfg.Video}
 	if cfg.Mode == Adaptive {
-		span := cfg.MaxDelay + time.Second
+		// Transit above the floor beyond the offset's bound plays late
+		// whatever the target: the histogram need not tell such values
+		// apart (and a shorter one rescales faster).
+		span := min(cfg.MaxDelay+time.Second, maxSpan)
 		b.jit = newQuantile(cfg.Quantile, cfg.Window, span)
 		b.rec = newQuantile(cfg.Quantile, cfg.RecoveryWindow, span)
 		b.floor = newFloor()
@@ -322,6 +326,9 @@ func (b *Buffer) allowanceNow(now clock.Time) time.Duration {
 	dt := now.Sub(b.allowanceAt)
 	if dt <= 0 {
 		return b.allowance
+	}
+	if dt > 10*DefaultRecoveryDecay {
+		return 0 // under 0.005 % of it: spare the exponential
 	}
 	return time.Duration(float64(b.allowance) * math.Exp(-dt.Seconds()/DefaultRecoveryDecay.Seconds()))
 }
@@ -402,7 +409,7 @@ func (b *Buffer) updateTarget(now clock.Time) {
 	// Jitter, plus the time a repair takes while losses recur; and, while
 	// repaired frames keep coming, their own quantile.
 	tg := b.jit.value() + b.allowanceNow(now)
-	if b.rec.weight(now) >= minRecovered {
+	if b.rec.n > 0 && b.rec.weight(now) >= minRecovered {
 		tg = max(tg, b.rec.value())
 	}
 	for _, k := range b.keys[:min(b.nKeys, keyMemory)] {

@@ -1,6 +1,7 @@
 package jitterbuffer
 
 import (
+	"math"
 	"time"
 
 	"github.com/spillway-rt/spillway/clock"
@@ -156,28 +157,42 @@ const floorBuckets = 32
 // floor is a stream's least transit over the last floorBuckets seconds,
 // drift-compensated: each second's least transit, carried to now along the
 // drift slope.
-type floor struct{ mins secondMins }
+type floor struct {
+	mins secondMins
+	// The least of the kept seconds' v - slope x t, for the slope it was
+	// computed with: a second closing, or a new slope, recomputes it.
+	cached     bool
+	cacheSlope float64
+	cacheMin   float64 // ns
+}
 
 func newFloor() floor { return floor{mins: newSecondMins(floorBucket, floorBuckets)} }
 
-func (f *floor) add(now clock.Time, transit time.Duration) { f.mins.add(now, transit) }
+func (f *floor) add(now clock.Time, transit time.Duration) {
+	if f.mins.add(now, transit) {
+		f.cached = false
+	}
+}
 
 // at returns the floor carried to now along slope; ok is false before the
 // first sample.
 func (f *floor) at(now clock.Time, slope float64) (time.Duration, bool) {
 	m := &f.mins
-	best, ok := time.Duration(0), false
-	carry := func(t clock.Time, v time.Duration) {
-		x := v + time.Duration(slope*float64(now.Sub(t)))
-		if !ok || x < best {
-			best, ok = x, true
+	best := math.Inf(1)
+	if m.n > 0 {
+		if !f.cached || slope != f.cacheSlope {
+			f.cacheMin, f.cacheSlope, f.cached = math.Inf(1), slope, true
+			for k := 0; k < m.n; k++ { // order does not matter to a minimum
+				f.cacheMin = min(f.cacheMin, float64(m.v[k])-slope*float64(m.at[k]))
+			}
 		}
-	}
-	for k := 0; k < m.n; k++ { // order does not matter to a minimum
-		carry(m.at[k], m.v[k])
+		best = f.cacheMin
 	}
 	if m.curSet {
-		carry(m.curT, m.cur)
+		best = min(best, float64(m.cur)-slope*float64(m.curT))
 	}
-	return best, ok
+	if math.IsInf(best, 1) {
+		return 0, false
+	}
+	return time.Duration(math.Round(best + slope*float64(now))), true
 }

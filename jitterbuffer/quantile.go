@@ -12,7 +12,7 @@ import (
 // more (a sample at time t weighs e^(t/tau)), and a pointer kept on the
 // bucket holding the quantile. An update adds one weight and moves the
 // pointer by the buckets the quantile moved, so it costs O(1) in steady
-// state; the weights are rescaled, O(buckets), about once every 27 tau.
+// state; the weights are rescaled, O(buckets), about once every 230 tau.
 type quantile struct {
 	q     float64
 	tau   float64 // seconds
@@ -37,7 +37,7 @@ func (s *quantile) add(now clock.Time, v time.Duration) {
 	}
 	s.n++
 	w := math.Exp(now.Sub(s.t0).Seconds() / s.tau)
-	if w > 1e12 {
+	if w > 1e100 { // every 230 tau: far from float64's 1e308
 		s.rescale(now)
 		w = 1
 	}
