@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"math"
 	"math/bits"
 	"time"
@@ -355,6 +356,10 @@ func (r *run) playoutMetrics(res *Result) {
 			if d >= max(3*avg, avg+150*time.Millisecond) {
 				res.FreezeCount++
 				res.TotalFreezesDurationS += d.Seconds()
+				if r.trace != nil {
+					fmt.Fprintf(r.trace, "%s freeze video ms=%.1f after_frame_captured=%s\n", r.traceAt(video[i-1].playout),
+						ms(d), r.traceAt(video[i-1].submit))
+				}
 			}
 		}
 		j := k % len(ring)

@@ -32,6 +32,7 @@ const drainAfter = time.Second
 type frameRec struct {
 	submit      clock.Time
 	size        int
+	key         bool
 	completed   clock.Time // clock.Never if it never completed
 	playout     clock.Time // when the receiver released it; clock.Never if never
 	late        bool       // released after its playout time (completed too late)
@@ -188,7 +189,7 @@ func (h *host) offer(now clock.Time) {
 		id := int64(len(st.frames))
 		payload := h.payload[:f.Size]
 		fillPayload(payload, sid, id)
-		st.frames = append(st.frames, frameRec{submit: at, size: f.Size, completed: clock.Never, playout: clock.Never})
+		st.frames = append(st.frames, frameRec{submit: at, size: f.Size, key: f.Key, completed: clock.Never, playout: clock.Never})
 		r.payloadBytes += int64(f.Size)
 		err := h.conn.WriteFrame(now, sid, payload, core.FrameInfo{Capture: at, Key: f.Key})
 		if err != nil && !errors.Is(err, core.ErrFrameDropped) {
@@ -518,9 +519,10 @@ type RunOptions struct {
 	// + simulator time; see netem/pcap).
 	PcapDir string
 	// Trace, if set, receives a line per sender event (frames dropped,
-	// key-frame requests, target rates) and per frame that completed late
-	// or never, in virtual seconds from the start of media: for finding out
-	// why a row looks as it does.
+	// key-frame requests, target rates), per frame that completed late or
+	// never, per frame the player released late or undecodable, and per
+	// video freeze, in virtual seconds from the start of media: for
+	// finding out why a row looks as it does.
 	Trace io.Writer
 }
 
@@ -687,10 +689,17 @@ func (r *run) traceFrames() {
 			switch {
 			case fr.dropped:
 			case fr.completed == clock.Never:
-				fmt.Fprintf(r.trace, "%s never %s frame=%d size=%d\n", r.traceAt(fr.submit), st.source, i, fr.size)
+				fmt.Fprintf(r.trace, "%s never %s frame=%d key=%v size=%d\n", r.traceAt(fr.submit), st.source, i, fr.key, fr.size)
 			case fr.completed > r.deadline(fr):
-				fmt.Fprintf(r.trace, "%s late %s frame=%d size=%d latency_ms=%.1f\n", r.traceAt(fr.submit), st.source, i, fr.size,
+				fmt.Fprintf(r.trace, "%s late %s frame=%d key=%v size=%d latency_ms=%.1f\n", r.traceAt(fr.submit), st.source, i, fr.key, fr.size,
 					ms(fr.completed.Sub(fr.submit)))
+			}
+			// The player's view: released after its playout time, or
+			// released undecodable.
+			if fr.playout != clock.Never && (fr.late || fr.undecodable) {
+				fmt.Fprintf(r.trace, "%s played %s frame=%d key=%v late=%v undecodable=%v completed_ms=%.1f playout_ms=%.1f\n",
+					r.traceAt(fr.submit), st.source, i, fr.key, fr.late, fr.undecodable,
+					ms(fr.completed.Sub(fr.submit)), ms(fr.playout.Sub(fr.submit)))
 			}
 		}
 	}
