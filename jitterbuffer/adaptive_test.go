@@ -546,3 +546,40 @@ func TestGroupStall(t *testing.T) {
 	require.True(t, ok)
 	assert.False(t, f.Late)
 }
+
+// TestOffsetTakesTheTargetBeforeFirstPlay: while nothing has played, the
+// offset follows the target at once (no one sees it move); once a frame
+// has played it moves at the rate. Live-like: a 1 s floor, 3 %, and a
+// recovery allowance of 1.5 s noted with every frame from one before the
+// first frame's playout time, or from one after it.
+func TestOffsetTakesTheTargetBeforeFirstPlay(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		at    int // the first frame the allowance is noted with
+		first time.Duration
+	}{
+		// The jitter quantile's 1 ms bucket + 1.5 s (offsets count from
+		// the capture as the receiver maps it, least transit included).
+		{"before the first playout", 10, 1501 * time.Millisecond},
+		// Frame 100 comes 2 s in: the first frames played at the floor.
+		{"after it", 100, time.Second},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := New(Config{MinDelay: time.Second, MaxDelay: 3 * time.Second, DrainRate: 0.03})
+			out := play(t, b, stream{interval: 20 * time.Millisecond, n: 200, base: 40 * time.Millisecond,
+				extra: func(int, clock.Time) time.Duration { return 0 },
+				before: func(i int, now clock.Time) {
+					if i >= tt.at {
+						b.NoteRecovery(now, 1500*time.Millisecond)
+					}
+				}})
+			require.NotEmpty(t, out)
+			assert.InDelta(t, float64(tt.first), float64(out[0].offset), float64(time.Millisecond))
+			for k := 1; k < len(out); k++ {
+				rise := out[k].offset - out[k-1].offset
+				assert.LessOrEqual(t, rise, time.Duration(0.03*float64(out[k].at.Sub(out[k-1].at)))+time.Microsecond,
+					"once playing, the offset rises at the rate")
+			}
+		})
+	}
+}

@@ -486,6 +486,7 @@ func (b *Buffer) release(now, p clock.Time) Frame {
 		p = f.Completed
 	}
 	b.next = max(b.next, f.ID+1)
+	b.g.played = true
 	f.Playout = p
 	f.Late = f.Completed > p
 	if f.Late && b.cfg.Mode == Adaptive {

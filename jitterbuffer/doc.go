@@ -23,8 +23,9 @@
 // The offset moves toward the target at Config.DrainRate (RTC 10 %, Live
 // 3 %) both ways: playout runs that much faster to drain excess and that
 // much slower to grow, a stretch rather than a freeze (Group.Rate exposes
-// it so an audio renderer can time-stretch). Only a frame played late
-// lifts it at once, to that frame: after a stall the held frames play in
+// it so an audio renderer can time-stretch). Until the group's first frame
+// plays, no one sees the offset move, and it takes the target at once.
+// Only a frame played late lifts it at once, to that frame: after a stall the held frames play in
 // order instead of being skipped. Clock drift between sender and receiver
 // is estimated from the least transit of each second (the line under them
 // over the last 21 minutes: Moon, Skelly and Towsley's linear program) and

@@ -23,6 +23,7 @@ type Group struct {
 	at      clock.Time
 	want    time.Duration // the largest any member wants
 	set     bool
+	played  bool // a member has released a frame: from then on the offset moves at rate
 	stalled bool // Stall: the offset grows with real time, nothing plays
 	drift   driftEstimator
 }
@@ -135,7 +136,11 @@ func (g *Group) update(now clock.Time) {
 	}
 	cur := g.offset(now)
 	g.want = want
-	if !g.set {
+	if !g.set || !g.played {
+		// Nothing has played yet: no one sees the offset move, so it
+		// takes the target at once (Live's first second learns the loss
+		// rate and the rounds its repairs need, which at a 3 % rise would
+		// take half a minute to reach).
 		cur = want
 	}
 	g.off, g.at, g.set = cur, now, true
