@@ -52,7 +52,10 @@
 //     applies it to retransmissions).
 //   - Give up when a retransmission requested now could no longer arrive
 //     before the deadline (pion NACKs on a fixed ticker with no limit;
-//     libwebrtc by retry count only).
+//     libwebrtc by retry count only). HopelessUntil reports the latest
+//     deadline given up, for gaps later packets showed (not the tail-loss
+//     timer's guesses, which may only be late), so the caller can ask for
+//     a key frame before the frame's playout time.
 //   - At most 1000 packets listed (libwebrtc's kMaxNackPackets): beyond,
 //     clear the list and ask for a key frame, as libwebrtc does.
 //   - Retransmit only if now + one-way delay is before the deadline, at

@@ -243,6 +243,7 @@ type Receiver struct {
 	keyFrame   bool
 	keyFrameAt clock.Time
 	stats      ReceiverStats
+	gaveUpTo   clock.Time // the latest deadline of a packet given up as hopeless
 
 	// Lost-retransmission detection (Sent): the latest send time seen, and
 	// the earliest send time that would prove a round's retransmission lost.
@@ -556,16 +557,14 @@ func (r *Receiver) act(now clock.Time, e *missing, dst []int64) []int64 {
 			}
 		}
 		if r.hopeless(now, e) {
-			r.remove(e)
-			r.stats.GaveUp++
+			r.giveUp(e)
 			return dst
 		}
 		r.stats.PacketsNACKed++
 		return r.startRound(now, e, dst)
 	case e.repeats > 0 && now < r.reNACKAt(e) && !e.rack:
 		if r.hopeless(now, e) {
-			r.remove(e)
-			r.stats.GaveUp++
+			r.giveUp(e)
 			return dst
 		}
 		e.repeats--
@@ -578,8 +577,7 @@ func (r *Receiver) act(now clock.Time, e *missing, dst []int64) []int64 {
 		return dst
 	default:
 		if r.hopeless(now, e) {
-			r.remove(e)
-			r.stats.GaveUp++
+			r.giveUp(e)
 			return dst
 		}
 		r.stats.ReNACKs++
@@ -843,6 +841,26 @@ func (r *Receiver) overflow(now clock.Time) {
 	r.nextDue, r.dueDirty = clock.Never, false
 	r.stats.Overflows++
 }
+
+// giveUp abandons e: no retransmission asked for now could arrive by its
+// deadline.
+func (r *Receiver) giveUp(e *missing) {
+	if !e.tail {
+		// A gap later packets showed: lost, not late. (The tail-loss
+		// timer's guesses may be packets still on their way.)
+		r.gaveUpTo = max(r.gaveUpTo, e.deadline)
+	}
+	r.remove(e)
+	r.stats.GaveUp++
+}
+
+// HopelessUntil returns the latest (estimated) deadline of a packet given
+// up because no retransmission could reach it in time (Stats.GaveUp), or
+// 0 before any; packets the tail-loss timer guessed missing are left out,
+// as they may only be late. A frame due by then that still lacks a packet will
+// probably never complete: the caller may ask for a key frame at once
+// rather than when the frame's playout time comes.
+func (r *Receiver) HopelessUntil() clock.Time { return r.gaveUpTo }
 
 func (r *Receiver) remove(e *missing) {
 	e.dead = true

@@ -623,3 +623,35 @@ func TestReceiverSentDetectsLostRetransmission(t *testing.T) {
 		})
 	}
 }
+
+// TestReceiverHopelessUntil: HopelessUntil follows the latest deadline of
+// a gap given up as hopeless; packets only the tail-loss timer guessed
+// missing (perhaps still on their way) leave it alone.
+func TestReceiverHopelessUntil(t *testing.T) {
+	tests := []struct {
+		name string
+		tail bool
+		want clock.Time
+	}{
+		{"gap", false, at(time.Second)},
+		{"tail guess", true, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRx(t, ReceiverConfig{Repeats: -1})
+			assert.Zero(t, r.HopelessUntil())
+			d := at(time.Second)
+			r.OnPacket(0, 0, d)
+			if tt.tail {
+				r.ExpectTail(0, 0, 1, d) // packet 1 never comes, nothing after it
+			} else {
+				r.OnPacket(at(ms), 2, d) // packet 1 lost
+			}
+			for now := r.NextTimeout(); now < at(2*time.Second); now = r.NextTimeout() {
+				_, _ = r.PollNACK(now, nil)
+			}
+			assert.Equal(t, int64(1), r.Stats().GaveUp, "given up either way")
+			assert.Equal(t, tt.want, r.HopelessUntil())
+		})
+	}
+}

@@ -192,6 +192,7 @@ func (c Config) core() core.Config {
 		MaxPlayoutDelay:      c.MaxPlayoutDelay,
 		DrainRate:            c.Profile.drainRate(),
 		PlayoutQuantile:      c.Profile.playoutQuantile(),
+		RecoveryResidual:     c.Profile.recoveryResidual(),
 		PlayoutStallTogether: c.Profile == Live,
 		FragmentSize:         c.FragmentSize,
 		MaxFrameSize:         c.MaxFrameSize,
@@ -219,6 +220,15 @@ func (p Profile) drainRate() float64 {
 
 // playoutQuantile is the share of frames the profile's playout aims to
 // play on time: 0.99 for RTC, 0.999 for Live (smoothness first).
+// recoveryResidual is the share of frames the playout offset may leave
+// to miss their playout after loss recovery (core.Config.RecoveryResidual).
+func (p Profile) recoveryResidual() float64 {
+	if p == Live {
+		return 1e-5
+	}
+	return core.DefaultRecoveryResidual
+}
+
 func (p Profile) playoutQuantile() float64 {
 	if p == Live {
 		return 0.999

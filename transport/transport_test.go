@@ -222,7 +222,9 @@ func TestLossyLinkReportsLoss(t *testing.T) {
 			assert.Equal(t, time.Second, st.Interval)
 			assert.Positive(t, st.ReceiveBitrate)
 			assert.Equal(t, 40*time.Millisecond, st.RoundTripTime.Round(10*time.Millisecond))
-			assert.LessOrEqual(t, st.FramesDelivered, int64(34), "at most 33.3 frames a second")
+			// 33.3 frames a second, played up to 10 % fast while the
+			// playout offset drains (RTC's rate), plus one at the edge.
+			assert.LessOrEqual(t, st.FramesDelivered, int64(38), "at most 36.7 frames a second")
 			rcv += st.PacketsReceived
 			lostPkts += st.PacketsLost
 		}

@@ -44,6 +44,15 @@ type Config struct {
 	// aims to play on time, in (0, 1). Default 0.99 (RTC); Live, smoothness
 	// first, uses 0.999.
 	PlayoutQuantile float64
+	// RecoveryResidual is the chance per frame an adaptive playout offset
+	// leaves of a frame missing its playout time after loss recovery:
+	// while losses recur, the offset keeps as many retransmission rounds
+	// as bring a frame's chance of missing under it (within
+	// MaxPlayoutDelay). In (0, 0.1]. Default 6e-4 (RTC: each lost video
+	// frame freezes the picture until a key frame, and 99.94 % of frames
+	// in time keeps that under 0.5 % of play time); Live, smoothness
+	// first, uses 1e-5.
+	RecoveryResidual float64
 	// PlayoutStallTogether: while a video stream waits past its playout
 	// time for a missing reference frame, the other streams of the
 	// connection wait too (lip sync over audio continuity; Live sets it).
@@ -149,6 +158,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.MaxBitrate, DefaultMaxBitrate)
 	setDefault(&c.PacingFactor, cc.DefaultPacingFactor)
 	setDefault(&c.PacerQueueLimit, min(max(c.Latency/2, 150*time.Millisecond), time.Second))
+	setDefault(&c.RecoveryResidual, DefaultRecoveryResidual)
 	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&c.KeepAlivePeriod, DefaultKeepAlivePeriod)
 	setDefault(&c.HandshakeTimeout, DefaultHandshakeTimeout)
@@ -198,6 +208,8 @@ func (c Config) Validate() error {
 		return bad("DrainRate", "must be within [0, 1)", c.DrainRate)
 	case !(c.PlayoutQuantile >= 0 && c.PlayoutQuantile < 1):
 		return bad("PlayoutQuantile", "must be within (0, 1), or 0 for the default", c.PlayoutQuantile)
+	case !(c.RecoveryResidual >= 0 && c.RecoveryResidual <= 0.1):
+		return bad("RecoveryResidual", "must be within (0, 0.1], or 0 for the default", c.RecoveryResidual)
 	case c.FragmentSize != 0 && (c.FragmentSize < wire.MinFragmentSize || c.FragmentSize > 65000):
 		return bad("FragmentSize", fmt.Sprintf("must be within %d-65000", wire.MinFragmentSize), c.FragmentSize)
 	case c.MaxDatagramSize != 0 && (c.MaxDatagramSize < wire.MinHelloSize || c.MaxDatagramSize > wire.MaxDatagramSize):

@@ -35,7 +35,16 @@
 //     video and data.
 //   - cc (fixed-rate pacer at 2.5 x the streams' nominal bitrate) in its
 //     first version; an adaptive jitterbuffer per received stream, the
-//     connection's streams in one sync group (Config.Playout).
+//     connection's streams in one sync group (Config.Playout). While
+//     losses recur, each stream's playout target keeps a recovery
+//     allowance (repairloss.go): as many retransmission rounds, a smoothed
+//     RTT each, as keep a frame's chance of missing playout under 6e-4
+//     given the packet loss rate p and the share f of the stream's frames
+//     that needed a retransmission (f p^r), plus the time a loss takes to
+//     show; one round stays within Latency, more may take the offset to
+//     MaxPlayoutDelay. A video frame that others reference asks for a key
+//     frame as soon as the NACK generator gives up one of its packets
+//     (arq.Receiver.HopelessUntil), not when it would have played.
 //   - Feedback in RTCP: transport-wide CC every FeedbackInterval, receiver
 //     reports every second, PLI on request; stream announcements in APP
 //     messages, repeated until acknowledged.

@@ -121,7 +121,7 @@ func FuzzDropNotices(f *testing.F) {
 					size = 50
 				}
 				payload := make([]byte, size)
-				r.assemble(now, &h, payload, 0, false)
+				r.assemble(now, &h, payload, 0, false, false)
 			case dnOpTime:
 				if len(b) < 1 {
 					return

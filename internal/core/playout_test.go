@@ -10,6 +10,7 @@ import (
 
 	"github.com/spillway-rt/spillway/clock"
 	"github.com/spillway-rt/spillway/netem"
+	"github.com/spillway-rt/spillway/wire"
 )
 
 // TestPlayoutOffsetReachesTheSender: jitter makes the receiver play later
@@ -140,4 +141,126 @@ func TestVideoWaitsForAMissingReference(t *testing.T) {
 	assert.Equal(t, 1, late, "frame 400 completed after its playout time")
 	assert.Zero(t, undecodable)
 	assert.Zero(t, sc.Stats().PLIsSent, "no key frame needed")
+}
+
+// TestKeyFrameAskedBeforeALostReferencePlays: a video frame that loses one
+// of its packets for good (every retransmission of it lost too) costs a
+// key-frame request as soon as the NACK generator gives the packet up, not
+// when the frame after it plays, and one request only; a droppable frame,
+// which nothing references, costs none.
+func TestKeyFrameAskedBeforeALostReferencePlays(t *testing.T) {
+	const lost = 200
+	for _, tt := range []struct {
+		name      string
+		droppable bool
+		want      int
+	}{
+		{"reference", false, 1},
+		{"droppable", true, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := Config{DisableFEC: true}
+			link := netem.LinkConfig{Delay: 40 * time.Millisecond}
+			p := newPair(t, pairOpts{fwd: link, rev: link, client: cfg, server: cfg, clientFilter: dropFragmentAlways(lost, 1)})
+			sc := p.connected()
+			var sid uint8
+			var captured clock.Time
+			var asked []clock.Time
+			p.client.onEvent = func(now clock.Time, ev Event) {
+				if ev.Type == EventKeyFrameRequest && captured != 0 && now > captured {
+					asked = append(asked, now)
+				}
+			}
+			p.at(0, func(now clock.Time) { sid, _ = p.cc.OpenStream(now, StreamConfig{Kind: KindVideo}) })
+			for i := range 260 {
+				p.at(time.Duration(i+1)*33*time.Millisecond, func(now clock.Time) {
+					if i == lost {
+						captured = now
+					}
+					require.NoError(t, p.cc.WriteFrame(now, sid, payload(sid, int64(i), 3000),
+						FrameInfo{Capture: now, Key: i == 0, Droppable: tt.droppable && i == lost}))
+				})
+			}
+			p.run(10 * time.Second)
+			require.Len(t, asked, tt.want)
+			if tt.want > 0 {
+				// Sender and receiver clocks agree here; the request
+				// reaches the sender 40 ms after it is written.
+				playout := captured.Add(max(sc.rcv.playoutDelay, sc.rcv.peerLatency))
+				assert.Less(t, asked[0], playout, "asked before the lost frame's playout time")
+			}
+		})
+	}
+}
+
+// dropFragmentAlways drops one fragment of one frame, original and every
+// retransmission.
+func dropFragmentAlways(frame, frag uint16) func(now clock.Time, b []byte) bool {
+	return func(now clock.Time, b []byte) bool {
+		if t := wire.Type(b[0] >> 3 & 7); t == wire.TypeData || t == wire.TypeRetransmit {
+			var h wire.DataHeader
+			if _, err := h.Parse(b); err == nil && h.FrameID == frame && h.FragIndex == frag {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// TestKeyFrameRequestWaitsForItsKeyFrame: a second automatic request goes
+// a smoothed RTT after the first once the key frame asked for has begun to
+// arrive; while none has, not before two RTTs and keyFrameWait (the key
+// frame may be on its way). The application's own requests only keep the
+// RTT apart.
+func TestKeyFrameRequestWaitsForItsKeyFrame(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		key    bool // the sender answers with a key frame
+		app    bool // the application asks (RequestKeyFrame)
+		second time.Duration
+	}{
+		{"answered", true, false, 100 * time.Millisecond},
+		{"unanswered", false, false, 2*100*time.Millisecond + keyFrameWait},
+		{"the application's, unanswered", false, true, 100 * time.Millisecond},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			link := netem.LinkConfig{Delay: 50 * time.Millisecond}
+			p := newPair(t, pairOpts{fwd: link, rev: link})
+			sc := p.connected()
+			var sid uint8
+			p.at(0, func(now clock.Time) {
+				sid, _ = p.cc.OpenStream(now, StreamConfig{Kind: KindVideo})
+				require.NoError(t, p.cc.WriteFrame(now, sid, []byte{1}, FrameInfo{Capture: now, Key: true}))
+			})
+			p.run(time.Second)
+			require.Equal(t, 100*time.Millisecond, sc.rtt.Smoothed())
+			var start clock.Time
+			var asked []time.Duration
+			for i := range 60 { // a request every 10 ms for 600 ms
+				p.at(time.Duration(i)*10*time.Millisecond, func(now clock.Time) {
+					if i == 0 {
+						start = now
+					}
+					before := sc.rcv.fb.lastPLI[sid]
+					if tt.app {
+						require.NoError(t, sc.RequestKeyFrame(now, sid))
+					} else {
+						sc.autoKeyFrame(now, sid)
+					}
+					if sc.rcv.fb.lastPLI[sid] != before {
+						asked = append(asked, now.Sub(start))
+					}
+				})
+			}
+			if tt.key {
+				p.at(20*time.Millisecond, func(now clock.Time) {
+					require.NoError(t, p.cc.WriteFrame(now, sid, []byte{2}, FrameInfo{Capture: now, Key: true}))
+				})
+			}
+			p.run(time.Second)
+			require.GreaterOrEqual(t, len(asked), 2)
+			assert.Equal(t, time.Duration(0), asked[0])
+			assert.Equal(t, tt.second, asked[1])
+		})
+	}
 }

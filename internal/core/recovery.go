@@ -376,11 +376,15 @@ func (c *Conn) appendNACKs(now clock.Time, b []byte, budget int) []byte {
 	}
 	maxPairs := min((budget-12)/4, wire.MaxNACKPairs)
 	pns, keyFrame := r.nack.PollNACK(now, r.nackScratch[:0])
+	if h := r.nack.HopelessUntil(); h > r.hopeless {
+		r.hopeless = h
+		r.askKeysForHopeless(now, h)
+	}
 	if keyFrame {
 		// Through RequestKeyFrame: at most one PLI per stream per RTT.
 		for _, st := range r.streams {
 			if st != nil && st.kind == KindVideo {
-				_ = c.RequestKeyFrame(now, st.id)
+				c.autoKeyFrame(now, st.id)
 			}
 		}
 	}

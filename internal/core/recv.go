@@ -35,6 +35,8 @@ type frameSlot struct {
 	key       bool
 	droppable bool
 	recovered bool // a fragment came by retransmission or FEC
+	rtx       bool // a fragment came by retransmission
+	keyAsked  bool // a key frame was asked for early, as its repair ran out of time
 }
 
 // recvStream is a stream the peer sends.
@@ -49,6 +51,9 @@ type recvStream struct {
 	highest   int64      // highest frame id seen; -1 before any
 	firstAt   clock.Time // when its first frame completed
 	sawKey    bool       // a key frame of it completed
+	keyBegan  clock.Time // when a key frame's first packet last came (RequestKeyFrame waits for one)
+	earlyKey  clock.Time // when a key frame was last asked for early (askKeysForHopeless)
+	repair    repairNeed // its frames' need for retransmission (the recovery allowance's rounds)
 	stalling  bool       // it holds its group stalled (PlayoutStallTogether)
 	slots     []frameSlot
 	active    []int32 // indexes of assembling slots
@@ -94,6 +99,8 @@ type receiver struct {
 	leastTransit time.Duration // min over packets of arrival - send timestamp, carried along the drift
 	lastTransit  time.Duration
 	jitter       time.Duration // RFC 3550 §6.4.1 interarrival jitter
+	loss         lossRate      // packets lost, for the recovery allowance's rounds
+	hopeless     clock.Time    // the NACK generator's HopelessUntil last acted on
 
 	fb          feedbackState
 	dropAck     dropAcks
@@ -289,7 +296,7 @@ func (r *receiver) handleData(now clock.Time, pn int64, h *wire.DataHeader, payl
 	// fragment 0 has come (a fragment sent long after its capture, behind
 	// a key frame, would otherwise look as if it had more time), else the
 	// earliest send time seen of it.
-	ref := r.assemble(now, h, payload, sendTS, h.Retransmit)
+	ref := r.assemble(now, h, payload, sendTS, h.Retransmit, h.Retransmit)
 	deadline := r.packetDeadline(ref)
 	if r.nack != nil {
 		if h.Retransmit {
@@ -317,13 +324,13 @@ func (r *receiver) handleRecovered(now clock.Time, pn int64, prot []byte) {
 		return
 	}
 	c.stats.PacketsRecovered++
-	r.assemble(now, &h, payload, r.lastTS, true)
+	r.assemble(now, &h, payload, r.lastTS, true, false)
 }
 
 // assemble files a fragment in its frame's slot and returns the frame's
 // reference timestamp: its capture time if known, else the earliest send
 // time seen of it (sendTS for a fragment it refused).
-func (r *receiver) assemble(now clock.Time, h *wire.DataHeader, payload []byte, sendTS int64, repaired bool) int64 {
+func (r *receiver) assemble(now clock.Time, h *wire.DataHeader, payload []byte, sendTS int64, repaired, byRTX bool) int64 {
 	c := r.c
 	// Fragments are exactly the peer's fragment size but for the last.
 	fs := r.peerFragSize
@@ -385,6 +392,9 @@ func (r *receiver) assemble(now clock.Time, h *wire.DataHeader, payload []byte, 
 			buf: c.ep.pool.Get(need), total: -1, refTS: sendTS, key: h.Key, droppable: h.Droppable}
 		c.recvBytes += cap(slot.buf)
 		st.active = append(st.active, int32(id&mask))
+		if h.Key {
+			st.keyBegan = now
+		}
 	} else if slot.count != int(h.FragCount) || slot.key != h.Key || slot.droppable != h.Droppable {
 		c.stats.FragmentsRejected++ // disagrees with the frame's earlier fragments
 		return sendTS
@@ -397,6 +407,7 @@ func (r *receiver) assemble(now clock.Time, h *wire.DataHeader, payload []byte, 
 	slot.bits[i/64] |= 1 << (i % 64)
 	slot.got++
 	slot.recovered = slot.recovered || repaired
+	slot.rtx = slot.rtx || byRTX
 	copy(slot.buf[i*fs:], payload)
 	if h.Last() {
 		slot.total = i*fs + len(payload)
@@ -445,13 +456,14 @@ func (r *receiver) complete(now clock.Time, st *recvStream, slot *frameSlot) {
 	if st.stats.FramesReceived == 0 {
 		st.firstAt = now
 	}
+	r.loss.update(c.window.Expected(), c.window.Lost())
+	st.repair.frame(slot.rtx)
 	if slot.recovered || (now.Sub(st.firstAt) < initialRecoveryHold && r.nack != nil) {
 		// Losses recur (or, for the first seconds, may): keep a repair's
 		// time in the playout target: an RTT, plus the time a loss takes
 		// to show (the next packets' arrival); no more than the budget
 		// left after the path's delay.
-		d := c.rtt.Smoothed() + 3*r.jitter + max(2*r.gap, 30*time.Millisecond)
-		st.jb.NoteRecovery(now, min(d, max(0, r.peerLatency-c.owd())))
+		st.jb.NoteRecovery(now, r.recoveryAllowance(st))
 	}
 	slot.buf = nil
 	size := slot.total - wire.FramePrefixLen
@@ -460,7 +472,7 @@ func (r *receiver) complete(now clock.Time, st *recvStream, slot *frameSlot) {
 	} else if !st.sawKey && st.kind == KindVideo {
 		// Joined mid-stream, or the first key frame was lost: nothing
 		// decodes before one, so ask at once (at most once per RTT).
-		_ = c.RequestKeyFrame(now, st.id)
+		c.autoKeyFrame(now, st.id)
 	}
 	st.stats.FramesReceived++
 	st.stats.BytesReceived += int64(size)
@@ -480,6 +492,7 @@ func (r *receiver) freeBuf(b []byte) {
 }
 
 func (r *receiver) giveUp(now clock.Time, st *recvStream, slot *frameSlot, reason string) {
+	st.repair.frame(true) // it needed more repair than it got
 	st.stats.FramesGivenUp++
 	r.c.stats.FramesGivenUp++
 	r.abandon(st, slot, FrameMeta{Reason: reason})
@@ -508,6 +521,34 @@ func (r *receiver) abandon(st *recvStream, slot *frameSlot, m FrameMeta) {
 
 func (r *receiver) lost(st *recvStream, m FrameMeta) {
 	r.c.ep.pushEvent(Event{Type: EventFrameLost, Conn: r.c, Stream: st.id, Kind: st.kind, Frame: m})
+}
+
+// askKeysForHopeless asks for a key frame (once per frame) for each
+// video frame that others reference, still incomplete, due by the latest
+// deadline of a packet the NACK generator gave up as hopeless: such a frame
+// will not complete, and the frames after it will not decode. Asking now
+// rather than when the frame's playout time comes shortens the freeze its
+// loss costs by up to a round trip.
+func (r *receiver) askKeysForHopeless(now clock.Time, until clock.Time) {
+	for _, st := range r.streams {
+		if st == nil || st.kind != KindVideo || !st.sawKey {
+			continue
+		}
+		for _, a := range st.active {
+			slot := &st.slots[a]
+			if slot.droppable || slot.keyAsked || r.giveUpAt(slot) > until {
+				continue
+			}
+			slot.keyAsked, st.earlyKey = true, now
+			r.c.autoKeyFrame(now, st.id)
+		}
+	}
+}
+
+// keyOnItsWay reports whether a key frame asked for early may still be on
+// its way: a gap it was asked for needs no second ask.
+func (r *receiver) keyOnItsWay(now clock.Time, st *recvStream) bool {
+	return st.earlyKey != 0 && now.Sub(st.earlyKey) < 2*r.c.rtt.Smoothed()+200*time.Millisecond
 }
 
 // giveUpAt is when an incomplete frame stops being worth waiting for: its
@@ -629,11 +670,11 @@ func (r *receiver) deliver(now clock.Time, st *recvStream, f jitterbuffer.Frame)
 	}
 	st.stats.FramesDroppedBySender += dropped
 	c.stats.FramesDroppedBySender += dropped
-	if f.NeedKey && (f.LostBefore == 0 || dropped < f.LostBefore) {
+	if f.NeedKey && (f.LostBefore == 0 || dropped < f.LostBefore) && !r.keyOnItsWay(now, st) {
 		// A reference went (or the stream joined mid-GOP): one key-frame
 		// request path, at most one per RTT; none when the sender itself
 		// dropped what is missing (it already raised a local request).
-		_ = c.RequestKeyFrame(now, st.id)
+		c.autoKeyFrame(now, st.id)
 	}
 	if c.cfg.Playout == PlayoutAdaptive {
 		// The deadline this side holds frames to follows the offset.

@@ -1,0 +1,107 @@
+package core
+
+import "time"
+
+// The recovery allowance's rounds (recoveryAllowance) come from two
+// rates: p, the share of packet numbers lost on the way (a retransmission
+// is lost as often as any packet; lossRate, per connection), and f, the
+// share of a stream's frames that needed a retransmission: completed with
+// a retransmitted fragment, or given up (repairNeed, per stream; frames
+// FEC alone mended do not count, nor do lost repair packets). A frame then
+// misses its playout after r rounds with probability about f p^(r-1) p =
+// f p^r (rounds an RTT apart taken as independent).
+
+const (
+	// lossRatePackets is the loss rate's memory in packet numbers: about
+	// 7 s of the bench's av traffic with its FEC.
+	lossRatePackets = 2000
+	// lossRateBatch is how many packet numbers an update waits for.
+	lossRateBatch = 32
+	// repairFrames is the repair need's memory in frames (10 s of 30 fps
+	// video).
+	repairFrames = 300
+	// DefaultRecoveryResidual is Config.RecoveryResidual's default: the
+	// 99.94 % of frames in time the jitterbuffer issue's RTC end-to-end
+	// rows need, as each lost video frame costs a freeze until the next key
+	// frame.
+	DefaultRecoveryResidual = 6e-4
+	// maxRecoveryRounds bounds the rounds the allowance counts (the
+	// offset's bound, MaxPlayoutDelay, bounds its time): Live's 3 s at RTT
+	// 300 ms and 20 % loss needs 5.
+	maxRecoveryRounds = 8
+)
+
+// lossRate is a mean of the share of packet numbers lost: the plain mean
+// of the first lossRatePackets, then weighted over about the last
+// lossRatePackets (a mean that starts from 0 with the later weights took
+// 7 s to see 20 % loss, and Live's first frames played late meanwhile).
+type lossRate struct {
+	p         float64
+	exp, lost int64 // the counters at the last update
+	seen      int64 // packet numbers counted so far
+	primed    bool
+}
+
+// update takes the receive window's expected and lost counts (lost may go
+// down: a late packet fills a gap counted lost).
+func (l *lossRate) update(expected, lost int64) {
+	if !l.primed {
+		l.exp, l.lost, l.primed = expected, lost, true
+		return
+	}
+	de := expected - l.exp
+	if de < lossRateBatch {
+		return
+	}
+	frac := min(max(float64(lost-l.lost)/float64(de), 0), 1)
+	l.seen += de
+	l.p += min(float64(de)/float64(min(l.seen, lossRatePackets)), 1) * (frac - l.p)
+	l.exp, l.lost = expected, lost
+}
+
+// repairNeed is a mean of the share of a stream's frames that needed a
+// retransmission: the plain mean of the first repairFrames frames, then
+// weighted over about the last repairFrames.
+type repairNeed struct {
+	f float64
+	n int64
+}
+
+func (r *repairNeed) frame(needed bool) {
+	x := 0.0
+	if needed {
+		x = 1
+	}
+	r.n++
+	r.f += max(1/float64(r.n), 1.0/repairFrames) * (x - r.f)
+}
+
+// recoveryRounds is the least number of retransmission rounds, at least
+// one and at most maxRecoveryRounds, after which a frame misses its
+// playout with probability f p^r <= residual.
+func recoveryRounds(f, p, residual float64) int {
+	r, miss := 1, f*p
+	for r < maxRecoveryRounds && miss > residual {
+		r++
+		miss *= p
+	}
+	return r
+}
+
+// recoveryAllowance is the time st's playout target keeps for repairs while
+// losses recur: the rounds recoveryRounds asks for (Config.RecoveryResidual), a smoothed RTT each,
+// plus the time a loss takes to show (the next packets' arrival, the
+// path's jitter). One round stays within the budget the sender's Latency
+// leaves after the path's delay; when the losses need more rounds than
+// one, the network does not allow that budget, and the allowance may take
+// the offset up to MaxPlayoutDelay.
+func (r *receiver) recoveryAllowance(st *recvStream) time.Duration {
+	c := r.c
+	n := recoveryRounds(st.repair.f, r.loss.p, c.cfg.RecoveryResidual)
+	d := time.Duration(n)*c.rtt.Smoothed() + 3*r.jitter + max(2*r.gap, 30*time.Millisecond)
+	limit := r.peerLatency
+	if m := c.cfg.MaxPlayoutDelay; n > 1 && m > limit {
+		limit = m
+	}
+	return min(d, max(0, limit-c.owd()))
+}
