@@ -372,23 +372,46 @@ func (r *run) playoutMetrics(res *Result) {
 	}
 	res.TotalFreezesDurationS = round6(res.TotalFreezesDurationS)
 	// A/V offset at each rendered video frame: its capture-to-playout
-	// minus the audio's at the same moment, the audio frame released
-	// nearest in time (while audio pauses with the video, the one before
-	// the pause still carries the old offset; the next one, the new).
-	a := 0
+	// minus that of the audio playing at the same moment: the last audio
+	// frame released at or before it if that one still plays (it lasts an
+	// audio frame interval), else, the audio being silent (a pause, or the
+	// gap a step up of the offset leaves), the next one, which carries the
+	// offset audio resumes at. Rendered as the jitterbuffer issue's terms
+	// have it: released at its playout time. Frames played late (completed
+	// after it: the burst a stall releases, a repair that came late) are
+	// left out on both sides: released together, their capture times differ
+	// by the stall, which is not an offset between the streams' playout.
+	var aOn []frameRec
+	for _, fr := range audio {
+		if !fr.late {
+			aOn = append(aOn, fr)
+		}
+	}
+	aDur := time.Duration(0)
+	if f := r.sc.Traffic.Audio.FPS; f > 0 {
+		aDur = time.Duration(float64(time.Second) / f)
+	}
+	a := -1
 	var worst time.Duration
 	for _, v := range video {
-		if len(audio) == 0 {
-			break
+		if v.late {
+			continue
 		}
-		for a+1 < len(audio) && audio[a+1].playout <= v.playout {
+		for a+1 < len(aOn) && aOn[a+1].playout <= v.playout {
 			a++
 		}
 		n := a
-		if a+1 < len(audio) && audio[a+1].playout.Sub(v.playout) < v.playout.Sub(audio[a].playout).Abs() {
-			n = a + 1
+		if n < 0 || v.playout.Sub(aOn[n].playout) >= aDur {
+			n++ // silent: the audio to come
 		}
-		d := v.playout.Sub(v.submit) - audio[n].playout.Sub(audio[n].submit)
+		if n >= len(aOn) {
+			continue // no audio plays near it
+		}
+		d := v.playout.Sub(v.submit) - aOn[n].playout.Sub(aOn[n].submit)
+		if d.Abs() > 40*time.Millisecond && r.trace != nil {
+			fmt.Fprintf(r.trace, "%s avoffset ms=%.1f video_ms=%.1f audio_ms=%.1f\n", r.traceAt(v.playout), ms(d),
+				ms(v.playout.Sub(v.submit)), ms(aOn[n].playout.Sub(aOn[n].submit)))
+		}
 		worst = max(worst, d.Abs())
 	}
 	res.AVOffsetMSMax = round4(ms(worst))

@@ -429,3 +429,65 @@ func TestPlayoutMetricsSeeAStall(t *testing.T) {
 	assert.Greater(t, res.PlayedOnTimeRatio, 0.95)
 	assert.Positive(t, res.AVOffsetMSMax)
 }
+
+// TestAVOffsetPairsTheAudioPlaying: the A/V offset compares each video
+// frame played at its playout time with the audio playing then: the last
+// audio frame while it lasts (20 ms at 50 fps), else the next (audio
+// silent through a step up of the offset); frames played late are left
+// out.
+func TestAVOffsetPairsTheAudioPlaying(t *testing.T) {
+	type fr struct {
+		at   time.Duration // capture
+		lat  time.Duration // capture to release
+		late bool
+	}
+	ms := time.Millisecond
+	steady := func(lat time.Duration, from, to time.Duration, every time.Duration) []fr {
+		var out []fr
+		for at := from; at < to; at += every {
+			out = append(out, fr{at: at, lat: lat})
+		}
+		return out
+	}
+	tests := []struct {
+		name         string
+		audio, video []fr
+		want         float64
+	}{
+		{"in sync", steady(100*ms, 0, time.Second, 20*ms), steady(100*ms, 0, time.Second, 33*ms), 0},
+		{"video 50 ms behind", steady(100*ms, 0, time.Second, 20*ms), steady(150*ms, 0, time.Second, 33*ms), 50},
+		{
+			// The offset steps from 100 to 180 ms at 500 ms: audio is
+			// silent 80 ms; a video frame in that gap plays at the new
+			// offset, as the audio to come does.
+			"step up",
+			append(steady(100*ms, 0, 500*ms, 20*ms), steady(180*ms, 500*ms, time.Second, 20*ms)...),
+			append(steady(100*ms, 0, 440*ms, 40*ms), steady(180*ms, 440*ms, time.Second, 40*ms)...),
+			0,
+		},
+		{
+			"late burst left out",
+			steady(100*ms, 0, time.Second, 20*ms),
+			append(steady(100*ms, 0, 500*ms, 33*ms), fr{at: 500 * ms, lat: 900 * ms, late: true}),
+			0,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &run{sc: Scenario{Traffic: DefaultTraffic()}}
+			add := func(id uint8, src Source, frames []fr) {
+				st := &streamRec{source: src, id: id}
+				for _, f := range frames {
+					st.frames = append(st.frames, frameRec{submit: clock.Time(f.at), playout: clock.Time(f.at + f.lat),
+						completed: clock.Time(f.at + f.lat), late: f.late})
+				}
+				r.streams[id] = st
+			}
+			add(0, SourceAudio, tt.audio)
+			add(1, SourceVideo, tt.video)
+			var res Result
+			r.playoutMetrics(&res)
+			assert.InDelta(t, tt.want, res.AVOffsetMSMax, 1e-6)
+		})
+	}
+}

@@ -71,8 +71,10 @@ type Result struct {
 	// frame: capture-to-playout percentiles and mean over played frames,
 	// the least-squares slope of that latency over the run, W3C freezes and
 	// pauses of the video (rendered frames: released and decodable), the
-	// largest |A/V offset| (a rendered video frame's capture-to-playout
-	// minus that of the audio frame released nearest in time), and frames
+	// largest |A/V offset| (a video frame's capture-to-playout minus that
+	// of the audio playing then, both played at their playout time: the
+	// last audio frame while it lasts, else the next; frames played late
+	// are left out), and frames
 	// played at their playout time (not completed after it) over frames
 	// sent.
 	PlayoutLatencyMS      Percentiles `json:"playout_latency_ms"`
