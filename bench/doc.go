@@ -43,8 +43,9 @@
 // receiver's clock-drift estimate. `jb-drift-100ppm`/`-1000ppm` (and
 // `-neg100ppm`/`-neg1000ppm`) run 60 min with the receiver's clock fast (or
 // slow) by that much (Scenario.ReceiverClock, netem.Clock), jitter 0-30 ms,
-// and add drift_settled_s. `jb-accumulate-rtc` and its audio-only twin
-// `jb-accumulate-rtc-audio` add `baselines`: our mean added delay and
+// and add drift_settled_s. `jb-accumulate-rtc`, its audio-only twin
+// `jb-accumulate-rtc-audio` and `jb-stationary-30ms` (RTC, 10 min of
+// stationary 0-30 ms jitter) add `baselines`: our mean added delay and
 // late ratio beside a fixed offset with as many late frames, a NetEq-style
 // target (0.95 quantile, 20 ms buckets, forgetting 0.983) and the offline
 // optimum (dynamic programming over offsets changing no faster than the

@@ -317,6 +317,8 @@ func rfc8867p51(name string, rmax int64) Scenario {
 //   - jb-accumulate-*: 60 min, forward jitter redrawn every 30 s uniformly
 //     from 0-100 ms (no reordering), ten 1 s stalls evenly spaced between
 //     5 and 55 min;
+//   - jb-stationary-30ms: RTC, 10 min, jitter 0-30 ms (no reordering),
+//     no loss, with the baselines;
 //   - jb-drain-*: 2 min, jitter 0-10 ms, one stall at 30 s: 1 s (RTC,
 //     whose 0.8 s MaxPlayoutDelay caps the excess near 0.5 s) or 2 s
 //     (Live, over its 1 s floor: about 1 s of excess).
@@ -364,6 +366,13 @@ func jitterBufferRows() []Scenario {
 			audio.Name = "jb-accumulate-rtc-audio"
 			audio.Traffic = Traffic{Audio: DefaultTraffic().Audio}
 			out = append(out, audio)
+			// The near-optimal case's stationary jitter: 30 ms
+			// uniform, no reordering, no loss, 10 min, with the
+			// baselines (ours against a fixed buffer).
+			st := symmetric("jb-stationary-30ms", ProfileRTC, 100*time.Millisecond, 0, 10*time.Minute, DefaultTraffic())
+			st.Forward.Jitter = 30 * time.Millisecond
+			st.Baselines = true
+			out = append(out, st)
 		}
 
 		drain := symmetric("jb-drain"+suffix, p, 100*time.Millisecond, 0, 2*time.Minute, DefaultTraffic())
