@@ -339,6 +339,9 @@ func (r *run) playoutMetrics(res *Result) {
 	if frames := res.FramesSent; frames > 0 {
 		res.PlayedOnTimeRatio = round6(float64(onTime) / float64(frames))
 	}
+	if r.sc.Media >= 10*time.Minute {
+		res.ExcessMSFirst5, res.ExcessMSLast5 = r.meanExcess(0, 5*time.Minute), r.meanExcess(r.sc.Media-5*time.Minute, r.sc.Media)
+	}
 	// W3C webrtc-stats: a freeze is an interval between rendered (released
 	// and decodable) frames of
 	// at least max(3 avg, avg + 150 ms), avg over the last 30 intervals; a
@@ -415,4 +418,28 @@ func (r *run) playoutMetrics(res *Result) {
 		worst = max(worst, d.Abs())
 	}
 	res.AVOffsetMSMax = round4(ms(worst))
+}
+
+// meanExcess is the mean playout excess (ms) of the frames released
+// between from and to after the media's start, or nil if none was.
+func (r *run) meanExcess(from, to time.Duration) *float64 {
+	var sum time.Duration
+	var n int64
+	lo, hi := r.mediaStart.Add(from), r.mediaStart.Add(to)
+	for _, st := range r.streams {
+		if st == nil {
+			continue
+		}
+		for _, fr := range st.frames {
+			if fr.playout != clock.Never && fr.playout >= lo && fr.playout < hi {
+				sum += fr.excess
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	v := round4(ms(sum) / float64(n))
+	return &v
 }

@@ -491,3 +491,32 @@ func TestAVOffsetPairsTheAudioPlaying(t *testing.T) {
 		})
 	}
 }
+
+// TestMeanExcess: the mean excess over the frames released in a window of
+// the media, nil when none was; rows under 10 min leave the fields out.
+func TestMeanExcess(t *testing.T) {
+	r := &run{sc: Scenario{Traffic: DefaultTraffic(), Media: 10 * time.Minute}, mediaStart: clock.Time(time.Second)}
+	st := &streamRec{source: SourceAudio}
+	for i, ex := range []time.Duration{2 * time.Millisecond, 4 * time.Millisecond, 10 * time.Millisecond} {
+		at := r.mediaStart.Add(time.Duration(i) * 4 * time.Minute) // 0, 4, 8 min in
+		st.frames = append(st.frames, frameRec{submit: at, completed: at, playout: at, excess: ex})
+	}
+	st.frames = append(st.frames, frameRec{submit: r.mediaStart, completed: clock.Never, playout: clock.Never, excess: time.Hour})
+	r.streams[0] = st
+	first, last := r.meanExcess(0, 5*time.Minute), r.meanExcess(5*time.Minute, 10*time.Minute)
+	require.NotNil(t, first)
+	require.NotNil(t, last)
+	assert.InDelta(t, 3.0, *first, 1e-9, "frames at 0 and 4 min; the one never released left out")
+	assert.InDelta(t, 10.0, *last, 1e-9)
+	assert.Nil(t, r.meanExcess(10*time.Minute, 15*time.Minute))
+
+	var res Result
+	r.playoutMetrics(&res)
+	require.NotNil(t, res.ExcessMSFirst5)
+	assert.InDelta(t, 3.0, *res.ExcessMSFirst5, 1e-9)
+	r.sc.Media = 2 * time.Minute
+	res = Result{}
+	r.playoutMetrics(&res)
+	assert.Nil(t, res.ExcessMSFirst5)
+	assert.Nil(t, res.ExcessMSLast5)
+}

@@ -85,6 +85,13 @@ type Result struct {
 	PauseCount            int64       `json:"pause_count"`
 	AVOffsetMSMax         float64     `json:"av_offset_ms_max"`
 	PlayedOnTimeRatio     float64     `json:"played_on_time_ratio"`
+	// The playout offset's excess over the one the receiver wants (the
+	// jitterbuffer's Stats.Excess, read as each frame is released), mean
+	// over the frames released in the media's first and last 5 min; rows
+	// of 10 min or more only (the never-accumulates check: the last within
+	// 5 ms of the first).
+	ExcessMSFirst5 *float64 `json:"excess_ms_first5,omitempty"`
+	ExcessMSLast5  *float64 `json:"excess_ms_last5,omitempty"`
 	// The receiver's clock-drift estimate 30 s into the media and at its
 	// end (ppm, receiver minus sender; the drift rows skew the receiver's
 	// clock by Scenario.ReceiverClock).

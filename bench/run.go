@@ -33,13 +33,14 @@ type frameRec struct {
 	submit      clock.Time
 	size        int
 	key         bool
-	completed   clock.Time // clock.Never if it never completed
-	playout     clock.Time // when the receiver released it; clock.Never if never
-	late        bool       // released after its playout time (completed too late)
-	undecodable bool       // released referencing a frame never released (a decoder skips it)
-	dropped     bool       // the sender dropped it
-	avail       []uint64   // fragments available at the receiver by the deadline
-	frags       int        // fragments, once one was sent
+	completed   clock.Time    // clock.Never if it never completed
+	playout     clock.Time    // when the receiver released it; clock.Never if never
+	late        bool          // released after its playout time (completed too late)
+	undecodable bool          // released referencing a frame never released (a decoder skips it)
+	excess      time.Duration // the receiver's playout excess when it was released
+	dropped     bool          // the sender dropped it
+	avail       []uint64      // fragments available at the receiver by the deadline
+	frags       int           // fragments, once one was sent
 }
 
 type streamRec struct {
@@ -257,6 +258,9 @@ func (h *host) drain(now clock.Time) {
 			fr := &st.frames[ev.Frame.ID]
 			fr.completed = h.clk.Global(ev.Frame.Completed) // the receiver's clock, read back
 			fr.playout, fr.late, fr.undecodable = now, ev.Frame.PlayedLate, ev.Frame.Undecodable
+			if ps, ok := h.conn.PlayoutStats(h.clk.Local(now), ev.Stream); ok {
+				fr.excess = ps.Excess
+			}
 			if !checkPayload(ev.Data, ev.Stream, ev.Frame.ID, fr.size) {
 				r.corrupt++
 			}
