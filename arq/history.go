@@ -520,6 +520,11 @@ func (h *History) lastChance(arrival, deadline clock.Time) bool {
 	return arrival.Add(h.minRTT+max(h.rttvar, 5*time.Millisecond)+10*time.Millisecond) >= deadline
 }
 
+// SetDuplicateLastChance changes HistoryConfig.DuplicateLastChance: the
+// classes whose last useful retransmission goes twice from now on (the
+// caller may follow the loss rate).
+func (h *History) SetDuplicateLastChance(classes uint8) { h.cfg.DuplicateLastChance = classes }
+
 // MarkLastChance asks that packet pn's last useful retransmission, if it
 // comes to one, be sent twice, as DuplicateLastChance does for a whole
 // class: the FEC policy's choice for a packet whose frame retransmission

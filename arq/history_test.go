@@ -153,15 +153,18 @@ func TestHistoryLastChance(t *testing.T) {
 		name      string
 		mark      bool
 		classBit  bool
+		setBit    bool          // the class bit set after construction (SetDuplicateLastChance)
 		nackAt    time.Duration // the poll is at the same time, one-way 50 ms
 		secondOW  time.Duration // the copy's poll one-way delay
 		wantSends int
 	}{
-		{"unmarked: one copy", false, false, 100 * ms, 50 * ms, 1},
-		{"marked, last chance: two copies", true, false, 100 * ms, 50 * ms, 2},
-		{"marked, rounds left: one copy", true, false, 80 * ms, 50 * ms, 1},
-		{"class bit, last chance: two copies", false, true, 100 * ms, 50 * ms, 2},
-		{"marked, the copy would be late: checked again", true, false, 100 * ms, 200 * ms, 1},
+		{"unmarked: one copy", false, false, false, 100 * ms, 50 * ms, 1},
+		{"marked, last chance: two copies", true, false, false, 100 * ms, 50 * ms, 2},
+		{"marked, rounds left: one copy", true, false, false, 80 * ms, 50 * ms, 1},
+		{"class bit, last chance: two copies", false, true, false, 100 * ms, 50 * ms, 2},
+		{"class bit set later, last chance: two copies", false, false, true, 100 * ms, 50 * ms, 2},
+		{"class bit set, then cleared: one copy", false, true, true, 100 * ms, 50 * ms, 1},
+		{"marked, the copy would be late: checked again", true, false, false, 100 * ms, 200 * ms, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -170,6 +173,10 @@ func TestHistoryLastChance(t *testing.T) {
 				cfg.DuplicateLastChance = 1 << 2
 			}
 			h := newHistory(t, cfg)
+			if tt.setBit {
+				// Flips what the config said: set if it was clear, clear if set.
+				h.SetDuplicateLastChance(cfg.DuplicateLastChance ^ 1<<2)
+			}
 			dst := make([]byte, 2000)
 			h.Put(0, 7, pkt(7, 100), at(300*ms), 2)
 			if tt.mark {

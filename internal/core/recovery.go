@@ -65,13 +65,36 @@ func rtxClass(k Kind, key, droppable bool) uint8 {
 
 // duplicateLastChance names the retransmission classes (rtxClass) whose
 // last useful retransmission goes twice (arq.HistoryConfig): audio, as
-// DESIGN §2 advises; delta frames get it packet by packet when the FEC
-// policy asks (fec.Encoder.AddMedia). Seeds 1-10 of the bench's arq rows:
-// on time at 10 % loss 0.9962 mean, 2 seeds under 0.995, without it;
-// 0.9971, none under, with it (audio 0.9987 -> 0.9997), for 0.15 more
-// retransmissions per loss (1.466 -> 1.621). Key frames too cost 20 %
-// loss (5 seeds under 0.99 against 1) and were left out.
+// DESIGN §2 advises. Seeds 1-10 of the bench's arq rows: on time at 10 %
+// loss 0.9962 mean, 2 seeds under 0.995, without it; 0.9971, none under,
+// with it (audio 0.9987 -> 0.9997), for 0.15 more retransmissions per loss
+// (1.466 -> 1.621). Key frames too cost on time at 20 % loss
+// (arq-rtt100-loss20 0.9927 -> 0.9879 with audio, key and delta frames)
+// and are left out. Delta frames join while the loss rate is at least
+// dupDeltaLoss (dupClasses).
 const duplicateLastChance = 1 << 0
+
+// dupDeltaLoss is the loss rate from which delta frames' last useful
+// retransmission goes twice too. Delta frames otherwise get it packet by
+// packet, when the FEC policy asks (fec.Encoder.AddMedia). Since the
+// playout offset keeps the rounds the losses need, a delta whose last
+// round fails freezes the picture until a key frame: with deltas always
+// in the class, seeds 1-5 of e2e-rtc-rtt200-ge10b3 froze 2.7 s [2.1..8.7]
+// against 8.5 s [4.2..9.0]; but on lossless paths with jitter, where the
+// tail-loss timer's spurious retransmissions are last chances too, the
+// copies cost 2-3 % of wire overhead (jb-accumulate-rtc 1.058 -> 1.088). At
+// 5 % loss a failed last round is no longer rare (p^2 = 2.5e-3 of the
+// packets that needed one).
+const dupDeltaLoss = 0.05
+
+// dupClasses is the classes whose last useful retransmission goes twice
+// at loss rate loss.
+func dupClasses(loss float64) uint8 {
+	if loss >= dupDeltaLoss {
+		return duplicateLastChance | 1<<2
+	}
+	return duplicateLastChance
+}
 
 // startRecovery creates the sender's FEC encoder and history.
 func (s *sender) startRecovery() error {
@@ -101,11 +124,14 @@ func (s *sender) startRecovery() error {
 
 // updateConditions feeds the FEC policy the path as measured now.
 func (s *sender) updateConditions(now clock.Time) {
+	c := s.c
+	loss, burst := s.loss.Estimate(now)
+	if s.hist != nil {
+		s.hist.SetDuplicateLastChance(dupClasses(loss))
+	}
 	if s.fec == nil {
 		return
 	}
-	c := s.c
-	loss, burst := s.loss.Estimate(now)
 	s.fec.SetConditions(now, fec.Conditions{
 		Loss:      loss,
 		MeanBurst: burst,

@@ -241,3 +241,22 @@ func TestMaxFECOverheadReachesThePolicy(t *testing.T) {
 		})
 	}
 }
+
+// TestDupClasses: delta frames' last useful retransmission goes twice from
+// 5 % loss on; audio's always; key frames' never.
+func TestDupClasses(t *testing.T) {
+	for _, tt := range []struct {
+		loss float64
+		want uint8
+	}{
+		{0, 1 << 0},
+		{0.049, 1 << 0},
+		{0.05, 1<<0 | 1<<2},
+		{0.3, 1<<0 | 1<<2},
+	} {
+		assert.Equal(t, tt.want, dupClasses(tt.loss), "loss %v", tt.loss)
+		assert.Equal(t, uint8(1), dupClasses(tt.loss)&1, "audio always")
+		assert.Zero(t, dupClasses(tt.loss)&(1<<rtxClass(KindVideo, true, false)), "key frames never")
+	}
+	assert.Equal(t, uint8(2), rtxClass(KindVideo, false, false), "the delta class is bit 2")
+}
