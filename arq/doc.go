@@ -62,7 +62,8 @@
 //     most once per half smoothed RTT per packet (KCP resends up to its
 //     dead-link limit whatever the data's age; SRT keeps packets at least
 //     1 s whatever its latency). The last useful retransmission goes twice
-//     for the classes HistoryConfig.DuplicateLastChance names and the
+//     for the classes HistoryConfig.DuplicateLastChance names (the
+//     caller may change them, SetDuplicateLastChance) and the
 //     packets MarkLastChance names (the FEC policy's choice for delta
 //     frames whose two plain rounds miss their target, DESIGN §2).
 //   - RTT: RFC 6298 §2 smoothing; windowed minimum over 10 s with Linux's

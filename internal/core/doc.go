@@ -29,8 +29,9 @@
 //     generator and send history, sent only when the path model
 //     (pathmodel.go: the queue this connection built, drained at the
 //     measured delivery rate) says it arrives before its frame's deadline.
-//     The last useful retransmission goes twice for audio and for the
-//     delta frames the FEC policy leaves to a doubled last chance.
+//     The last useful retransmission goes twice for audio, for the delta
+//     frames the FEC policy leaves to a doubled last chance, and for every
+//     delta frame while the loss rate is 5 % or more.
 //     Order on the wire: audio, retransmissions, repair packets, then
 //     video and data.
 //   - cc (fixed-rate pacer at 2.5 x the streams' nominal bitrate) in its
