@@ -373,16 +373,24 @@ func TestStreamAnnouncementSurvivesLoss(t *testing.T) {
 	assert.Equal(t, []byte("again"), p.server.frames[frameKey{sid, 0}], "the reused stream starts at frame 0")
 }
 
-func TestKeyFrameRequest(t *testing.T) {
+// keyFramePair connects a pair over 50 ms links (RTT 100 ms) and returns it
+// a second after the client opened a video stream and sent it a key
+// frame: the server's connection and the stream.
+func keyFramePair(t *testing.T) (p *pair, sc *Conn, sid uint8) {
+	t.Helper()
 	link := netem.LinkConfig{Delay: 50 * time.Millisecond}
-	p := newPair(t, pairOpts{fwd: link, rev: link})
-	sc := p.connected()
-	var sid uint8
+	p = newPair(t, pairOpts{fwd: link, rev: link})
+	sc = p.connected()
 	p.at(0, func(now clock.Time) {
 		sid, _ = p.cc.OpenStream(now, StreamConfig{Kind: KindVideo})
 		require.NoError(t, p.cc.WriteFrame(now, sid, []byte{1}, FrameInfo{Capture: now, Key: true}))
 	})
 	p.run(time.Second)
+	return p, sc, sid
+}
+
+func TestKeyFrameRequest(t *testing.T) {
+	p, sc, sid := keyFramePair(t)
 	p.at(0, func(now clock.Time) {
 		for range 5 { // one per RTT
 			require.NoError(t, sc.RequestKeyFrame(now, sid))

@@ -224,15 +224,7 @@ func TestKeyFrameRequestWaitsForItsKeyFrame(t *testing.T) {
 		{"the application's, unanswered", false, true, 100 * time.Millisecond},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			link := netem.LinkConfig{Delay: 50 * time.Millisecond}
-			p := newPair(t, pairOpts{fwd: link, rev: link})
-			sc := p.connected()
-			var sid uint8
-			p.at(0, func(now clock.Time) {
-				sid, _ = p.cc.OpenStream(now, StreamConfig{Kind: KindVideo})
-				require.NoError(t, p.cc.WriteFrame(now, sid, []byte{1}, FrameInfo{Capture: now, Key: true}))
-			})
-			p.run(time.Second)
+			p, sc, sid := keyFramePair(t)
 			require.Equal(t, 100*time.Millisecond, sc.rtt.Smoothed())
 			var start clock.Time
 			var asked []time.Duration

@@ -91,7 +91,7 @@ const dupDeltaLoss = 0.05
 // at loss rate loss.
 func dupClasses(loss float64) uint8 {
 	if loss >= dupDeltaLoss {
-		return duplicateLastChance | 1<<2
+		return duplicateLastChance | 1<<2 // rtxClass 2: delta frames
 	}
 	return duplicateLastChance
 }
@@ -122,7 +122,8 @@ func (s *sender) startRecovery() error {
 	return nil
 }
 
-// updateConditions feeds the FEC policy the path as measured now.
+// updateConditions feeds the FEC policy the path as measured now, and sets
+// the send history's doubled last chances for the loss rate (dupClasses).
 func (s *sender) updateConditions(now clock.Time) {
 	c := s.c
 	loss, burst := s.loss.Estimate(now)

@@ -51,7 +51,7 @@ type recvStream struct {
 	highest   int64      // highest frame id seen; -1 before any
 	firstAt   clock.Time // when its first frame completed
 	sawKey    bool       // a key frame of it completed
-	keyBegan  clock.Time // when a key frame's first packet last came (RequestKeyFrame waits for one)
+	keyBegan  clock.Time // when a key frame's first packet last came (autoKeyFrame waits for one)
 	earlyKey  clock.Time // when a key frame was last asked for early (askKeysForHopeless)
 	repair    repairNeed // its frames' need for retransmission (the recovery allowance's rounds)
 	stalling  bool       // it holds its group stalled (PlayoutStallTogether)
@@ -459,10 +459,8 @@ func (r *receiver) complete(now clock.Time, st *recvStream, slot *frameSlot) {
 	r.loss.update(c.window.Expected(), c.window.Lost())
 	st.repair.frame(slot.rtx)
 	if slot.recovered || (now.Sub(st.firstAt) < initialRecoveryHold && r.nack != nil) {
-		// Losses recur (or, for the first seconds, may): keep a repair's
-		// time in the playout target: an RTT, plus the time a loss takes
-		// to show (the next packets' arrival); no more than the budget
-		// left after the path's delay.
+		// Losses recur (or, for the first seconds, may): keep the
+		// repairs' time in the playout target (recoveryAllowance).
 		st.jb.NoteRecovery(now, r.recoveryAllowance(st))
 	}
 	slot.buf = nil
@@ -546,7 +544,8 @@ func (r *receiver) askKeysForHopeless(now clock.Time, until clock.Time) {
 }
 
 // keyOnItsWay reports whether a key frame asked for early may still be on
-// its way: a gap it was asked for needs no second ask.
+// its way: a gap it was asked for needs no second ask, even once that key
+// frame has begun to arrive (which lets autoKeyFrame ask again).
 func (r *receiver) keyOnItsWay(now clock.Time, st *recvStream) bool {
 	return st.earlyKey != 0 && now.Sub(st.earlyKey) < 2*r.c.rtt.Smoothed()+200*time.Millisecond
 }
