@@ -126,6 +126,7 @@ func (r *run) result(seed uint64) Result {
 		}
 		res.Baselines = r.baselines(rate)
 	}
+	res.AllowanceMSAtLossStop, res.AllowanceMS10sAfterStop = r.allowStop, r.allowAfter
 	if len(r.driftEach) >= 30 {
 		res.DriftPPM30s = round4(r.driftEach[29])
 	}

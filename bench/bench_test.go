@@ -520,3 +520,25 @@ func TestMeanExcess(t *testing.T) {
 	assert.Nil(t, res.ExcessMSFirst5)
 	assert.Nil(t, res.ExcessMSLast5)
 }
+
+// TestAllowanceFadesAfterLossStops: fec-lossstop reports the recovery
+// allowance when loss stops and 10 s later; it has faded (3 s time
+// constant); rows where loss never stops leave both fields out.
+func TestAllowanceFadesAfterLossStops(t *testing.T) {
+	scs, err := Select("^(fec-lossstop|rtc-rtt100-loss5)$")
+	require.NoError(t, err)
+	require.Len(t, scs, 2)
+	for _, sc := range scs {
+		res, err := Run(sc, 1)
+		require.NoError(t, err)
+		if sc.LossStop == 0 {
+			assert.Nil(t, res.AllowanceMSAtLossStop, sc.Name)
+			assert.Nil(t, res.AllowanceMS10sAfterStop, sc.Name)
+			continue
+		}
+		require.NotNil(t, res.AllowanceMSAtLossStop)
+		require.NotNil(t, res.AllowanceMS10sAfterStop)
+		assert.Positive(t, *res.AllowanceMSAtLossStop, "losses recurred until then")
+		assert.Less(t, *res.AllowanceMS10sAfterStop, *res.AllowanceMSAtLossStop/10, "e^(-10/3) of it, or less")
+	}
+}

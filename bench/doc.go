@@ -42,7 +42,10 @@
 // played_on_time_ratio; drift_ppm_30s and drift_ppm_end give the
 // receiver's clock-drift estimate; rows of 10 min or more add
 // excess_ms_first5 and excess_ms_last5 (the playout offset's mean excess
-// over the one wanted, in the media's first and last 5 min). `jb-drift-100ppm`/`-1000ppm` (and
+// over the one wanted, in the media's first and last 5 min). Rows where
+// loss stops (`fec-lossstop`, `fec-lossstop-ge10b3`) add
+// allowance_ms_at_loss_stop and allowance_ms_10s_after_loss_stop, the
+// receiver's recovery allowance then and 10 s later. `jb-drift-100ppm`/`-1000ppm` (and
 // `-neg100ppm`/`-neg1000ppm`) run 60 min with the receiver's clock fast (or
 // slow) by that much (Scenario.ReceiverClock, netem.Clock), jitter 0-30 ms,
 // and add drift_settled_s. `jb-accumulate-rtc`, its audio-only twin

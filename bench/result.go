@@ -92,6 +92,11 @@ type Result struct {
 	// 5 ms of the first).
 	ExcessMSFirst5 *float64 `json:"excess_ms_first5,omitempty"`
 	ExcessMSLast5  *float64 `json:"excess_ms_last5,omitempty"`
+	// Rows where loss stops (Scenario.LossStop): the receiver's largest
+	// recovery allowance (jitterbuffer Stats.Allowance) when it stopped and
+	// 10 s later.
+	AllowanceMSAtLossStop   *float64 `json:"allowance_ms_at_loss_stop,omitempty"`
+	AllowanceMS10sAfterStop *float64 `json:"allowance_ms_10s_after_loss_stop,omitempty"`
 	// The receiver's clock-drift estimate 30 s into the media and at its
 	// end (ppm, receiver minus sender; the drift rows skew the receiver's
 	// clock by Scenario.ReceiverClock).

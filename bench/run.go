@@ -105,6 +105,8 @@ type run struct {
 	mediaPerSec  []int64
 	held         []heldDeadline // by packet number & heldMask
 	driftEach    []float64      // the receiver's drift estimate at the end of each second of media
+	allowStop    *float64       // the receiver's largest recovery allowance (ms) when loss stopped (LossStop)
+	allowAfter   *float64       // the same 10 s later
 	err          error
 }
 
@@ -727,4 +729,36 @@ func (r *run) sampleDrift(now clock.Time) {
 	for len(r.driftEach) < len(r.mediaPerSec) && now >= r.mediaStart.Add(time.Duration(len(r.driftEach)+1)*time.Second) {
 		r.driftEach = append(r.driftEach, r.driftPPM())
 	}
+	if stop := r.sc.LossStop; stop > 0 {
+		if r.allowStop == nil && now >= r.mediaStart.Add(stop) {
+			r.allowStop = r.allowance(now)
+		}
+		if r.allowAfter == nil && now >= r.mediaStart.Add(stop+allowanceAfter) {
+			r.allowAfter = r.allowance(now)
+		}
+	}
+}
+
+// allowanceAfter is how long after loss stops the recovery allowance is
+// read again (the jitterbuffer issue: <= 20 ms within 10 s).
+const allowanceAfter = 10 * time.Second
+
+// allowance is the largest recovery allowance (ms) of the receiver's
+// playout buffers now.
+func (r *run) allowance(now clock.Time) *float64 {
+	h := r.rcv
+	if h == nil || h.conn == nil {
+		return nil
+	}
+	var worst time.Duration
+	for _, st := range r.streams {
+		if st == nil {
+			continue
+		}
+		if ps, ok := h.conn.PlayoutStats(h.clk.Local(now), st.id); ok {
+			worst = max(worst, ps.Allowance)
+		}
+	}
+	v := round4(ms(worst))
+	return &v
 }

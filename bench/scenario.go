@@ -161,6 +161,15 @@ func Scenarios() []Scenario {
 	lossStop := symmetric("fec-lossstop", ProfileRTC, 100*time.Millisecond, 0.05, time.Minute, DefaultTraffic())
 	lossStop.LossStop = 30 * time.Second
 	out = append(out, lossStop)
+	// The same with Gilbert-Elliott bursts (10 %, burst 3): the
+	// jitterbuffer issue's recovery-aware case.
+	lossStopGE := lossStop
+	lossStopGE.Name = "fec-lossstop-ge10b3"
+	lossStopGE.Loss = 0.1
+	lossStopGE.Forward.Loss, lossStopGE.Reverse.Loss = 0, 0
+	lossStopGE.Forward.GE = netem.GEFromLossBurst(0.1, 3)
+	lossStopGE.Reverse.GE = lossStopGE.Forward.GE
+	out = append(out, lossStopGE)
 
 	audioOnly := Traffic{Audio: DefaultTraffic().Audio}
 	// The fec issue's audio case: 50 packets/s, 5 % random loss, at most

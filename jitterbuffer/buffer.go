@@ -211,11 +211,14 @@ type Stats struct {
 	TotalSquaredInterFrameDelay float64       // totalSquaredInterFrameDelay, s²
 
 	// Now, not sums.
-	Target   time.Duration // delay above the least transit the buffer aims for
-	Excess   time.Duration // playout offset above the one wanted, draining
-	Offset   time.Duration // capture to playout of the last frame released
-	DriftPPM float64       // receiver clock rate minus sender's, ppm
-	Rate     float64       // playout speed: 1, or 1 + DrainRate while draining
+	Target time.Duration // delay above the least transit the buffer aims for
+	Excess time.Duration // playout offset above the one wanted, draining
+	// Allowance is the recovery allowance in the target now (NoteRecovery),
+	// fading once losses stop.
+	Allowance time.Duration
+	Offset    time.Duration // capture to playout of the last frame released
+	DriftPPM  float64       // receiver clock rate minus sender's, ppm
+	Rate      float64       // playout speed: 1, or 1 + DrainRate while draining
 }
 
 // Buffer is a playout buffer for one stream.
@@ -647,6 +650,7 @@ func (b *Buffer) Reset() {
 func (b *Buffer) Stats(now clock.Time) Stats {
 	st := b.stats
 	st.Target = b.target
+	st.Allowance = b.allowanceNow(now)
 	st.DriftPPM = b.g.drift.ppm()
 	if b.cfg.Mode == Adaptive && b.g.set {
 		st.Excess = max(0, b.g.offset(now)-b.g.want)
