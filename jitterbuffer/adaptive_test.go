@@ -583,3 +583,90 @@ func TestOffsetTakesTheTargetBeforeFirstPlay(t *testing.T) {
 		})
 	}
 }
+
+// TestCatchUpSkipsToTheNewestKeyFrame: a stall holds frames 45-75 (key
+// frames every 30); they complete together at 2.5 s and are all held when
+// the player next looks. With CatchUp, the frames before the newest key
+// frame held (60) are released Dropped, the rest play at once, and the
+// frames after the burst play near the offset of before. Without it every
+// frame plays, and the late ones lift the offset, which then drains at
+// 10 %.
+func TestCatchUpSkipsToTheNewestKeyFrame(t *testing.T) {
+	const interval = 33 * time.Millisecond
+	const base = 40 * time.Millisecond
+	stallEnd := clock.Time(2500 * time.Millisecond)
+	for _, catchUp := range []bool{true, false} {
+		t.Run(fmt.Sprintf("catch-up %v", catchUp), func(t *testing.T) {
+			b := New(Config{Video: true, CatchUp: catchUp, DrainRate: 0.10})
+			var out []released
+			var cur clock.Time // the simulation's now: a frame due earlier pops now
+			popUntil := func(now clock.Time) {
+				for b.NextTimeout() <= now {
+					at := clock.Max(b.NextTimeout(), cur)
+					f, ok := b.Pop(at)
+					require.True(t, ok)
+					out = append(out, released{Frame: f, at: at, offset: at.Sub(f.Capture)})
+				}
+			}
+			push := func(i int, c clock.Time) {
+				capture := clock.Time(time.Duration(i) * interval)
+				require.NoError(t, b.Push(c, Frame{ID: int64(i), Capture: capture.Add(base), Completed: c,
+					Transit: c.Sub(capture), Key: i%30 == 0}))
+			}
+			for i := 0; i < 150; i++ {
+				c := clock.Time(time.Duration(i) * interval).Add(base)
+				switch {
+				case i >= 45 && i <= 75:
+					if i == 75 {
+						popUntil(stallEnd - 1)
+						cur = stallEnd
+						for j := 45; j <= 75; j++ {
+							push(j, stallEnd)
+						}
+						popUntil(stallEnd)
+					}
+					continue
+				case i > 75:
+					c = clock.Max(c, stallEnd)
+				}
+				popUntil(c)
+				cur = c
+				push(i, c)
+				popUntil(c)
+			}
+			popUntil(clock.Never - 1)
+			require.Len(t, out, 150, "every frame released, dropped or played")
+			var before time.Duration
+			var dropped []int64
+			for _, r := range out {
+				if r.ID == 40 {
+					before = r.offset
+				}
+				if r.Dropped {
+					dropped = append(dropped, r.ID)
+				}
+			}
+			st := b.Stats(clock.Time(10 * time.Second))
+			if !catchUp {
+				assert.Empty(t, dropped)
+				assert.Zero(t, st.FramesDropped)
+				assert.Greater(t, out[100].offset, before+100*time.Millisecond, "the offset was lifted and still drains")
+				return
+			}
+			want := make([]int64, 0, 15)
+			for id := int64(45); id < 60; id++ {
+				want = append(want, id)
+			}
+			assert.Equal(t, want, dropped, "skipped to key frame 60")
+			assert.Equal(t, int64(15), st.FramesDropped)
+			for _, r := range out[60:] {
+				assert.False(t, r.Undecodable, "frame %d decodes from key frame 60", r.ID)
+			}
+			// Not lifted by the stall's second: within the target's own
+			// movement (the burst's transits) of the offset of before.
+			for _, r := range out[80:] {
+				assert.InDelta(t, float64(before), float64(r.offset), float64(20*time.Millisecond), "frame %d near the old offset", r.ID)
+			}
+		})
+	}
+}

@@ -74,6 +74,9 @@ type Frame struct {
 	// break, when a key frame should be asked for.
 	Undecodable bool
 	NeedKey     bool
+	// Dropped: released only to be dropped, not played (Config.CatchUp
+	// skipped it after a freeze).
+	Dropped bool
 
 	Data []byte
 }
@@ -139,6 +142,15 @@ type Config struct {
 	// Video turns on decodability tracking (a key frame first, then
 	// references) and the W3C freeze and pause counts.
 	Video bool
+	// CatchUp (Adaptive video buffers; an RTC option) skips, after a
+	// freeze, to the newest decodable frame instead of playing the
+	// backlog late: when the next frame is due and completed after its
+	// playout time, the frames before the newest key frame held, or a
+	// droppable frame, are released Dropped at once (not to be played);
+	// late frames play at once and do not lift the offset. Off: every
+	// frame plays, late ones lift the offset, and the excess drains at
+	// DrainRate.
+	CatchUp bool
 }
 
 // Validate reports the first bad field.
@@ -198,6 +210,7 @@ type Stats struct {
 	FramesReleasedLate int64 // released after their playout time (completed too late)
 	FramesUndecodable  int64 // video frames released with a broken reference
 	FramesAfterStall   int64 // frames that arrived in a burst after a stall, left out of the target
+	FramesDropped      int64 // framesDropped: released Dropped by catch-up (Config.CatchUp)
 
 	JitterBufferDelay        time.Duration // jitterBufferDelay: completion to release
 	JitterBufferTargetDelay  time.Duration // jitterBufferTargetDelay: the target (with the bounds) at each release
@@ -250,6 +263,7 @@ type Buffer struct {
 	lastCompleted clock.Time
 	inStall       bool
 	broken        bool                  // Video: references lost since the last key frame
+	skipTo        int64                 // CatchUp: frames below this id are released Dropped; -1 none
 	gone          [goneMemory]goneFrame // frames that will not come (NoteGone)
 	nGone         int
 	keyAsked      bool
@@ -262,7 +276,7 @@ func New(cfg Config) *Buffer {
 		panic(err)
 	}
 	cfg = cfg.withDefaults()
-	b := &Buffer{cfg: cfg, frames: make([]Frame, 0, cfg.MaxFrames), next: -1, broken: cfg.Video}
+	b := &Buffer{cfg: cfg, frames: make([]Frame, 0, cfg.MaxFrames), next: -1, broken: cfg.Video, skipTo: -1}
 	if cfg.Mode == Adaptive {
 		// Transit above the floor beyond the offset's bound plays late
 		// whatever the target: the histogram need not tell such values
@@ -452,15 +466,57 @@ func (b *Buffer) Pop(now clock.Time) (Frame, bool) {
 	if len(b.frames) == 0 {
 		return Frame{}, false
 	}
+	if b.frames[0].ID < b.skipTo {
+		return b.drop(now), true // catching up to a key frame
+	}
+	b.skipTo = -1
 	p := b.playout(&b.frames[0])
 	if p > now {
 		return Frame{}, false
+	}
+	if b.catchUp() && b.frames[0].Completed > p {
+		// A freeze: the next frame is due and came too late. Skip to the
+		// newest key frame held, or past a frame nothing references.
+		for k := len(b.frames) - 1; k > 0; k-- {
+			if b.frames[k].Key {
+				b.skipTo = b.frames[k].ID
+				return b.drop(now), true
+			}
+		}
+		if b.frames[0].Droppable {
+			return b.drop(now), true
+		}
 	}
 	if b.cfg.Mode == Adaptive {
 		b.updateTarget(now)
 		b.g.update(now)
 	}
 	return b.release(now, p), true
+}
+
+func (b *Buffer) catchUp() bool {
+	return b.cfg.CatchUp && b.cfg.Video && b.cfg.Mode == Adaptive
+}
+
+// drop releases the next frame Dropped (catch-up): it is not played, so it
+// neither lifts the offset nor counts as rendered; a reference frame
+// dropped leaves the frames after it undecodable until a key frame.
+func (b *Buffer) drop(now clock.Time) Frame {
+	f := b.frames[0]
+	copy(b.frames, b.frames[1:])
+	b.frames[len(b.frames)-1] = Frame{}
+	b.frames = b.frames[:len(b.frames)-1]
+	if b.next >= 0 && f.ID > b.next {
+		f.LostBefore = f.ID - b.next
+		b.stats.FramesSkipped += f.LostBefore
+	}
+	b.next = max(b.next, f.ID+1)
+	f.Playout, f.Late, f.Dropped = now, f.Completed > now, true
+	if !f.Droppable && !f.Key {
+		b.broken = true
+	}
+	b.stats.FramesDropped++
+	return f
 }
 
 // Flush releases the next frame whatever its playout time (used when a
@@ -492,9 +548,11 @@ func (b *Buffer) release(now, p clock.Time) Frame {
 	b.g.played = true
 	f.Playout = p
 	f.Late = f.Completed > p
-	if f.Late && b.cfg.Mode == Adaptive {
+	if f.Late && b.cfg.Mode == Adaptive && !b.catchUp() {
 		// Played late, it sets the offset the frames after it keep: the
 		// excess then drains at the group's rate instead of being skipped.
+		// (Catching up, the frames after it keep the offset: they play
+		// at once until they are due on time again.)
 		ts := f.Completed.Add(-f.Transit)
 		b.g.raise(now, min(now, f.Capture.Add(b.cfg.MaxDelay)).Sub(ts))
 	}
@@ -623,6 +681,9 @@ func (b *Buffer) NextTimeout() clock.Time {
 	if len(b.frames) == 0 {
 		return clock.Never
 	}
+	if b.frames[0].ID < b.skipTo {
+		return clock.Time(-1 << 62) // catching up: due at once
+	}
 	return b.playout(&b.frames[0])
 }
 
@@ -643,7 +704,7 @@ func (b *Buffer) Reset() {
 	clear(b.frames)
 	b.frames = b.frames[:0]
 	b.next = -1
-	b.broken, b.keyAsked = b.cfg.Video, false
+	b.broken, b.keyAsked, b.skipTo = b.cfg.Video, false, -1
 }
 
 // Stats returns the buffer's counters and its state at now.

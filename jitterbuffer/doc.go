@@ -25,7 +25,11 @@
 // much slower to grow, a stretch rather than a freeze (Group.Rate exposes
 // it so an audio renderer can time-stretch). Until the group's first frame
 // plays, no one sees the offset move, and it takes the target at once.
-// Only a frame played late lifts it at once, to that frame: after a stall the held frames play in
+// With Config.CatchUp (an RTC option), a freeze instead skips to the newest
+// decodable frame held: the frames before the newest key frame, and late
+// frames nothing references, are released Dropped, and late frames do not
+// lift the offset. Otherwise only a frame played late lifts it at once,
+// to that frame: after a stall the held frames play in
 // order instead of being skipped. Clock drift between sender and receiver
 // is estimated from the least transit of each second (the line under them
 // over the last 21 minutes: Moon, Skelly and Towsley's linear program) and

@@ -79,6 +79,11 @@ type Config struct {
 	// and 3 s (Live).
 	MinPlayoutDelay time.Duration
 	MaxPlayoutDelay time.Duration
+	// CatchUp: after a video freeze, skip to the newest decodable frame
+	// held (a key frame, or past frames nothing references) rather than
+	// play the backlog late and drain it; skipped frames show as
+	// FrameInfo.CaughtUpBefore. An RTC option; off by default.
+	CatchUp bool
 
 	// MaxBitrate caps the sending rate, in bit/s. Default 20 Mbit/s.
 	MaxBitrate int64
@@ -192,6 +197,7 @@ func (c Config) core() core.Config {
 		MaxPlayoutDelay:      c.MaxPlayoutDelay,
 		DrainRate:            c.Profile.drainRate(),
 		PlayoutQuantile:      c.Profile.playoutQuantile(),
+		PlayoutCatchUp:       c.CatchUp,
 		RecoveryResidual:     c.Profile.recoveryResidual(),
 		PlayoutStallTogether: c.Profile == Live,
 		FragmentSize:         c.FragmentSize,

@@ -69,6 +69,10 @@ type FrameInfo struct {
 	// dropped on purpose (too late to arrive in time, or its send queue
 	// full); not counted in LostBefore.
 	DroppedBefore int64
+	// CaughtUpBefore: frames skipped just before this one to catch up
+	// after a freeze (Config.CatchUp): they came and were not played; not
+	// counted in LostBefore.
+	CaughtUpBefore int64
 	// PlayedLate: it completed after its playout time and was released at
 	// once (the playout offset rose to it).
 	PlayedLate bool
@@ -533,17 +537,18 @@ func (rt *RemoteTrack) push(t *Transport, ev core.Event) {
 	f := rxFramePool.Get().(*rxFrame)
 	f.data = append(f.data[:0], ev.Data...)
 	f.info = FrameInfo{
-		ID:            ev.Frame.ID,
-		Size:          len(ev.Data),
-		CaptureTime:   t.toTime(ev.Frame.Capture),
-		CompleteTime:  t.toTime(ev.Frame.Completed),
-		PlayoutTime:   t.toTime(ev.Frame.Playout),
-		Keyframe:      ev.Frame.Key,
-		Droppable:     ev.Frame.Droppable,
-		LostBefore:    ev.Frame.LostBefore,
-		DroppedBefore: ev.Frame.DroppedBefore,
-		PlayedLate:    ev.Frame.PlayedLate,
-		Undecodable:   ev.Frame.Undecodable,
+		ID:             ev.Frame.ID,
+		Size:           len(ev.Data),
+		CaptureTime:    t.toTime(ev.Frame.Capture),
+		CompleteTime:   t.toTime(ev.Frame.Completed),
+		PlayoutTime:    t.toTime(ev.Frame.Playout),
+		Keyframe:       ev.Frame.Key,
+		Droppable:      ev.Frame.Droppable,
+		LostBefore:     ev.Frame.LostBefore,
+		DroppedBefore:  ev.Frame.DroppedBefore,
+		CaughtUpBefore: ev.Frame.CaughtUpBefore,
+		PlayedLate:     ev.Frame.PlayedLate,
+		Undecodable:    ev.Frame.Undecodable,
 	}
 	for {
 		select {

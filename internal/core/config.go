@@ -53,6 +53,13 @@ type Config struct {
 	// in time keeps that under 0.5 % of play time); Live, smoothness
 	// first, uses 1e-5.
 	RecoveryResidual float64
+	// PlayoutCatchUp: after a video freeze, skip to the newest decodable
+	// frame (the newest key frame held, past frames nothing references)
+	// instead of playing the backlog late and draining it
+	// (jitterbuffer.Config.CatchUp); the skipped frames are freed, counted
+	// (StreamRecvStats.FramesCaughtUp) and reported on the next frame
+	// delivered (FrameMeta.CaughtUpBefore). An RTC option; off by default.
+	PlayoutCatchUp bool
 	// PlayoutStallTogether: while a video stream waits past its playout
 	// time for a missing reference frame, the other streams of the
 	// connection wait too (lip sync over audio continuity; Live sets it).

@@ -134,6 +134,10 @@ type FrameMeta struct {
 	// DroppedBefore: frames skipped just before this one that the sender
 	// declared dropped (a drop notice); not counted in LostBefore.
 	DroppedBefore int64
+	// CaughtUpBefore (EventFrame): frames skipped just before this one to
+	// catch up after a freeze (Config.PlayoutCatchUp): they came and were
+	// not played; not counted in LostBefore.
+	CaughtUpBefore int64
 	// DroppedBySender (EventFrameLost): the sender declared the frame
 	// dropped (cut short while sending); it is not a loss.
 	DroppedBySender bool

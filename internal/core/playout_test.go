@@ -2,6 +2,7 @@ package core
 
 import (
 	"encoding/binary"
+	"fmt"
 	"testing"
 	"time"
 
@@ -255,4 +256,65 @@ func TestKeyFrameRequestWaitsForItsKeyFrame(t *testing.T) {
 			assert.Equal(t, tt.second, asked[1])
 		})
 	}
+}
+
+// TestCatchUpAfterAStall: the forward link holds everything for 1 s.
+// Without catch-up every frame plays and the stall's second stays in the
+// latency, draining at 10 %; with Config.PlayoutCatchUp the frames before
+// the newest key frame held are skipped, counted and reported on the next
+// frame delivered, and the latency comes back at once. Every frame is
+// delivered or skipped.
+func TestCatchUpAfterAStall(t *testing.T) {
+	latency := map[bool]time.Duration{}
+	for _, catchUp := range []bool{false, true} {
+		t.Run(fmt.Sprintf("catch-up %v", catchUp), func(t *testing.T) {
+			cfg := Config{PlayoutCatchUp: catchUp}
+			link := netem.LinkConfig{Delay: 40 * time.Millisecond}
+			p := newPair(t, pairOpts{fwd: link, rev: link, client: cfg, server: cfg})
+			sc := p.connected()
+			var sid uint8
+			p.at(0, func(now clock.Time) { sid, _ = p.cc.OpenStream(now, StreamConfig{Kind: KindVideo}) })
+			const n = 120
+			for i := range n {
+				p.at(time.Duration(i+1)*33*time.Millisecond, func(now clock.Time) {
+					// The sender may find a frame hopeless on arrival (its
+					// deadline follows the receiver's offset).
+					if err := p.cc.WriteFrame(now, sid, payload(sid, int64(i), 3000), FrameInfo{Capture: now, Key: i%10 == 0}); err != nil {
+						require.ErrorIs(t, err, ErrFrameDropped)
+					}
+				})
+			}
+			p.at(time.Second, func(now clock.Time) {
+				l := p.sim.Link(clientAddr, serverAddr)
+				c := l.Config()
+				c.HoldUntil = time.Duration(now.Add(time.Second))
+				require.NoError(t, l.SetConfig(c))
+			})
+			p.run(6 * time.Second)
+			var delivered, reported, gaps, last int64
+			for _, ev := range p.server.events {
+				if ev.Type != EventFrame {
+					continue
+				}
+				delivered++
+				reported += ev.Frame.CaughtUpBefore
+				gaps += ev.Frame.LostBefore + ev.Frame.DroppedBefore
+				last = ev.Frame.ID
+				latency[catchUp] = ev.Frame.Playout.Sub(ev.Frame.Capture)
+			}
+			rs, ok := sc.RecvStreamStats(sid)
+			require.True(t, ok)
+			assert.Equal(t, rs.FramesCaughtUp, reported, "each skipped frame reported once")
+			assert.Equal(t, last+1, delivered+reported+gaps, "every id up to the last delivered, delivered or accounted for")
+			assert.Greater(t, last, int64(n-5), "the stream ran to its end")
+			if catchUp {
+				assert.Positive(t, rs.FramesCaughtUp)
+			} else {
+				assert.Zero(t, rs.FramesCaughtUp)
+			}
+		})
+	}
+	// The last frame delivered, 2 s after the stall: still draining
+	// without catch-up.
+	assert.Less(t, latency[true], latency[false]-200*time.Millisecond)
 }

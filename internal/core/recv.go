@@ -54,6 +54,7 @@ type recvStream struct {
 	keyBegan  clock.Time // when a key frame's first packet last came (autoKeyFrame waits for one)
 	earlyKey  clock.Time // when a key frame was last asked for early (askKeysForHopeless)
 	repair    repairNeed // its frames' need for retransmission (the recovery allowance's rounds)
+	caughtUp  int64      // frames skipped by catch-up, owed to the next delivered frame's CaughtUpBefore
 	stalling  bool       // it holds its group stalled (PlayoutStallTogether)
 	slots     []frameSlot
 	active    []int32 // indexes of assembling slots
@@ -71,6 +72,7 @@ type StreamRecvStats struct {
 	FramesSkipped         int64 // frame ids passed over in playout: given up, late, never seen, or dropped by the sender
 	FramesDroppedBySender int64 // of those, frames the sender declared dropped (a drop notice)
 	FramesUnannounced     int64 // frames dropped at playout because the peer never announced their stream
+	FramesCaughtUp        int64 // frames complete but skipped at playout to catch up after a freeze (Config.PlayoutCatchUp)
 	BytesReceived         int64 // frame bytes complete
 }
 
@@ -205,6 +207,7 @@ func (r *receiver) newBuffer() *jitterbuffer.Buffer {
 		MaxDelay:  cfg.MaxPlayoutDelay,
 		DrainRate: cfg.DrainRate,
 		Quantile:  cfg.PlayoutQuantile,
+		CatchUp:   cfg.PlayoutCatchUp,
 	})
 	r.group.Join(b)
 	return b
@@ -609,6 +612,14 @@ func (r *receiver) handleTimeout(now clock.Time) {
 			if !ok {
 				break
 			}
+			if f.Dropped {
+				// Catching up after a freeze: it came, and is not played.
+				st.stats.FramesCaughtUp++
+				st.caughtUp++
+				st.unsent += f.LostBefore
+				r.freeBuf(f.Data)
+				continue
+			}
 			if !st.announced {
 				// Frames wait for their stream's announcement until their
 				// playout time; the peer never announced this one.
@@ -681,10 +692,12 @@ func (r *receiver) deliver(now clock.Time, st *recvStream, f jitterbuffer.Frame)
 	}
 	st.stats.FramesDelivered++
 	c.stats.FramesDelivered++
+	caughtUp := st.caughtUp
+	st.caughtUp = 0
 	c.ep.pushEvent(Event{Type: EventFrame, Conn: c, Stream: st.id, Kind: st.kind,
 		Frame: FrameMeta{ID: f.ID, Capture: f.Capture, Completed: f.Completed, Playout: now, Key: f.Key,
 			Droppable: f.Droppable, Size: len(f.Data) - wire.FramePrefixLen, LostBefore: f.LostBefore - dropped,
-			DroppedBefore: dropped, PlayedLate: f.Late, Undecodable: f.Undecodable},
+			DroppedBefore: dropped, CaughtUpBefore: caughtUp, PlayedLate: f.Late, Undecodable: f.Undecodable},
 		Data: f.Data[wire.FramePrefixLen:], buf: f.Data})
 }
 
