@@ -502,15 +502,7 @@ func (b *Buffer) catchUp() bool {
 // neither lifts the offset nor counts as rendered; a reference frame
 // dropped leaves the frames after it undecodable until a key frame.
 func (b *Buffer) drop(now clock.Time) Frame {
-	f := b.frames[0]
-	copy(b.frames, b.frames[1:])
-	b.frames[len(b.frames)-1] = Frame{}
-	b.frames = b.frames[:len(b.frames)-1]
-	if b.next >= 0 && f.ID > b.next {
-		f.LostBefore = f.ID - b.next
-		b.stats.FramesSkipped += f.LostBefore
-	}
-	b.next = max(b.next, f.ID+1)
+	f := b.takeHead()
 	f.Playout, f.Late, f.Dropped = now, f.Completed > now, true
 	if !f.Droppable && !f.Key {
 		b.broken = true
@@ -532,7 +524,8 @@ func (b *Buffer) Flush() (Frame, bool) {
 	return b.release(clock.Max(p, b.frames[0].Completed), p), true
 }
 
-func (b *Buffer) release(now, p clock.Time) Frame {
+// takeHead removes the next frame and counts the ids skipped before it.
+func (b *Buffer) takeHead() Frame {
 	f := b.frames[0]
 	copy(b.frames, b.frames[1:])
 	b.frames[len(b.frames)-1] = Frame{}
@@ -541,10 +534,15 @@ func (b *Buffer) release(now, p clock.Time) Frame {
 		f.LostBefore = f.ID - b.next
 		b.stats.FramesSkipped += f.LostBefore
 	}
+	b.next = max(b.next, f.ID+1)
+	return f
+}
+
+func (b *Buffer) release(now, p clock.Time) Frame {
+	f := b.takeHead()
 	if b.cfg.Mode == PassThrough {
 		p = f.Completed
 	}
-	b.next = max(b.next, f.ID+1)
 	b.g.played = true
 	f.Playout = p
 	f.Late = f.Completed > p
