@@ -38,6 +38,7 @@ func (r *run) result(seed uint64) Result {
 		s := sc.LossStop.Seconds()
 		res.LossStopS = &s
 	}
+	res.Phases, res.Flows = r.phasesAndFlows()
 	var all []float64
 	onTime, goodBytes := 0, int64(0)
 	var fragsSent, fragsAvail int64

@@ -151,6 +151,62 @@ func TestGeneratorFollowsTargetAndKeyRequests(t *testing.T) {
 	assert.Error(t, Traffic{Video: VideoModel{FPS: 30, Bitrate: 100, KeyInterval: time.Second, KeyFactor: 2, StartBitrate: 200}}.Validate())
 }
 
+// RFC 8593's source: one key frame at the start and then only on request,
+// Laplacian size noise of 0.15 around the mean, and the rate following a
+// new target by at most 10 % per 100 ms.
+func TestGeneratorRFC8593(t *testing.T) {
+	tr := Traffic{Video: RFC8593Video(150_000, 1_500_000)}
+	require.NoError(t, tr.Validate())
+	g := NewGenerator(tr, 3)
+	var keys []int64
+	var devs []float64
+	for g.Peek() < 20*time.Second {
+		f := g.Next()
+		if f.Key {
+			keys = append(keys, f.Seq)
+			continue
+		}
+		devs = append(devs, float64(f.Size)/(150_000.0/8/30)-1)
+		assert.LessOrEqual(t, f.Size, tr.maxFrameSize())
+	}
+	assert.Equal(t, []int64{0}, keys, "a key frame at the start only")
+	var sum, sq, abs float64
+	for _, d := range devs {
+		sum += d
+		sq += d * d
+		abs += math.Abs(d)
+	}
+	n := float64(len(devs))
+	assert.InDelta(t, 0, sum/n, 0.01, "the noise is centred")
+	assert.InDelta(t, 0.15, math.Sqrt(sq/n), 0.015, "standard deviation 0.15")
+	// A Laplace's mean absolute deviation is sd/√2 (a uniform's would be
+	// sd·√3/2).
+	assert.InDelta(t, 0.15/math.Sqrt2, abs/n, 0.01, "Laplacian, not uniform")
+
+	// A jump to 1.5 Mbit/s: 10x takes log(10)/log(1.1) = 24.2 steps of
+	// 100 ms.
+	g.SetVideoBitrate(1_500_000)
+	for g.Peek() < 21*time.Second { // 1 s: 1.1^10 = 2.59x
+		g.Next()
+	}
+	assert.InEpsilon(t, 150_000*math.Pow(1.1, 10), float64(g.VideoBitrate()), 0.02, "%d", g.VideoBitrate())
+	for g.Peek() < 23*time.Second {
+		g.Next()
+	}
+	assert.Equal(t, int64(1_500_000), g.VideoBitrate(), "there after 2.42 s")
+	g.SetVideoBitrate(300_000)
+	for g.Peek() < 24*time.Second { // down by 1.1^10 in 1 s
+		g.Next()
+	}
+	assert.InEpsilon(t, 1_500_000/math.Pow(1.1, 10), float64(g.VideoBitrate()), 0.02)
+	g.RequestKey()
+	f := g.Next()
+	for f.Source != SourceVideo {
+		f = g.Next()
+	}
+	assert.True(t, f.Key, "on request")
+}
+
 func TestTrafficValidate(t *testing.T) {
 	assert.NoError(t, DefaultTraffic().Validate())
 	bad := []Traffic{
@@ -160,6 +216,8 @@ func TestTrafficValidate(t *testing.T) {
 		{Video: VideoModel{FPS: 30, Bitrate: 1, KeyInterval: time.Second, KeyFactor: 0.5}},
 		{Audio: AudioModel{FPS: 50, MinSize: 100, MaxSize: 50}},
 		{Audio: AudioModel{FPS: -1}},
+		{Video: VideoModel{FPS: 30, Bitrate: 1, KeyFactor: 8, KeyInterval: -time.Second}},
+		{Video: VideoModel{FPS: 30, Bitrate: 1, KeyFactor: 8, RateStep: 1.5}},
 	}
 	for _, tr := range bad {
 		assert.Error(t, tr.Validate(), "%+v", tr)

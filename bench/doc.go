@@ -16,13 +16,27 @@
 // 50 ms one way and a 300 ms drop-tail queue. They drive the sender with a
 // scripted target (Scenario.Target "scripted": cc.Scripted following the
 // capacity 0.5 s late, at 95 % of it) and their video source follows the
-// core's TargetRate events and key-frame requests like an encoder. So do
-// `rfc8867-5.1` and `rfc8867-5.1-rmax4` (RFC 8867's variable capacity,
-// 1.0/2.5/0.6/1.0 Mbit/s, jitter 0-30 ms) until the cc issue's controller
-// replaces the script; `pacer-priority` and `pacer-priority-live` offer
-// twice the target and ignore it. `collapse` is collapse-av with the
-// delay-based controller (Scenario.Target "gcc": cc.GCC, which probes)
-// instead of the script, and R_max 4 Mbit/s. Every row reports
+// core's TargetRate events and key-frame requests like an encoder;
+// `pacer-priority` and `pacer-priority-live` offer twice the target and
+// ignore it.
+//
+// The cc issue's rows run its controller (Scenario.Target "gcc": cc.GCC,
+// which probes) and RFC 8593 sources (RFC8593Video: a key frame at the
+// start and on request, Laplacian size noise 0.15, at most 10 % rate
+// change per 100 ms) beside the foundation's audio: `rfc8867-5.1`,
+// `-5.1-rmax4`, `-5.2`, `-5.4`, `-5.5-3.5`/`-4.0`, `-5.6` (CUBIC; and
+// `-newreno`, each with a 300 ms queue in RTC and 1000 ms queues in RTC
+// (`-q1000`) and Live (`-q1000-live`)), `-5.7` and `-5.8`, as SCENARIOS.md
+// gives them (several media flows through one shared bottleneck,
+// Scenario.Flows, and TCP cross traffic, Scenario.Cross); `collapse`
+// (4 -> 0.5 Mbit/s for 10 s), `app-limited` (the application at 784
+// kbit/s for 60 s, then 3 Mbit/s: Scenario.SourceSteps), `random-loss-5`,
+// `-10`, `-20` and `jitter-30` (2 Mbit/s, 100 ms one way), with R_max 4
+// Mbit/s. Every row reports `phases` (per constant phase of capacity and
+// active flows, over its converged part: utilization, queueing delay at
+// the bottleneck, loss, Jain's index, reaction and reach times, targets)
+// and `flows` (per media flow: targets, goodput and throughput means, the
+// time a joining flow took to its share). Every row reports
 // window_p95_latency_ms_max (the largest per-second p95 latency of
 // completed frames, the second after a capacity drop left out),
 // late_delivered_ratio, pacer_queue_ms_max, pacer_wait_ms (time in the

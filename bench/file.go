@@ -37,6 +37,19 @@ type LinkStep struct {
 //	schedule:                # link changes, in time order
 //	  - at: 10s
 //	    forward: {rate: 1mbit}   # only the fields named change
+//	target: gcc              # "" (nominal rates), scripted or gcc (the congestion controller)
+//	start_target: 300k       # where gcc starts
+//	flows:                   # several media flows through one shared bottleneck (forward)
+//	  - {delay: 50ms}        # one way each way; start, stop, pause_at, resume_at
+//	  - {delay: 25ms, start: 10s}
+//	cross:                   # TCP flows through it: variant reno/cubic, delay, start, stop,
+//	  - {variant: cubic, delay: 50ms}  # file_size, file_size_max, idle_mean, start_idle
+//	source_steps: [{at: 60s, bitrate: 3mbit}]  # the video sources' R_max from then on
+//	converge_skip: 5s        # what each phase of the phases array leaves out
+//	measure_from: 20s        # and what the whole row leaves out
+//
+// In a row with flows, times (schedule, flows, cross) count from the run's
+// start and the schedule changes the bottleneck only (Scenario.Flows).
 //
 // Durations are strings with units ("50ms"), integers may carry k/M/G
 // ("4mbit"); unknown fields and out-of-range values are errors naming the
@@ -58,6 +71,14 @@ type fileScenario struct {
 	Schedule []fileStep        `json:"schedule"`
 	// MaxFECOverhead: Scenario.MaxFECOverhead.
 	MaxFECOverhead float64 `json:"max_fec_overhead"`
+	// The cc issue's fields (Scenario's).
+	Target       TargetMode    `json:"target"`
+	StartTarget  int64         `json:"start_target"`
+	Flows        []FlowSpec    `json:"flows"`
+	Cross        []CrossSpec   `json:"cross"`
+	SourceSteps  []SourceStep  `json:"source_steps"`
+	ConvergeSkip time.Duration `json:"converge_skip"`
+	MeasureFrom  time.Duration `json:"measure_from"`
 }
 
 type fileStep struct {
@@ -138,6 +159,14 @@ func (fs *fileScenario) scenario() (Scenario, error) {
 		LossStop: fs.LossStop,
 
 		MaxFECOverhead: fs.MaxFECOverhead,
+
+		Target:       fs.Target,
+		StartTarget:  fs.StartTarget,
+		Flows:        fs.Flows,
+		Cross:        fs.Cross,
+		SourceSteps:  fs.SourceSteps,
+		ConvergeSkip: fs.ConvergeSkip,
+		MeasureFrom:  fs.MeasureFrom,
 	}
 	if fs.Reverse != nil {
 		sc.Reverse = *fs.Reverse
@@ -153,8 +182,8 @@ func (fs *fileScenario) scenario() (Scenario, error) {
 	var prev time.Duration
 	for i, st := range fs.Schedule {
 		path := fmt.Sprintf("schedule[%d]", i)
-		if st.At < prev || st.At > sc.Media {
-			return Scenario{}, fmt.Errorf("%s.at: %v not in time order within the media (0-%v)", path, st.At, sc.Media)
+		if end := sc.end(); st.At < prev || st.At > end {
+			return Scenario{}, fmt.Errorf("%s.at: %v not in time order within the media (0-%v)", path, st.At, end)
 		}
 		prev = st.At
 		step := LinkStep{At: st.At}

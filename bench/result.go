@@ -145,6 +145,20 @@ type Result struct {
 	// row's drops and streams (0 without a drop).
 	SenderDroppedAfterDropS float64 `json:"sender_dropped_after_drop_s"`
 
+	// Phases: each constant phase of the row (capacity and the set of
+	// active flows unchanged; a phase with no media flow is left out),
+	// measured at the bottleneck over its converged part (the phase minus
+	// Scenario.ConvergeSkip, 5 s by default): utilization (the media flows'
+	// wire bytes leaving the queue / (min(capacity, what the active sources
+	// can offer) x window)), queueing delay of every datagram leaving it
+	// (all traffic), the media flows' share of datagrams the queue dropped,
+	// and the least Jain index of the media flows' bytes over 5 s windows.
+	// Times are on the row clock: seconds from the media's start, or from
+	// the run's in a row with Flows. Flows: each media flow's active time
+	// and means over it.
+	Phases []PhaseResult `json:"phases"`
+	Flows  []FlowResult  `json:"flows"`
+
 	LossStopS *float64 `json:"loss_stop_s,omitempty"`
 	Corrupt   int      `json:"corrupt"`
 	SimS      float64  `json:"sim_s"`

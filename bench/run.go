@@ -85,7 +85,11 @@ type run struct {
 	fwd     dirCount
 	rev     dirCount
 
-	scripted     *cc.Scripted // the sender's estimator, for Target "scripted"
+	scripted     *cc.Scripted       // the sender's estimator, for Target "scripted"
+	neck         *netem.Bottleneck  // the shared bottleneck of a row with Flows
+	peers        []*peer            // flows 1.. of a row with Flows
+	cross        []*netem.TCPSender // its TCP cross traffic
+	acct         *flowAcct          // phases and flows
 	trace        io.Writer
 	mediaStart   clock.Time
 	mediaEnd     clock.Time
@@ -120,6 +124,7 @@ type host struct {
 
 	clk     netem.Clock // the endpoint's own clock (the receiver's may drift)
 	gen     *Generator
+	srcNext int // the next of Scenario.SourceSteps
 	payload []byte
 	audio   uint8
 	video   uint8
@@ -140,6 +145,13 @@ func (h *host) HandleTimeout(now clock.Time) {
 	}
 	h.ep.HandleTimeout(h.clk.Local(now))
 	h.drain(now)
+}
+
+// noteTarget records the sender's transport target after each call.
+func (h *host) noteTarget(now clock.Time) {
+	if h.sender && h.conn != nil {
+		h.r.acct.noteTarget(0, now, h.conn.TransportTarget())
+	}
 }
 
 func (h *host) PollTransmit(now clock.Time, dst []byte) (int, netip.AddrPort, bool) {
@@ -183,6 +195,7 @@ func (h *host) offer(now clock.Time) {
 		if at > now || at >= r.mediaEnd {
 			return
 		}
+		r.applySourceSteps(h.gen, &h.srcNext, at)
 		f := h.gen.Next()
 		sid := h.video
 		if f.Source == SourceAudio {
@@ -237,6 +250,7 @@ func checkPayload(b []byte, stream uint8, id int64, size int) bool {
 
 func (h *host) drain(now clock.Time) {
 	r := h.r
+	defer h.noteTarget(now)
 	for {
 		ev, ok := h.ep.PollEvent()
 		if !ok {
@@ -266,6 +280,7 @@ func (h *host) drain(now clock.Time) {
 			if !checkPayload(ev.Data, ev.Stream, ev.Frame.ID, fr.size) {
 				r.corrupt++
 			}
+			r.acct.goodput[0] += int64(len(ev.Data))
 		case core.EventKeyFrameRequest:
 			if h.sender && ev.Stream == h.video && r.sc.Traffic.Video.FPS > 0 {
 				h.gen.RequestKey()
@@ -273,6 +288,9 @@ func (h *host) drain(now clock.Time) {
 		case core.EventTargetRate:
 			if h.sender && ev.Stream == h.video && r.sc.Traffic.Video.FPS > 0 && r.sc.Target != TargetNominal && !r.sc.IgnoreTarget {
 				h.gen.SetVideoBitrate(ev.Bitrate)
+			}
+			if h.sender && ev.Stream == h.video {
+				r.acct.noteEncoder(0, now, ev.Bitrate)
 			}
 		case core.EventFrameDropped:
 			if st := r.streams[ev.Stream]; st != nil && ev.Frame.ID < int64(len(st.frames)) {
@@ -317,6 +335,13 @@ func (h *host) openStreams(now clock.Time) {
 	r.mediaPerSec = make([]int64, secs)
 	r.held = make([]heldDeadline, heldMask+1)
 
+	// The schedule counts from the media's start, or in a row with Flows
+	// from the run's (the row clock: Result.Phases).
+	base := now
+	if len(r.sc.Flows) > 0 {
+		base = 0
+	}
+	r.acct.origin = base
 	if r.sc.LossStop > 0 {
 		r.sim.Schedule(now.Add(r.sc.LossStop), func(clock.Time) {
 			for _, l := range []*netem.Link{r.sim.Link(senderAddr, receiverAddr), r.sim.Link(receiverAddr, senderAddr)} {
@@ -329,20 +354,22 @@ func (h *host) openStreams(now clock.Time) {
 	}
 	for _, st := range r.sc.Schedule {
 		if r.scripted != nil && st.Forward != nil {
-			r.scripted.Steps = append(r.scripted.Steps, cc.ScriptStep{At: now.Add(st.At), Rate: st.Forward.Rate})
+			r.scripted.Steps = append(r.scripted.Steps, cc.ScriptStep{At: base.Add(st.At), Rate: st.Forward.Rate})
 		}
 		fwd, rev := st.Forward, st.Reverse
 		// A stall's HoldUntil counts from the media's start, like At.
 		for _, l := range []**netem.LinkConfig{&fwd, &rev} {
 			if *l != nil && (*l).HoldUntil > 0 {
 				c := **l
-				c.HoldUntil += time.Duration(now)
+				c.HoldUntil += time.Duration(base)
 				*l = &c
 			}
 		}
-		r.sim.Schedule(now.Add(st.At), func(clock.Time) {
+		r.sim.Schedule(base.Add(st.At), func(clock.Time) {
 			// Validate checked the configs: SetConfig cannot fail.
-			if fwd != nil {
+			if fwd != nil && r.neck != nil {
+				_ = r.neck.SetConfig(*fwd)
+			} else if fwd != nil {
 				_ = r.sim.Link(senderAddr, receiverAddr).SetConfig(*fwd)
 			}
 			if rev != nil {
@@ -434,10 +461,15 @@ func (r *run) onSend(now clock.Time, b []byte) {
 		// Ground truth: when would it arrive, given the bottleneck queue
 		// ahead of it?
 		link := r.sim.Link(senderAddr, receiverAddr)
-		cfg := link.Config()
+		cfg, queued := link.Config(), link.Stats().QueueBytes
 		arrive := now.Add(cfg.Delay)
+		if r.neck != nil {
+			// The access delay, then the shared queue.
+			cfg, queued = r.neck.Config(), r.neck.Stats().QueueBytes
+			arrive = arrive.Add(cfg.Delay)
+		}
 		if cfg.Rate > 0 {
-			bits := (link.Stats().QueueBytes + int64(len(b)+cfg.Overhead)) * 8
+			bits := (queued + int64(len(b)+cfg.Overhead)) * 8
 			arrive = arrive.Add(time.Duration(float64(bits) / float64(cfg.Rate) * float64(time.Second)))
 		}
 		deadline := r.deadline(fr)
@@ -547,6 +579,8 @@ func runWith(sc Scenario, seed uint64, opts RunOptions) (res Result, r *run, err
 	}
 	wallStart := time.Now()
 	r = &run{sc: sc, latency: sc.Profile.Latency(), sim: netem.New(seed), trace: opts.Trace, padPNs: map[uint32]bool{}}
+	nflows := max(1, len(sc.Flows))
+	r.acct = &flowAcct{targets: make([][]targetStep, nflows), encoder: make([][]targetStep, nflows), goodput: make([]int64, nflows)}
 	if opts.PcapDir != "" {
 		closeCaptures, err := r.capture(opts.PcapDir)
 		if err != nil {
@@ -587,11 +621,7 @@ func runWith(sc Scenario, seed uint64, opts RunOptions) (res Result, r *run, err
 	if err != nil {
 		return Result{}, nil, err
 	}
-	maxFrame := 1
-	if v := sc.Traffic.Video; v.FPS > 0 {
-		maxFrame = int(float64(v.Bitrate)/8*v.KeyInterval.Seconds()*2) + 1 // far above any key frame
-	}
-	maxFrame = max(maxFrame, sc.Traffic.Audio.MaxSize)
+	maxFrame := r.maxFrameSize()
 	r.snd = &host{r: r, ep: sndEP, addr: senderAddr, sender: true, gen: NewGenerator(sc.Traffic, seed), payload: make([]byte, maxFrame)}
 	r.rcv = &host{r: r, ep: rcvEP, addr: receiverAddr, clk: sc.ReceiverClock}
 	if err := r.sim.AddNode(receiverAddr, r.rcv); err != nil {
@@ -600,18 +630,36 @@ func runWith(sc Scenario, seed uint64, opts RunOptions) (res Result, r *run, err
 	if err := r.sim.AddNode(senderAddr, r.snd); err != nil {
 		return Result{}, nil, err
 	}
-	if err := r.sim.Connect(senderAddr, receiverAddr, sc.Forward, sc.Reverse); err != nil {
-		return Result{}, nil, err
-	}
-	if _, err := sndEP.Connect(r.sim.Now(), receiverAddr); err != nil {
-		return Result{}, nil, err
+	var start time.Duration
+	if len(sc.Flows) > 0 {
+		start = sc.Flows[0].Start
+		if err := r.setupFlows(seed, sndCfg, rcvCfg); err != nil {
+			return Result{}, nil, fmt.Errorf("bench %s: %w", sc.Name, err)
+		}
+		// Flow 0 connects at its start (cross traffic may start first);
+		// the simulator polls every node after a scheduled call.
+		r.sim.Schedule(clock.Time(start), func(now clock.Time) {
+			if _, err := sndEP.Connect(now, receiverAddr); err != nil {
+				r.fail(err)
+			}
+		})
+	} else {
+		if err := r.sim.Connect(senderAddr, receiverAddr, sc.Forward, sc.Reverse); err != nil {
+			return Result{}, nil, err
+		}
+		if err := r.sim.SetQueueHook(senderAddr, receiverAddr, func(ev netem.QueueEvent) { r.acct.queueEvent(r, ev) }); err != nil {
+			return Result{}, nil, err
+		}
+		if _, err := sndEP.Connect(r.sim.Now(), receiverAddr); err != nil {
+			return Result{}, nil, err
+		}
 	}
 	// The handshake takes a round trip or a few (lost Hellos); media starts
 	// when it completes and runs for sc.Media.
-	limit := clock.Time(sc.Media + 30*time.Second)
+	limit := clock.Time(start + sc.Media + 30*time.Second)
 	for r.err == nil {
 		if !r.started {
-			if r.sim.Now() > clock.Time(30*time.Second) {
+			if r.sim.Now() > clock.Time(start+30*time.Second) {
 				return Result{}, nil, fmt.Errorf("bench %s: handshake did not complete in 30 s", sc.Name)
 			}
 			r.sim.RunUntil(r.sim.Now().Add(10 * time.Millisecond))

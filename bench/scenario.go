@@ -63,10 +63,42 @@ type Scenario struct {
 	// ReceiverClock skews the receiver's clock (netem.Clock): the jitter
 	// buffer's drift rows.
 	ReceiverClock netem.Clock `json:"receiver_clock,omitzero"`
+	// Flows, if set, makes the row several media flows (the first is the
+	// one every per-frame field describes) through one shared bottleneck
+	// configured by Forward, each behind its own access delay; Cross adds
+	// TCP flows through it. In such a row, every time (Schedule's At, the
+	// flows' and cross flows' times) counts from the run's start, and
+	// Schedule changes the bottleneck only.
+	Flows []FlowSpec  `json:"flows,omitempty"`
+	Cross []CrossSpec `json:"cross,omitempty"`
+	// ConvergeSkip is how much of each phase Result.Phases leaves out
+	// (0: 5 s, SCENARIOS.md's converged window); MeasureFrom (row clock)
+	// leaves out everything before it.
+	ConvergeSkip time.Duration `json:"converge_skip,omitempty"`
+	MeasureFrom  time.Duration `json:"measure_from,omitempty"`
+	// SourceSteps change the most every flow's video source offers (its
+	// R_max) at given times (row clock), in time order: the cc issue's
+	// app-limited row.
+	SourceSteps []SourceStep `json:"source_steps,omitempty"`
 	// Baselines computes the playout baselines (Result.Baselines).
 	Baselines bool `json:"baselines,omitempty"`
 	// Default marks the rows a bare `spillway bench` runs.
 	Default bool `json:"default"`
+}
+
+// SourceStep sets the video sources' R_max (VideoModel.Bitrate) from At on.
+type SourceStep struct {
+	At      time.Duration `json:"at"`
+	Bitrate int64         `json:"bitrate"`
+}
+
+// end is where the schedule's times end: the media's end, on the row
+// clock of a row with Flows.
+func (s Scenario) end() time.Duration {
+	if len(s.Flows) > 0 {
+		return s.Flows[0].Start + s.Media
+	}
+	return s.Media
 }
 
 // TargetMode names what drives a scenario's transport target.
@@ -101,6 +133,17 @@ func (s Scenario) Validate() error {
 	case s.LossStop < 0 || s.LossStop > s.Media:
 		return fmt.Errorf("scenario %s: loss stop %v outside the media", s.Name, s.LossStop)
 	}
+	if err := s.validateFlows(); err != nil {
+		return err
+	}
+	if s.ConvergeSkip < 0 || s.MeasureFrom < 0 {
+		return fmt.Errorf("scenario %s: negative converge skip or measure-from", s.Name)
+	}
+	for i, st := range s.SourceSteps {
+		if st.Bitrate <= 0 || st.At < 0 || (i > 0 && st.At < s.SourceSteps[i-1].At) || s.Traffic.Video.FPS == 0 {
+			return fmt.Errorf("scenario %s: source step %d: needs video, a positive bitrate and time order", s.Name, i)
+		}
+	}
 	if err := s.ReceiverClock.Validate(); err != nil {
 		return fmt.Errorf("scenario %s: receiver clock: %w", s.Name, err)
 	}
@@ -115,7 +158,7 @@ func (s Scenario) Validate() error {
 	}
 	var prev time.Duration
 	for i, st := range s.Schedule {
-		if st.At < prev || st.At > s.Media {
+		if st.At < prev || st.At > s.end() {
 			return fmt.Errorf("scenario %s: schedule[%d] at %v: not in time order within the media", s.Name, i, st.At)
 		}
 		prev = st.At
@@ -221,28 +264,7 @@ func Scenarios() []Scenario {
 		out = append(out, prio)
 	}
 
-	// RFC 8867 5.1 (SCENARIOS.md): 1.0, 2.5, 0.6, 1.0 Mbit/s at 0, 40, 60,
-	// 80 s; 50 ms one way; jitter 0-30 ms after the bottleneck, no
-	// reordering; a 300 ms queue; the source from 150 kbit/s to R_max 1.5
-	// Mbit/s (and a variant at 4 Mbit/s). Until the cc issue's controller
-	// lands, the target is scripted: capacity 0.5 s late.
-	for _, rmax := range []int64{1_500_000, 4_000_000} {
-		name := "rfc8867-5.1"
-		if rmax == 4_000_000 {
-			name += "-rmax4"
-		}
-		out = append(out, rfc8867p51(name, rmax))
-	}
-
-	// The cc issue's collapse with its controller (cc.GCC), the path of
-	// collapse-av and its traffic with R_max 4 Mbit/s.
-	ccCollapse := collapse("collapse", ProfileRTC)
-	ccCollapse.Target, ccCollapse.TargetLag, ccCollapse.TargetShare = TargetGCC, 0, 0
-	ccCollapse.StartTarget = 1_000_000
-	// SCENARIOS.md: rate-adaptive rows outside RFC 8867 use R_max 4 Mbit/s.
-	ccCollapse.Traffic.Video.Bitrate = 4_000_000
-	ccCollapse.Traffic.Video.StartBitrate = 1_000_000
-	out = append(out, ccCollapse)
+	out = append(out, ccRows()...)
 
 	out = append(out, jitterBufferRows()...)
 
@@ -299,24 +321,6 @@ func collapse(name string, p Profile) Scenario {
 	// 0.85 x the measured rate): at 100 % the link's IP and UDP headers
 	// alone would build a standing queue.
 	s.TargetShare = 0.95
-	return s
-}
-
-func rfc8867p51(name string, rmax int64) Scenario {
-	t := DefaultTraffic()
-	t.Video.Bitrate = rmax
-	t.Video.StartBitrate = 150_000
-	s := symmetric(name, ProfileRTC, 100*time.Millisecond, 0, 100*time.Second, t)
-	s.Forward.Jitter = 30 * time.Millisecond
-	rate := func(r int64) *netem.LinkConfig {
-		l := s.Forward
-		l.Rate = r
-		return &l
-	}
-	s.Forward = *rate(1_000_000)
-	s.Schedule = []LinkStep{{At: 40 * time.Second, Forward: rate(2_500_000)}, {At: 60 * time.Second, Forward: rate(600_000)},
-		{At: 80 * time.Second, Forward: rate(1_000_000)}}
-	s.Target, s.TargetLag, s.TargetShare = TargetScripted, 500*time.Millisecond, 0.95
 	return s
 }
 

@@ -8,8 +8,10 @@ import (
 )
 
 // VideoModel is a synthetic video source: frames at FPS whose sizes average
-// Bitrate, a key frame every KeyInterval that is KeyFactor times a delta
-// frame, and delta sizes varying uniformly by +-Variation.
+// Bitrate, a key frame every KeyInterval (0: only the first and those asked
+// for) that is KeyFactor times a delta frame, and delta sizes varying
+// uniformly by +-Variation, or (Laplace) by a Laplacian deviation whose
+// standard deviation is Variation.
 type VideoModel struct {
 	FPS         float64       `json:"fps"`
 	Bitrate     int64         `json:"bitrate"`
@@ -19,6 +21,21 @@ type VideoModel struct {
 	// StartBitrate is where a source that follows the target starts
 	// (0: Bitrate).
 	StartBitrate int64 `json:"start_bitrate,omitempty"`
+	// Laplace draws the delta frames' deviation from a Laplace
+	// distribution (RFC 8593's size noise) instead of a uniform one.
+	Laplace bool `json:"laplace,omitempty"`
+	// RateStep bounds how fast the source follows a new bitrate: at most
+	// this fraction per 100 ms of media (RFC 8593's encoder lag: 0.1); 0
+	// follows at once.
+	RateStep float64 `json:"rate_step,omitempty"`
+}
+
+// RFC8593Video is the cc issue's rate-adaptive source (RFC 8593's model as
+// it words it): 30 fps, a key frame at the start and on request only, 8 x a
+// delta, Laplacian size noise of 0.15, the rate following the target by at
+// most 10 % per 100 ms, from start up to rmax bit/s.
+func RFC8593Video(start, rmax int64) VideoModel {
+	return VideoModel{FPS: 30, Bitrate: rmax, StartBitrate: start, KeyFactor: 8, Variation: 0.15, Laplace: true, RateStep: 0.1}
 }
 
 // AudioModel is a synthetic audio source: FPS frames per second of sizes
@@ -53,8 +70,12 @@ func (t Traffic) Validate() error {
 		return fmt.Errorf("traffic: video fps %v outside 0-1000", v.FPS)
 	case v.FPS > 0 && v.Bitrate <= 0:
 		return fmt.Errorf("traffic: video bitrate %d must be positive", v.Bitrate)
-	case v.FPS > 0 && v.KeyInterval < time.Duration(float64(time.Second)/v.FPS):
+	case v.FPS > 0 && v.KeyInterval != 0 && v.KeyInterval < time.Duration(float64(time.Second)/v.FPS):
 		return fmt.Errorf("traffic: video key interval %v shorter than a frame", v.KeyInterval)
+	case v.KeyInterval < 0:
+		return fmt.Errorf("traffic: video key interval %v negative", v.KeyInterval)
+	case v.RateStep < 0 || v.RateStep > 1:
+		return fmt.Errorf("traffic: video rate step %v outside [0, 1]", v.RateStep)
 	case v.FPS > 0 && v.KeyFactor < 1:
 		return fmt.Errorf("traffic: video key factor %v below 1", v.KeyFactor)
 	case v.StartBitrate < 0 || (v.FPS > 0 && v.StartBitrate > v.Bitrate):
@@ -69,6 +90,22 @@ func (t Traffic) Validate() error {
 		return fmt.Errorf("traffic: no source")
 	}
 	return nil
+}
+
+// maxFrameSize bounds the frames the traffic makes, far above any key
+// frame.
+func (t Traffic) maxFrameSize() int {
+	n := 1
+	if v := t.Video; v.FPS > 0 {
+		if v.KeyInterval > 0 {
+			n = int(float64(v.Bitrate)/8*v.KeyInterval.Seconds()*2) + 1
+		} else {
+			// Deltas stay within 5 x their mean (laplace), key frames are
+			// KeyFactor x.
+			n = int(float64(v.Bitrate)/8/v.FPS*max(v.KeyFactor, 5)*2) + 1
+		}
+	}
+	return max(n, t.Audio.MaxSize)
 }
 
 // Source says which source a Frame came from.
@@ -106,8 +143,11 @@ type Generator struct {
 	videoSeq  int64
 	audioSeq  int64
 	deltaSize float64
-	gopFrames int64
-	sinceKey  int64 // video frames since the last key frame; -1 before the first
+	gopFrames int64   // 0: no periodic key frames
+	rate      float64 // the bitrate the frames follow now
+	goal      float64 // the bitrate asked for (SetVideoBitrate), clamped
+	asked     int64   // the bitrate asked for
+	sinceKey  int64   // video frames since the last key frame; -1 before the first
 	keyAsked  bool
 	video     bool
 	audio     bool
@@ -120,12 +160,16 @@ func NewGenerator(t Traffic, seed uint64) *Generator {
 	g.sinceKey = -1
 	if v := t.Video; v.FPS > 0 {
 		g.video = true
-		g.gopFrames = max(1, int64(math.Round(v.KeyInterval.Seconds()*v.FPS)))
+		if v.KeyInterval > 0 {
+			g.gopFrames = max(1, int64(math.Round(v.KeyInterval.Seconds()*v.FPS)))
+		}
 		start := v.Bitrate
 		if v.StartBitrate > 0 {
 			start = v.StartBitrate
 		}
 		g.SetVideoBitrate(start)
+		g.rate = g.goal
+		g.sizeFor(g.rate)
 	}
 	g.audio = t.Audio.FPS > 0
 	return g
@@ -133,12 +177,54 @@ func NewGenerator(t Traffic, seed uint64) *Generator {
 
 // SetVideoBitrate makes the video frames from now on average bps (with
 // the model's key-frame pattern), clamped to the model's Bitrate at most
-// and minVideoBitrate at least.
+// and minVideoBitrate at least; with a RateStep, the frames move towards it
+// by at most that fraction per 100 ms.
 func (g *Generator) SetVideoBitrate(bps int64) {
 	v := g.t.Video
-	bps = min(max(bps, minVideoBitrate), v.Bitrate)
-	gopBytes := float64(bps) / 8 * float64(g.gopFrames) / v.FPS
+	g.asked = bps
+	g.goal = float64(min(max(bps, minVideoBitrate), v.Bitrate))
+	if v.RateStep == 0 {
+		g.rate = g.goal
+		g.sizeFor(g.rate)
+	}
+}
+
+// SetMaxBitrate changes the model's Bitrate, the most the source offers
+// (an application asking for more or less, Scenario.SourceSteps); the
+// bitrate last asked for is clamped to it again.
+func (g *Generator) SetMaxBitrate(bps int64) {
+	g.t.Video.Bitrate = max(bps, minVideoBitrate)
+	g.SetVideoBitrate(g.asked)
+}
+
+// VideoBitrate returns the bitrate the video frames follow now.
+func (g *Generator) VideoBitrate() int64 { return int64(math.Round(g.rate)) }
+
+// sizeFor sets the delta frame size that makes the frames average bps.
+func (g *Generator) sizeFor(bps float64) {
+	v := g.t.Video
+	if g.gopFrames == 0 {
+		g.deltaSize = bps / 8 / v.FPS
+		return
+	}
+	gopBytes := bps / 8 * float64(g.gopFrames) / v.FPS
 	g.deltaSize = gopBytes / (float64(g.gopFrames-1) + v.KeyFactor)
+}
+
+// step moves the rate towards the goal by at most RateStep per 100 ms for
+// one frame interval.
+func (g *Generator) step() {
+	v := g.t.Video
+	if v.RateStep == 0 || g.rate == g.goal {
+		return
+	}
+	f := math.Pow(1+v.RateStep, 10/v.FPS) // one frame's share of 100 ms
+	if g.goal > g.rate {
+		g.rate = min(g.goal, g.rate*f)
+	} else {
+		g.rate = max(g.goal, g.rate/f)
+	}
+	g.sizeFor(g.rate)
 }
 
 // minVideoBitrate is the least rate the synthetic encoder goes down to.
@@ -184,12 +270,15 @@ func (g *Generator) Next() Frame {
 		return f
 	}
 	v := g.t.Video
+	g.step()
 	f := Frame{Source: SourceVideo, Seq: g.videoSeq, At: g.videoAt()}
-	if g.sinceKey < 0 || g.sinceKey >= g.gopFrames || g.keyAsked {
+	if g.sinceKey < 0 || (g.gopFrames > 0 && g.sinceKey >= g.gopFrames) || g.keyAsked {
 		g.sinceKey = 0
 		g.keyAsked = false
 		f.Key = true
 		f.Size = int(math.Round(g.deltaSize * v.KeyFactor))
+	} else if v.Laplace {
+		f.Size = int(math.Round(g.deltaSize * (1 + laplace(g.rng, v.Variation))))
 	} else {
 		f.Size = int(math.Round(g.deltaSize * (1 + v.Variation*(2*g.rng.Float64()-1))))
 	}
@@ -197,4 +286,13 @@ func (g *Generator) Next() Frame {
 	g.videoSeq++
 	g.sinceKey++
 	return f
+}
+
+// laplace draws a Laplace deviation of standard deviation sd, kept within
+// [-0.9, 4] so a frame never vanishes or dwarfs a key frame.
+func laplace(rng *rand.Rand, sd float64) float64 {
+	b := sd / math.Sqrt2 // a Laplace(0, b) has standard deviation b√2
+	u := rng.Float64() - 0.5
+	x := -b * math.Copysign(math.Log1p(-2*math.Abs(u)), u)
+	return min(max(x, -0.9), 4)
 }

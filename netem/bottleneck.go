@@ -3,6 +3,10 @@ package netem
 import (
 	"errors"
 	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/spillway-rt/spillway/clock"
 )
 
 // ErrForeignBottleneck is returned by Link.SetVia for a bottleneck of
@@ -58,6 +62,42 @@ func (b *Bottleneck) Config() LinkConfig { return b.link.Config() }
 
 // SetConfig validates cfg and applies it from now on (see LinkConfig).
 func (b *Bottleneck) SetConfig(cfg LinkConfig) error { return b.link.SetConfig(cfg) }
+
+// QueueEvent is a datagram leaving a serialising queue (Rate or Trace):
+// at the end of its serialisation, or dropped (drop-tail on arrival, or
+// CoDel at the head).
+type QueueEvent struct {
+	At       clock.Time
+	From, To netip.AddrPort // the datagram's original endpoints
+	Wire     int            // bytes on the wire: length + Overhead
+	// Queued is the time it waited before its serialisation started (its
+	// sojourn, as LinkStats.QueueDelaySum counts it); 0 for a drop-tail
+	// drop, the time at the head for a CoDel drop.
+	Queued  time.Duration
+	Dropped bool
+}
+
+// QueueFunc is told of each QueueEvent. It runs inside the simulator's
+// event and must not call into the Simulator.
+type QueueFunc func(QueueEvent)
+
+// SetQueueHook sets the function told of each datagram that leaves the
+// bottleneck's queue or is dropped by it (nil: none): per-packet queueing
+// delay, loss and per-flow throughput at the shared queue.
+func (b *Bottleneck) SetQueueHook(fn QueueFunc) { b.link.queueHook = fn }
+
+// SetQueueHook sets the function told of each datagram that leaves the
+// queue of the link from a to b or is dropped by it (nil: none). Datagrams
+// of a link without a Rate or Trace pass without queueing and are not
+// reported. It fails if the link does not exist.
+func (s *Simulator) SetQueueHook(a, b netip.AddrPort, fn QueueFunc) error {
+	l := s.links[linkKey{a, b}]
+	if l == nil {
+		return fmt.Errorf("netem: SetQueueHook: no link %v->%v", a, b)
+	}
+	l.queueHook = fn
+	return nil
+}
 
 // Stats returns a snapshot of the bottleneck's counters.
 func (b *Bottleneck) Stats() LinkStats { return b.link.Stats() }

@@ -93,6 +93,9 @@ func (e *engine) codelDoDequeue(l *Link, target, interval time.Duration) (*packe
 // codelDrop drops p, taken from the head of l's queue.
 func (e *engine) codelDrop(l *Link, p *packet) {
 	l.queued -= p.wire
+	if l.queueHook != nil {
+		l.queueHook(QueueEvent{At: e.now, From: p.from, To: p.to, Wire: int(p.wire), Queued: e.now.Sub(p.arrived), Dropped: true})
+	}
 	l.stats.PacketsCoDelDropped++
 	l.stats.BytesCoDelDropped += uint64(p.n)
 	e.dispose(l, p)

@@ -80,7 +80,10 @@
 // directions share, a router's output port: Link.SetVia sends a link's
 // datagrams through it after the link's own delay, which then plays the
 // access delay, so flows with different RTTs meet in one queue (drop-tail
-// or CoDel, Rate or Trace) with its own LinkConfig and LinkStats.
+// or CoDel, Rate or Trace) with its own LinkConfig and LinkStats. A queue
+// hook (Bottleneck.SetQueueHook, Simulator.SetQueueHook for a link) is told
+// of each datagram leaving the queue, with its sojourn, or dropped by it:
+// per-packet queueing delay and per-flow throughput at the shared queue.
 //
 // # Schedules and traces
 //

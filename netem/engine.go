@@ -399,6 +399,9 @@ func (e *engine) enqueue(l *Link, p *packet) {
 	if l.queued > 0 && l.queued+size > l.limit {
 		l.stats.PacketsDropped++
 		l.stats.BytesDropped += uint64(p.n)
+		if l.queueHook != nil {
+			l.queueHook(QueueEvent{At: e.now, From: p.from, To: p.to, Wire: int(size), Dropped: true})
+		}
 		e.dispose(l, p)
 		return
 	}
@@ -447,6 +450,9 @@ func (e *engine) serialised(l *Link, wire int64) clock.Time {
 func (e *engine) depart(l *Link, p *packet) {
 	l.queued -= p.wire
 	l.inService = nil
+	if l.queueHook != nil {
+		l.queueHook(QueueEvent{At: e.now, From: p.from, To: p.to, Wire: int(p.wire), Queued: p.start.Sub(p.arrived)})
+	}
 	e.propagate(l, p)
 	e.startNext(l)
 }

@@ -109,8 +109,9 @@ type Link struct {
 
 	via *Bottleneck // where departing datagrams go next; nil: the far end
 
-	capture CaptureFunc
-	stats   LinkStats
+	capture   CaptureFunc
+	queueHook QueueFunc
+	stats     LinkStats
 
 	dst *nodeState // the receiving node (Simulator only)
 }

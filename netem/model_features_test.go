@@ -175,10 +175,23 @@ func TestCoDelNoDropBelowInterval(t *testing.T) {
 	require.NoError(t, s.AddNode(addrA, src))
 	require.NoError(t, s.AddNode(addrB, &sink{count: true}))
 	require.NoError(t, s.Connect(addrA, addrB, netem.LinkConfig{Rate: 10_000_000, QueueDisc: netem.CoDel, CoDelInterval: 30 * time.Millisecond}, netem.LinkConfig{}))
+	// The queue hook sees CoDel's drops, each after more than the 5 ms
+	// target at the head.
+	var hookDrops, hookDeparts uint64
+	require.NoError(t, s.SetQueueHook(addrA, addrB, func(ev netem.QueueEvent) {
+		if ev.Dropped {
+			hookDrops++
+			assert.Greater(t, ev.Queued, 5*time.Millisecond)
+		} else {
+			hookDeparts++
+		}
+	}))
 	s.RunUntil(clock.Never)
 	st = s.Link(addrA, addrB).Stats()
 	requireAllConserved(t, st)
 	assert.NotZero(t, st.PacketsCoDelDropped)
+	assert.Equal(t, st.PacketsCoDelDropped, hookDrops)
+	assert.Equal(t, st.PacketsDelivered, hookDeparts)
 }
 
 func TestBottleneckShared(t *testing.T) {
@@ -211,9 +224,33 @@ func TestBottleneckShared(t *testing.T) {
 		assert.Equal(t, addrA, from)
 		assert.Equal(t, addrC, to)
 	})
+	// The depart hook sees every datagram the bottleneck serialised, with
+	// its original endpoints and its sojourn.
+	var departed, departedA, dropped int
+	var sojournSum time.Duration
+	var lastDepart clock.Time
+	neck.SetQueueHook(func(ev netem.QueueEvent) {
+		assert.Equal(t, addrC, ev.To)
+		assert.Equal(t, wire, ev.Wire)
+		if ev.Dropped {
+			dropped++
+			return
+		}
+		departed++
+		if ev.From == addrA {
+			departedA++
+		}
+		assert.GreaterOrEqual(t, ev.At, lastDepart)
+		lastDepart = ev.At
+		sojournSum += ev.Queued
+	})
+	require.Error(t, s.SetQueueHook(addrA, addrB, nil), "no such link")
 	s.RunUntil(clock.Never)
 
 	sa, sb, sn := la.Stats(), lb.Stats(), neck.Stats()
+	assert.Equal(t, int(sn.PacketsDelivered), departed)
+	assert.Equal(t, int(sn.PacketsDropped), dropped)
+	assert.Equal(t, sn.QueueDelaySum, sojournSum)
 	requireAllConserved(t, sa)
 	requireAllConserved(t, sb)
 	requireAllConserved(t, sn)
@@ -234,6 +271,7 @@ func TestBottleneckShared(t *testing.T) {
 		minDelay[r.from] = min(minDelay[r.from], d)
 	}
 	assert.Equal(t, fromA, captured)
+	assert.Equal(t, fromA, departedA)
 	// Delay = access + queue + serialisation + 5 ms: at least access + tx + 5 ms.
 	tx := time.Duration(wire * 8 * int64(time.Second) / rate)
 	assert.Equal(t, 10*time.Millisecond+tx+5*time.Millisecond, minDelay[addrA])

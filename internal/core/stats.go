@@ -190,3 +190,8 @@ func (d *SendDropStats) Total(r DropReason) (frames, bytes int64) {
 // ProbePaddingSent returns ConnStats.ProbePaddingSent without copying the
 // whole ConnStats (the bench asks after every packet).
 func (c *Conn) ProbePaddingSent() int64 { return c.stats.ProbePaddingSent }
+
+// TransportTarget returns ConnStats.AvailableOutgoingBitrate, the
+// estimator's transport target in bit/s, without copying the whole
+// ConnStats (the bench reads it after every call).
+func (c *Conn) TransportTarget() int64 { return c.snd.estimator.Target() }

@@ -1,0 +1,856 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/spillway-rt/spillway/clock"
+	"github.com/spillway-rt/spillway/internal/core"
+	"github.com/spillway-rt/spillway/netem"
+)
+
+// FlowSpec is one media flow of a row with several (Scenario.Flows). Its
+// times count from the start of the run.
+type FlowSpec struct {
+	// Delay is the flow's one-way access delay, each way, before the
+	// shared bottleneck (RFC 8867 5.5's 10-150 ms).
+	Delay time.Duration `json:"delay"`
+	// Start is when the flow connects; its media starts when the handshake
+	// completes. Flow 0's media then lasts Scenario.Media.
+	Start time.Duration `json:"start,omitempty"`
+	// Stop ends the flow's media (0: with flow 0's).
+	Stop time.Duration `json:"stop,omitempty"`
+	// PauseAt and ResumeAt: the application offers nothing in between (RFC
+	// 8867 5.8); it asks for a key frame when it resumes.
+	PauseAt  time.Duration `json:"pause_at,omitempty"`
+	ResumeAt time.Duration `json:"resume_at,omitempty"`
+}
+
+// CrossSpec is a TCP flow through a row's shared bottleneck (netem's
+// TCPSender): bulk, or files of FileSize-FileSizeMax bytes separated by
+// exponential idle times of mean IdleMean.
+type CrossSpec struct {
+	Variant     netem.TCPVariant `json:"variant"`
+	Delay       time.Duration    `json:"delay"` // one-way access delay, each way
+	Start       time.Duration    `json:"start,omitempty"`
+	Stop        time.Duration    `json:"stop,omitempty"` // 0: with the run
+	FileSize    int              `json:"file_size,omitempty"`
+	FileSizeMax int              `json:"file_size_max,omitempty"`
+	IdleMean    time.Duration    `json:"idle_mean,omitempty"`
+	// StartIdle makes an on/off flow begin with an idle time (RFC 8867
+	// 5.7: 2 of its 10 flows start on).
+	StartIdle bool `json:"start_idle,omitempty"`
+}
+
+// convergeSkip is how much of each constant phase the phases array leaves
+// out by default: SCENARIOS.md's "converged" window.
+const convergeSkip = 5 * time.Second
+
+// validateFlows checks the multi-flow fields.
+func (s Scenario) validateFlows() error {
+	if len(s.Flows) == 0 {
+		if len(s.Cross) > 0 {
+			return fmt.Errorf("scenario %s: cross traffic needs Flows (a shared bottleneck)", s.Name)
+		}
+		return nil
+	}
+	if len(s.Flows) > maxFlows {
+		return fmt.Errorf("scenario %s: %d flows, at most %d", s.Name, len(s.Flows), maxFlows)
+	}
+	if len(s.Cross) > maxFlows {
+		return fmt.Errorf("scenario %s: %d cross flows, at most %d", s.Name, len(s.Cross), maxFlows)
+	}
+	if s.LossStop > 0 || s.Target == TargetScripted || s.ReceiverClock != (netem.Clock{}) {
+		return fmt.Errorf("scenario %s: loss stop, a scripted target and a skewed clock are single-flow features", s.Name)
+	}
+	end := s.Flows[0].Start + s.Media
+	for i, f := range s.Flows {
+		switch {
+		case f.Delay < 0 || f.Start < 0 || f.Stop < 0:
+			return fmt.Errorf("scenario %s: flow %d: negative time", s.Name, i)
+		case f.Stop != 0 && (f.Stop <= f.Start || f.Stop > end):
+			return fmt.Errorf("scenario %s: flow %d: stop %v outside (%v, %v]", s.Name, i, f.Stop, f.Start, end)
+		case f.Start >= end:
+			return fmt.Errorf("scenario %s: flow %d starts after the run", s.Name, i)
+		case (f.PauseAt != 0 || f.ResumeAt != 0) && !(f.Start < f.PauseAt && f.PauseAt < f.ResumeAt):
+			return fmt.Errorf("scenario %s: flow %d: pause %v-%v not after its start", s.Name, i, f.PauseAt, f.ResumeAt)
+		}
+	}
+	for i, c := range s.Cross {
+		switch {
+		case c.Delay < 0 || c.Start < 0 || c.Stop < 0 || (c.Stop != 0 && c.Stop <= c.Start):
+			return fmt.Errorf("scenario %s: cross flow %d: bad times", s.Name, i)
+		case c.FileSize < 0 || (c.FileSize == 0 && (c.FileSizeMax != 0 || c.IdleMean != 0 || c.StartIdle)):
+			return fmt.Errorf("scenario %s: cross flow %d: file fields without a file size", s.Name, i)
+		}
+	}
+	for i, st := range s.Schedule {
+		if st.Reverse != nil {
+			return fmt.Errorf("scenario %s: schedule[%d]: rows with Flows change the bottleneck only", s.Name, i)
+		}
+	}
+	return nil
+}
+
+// maxFlows bounds a row's media and cross flows (addresses 10.0.1-4.N).
+const maxFlows = 64
+
+// flowAddrs returns extra media flow i's sender and receiver addresses.
+func flowAddrs(i int) (snd, rcv netip.AddrPort) {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 1, byte(i)}), 5000),
+		netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 2, byte(i)}), 7000)
+}
+
+func crossAddrs(i int) (snd, rcv netip.AddrPort) {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 3, byte(i)}), 80),
+		netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 4, byte(i)}), 80)
+}
+
+// ---- accounting ----
+
+// qrec is one datagram leaving (or dropped by) the queue the row's phases
+// are measured at.
+type qrec struct {
+	at     clock.Time
+	queued float32 // ms
+	wire   int32
+	flow   int16 // media flow index; -1 for cross traffic
+	drop   bool
+}
+
+// targetStep is a flow's transport target from at on.
+type targetStep struct {
+	at  clock.Time
+	bps int64
+}
+
+// flowAcct is what the row's phases and flows arrays come from.
+type flowAcct struct {
+	q       []qrec
+	targets [][]targetStep // per media flow, the steps of its transport target
+	encoder [][]targetStep // per media flow, its video encoder target (TargetRate)
+	goodput []int64        // per media flow, payload bytes of frames completed
+	origin  clock.Time     // the row clock's zero (see Result.Phases)
+}
+
+func (a *flowAcct) queueEvent(r *run, ev netem.QueueEvent) {
+	a.q = append(a.q, qrec{at: ev.At, queued: float32(ms(ev.Queued)), wire: int32(ev.Wire), flow: int16(r.flowOf(ev.From)), drop: ev.Dropped})
+}
+
+func (a *flowAcct) noteTarget(i int, now clock.Time, bps int64) {
+	a.targets[i] = addStep(a.targets[i], now, bps)
+}
+
+func (a *flowAcct) noteEncoder(i int, now clock.Time, bps int64) {
+	a.encoder[i] = addStep(a.encoder[i], now, bps)
+}
+
+func addStep(ts []targetStep, now clock.Time, bps int64) []targetStep {
+	if n := len(ts); n > 0 && ts[n-1].bps == bps {
+		return ts
+	}
+	if n := len(ts); n > 0 && ts[n-1].at == now {
+		ts[n-1].bps = bps
+		return ts
+	}
+	return append(ts, targetStep{now, bps})
+}
+
+// flowOf maps a sender address to its media flow, or -1.
+func (r *run) flowOf(a netip.AddrPort) int {
+	if a == senderAddr {
+		return 0
+	}
+	for i, p := range r.peers {
+		if p.snd.addr == a {
+			return i + 1
+		}
+	}
+	return -1
+}
+
+// ---- the extra media flows ----
+
+// peer is an extra media flow of a multi-flow row: a sender and a receiver
+// running the same cores and source as flow 0, with lighter accounting
+// (its target and goodput; the queue hook sees its packets).
+type peer struct {
+	r        *run
+	idx      int
+	spec     FlowSpec
+	snd, rcv *peerNode
+}
+
+// peerNode is one end of a peer.
+type peerNode struct {
+	p      *peer
+	sender bool
+	ep     *core.Endpoint
+	conn   *core.Conn
+	addr   netip.AddrPort
+	to     netip.AddrPort
+
+	connected  bool
+	gen        *Generator
+	payload    []byte
+	audio      uint8
+	video      uint8
+	started    bool
+	mediaStart clock.Time
+	mediaEnd   clock.Time
+	resumed    bool
+	srcNext    int // the next of Scenario.SourceSteps
+}
+
+// applySourceSteps gives gen the R_max of the source steps due by a frame
+// captured at at; next is gen's place in them.
+func (r *run) applySourceSteps(gen *Generator, next *int, at clock.Time) {
+	steps := r.sc.SourceSteps
+	for *next < len(steps) && at >= r.acct.origin.Add(steps[*next].At) {
+		gen.SetMaxBitrate(steps[*next].Bitrate)
+		*next++
+	}
+}
+
+// maxFrameSize bounds the frames of the row's sources.
+func (r *run) maxFrameSize() int {
+	t := r.sc.Traffic
+	for _, st := range r.sc.SourceSteps {
+		t.Video.Bitrate = max(t.Video.Bitrate, st.Bitrate)
+	}
+	return t.maxFrameSize()
+}
+
+// offerAt is what one flow's source can offer at t (row clock): R_max
+// plus audio.
+func (r *run) offerAt(t clock.Time) float64 {
+	tr := r.sc.Traffic
+	for _, st := range r.sc.SourceSteps {
+		if r.acct.origin.Add(st.At) <= t {
+			tr.Video.Bitrate = st.Bitrate
+		}
+	}
+	return tr.offerBPS()
+}
+
+func (n *peerNode) HandleDatagram(now clock.Time, from netip.AddrPort, b []byte) {
+	n.ep.HandleDatagram(now, from, b)
+	n.after(now)
+}
+
+func (n *peerNode) HandleTimeout(now clock.Time) {
+	if n.sender && !n.connected && now >= clock.Time(n.p.spec.Start) {
+		n.connected = true
+		if _, err := n.ep.Connect(now, n.to); err != nil {
+			n.p.r.fail(fmt.Errorf("flow %d: connect: %w", n.p.idx, err))
+		}
+	}
+	if n.sender {
+		n.offer(now)
+	}
+	n.ep.HandleTimeout(now)
+	n.after(now)
+}
+
+func (n *peerNode) PollTransmit(now clock.Time, dst []byte) (int, netip.AddrPort, bool) {
+	return n.ep.PollTransmit(now, dst)
+}
+
+func (n *peerNode) NextTimeout() clock.Time {
+	t := n.ep.NextTimeout()
+	if n.sender && !n.connected {
+		return clock.Min(t, clock.Time(n.p.spec.Start))
+	}
+	if n.sender && n.started {
+		if at := n.mediaStart.Add(n.gen.Peek()); at < n.mediaEnd {
+			t = clock.Min(t, at)
+		}
+	}
+	return t
+}
+
+func (n *peerNode) after(now clock.Time) {
+	r := n.p.r
+	for {
+		ev, ok := n.ep.PollEvent()
+		if !ok {
+			break
+		}
+		switch ev.Type {
+		case core.EventConnected:
+			n.conn = ev.Conn
+			if n.sender {
+				n.open(now)
+			}
+		case core.EventFrame:
+			r.acct.goodput[n.p.idx] += int64(len(ev.Data))
+		case core.EventKeyFrameRequest:
+			if n.sender && ev.Stream == n.video && r.sc.Traffic.Video.FPS > 0 {
+				n.gen.RequestKey()
+			}
+		case core.EventTargetRate:
+			if n.sender && ev.Stream == n.video && r.sc.Traffic.Video.FPS > 0 && r.sc.Target != TargetNominal && !r.sc.IgnoreTarget {
+				n.gen.SetVideoBitrate(ev.Bitrate)
+				r.acct.noteEncoder(n.p.idx, now, ev.Bitrate)
+			}
+		case core.EventClosed:
+			if ev.Err != nil && now < n.mediaEnd {
+				r.fail(fmt.Errorf("flow %d: connection closed early: %w", n.p.idx, ev.Err))
+			}
+		}
+	}
+	if n.sender && n.conn != nil {
+		r.acct.noteTarget(n.p.idx, now, n.conn.TransportTarget())
+	}
+}
+
+func (n *peerNode) open(now clock.Time) {
+	r := n.p.r
+	t := r.sc.Traffic
+	var err error
+	if t.Audio.FPS > 0 {
+		bits := int64(t.Audio.FPS * float64(t.Audio.MaxSize) * 8)
+		n.audio, err = n.conn.OpenStream(now, core.StreamConfig{Kind: core.KindAudio, Priority: core.PriorityHigh, Bitrate: bits})
+	}
+	if err == nil && t.Video.FPS > 0 {
+		n.video, err = n.conn.OpenStream(now, core.StreamConfig{Kind: core.KindVideo, Priority: core.PriorityMedium, Bitrate: t.Video.Bitrate})
+	}
+	if err != nil {
+		r.fail(fmt.Errorf("flow %d: open stream: %w", n.p.idx, err))
+		return
+	}
+	n.started = true
+	n.mediaStart = now
+	n.mediaEnd = r.flowEnd(n.p.spec)
+}
+
+// offer writes the frames whose capture time has come, but for those
+// captured while the flow is paused.
+func (n *peerNode) offer(now clock.Time) {
+	if !n.started {
+		return
+	}
+	r := n.p.r
+	spec := n.p.spec
+	for {
+		at := n.mediaStart.Add(n.gen.Peek())
+		if at > now || at >= n.mediaEnd {
+			return
+		}
+		if spec.ResumeAt > 0 && at >= clock.Time(spec.ResumeAt) && !n.resumed {
+			n.resumed = true
+			n.gen.RequestKey()
+		}
+		r.applySourceSteps(n.gen, &n.srcNext, at)
+		f := n.gen.Next()
+		if spec.ResumeAt > 0 && at >= clock.Time(spec.PauseAt) && at < clock.Time(spec.ResumeAt) {
+			continue
+		}
+		sid := n.video
+		if f.Source == SourceAudio {
+			sid = n.audio
+		}
+		err := n.conn.WriteFrame(now, sid, n.payload[:f.Size], core.FrameInfo{Capture: at, Key: f.Key})
+		if err != nil && !errors.Is(err, core.ErrFrameDropped) {
+			r.fail(fmt.Errorf("flow %d: write frame: %w", n.p.idx, err))
+			return
+		}
+	}
+}
+
+// flowEnd is when a flow's media ends: its Stop, else flow 0's end.
+func (r *run) flowEnd(f FlowSpec) clock.Time {
+	if f.Stop > 0 {
+		return clock.Time(f.Stop)
+	}
+	return clock.Time(r.sc.Flows[0].Start + r.sc.Media)
+}
+
+// setupFlows builds a multi-flow row's network: a shared bottleneck
+// configured by the scenario's Forward link, each flow's access links
+// (its Delay each way; the reverse direction is the scenario's Reverse
+// link with that delay), the extra media flows and the TCP cross traffic.
+func (r *run) setupFlows(seed uint64, sndCfg, rcvCfg core.Config) error {
+	sc := r.sc
+	neck, err := r.sim.AddBottleneck(sc.Forward)
+	if err != nil {
+		return err
+	}
+	r.neck = neck
+	neck.SetQueueHook(func(ev netem.QueueEvent) { r.acct.queueEvent(r, ev) })
+	access := func(d time.Duration) (fwd, rev netem.LinkConfig) {
+		rev = sc.Reverse
+		rev.Delay = d
+		return netem.LinkConfig{Delay: d}, rev
+	}
+	connect := func(a, b netip.AddrPort, d time.Duration) error {
+		fwd, rev := access(d)
+		if err := r.sim.Connect(a, b, fwd, rev); err != nil {
+			return err
+		}
+		return r.sim.Link(a, b).SetVia(neck)
+	}
+	if err := connect(senderAddr, receiverAddr, sc.Flows[0].Delay); err != nil {
+		return err
+	}
+	maxFrame := r.maxFrameSize()
+	for i := 1; i < len(sc.Flows); i++ {
+		p := &peer{r: r, idx: i, spec: sc.Flows[i]}
+		sa, ra := flowAddrs(i)
+		scfg, rcfg := sndCfg, rcvCfg
+		scfg.Rand = newSeeded(seed, byte(2*i+1))
+		rcfg.Rand = newSeeded(seed, byte(2*i+2))
+		sep, err := core.NewEndpoint(scfg)
+		if err != nil {
+			return err
+		}
+		rep, err := core.NewEndpoint(rcfg)
+		if err != nil {
+			return err
+		}
+		p.snd = &peerNode{p: p, sender: true, ep: sep, addr: sa, to: ra,
+			gen: NewGenerator(sc.Traffic, seed+uint64(i)*0x9e3779b9), payload: make([]byte, maxFrame)}
+		p.rcv = &peerNode{p: p, ep: rep, addr: ra}
+		if err := r.sim.AddNode(ra, p.rcv); err != nil {
+			return err
+		}
+		if err := r.sim.AddNode(sa, p.snd); err != nil {
+			return err
+		}
+		if err := connect(sa, ra, p.spec.Delay); err != nil {
+			return err
+		}
+		r.peers = append(r.peers, p)
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x63726f7373))
+	for i, c := range sc.Cross {
+		sa, ra := crossAddrs(i)
+		start := c.Start
+		if c.StartIdle {
+			start += time.Duration(rng.ExpFloat64() * float64(c.IdleMean))
+		}
+		tc := netem.TCPConfig{Peer: ra, Flow: uint32(i), Variant: c.Variant, Start: clock.Time(start),
+			FileSize: c.FileSize, FileSizeMax: c.FileSizeMax, IdleMean: c.IdleMean, Seed: seed ^ uint64(i)<<32}
+		if c.Stop > 0 {
+			tc.Stop = clock.Time(c.Stop)
+		}
+		snd, rcv, err := netem.NewTCPFlow(tc)
+		if err != nil {
+			return fmt.Errorf("cross flow %d: %w", i, err)
+		}
+		if err := r.sim.AddNode(ra, rcv); err != nil {
+			return err
+		}
+		if err := r.sim.AddNode(sa, snd); err != nil {
+			return err
+		}
+		if err := connect(sa, ra, c.Delay); err != nil {
+			return err
+		}
+		r.cross = append(r.cross, snd)
+	}
+	return nil
+}
+
+// ---- results ----
+
+// PhaseResult is one constant phase of a row (Result.Phases): capacity
+// and the set of active flows unchanged, measured over its converged part.
+type PhaseResult struct {
+	StartS       float64       `json:"start_s"` // the converged window, row clock
+	EndS         float64       `json:"end_s"`
+	CapacityBPS  int64         `json:"capacity_bps"`
+	Utilization  float64       `json:"utilization"`
+	QueueDelayMS QueuePercents `json:"queue_delay_ms"`
+	LossRatio    float64       `json:"loss_ratio"`
+	Jain5sMin    float64       `json:"jain_5s_min"`
+	// ReactionS (a phase of lower capacity than the one before): from the
+	// phase's start until the media flows' transport targets add up to at
+	// most its capacity; ReachS (the first phase, or one of higher
+	// capacity): until they add up to 0.9 x min(capacity, what the sources
+	// can offer). Null if it never happened within the phase.
+	ReactionS *float64 `json:"reaction_s,omitempty"`
+	ReachS    *float64 `json:"reach_s,omitempty"`
+	// Jain20sMin: as Jain5sMin on 20 s windows (phases of 20 s or more).
+	Jain20sMin *float64 `json:"jain_20s_min,omitempty"`
+	// TargetBPS and EncoderBPS: the sum over the active media flows of
+	// their transport targets and of their video encoder targets
+	// (TargetRate), over the converged window.
+	TargetBPS  RateStats `json:"target_bps"`
+	EncoderBPS RateStats `json:"encoder_target_bps"`
+}
+
+// RateStats are a rate's time-weighted mean, least and largest value over
+// a window, bit/s.
+type RateStats struct {
+	Mean float64 `json:"mean"`
+	Min  float64 `json:"min"`
+	Max  float64 `json:"max"`
+}
+
+// stepStats is RateStats of the sum of the step series of flows act over
+// [from, to).
+func stepStats(series [][]targetStep, act []int, from, to clock.Time) RateStats {
+	ts := []clock.Time{from}
+	for _, i := range act {
+		for _, s := range series[i] {
+			if s.at > from && s.at < to {
+				ts = append(ts, s.at)
+			}
+		}
+	}
+	slices.Sort(ts)
+	ts = slices.Compact(ts)
+	rs := RateStats{Min: math.Inf(1)}
+	var integral float64
+	for k, t := range ts {
+		next := to
+		if k+1 < len(ts) {
+			next = ts[k+1]
+		}
+		var v float64
+		for _, i := range act {
+			v += float64(targetAt(series[i], t))
+		}
+		integral += v * next.Sub(t).Seconds()
+		rs.Min, rs.Max = math.Min(rs.Min, v), math.Max(rs.Max, v)
+	}
+	rs.Mean = math.Round(integral / to.Sub(from).Seconds())
+	return rs
+}
+
+// QueuePercents are queueing delays at the bottleneck in ms.
+type QueuePercents struct {
+	P50 float64 `json:"p50"`
+	P95 float64 `json:"p95"`
+	Max float64 `json:"max"`
+}
+
+// FlowResult is one media flow of a row (Result.Flows): means over its
+// active time (row clock), targets being the transport's.
+type FlowResult struct {
+	StartS        float64 `json:"start_s"`
+	EndS          float64 `json:"end_s"`
+	OneWayMS      float64 `json:"one_way_ms"`
+	TargetBPS     float64 `json:"target_bps"`
+	GoodputBPS    float64 `json:"goodput_bps"`
+	ThroughputBPS float64 `json:"throughput_bps"` // wire bytes leaving the bottleneck
+	// JoinS: from the flow's last start (or resume) until its transport
+	// target reached 0.8 x min(capacity / active flows, what its source
+	// can offer), as things stood then; null if it never did.
+	JoinS *float64 `json:"join_s,omitempty"`
+}
+
+// span is a time interval on the row clock.
+type span struct{ from, to clock.Time }
+
+// flowSpans returns each media flow's active spans, row clock.
+func (r *run) flowSpans() [][]span {
+	sc := r.sc
+	if len(sc.Flows) == 0 {
+		return [][]span{{{r.mediaStart, r.mediaEnd}}}
+	}
+	out := make([][]span, len(sc.Flows))
+	for i, f := range sc.Flows {
+		from, to := clock.Time(f.Start), r.flowEnd(f)
+		if i == 0 {
+			from = r.mediaStart
+		}
+		if f.ResumeAt > 0 {
+			out[i] = []span{{from, clock.Time(f.PauseAt)}, {clock.Time(f.ResumeAt), to}}
+		} else {
+			out[i] = []span{{from, to}}
+		}
+	}
+	return out
+}
+
+// offerBPS is what one flow's source can offer at most: R_max plus audio.
+func (t Traffic) offerBPS() float64 {
+	v := float64(t.Video.Bitrate)
+	if t.Video.FPS == 0 {
+		v = 0
+	}
+	return v + t.Audio.FPS*float64(t.Audio.MinSize+t.Audio.MaxSize)/2*8
+}
+
+// phasesAndFlows computes Result.Phases and Result.Flows.
+func (r *run) phasesAndFlows() ([]PhaseResult, []FlowResult) {
+	a := r.acct
+	sc := r.sc
+	spans := r.flowSpans()
+	end := r.mediaEnd
+	for _, s := range spans {
+		end = max(end, s[len(s)-1].to)
+	}
+	// Capacity over time (row clock): the schedule's forward rates.
+	type capStep struct {
+		at   clock.Time
+		rate int64
+	}
+	caps := []capStep{{a.origin, sc.Forward.Rate}}
+	for _, st := range sc.Schedule {
+		if st.Forward != nil && st.Forward.Rate != caps[len(caps)-1].rate {
+			caps = append(caps, capStep{a.origin.Add(st.At), st.Forward.Rate})
+		}
+	}
+	// Phase boundaries: capacity changes and every flow's (and cross
+	// flow's) start and stop.
+	bounds := []clock.Time{}
+	for _, c := range caps {
+		bounds = append(bounds, c.at)
+	}
+	for _, s := range spans {
+		for _, x := range s {
+			bounds = append(bounds, x.from, x.to)
+		}
+	}
+	for _, st := range sc.SourceSteps {
+		bounds = append(bounds, a.origin.Add(st.At))
+	}
+	for _, c := range sc.Cross {
+		bounds = append(bounds, clock.Time(c.Start))
+		if c.Stop > 0 {
+			bounds = append(bounds, clock.Time(c.Stop))
+		}
+	}
+	bounds = append(bounds, end)
+	slices.Sort(bounds)
+	bounds = slices.Compact(bounds)
+	active := func(i int, t clock.Time) bool {
+		for _, x := range spans[i] {
+			if t >= x.from && t < x.to {
+				return true
+			}
+		}
+		return false
+	}
+	capAt := func(t clock.Time) int64 {
+		c := caps[0].rate
+		for _, s := range caps {
+			if s.at <= t {
+				c = s.rate
+			}
+		}
+		return c
+	}
+	skip := sc.ConvergeSkip
+	if skip == 0 {
+		skip = convergeSkip
+	}
+	var phases []PhaseResult
+	prevCap := int64(-1)
+	for k := 0; k+1 < len(bounds); k++ {
+		from, to := bounds[k], bounds[k+1]
+		if from < a.origin || to > end {
+			continue
+		}
+		var act []int
+		for i := range spans {
+			if active(i, from) {
+				act = append(act, i)
+			}
+		}
+		capacity := capAt(from)
+		if len(act) == 0 || capacity <= 0 {
+			continue // no media flow, or no capacity limit: nothing to measure
+		}
+		ph := PhaseResult{CapacityBPS: capacity}
+		sum := func(t clock.Time) (s float64) {
+			for _, i := range act {
+				s += float64(targetAt(a.targets[i], t))
+			}
+			return s
+		}
+		limit := math.Min(float64(capacity), r.offerAt(from)*float64(len(act)))
+		switch {
+		case prevCap >= 0 && capacity < prevCap:
+			ph.ReactionS = firstWhen(a, act, from, to, func(t clock.Time) bool { return sum(t) <= float64(capacity) })
+		case prevCap < 0 || capacity > prevCap:
+			ph.ReachS = firstWhen(a, act, from, to, func(t clock.Time) bool { return sum(t) >= 0.9*limit })
+		}
+		prevCap = capacity
+		wFrom := max(from.Add(skip), a.origin.Add(sc.MeasureFrom))
+		if wFrom >= to {
+			continue
+		}
+		ph.StartS, ph.EndS = round4(wFrom.Sub(a.origin).Seconds()), round4(to.Sub(a.origin).Seconds())
+		var qd []float64
+		var mediaBytes, drops, sent int64
+		i0 := sortSearchQ(a.q, wFrom)
+		for j := i0; j < len(a.q) && a.q[j].at < to; j++ {
+			q := &a.q[j]
+			if q.flow >= 0 {
+				sent++
+				if q.drop {
+					drops++
+				}
+			}
+			if q.drop {
+				continue
+			}
+			qd = append(qd, float64(q.queued))
+			if q.flow >= 0 {
+				mediaBytes += int64(q.wire)
+			}
+		}
+		win := to.Sub(wFrom).Seconds()
+		ph.Utilization = round4(float64(mediaBytes) * 8 / (limit * win))
+		if len(qd) > 0 {
+			slices.Sort(qd)
+			pct := func(p float64) float64 {
+				i := min(max(int(math.Ceil(p*float64(len(qd))))-1, 0), len(qd)-1)
+				return round4(qd[i])
+			}
+			ph.QueueDelayMS = QueuePercents{P50: pct(0.5), P95: pct(0.95), Max: pct(1)}
+		}
+		if sent > 0 {
+			ph.LossRatio = round4(float64(drops) / float64(sent))
+		}
+		ph.Jain5sMin = round4(r.jainMin(act, wFrom, to, 5*time.Second))
+		if to.Sub(wFrom) >= 20*time.Second {
+			j := round4(r.jainMin(act, wFrom, to, 20*time.Second))
+			ph.Jain20sMin = &j
+		}
+		ph.TargetBPS = stepStats(a.targets, act, wFrom, to)
+		ph.EncoderBPS = stepStats(a.encoder, act, wFrom, to)
+		phases = append(phases, ph)
+	}
+
+	flows := make([]FlowResult, len(spans))
+	for i, s := range spans {
+		var dur time.Duration
+		for _, x := range s {
+			dur += x.to.Sub(x.from)
+		}
+		fr := FlowResult{StartS: round4(s[0].from.Sub(a.origin).Seconds()), EndS: round4(s[len(s)-1].to.Sub(a.origin).Seconds())}
+		if len(sc.Flows) > 0 {
+			fr.OneWayMS = ms(sc.Flows[i].Delay)
+		} else {
+			fr.OneWayMS = ms(sc.Forward.Delay)
+		}
+		if dur > 0 {
+			var tsum, bytes float64
+			for _, x := range s {
+				tsum += targetIntegral(a.targets[i], x.from, x.to)
+				bytes += float64(queueBytes(a.q, i, x.from, x.to))
+			}
+			fr.TargetBPS = math.Round(tsum / dur.Seconds())
+			fr.GoodputBPS = math.Round(float64(a.goodput[i]) * 8 / dur.Seconds())
+			fr.ThroughputBPS = math.Round(bytes * 8 / dur.Seconds())
+		}
+		last := s[len(s)-1]
+		nact := 0
+		for k := range spans {
+			if active(k, last.from) {
+				nact++
+			}
+		}
+		share := 0.8 * math.Min(float64(capAt(last.from))/float64(max(nact, 1)), r.offerAt(last.from))
+		fr.JoinS = firstWhen(a, []int{i}, last.from, last.to, func(t clock.Time) bool { return float64(targetAt(a.targets[i], t)) >= share })
+		flows[i] = fr
+	}
+	return phases, flows
+}
+
+// targetAt is a step series' value at t (0 before its first step).
+func targetAt(ts []targetStep, t clock.Time) int64 {
+	i, _ := slices.BinarySearchFunc(ts, t, func(s targetStep, t clock.Time) int {
+		if s.at <= t {
+			return -1
+		}
+		return 1
+	})
+	if i == 0 {
+		return 0
+	}
+	return ts[i-1].bps
+}
+
+// targetIntegral is the integral of a step series over [from, to), in bit.
+func targetIntegral(ts []targetStep, from, to clock.Time) float64 {
+	var sum float64
+	cur, at := targetAt(ts, from), from
+	for _, s := range ts {
+		if s.at <= from {
+			continue
+		}
+		if s.at >= to {
+			break
+		}
+		sum += float64(cur) * s.at.Sub(at).Seconds()
+		cur, at = s.bps, s.at
+	}
+	return sum + float64(cur)*to.Sub(at).Seconds()
+}
+
+// firstWhen returns, in seconds from from, the first time in [from, to)
+// at which ok holds, checking at from and at each target step of the
+// active flows; nil if never.
+func firstWhen(a *flowAcct, act []int, from, to clock.Time, ok func(clock.Time) bool) *float64 {
+	ts := []clock.Time{from}
+	for _, i := range act {
+		for _, s := range a.targets[i] {
+			if s.at > from && s.at < to {
+				ts = append(ts, s.at)
+			}
+		}
+	}
+	slices.Sort(ts)
+	for _, t := range ts {
+		if ok(t) {
+			v := round4(t.Sub(from).Seconds())
+			return &v
+		}
+	}
+	return nil
+}
+
+func sortSearchQ(q []qrec, t clock.Time) int {
+	i, _ := slices.BinarySearchFunc(q, t, func(x qrec, t clock.Time) int {
+		if x.at < t {
+			return -1
+		}
+		return 1
+	})
+	return i
+}
+
+// queueBytes is the wire bytes flow i had leave the queue in [from, to).
+func queueBytes(q []qrec, i int, from, to clock.Time) int64 {
+	var n int64
+	for j := sortSearchQ(q, from); j < len(q) && q[j].at < to; j++ {
+		if int(q[j].flow) == i && !q[j].drop {
+			n += int64(q[j].wire)
+		}
+	}
+	return n
+}
+
+// jainMin is the least Jain index of the active flows' bytes leaving the
+// queue over consecutive windows of w in [from, to); 1 for one flow or no
+// whole window.
+func (r *run) jainMin(act []int, from, to clock.Time, w time.Duration) float64 {
+	worst := 1.0
+	if len(act) < 2 {
+		return worst
+	}
+	x := make([]float64, len(act))
+	for s := from; s.Add(w) <= to; s = s.Add(w) {
+		var sum, sq float64
+		for k, i := range act {
+			x[k] = float64(queueBytes(r.acct.q, i, s, s.Add(w)))
+			sum += x[k]
+			sq += x[k] * x[k]
+		}
+		if sq > 0 {
+			worst = math.Min(worst, sum*sum/(float64(len(act))*sq))
+		}
+	}
+	return worst
+}

@@ -1,0 +1,169 @@
+package bench
+
+import (
+	"encoding/json"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spillway-rt/spillway/clock"
+	"github.com/spillway-rt/spillway/netem"
+)
+
+func sec(s float64) clock.Time { return clock.Time(s * float64(time.Second)) }
+
+func TestStepSeries(t *testing.T) {
+	ts := []targetStep{{sec(1), 100}, {sec(3), 300}, {sec(4), 50}}
+	for _, c := range []struct {
+		at   float64
+		want int64
+	}{{0, 0}, {1, 100}, {2.9, 100}, {3, 300}, {3.5, 300}, {4, 50}, {99, 50}} {
+		assert.Equal(t, c.want, targetAt(ts, sec(c.at)), "at %v", c.at)
+	}
+	for _, c := range []struct {
+		from, to float64
+		want     float64
+	}{
+		{0, 1, 0}, {0, 2, 100}, {1, 3, 200}, {2, 5, 100 + 300 + 50}, {3.5, 3.75, 75},
+	} {
+		assert.InDelta(t, c.want, targetIntegral(ts, sec(c.from), sec(c.to)), 1e-9, "[%v, %v)", c.from, c.to)
+	}
+	// Two flows' sum over [2, 5): 100+10 for 1 s, 300+10 for 1 s, 50+20
+	// for 0.5 s, 50+10... the second flow steps at 4.5 s.
+	other := []targetStep{{sec(0), 10}, {sec(4.5), 20}}
+	st := stepStats([][]targetStep{ts, other}, []int{0, 1}, sec(2), sec(5))
+	assert.Equal(t, 60.0, st.Min)
+	assert.Equal(t, 310.0, st.Max)
+	assert.Equal(t, math.Round((110+310+60*0.5+70*0.5)/3), st.Mean)
+
+	assert.Equal(t, ts, addStep(ts, sec(5), 50), "an unchanged value adds no step")
+	assert.Equal(t, []targetStep{{sec(1), 7}}, addStep([]targetStep{{sec(1), 5}}, sec(1), 7), "the last value at an instant wins")
+
+	a := &flowAcct{targets: [][]targetStep{ts, other}}
+	got := firstWhen(a, []int{0, 1}, sec(0), sec(10), func(t clock.Time) bool { return targetAt(ts, t)+targetAt(other, t) >= 300 })
+	require.NotNil(t, got)
+	assert.Equal(t, 3.0, *got)
+	assert.Nil(t, firstWhen(a, []int{0}, sec(0), sec(10), func(clock.Time) bool { return false }))
+}
+
+func TestJainAndQueueBytes(t *testing.T) {
+	// Flow 0 sends 1000 B and flow 1 500 B in every second; a drop and a
+	// cross-traffic datagram count for neither.
+	r := &run{acct: &flowAcct{}}
+	for s := 0; s < 10; s++ {
+		at := sec(float64(s) + 0.5)
+		r.acct.q = append(r.acct.q, qrec{at: at, wire: 1000, flow: 0}, qrec{at: at, wire: 500, flow: 1},
+			qrec{at: at, wire: 700, flow: 1, drop: true}, qrec{at: at, wire: 900, flow: -1})
+	}
+	assert.Equal(t, int64(5000), queueBytes(r.acct.q, 0, sec(0), sec(5)))
+	assert.Equal(t, int64(2500), queueBytes(r.acct.q, 1, sec(5), sec(10)))
+	// 2:1 gives (3)^2 / (2 x 5) = 0.9 (SCENARIOS.md).
+	assert.InDelta(t, 0.9, r.jainMin([]int{0, 1}, sec(0), sec(10), 5*time.Second), 1e-12)
+	assert.Equal(t, 1.0, r.jainMin([]int{0}, sec(0), sec(10), 5*time.Second), "one flow")
+	assert.Equal(t, 1.0, r.jainMin([]int{0, 1}, sec(0), sec(4), 5*time.Second), "no whole window")
+}
+
+// A scenario file's multi-flow row: two media flows, the second from 5 s
+// to 15 s, and a TCP flow from 10 s, on one bottleneck.
+func TestMultiFlowRow(t *testing.T) {
+	scs, err := LoadScenarioFile("testdata/scenarios/shared.yaml")
+	require.NoError(t, err)
+	sc := scs[0]
+	require.Len(t, sc.Flows, 2)
+	require.Len(t, sc.Cross, 1)
+	assert.Equal(t, netem.TCPCubic, sc.Cross[0].Variant)
+	res, r, err := runWith(sc, 1, RunOptions{})
+	require.NoError(t, err)
+
+	// Phases split at the join (5 s), the TCP start (10 s) and the
+	// leave (15 s), each measured 2 s after its start.
+	require.Len(t, res.Phases, 4)
+	var starts, ends []float64
+	for _, p := range res.Phases {
+		starts, ends = append(starts, p.StartS), append(ends, p.EndS)
+		assert.Equal(t, int64(3_000_000), p.CapacityBPS)
+		assert.LessOrEqual(t, p.QueueDelayMS.P50, p.QueueDelayMS.P95)
+		assert.LessOrEqual(t, p.QueueDelayMS.P95, p.QueueDelayMS.Max)
+		assert.LessOrEqual(t, p.QueueDelayMS.Max, 300+5.0, "the queue's bound (and one datagram)")
+		assert.True(t, p.Jain5sMin > 0 && p.Jain5sMin <= 1)
+		assert.Greater(t, p.Utilization, 0.1)
+		assert.GreaterOrEqual(t, p.TargetBPS.Max, p.TargetBPS.Mean)
+		assert.GreaterOrEqual(t, p.TargetBPS.Mean, p.TargetBPS.Min)
+	}
+	assert.Equal(t, []float64{7, 12, 17}, starts[1:])
+	assert.Equal(t, []float64{5, 10, 15, 20}, []float64{ends[0], ends[1], ends[2], math.Round(ends[3])})
+
+	require.Len(t, res.Flows, 2)
+	f0, f1 := res.Flows[0], res.Flows[1]
+	assert.Equal(t, 20.0, f0.OneWayMS)
+	assert.Equal(t, 60.0, f1.OneWayMS)
+	assert.Equal(t, 5.0, f1.StartS)
+	assert.Equal(t, 15.0, f1.EndS)
+	for i, f := range res.Flows {
+		assert.Greater(t, f.GoodputBPS, 100_000.0, "flow %d", i)
+		assert.Greater(t, f.ThroughputBPS, f.GoodputBPS*0.9, "flow %d: wire bytes cover the payload", i)
+		assert.Greater(t, f.TargetBPS, 100_000.0, "flow %d", i)
+	}
+	// The queue hook saw every datagram the bottleneck handled.
+	st := r.neck.Stats()
+	var departed, dropped uint64
+	var cross int
+	for _, q := range r.acct.q {
+		if q.drop {
+			dropped++
+		} else {
+			departed++
+		}
+		if q.flow < 0 {
+			cross++
+		}
+	}
+	// Those still propagating at the end have left the queue, not arrived.
+	assert.GreaterOrEqual(t, departed, st.PacketsDelivered)
+	assert.LessOrEqual(t, departed, st.PacketsDelivered+uint64(st.InFlight))
+	assert.Equal(t, st.PacketsDropped, dropped)
+	assert.Greater(t, cross, 1000, "the TCP flow crossed the bottleneck")
+	assert.NotZero(t, r.cross[0].Stats().BytesAcked)
+	assert.Zero(t, res.Corrupt)
+
+	// Same seed, same row.
+	again, err := Run(sc, 1)
+	require.NoError(t, err)
+	for _, x := range []*Result{&res, &again} {
+		x.SimSpeed, x.WallS = 0, 0
+	}
+	a, _ := json.Marshal(res)
+	b, _ := json.Marshal(again)
+	assert.JSONEq(t, string(a), string(b))
+}
+
+func TestFlowsValidate(t *testing.T) {
+	base := rfc8867Row("x", 10*time.Second, 1_000_000, 2, 1_500_000)
+	require.NoError(t, base.Validate())
+	bad := map[string]func(s *Scenario){
+		"cross without flows": func(s *Scenario) { s.Flows = nil; s.Cross = []CrossSpec{{}} },
+		"negative delay":      func(s *Scenario) { s.Flows[1].Delay = -1 },
+		"stop before start":   func(s *Scenario) { s.Flows[1].Start, s.Flows[1].Stop = 5*time.Second, 4*time.Second },
+		"start after the run": func(s *Scenario) { s.Flows[1].Start = 11 * time.Second },
+		"pause before start": func(s *Scenario) {
+			s.Flows[1].Start, s.Flows[1].PauseAt, s.Flows[1].ResumeAt = 5*time.Second, 2*time.Second, 6*time.Second
+		},
+		"resume before pause": func(s *Scenario) { s.Flows[1].PauseAt, s.Flows[1].ResumeAt = 5*time.Second, 4*time.Second },
+		"reverse steps":       func(s *Scenario) { s.Schedule = []LinkStep{{At: time.Second, Reverse: &netem.LinkConfig{}}} },
+		"file fields":         func(s *Scenario) { s.Cross = []CrossSpec{{IdleMean: time.Second}} },
+		"loss stop":           func(s *Scenario) { s.LossStop = time.Second },
+		"source step order": func(s *Scenario) {
+			s.SourceSteps = []SourceStep{{At: 2 * time.Second, Bitrate: 1}, {At: time.Second, Bitrate: 1}}
+		},
+		"source step rate": func(s *Scenario) { s.SourceSteps = []SourceStep{{At: time.Second}} },
+	}
+	for name, mod := range bad {
+		s := base
+		s.Flows = append([]FlowSpec(nil), base.Flows...)
+		mod(&s)
+		assert.Error(t, s.Validate(), name)
+	}
+}
