@@ -470,6 +470,9 @@ func (h *History) PollRetransmit(now clock.Time, oneWay time.Duration, dst []byt
 	return 0, 0, 0, false
 }
 
+// Len returns how many packets the history holds.
+func (h *History) Len() int { return h.ecount }
+
 // PollPadding copies a recent packet into dst for use as padding (a
 // congestion controller's probe): the newest packets first, going back
 // one per call through the last maxPadBack. It prefers packets neither

@@ -89,7 +89,7 @@ func TestMultiFlowRow(t *testing.T) {
 		assert.LessOrEqual(t, p.QueueDelayMS.P95, p.QueueDelayMS.Max)
 		assert.LessOrEqual(t, p.QueueDelayMS.Max, 300+5.0, "the queue's bound (and one datagram)")
 		assert.True(t, p.Jain5sMin > 0 && p.Jain5sMin <= 1)
-		assert.Greater(t, p.Utilization, 0.1)
+		assert.Positive(t, p.Utilization) // how much, the cc rows measure
 		assert.GreaterOrEqual(t, p.TargetBPS.Max, p.TargetBPS.Mean)
 		assert.GreaterOrEqual(t, p.TargetBPS.Mean, p.TargetBPS.Min)
 	}

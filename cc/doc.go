@@ -15,14 +15,16 @@
 // Fixed returns a constant target (the session core's default: the
 // nominal bitrate of the streams it sends); Scripted follows a schedule
 // (the bench drives the pacer with the path's capacity, 0.5 s late); GCC
-// is the first slice of the delay-based controller (gcc-02's packet
-// groups, a trendline, the adaptive-threshold overuse detector and the
-// AIMD rate controller, with loss counted only while the delay rises), and
-// it probes (Prober): at the start, exponentially while probes succeed,
-// after a collapse for the capacity the path showed over the last minute,
-// and upward while the target is used. The session core sends a probe
-// cluster at its rate (Pacer.SetProbe), padded with copies of recent
-// packets. The bench's "collapse" row runs GCC.
+// is the delay-based controller (gcc-02's packet groups, a trendline, the
+// adaptive-threshold overuse detector and the AIMD rate controller; a
+// jitter-proof standing-queue estimate, loss counted only as congestion
+// when the delay says so, a competitive mode against loss-based flows, and
+// probes: at the start, gently while the target is used, exponentially
+// while the path carries them, and after a collapse). The session core
+// sends a probe cluster at its rate (Pacer.SetProbe), padded with copies
+// of recent packets, and tells the estimator whether the sender is
+// application limited (ALR, libwebrtc's detector: under 65 % of the
+// target for a while). The bench's cc rows run GCC.
 //
 // # The pacer
 //

@@ -14,15 +14,40 @@ import (
 // over arrival time, libwebrtc's replacement of gcc-02's Kalman filter),
 // an overuse detector compares it with an adaptive threshold (gcc-02
 // §5.4), and a rate controller (gcc-02 §5.5) cuts the target to 0.85 x
-// the measured receive rate on overuse and otherwise raises it. A
-// loss-based bound (gcc-02 §6) applies only while the delay signal says
-// the path is congested: loss without a delay rise is treated as
-// non-congestive (random loss on a radio link, say).
+// the measured receive rate on overuse and otherwise raises it (8 %/s, or
+// additively near the last congestion point).
 //
-// It probes (Prober): at the start, after a collapse for the capacity the
-// path showed over the last minute, and upward while the target is used.
-// This is still a slice of the cc issue's controller: no competitive mode,
-// no bytes-in-flight bound. The zero value is unusable: use NewGCC.
+// Beyond gcc-02:
+//   - The receive rate counts arrivals on the receiver's clock; a cut
+//     takes 0.85 of it over its last 200 ms when that is lower (after a
+//     capacity drop the 500 ms window still remembers the rate before).
+//   - A queue estimate that jitter cannot fake: the least one-way delay of
+//     the last 32 packets above its least over 10 s, and the round trip
+//     above its least ever (skew-free). A queue over 25 ms for 250 ms
+//     "stands": the trend sees nothing in a full queue, so it is cut like
+//     an overuse (once per RTT + 300 ms, and only while it does not
+//     drain); over 10 ms the target does not grow.
+//   - The loss bound (gcc-02 §6) applies only to congestive loss, with a
+//     delay rise in the last second or a standing queue: loss at the
+//     path's least delay is not congestion (random loss on a radio link).
+//     Over 10 % it cuts by half the loss, at most once per RTT + 300 ms.
+//   - A competitive mode: a standing queue that ignored three cuts in a
+//     row is another flow's (a loss-based TCP keeps it full whatever we
+//     send), so the delay stops steering and loss alone does, until the
+//     queue is gone.
+//   - Application limited (ALR, fed by the core): increases go no
+//     further than twice the sent rate, and the target falls back to
+//     that, or to what a probe measured in the last 10 s.
+//
+// It probes (Prober): at the start, a gentle one at 1.5 x the target while
+// the target is used and the delay has been quiet for 2 s, exponentially
+// while the path carries them, and after a collapse at the capacity the
+// path showed over the last minute. A cluster lasts 60 ms, so jitter
+// cannot fake its rate; only one the path carried in full raises the
+// target (a FIFO shared with other flows gives a burst a share in
+// proportion to its rate, so a queued cluster's receive rate would claim
+// more than a fair share); overuse while it is out waits for its result.
+// The zero value is unusable: use NewGCC.
 type GCC struct {
 	cfg GCCConfig
 
@@ -58,12 +83,47 @@ type GCC struct {
 	haveAvgMax bool
 
 	// Receive (acknowledged) rate over ackWindow.
-	ack      [ackSlots]ackSlot
-	ackRate  float64 // bit/s, 0 until measured
-	sentRate float64 // bit/s the reported packets left at
+	// The packets received within ackWindow of the latest arrival (a
+	// ring, on the receiver's clock: a report's batch must not count as
+	// if it arrived when the report did).
+	ack      [ackRingLen]ackEntry
+	ackHead  int
+	ackN     int
+	ackBytes int64
+	ackLast  clock.Time // the latest arrival
+	ackRate  float64    // bit/s, 0 until measured
+	sentRate float64    // bit/s the reported packets left at
 
-	// Loss over the recent reports.
-	lossFrac float64
+	// Loss over the recent reports, and the last cut it made.
+	lossFrac     float64
+	lastLossCut  clock.Time
+	lastStandCut clock.Time
+	lastCut      clock.Time // the last cut of any kind
+	standQ       float64    // queueExcess at the last standing cut (-Inf: none since the queue stood)
+	ignoredCuts  int        // standing cuts in a row after which the queue did not drain
+	competitive  bool       // the competitive mode (updateCompetitive)
+	calmSince    clock.Time // in the competitive mode, since when the queue has been gone (0: it is not)
+	stands       bool       // a queue stood at the last report (standing)
+
+	// Queueing delay: each report's least one-way delay (arrival minus
+	// send, clocks apart) above its minimum over the last baseSlots x
+	// baseSlotLen. A queue that stands (full, so the delay no longer
+	// rises) still shows here.
+	owd         [owdPackets]float64 // the last received packets' one-way delays, ms
+	owdNext     int
+	base        [baseSlots]baseSlot
+	queueMS     float64
+	queuedSince clock.Time    // since when every report's queueMS was over congestedQueueMS (0: it is not)
+	queuedFor   time.Duration // how long that has lasted
+
+	// Collapse: the target's largest value per slot (the last
+	// recentSlots x recentSlotLen), when it last fell under collapseShare
+	// of it, and the probes made since.
+	recent     [recentSlots]peakSlot
+	collapseAt clock.Time
+
+	// What probes measured lately (the app-limited bound).
+	probed [probeSlots]peakSlot
 
 	// Feedback silence (OnTime): the last report, and the last halving.
 	lastFeedback clock.Time
@@ -80,7 +140,10 @@ type GCC struct {
 	startProbed bool
 	lastProbe   clock.Time
 	appLimited  bool
-	peak        [peakSlots]peakSlot
+	// probeQuietUntil: overuse until then is a probe's doing.
+	probeQuietUntil clock.Time
+	lastRTT         time.Duration
+	peak            [peakSlots]peakSlot
 
 	stats GCCStats
 }
@@ -94,16 +157,23 @@ type GCCConfig struct {
 
 // GCCStats are a GCC's counters.
 type GCCStats struct {
-	Groups    int64   // packet groups compared
-	Overuses  int64   // overuse signals
-	Decreases int64   // target cuts on overuse
-	LossCuts  int64   // target cuts by the loss bound
-	Silences  int64   // target halvings for want of feedback
-	Probes    int64   // clusters handed out
-	ProbeHits int64   // probe results that raised the target
-	Trend     float64 // the latest modified trend, ms
-	Threshold float64 // the adaptive threshold, ms
-	AckedRate int64   // bit/s
+	Groups    int64 // packet groups compared
+	Overuses  int64 // overuse signals
+	Decreases int64 // target cuts on overuse
+	LossCuts  int64 // target cuts by the loss bound
+	// StandingCuts: target cuts for a queue that stands (above the path's
+	// least delay without rising further).
+	StandingCuts int64
+	// CompetitiveEntries counts entries into the competitive mode;
+	// Competitive says it is on (GCC's doc).
+	CompetitiveEntries int64
+	Competitive        bool
+	Silences           int64   // target halvings for want of feedback
+	Probes             int64   // clusters handed out
+	ProbeHits          int64   // probe results that raised the target
+	Trend              float64 // the latest modified trend, ms
+	Threshold          float64 // the adaptive threshold, ms
+	AckedRate          int64   // bit/s
 }
 
 type probeResult struct {
@@ -123,20 +193,44 @@ type peakSlot struct {
 	bps   float64
 }
 
+type baseSlot struct {
+	start clock.Time
+	ms    float64
+	set   bool
+}
+
 const (
-	probeSlots       = 4
-	probeDuration    = 15 * time.Millisecond // libwebrtc's minimum probe duration
+	probeSlots = 4
+	// A cluster lasts long enough that jitter cannot fake its result: 30
+	// ms of jitter can bunch the arrivals of a cluster of D by 30 ms, so a
+	// probe at twice a capacity C measures at most C·2D/(2D-30 ms): 1.33 C
+	// at 60 ms, where libwebrtc's 15 ms would let it claim any rate.
+	probeDuration    = 60 * time.Millisecond
 	probeMinPackets  = 5
 	probeResultAfter = 2 * time.Second // a cluster unanswered this long is forgotten
 	peakSlots        = 6
 	peakSlotLen      = 10 * time.Second // the remembered capacity: the highest receive rate of the last minute
 	// After a collapse, probe for the remembered capacity once the delay
-	// has been quiet this long, and again at most this often.
-	probeAfterQuiet = time.Second
-	probeEvery      = 2 * time.Second
+	// has been quiet this long, and again at most this often (doubling
+	// after each), for collapseProbeFor after the collapse. A collapse is
+	// the target falling under collapseShare of its largest value of the
+	// last recentSlots x recentSlotLen: a capacity drop, not a flow
+	// joining (1/2) or RFC 8867's steps (0.24 at the least).
+	probeAfterQuiet  = time.Second
+	probeEvery       = 2 * time.Second
+	collapseProbeFor = time.Minute
+	collapseShare    = 0.2
+	recentSlots      = 5
+	recentSlotLen    = 2 * time.Second
 	// With the delay quiet for this long and the target used, probe at
-	// twice the target.
-	upProbeAfter = 5 * time.Second
+	// upProbeGain x the target: gentle, so that at capacity the probe adds
+	// a queue of about probeDuration x (upProbeGain - 1), 30 ms.
+	upProbeAfter    = 2 * time.Second
+	probeQuietAfter = 200 * time.Millisecond
+	upProbeGain     = 1.5
+	// A probe result counts as measured capacity (the app-limited bound)
+	// this long.
+	probeMemory = 10 * time.Second
 )
 
 type packetGroup struct {
@@ -163,9 +257,9 @@ const (
 	rcDecrease
 )
 
-type ackSlot struct {
-	start clock.Time
-	bytes int64
+type ackEntry struct {
+	at   clock.Time
+	size int64
 }
 
 const (
@@ -178,11 +272,34 @@ const (
 	thresholdDown    = 0.00018
 	overuseTimeMS    = 10 // ms above the threshold before signalling overuse
 	beta             = 0.85
-	ackSlots         = 10
-	ackSlotLen       = 50 * time.Millisecond // ackSlots x ackSlotLen: a 500 ms window
-	maxIncreasePerS  = 0.08                  // gcc-02's multiplicative increase, 8 % a second
-	lossHigh         = 0.1                   // gcc-02 §6
-	lossHoldAfter    = time.Second           // overuse this recent makes loss congestive
+	ackWindow        = 500 * time.Millisecond
+	ackRingLen       = 2048                   // 500 ms at 40 Mbit/s of 1200-byte packets
+	cutWindow        = 200 * time.Millisecond // the receive rate a cut takes beta of, when lower
+	maxIncreasePerS  = 0.08                   // gcc-02's multiplicative increase, 8 % a second
+	lossHigh         = 0.1                    // gcc-02 §6
+	lossHoldAfter    = time.Second            // overuse this recent makes loss congestive
+	lossLow          = 0.02                   // gcc-02 §6: under it, loss says nothing
+	lossWindow       = 500 * time.Millisecond
+	// A queue this far above the path's least delay makes loss
+	// congestive even without a delay rise (a full drop-tail queue).
+	// 30 ms jitter moves a report's least delay by a few ms only.
+	congestedQueueMS = 25
+	// A round trip this far above the least one stands for a queue that
+	// has stood longer than the one-way window; 30 ms of jitter each way
+	// stays under it.
+	standingRTT = 70 * time.Millisecond
+	// A queue that has not drained under congestedQueueMS for this long
+	// stands.
+	standingFor = 250 * time.Millisecond
+	drainingMS  = 5 // a queue this much lower than at the last cut is draining
+	// Standing cuts in a row that a queue ignores before the competitive
+	// mode: three cuts of 15 % leave 61 % of the rate, which a queue of
+	// ours would have felt.
+	competitiveAfter = 3
+	holdQueueMS      = 10 // no increase over a queue this large
+	owdPackets       = 32 // the queue estimate looks at the least delay of this many packets
+	baseSlots        = 5
+	baseSlotLen      = 2 * time.Second // the least delay of the last 10 s: 10 ms of drift at 1000 ppm
 )
 
 // NewGCC returns a controller starting at cfg.StartRate.
@@ -197,8 +314,9 @@ func NewGCC(cfg GCCConfig) *GCC {
 		cfg.MaxRate = 20_000_000
 	}
 	cfg.StartRate = min(max(cfg.StartRate, cfg.MinRate), cfg.MaxRate)
+	long := clock.Time(math.MinInt64 / 2)
 	return &GCC{cfg: cfg, target: float64(cfg.StartRate), threshold: initialThreshold, state: rcIncrease,
-		overuseAt: clock.Time(math.MinInt64 / 2)}
+		overuseAt: long, collapseAt: long, standQ: math.Inf(-1)}
 }
 
 // Target returns the transport target in bit/s.
@@ -208,6 +326,7 @@ func (g *GCC) Target() int64 { return int64(g.target) }
 func (g *GCC) Stats() GCCStats {
 	s := g.stats
 	s.Threshold = g.threshold
+	s.Competitive = g.competitive
 	s.AckedRate = int64(g.ackRate)
 	return s
 }
@@ -232,26 +351,21 @@ func (g *GCC) OnTime(now clock.Time, rtt RTT) {
 }
 
 // PollProbe hands out the next probe cluster due: at the start, two at 3
-// and 6 x the start rate, and after each that the path carried, one at
-// twice what it carried; after a collapse, one at the capacity the path
-// showed over the last minute once the delay has been quiet for a second;
-// and, while the target is used and the delay has been quiet for 5 s, one
-// at twice the target.
+// and 6 x the start rate; while the target is used (not app-limited) and
+// the delay has been quiet for upProbeAfter, a gentle one at 1.5 x the
+// target; and after each that the path carried in full, one at twice what
+// it carried, or, within collapseProbeFor of a collapse, at the capacity
+// the path showed over the last minute (finishProbes queues those).
 func (g *GCC) PollProbe(now clock.Time) (ProbeCluster, bool) {
 	if !g.startProbed {
 		g.startProbed = true
 		g.queueProbe(now, 3*g.target)
 		g.queueProbe(now, 6*g.target)
 	}
-	if g.nQueued == 0 && g.haveFeedback && now.Sub(g.lastProbe) >= probeEvery && now.Sub(g.overuseAt) >= probeAfterQuiet {
-		peak := g.peakRate(now)
-		switch {
-		case peak > 1.5*g.target:
-			g.queueProbe(now, peak)
-		case !g.appLimited && now.Sub(g.overuseAt) >= upProbeAfter && now.Sub(g.lastProbe) >= upProbeAfter &&
-			g.target < float64(g.cfg.MaxRate):
-			g.queueProbe(now, 2*g.target)
-		}
+	if g.nQueued == 0 && g.haveFeedback && !g.appLimited && g.pending() == 0 && !g.stands && !g.competitive &&
+		now.Sub(clock.Max(g.overuseAt, g.lastCut)) >= upProbeAfter && now.Sub(g.lastProbe) >= upProbeAfter &&
+		g.target < float64(g.cfg.MaxRate) {
+		g.queueProbe(now, upProbeGain*g.target)
 	}
 	if g.nQueued == 0 {
 		return ProbeCluster{}, false
@@ -260,7 +374,22 @@ func (g *GCC) PollProbe(now clock.Time) (ProbeCluster, bool) {
 	g.queued[0] = g.queued[1]
 	g.nQueued--
 	g.stats.Probes++
+	// The cluster's own queue is no congestion: overuse the delay signal
+	// shows until its result is in does not cut (the result says whether
+	// the path carried it).
+	g.probeQuietUntil = now.Add(probeDuration + g.lastRTT + probeQuietAfter)
 	return c, true
+}
+
+// pending counts the probe clusters awaiting their results.
+func (g *GCC) pending() int {
+	n := 0
+	for i := range g.results {
+		if g.results[i].id != 0 {
+			n++
+		}
+	}
+	return n
 }
 
 func (g *GCC) queueProbe(now clock.Time, rate float64) {
@@ -329,18 +458,32 @@ func (g *GCC) finishProbes(now clock.Time) {
 		if r.nSent >= probeMinPackets && r.nRecv*5 >= r.nSent*4 && sendSpan > 0 && recvSpan > 0 {
 			sendRate := float64(r.sentBytes-r.lastSize) * 8 / sendSpan.Seconds()
 			recvRate := float64(r.recvBytes-r.firstRcv) * 8 / recvSpan.Seconds()
+			// Only a cluster the path carried in full raises the target,
+			// to the rate it carried. One it did not keep up with says the
+			// path is saturated, not what share of it is ours: a FIFO
+			// queue shared with other flows gives a burst a share in
+			// proportion to its rate, so its receive rate would claim more
+			// than a fair share (and every flow probing would stand a
+			// queue). Alone on the path, the next increase finds the rest.
 			est := min(sendRate, recvRate)
 			if recvRate < 0.9*sendRate {
-				est = 0.95 * recvRate // the path did not keep up: its rate, a little under
+				est = 0
+			} else {
+				g.noteProbeRate(now, est)
 			}
 			if est > g.target {
 				g.target = min(est, float64(g.cfg.MaxRate))
 				g.stats.ProbeHits++
 				// The path carried nearly all of it: probe on at twice
-				// that (libwebrtc's exponential probing), until a probe
+				// that (libwebrtc's exponential probing), or at the
+				// remembered capacity after a collapse, until a probe
 				// comes back short.
 				if est >= 0.7*float64(r.rate) && g.nQueued == 0 {
-					g.queueProbe(now, 2*est)
+					next := 2 * est
+					if now.Sub(g.collapseAt) < collapseProbeFor {
+						next = max(next, g.peakRate(now))
+					}
+					g.queueProbe(now, next)
 				}
 			}
 		}
@@ -368,8 +511,95 @@ func (g *GCC) peakRate(now clock.Time) float64 {
 	return best
 }
 
+// noteProbeRate remembers a rate a probe measured.
+func (g *GCC) noteProbeRate(now clock.Time, bps float64) {
+	oldest := 0
+	for i := range g.probed {
+		if g.probed[i].start < g.probed[oldest].start {
+			oldest = i
+		}
+	}
+	g.probed[oldest] = peakSlot{start: now, bps: bps}
+}
+
+// probedRate is the highest rate a probe measured within probeMemory.
+func (g *GCC) probedRate(now clock.Time) float64 {
+	best := 0.0
+	for _, p := range g.probed {
+		if p.bps > 0 && now.Sub(p.start) < probeMemory {
+			best = max(best, p.bps)
+		}
+	}
+	return best
+}
+
+// noteRecent keeps the target's largest value per slot and marks a
+// collapse when the target falls under collapseShare of the largest of
+// the last recentSlots.
+func (g *GCC) noteRecent(now clock.Time) {
+	k := int64(now) / int64(recentSlotLen)
+	slot := &g.recent[((k%recentSlots)+recentSlots)%recentSlots]
+	if start := clock.Time(k * int64(recentSlotLen)); slot.start != start {
+		*slot = peakSlot{start: start}
+	}
+	slot.bps = max(slot.bps, g.target)
+	for _, r := range g.recent {
+		if now.Sub(r.start) < recentSlots*recentSlotLen && g.target < collapseShare*r.bps {
+			g.collapseAt = now
+			return
+		}
+	}
+}
+
+// noteOWD keeps a received packet's one-way delay (ms, arrival minus
+// send, clocks apart) among the last owdPackets.
+func (g *GCC) noteOWD(owd float64) {
+	g.owd[g.owdNext%owdPackets] = owd
+	g.owdNext++
+}
+
+// noteDelay updates the queueing-delay estimate after a report: the least
+// one-way delay of the last owdPackets received packets (enough that
+// jitter rarely lifts all of them, whatever the rate) above the least of
+// the last baseSlots x baseSlotLen.
+func (g *GCC) noteDelay(now clock.Time) {
+	n := min(g.owdNext, owdPackets)
+	if n == 0 {
+		return
+	}
+	owd := g.owd[0]
+	for _, v := range g.owd[:n] {
+		owd = min(owd, v)
+	}
+	k := int64(now) / int64(baseSlotLen)
+	slot := &g.base[((k%baseSlots)+baseSlots)%baseSlots]
+	if start := clock.Time(k * int64(baseSlotLen)); slot.start != start || !slot.set {
+		*slot = baseSlot{start: start, ms: owd, set: true}
+	}
+	slot.ms = min(slot.ms, owd)
+	base := owd
+	for _, b := range g.base {
+		if b.set && now.Sub(b.start) < baseSlots*baseSlotLen {
+			base = min(base, b.ms)
+		}
+	}
+	g.queueMS = owd - base
+	switch {
+	case g.queueMS <= congestedQueueMS:
+		g.queuedSince, g.queuedFor = 0, 0
+	case g.queuedSince == 0:
+		g.queuedSince = now
+	default:
+		g.queuedFor = now.Sub(g.queuedSince)
+	}
+}
+
 // OnFeedback takes one transport-wide report.
 func (g *GCC) OnFeedback(now clock.Time, fb *Feedback, rtt RTT, appLimited bool) {
+	prevFeedback := clock.Time(0)
+	if g.haveFeedback {
+		prevFeedback = g.lastFeedback
+	}
 	g.lastFeedback, g.haveFeedback = now, true
 	g.appLimited = appLimited
 	lost, total := 0, 0
@@ -390,23 +620,31 @@ func (g *GCC) OnFeedback(now clock.Time, fb *Feedback, rtt RTT, appLimited bool)
 			lost++
 			continue
 		}
+		g.noteOWD(float64(p.ArrivalTime.Sub(p.SendTime)) / float64(time.Millisecond))
 		g.onArrival(now, p)
 	}
+	g.noteDelay(now)
 	g.finishProbes(now)
 	if total > 0 {
-		g.lossFrac += (float64(lost)/float64(total) - g.lossFrac) * 0.3
+		// Weighted by time, about the last half second of reports: one
+		// report's few packets must not read 10 % out of 5 %.
+		w := 1.0
+		if prevFeedback != 0 {
+			w = 1 - math.Exp(-now.Sub(prevFeedback).Seconds()/lossWindow.Seconds())
+		}
+		g.lossFrac += (float64(lost)/float64(total) - g.lossFrac) * w
 	}
 	if span := lastSend.Sub(firstSend); span >= 20*time.Millisecond {
 		g.sentRate = float64(sentBytes) * 8 / span.Seconds()
 	}
-	g.updateAckRate(now)
+	g.updateAckRate()
 	g.notePeak(now)
 	g.control(now, rtt, appLimited)
 }
 
 // onArrival adds a received packet to the packet groups.
 func (g *GCC) onArrival(now clock.Time, p *PacketResult) {
-	g.addAck(now, p.Size)
+	g.addAck(p.ArrivalTime, p.Size)
 	if !g.cur.set {
 		g.cur = packetGroup{firstSend: p.SendTime, lastSend: p.SendTime, lastArrival: p.ArrivalTime, set: true}
 		return
@@ -512,28 +750,67 @@ func (g *GCC) detect(now clock.Time, trend float64) {
 	g.lastThresh = now
 }
 
-func (g *GCC) addAck(now clock.Time, size int) {
-	k := int64(now) / int64(ackSlotLen)
-	slot := &g.ack[((k%ackSlots)+ackSlots)%ackSlots]
-	if start := clock.Time(k * int64(ackSlotLen)); slot.start != start {
-		*slot = ackSlot{start: start}
+// addAck adds a packet that arrived at at (the receiver's clock) to the
+// receive-rate window.
+func (g *GCC) addAck(at clock.Time, size int) {
+	if g.ackN == len(g.ack) {
+		g.popAck()
 	}
-	slot.bytes += int64(size)
+	g.ack[(g.ackHead+g.ackN)%len(g.ack)] = ackEntry{at: at, size: int64(size)}
+	g.ackN++
+	g.ackBytes += int64(size)
+	if g.ackN == 1 || at > g.ackLast {
+		g.ackLast = at
+	}
+	for g.ackN > 1 && g.ack[g.ackHead].at <= g.ackLast.Add(-ackWindow) {
+		g.popAck()
+	}
 }
 
-// updateAckRate is the receive rate over the last ackSlots slots (those
-// that have bytes; the current one counted at its share).
-func (g *GCC) updateAckRate(now clock.Time) {
-	var bytes int64
-	oldest := now
-	for _, s := range g.ack {
-		if s.bytes > 0 && now.Sub(s.start) < ackSlots*ackSlotLen {
-			bytes += s.bytes
-			oldest = clock.Min(oldest, s.start)
+func (g *GCC) popAck() {
+	g.ackBytes -= g.ack[g.ackHead].size
+	g.ackHead = (g.ackHead + 1) % len(g.ack)
+	g.ackN--
+}
+
+// recentAckRate is the receive rate over the last d of arrivals (at least
+// 100 ms of them), or the window's rate.
+func (g *GCC) recentAckRate(d time.Duration) float64 {
+	from := g.ackLast.Add(-d)
+	var bytes, firstSize int64
+	first := g.ackLast
+	for i := g.ackN - 1; i >= 0; i-- {
+		e := g.ack[(g.ackHead+i)%len(g.ack)]
+		if e.at < from {
+			break
+		}
+		bytes += e.size
+		if e.at <= first {
+			first, firstSize = e.at, e.size
 		}
 	}
-	if span := now.Sub(oldest); bytes > 0 && span >= 100*time.Millisecond {
-		g.ackRate = float64(bytes) * 8 / span.Seconds()
+	if span := g.ackLast.Sub(first); span >= 100*time.Millisecond {
+		return float64(bytes-firstSize) * 8 / span.Seconds()
+	}
+	return g.ackRate
+}
+
+// cutBasis is what a cut takes beta of: the receive rate, over its last
+// cutWindow when that is lower (after a capacity drop the 500 ms window
+// still remembers the rate before it).
+func (g *GCC) cutBasis() float64 {
+	return min(g.ackRate, g.recentAckRate(cutWindow))
+}
+
+// updateAckRate is the receive rate over the window: the bytes after the
+// first packet over the time from its arrival to the latest.
+func (g *GCC) updateAckRate() {
+	if g.ackN < 2 {
+		return
+	}
+	first := g.ack[g.ackHead]
+	if span := g.ackLast.Sub(first.at); span >= 100*time.Millisecond {
+		g.ackRate = float64(g.ackBytes-first.size) * 8 / span.Seconds()
 	}
 }
 
@@ -544,55 +821,168 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool) {
 		dt = min(now.Sub(g.lastUpdate).Seconds(), 1)
 	}
 	g.lastUpdate = now
-	switch g.signal {
-	case usageOver:
+	g.lastRTT = rtt.Smoothed
+	g.stands = g.standing(rtt)
+	excess := g.queueExcess(rtt)
+	g.updateCompetitive(now, excess)
+	switch {
+	case g.competitive:
+		// The queue is another flow's (a loss-based TCP keeps it full
+		// whatever we send): the delay says nothing about our share, so
+		// only loss steers the target (gcc-02 §6 as written).
+		g.signal = usageNormal
+		g.state = rcIncrease
+	case g.signal == usageOver:
+		g.state = rcHold
+		if now < g.probeQuietUntil {
+			// Perhaps the probe's doing: the signal waits for the
+			// cluster's result, and cuts then if the delay still says
+			// overuse (detect keeps it while the trend stays high).
+			break
+		}
 		if g.ackRate > 0 {
-			cut := beta * g.ackRate
+			cut := beta * g.cutBasis()
 			if cut < g.target {
 				g.target = cut
+				g.lastCut = now
 				g.stats.Decreases++
 			}
 			g.noteMax(g.ackRate)
 		}
-		g.state = rcHold
 		g.signal = usageNormal // one cut per overuse signal
-	case usageUnder:
+	case g.signal == usageUnder:
 		g.state = rcHold // the queues drain: hold
 	default:
 		if g.state == rcHold {
 			g.state = rcIncrease
 		}
 	}
-	if g.state == rcIncrease && dt > 0 {
-		grown := g.target
-		if g.nearMax() {
-			// Additive near the last congestion point: about one packet
-			// per response time (gcc-02 §5.5).
-			response := max(rtt.Smoothed, 100*time.Millisecond) + 100*time.Millisecond
-			grown += 1200 * 8 * dt / response.Seconds()
-		} else {
-			grown *= math.Pow(1+maxIncreasePerS, dt)
-		}
-		// An increase goes no further than what the path was seen to
-		// carry allows (libwebrtc: 1.5 x the acknowledged rate + 10
-		// kbit/s), nor, while the application leaves the target unused,
-		// than twice what it sends; neither cuts the target.
-		limit := math.Inf(1)
-		if g.ackRate > 0 {
-			limit = 1.5*g.ackRate + 10_000
-		}
-		if appLimited && g.sentRate > 0 {
-			limit = min(limit, 2*g.sentRate)
-		}
-		g.target = max(g.target, min(grown, limit))
+	// A queue that stands (full, so its delay no longer rises and the
+	// trend sees nothing) is cut like an overuse, once per RTT + 300 ms.
+	// After a cut, a queue that drains is left to drain: another cut
+	// needs it no lower than at the last one (what arrives meanwhile is
+	// what the sender sent after cutting, not the path's capacity).
+	if !g.stands {
+		g.standQ, g.ignoredCuts = math.Inf(-1), 0
 	}
-	// Loss bound: only congestive loss (with a delay rise this second).
-	if g.lossFrac > lossHigh && now.Sub(g.overuseAt) < lossHoldAfter {
-		g.target *= 1 - 0.5*g.lossFrac*dt
+	if !g.competitive && g.stands && g.ackRate > 0 && now >= g.probeQuietUntil && excess >= g.standQ-drainingMS &&
+		now.Sub(g.lastStandCut) >= rtt.Smoothed+300*time.Millisecond {
+		// A cut that would not lower the target (the receive rate still
+		// remembers faster times) is no cut: it is tried again next report.
+		if cut := beta * g.cutBasis(); cut < g.target {
+			if !math.IsInf(g.standQ, -1) {
+				g.ignoredCuts++ // the last cut left the queue where it was
+			}
+			g.target = cut
+			g.stats.StandingCuts++
+			g.lastStandCut, g.lastCut = now, now
+			g.standQ = excess
+		}
+		g.state = rcHold
+	}
+	// Loss bound (gcc-02 §6), for congestive loss only: with a delay
+	// rise within lossHoldAfter, or a queue standing above the path's
+	// least delay (always, in the competitive mode). Over lossHigh it
+	// cuts the target by half the loss, at most once per RTT + 300 ms
+	// (libwebrtc's loss-based estimator); between lossLow and lossHigh it
+	// holds.
+	congestive := g.lossFrac > lossLow && (g.competitive || g.congestive(now, rtt))
+	if congestive && g.lossFrac > lossHigh && now.Sub(g.lastLossCut) >= rtt.Smoothed+300*time.Millisecond {
+		g.target *= 1 - 0.5*g.lossFrac
+		g.lastLossCut, g.lastCut = now, now
+		g.state = rcHold
 		g.stats.LossCuts++
 	}
+	// A queue building under the trend's notice (the least delay of the
+	// last packets above the path's) holds the target where it is.
+	if g.state == rcIncrease && dt > 0 && !congestive && (g.competitive || g.queueMS <= holdQueueMS) {
+		g.increase(dt, rtt, appLimited)
+	}
+	// Application limited: no further than twice what it sends, or what a
+	// probe measured lately (ALR: an unused target is a guess).
+	if appLimited && g.sentRate > 0 {
+		g.target = min(g.target, max(2*g.sentRate, g.probedRate(now), float64(g.cfg.StartRate)))
+	}
 	g.target = min(max(g.target, float64(g.cfg.MinRate)), float64(g.cfg.MaxRate))
+	g.noteRecent(now)
 	g.stats.AckedRate = int64(g.ackRate)
+}
+
+// increase raises the target for dt seconds (gcc-02 §5.5): multiplicative
+// (8 %/s) far from the last congestion point, additive near it.
+func (g *GCC) increase(dt float64, rtt RTT, appLimited bool) {
+	grown := g.target
+	if g.nearMax() && !g.competitive {
+		// Additive near the last congestion point: about one packet per
+		// response time (gcc-02 §5.5).
+		response := max(rtt.Smoothed, 100*time.Millisecond) + 100*time.Millisecond
+		grown += 1200 * 8 * dt / response.Seconds()
+	} else {
+		grown *= math.Pow(1+maxIncreasePerS, dt)
+	}
+	// An increase goes no further than what the path was seen to carry
+	// allows (libwebrtc: 1.5 x the acknowledged rate + 10 kbit/s), nor,
+	// while the application leaves the target unused, than twice what it
+	// sends; neither cuts the target.
+	limit := math.Inf(1)
+	if g.ackRate > 0 {
+		limit = 1.5*g.ackRate + 10_000
+	}
+	if appLimited && g.sentRate > 0 {
+		limit = min(limit, 2*g.sentRate)
+	}
+	g.target = max(g.target, min(grown, limit))
+}
+
+// updateCompetitive enters the competitive mode when a standing queue
+// ignored competitiveAfter cuts in a row (it is not ours: a loss-based
+// flow keeps it full), and leaves it once the queue is gone (excess under
+// congestedQueueMS for standingFor). RFC 8867 5.6's media against TCP.
+func (g *GCC) updateCompetitive(now clock.Time, excess float64) {
+	switch {
+	case !g.competitive && g.ignoredCuts >= competitiveAfter:
+		g.competitive, g.calmSince = true, 0
+		g.stats.CompetitiveEntries++
+	case g.competitive && excess > congestedQueueMS:
+		g.calmSince = 0
+	case g.competitive && g.calmSince == 0:
+		g.calmSince = now
+	case g.competitive && now.Sub(g.calmSince) >= standingFor:
+		g.competitive, g.ignoredCuts, g.standQ = false, 0, math.Inf(-1)
+	}
+}
+
+// congestive says whether loss now is congestion's: the delay rose within
+// lossHoldAfter, or a queue stands.
+func (g *GCC) congestive(now clock.Time, rtt RTT) bool {
+	return now.Sub(g.overuseAt) < lossHoldAfter || g.standing(rtt)
+}
+
+// standing says whether a queue stands: for standingFor, every report's
+// least one-way delay was above that of the last 10 s (a queue that built
+// lately and never drained), or the round trip is above the least ever
+// (one that has stood longer; the RTT is measured on the sender's clock
+// alone, so clock skew cannot fake it).
+func (g *GCC) standing(rtt RTT) bool {
+	latest := rtt.Latest
+	if latest == 0 {
+		latest = rtt.Smoothed
+	}
+	return g.queuedFor >= standingFor || (rtt.Min > 0 && latest-rtt.Min > standingRTT)
+}
+
+// queueExcess is the larger of the two standing-queue measures, ms: the
+// one-way queue estimate and the round trip above its least.
+func (g *GCC) queueExcess(rtt RTT) float64 {
+	latest := rtt.Latest
+	if latest == 0 {
+		latest = rtt.Smoothed
+	}
+	ex := g.queueMS
+	if rtt.Min > 0 {
+		ex = max(ex, float64(latest-rtt.Min)/float64(time.Millisecond))
+	}
+	return ex
 }
 
 // noteMax tracks the receive rate at congestion (kbit/s), as gcc-02 §5.5's

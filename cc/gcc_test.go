@@ -289,3 +289,198 @@ func TestGCCProbes(t *testing.T) {
 	assert.LessOrEqual(t, up, 5*time.Second, "recovery")
 	assert.Positive(t, g.Stats().ProbeHits)
 }
+
+// The application-limited region: entered after sending under 65 % of
+// the target for a while, left once the sender uses it again.
+func TestALR(t *testing.T) {
+	var a ALR
+	const target = 1_000_000 // 125 kB/s
+	at := func(ms int) clock.Time { return clock.Time(time.Duration(ms) * time.Millisecond) }
+	tests := []struct {
+		name    string
+		share   float64 // of the target sent
+		ms      int     // for this long
+		limited bool
+	}{
+		{"at the target", 1, 2000, false},
+		{"at 80 %", 0.8, 2000, false},
+		{"at 30 %", 0.3, 2000, true},
+		{"back at 90 %", 0.9, 2000, false},
+		{"idle", 0, 1000, true},
+	}
+	now := 0
+	a.Update(at(now), target)
+	for _, tt := range tests {
+		for range tt.ms / 20 {
+			now += 20
+			a.OnSent(int(tt.share * target / 8 * 0.02))
+			a.Update(at(now), target)
+		}
+		assert.Equal(t, tt.limited, a.Limited(), tt.name)
+	}
+	// It takes a while: 100 ms idle after sending at the target is not
+	// the region yet.
+	var b ALR
+	b.Update(at(0), target)
+	for i := 1; i <= 50; i++ {
+		b.OnSent(target / 8 / 50)
+		b.Update(at(i*20), target)
+	}
+	assert.False(t, b.Update(at(1100), target), "100 ms idle")
+	assert.True(t, b.Update(at(2000), target), "1 s idle")
+}
+
+// synth feeds a GCC reports every 50 ms of packets sent at rate (1200
+// bytes each), arriving after owd(t) and lost when lose(i) says so, until
+// end; it returns the next packet number.
+type synth struct {
+	g    *GCC
+	now  clock.Time
+	next clock.Time // the next send
+	pn   int64
+	rate float64 // 0: follow the target
+	rtt  func(t clock.Time) RTT
+}
+
+func (s *synth) run(end time.Duration, owd func(t clock.Time) time.Duration, lose func(pn int64) bool) {
+	var fb Feedback
+	for s.now < clock.Time(end) {
+		rate := s.rate
+		if rate == 0 {
+			rate = float64(s.g.Target())
+		}
+		fb.Packets = fb.Packets[:0]
+		gap := time.Duration(1200 * 8 / rate * float64(time.Second))
+		s.next = clock.Max(s.next, s.now)
+		for ; s.next < s.now.Add(50*time.Millisecond); s.next = s.next.Add(gap) {
+			p := PacketResult{PacketNumber: s.pn, Size: 1200, SendTime: s.next}
+			if !lose(s.pn) {
+				p.Received, p.ArrivalTime = true, s.next.Add(owd(s.next))
+			}
+			fb.Packets = append(fb.Packets, p)
+			s.pn++
+		}
+		s.now = s.now.Add(50 * time.Millisecond)
+		s.g.OnFeedback(s.now.Add(50*time.Millisecond), &fb, s.rtt(s.now), false)
+	}
+}
+
+func never(int64) bool { return false }
+
+// Loss is congestion's when a queue stands (its delay no longer rising),
+// not when the delay sits at the path's least: 15 % loss at a flat delay
+// cuts nothing; with a standing queue it cuts, and the queue is cut too.
+func TestGCCStandingQueue(t *testing.T) {
+	rtt := func(clock.Time) RTT { return RTT{Min: 100 * time.Millisecond, Smoothed: 100 * time.Millisecond} }
+	for _, tc := range []struct {
+		name  string
+		queue time.Duration // from 2 s on
+	}{{"flat delay", 0}, {"standing queue", 80 * time.Millisecond}} {
+		g := NewGCC(GCCConfig{StartRate: 1_000_000})
+		s := &synth{g: g, rtt: rtt}
+		s.run(2*time.Second, func(clock.Time) time.Duration { return 50 * time.Millisecond }, never)
+		before := g.Target()
+		owd := func(at clock.Time) time.Duration {
+			// Jump at once, as into a full queue: no trend to see.
+			return 50*time.Millisecond + tc.queue + time.Duration(at%3)*time.Millisecond
+		}
+		s.run(4*time.Second, owd, func(pn int64) bool { return pn%7 == 0 })
+		st := g.Stats()
+		if tc.queue == 0 {
+			assert.Zero(t, st.LossCuts, tc.name)
+			assert.Zero(t, st.StandingCuts, tc.name)
+			assert.GreaterOrEqual(t, g.Target(), before, tc.name)
+			continue
+		}
+		assert.Positive(t, st.LossCuts, tc.name)
+		assert.Positive(t, st.StandingCuts, tc.name)
+		assert.Less(t, g.Target(), before*7/10, tc.name)
+	}
+}
+
+// A standing queue that ignores three cuts in a row is another flow's:
+// the competitive mode stops cutting for it (loss alone steers the
+// target), and ends once the queue is gone.
+func TestGCCCompetitiveMode(t *testing.T) {
+	g := NewGCC(GCCConfig{StartRate: 1_000_000})
+	s := &synth{g: g, rtt: func(clock.Time) RTT { return RTT{Min: 100 * time.Millisecond, Smoothed: 100 * time.Millisecond} }}
+	base := func(clock.Time) time.Duration { return 50 * time.Millisecond }
+	s.run(3*time.Second, base, never)
+	// A queue of 200 ms that stays whatever we send.
+	held := func(clock.Time) time.Duration { return 250 * time.Millisecond }
+	s.run(8*time.Second, held, never)
+	st := g.Stats()
+	assert.True(t, st.Competitive)
+	assert.Equal(t, int64(1), st.CompetitiveEntries)
+	assert.Equal(t, int64(competitiveAfter+1), st.StandingCuts, "cut until the queue showed it was not ours")
+	low := g.Target()
+	s.run(12*time.Second, held, never)
+	assert.Greater(t, g.Target(), low, "in the competitive mode, no loss: it climbs")
+	// The other flow leaves: the queue drains, the mode ends.
+	s.run(13*time.Second, base, never)
+	assert.False(t, g.Stats().Competitive)
+
+	// Our own queue drains when we cut: no competitive mode.
+	g2 := NewGCC(GCCConfig{StartRate: 1_000_000})
+	s2 := &synth{g: g2, rtt: s.rtt}
+	s2.run(3*time.Second, base, never)
+	q := 200 * time.Millisecond
+	own := func(clock.Time) time.Duration { return 50*time.Millisecond + q }
+	for range 40 {
+		before := g2.Target()
+		s2.run(time.Duration(s2.now)+100*time.Millisecond, own, never)
+		if g2.Target() < before {
+			q = max(0, q-150*time.Millisecond) // the cut drains it
+		}
+	}
+	assert.Zero(t, g2.Stats().CompetitiveEntries)
+}
+
+// The receive rate counts arrivals on the receiver's clock: a report
+// that brings 500 ms of arrivals at once does not read as a burst.
+func TestGCCAckRateByArrival(t *testing.T) {
+	g := NewGCC(GCCConfig{})
+	var fb Feedback
+	for i := range 100 { // 2 Mbit/s: 1200 B every 4.8 ms
+		at := clock.Time(time.Duration(i) * 4800 * time.Microsecond)
+		fb.Packets = append(fb.Packets, PacketResult{PacketNumber: int64(i), Size: 1200, SendTime: at, Received: true, ArrivalTime: at.Add(30 * time.Millisecond)})
+	}
+	g.OnFeedback(clock.Time(time.Second), &fb, RTT{Smoothed: 60 * time.Millisecond}, false)
+	assert.InEpsilon(t, 2_000_000, float64(g.Stats().AckedRate), 0.02)
+	// The recent rate a cut takes beta of follows a drop at once.
+	fb.Packets = fb.Packets[:0]
+	for i := range 40 { // 0.5 Mbit/s from 480 ms on
+		at := clock.Time(480*time.Millisecond + time.Duration(i)*19200*time.Microsecond)
+		fb.Packets = append(fb.Packets, PacketResult{PacketNumber: int64(100 + i), Size: 1200, SendTime: at, Received: true, ArrivalTime: at.Add(30 * time.Millisecond)})
+	}
+	g.OnFeedback(clock.Time(2*time.Second), &fb, RTT{Smoothed: 60 * time.Millisecond}, false)
+	assert.InEpsilon(t, 500_000, g.cutBasis(), 0.05)
+}
+
+// Only a cluster the path carried raises the target: one whose packets
+// arrived slower than they left says the path is saturated.
+func TestGCCProbeResultMustBeCarried(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		recvGap time.Duration // between arrivals; sent every 2.4 ms (4 Mbit/s)
+		raised  bool
+	}{{"carried", 2400 * time.Microsecond, true}, {"queued behind others", 4800 * time.Microsecond, false}} {
+		g := NewGCC(GCCConfig{StartRate: 1_000_000})
+		c, ok := g.PollProbe(0)
+		require.True(t, ok, tc.name)
+		var fb Feedback
+		for i := range 20 {
+			at := clock.Time(time.Duration(i) * 2400 * time.Microsecond)
+			fb.Packets = append(fb.Packets, PacketResult{PacketNumber: int64(i), Size: 1200, SendTime: at, Received: true,
+				ArrivalTime: clock.Time(30*time.Millisecond + time.Duration(i)*tc.recvGap), ProbeID: c.ID})
+		}
+		g.OnFeedback(clock.Time(200*time.Millisecond), &fb, RTT{Smoothed: 60 * time.Millisecond}, false)
+		fb.Packets = fb.Packets[:0] // the cluster's packets stopped: its result is in
+		g.OnFeedback(clock.Time(250*time.Millisecond), &fb, RTT{Smoothed: 60 * time.Millisecond}, false)
+		if tc.raised {
+			assert.Greater(t, g.Target(), int64(3_000_000), tc.name)
+		} else {
+			assert.Less(t, g.Target(), int64(1_200_000), tc.name)
+		}
+	}
+}

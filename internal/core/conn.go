@@ -598,6 +598,9 @@ func (c *Conn) sent(now clock.Time, size int, class packetClass) {
 	c.stats.BytesSent += int64(size)
 	c.snd.pacer.OnSent(now, size)
 	c.snd.path.onSent(now, size)
+	if !c.snd.padding {
+		c.snd.alr.OnSent(size)
+	}
 	if class == classMedia {
 		c.lastMediaSend = now
 		c.snd.probeSent(now, size)

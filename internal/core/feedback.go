@@ -397,7 +397,10 @@ func (c *Conn) handleTWCC(now clock.Time, t *wire.TWCC) {
 		s.path.anchor(now, s.sentAfter(s.path.measAt))
 	}
 	s.updateConditions(now)
-	s.estimator.OnFeedback(now, rep, c.ccRTT(), s.queued == 0)
+	// Application limited: using markedly less than the target lately
+	// (cc.ALR), not merely an empty queue, which a paced sender whose
+	// encoder follows the target has most of the time.
+	s.estimator.OnFeedback(now, rep, c.ccRTT(), s.alr.Update(now, s.estimator.Target()))
 	if !s.fixedTarget() {
 		s.updateRate()
 	}

@@ -14,9 +14,11 @@ import (
 // carries the tag back to the estimator. Audio-only sessions do not probe.
 
 // probeWanted reports whether a cluster may start: the estimator probes,
-// none is going out, and a stream other than audio is open.
+// none is going out, a stream other than audio is open, and the history
+// holds a packet to pad with (a cluster asked for before the first packet
+// left would end at once, unsent).
 func (s *sender) probeWanted() bool {
-	if s.prober == nil || s.probe.ID != 0 || s.hist == nil {
+	if s.prober == nil || s.probe.ID != 0 || s.hist == nil || s.hist.Len() == 0 {
 		return false
 	}
 	for _, st := range s.order {
@@ -78,6 +80,8 @@ func (s *sender) pollPadding(now clock.Time, dst []byte) (int, bool) {
 		return 0, false
 	}
 	s.c.stats.ProbePaddingSent++
+	s.padding = true
 	s.c.sent(now, b, classMedia)
+	s.padding = false
 	return b, true
 }

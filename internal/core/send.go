@@ -122,6 +122,8 @@ type sender struct {
 	order       []*sendStream // streams in sending priority
 	queued      int           // bytes queued on all streams
 	pacer       cc.Pacer
+	alr         cc.ALR       // the application-limited region, for the estimator
+	padding     bool         // a probe's padding is being sent (not the application's)
 	fixed       cc.Fixed     // version 1's estimator: the streams' nominal rates
 	estimator   cc.Estimator // the plug point; &fixed in version 1
 	history     [historySize]sentPacket

@@ -99,6 +99,9 @@ type ConnStats struct {
 	MinRoundTripTime         time.Duration
 	AvailableOutgoingBitrate int64 // the estimator's target, bit/s
 	PacingRate               int64 // bit/s
+	// AppLimited: the sender used markedly less than the target lately
+	// (cc.ALR), as the estimator was last told.
+	AppLimited bool
 
 	// FEC: the encoder's half of fec.Stats (fecPacketsSent ...) and the
 	// decoder's (fecPacketsReceived, fecPacketsDiscarded, packets recovered,
@@ -128,6 +131,7 @@ func (c *Conn) Stats() ConnStats {
 	s.MinRoundTripTime = c.rtt.Min()
 	s.AvailableOutgoingBitrate = c.snd.estimator.Target()
 	s.PacingRate = c.snd.pacer.Rate()
+	s.AppLimited = c.snd.alr.Limited()
 	ps := c.snd.pacer.Stats()
 	s.PacerQueueDelay = c.snd.pacer.QueueDelay()
 	s.PacerQueueDelayMax = ps.QueueDelayMax
