@@ -217,6 +217,18 @@ func (r *run) applySourceSteps(gen *Generator, next *int, at clock.Time) {
 	}
 }
 
+// videoBitrate is the most the row's video sources ever offer (R_max, or
+// the highest of its source steps): the video stream's configured bitrate,
+// which bounds its encoder target; the application, not the stream,
+// offers less while its R_max is lower.
+func (r *run) videoBitrate() int64 {
+	b := r.sc.Traffic.Video.Bitrate
+	for _, st := range r.sc.SourceSteps {
+		b = max(b, st.Bitrate)
+	}
+	return b
+}
+
 // maxFrameSize bounds the frames of the row's sources.
 func (r *run) maxFrameSize() int {
 	t := r.sc.Traffic
@@ -318,7 +330,7 @@ func (n *peerNode) open(now clock.Time) {
 		n.audio, err = n.conn.OpenStream(now, core.StreamConfig{Kind: core.KindAudio, Priority: core.PriorityHigh, Bitrate: bits})
 	}
 	if err == nil && t.Video.FPS > 0 {
-		n.video, err = n.conn.OpenStream(now, core.StreamConfig{Kind: core.KindVideo, Priority: core.PriorityMedium, Bitrate: t.Video.Bitrate})
+		n.video, err = n.conn.OpenStream(now, core.StreamConfig{Kind: core.KindVideo, Priority: core.PriorityMedium, Bitrate: r.videoBitrate()})
 	}
 	if err != nil {
 		r.fail(fmt.Errorf("flow %d: open stream: %w", n.p.idx, err))

@@ -323,7 +323,7 @@ func (h *host) openStreams(now clock.Time) {
 		}
 	}
 	if t.Video.FPS > 0 {
-		if id, ok := open(SourceVideo, core.StreamConfig{Kind: core.KindVideo, Priority: core.PriorityMedium, Bitrate: t.Video.Bitrate}); ok {
+		if id, ok := open(SourceVideo, core.StreamConfig{Kind: core.KindVideo, Priority: core.PriorityMedium, Bitrate: r.videoBitrate()}); ok {
 			h.video = id
 		}
 	}
