@@ -24,7 +24,7 @@ func rfc8867Path(c int64) netem.LinkConfig {
 func rfc8867Row(name string, dur time.Duration, c int64, flows int, rmax int64) Scenario {
 	t := Traffic{Video: RFC8593Video(150_000, rmax), Audio: DefaultTraffic().Audio}
 	s := Scenario{Name: name, Profile: ProfileRTC, RTT: 100 * time.Millisecond, Forward: rfc8867Path(c),
-		Traffic: t, Media: dur, Target: TargetGCC}
+		Traffic: t, Media: dur, Target: TargetGCC, Reference: true}
 	for range flows {
 		s.Flows = append(s.Flows, FlowSpec{Delay: 50 * time.Millisecond})
 	}
@@ -119,7 +119,7 @@ func ccRows() []Scenario {
 	single := func(name string, c int64, oneWay time.Duration, loss float64, media time.Duration) Scenario {
 		s := symmetric(name, ProfileRTC, 2*oneWay, loss, media, Traffic{Video: RFC8593Video(300_000, 4_000_000), Audio: DefaultTraffic().Audio})
 		s.Forward.Rate, s.Reverse.Rate = c, c
-		s.Target = TargetGCC
+		s.Target, s.Reference = TargetGCC, true
 		return s
 	}
 	// The collapse: 4 -> 0.5 Mbit/s for 10 s at 15 s and back; 50 ms one

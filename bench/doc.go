@@ -36,7 +36,9 @@
 // active flows, over its converged part: utilization, queueing delay at
 // the bottleneck, loss, Jain's index, reaction and reach times, targets)
 // and `flows` (per media flow: targets, goodput and throughput means, the
-// time a joining flow took to its share). Every row reports
+// time a joining flow took to its share), and `reference`: the same row
+// run with gcc-02 as written (cc.GCC02, Scenario.Reference), its phases
+// and flows beside ours. Every row reports
 // window_p95_latency_ms_max (the largest per-second p95 latency of
 // completed frames, the second after a capacity drop left out),
 // late_delivered_ratio, pacer_queue_ms_max, pacer_wait_ms (time in the

@@ -37,7 +37,8 @@ type LinkStep struct {
 //	schedule:                # link changes, in time order
 //	  - at: 10s
 //	    forward: {rate: 1mbit}   # only the fields named change
-//	target: gcc              # "" (nominal rates), scripted or gcc (the congestion controller)
+//	target: gcc              # "" (nominal rates), scripted, gcc (the congestion controller) or gcc02
+//	reference: true          # run it again with gcc02 (gcc-02 as written) beside it
 //	start_target: 300k       # where gcc starts
 //	flows:                   # several media flows through one shared bottleneck (forward)
 //	  - {delay: 50ms}        # one way each way; start, stop, pause_at, resume_at
@@ -73,6 +74,7 @@ type fileScenario struct {
 	MaxFECOverhead float64 `json:"max_fec_overhead"`
 	// The cc issue's fields (Scenario's).
 	Target       TargetMode    `json:"target"`
+	Reference    bool          `json:"reference"`
 	StartTarget  int64         `json:"start_target"`
 	Flows        []FlowSpec    `json:"flows"`
 	Cross        []CrossSpec   `json:"cross"`
@@ -161,6 +163,7 @@ func (fs *fileScenario) scenario() (Scenario, error) {
 		MaxFECOverhead: fs.MaxFECOverhead,
 
 		Target:       fs.Target,
+		Reference:    fs.Reference,
 		StartTarget:  fs.StartTarget,
 		Flows:        fs.Flows,
 		Cross:        fs.Cross,

@@ -167,3 +167,30 @@ func TestFlowsValidate(t *testing.T) {
 		assert.Error(t, s.Validate(), name)
 	}
 }
+
+// A cc row runs gcc-02 as written beside our controller: the reference
+// column, with the same phases.
+func TestReferenceColumn(t *testing.T) {
+	scs, err := Select("^collapse$")
+	require.NoError(t, err)
+	sc := scs[0]
+	require.True(t, sc.Reference)
+	sc.Media = 20 * time.Second
+	sc.Schedule = sc.Schedule[:1] // the drop at 15 s only
+	res, err := Run(sc, 1)
+	require.NoError(t, err)
+	require.NotNil(t, res.Reference)
+	assert.Equal(t, "gcc-02", res.Reference.Controller)
+	require.Len(t, res.Reference.Phases, len(res.Phases))
+	for i, p := range res.Phases {
+		assert.Equal(t, p.CapacityBPS, res.Reference.Phases[i].CapacityBPS)
+		assert.Equal(t, p.StartS, res.Reference.Phases[i].StartS)
+	}
+	assert.NotEqual(t, res.Phases[0].TargetBPS, res.Reference.Phases[0].TargetBPS, "another controller")
+	ref := sc
+	ref.Target, ref.Reference = TargetGCC02, false
+	direct, err := Run(ref, 1)
+	require.NoError(t, err)
+	assert.Equal(t, direct.Phases, res.Reference.Phases, "the reference is the row run with gcc02")
+	assert.Nil(t, direct.Reference)
+}

@@ -159,6 +159,10 @@ type Result struct {
 	Phases []PhaseResult `json:"phases"`
 	Flows  []FlowResult  `json:"flows"`
 
+	// Reference: the same row run with gcc-02 as written (rows with
+	// Scenario.Reference), the baseline column.
+	Reference *ReferenceResult `json:"reference,omitempty"`
+
 	LossStopS *float64 `json:"loss_stop_s,omitempty"`
 	Corrupt   int      `json:"corrupt"`
 	SimS      float64  `json:"sim_s"`
@@ -166,6 +170,16 @@ type Result struct {
 	// Wall-clock fields: the only ones that differ between runs of a seed.
 	SimSpeed float64 `json:"sim_speed"`
 	WallS    float64 `json:"wall_s"`
+}
+
+// ReferenceResult is a row run again with the reference controller.
+type ReferenceResult struct {
+	Controller  string        `json:"controller"`
+	OnTimeRatio float64       `json:"on_time_ratio"`
+	GoodputBPS  float64       `json:"goodput_bps"`
+	LatencyMS   Percentiles   `json:"latency_ms"`
+	Phases      []PhaseResult `json:"phases"`
+	Flows       []FlowResult  `json:"flows"`
 }
 
 // WaitResult is one class's time in the pacer queue, in ms.

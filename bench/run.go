@@ -568,7 +568,18 @@ type RunOptions struct {
 // RunWith(sc, seed, RunOptions{}) give the same row (a test checks it).
 func RunWith(sc Scenario, seed uint64, opts RunOptions) (Result, error) {
 	res, _, err := runWith(sc, seed, opts)
-	return res, err
+	if err != nil || !sc.Reference {
+		return res, err
+	}
+	ref := sc
+	ref.Target, ref.Reference = TargetGCC02, false
+	rr, _, err := runWith(ref, seed, RunOptions{})
+	if err != nil {
+		return Result{}, fmt.Errorf("reference run: %w", err)
+	}
+	res.Reference = &ReferenceResult{Controller: "gcc-02", OnTimeRatio: rr.OnTimeRatio, GoodputBPS: rr.GoodputBPS,
+		LatencyMS: rr.LatencyMS, Phases: rr.Phases, Flows: rr.Flows}
+	return res, nil
 }
 
 // runWith is RunWith; it also returns the finished run, whose simulator the
@@ -609,6 +620,8 @@ func runWith(sc Scenario, seed uint64, opts RunOptions) (res Result, r *run, err
 		sndCfg.Estimator = func() cc.Estimator { return r.scripted }
 	case TargetGCC:
 		sndCfg.Estimator = func() cc.Estimator { return cc.NewGCC(cc.GCCConfig{StartRate: sc.StartTarget}) }
+	case TargetGCC02:
+		sndCfg.Estimator = func() cc.Estimator { return cc.NewGCC02(cc.GCCConfig{StartRate: sc.StartTarget}) }
 	}
 	sndCfg.Rand = newSeeded(seed, 1)
 	rcvCfg.Rand = newSeeded(seed, 2)

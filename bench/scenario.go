@@ -60,6 +60,10 @@ type Scenario struct {
 	// StartTarget is where a controller (Target "gcc") starts, bit/s; 0:
 	// its default.
 	StartTarget int64 `json:"start_target,omitempty"`
+	// Reference runs the row a second time with gcc-02 as written
+	// (Target "gcc02") and reports that run in Result.Reference: the
+	// baseline column of the cc issue's rows.
+	Reference bool `json:"reference,omitempty"`
 	// ReceiverClock skews the receiver's clock (netem.Clock): the jitter
 	// buffer's drift rows.
 	ReceiverClock netem.Clock `json:"receiver_clock,omitzero"`
@@ -111,6 +115,8 @@ const (
 	// TargetGCC runs the delay-based controller (cc.GCC), started at
 	// StartTarget (default 300 kbit/s).
 	TargetGCC TargetMode = "gcc"
+	// TargetGCC02 runs gcc-02 as written (cc.GCC02), the reference.
+	TargetGCC02 TargetMode = "gcc02"
 )
 
 // Validate reports the first bad field.
@@ -124,7 +130,7 @@ func (s Scenario) Validate() error {
 		return fmt.Errorf("scenario %s: media duration %v must be positive", s.Name, s.Media)
 	case !(s.MaxFECOverhead >= 0 && s.MaxFECOverhead <= 1):
 		return fmt.Errorf("scenario %s: max_fec_overhead %v outside [0, 1]", s.Name, s.MaxFECOverhead)
-	case s.Target != TargetNominal && s.Target != TargetScripted && s.Target != TargetGCC:
+	case s.Target != TargetNominal && s.Target != TargetScripted && s.Target != TargetGCC && s.Target != TargetGCC02:
 		return fmt.Errorf("scenario %s: unknown target %q", s.Name, s.Target)
 	case s.Target == TargetScripted && s.Forward.Rate <= 0:
 		return fmt.Errorf("scenario %s: a scripted target follows the forward link's rate, which is unlimited", s.Name)

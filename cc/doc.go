@@ -24,7 +24,9 @@
 // sends a probe cluster at its rate (Pacer.SetProbe), padded with copies
 // of recent packets, and tells the estimator whether the sender is
 // application limited (ALR, libwebrtc's detector: under 65 % of the
-// target for a while). The bench's cc rows run GCC.
+// target for a while). GCC02 is draft-ietf-rmcat-gcc-02 as written
+// (Kalman filter, no probes), the reference the bench runs beside GCC.
+// The bench's cc rows run GCC.
 //
 // # The pacer
 //

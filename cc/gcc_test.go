@@ -31,7 +31,7 @@ type gccSample struct {
 	queue  time.Duration
 }
 
-func (p gccPath) run(g *GCC, d time.Duration, seed uint64) []gccSample {
+func (p gccPath) run(g Estimator, d time.Duration, seed uint64) []gccSample {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	const size = 1200
 	var out []gccSample
@@ -47,7 +47,7 @@ func (p gccPath) run(g *GCC, d time.Duration, seed uint64) []gccSample {
 		if next <= report {
 			now = next
 			if probeLeft <= 0 && probePkts <= 0 && p.probe {
-				if c, ok := g.PollProbe(now); ok {
+				if c, ok := g.(Prober).PollProbe(now); ok {
 					probe, probeLeft, probePkts = c, c.Bytes, c.MinPackets
 				} else {
 					probe = ProbeCluster{}
@@ -483,4 +483,42 @@ func TestGCCProbeResultMustBeCarried(t *testing.T) {
 			assert.Less(t, g.Target(), int64(1_200_000), tc.name)
 		}
 	}
+}
+
+// gcc-02 as written (the bench's reference) finds and holds a path,
+// follows a capacity drop (more slowly, without the additions) and does
+// not probe.
+func TestGCC02(t *testing.T) {
+	path := gccPath{capacity: func(at time.Duration) float64 {
+		if at >= 40*time.Second {
+			return 500_000
+		}
+		return 2_000_000
+	}, oneWay: 50 * time.Millisecond, maxQueue: 300 * time.Millisecond}
+	g := NewGCC02(GCCConfig{StartRate: 300_000})
+	var _ Estimator = g
+	_, probes := any(g).(Prober)
+	assert.False(t, probes, "gcc-02 does not probe")
+	samples := path.run(g, 60*time.Second, 1)
+	mean := meanTarget(samples, 25*time.Second, 40*time.Second)
+	assert.Greater(t, mean, 0.6*2_000_000, "uses the path")
+	assert.Less(t, mean, 1.2*2_000_000)
+	after := meanTarget(samples, 50*time.Second, 60*time.Second)
+	assert.Less(t, after, 1.2*500_000, "followed the drop")
+	assert.Greater(t, after, 0.3*500_000)
+}
+
+func BenchmarkSteadyGCC02Packet(b *testing.B) {
+	g := NewGCC02(GCCConfig{})
+	fb := Feedback{Packets: make([]PacketResult, 0, 50)}
+	base := clock.Time(0)
+	pn := int64(0)
+	b.ReportAllocs()
+	for b.Loop() {
+		gccReport(&fb, base, pn)
+		g.OnFeedback(fb.ReceivedAt, &fb, RTT{Smoothed: 100 * time.Millisecond}, false)
+		base = base.Add(240 * time.Millisecond)
+		pn += 50
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/50, "ns/packet")
 }
