@@ -51,10 +51,7 @@ import (
 type GCC struct {
 	cfg GCCConfig
 
-	// Packet groups (gcc-02 §5.2): packets sent within groupSpan of the
-	// group's first.
-	cur, prev packetGroup
-	havePrev  bool
+	groups groups // packet groups, gcc-02 §5.2
 
 	// Trendline over the last trendWindow groups.
 	points      [trendWindow]trendPoint
@@ -63,7 +60,7 @@ type GCC struct {
 	haveFirst   bool
 	accDelay    float64 // ms
 	smoothDelay float64 // ms
-	groups      int     // groups seen, for the trend's gain (at most 60)
+	nGroups     int     // groups seen, for the trend's gain (at most 60)
 
 	// Overuse detector (gcc-02 §5.4).
 	threshold  float64 // ms
@@ -78,21 +75,15 @@ type GCC struct {
 	target     float64 // bit/s
 	state      rcState
 	lastUpdate clock.Time
-	avgMax     float64 // kbit/s: the receive rate at the last cuts (mean)
-	varMax     float64 // its variance, normalised
-	haveAvgMax bool
+	atMax      maxTracker
 
 	// Receive (acknowledged) rate over ackWindow.
-	// The packets received within ackWindow of the latest arrival (a
-	// ring, on the receiver's clock: a report's batch must not count as
-	// if it arrived when the report did).
-	ack      [ackRingLen]ackEntry
-	ackHead  int
-	ackN     int
-	ackBytes int64
-	ackLast  clock.Time // the latest arrival
-	ackRate  float64    // bit/s, 0 until measured
-	sentRate float64    // bit/s the reported packets left at
+	// The receive rate over the packets received within ackWindow of the
+	// latest arrival, on the receiver's clock (a report's batch must not
+	// count as if it arrived when the report did).
+	ack      ackWindowRate
+	ackRate  float64 // bit/s, 0 until measured
+	sentRate float64 // bit/s the reported packets left at
 
 	// Loss over the recent reports, and the last cut it made.
 	lossFrac     float64
@@ -256,11 +247,6 @@ const (
 	rcIncrease
 	rcDecrease
 )
-
-type ackEntry struct {
-	at   clock.Time
-	size int64
-}
 
 const (
 	groupSpan        = 5 * time.Millisecond // gcc-02 §5.2's burst time
@@ -637,33 +623,18 @@ func (g *GCC) OnFeedback(now clock.Time, fb *Feedback, rtt RTT, appLimited bool)
 	if span := lastSend.Sub(firstSend); span >= 20*time.Millisecond {
 		g.sentRate = float64(sentBytes) * 8 / span.Seconds()
 	}
-	g.updateAckRate()
+	g.ack.update()
+	g.ackRate = g.ack.rate
 	g.notePeak(now)
 	g.control(now, rtt, appLimited)
 }
 
 // onArrival adds a received packet to the packet groups.
 func (g *GCC) onArrival(now clock.Time, p *PacketResult) {
-	g.addAck(p.ArrivalTime, p.Size)
-	if !g.cur.set {
-		g.cur = packetGroup{firstSend: p.SendTime, lastSend: p.SendTime, lastArrival: p.ArrivalTime, set: true}
-		return
+	g.ack.add(p.ArrivalTime, p.Size)
+	if d, _, arrival, ok := g.groups.add(p); ok {
+		g.onDelta(now, d, arrival)
 	}
-	if p.SendTime.Sub(g.cur.firstSend) <= groupSpan && p.SendTime >= g.cur.firstSend {
-		g.cur.lastSend = clock.Max(g.cur.lastSend, p.SendTime)
-		g.cur.lastArrival = clock.Max(g.cur.lastArrival, p.ArrivalTime)
-		return
-	}
-	if p.SendTime < g.cur.firstSend {
-		return // reordered into an older group: ignored, as gcc-02 does
-	}
-	if g.havePrev {
-		sendDelta := g.cur.lastSend.Sub(g.prev.lastSend)
-		arrDelta := g.cur.lastArrival.Sub(g.prev.lastArrival)
-		g.onDelta(now, float64(arrDelta-sendDelta)/float64(time.Millisecond), g.cur.lastArrival)
-	}
-	g.prev, g.havePrev = g.cur, true
-	g.cur = packetGroup{firstSend: p.SendTime, lastSend: p.SendTime, lastArrival: p.ArrivalTime, set: true}
 }
 
 // onDelta feeds one inter-group delay variation (ms) to the trendline and
@@ -673,7 +644,7 @@ func (g *GCC) onDelta(now clock.Time, d float64, arrival clock.Time) {
 	if !g.haveFirst {
 		g.firstArr, g.haveFirst = arrival, true
 	}
-	g.groups = min(g.groups+1, 60)
+	g.nGroups = min(g.nGroups+1, 60)
 	g.accDelay += d
 	g.smoothDelay = trendSmoothing*g.smoothDelay + (1-trendSmoothing)*g.accDelay
 	x := float64(arrival.Sub(g.firstArr)) / float64(time.Millisecond)
@@ -688,7 +659,7 @@ func (g *GCC) onDelta(now clock.Time, d float64, arrival clock.Time) {
 		return
 	}
 	slope := g.slope()
-	trend := float64(g.groups) * slope * trendGain
+	trend := float64(g.nGroups) * slope * trendGain
 	g.stats.Trend = trend
 	g.detect(now, trend)
 }
@@ -740,78 +711,15 @@ func (g *GCC) detect(now clock.Time, trend float64) {
 	g.prevTrend = trend
 	// The threshold follows |trend| (gcc-02 §5.4), but not a spike far
 	// above it.
-	if abs := math.Abs(trend); abs <= g.threshold+15 {
-		k := thresholdUp
-		if abs < g.threshold {
-			k = thresholdDown
-		}
-		g.threshold = min(max(g.threshold+k*(abs-g.threshold)*dtMS, 6), 600)
-	}
+	g.threshold = adaptThreshold(g.threshold, trend, dtMS)
 	g.lastThresh = now
-}
-
-// addAck adds a packet that arrived at at (the receiver's clock) to the
-// receive-rate window.
-func (g *GCC) addAck(at clock.Time, size int) {
-	if g.ackN == len(g.ack) {
-		g.popAck()
-	}
-	g.ack[(g.ackHead+g.ackN)%len(g.ack)] = ackEntry{at: at, size: int64(size)}
-	g.ackN++
-	g.ackBytes += int64(size)
-	if g.ackN == 1 || at > g.ackLast {
-		g.ackLast = at
-	}
-	for g.ackN > 1 && g.ack[g.ackHead].at <= g.ackLast.Add(-ackWindow) {
-		g.popAck()
-	}
-}
-
-func (g *GCC) popAck() {
-	g.ackBytes -= g.ack[g.ackHead].size
-	g.ackHead = (g.ackHead + 1) % len(g.ack)
-	g.ackN--
-}
-
-// recentAckRate is the receive rate over the last d of arrivals (at least
-// 100 ms of them), or the window's rate.
-func (g *GCC) recentAckRate(d time.Duration) float64 {
-	from := g.ackLast.Add(-d)
-	var bytes, firstSize int64
-	first := g.ackLast
-	for i := g.ackN - 1; i >= 0; i-- {
-		e := g.ack[(g.ackHead+i)%len(g.ack)]
-		if e.at < from {
-			break
-		}
-		bytes += e.size
-		if e.at <= first {
-			first, firstSize = e.at, e.size
-		}
-	}
-	if span := g.ackLast.Sub(first); span >= 100*time.Millisecond {
-		return float64(bytes-firstSize) * 8 / span.Seconds()
-	}
-	return g.ackRate
 }
 
 // cutBasis is what a cut takes beta of: the receive rate, over its last
 // cutWindow when that is lower (after a capacity drop the 500 ms window
 // still remembers the rate before it).
 func (g *GCC) cutBasis() float64 {
-	return min(g.ackRate, g.recentAckRate(cutWindow))
-}
-
-// updateAckRate is the receive rate over the window: the bytes after the
-// first packet over the time from its arrival to the latest.
-func (g *GCC) updateAckRate() {
-	if g.ackN < 2 {
-		return
-	}
-	first := g.ack[g.ackHead]
-	if span := g.ackLast.Sub(first.at); span >= 100*time.Millisecond {
-		g.ackRate = float64(g.ackBytes-first.size) * 8 / span.Seconds()
-	}
+	return min(g.ackRate, g.ack.recent(cutWindow, g.ackRate))
 }
 
 // control is gcc-02 §5.5's rate controller, bounded by §6's loss rule.
@@ -847,7 +755,7 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool) {
 				g.lastCut = now
 				g.stats.Decreases++
 			}
-			g.noteMax(g.ackRate)
+			g.atMax.note(g.ackRate)
 		}
 		g.signal = usageNormal // one cut per overuse signal
 	case g.signal == usageUnder:
@@ -912,7 +820,7 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool) {
 // (8 %/s) far from the last congestion point, additive near it.
 func (g *GCC) increase(dt float64, rtt RTT, appLimited bool) {
 	grown := g.target
-	if g.nearMax() && !g.competitive {
+	if g.atMax.near(g.ackRate) && !g.competitive {
 		// Additive near the last congestion point: about one packet per
 		// response time (gcc-02 §5.5).
 		response := max(rtt.Smoothed, 100*time.Millisecond) + 100*time.Millisecond
@@ -983,30 +891,4 @@ func (g *GCC) queueExcess(rtt RTT) float64 {
 		ex = max(ex, float64(latest-rtt.Min)/float64(time.Millisecond))
 	}
 	return ex
-}
-
-// noteMax tracks the receive rate at congestion (kbit/s), as gcc-02 §5.5's
-// average max bitrate.
-func (g *GCC) noteMax(bps float64) {
-	kbps := bps / 1000
-	if !g.haveAvgMax {
-		g.avgMax, g.varMax, g.haveAvgMax = kbps, 0.4, true
-		return
-	}
-	const alpha = 0.05
-	g.avgMax = (1-alpha)*g.avgMax + alpha*kbps
-	norm := max(g.avgMax, 1)
-	g.varMax = (1-alpha)*g.varMax + alpha*(g.avgMax-kbps)*(g.avgMax-kbps)/norm
-	g.varMax = min(max(g.varMax, 0.4), 2.5)
-}
-
-// nearMax reports whether the receive rate is within 3 standard deviations
-// of the average max bitrate: the increase is then additive.
-func (g *GCC) nearMax() bool {
-	if !g.haveAvgMax || g.ackRate == 0 {
-		return false
-	}
-	kbps := g.ackRate / 1000
-	sd := math.Sqrt(g.varMax * g.avgMax)
-	return math.Abs(kbps-g.avgMax) <= 3*sd
 }

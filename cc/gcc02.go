@@ -18,8 +18,7 @@ import (
 type GCC02 struct {
 	cfg GCCConfig
 
-	cur, prev packetGroup
-	havePrev  bool
+	groups groups // §5.2
 
 	// Kalman filter (§5.3): the estimated inter-group delay variation
 	// m_hat (ms), its error variance e and the measurement noise
@@ -40,56 +39,12 @@ type GCC02 struct {
 	delayRate  float64 // A_hat, bit/s
 	state      rcState
 	lastUpdate clock.Time
-	avgMax     float64 // kbit/s
-	varMax     float64
-	haveAvgMax bool
+	atMax      maxTracker
 
 	// Loss control (§6): As_hat, bit/s.
 	lossRate float64
 
 	ack ackWindowRate
-}
-
-// ackWindowRate is the receive rate over the last ackWindow of arrivals
-// (the receiver's clock), R in §5.5.
-type ackWindowRate struct {
-	ring  [ackRingLen]ackEntry
-	head  int
-	n     int
-	bytes int64
-	last  clock.Time
-	rate  float64
-}
-
-func (a *ackWindowRate) add(at clock.Time, size int) {
-	if a.n == len(a.ring) {
-		a.pop()
-	}
-	a.ring[(a.head+a.n)%len(a.ring)] = ackEntry{at: at, size: int64(size)}
-	a.n++
-	a.bytes += int64(size)
-	if a.n == 1 || at > a.last {
-		a.last = at
-	}
-	for a.n > 1 && a.ring[a.head].at <= a.last.Add(-ackWindow) {
-		a.pop()
-	}
-}
-
-func (a *ackWindowRate) pop() {
-	a.bytes -= a.ring[a.head].size
-	a.head = (a.head + 1) % len(a.ring)
-	a.n--
-}
-
-func (a *ackWindowRate) update() {
-	if a.n < 2 {
-		return
-	}
-	first := a.ring[a.head]
-	if span := a.last.Sub(first.at); span >= 100*time.Millisecond {
-		a.rate = float64(a.bytes-first.size) * 8 / span.Seconds()
-	}
 }
 
 // gcc-02's constants.
@@ -138,28 +93,12 @@ func (g *GCC02) OnFeedback(now clock.Time, fb *Feedback, rtt RTT, _ bool) {
 // onArrival groups packets sent within 5 ms (§5.2) and feeds each group's
 // delay variation to the filter.
 func (g *GCC02) onArrival(now clock.Time, p *PacketResult) {
-	if !g.cur.set {
-		g.cur = packetGroup{firstSend: p.SendTime, lastSend: p.SendTime, lastArrival: p.ArrivalTime, set: true}
-		return
-	}
-	if p.SendTime.Sub(g.cur.firstSend) <= groupSpan && p.SendTime >= g.cur.firstSend {
-		g.cur.lastSend = clock.Max(g.cur.lastSend, p.SendTime)
-		g.cur.lastArrival = clock.Max(g.cur.lastArrival, p.ArrivalTime)
-		return
-	}
-	if p.SendTime < g.cur.firstSend {
-		return // reordered into an older group
-	}
-	if g.havePrev {
-		sendDelta := g.cur.lastSend.Sub(g.prev.lastSend)
-		d := float64(g.cur.lastArrival.Sub(g.prev.lastArrival)-sendDelta) / float64(time.Millisecond)
+	if d, sendDelta, _, ok := g.groups.add(p); ok {
 		g.periods[g.nPeriods%len(g.periods)] = max(float64(sendDelta)/float64(time.Millisecond), 1)
 		g.nPeriods++
 		g.kalman(d)
 		g.detect(now)
 	}
-	g.prev, g.havePrev = g.cur, true
-	g.cur = packetGroup{firstSend: p.SendTime, lastSend: p.SendTime, lastArrival: p.ArrivalTime, set: true}
 }
 
 // kalman is §5.3's scalar Kalman filter of the inter-group delay
@@ -207,13 +146,7 @@ func (g *GCC02) detect(now clock.Time) {
 		g.signal = usageNormal
 	}
 	g.prevM = m
-	if abs := math.Abs(m); abs-g.threshold <= 15 {
-		k := thresholdUp
-		if abs < g.threshold {
-			k = thresholdDown
-		}
-		g.threshold = min(max(g.threshold+k*(abs-g.threshold)*dtMS, 6), 600)
-	}
+	g.threshold = adaptThreshold(g.threshold, m, dtMS)
 	g.lastThresh = now
 }
 
@@ -229,7 +162,7 @@ func (g *GCC02) control(now clock.Time, rtt RTT) {
 	case usageOver:
 		if r > 0 {
 			g.delayRate = min(g.delayRate, beta*r)
-			g.noteMax(r)
+			g.atMax.note(r)
 		}
 		g.state = rcHold
 		g.signal = usageNormal
@@ -243,7 +176,7 @@ func (g *GCC02) control(now clock.Time, rtt RTT) {
 	if g.state != rcIncrease || dt == 0 {
 		return
 	}
-	if g.nearMax(r) {
+	if g.atMax.near(r) {
 		response := max(rtt.Smoothed, 100*time.Millisecond) + 100*time.Millisecond
 		g.delayRate += max(1000, 1200*8*dt/response.Seconds())
 	} else {
@@ -252,24 +185,6 @@ func (g *GCC02) control(now clock.Time, rtt RTT) {
 	if r > 0 {
 		g.delayRate = min(g.delayRate, 1.5*r) // §5.5: A_hat < 1.5 R
 	}
-}
-
-func (g *GCC02) noteMax(bps float64) {
-	kbps := bps / 1000
-	if !g.haveAvgMax {
-		g.avgMax, g.varMax, g.haveAvgMax = kbps, 0.4, true
-		return
-	}
-	const alpha = 0.05
-	g.avgMax = (1-alpha)*g.avgMax + alpha*kbps
-	g.varMax = min(max((1-alpha)*g.varMax+alpha*(g.avgMax-kbps)*(g.avgMax-kbps)/max(g.avgMax, 1), 0.4), 2.5)
-}
-
-func (g *GCC02) nearMax(r float64) bool {
-	if !g.haveAvgMax || r == 0 {
-		return false
-	}
-	return math.Abs(r/1000-g.avgMax) <= 3*math.Sqrt(g.varMax*g.avgMax)
 }
 
 // lossControl is §6 on one report's loss fraction p.
