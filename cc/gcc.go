@@ -201,14 +201,11 @@ const (
 	probeResultAfter = 2 * time.Second // a cluster unanswered this long is forgotten
 	peakSlots        = 6
 	peakSlotLen      = 10 * time.Second // the remembered capacity: the highest receive rate of the last minute
-	// After a collapse, probe for the remembered capacity once the delay
-	// has been quiet this long, and again at most this often (doubling
-	// after each), for collapseProbeFor after the collapse. A collapse is
-	// the target falling under collapseShare of its largest value of the
-	// last recentSlots x recentSlotLen: a capacity drop, not a flow
-	// joining (1/2) or RFC 8867's steps (0.24 at the least).
-	probeAfterQuiet  = time.Second
-	probeEvery       = 2 * time.Second
+	// For collapseProbeFor after a collapse, a probe the path carried is
+	// followed by one at the remembered capacity. A collapse is the
+	// target falling under collapseShare of its largest value of the last
+	// recentSlots x recentSlotLen: a capacity drop, not a flow joining
+	// (1/2) or RFC 8867's steps (0.24 at the least).
 	collapseProbeFor = time.Minute
 	collapseShare    = 0.2
 	recentSlots      = 5
@@ -313,7 +310,7 @@ func (g *GCC) Stats() GCCStats {
 	s := g.stats
 	s.Threshold = g.threshold
 	s.Competitive = g.competitive
-	s.AckedRate = int64(g.ackRate)
+	s.AckedRate = int64(g.ack.rate)
 	return s
 }
 
@@ -484,7 +481,7 @@ func (g *GCC) notePeak(now clock.Time) {
 	if start := clock.Time(k * int64(peakSlotLen)); slot.start != start {
 		*slot = peakSlot{start: start}
 	}
-	slot.bps = max(slot.bps, g.ackRate)
+	slot.bps = max(slot.bps, g.ack.rate)
 }
 
 func (g *GCC) peakRate(now clock.Time) float64 {
@@ -624,7 +621,6 @@ func (g *GCC) OnFeedback(now clock.Time, fb *Feedback, rtt RTT, appLimited bool)
 		g.sentRate = float64(sentBytes) * 8 / span.Seconds()
 	}
 	g.ack.update()
-	g.ackRate = g.ack.rate
 	g.notePeak(now)
 	g.control(now, rtt, appLimited)
 }
@@ -719,7 +715,7 @@ func (g *GCC) detect(now clock.Time, trend float64) {
 // cutWindow when that is lower (after a capacity drop the 500 ms window
 // still remembers the rate before it).
 func (g *GCC) cutBasis() float64 {
-	return min(g.ackRate, g.ack.recent(cutWindow, g.ackRate))
+	return min(g.ack.rate, g.ack.recent(cutWindow, g.ack.rate))
 }
 
 // control is gcc-02 §5.5's rate controller, bounded by §6's loss rule.
@@ -748,14 +744,14 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool) {
 			// overuse (detect keeps it while the trend stays high).
 			break
 		}
-		if g.ackRate > 0 {
+		if g.ack.rate > 0 {
 			cut := beta * g.cutBasis()
 			if cut < g.target {
 				g.target = cut
 				g.lastCut = now
 				g.stats.Decreases++
 			}
-			g.atMax.note(g.ackRate)
+			g.atMax.note(g.ack.rate)
 		}
 		g.signal = usageNormal // one cut per overuse signal
 	case g.signal == usageUnder:
@@ -773,7 +769,7 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool) {
 	if !g.stands {
 		g.standQ, g.ignoredCuts = math.Inf(-1), 0
 	}
-	if !g.competitive && g.stands && g.ackRate > 0 && now >= g.probeQuietUntil && excess >= g.standQ-drainingMS &&
+	if !g.competitive && g.stands && g.ack.rate > 0 && now >= g.probeQuietUntil && excess >= g.standQ-drainingMS &&
 		now.Sub(g.lastStandCut) >= rtt.Smoothed+300*time.Millisecond {
 		// A cut that would not lower the target (the receive rate still
 		// remembers faster times) is no cut: it is tried again next report.
@@ -813,14 +809,13 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool) {
 	}
 	g.target = min(max(g.target, float64(g.cfg.MinRate)), float64(g.cfg.MaxRate))
 	g.noteRecent(now)
-	g.stats.AckedRate = int64(g.ackRate)
 }
 
 // increase raises the target for dt seconds (gcc-02 §5.5): multiplicative
 // (8 %/s) far from the last congestion point, additive near it.
 func (g *GCC) increase(dt float64, rtt RTT, appLimited bool) {
 	grown := g.target
-	if g.atMax.near(g.ackRate) && !g.competitive {
+	if g.atMax.near(g.ack.rate) && !g.competitive {
 		// Additive near the last congestion point: about one packet per
 		// response time (gcc-02 §5.5).
 		response := max(rtt.Smoothed, 100*time.Millisecond) + 100*time.Millisecond
@@ -833,8 +828,8 @@ func (g *GCC) increase(dt float64, rtt RTT, appLimited bool) {
 	// while the application leaves the target unused, than twice what it
 	// sends; neither cuts the target.
 	limit := math.Inf(1)
-	if g.ackRate > 0 {
-		limit = 1.5*g.ackRate + 10_000
+	if g.ack.rate > 0 {
+		limit = 1.5*g.ack.rate + 10_000
 	}
 	if appLimited && g.sentRate > 0 {
 		limit = min(limit, 2*g.sentRate)
