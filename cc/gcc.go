@@ -81,9 +81,12 @@ type GCC struct {
 	// The receive rate over the packets received within ackWindow of the
 	// latest arrival, on the receiver's clock (a report's batch must not
 	// count as if it arrived when the report did).
-	ack      ackWindowRate
-	ackRate  float64 // bit/s, 0 until measured
-	sentRate float64 // bit/s the reported packets left at
+	ack     ackWindowRate
+	ackRate float64 // bit/s, 0 until measured
+	// The rate the reported packets left at over the last ackWindow of
+	// their send times (not one report's span: a report may hold one
+	// burst at the pacing rate).
+	sent ackWindowRate
 
 	// Loss over the recent reports, and the last cut it made.
 	lossFrac     float64
@@ -586,16 +589,10 @@ func (g *GCC) OnFeedback(now clock.Time, fb *Feedback, rtt RTT, appLimited bool)
 	g.lastFeedback, g.haveFeedback = now, true
 	g.appLimited = appLimited
 	lost, total := 0, 0
-	var firstSend, lastSend clock.Time
-	var sentBytes int64
 	for i := range fb.Packets {
 		p := &fb.Packets[i]
 		total++
-		if i == 0 {
-			firstSend = p.SendTime
-		}
-		lastSend = p.SendTime
-		sentBytes += int64(p.Size)
+		g.sent.add(p.SendTime, p.Size)
 		if p.ProbeID > 0 {
 			g.onProbePacket(p)
 		}
@@ -617,9 +614,7 @@ func (g *GCC) OnFeedback(now clock.Time, fb *Feedback, rtt RTT, appLimited bool)
 		}
 		g.lossFrac += (float64(lost)/float64(total) - g.lossFrac) * w
 	}
-	if span := lastSend.Sub(firstSend); span >= 20*time.Millisecond {
-		g.sentRate = float64(sentBytes) * 8 / span.Seconds()
-	}
+	g.sent.update()
 	g.ack.update()
 	g.notePeak(now)
 	g.control(now, rtt, appLimited)
@@ -804,8 +799,8 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool) {
 	}
 	// Application limited: no further than twice what it sends, or what a
 	// probe measured lately (ALR: an unused target is a guess).
-	if appLimited && g.sentRate > 0 {
-		g.target = min(g.target, max(2*g.sentRate, g.probedRate(now), float64(g.cfg.StartRate)))
+	if appLimited && g.sent.rate > 0 {
+		g.target = min(g.target, max(2*g.sent.rate, g.probedRate(now), float64(g.cfg.StartRate)))
 	}
 	g.target = min(max(g.target, float64(g.cfg.MinRate)), float64(g.cfg.MaxRate))
 	g.noteRecent(now)
@@ -831,8 +826,8 @@ func (g *GCC) increase(dt float64, rtt RTT, appLimited bool) {
 	if g.ack.rate > 0 {
 		limit = 1.5*g.ack.rate + 10_000
 	}
-	if appLimited && g.sentRate > 0 {
-		limit = min(limit, 2*g.sentRate)
+	if appLimited && g.sent.rate > 0 {
+		limit = min(limit, 2*g.sent.rate)
 	}
 	g.target = max(g.target, min(grown, limit))
 }

@@ -345,6 +345,7 @@ type synth struct {
 	pn   int64
 	rate float64 // 0: follow the target
 	rtt  func(t clock.Time) RTT
+	alr  bool // the sender says it is application limited
 }
 
 func (s *synth) run(end time.Duration, owd func(t clock.Time) time.Duration, lose func(pn int64) bool) {
@@ -366,7 +367,7 @@ func (s *synth) run(end time.Duration, owd func(t clock.Time) time.Duration, los
 			s.pn++
 		}
 		s.now = s.now.Add(50 * time.Millisecond)
-		s.g.OnFeedback(s.now.Add(50*time.Millisecond), &fb, s.rtt(s.now), false)
+		s.g.OnFeedback(s.now.Add(50*time.Millisecond), &fb, s.rtt(s.now), s.alr)
 	}
 }
 
@@ -511,4 +512,17 @@ func TestGCC02(t *testing.T) {
 	after := meanTarget(samples, 50*time.Second, 60*time.Second)
 	assert.Less(t, after, 1.2*500_000, "followed the drop")
 	assert.Greater(t, after, 0.3*500_000)
+}
+
+// Application limited: the target falls back to twice what is sent (over
+// 500 ms, not one report's burst), and no up-probe goes out.
+func TestGCCAppLimited(t *testing.T) {
+	g := NewGCC(GCCConfig{})
+	g.target = 3_000_000 // an unused target from earlier
+	g.startProbed = true // no start-up probes
+	s := &synth{g: g, rate: 400_000, alr: true, rtt: func(clock.Time) RTT { return RTT{Min: 100 * time.Millisecond, Smoothed: 100 * time.Millisecond} }}
+	s.run(5*time.Second, func(clock.Time) time.Duration { return 50 * time.Millisecond }, never)
+	assert.InEpsilon(t, 800_000, float64(g.Target()), 0.1, "twice the 400 kbit/s sent")
+	_, ok := g.PollProbe(s.now)
+	assert.False(t, ok, "no up-probe while application limited")
 }
