@@ -326,11 +326,10 @@ func (n *peerNode) open(now clock.Time) {
 	t := r.sc.Traffic
 	var err error
 	if t.Audio.FPS > 0 {
-		bits := int64(t.Audio.FPS * float64(t.Audio.MaxSize) * 8)
-		n.audio, err = n.conn.OpenStream(now, core.StreamConfig{Kind: core.KindAudio, Priority: core.PriorityHigh, Bitrate: bits})
+		n.audio, err = n.conn.OpenStream(now, r.trackConfig(SourceAudio))
 	}
 	if err == nil && t.Video.FPS > 0 {
-		n.video, err = n.conn.OpenStream(now, core.StreamConfig{Kind: core.KindVideo, Priority: core.PriorityMedium, Bitrate: r.videoBitrate()})
+		n.video, err = n.conn.OpenStream(now, r.trackConfig(SourceVideo))
 	}
 	if err != nil {
 		r.fail(fmt.Errorf("flow %d: open stream: %w", n.p.idx, err))

@@ -317,13 +317,12 @@ func (h *host) openStreams(now clock.Time) {
 		return id, true
 	}
 	if t.Audio.FPS > 0 {
-		bits := int64(t.Audio.FPS * float64(t.Audio.MaxSize) * 8)
-		if id, ok := open(SourceAudio, core.StreamConfig{Kind: core.KindAudio, Priority: core.PriorityHigh, Bitrate: bits}); ok {
+		if id, ok := open(SourceAudio, r.trackConfig(SourceAudio)); ok {
 			h.audio = id
 		}
 	}
 	if t.Video.FPS > 0 {
-		if id, ok := open(SourceVideo, core.StreamConfig{Kind: core.KindVideo, Priority: core.PriorityMedium, Bitrate: r.videoBitrate()}); ok {
+		if id, ok := open(SourceVideo, r.trackConfig(SourceVideo)); ok {
 			h.video = id
 		}
 	}
@@ -377,6 +376,15 @@ func (h *host) openStreams(now clock.Time) {
 			}
 		})
 	}
+}
+
+// trackConfig is the stream a sender of the row opens for a source: audio
+// at its most (high priority), video at the most its source ever offers.
+func (r *run) trackConfig(src Source) core.StreamConfig {
+	if a := r.sc.Traffic.Audio; src == SourceAudio {
+		return core.StreamConfig{Kind: core.KindAudio, Priority: core.PriorityHigh, Bitrate: int64(a.FPS * float64(a.MaxSize) * 8)}
+	}
+	return core.StreamConfig{Kind: core.KindVideo, Priority: core.PriorityMedium, Bitrate: r.videoBitrate()}
 }
 
 func (r *run) fail(err error) {

@@ -63,13 +63,8 @@ type GCC struct {
 	nGroups     int     // groups seen, for the trend's gain (at most 60)
 
 	// Overuse detector (gcc-02 §5.4).
-	threshold  float64 // ms
-	lastThresh clock.Time
-	overuseMS  float64
-	overuseN   int
-	prevTrend  float64
-	signal     usage
-	overuseAt  clock.Time // the last overuse, for the loss bound
+	det       detector
+	overuseAt clock.Time // the last overuse, for the loss bound
 
 	// Rate control (gcc-02 §5.5).
 	target     float64 // bit/s
@@ -288,8 +283,8 @@ const (
 	baseSlotLen      = 2 * time.Second // the least delay of the last 10 s: 10 ms of drift at 1000 ppm
 )
 
-// NewGCC returns a controller starting at cfg.StartRate.
-func NewGCC(cfg GCCConfig) *GCC {
+// withDefaults fills the zero fields and keeps StartRate within bounds.
+func (cfg GCCConfig) withDefaults() GCCConfig {
 	if cfg.StartRate <= 0 {
 		cfg.StartRate = 300_000
 	}
@@ -300,8 +295,14 @@ func NewGCC(cfg GCCConfig) *GCC {
 		cfg.MaxRate = 20_000_000
 	}
 	cfg.StartRate = min(max(cfg.StartRate, cfg.MinRate), cfg.MaxRate)
+	return cfg
+}
+
+// NewGCC returns a controller starting at cfg.StartRate.
+func NewGCC(cfg GCCConfig) *GCC {
+	cfg = cfg.withDefaults()
 	long := clock.Time(math.MinInt64 / 2)
-	return &GCC{cfg: cfg, target: float64(cfg.StartRate), threshold: initialThreshold, state: rcIncrease,
+	return &GCC{cfg: cfg, target: float64(cfg.StartRate), det: newDetector(), state: rcIncrease,
 		overuseAt: long, collapseAt: long, standQ: math.Inf(-1)}
 }
 
@@ -311,7 +312,7 @@ func (g *GCC) Target() int64 { return int64(g.target) }
 // Stats returns the controller's counters.
 func (g *GCC) Stats() GCCStats {
 	s := g.stats
-	s.Threshold = g.threshold
+	s.Threshold = g.det.threshold
 	s.Competitive = g.competitive
 	s.AckedRate = int64(g.ack.rate)
 	return s
@@ -676,34 +677,12 @@ func (g *GCC) slope() float64 {
 	return num / den
 }
 
-// detect is gcc-02 §5.4's overuse detector with its adaptive threshold.
+// detect runs gcc-02 §5.4's overuse detector on the modified trend.
 func (g *GCC) detect(now clock.Time, trend float64) {
-	dtMS := 0.0
-	if g.lastThresh != 0 {
-		dtMS = min(float64(now.Sub(g.lastThresh))/float64(time.Millisecond), 100)
+	if g.det.update(now, trend) {
+		g.overuseAt = now
+		g.stats.Overuses++
 	}
-	switch {
-	case trend > g.threshold:
-		g.overuseMS += dtMS
-		g.overuseN++
-		if g.overuseMS > overuseTimeMS && g.overuseN > 1 && trend >= g.prevTrend {
-			g.overuseMS, g.overuseN = 0, 0
-			g.signal = usageOver
-			g.overuseAt = now
-			g.stats.Overuses++
-		}
-	case trend < -g.threshold:
-		g.overuseMS, g.overuseN = 0, 0
-		g.signal = usageUnder
-	default:
-		g.overuseMS, g.overuseN = 0, 0
-		g.signal = usageNormal
-	}
-	g.prevTrend = trend
-	// The threshold follows |trend| (gcc-02 §5.4), but not a spike far
-	// above it.
-	g.threshold = adaptThreshold(g.threshold, trend, dtMS)
-	g.lastThresh = now
 }
 
 // cutBasis is what a cut takes beta of: the receive rate, over its last
@@ -729,9 +708,9 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool) {
 		// The queue is another flow's (a loss-based TCP keeps it full
 		// whatever we send): the delay says nothing about our share, so
 		// only loss steers the target (gcc-02 §6 as written).
-		g.signal = usageNormal
+		g.det.signal = usageNormal
 		g.state = rcIncrease
-	case g.signal == usageOver:
+	case g.det.signal == usageOver:
 		g.state = rcHold
 		if now < g.probeQuietUntil {
 			// Perhaps the probe's doing: the signal waits for the
@@ -748,8 +727,8 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool) {
 			}
 			g.atMax.note(g.ack.rate)
 		}
-		g.signal = usageNormal // one cut per overuse signal
-	case g.signal == usageUnder:
+		g.det.signal = usageNormal // one cut per overuse signal
+	case g.det.signal == usageUnder:
 		g.state = rcHold // the queues drain: hold
 	default:
 		if g.state == rcHold {

@@ -28,12 +28,7 @@ type GCC02 struct {
 	nPeriods      int
 
 	// Detector (§5.4).
-	threshold  float64
-	lastThresh clock.Time
-	overMS     float64
-	overN      int
-	prevM      float64
-	signal     usage
+	det detector
 
 	// Rate control (§5.5).
 	delayRate  float64 // A_hat, bit/s
@@ -58,9 +53,9 @@ const (
 // NewGCC02 returns the reference controller starting at cfg.StartRate
 // (defaults as GCC's).
 func NewGCC02(cfg GCCConfig) *GCC02 {
-	g := NewGCC(cfg) // the same defaults
-	return &GCC02{cfg: g.cfg, e: 0.1, varV: 1, threshold: initialThreshold, state: rcIncrease,
-		delayRate: float64(g.cfg.StartRate), lossRate: float64(g.cfg.StartRate)}
+	cfg = cfg.withDefaults()
+	return &GCC02{cfg: cfg, e: 0.1, varV: 1, det: newDetector(), state: rcIncrease,
+		delayRate: float64(cfg.StartRate), lossRate: float64(cfg.StartRate)}
 }
 
 // Target returns the transport target in bit/s: min(A_hat, As_hat).
@@ -124,31 +119,7 @@ func (g *GCC02) kalman(d float64) {
 }
 
 // detect is §5.4's overuse detector on m_hat.
-func (g *GCC02) detect(now clock.Time) {
-	dtMS := 0.0
-	if g.lastThresh != 0 {
-		dtMS = min(float64(now.Sub(g.lastThresh))/float64(time.Millisecond), 100)
-	}
-	m := g.mHat
-	switch {
-	case m > g.threshold:
-		g.overMS += dtMS
-		g.overN++
-		if g.overMS > overuseTimeMS && g.overN > 1 && m >= g.prevM {
-			g.overMS, g.overN = 0, 0
-			g.signal = usageOver
-		}
-	case m < -g.threshold:
-		g.overMS, g.overN = 0, 0
-		g.signal = usageUnder
-	default:
-		g.overMS, g.overN = 0, 0
-		g.signal = usageNormal
-	}
-	g.prevM = m
-	g.threshold = adaptThreshold(g.threshold, m, dtMS)
-	g.lastThresh = now
-}
+func (g *GCC02) detect(now clock.Time) { g.det.update(now, g.mHat) }
 
 // control is §5.5's rate controller.
 func (g *GCC02) control(now clock.Time, rtt RTT) {
@@ -158,14 +129,14 @@ func (g *GCC02) control(now clock.Time, rtt RTT) {
 	}
 	g.lastUpdate = now
 	r := g.ack.rate
-	switch g.signal {
+	switch g.det.signal {
 	case usageOver:
 		if r > 0 {
 			g.delayRate = min(g.delayRate, beta*r)
 			g.atMax.note(r)
 		}
 		g.state = rcHold
-		g.signal = usageNormal
+		g.det.signal = usageNormal
 	case usageUnder:
 		g.state = rcHold
 	default:

@@ -116,6 +116,48 @@ func (gs *groups) add(p *PacketResult) (d float64, sendDelta time.Duration, arri
 	return d, sendDelta, arrival, ok
 }
 
+// detector is gcc-02 §5.4's overuse detector: a signal m (ms) over the
+// adaptive threshold for overuseTimeMS and two updates, and not falling,
+// is overuse; under its negative, underuse.
+type detector struct {
+	threshold float64 // ms
+	last      clock.Time
+	overMS    float64
+	overN     int
+	prev      float64
+	signal    usage
+}
+
+func newDetector() detector { return detector{threshold: initialThreshold} }
+
+// update takes the signal m at now and reports whether it just signalled
+// overuse.
+func (d *detector) update(now clock.Time, m float64) (overuse bool) {
+	dtMS := 0.0
+	if d.last != 0 {
+		dtMS = min(float64(now.Sub(d.last))/float64(time.Millisecond), 100)
+	}
+	switch {
+	case m > d.threshold:
+		d.overMS += dtMS
+		d.overN++
+		if d.overMS > overuseTimeMS && d.overN > 1 && m >= d.prev {
+			d.overMS, d.overN = 0, 0
+			d.signal, overuse = usageOver, true
+		}
+	case m < -d.threshold:
+		d.overMS, d.overN = 0, 0
+		d.signal = usageUnder
+	default:
+		d.overMS, d.overN = 0, 0
+		d.signal = usageNormal
+	}
+	d.prev = m
+	d.threshold = adaptThreshold(d.threshold, m, dtMS)
+	d.last = now
+	return overuse
+}
+
 // adaptThreshold is gcc-02 §5.4's adaptive threshold after a signal m
 // (ms) dtMS after the last update: it follows |m| (K_u up, K_d down),
 // but not a spike more than 15 ms above it, within [6, 600] ms.
