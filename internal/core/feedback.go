@@ -14,9 +14,13 @@ import (
 // streams they send in APP messages, acknowledged by the other side.
 
 const (
-	rrInterval      = time.Second
-	arrivalSlots    = 2048 // arrivals remembered for the next report (a power of two)
-	twccChunkBudget = 3    // bytes per reported packet we budget, worst case
+	rrInterval   = time.Second
+	arrivalSlots = 2048 // arrivals remembered for the next report (a power of two)
+	// twccRepeat: each transport-wide report repeats the arrivals of this
+	// long before it, so one lost report loses nothing (the sender ignores
+	// what it has heard already).
+	twccRepeat      = 100 * time.Millisecond
+	twccChunkBudget = 3 // bytes per reported packet we budget, worst case
 	minPLIInterval  = 20 * time.Millisecond
 	// keyFrameWait is how long past two smoothed RTTs a key-frame request
 	// waits for its key frame to begin arriving before it is repeated.
@@ -40,10 +44,15 @@ type arrival struct {
 
 // feedbackState is what the receiving side owes the sender.
 type feedbackState struct {
-	arrivals   [arrivalSlots]arrival
-	base       int64 // lowest packet number not yet reported
-	top        int64 // highest packet number recorded + 1
-	pending    int   // arrivals recorded since the last report
+	arrivals [arrivalSlots]arrival
+	base     int64 // lowest packet number not yet reported
+	first    int64 // the first packet number recorded
+	top      int64 // highest packet number recorded + 1
+	pending  int   // arrivals recorded since the last report
+	// unrepeated: the last report carried new arrivals; one more report
+	// repeats them even if nothing arrives after (the last arrivals before
+	// a pause are not lost with one report).
+	unrepeated bool
 	started    bool
 	lastReport clock.Time
 	count      uint8 // TWCC feedback packet count
@@ -68,9 +77,15 @@ func (f *feedbackState) recordArrival(now clock.Time, pn int64) {
 		f.started = true
 		f.base = pn
 		f.top = pn
+		f.first = pn
 	}
 	if pn < f.base {
-		return // already reported as missing
+		// Reported already as not received: a late arrival within the
+		// repeated span is reported with the next report's repeat.
+		if f.top-pn < arrivalSlots/2 {
+			f.arrivals[pn&(arrivalSlots-1)] = arrival{key: pn + 1, at: now}
+		}
+		return
 	}
 	if pn-f.base >= arrivalSlots {
 		// Far ahead of what was reported: the report would not fit. Skip
@@ -94,7 +109,7 @@ func (c *Conn) nextFeedback() clock.Time {
 	if f.ackPending || f.pli != 0 || c.rcv.dropAck.pending {
 		return c.lastSend // at once
 	}
-	if f.pending > 0 {
+	if f.pending > 0 || f.unrepeated {
 		t = f.lastReport.Add(c.cfg.FeedbackInterval)
 		if f.top-f.base >= arrivalSlots/2 {
 			t = c.lastSend
@@ -159,7 +174,7 @@ func (c *Conn) pollFeedback(now clock.Time, dst []byte) (int, bool) {
 	if c.stats.MediaPacketsReceived > f.priorMedia && now >= f.lastRR.Add(rrInterval) {
 		b = c.appendRR(now, b)
 	}
-	if f.pending > 0 && (now >= f.lastReport.Add(c.cfg.FeedbackInterval) || f.top-f.base >= arrivalSlots/2) {
+	if (f.pending > 0 || f.unrepeated) && (now >= f.lastReport.Add(c.cfg.FeedbackInterval) || f.top-f.base >= arrivalSlots/2) {
 		b = c.appendTWCC(now, b, limit-len(b))
 	}
 	if len(b) == start {
@@ -189,14 +204,33 @@ func (c *Conn) appendTWCC(now clock.Time, b []byte, budget int) []byte {
 	if first-f.base >= int64(maxPackets) {
 		f.base = first
 	}
+	// Repeat the arrivals of the last twccRepeat before the new ones, in
+	// the room the new ones leave: back from f.base to the first arrival
+	// older than that (the packet numbers between, not received, are
+	// repeated as such).
+	from := f.base
+	room := int64(maxPackets) - min(f.top-f.base, int64(maxPackets))
+	floor := max(f.top-arrivalSlots/2, f.first)
+	for from > floor && f.base-from < room {
+		a := f.arrivals[(from-1)&(arrivalSlots-1)]
+		if a.key == from && a.at < now.Add(-twccRepeat) {
+			break
+		}
+		from--
+	}
+	// A report starts at an arrival (its reference time): skip leading
+	// packet numbers not received.
+	for from < f.base && f.arrivals[from&(arrivalSlots-1)].key != from+1 {
+		from++
+	}
 	t := &f.twcc
 	t.Packets = t.Packets[:0]
-	t.BaseSeq = uint16(f.base)
+	t.BaseSeq = uint16(from)
 	t.FeedbackCount = f.count
 	var ref clock.Time
 	var prevQ int64
 	haveRef := false
-	pn := f.base
+	pn := from
 	for ; pn < f.top && len(t.Packets) < maxPackets; pn++ {
 		a := f.arrivals[pn&(arrivalSlots-1)]
 		if a.key != pn+1 {
@@ -227,6 +261,7 @@ func (c *Conn) appendTWCC(now clock.Time, b []byte, budget int) []byte {
 	}
 	if len(t.Packets) == 0 {
 		f.pending = 0
+		f.unrepeated = false
 		f.lastReport = now
 		return b
 	}
@@ -234,8 +269,9 @@ func (c *Conn) appendTWCC(now clock.Time, b []byte, budget int) []byte {
 	if err != nil {
 		return b
 	}
-	reported := int64(len(t.Packets))
-	f.base += reported
+	end := from + int64(len(t.Packets))
+	f.unrepeated = end > f.base
+	f.base = max(f.base, end)
 	f.count++
 	f.lastReport = now
 	f.pending = 0
@@ -381,9 +417,28 @@ func (c *Conn) handleTWCC(now clock.Time, t *wire.TWCC) {
 		if p.Received {
 			at = at.Add(time.Duration(p.Delta) * wire.TWCCDeltaUnit)
 		}
-		sp, ok := s.lookupSent(pn)
-		if !ok || !sp.media {
+		sp := &s.history[pn&(historySize-1)]
+		if sp.key != pn+1 || !sp.media {
 			continue
+		}
+		// Reports repeat the last 100 ms: what was heard already is
+		// skipped. A packet reported lost that arrives after all was
+		// reordered: the retransmission it may need is not, but its loss
+		// stays counted (the estimator has judged it).
+		switch {
+		case sp.fb == fbReceived, sp.fb == fbLost && !p.Received:
+			continue
+		case sp.fb == fbLost:
+			sp.fb = fbReceived
+			if s.hist != nil {
+				s.hist.Acked(pn)
+			}
+			continue
+		}
+		if p.Received {
+			sp.fb = fbReceived
+		} else {
+			sp.fb = fbLost
 		}
 		s.loss.OnPacket(sp.at, !p.Received)
 		if p.Received && s.hist != nil {

@@ -208,7 +208,7 @@ func TestTransportFeedbackSurvivesALongNonMediaRun(t *testing.T) {
 		step()
 	}
 	p.cc.nextPN += 600 // 600 packet numbers spent on packets that are not media
-	var reported int
+	reported := map[uint16]bool{}
 	p.tap = func(from string, b []byte) {
 		if from != "server" || wire.Type(b[0]>>3&7) != wire.TypeFeedback {
 			return
@@ -219,9 +219,9 @@ func TestTransportFeedbackSurvivesALongNonMediaRun(t *testing.T) {
 		var f wire.Feedback
 		require.NoError(t, wire.ParseFeedback(rtcp, &f))
 		for _, tw := range f.TWCCs {
-			for _, pk := range tw.Packets {
+			for i, pk := range tw.Packets {
 				if pk.Received {
-					reported++
+					reported[tw.BaseSeq+uint16(i)] = true
 				}
 			}
 		}
@@ -233,7 +233,7 @@ func TestTransportFeedbackSurvivesALongNonMediaRun(t *testing.T) {
 	for range 5 { // the last arrivals' report
 		step()
 	}
-	assert.Equal(t, 50, reported, "every arrival reported")
+	assert.Len(t, reported, 50, "every arrival reported")
 }
 
 // A client whose Accept was lost gets the Accept again even if the server

@@ -33,7 +33,19 @@ type sentPacket struct {
 	size         int32
 	stream       uint8
 	media        bool
+	// fb is what transport-wide feedback said of it so far: each report
+	// repeats the last 100 ms, so most packets are reported twice.
+	fb fbState
 }
+
+// fbState is what transport-wide feedback said of a sent packet.
+type fbState uint8
+
+const (
+	fbNone     fbState = iota // not reported yet
+	fbLost                    // reported not received (it may still come)
+	fbReceived                // reported received
+)
 
 // sendStream is a stream this side sends.
 type sendStream struct {

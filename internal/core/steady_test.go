@@ -21,7 +21,8 @@ type pipe struct {
 	cc, sc         *Conn
 	now            clock.Time
 	buf            []byte
-	tap            func(from string, b []byte) // sees every datagram, if set
+	tap            func(from string, b []byte)      // sees every datagram, if set
+	drop           func(from string, b []byte) bool // loses the datagrams it says, if set
 }
 
 func newPipe(tb testing.TB, cfg Config) *pipe {
@@ -61,6 +62,10 @@ func (p *pipe) exchange() {
 			if p.tap != nil {
 				p.tap("client", p.buf[:n])
 			}
+			if p.drop != nil && p.drop("client", p.buf[:n]) {
+				moved = true
+				continue
+			}
 			p.server.HandleDatagram(p.now, clientAddr, p.buf[:n])
 			moved = true
 		}
@@ -71,6 +76,10 @@ func (p *pipe) exchange() {
 			}
 			if p.tap != nil {
 				p.tap("server", p.buf[:n])
+			}
+			if p.drop != nil && p.drop("server", p.buf[:n]) {
+				moved = true
+				continue
 			}
 			p.client.HandleDatagram(p.now, serverAddr, p.buf[:n])
 			moved = true
