@@ -36,7 +36,9 @@
 // active flows, over its converged part: utilization, queueing delay at
 // the bottleneck, loss, Jain's index, reaction and reach times, targets)
 // and `flows` (per media flow: targets, goodput and throughput means, the
-// time a joining flow took to its share), and `reference`: the same row
+// time a joining flow took to its share, the least goodput of a whole
+// second, and when its sender first said the path's delay alone exceeds
+// Latency, core.EventPathDelay), and `reference`: the same row
 // run with gcc-02 as written (cc.GCC02, Scenario.Reference), its phases
 // and flows beside ours. Every row reports
 // window_p95_latency_ms_max (the largest per-second p95 latency of

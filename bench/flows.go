@@ -135,7 +135,65 @@ type flowAcct struct {
 	targets [][]targetStep // per media flow, the steps of its transport target
 	encoder [][]targetStep // per media flow, its video encoder target (TargetRate)
 	goodput []int64        // per media flow, payload bytes of frames completed
-	origin  clock.Time     // the row clock's zero (see Result.Phases)
+	// goodBins: per media flow, payload bytes of frames played in each
+	// second of the row clock.
+	goodBins [][]int64
+	// overAt: per media flow, when its sender first said the path's delay
+	// alone exceeds Latency (core.EventPathDelay); clock.Never if it did not.
+	overAt []clock.Time
+	origin clock.Time // the row clock's zero (see Result.Phases)
+}
+
+func newFlowAcct(n int) *flowAcct {
+	a := &flowAcct{targets: make([][]targetStep, n), encoder: make([][]targetStep, n), goodput: make([]int64, n),
+		goodBins: make([][]int64, n), overAt: make([]clock.Time, n)}
+	for i := range a.overAt {
+		a.overAt[i] = clock.Never
+	}
+	return a
+}
+
+// noteGood counts a played frame's payload for flow i.
+func (a *flowAcct) noteGood(i int, now clock.Time, bytes int) {
+	a.goodput[i] += int64(bytes)
+	if now < a.origin {
+		return
+	}
+	sec := int(now.Sub(a.origin) / time.Second)
+	for len(a.goodBins[i]) <= sec {
+		a.goodBins[i] = append(a.goodBins[i], 0)
+	}
+	a.goodBins[i][sec] += int64(bytes)
+}
+
+// notePathDelay notes flow i's sender saying the path's delay exceeds its
+// budget.
+func (a *flowAcct) notePathDelay(i int, now clock.Time, over bool) {
+	if over && a.overAt[i] == clock.Never {
+		a.overAt[i] = now
+	}
+}
+
+// goodMin1s is the least goodput (bit/s) of flow i over the whole seconds
+// of the row clock within its spans from `from` on; nil if none.
+func (a *flowAcct) goodMin1s(i int, spans []span, from clock.Time) *float64 {
+	var least *float64
+	for _, x := range spans {
+		lo := max(x.from, from)
+		first := (lo.Sub(a.origin) + time.Second - 1) / time.Second
+		last := x.to.Sub(a.origin) / time.Second // exclusive
+		for sec := int(first); sec < int(last); sec++ {
+			var b int64
+			if sec < len(a.goodBins[i]) {
+				b = a.goodBins[i][sec]
+			}
+			v := float64(b * 8)
+			if least == nil || v < *least {
+				least = &v
+			}
+		}
+	}
+	return least
 }
 
 func (a *flowAcct) queueEvent(r *run, ev netem.QueueEvent) {
@@ -300,7 +358,11 @@ func (n *peerNode) after(now clock.Time) {
 				n.open(now)
 			}
 		case core.EventFrame:
-			r.acct.goodput[n.p.idx] += int64(len(ev.Data))
+			r.acct.noteGood(n.p.idx, now, len(ev.Data))
+		case core.EventPathDelay:
+			if n.sender {
+				r.acct.notePathDelay(n.p.idx, now, ev.Over)
+			}
 		case core.EventKeyFrameRequest:
 			if n.sender && ev.Stream == n.video && r.sc.Traffic.Video.FPS > 0 {
 				n.gen.RequestKey()
@@ -555,6 +617,13 @@ type FlowResult struct {
 	// target reached 0.8 x min(capacity / active flows, what its source
 	// can offer), as things stood then; null if it never did.
 	JoinS *float64 `json:"join_s,omitempty"`
+	// GoodputMin1sBPS: the least goodput over the whole seconds of the row
+	// clock the flow was active in, from Scenario.MeasureFrom on.
+	GoodputMin1sBPS *float64 `json:"goodput_1s_min_bps,omitempty"`
+	// PathOverBudgetS: when (row clock) the flow's sender first said the
+	// path's delay alone exceeds Latency (core.EventPathDelay); null if it
+	// never did.
+	PathOverBudgetS *float64 `json:"path_over_budget_s,omitempty"`
 }
 
 // span is a time interval on the row clock.
@@ -764,6 +833,11 @@ func (r *run) phasesAndFlows() ([]PhaseResult, []FlowResult) {
 		}
 		share := 0.8 * math.Min(float64(capAt(last.from))/float64(max(nact, 1)), r.offerAt(last.from))
 		fr.JoinS = firstWhen(a, []int{i}, last.from, last.to, func(t clock.Time) bool { return float64(targetAt(a.targets[i], t)) >= share })
+		fr.GoodputMin1sBPS = a.goodMin1s(i, s, a.origin.Add(sc.MeasureFrom))
+		if at := a.overAt[i]; at != clock.Never {
+			v := round4(at.Sub(a.origin).Seconds())
+			fr.PathOverBudgetS = &v
+		}
 		flows[i] = fr
 	}
 	return phases, flows

@@ -194,3 +194,44 @@ func TestReferenceColumn(t *testing.T) {
 	assert.Equal(t, direct.Phases, res.Reference.Phases, "the reference is the row run with gcc02")
 	assert.Nil(t, direct.Reference)
 }
+
+// The least goodput of a whole second counts only seconds wholly within
+// the flow's spans from MeasureFrom on, an empty second as 0; the first
+// path-delay event is kept.
+func TestGoodMin1sAndPathDelay(t *testing.T) {
+	a := newFlowAcct(1)
+	a.origin = sec(10)
+	for s := 0; s < 8; s++ {
+		if s == 5 {
+			continue // nothing played in the row clock's sixth second
+		}
+		a.noteGood(0, sec(10+float64(s)+0.3), 1000*(s+1))
+	}
+	a.noteGood(0, sec(9), 99) // before the origin: goodput, no bin
+	tests := []struct {
+		name  string
+		spans []span
+		from  float64
+		want  *float64
+	}{
+		{"all", []span{{sec(10), sec(18)}}, 10, ptr(0)},
+		{"before the empty second", []span{{sec(10), sec(15)}}, 10, ptr(8000)},
+		{"from 12 s", []span{{sec(10), sec(15)}}, 12, ptr(24000)},
+		{"partial seconds left out", []span{{sec(11.5), sec(14.2)}}, 10, ptr(24000)},
+		{"two spans", []span{{sec(13), sec(14)}, {sec(16), sec(18)}}, 10, ptr(32000)},
+		{"no whole second", []span{{sec(11.2), sec(11.9)}}, 10, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, a.goodMin1s(0, tc.spans, sec(tc.from)))
+		})
+	}
+	assert.Equal(t, int64(1000+2000+3000+4000+5000+7000+8000+99), a.goodput[0])
+
+	assert.Equal(t, clock.Never, a.overAt[0])
+	a.notePathDelay(0, sec(20), false)
+	assert.Equal(t, clock.Never, a.overAt[0], "falling back is not coming over")
+	a.notePathDelay(0, sec(21), true)
+	a.notePathDelay(0, sec(30), true)
+	assert.Equal(t, sec(21), a.overAt[0], "the first time counts")
+}

@@ -280,7 +280,7 @@ func (h *host) drain(now clock.Time) {
 			if !checkPayload(ev.Data, ev.Stream, ev.Frame.ID, fr.size) {
 				r.corrupt++
 			}
-			r.acct.goodput[0] += int64(len(ev.Data))
+			r.acct.noteGood(0, now, len(ev.Data))
 		case core.EventKeyFrameRequest:
 			if h.sender && ev.Stream == h.video && r.sc.Traffic.Video.FPS > 0 {
 				h.gen.RequestKey()
@@ -291,6 +291,10 @@ func (h *host) drain(now clock.Time) {
 			}
 			if h.sender && ev.Stream == h.video {
 				r.acct.noteEncoder(0, now, ev.Bitrate)
+			}
+		case core.EventPathDelay:
+			if h.sender {
+				r.acct.notePathDelay(0, now, ev.Over)
 			}
 		case core.EventFrameDropped:
 			if st := r.streams[ev.Stream]; st != nil && ev.Frame.ID < int64(len(st.frames)) {
@@ -599,7 +603,7 @@ func runWith(sc Scenario, seed uint64, opts RunOptions) (res Result, r *run, err
 	wallStart := time.Now()
 	r = &run{sc: sc, latency: sc.Profile.Latency(), sim: netem.New(seed), trace: opts.Trace, padPNs: map[uint32]bool{}}
 	nflows := max(1, len(sc.Flows))
-	r.acct = &flowAcct{targets: make([][]targetStep, nflows), encoder: make([][]targetStep, nflows), goodput: make([]int64, nflows)}
+	r.acct = newFlowAcct(nflows)
 	if opts.PcapDir != "" {
 		closeCaptures, err := r.capture(opts.PcapDir)
 		if err != nil {

@@ -235,3 +235,23 @@ func ExampleRemoteTrack_ReadFrame() {
 	// frame 2: 4 bytes, lost before it: 0
 	// end: EOF
 }
+
+// ExampleSession_OnPathDelay tells the user when the path alone is slower
+// than the session's budget (as behind a download filling a deep router
+// buffer): the frames still go, judged against capture + that delay +
+// Latency, and the player may raise its buffer meanwhile.
+func ExampleSession_OnPathDelay() {
+	ctx := context.Background()
+	sess, err := transport.Dial(ctx, "198.51.100.7:5000", &transport.Config{Profile: transport.RTC})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sess.Close()
+	sess.OnPathDelay(func(d transport.PathDelay) {
+		if d.Over {
+			log.Printf("network delay %v exceeds the %v budget: expect more delay", d.OneWay, d.Latency)
+		} else {
+			log.Printf("network delay back to %v", d.OneWay)
+		}
+	})
+}

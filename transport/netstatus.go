@@ -31,6 +31,7 @@ type NetStatus struct {
 	SendBacklog              int           // bytes queued to send
 	AvailableOutgoingBitrate int64         // bit/s
 	PacerQueueDelay          time.Duration // the send queue at the pacing rate, now
+	PathOverBudget           bool          // the path's one-way delay alone exceeds Latency (Session.OnPathDelay)
 }
 
 // OnNetStatus sets a function called every Config.StatsInterval with the
@@ -74,6 +75,7 @@ func (s *Session) reportStatus(now clock.Time) {
 		SendBacklog:              cur.SendBacklog,
 		AvailableOutgoingBitrate: cur.AvailableOutgoingBitrate,
 		PacerQueueDelay:          cur.PacerQueueDelay,
+		PathOverBudget:           cur.PathOverBudget,
 	}
 	if expected := st.PacketsReceived + st.PacketsLost; expected > 0 && st.PacketsLost > 0 {
 		st.FractionLost = float64(st.PacketsLost) / float64(expected)

@@ -134,8 +134,9 @@ type Session struct {
 	final       Stats         // stats at close; set before done closes
 	tracks      chan *RemoteTrack
 
-	statusMu sync.Mutex
-	onStatus func(NetStatus)
+	statusMu    sync.Mutex
+	onStatus    func(NetStatus)
+	onPathDelay func(PathDelay)
 
 	// loop-owned
 	local        [16]*LocalTrack
@@ -360,7 +361,36 @@ func (s *Session) handleEvent(now clock.Time, ev core.Event) {
 			r := TargetRate{Bitrate: ev.Bitrate}
 			s.t.callback(func() { lt.targetRate(r) })
 		}
+	case core.EventPathDelay:
+		s.statusMu.Lock()
+		fn := s.onPathDelay
+		s.statusMu.Unlock()
+		if fn != nil {
+			d := PathDelay{Over: ev.Over, OneWay: ev.Delay, Latency: s.t.cfg.Latency}
+			s.t.callback(func() { fn(d) })
+		}
 	}
+}
+
+// PathDelay says the path's one-way delay alone came to exceed the
+// session's Latency, or fell back under it (Session.OnPathDelay).
+type PathDelay struct {
+	Over    bool          // the delay exceeds Latency now
+	OneWay  time.Duration // the path's one-way delay: half the least round trip of the last 10 s
+	Latency time.Duration // the budget of the frames this side sends (Config.Latency)
+}
+
+// OnPathDelay sets a function called when the path's one-way delay alone
+// comes to exceed Latency (Over set), as behind a TCP flow that keeps a
+// deep buffer full, which no rate of ours can drain, and when it falls back
+// under it, on the callback goroutine (see LocalTrack.OnKeyFrameRequest).
+// While it exceeds Latency the sender judges frames against capture + that
+// delay + Latency instead of dropping every one as late: the application
+// may raise its players' buffers, or tell the user. nil stops the calls.
+func (s *Session) OnPathDelay(fn func(PathDelay)) {
+	s.statusMu.Lock()
+	s.onPathDelay = fn
+	s.statusMu.Unlock()
 }
 
 // LocalTrack is a track this side sends. Its methods are safe for

@@ -522,3 +522,51 @@ func TestDroppedFrameCallbacks(t *testing.T) {
 		assert.Equal(t, int64(2), droppedBy.Load(), "NetStatus counts them too")
 	})
 }
+
+// A path whose delay alone exceeds Latency is told of through OnPathDelay
+// and NetStatus, and frames still go (judged against capture + that delay
+// + Latency).
+func TestPathDelayOverLatency(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		cfg := &Config{Latency: 150 * time.Millisecond}
+		l, client, _ := netemPair(t, netem.LinkConfig{Delay: 200 * time.Millisecond}, cfg)
+		cs, ss := dialAccept(t, l, client)
+		got := make(chan PathDelay, 4)
+		cs.OnPathDelay(func(d PathDelay) { got <- d })
+		var over atomic.Bool
+		cs.OnNetStatus(func(ns NetStatus) {
+			if ns.PathOverBudget {
+				over.Store(true)
+			}
+		})
+		v, err := cs.Publish(ctx, TrackConfig{Kind: KindVideo, Bitrate: 500_000})
+		require.NoError(t, err)
+		var read atomic.Int64
+		go func() {
+			rt, err := ss.AcceptTrack(ctx)
+			if err != nil {
+				return
+			}
+			buf := make([]byte, 16<<10)
+			for {
+				if _, _, err := rt.ReadFrame(ctx, buf); err != nil {
+					return
+				}
+				read.Add(1)
+			}
+		}()
+		for i := range 90 {
+			require.NoError(t, v.WriteFrame(ctx, Frame{Data: frameData(1, i)[:500], Keyframe: i == 0}))
+			time.Sleep(33 * time.Millisecond)
+		}
+		d := <-got
+		assert.True(t, d.Over)
+		assert.Equal(t, 200*time.Millisecond, d.OneWay)
+		assert.Equal(t, 150*time.Millisecond, d.Latency)
+		time.Sleep(2 * time.Second)
+		assert.True(t, over.Load(), "NetStatus says so")
+		assert.Zero(t, cs.Stats().FramesDroppedOnSend)
+		assert.Equal(t, int64(90), read.Load(), "every frame played")
+	})
+}

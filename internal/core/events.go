@@ -110,9 +110,16 @@ const (
 	// FEC, retransmissions and headers take, audio first, less more while
 	// the send queue or the path's queue grows (pushback).
 	EventTargetRate
+	// EventPathDelay: the path's one-way delay alone (half the least RTT
+	// of the last 10 s: a standing queue we cannot drain, as behind a TCP
+	// flow filling a deep buffer) came to exceed Latency (Over set), or fell
+	// back under it (Over clear); Delay is that one-way delay. While it
+	// exceeds Latency the sender judges frames against capture + that
+	// delay + Latency instead of dropping them all.
+	EventPathDelay
 )
 
-var eventNames = [...]string{"none", "connected", "stream-opened", "stream-closed", "frame", "frame-lost", "frame-dropped", "keyframe-request", "closed", "target-rate"}
+var eventNames = [...]string{"none", "connected", "stream-opened", "stream-closed", "frame", "frame-lost", "frame-dropped", "keyframe-request", "closed", "target-rate", "path-delay"}
 
 func (t EventType) String() string {
 	if int(t) < len(eventNames) {
@@ -202,6 +209,10 @@ type Event struct {
 	Local bool
 	// Bitrate (EventTargetRate): the stream's new target, bit/s.
 	Bitrate int64
+	// Over and Delay (EventPathDelay): whether the path's one-way delay
+	// exceeds Latency now, and that delay.
+	Over  bool
+	Delay time.Duration
 
 	buf []byte // the pooled buffer Data lies in, recycled after delivery
 }

@@ -330,4 +330,59 @@ func TestPathDelayOverBudgetStillSends(t *testing.T) {
 	st := p.cc.Stats()
 	assert.Zero(t, st.FramesDroppedOnSend)
 	assert.Equal(t, int64(60), st.FramesSent)
+
+	// The application hears of it once, and again when the delay falls
+	// back (the 10 s windowed least RTT forgets the deep path).
+	pathEvents := func() (out []Event) {
+		for _, ev := range p.client.events {
+			if ev.Type == EventPathDelay {
+				out = append(out, ev)
+			}
+		}
+		return out
+	}
+	evs := pathEvents()
+	require.Len(t, evs, 1)
+	assert.True(t, evs[0].Over)
+	assert.Equal(t, 200*time.Millisecond, evs[0].Delay)
+	assert.True(t, st.PathOverBudget)
+	assert.Equal(t, int64(1), st.PathOverBudgetEvents)
+
+	fast := netem.LinkConfig{Delay: 20 * time.Millisecond}
+	require.NoError(t, p.sim.Link(clientAddr, serverAddr).SetConfig(fast))
+	require.NoError(t, p.sim.Link(serverAddr, clientAddr).SetConfig(fast))
+	for i := range 450 {
+		p.at(time.Duration(33*i)*time.Millisecond, func(now clock.Time) {
+			_ = p.cc.WriteFrame(now, sid, make([]byte, 1000), FrameInfo{Capture: now, Key: i%30 == 0})
+		})
+	}
+	p.run(15 * time.Second)
+	evs = pathEvents()
+	require.Len(t, evs, 2)
+	assert.False(t, evs[1].Over)
+	assert.Less(t, evs[1].Delay, cfg.Latency)
+	st = p.cc.Stats()
+	assert.False(t, st.PathOverBudget)
+	assert.Equal(t, int64(1), st.PathOverBudgetEvents)
+}
+
+// A path within the budget never tells of one over it.
+func TestPathDelayWithinBudgetIsQuiet(t *testing.T) {
+	link := netem.LinkConfig{Delay: 50 * time.Millisecond}
+	p := newPair(t, pairOpts{fwd: link, rev: link})
+	p.connected()
+	p.at(0, func(now clock.Time) {
+		sid, err := p.cc.OpenStream(now, StreamConfig{Kind: KindVideo, Bitrate: 500_000})
+		require.NoError(t, err)
+		for i := range 90 {
+			p.at(time.Duration(33*i)*time.Millisecond, func(now clock.Time) {
+				_ = p.cc.WriteFrame(now, sid, make([]byte, 1000), FrameInfo{Capture: now, Key: i%30 == 0})
+			})
+		}
+	})
+	p.run(4 * time.Second)
+	for _, ev := range p.client.events {
+		assert.NotEqual(t, EventPathDelay, ev.Type)
+	}
+	assert.Zero(t, p.cc.Stats().PathOverBudgetEvents)
 }

@@ -133,6 +133,7 @@ type sender struct {
 	streams     [wire.MaxStreams]*sendStream
 	order       []*sendStream // streams in sending priority
 	queued      int           // bytes queued on all streams
+	pathOver    bool          // the path's delay alone exceeds Latency (EventPathDelay)
 	pacer       cc.Pacer
 	alr         cc.ALR       // the application-limited region, for the estimator
 	padding     bool         // a probe's padding is being sent (not the application's)
@@ -248,6 +249,24 @@ func (s *sender) judgeDeadline(capture clock.Time) clock.Time {
 		return capture.Add(max(ow+lat, s.c.budget()))
 	}
 	return capture.Add(s.c.budget())
+}
+
+// checkPathDelay tells the application when the path's delay alone comes
+// to exceed Latency, or falls back under it (EventPathDelay): the
+// condition judgeDeadline acts on. The delay is a 10 s windowed minimum, so
+// it moves slowly and the event does not flap.
+func (s *sender) checkPathDelay() {
+	c := s.c
+	ow := c.owd()
+	over := ow >= c.cfg.Latency
+	if over == s.pathOver {
+		return
+	}
+	s.pathOver = over
+	if over {
+		c.stats.PathOverBudgetEvents++
+	}
+	c.ep.pushEvent(Event{Type: EventPathDelay, Conn: c, Over: over, Delay: ow})
 }
 
 // OpenStream opens a stream to send frames on and returns its id (0-15).
@@ -871,6 +890,7 @@ func (s *sender) handleTimeout(now clock.Time) {
 			t.OnTime(now, s.c.ccRTT())
 		}
 		s.startProbe(now) // a cluster may be due while nothing is sent
+		s.checkPathDelay()
 		s.updateTargets(now)
 		s.targetAt = now.Add(targetInterval)
 	}

@@ -102,6 +102,10 @@ type ConnStats struct {
 	// AppLimited: the sender used markedly less than the target lately
 	// (cc.ALR), as the estimator was last told.
 	AppLimited bool
+	// PathOverBudget: the path's one-way delay alone exceeds Latency
+	// (EventPathDelay); PathOverBudgetEvents counts the times it came to.
+	PathOverBudget       bool
+	PathOverBudgetEvents int64
 
 	// FEC: the encoder's half of fec.Stats (fecPacketsSent ...) and the
 	// decoder's (fecPacketsReceived, fecPacketsDiscarded, packets recovered,
@@ -132,6 +136,7 @@ func (c *Conn) Stats() ConnStats {
 	s.AvailableOutgoingBitrate = c.snd.estimator.Target()
 	s.PacingRate = c.snd.pacer.Rate()
 	s.AppLimited = c.snd.alr.Limited()
+	s.PathOverBudget = c.snd.pathOver
 	ps := c.snd.pacer.Stats()
 	s.PacerQueueDelay = c.snd.pacer.QueueDelay()
 	s.PacerQueueDelayMax = ps.QueueDelayMax
