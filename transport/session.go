@@ -45,6 +45,12 @@ type TrackConfig struct {
 	// at 2.5 x the sum of the session's tracks, capped at MaxBitrate.
 	// Default: 64 kbit/s audio, 2 Mbit/s video, 1 Mbit/s data.
 	Bitrate int64
+	// MinBitrate and MaxBitrate clamp the rate OnTargetBitrate gives:
+	// never under MinBitrate (the encoder's least; while the network
+	// carries less, frames are dropped instead), never over MaxBitrate
+	// (default: Bitrate). 0 means unset; MinBitrate above the most is
+	// ErrInvalidConfig.
+	MinBitrate, MaxBitrate int64
 }
 
 // Frame is a frame to send.
@@ -289,7 +295,8 @@ func (s *Session) CloseWithError(code uint16, reason string) error {
 func (s *Session) Publish(ctx context.Context, cfg TrackConfig) (*LocalTrack, error) {
 	var lt *LocalTrack
 	err := s.do(ctx, func(now clock.Time) error {
-		id, err := s.conn.OpenStream(now, core.StreamConfig{Kind: cfg.Kind, Priority: cfg.Priority, Bitrate: cfg.Bitrate})
+		id, err := s.conn.OpenStream(now, core.StreamConfig{Kind: cfg.Kind, Priority: cfg.Priority, Bitrate: cfg.Bitrate,
+			MinBitrate: cfg.MinBitrate, MaxBitrate: cfg.MaxBitrate})
 		if err != nil {
 			if s.conn.Closed() {
 				return connErr(s.conn)

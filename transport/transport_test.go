@@ -570,3 +570,29 @@ func TestPathDelayOverLatency(t *testing.T) {
 		assert.Equal(t, int64(90), read.Load(), "every frame played")
 	})
 }
+
+// A track's bitrate bounds are checked when it is published.
+func TestPublishBitrateBounds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		l, client, _ := netemPair(t, netem.LinkConfig{Delay: time.Millisecond}, nil)
+		cs, _ := dialAccept(t, l, client)
+		_, err := cs.Publish(ctx, TrackConfig{Kind: KindVideo, MinBitrate: 500_000, MaxBitrate: 400_000})
+		require.ErrorIs(t, err, ErrInvalidConfig)
+		_, err = cs.Publish(ctx, TrackConfig{Kind: KindVideo, MinBitrate: -1})
+		require.ErrorIs(t, err, ErrInvalidConfig)
+		v, err := cs.Publish(ctx, TrackConfig{Kind: KindVideo, MinBitrate: 300_000, MaxBitrate: 800_000})
+		require.NoError(t, err)
+		got := make(chan TargetRate, 1)
+		v.OnTargetBitrate(func(r TargetRate) {
+			select {
+			case got <- r:
+			default:
+			}
+		})
+		require.NoError(t, v.WriteFrame(ctx, Frame{Data: []byte("key"), Keyframe: true}))
+		r := <-got
+		assert.GreaterOrEqual(t, r.Bitrate, int64(300_000))
+		assert.LessOrEqual(t, r.Bitrate, int64(800_000))
+	})
+}

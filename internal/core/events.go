@@ -57,6 +57,19 @@ type StreamConfig struct {
 	// version-1 pacer. Default: 64 kbit/s for audio, 2 Mbit/s for video,
 	// 1 Mbit/s for data.
 	Bitrate int64
+	// MinBitrate and MaxBitrate clamp the stream's target
+	// (EventTargetRate): never reported under MinBitrate (an encoder's
+	// least; while the path carries less the sender drops frames instead),
+	// nor over MaxBitrate (default: Bitrate). 0 means unset.
+	MinBitrate, MaxBitrate int64
+}
+
+// maxBitrate is the most the stream's target is set to.
+func (s StreamConfig) maxBitrate() int64 {
+	if s.MaxBitrate > 0 {
+		return s.MaxBitrate
+	}
+	return s.bitrate()
 }
 
 func (s StreamConfig) bitrate() int64 {

@@ -283,6 +283,12 @@ func (c *Conn) OpenStream(now clock.Time, cfg StreamConfig) (uint8, error) {
 	if cfg.Bitrate < 0 {
 		return 0, fmt.Errorf("%w: stream bitrate %d", ErrInvalidConfig, cfg.Bitrate)
 	}
+	if cfg.MinBitrate < 0 || cfg.MaxBitrate < 0 {
+		return 0, fmt.Errorf("%w: stream bitrate bounds %d-%d", ErrInvalidConfig, cfg.MinBitrate, cfg.MaxBitrate)
+	}
+	if cfg.MinBitrate > cfg.maxBitrate() {
+		return 0, fmt.Errorf("%w: stream MinBitrate %d above its most, %d", ErrInvalidConfig, cfg.MinBitrate, cfg.maxBitrate())
+	}
 	s := &c.snd
 	if err := s.startRecovery(); err != nil {
 		return 0, err

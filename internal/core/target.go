@@ -100,23 +100,24 @@ func (s *sender) updateTargets(now clock.Time) {
 	avail *= pushback(standing, s.pacer.QueueLimit())
 	s.queueMin = s.standingQueue(now)
 
-	// Audio first, at its nominal rate; then the other streams share what
-	// is left by priority weight (1, 2, 4), each at most its nominal rate,
-	// what one cannot use going to the others.
+	// Audio first, at its most (MaxBitrate, or the nominal rate); then the
+	// other streams share what is left by priority weight (1, 2, 4), each
+	// at most its most, what one cannot use going to the others. Last,
+	// every target is raised to its stream's MinBitrate.
 	var want [len(s.streams)]float64
 	var weight [len(s.streams)]float64
 	for i, st := range s.streams {
 		if st == nil || !st.open || st.cfg.Kind != KindAudio {
 			continue
 		}
-		want[i] = min(float64(st.cfg.bitrate()), avail)
+		want[i] = min(float64(st.cfg.maxBitrate()), avail)
 		avail -= want[i]
 	}
 	for round := 0; round < len(s.streams) && avail > 1; round++ {
 		var total float64
 		for i, st := range s.streams {
 			weight[i] = 0
-			if st != nil && st.open && st.cfg.Kind != KindAudio && want[i] < float64(st.cfg.bitrate()) {
+			if st != nil && st.open && st.cfg.Kind != KindAudio && want[i] < float64(st.cfg.maxBitrate()) {
 				weight[i] = float64(int(1) << st.cfg.Priority)
 				total += weight[i]
 			}
@@ -129,7 +130,7 @@ func (s *sender) updateTargets(now clock.Time) {
 			if weight[i] == 0 {
 				continue
 			}
-			give := min(share*weight[i]/total, float64(st.cfg.bitrate())-want[i])
+			give := min(share*weight[i]/total, float64(st.cfg.maxBitrate())-want[i])
 			want[i] += give
 			avail -= give
 		}
@@ -138,7 +139,7 @@ func (s *sender) updateTargets(now clock.Time) {
 		if st == nil || !st.open {
 			continue
 		}
-		w := int64(want[i])
+		w := max(int64(want[i]), st.cfg.MinBitrate)
 		next := w
 		if st.target > 0 && w > st.target {
 			next = st.target + int64(float64(w-st.target)*targetRise)

@@ -113,6 +113,81 @@ func TestTargetRate(t *testing.T) {
 	assert.Less(t, videoAt[n].Sub(cutAt), 100*time.Millisecond, "before the next regular update")
 }
 
+// A stream's MinBitrate and MaxBitrate clamp its target: the most stops a
+// stream's share (the rest going to the others), the least holds when the
+// transport target falls under it.
+func TestTargetRateClamps(t *testing.T) {
+	sched := &cc.Scripted{Steps: []cc.ScriptStep{{Rate: 2_000_000}}}
+	cfg := Config{Estimator: func() cc.Estimator { return sched }}
+	link := netem.LinkConfig{Delay: 20 * time.Millisecond}
+	p := newPair(t, pairOpts{client: cfg, fwd: link, rev: link})
+	p.connected()
+	last := map[uint8]int64{}
+	p.client.onEvent = func(now clock.Time, ev Event) {
+		if ev.Type == EventTargetRate {
+			last[ev.Stream] = ev.Bitrate
+		}
+	}
+	var capped, floored, free uint8
+	p.at(0, func(now clock.Time) {
+		var err error
+		capped, err = p.cc.OpenStream(now, StreamConfig{Kind: KindVideo, Priority: PriorityHigh, Bitrate: 3_000_000, MaxBitrate: 300_000})
+		require.NoError(t, err)
+		floored, err = p.cc.OpenStream(now, StreamConfig{Kind: KindVideo, Bitrate: 3_000_000, MinBitrate: 250_000})
+		require.NoError(t, err)
+		free, err = p.cc.OpenStream(now, StreamConfig{Kind: KindVideo, Bitrate: 3_000_000})
+		require.NoError(t, err)
+		for i := range 200 {
+			p.at(time.Duration(i)*20*time.Millisecond, func(now clock.Time) {
+				_ = p.cc.WriteFrame(now, free, make([]byte, 100), FrameInfo{Capture: now, Key: i == 0})
+			})
+		}
+	})
+	p.run(100 * time.Millisecond)
+	// 2 Mbit/s less the 10 % assumed: 1.8 Mbit/s. The high-priority stream
+	// would take 4/6 of it, but stops at 300 kbit/s; the other two share
+	// the rest equally.
+	assert.Equal(t, int64(300_000), last[capped])
+	assert.Equal(t, int64(750_000), last[floored])
+	assert.Equal(t, int64(750_000), last[free])
+
+	// The transport target falls to 400 kbit/s: the floored stream keeps
+	// 250 kbit/s however little is left for it.
+	p.at(0, func(now clock.Time) { sched.Steps = append(sched.Steps, cc.ScriptStep{At: now, Rate: 400_000}) })
+	p.run(time.Second)
+	assert.Equal(t, int64(250_000), last[floored])
+	assert.Less(t, last[free], int64(250_000))
+	assert.LessOrEqual(t, last[capped], int64(300_000))
+}
+
+// Bounds a stream cannot have are refused.
+func TestStreamBitrateBounds(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  StreamConfig
+		ok   bool
+	}{
+		{"unset", StreamConfig{Kind: KindVideo}, true},
+		{"min under the nominal rate", StreamConfig{Kind: KindVideo, Bitrate: 1_000_000, MinBitrate: 1_000_000}, true},
+		{"min over the nominal rate", StreamConfig{Kind: KindVideo, Bitrate: 1_000_000, MinBitrate: 1_000_001}, false},
+		{"min under max", StreamConfig{Kind: KindVideo, Bitrate: 1_000_000, MinBitrate: 2_000_000, MaxBitrate: 3_000_000}, true},
+		{"min over max", StreamConfig{Kind: KindVideo, MinBitrate: 500_000, MaxBitrate: 400_000}, false},
+		{"negative min", StreamConfig{Kind: KindVideo, MinBitrate: -1}, false},
+		{"negative max", StreamConfig{Kind: KindVideo, MaxBitrate: -1}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPipe(t, Config{})
+			_, err := p.cc.OpenStream(p.now, tc.cfg)
+			if tc.ok {
+				assert.NoError(t, err)
+			} else {
+				assert.ErrorIs(t, err, ErrInvalidConfig)
+			}
+		})
+	}
+}
+
 // With a controller that acts on silence (cc.Timed), feedback that stops
 // coming halves the transport target.
 func TestFeedbackSilenceHalvesTheTarget(t *testing.T) {
