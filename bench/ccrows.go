@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/spillway-rt/spillway/netem"
@@ -53,6 +54,19 @@ func ccRows() []Scenario {
 		}
 		s := rfc8867Row(name, 100*time.Second, 1_000_000, 1, rmax)
 		s.Schedule = capSteps(s.Forward, 40*time.Second, int64(2_500_000), 60*time.Second, int64(600_000), 80*time.Second, int64(1_000_000))
+		out = append(out, s)
+	}
+	// 5.1 with the receiver's clock 1000 ppm fast, and slow: no figure
+	// should move by more than 5 % (the delay signal is robust to skew).
+	for _, ppm := range []float64{1000, -1000} {
+		s := out[0]
+		s.Name = "rfc8867-5.1-skew1000"
+		if ppm < 0 {
+			s.Name = "rfc8867-5.1-skewneg1000"
+		}
+		s.Schedule = slices.Clone(s.Schedule)
+		s.Flows = slices.Clone(s.Flows)
+		s.ReceiverClock = netem.Clock{PPM: ppm}
 		out = append(out, s)
 	}
 	// 5.2: two flows, 4.0, 2.0, 3.5, 1.0, 2.0 at 0, 25, 50, 75, 100 s.

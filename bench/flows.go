@@ -65,8 +65,11 @@ func (s Scenario) validateFlows() error {
 	if len(s.Cross) > maxFlows {
 		return fmt.Errorf("scenario %s: %d cross flows, at most %d", s.Name, len(s.Cross), maxFlows)
 	}
-	if s.LossStop > 0 || s.Target == TargetScripted || s.ReceiverClock != (netem.Clock{}) {
-		return fmt.Errorf("scenario %s: loss stop, a scripted target and a skewed clock are single-flow features", s.Name)
+	if s.LossStop > 0 || s.Target == TargetScripted {
+		return fmt.Errorf("scenario %s: loss stop and a scripted target are single-flow features", s.Name)
+	}
+	if s.ReceiverClock != (netem.Clock{}) && len(s.Flows) > 1 {
+		return fmt.Errorf("scenario %s: a skewed receiver clock with %d flows: only flow 0's receiver would have it", s.Name, len(s.Flows))
 	}
 	end := s.Flows[0].Start + s.Media
 	for i, f := range s.Flows {

@@ -101,6 +101,7 @@ type GCC struct {
 	owd         [owdPackets]float64 // the last received packets' one-way delays, ms
 	owdNext     int
 	base        [baseSlots]baseSlot
+	skew        skewEstimator // brings the base's older minima forward
 	queueMS     float64
 	queuedSince clock.Time    // since when every report's queueMS was over congestedQueueMS (0: it is not)
 	queuedFor   time.Duration // how long that has lasted
@@ -564,10 +565,12 @@ func (g *GCC) noteDelay(now clock.Time) {
 		*slot = baseSlot{start: start, ms: owd, set: true}
 	}
 	slot.ms = min(slot.ms, owd)
+	// Each slot's least delay, brought forward to now by the clocks' skew
+	// (from the middle of the slot).
 	base := owd
 	for _, b := range g.base {
 		if b.set && now.Sub(b.start) < baseSlots*baseSlotLen {
-			base = min(base, b.ms)
+			base = min(base, b.ms+g.skew.correction(now, b.start.Add(baseSlotLen/2)))
 		}
 	}
 	g.queueMS = owd - base
@@ -601,7 +604,9 @@ func (g *GCC) OnFeedback(now clock.Time, fb *Feedback, rtt RTT, appLimited bool)
 			lost++
 			continue
 		}
-		g.noteOWD(float64(p.ArrivalTime.Sub(p.SendTime)) / float64(time.Millisecond))
+		owd := float64(p.ArrivalTime.Sub(p.SendTime)) / float64(time.Millisecond)
+		g.noteOWD(owd)
+		g.skew.add(p.SendTime, owd)
 		g.onArrival(now, p)
 	}
 	g.noteDelay(now)

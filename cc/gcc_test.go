@@ -22,13 +22,15 @@ type gccPath struct {
 	oneWay   time.Duration
 	loss     float64
 	maxQueue time.Duration
-	probe    bool // send the clusters PollProbe asks for
+	probe    bool    // send the clusters PollProbe asks for
+	skewPPM  float64 // the receiver's clock runs this much fast (arrival times)
 }
 
 type gccSample struct {
-	at     time.Duration
-	target int64
-	queue  time.Duration
+	at      time.Duration
+	target  int64
+	queue   time.Duration
+	queueMS float64 // GCC's queue estimate
 }
 
 func (p gccPath) run(g Estimator, d time.Duration, seed uint64) []gccSample {
@@ -62,6 +64,7 @@ func (p gccPath) run(g Estimator, d time.Duration, seed uint64) []gccSample {
 				busyUntil = start.Add(time.Duration(float64(size*8) / c * float64(time.Second)))
 				res.Received = true
 				res.ArrivalTime = busyUntil.Add(p.oneWay)
+				res.ArrivalTime += clock.Time(float64(res.ArrivalTime) * p.skewPPM / 1e6)
 			}
 			fb.Packets = append(fb.Packets, res)
 			rate := float64(g.Target())
@@ -85,7 +88,11 @@ func (p gccPath) run(g Estimator, d time.Duration, seed uint64) []gccSample {
 		rep := Feedback{ReceivedAt: now, Packets: fb.Packets[:k]}
 		g.OnFeedback(now, &rep, RTT{Min: 2 * p.oneWay, Smoothed: 2*p.oneWay + queue}, false)
 		fb.Packets = append(fb.Packets[:0], fb.Packets[k:]...)
-		out = append(out, gccSample{now.Sub(0), g.Target(), queue})
+		smp := gccSample{at: now.Sub(0), target: g.Target(), queue: queue}
+		if gc, ok := g.(*GCC); ok {
+			smp.queueMS = gc.queueMS
+		}
+		out = append(out, smp)
 		report = report.Add(50 * time.Millisecond)
 	}
 	return out
