@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/spillway-rt/spillway/cc"
 	"github.com/spillway-rt/spillway/internal/core"
 )
 
@@ -87,6 +88,14 @@ type Config struct {
 
 	// MaxBitrate caps the sending rate, in bit/s. Default 20 Mbit/s.
 	MaxBitrate int64
+	// CongestionControl chooses what sets the sending rate: GCC, our
+	// delay-based controller with probing (the default), GCC02 (gcc-02 as
+	// written, the bench's reference), or Fixed (no congestion control:
+	// the tracks' nominal Bitrate sums, for a path known to carry them).
+	CongestionControl CongestionControl
+	// StartBitrate is where the controller starts, in bit/s (probes
+	// check 3x and 6x it at once). Default 300 kbit/s.
+	StartBitrate int64
 	// PacerQueueLimit bounds the send queue in time (its bytes at the
 	// pacing rate): past it, frames that matter least are dropped
 	// (droppable ones, then deltas; key frames and audio make the queue
@@ -184,8 +193,14 @@ func (c *Config) Validate() error {
 	case d.StatsInterval < 10*time.Millisecond:
 		return fmt.Errorf("%w: StatsInterval = %v: must be at least 10 ms", ErrInvalidConfig, d.StatsInterval)
 	}
-	cc := d.core()
-	return cc.Validate()
+	if d.CongestionControl > Fixed {
+		return fmt.Errorf("%w: CongestionControl = %d: unknown", ErrInvalidConfig, d.CongestionControl)
+	}
+	if d.StartBitrate < 0 || (d.StartBitrate > 0 && d.MaxBitrate > 0 && d.StartBitrate > d.MaxBitrate) {
+		return fmt.Errorf("%w: StartBitrate = %d: must be within 0-MaxBitrate", ErrInvalidConfig, d.StartBitrate)
+	}
+	cfg := d.core()
+	return cfg.Validate()
 }
 
 // core translates to the session core's configuration.
@@ -203,6 +218,7 @@ func (c Config) core() core.Config {
 		FragmentSize:         c.FragmentSize,
 		MaxFrameSize:         c.MaxFrameSize,
 		MaxBitrate:           c.MaxBitrate,
+		Estimator:            c.estimator(),
 		PacerQueueLimit:      c.PacerQueueLimit,
 		IdleTimeout:          c.IdleTimeout,
 		KeepAlivePeriod:      c.KeepAlivePeriod,
@@ -213,6 +229,62 @@ func (c Config) core() core.Config {
 		MaxFECOverhead:        c.MaxFECOverhead,
 		DisableRetransmission: c.DisableRetransmission,
 	}
+}
+
+// CongestionControl chooses the controller a session sends with.
+type CongestionControl uint8
+
+// Congestion controllers.
+const (
+	// GCC: cc.GCC, a delay-based controller of the GCC family with probes,
+	// a loss bound that tells random from congestive loss, and a
+	// competitive mode against loss-based flows.
+	GCC CongestionControl = iota
+	// GCC02: cc.GCC02, draft-ietf-rmcat-gcc-02 as written (no probes).
+	GCC02
+	// Fixed: no congestion control; the sending rate is the sum of the
+	// tracks' nominal Bitrate.
+	Fixed
+)
+
+var ccNames = [...]string{"gcc", "gcc-02", "fixed"}
+
+func (c CongestionControl) String() string {
+	if int(c) < len(ccNames) {
+		return ccNames[c]
+	}
+	return fmt.Sprintf("CongestionControl(%d)", uint8(c))
+}
+
+// MarshalText gives the controller's name ("gcc", "gcc-02", "fixed").
+func (c CongestionControl) MarshalText() ([]byte, error) {
+	if c > Fixed {
+		return nil, fmt.Errorf("%w: unknown congestion control %d", ErrInvalidConfig, uint8(c))
+	}
+	return []byte(c.String()), nil
+}
+
+// UnmarshalText parses "gcc", "gcc-02" or "fixed".
+func (c *CongestionControl) UnmarshalText(b []byte) error {
+	for i, n := range ccNames {
+		if string(b) == n {
+			*c = CongestionControl(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: unknown congestion control %q (want gcc, gcc-02 or fixed)", ErrInvalidConfig, b)
+}
+
+// estimator makes the core's controller factory (nil: the core's Fixed).
+func (c Config) estimator() func() cc.Estimator {
+	g := cc.GCCConfig{StartRate: c.StartBitrate, MaxRate: c.MaxBitrate}
+	switch c.CongestionControl {
+	case GCC:
+		return func() cc.Estimator { return cc.NewGCC(g) }
+	case GCC02:
+		return func() cc.Estimator { return cc.NewGCC02(g) }
+	}
+	return nil
 }
 
 // drainRate is how fast the profile's playout drains excess delay: 10 %

@@ -54,11 +54,17 @@
 // Version 1 does not encrypt or authenticate packets: do not carry secrets
 // over it on untrusted networks yet.
 //
-// # Limitations
+// # Rate and recovery
 //
-// Lost packets are recovered by FEC and selective retransmission within
-// each frame's deadline (Config.DisableFEC and DisableRetransmission turn
-// them off). The pacer sends at 2.5 x the tracks' nominal bitrate (capped
-// at MaxBitrate) without congestion control; playout is at a fixed delay.
-// Later versions add these behind the same API.
+// A delay-based congestion controller (Config.CongestionControl: GCC by
+// default) sets the sending rate from transport-wide feedback, starting at
+// Config.StartBitrate and probing above it; OnTargetBitrate gives each
+// track the rate to encode at (the transport's target less FEC,
+// retransmission and header overhead, audio first, within the track's
+// MinBitrate and MaxBitrate), and frames that can no longer arrive in
+// time are dropped before they are sent (OnFrameDropped). Lost packets
+// are recovered by FEC and selective retransmission within each frame's
+// deadline (Config.DisableFEC and DisableRetransmission turn them off);
+// playout adapts to the path's jitter and recovery time. OnPathDelay
+// tells when the path's delay alone exceeds Latency.
 package transport

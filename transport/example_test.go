@@ -127,8 +127,11 @@ func ExampleLocalTrack_WriteFrame() {
 		log.Fatal(err)
 	}
 
+	// The first key frame is sized for the congestion controller's start
+	// (300 kbit/s by default; OnTargetBitrate gives the encoder its rate):
+	// one far larger could not arrive within the budget and is refused.
 	captured := time.Now()
-	err = video.WriteFrame(ctx, transport.Frame{Data: make([]byte, 40_000), CaptureTime: captured, Keyframe: true})
+	err = video.WriteFrame(ctx, transport.Frame{Data: make([]byte, 8_000), CaptureTime: captured, Keyframe: true})
 	fmt.Println("fresh frame:", err)
 
 	stale := captured.Add(-time.Second) // a second old: past the 300 ms budget

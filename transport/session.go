@@ -41,8 +41,10 @@ const (
 type TrackConfig struct {
 	Kind     Kind
 	Priority Priority
-	// Bitrate is the track's nominal media rate in bit/s; this version paces
-	// at 2.5 x the sum of the session's tracks, capped at MaxBitrate.
+	// Bitrate is the track's nominal media rate in bit/s: the most its
+	// target rate is set to (unless MaxBitrate says otherwise), and with
+	// Config.CongestionControl Fixed, its share of the sending rate (the
+	// pacer then sends at 2.5 x the tracks' sum, capped at MaxBitrate).
 	// Default: 64 kbit/s audio, 2 Mbit/s video, 1 Mbit/s data.
 	Bitrate int64
 	// MinBitrate and MaxBitrate clamp the rate OnTargetBitrate gives:

@@ -542,6 +542,7 @@ func TestPathDelayOverLatency(t *testing.T) {
 		})
 		v, err := cs.Publish(ctx, TrackConfig{Kind: KindVideo, Bitrate: 500_000})
 		require.NoError(t, err)
+		v.OnFrameDropped(func(d FrameDrop) { t.Logf("dropped %+v", d) })
 		var read atomic.Int64
 		go func() {
 			rt, err := ss.AcceptTrack(ctx)

@@ -182,6 +182,8 @@ func usageErr(fs *flag.FlagSet, format string, args ...any) error {
 func transportFlags(fs *flag.FlagSet, cfg *transport.Config) {
 	fs.TextVar(&cfg.Profile, "profile", transport.RTC, "transport `profile`: rtc (300 ms budget) or live (3 s budget)")
 	fs.DurationVar(&cfg.Latency, "latency", 0, "transport latency budget, capture to frame complete (default: the profile's)")
+	fs.TextVar(&cfg.CongestionControl, "cc", transport.GCC, "congestion `control`: gcc, gcc-02 (the draft as written) or fixed (the tracks' nominal rates)")
+	fs.Int64Var(&cfg.StartBitrate, "start-bitrate", 0, "the congestion controller's starting rate in `bit/s` (default 300000)")
 }
 
 // checkTransportFlags validates what transportFlags filled.

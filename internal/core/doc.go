@@ -34,8 +34,18 @@
 //     delta frame while the loss rate is 5 % or more.
 //     Order on the wire: audio, retransmissions, repair packets, then
 //     video and data.
-//   - cc (fixed-rate pacer at 2.5 x the streams' nominal bitrate) in its
-//     first version; an adaptive jitterbuffer per received stream, the
+//   - Congestion control (Config.Estimator, cc.GCC by default in the
+//     transport package; cc.Fixed at the streams' nominal rates without
+//     one): the pacer sends at 2.5 x the transport target with strict
+//     priority and a queue bounded in time, dropping frames predicted to
+//     miss their deadline (send.go); the encoders' targets
+//     (EventTargetRate, target.go) are the transport target less measured
+//     overhead, audio first, clamped per stream; probes (probe.go); the
+//     media bytes in flight (sent, not yet reported) stay within the
+//     transport target x (smoothed RTT + max(Latency, 250 ms) + two
+//     feedback intervals), audio excepted (inflight.go); EventPathDelay
+//     when the path's delay alone exceeds Latency.
+//   - An adaptive jitterbuffer per received stream, the
 //     connection's streams in one sync group (Config.Playout). While
 //     losses recur, each stream's playout target keeps a recovery
 //     allowance (repairloss.go): as many retransmission rounds, a smoothed
@@ -46,7 +56,9 @@
 //     MaxPlayoutDelay. A video frame that others reference asks for a key
 //     frame as soon as the NACK generator gives up one of its packets
 //     (arq.Receiver.HopelessUntil), not when it would have played.
-//   - Feedback in RTCP: transport-wide CC every FeedbackInterval, receiver
+//   - Feedback in RTCP: transport-wide CC every FeedbackInterval, each
+//     report repeating the last 100 ms of arrivals (the sender takes each
+//     packet once), receiver
 //     reports every second, PLI on request; stream announcements in APP
 //     messages, repeated until acknowledged.
 //   - Keepalive pings, RTT from ping/pong, idle timeout, orderly close
@@ -72,7 +84,7 @@
 // # Limitations (version 1)
 //
 // No packet protection yet (the header leaves room for an AEAD tag), no
-// congestion control beyond a fixed pacer, no address migration (packets
+// address migration (packets
 // from a new address are dropped and counted). The receiver cannot tell a
 // lost packet that was not media (a lost repair packet or retransmission)
 // from lost media: it NACKs those too, and the sender counts them as

@@ -440,6 +440,7 @@ func (c *Conn) handleTWCC(now clock.Time, t *wire.TWCC) {
 		} else {
 			sp.fb = fbLost
 		}
+		s.leaveFlight(sp)
 		s.loss.OnPacket(sp.at, !p.Received)
 		if p.Received && s.hist != nil {
 			s.hist.Acked(pn)

@@ -248,7 +248,7 @@ func (s *sender) sendCopy(now clock.Time, orig int64, prot, dst []byte) (n, payl
 	}
 	b = append(b, payload...)
 	pn := c.consumePN()
-	s.history[pn&(historySize-1)] = sentPacket{key: pn + 1, at: now, size: int32(len(b)), media: true}
+	s.record(pn, sentPacket{key: pn + 1, at: now, size: int32(len(b)), media: true})
 	return len(b), len(payload), true
 }
 
@@ -276,7 +276,7 @@ func (s *sender) pollRepair(now clock.Time, dst []byte) (int, bool) {
 	}
 	size := wire.RepairHeaderLen + n
 	pn := c.consumePN()
-	s.history[pn&(historySize-1)] = sentPacket{key: pn + 1, at: now, size: int32(size), media: true}
+	s.record(pn, sentPacket{key: pn + 1, at: now, size: int32(size), media: true})
 	c.sent(now, size, classMedia)
 	return size, true
 }

@@ -36,6 +36,9 @@ type sentPacket struct {
 	// fb is what transport-wide feedback said of it so far: each report
 	// repeats the last 100 ms, so most packets are reported twice.
 	fb fbState
+	// inflight: counted in sender.inflight (sent, not yet reported, not
+	// aged out).
+	inflight bool
 }
 
 // fbState is what transport-wide feedback said of a sent packet.
@@ -133,13 +136,19 @@ type sender struct {
 	streams     [wire.MaxStreams]*sendStream
 	order       []*sendStream // streams in sending priority
 	queued      int           // bytes queued on all streams
-	pathOver    bool          // the path's delay alone exceeds Latency (EventPathDelay)
-	pacer       cc.Pacer
-	alr         cc.ALR       // the application-limited region, for the estimator
-	padding     bool         // a probe's padding is being sent (not the application's)
-	fixed       cc.Fixed     // version 1's estimator: the streams' nominal rates
-	estimator   cc.Estimator // the plug point; &fixed in version 1
-	history     [historySize]sentPacket
+	// inflight: media bytes sent and not yet reported by feedback (nor
+	// aged out: inflightAge); ifOldest: the oldest packet number that may
+	// still count. See window.
+	inflight   int
+	ifOldest   int64
+	windowHeld bool // the window held packets back at the last poll
+	pathOver   bool // the path's delay alone exceeds Latency (EventPathDelay)
+	pacer      cc.Pacer
+	alr        cc.ALR       // the application-limited region, for the estimator
+	padding    bool         // a probe's padding is being sent (not the application's)
+	fixed      cc.Fixed     // version 1's estimator: the streams' nominal rates
+	estimator  cc.Estimator // the plug point; &fixed in version 1
+	history    [historySize]sentPacket
 
 	// Loss recovery (recovery.go): nil until the first stream opens, and
 	// when disabled by the Config.
@@ -727,6 +736,19 @@ func (s *sender) pollMedia(now clock.Time, dst []byte) (int, bool) {
 		}
 		audioOnly = true
 	}
+	if s.windowFull(now) {
+		// Only audio goes while the window is full: it is small, and first.
+		if !s.windowHeld {
+			s.windowHeld = true
+			s.c.stats.WindowBlocked++
+		}
+		if s.pacer.QueuedClass(cc.ClassAudio) == 0 {
+			return 0, false
+		}
+		audioOnly = true
+	} else {
+		s.windowHeld = false
+	}
 	n, ok := s.pollNext(now, dst, audioOnly)
 	s.queueMin = min(s.queueMin, s.standingQueue(now))
 	return n, ok
@@ -840,8 +862,8 @@ func (s *sender) sendFragment(now clock.Time, st *sendStream, f *outFrame, dst [
 	s.pacer.Remove(f.class, end-start)
 	c.consumePN()
 	s.protect(now, pn, &h, f.buf[start:end], f, st.cfg.Kind)
-	s.history[pn&(historySize-1)] = sentPacket{key: pn + 1, at: now, size: int32(len(b)), media: true,
-		stream: st.id, frame: f.id + 1}
+	s.record(pn, sentPacket{key: pn + 1, at: now, size: int32(len(b)), media: true,
+		stream: st.id, frame: f.id + 1})
 	c.stats.MediaPacketsSent++
 	c.stats.MediaBytesSent += int64(end - start)
 	c.sent(now, len(b), classMedia)
@@ -856,6 +878,10 @@ func (s *sender) nextTimeout() clock.Time {
 		t = s.pacer.NextSendTime()
 		if s.pacer.QueuedClass(cc.ClassAudio) > 0 {
 			t = clock.Min(t, s.pacer.NextOverdrawTime())
+		} else if s.windowFull(s.c.lastSend) {
+			// Blocked until feedback comes (a datagram wakes us) or the
+			// oldest packet in flight ages out.
+			t = clock.Max(t, s.windowOpensAt())
 		}
 	}
 	if s.fec != nil {

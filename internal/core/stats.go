@@ -53,6 +53,13 @@ type ConnStats struct {
 	// video or data frame bytes sent since their NACK came (strict
 	// priority keeps it 0 but for a packet already leaving).
 	RetransmissionsBehindFrames int64
+	// BytesInFlight: media bytes sent and not yet reported by feedback;
+	// Window: the most allowed (transport target x (smoothed RTT +
+	// allowance); 0 without a measured target); WindowBlocked: the times
+	// a full window held packets back.
+	BytesInFlight int64
+	Window        int64
+	WindowBlocked int64
 
 	// Received.
 	PacketsReceived       int64 // distinct packets accepted
@@ -136,6 +143,10 @@ func (c *Conn) Stats() ConnStats {
 	s.AvailableOutgoingBitrate = c.snd.estimator.Target()
 	s.PacingRate = c.snd.pacer.Rate()
 	s.AppLimited = c.snd.alr.Limited()
+	s.BytesInFlight = int64(c.snd.inflight)
+	if !c.snd.fixedTarget() {
+		s.Window = int64(c.snd.window())
+	}
 	s.PathOverBudget = c.snd.pathOver
 	ps := c.snd.pacer.Stats()
 	s.PacerQueueDelay = c.snd.pacer.QueueDelay()

@@ -260,3 +260,53 @@ func TestProbesGoOutAndLiftTheTarget(t *testing.T) {
 		assert.Zero(t, st.RetransmittedPacketsSent, "padding is not counted as retransmission")
 	}
 }
+
+// While feedback is missing, the bytes in flight stop at the window
+// (target x (smoothed RTT + allowance)); audio still goes; once reports
+// come again, so does the rest.
+func TestWindowBoundsBytesInFlight(t *testing.T) {
+	silent := false
+	cfg := Config{Latency: 100 * time.Millisecond,
+		Estimator: func() cc.Estimator { return cc.NewGCC(cc.GCCConfig{StartRate: 2_000_000, MaxRate: 2_000_000}) }}
+	link := netem.LinkConfig{Delay: 20 * time.Millisecond}
+	p := newPair(t, pairOpts{client: cfg, fwd: link, rev: link,
+		serverFilter: func(now clock.Time, b []byte) bool { return !silent }})
+	p.connected()
+	p.at(0, func(now clock.Time) {
+		aid, err := p.cc.OpenStream(now, StreamConfig{Kind: KindAudio})
+		require.NoError(t, err)
+		vid, err := p.cc.OpenStream(now, StreamConfig{Kind: KindVideo, Bitrate: 4_000_000})
+		require.NoError(t, err)
+		for i := range 150 {
+			p.at(time.Duration(i)*20*time.Millisecond, func(now clock.Time) {
+				_ = p.cc.WriteFrame(now, aid, make([]byte, 100), FrameInfo{Capture: now})
+				// 4 Mbit/s offered: twice the target.
+				_ = p.cc.WriteFrame(now, vid, make([]byte, 10_000), FrameInfo{Capture: now, Key: i == 0, Droppable: i > 0})
+			})
+		}
+	})
+	p.run(time.Second)
+	st := p.cc.Stats()
+	require.Positive(t, st.Window)
+	require.Less(t, st.BytesInFlight, st.Window/2, "with feedback, well within the window")
+	before := st
+	silent = true
+	p.run(450 * time.Millisecond) // under the 500 ms after which unreported packets stop counting
+	st = p.cc.Stats()
+	assert.Equal(t, before.Window, st.Window, "no feedback: the same target")
+	assert.Greater(t, st.BytesInFlight, before.BytesInFlight)
+	assert.LessOrEqual(t, st.BytesInFlight, st.Window+int64(p.cc.cfg.MaxDatagramSize), "stopped at the window")
+	assert.Positive(t, st.WindowBlocked)
+	audio, _ := p.cc.StreamStats(0)
+	audioBefore := audio.FramesSent
+	p.run(100 * time.Millisecond)
+	audio, _ = p.cc.StreamStats(0)
+	assert.Greater(t, audio.FramesSent, audioBefore, "audio goes through a full window")
+
+	silent = false
+	sent := p.cc.Stats().FramesSent
+	p.run(time.Second)
+	st = p.cc.Stats()
+	assert.Greater(t, st.FramesSent, sent+40, "video flows again")
+	assert.Less(t, st.BytesInFlight, st.Window)
+}

@@ -1,0 +1,53 @@
+package transport
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spillway-rt/spillway/cc"
+)
+
+// The congestion controller is chosen by name or constant, GCC by default,
+// and checked.
+func TestCongestionControlConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cc   CongestionControl
+		want any // the estimator's type; nil: the core's own (Fixed)
+	}{
+		{"gcc", GCC, &cc.GCC{}},
+		{"gcc-02", GCC02, &cc.GCC02{}},
+		{"fixed", Fixed, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var parsed CongestionControl
+			require.NoError(t, parsed.UnmarshalText([]byte(tc.name)))
+			assert.Equal(t, tc.cc, parsed)
+			b, err := parsed.MarshalText()
+			require.NoError(t, err)
+			assert.Equal(t, tc.name, string(b))
+			cfg := Config{CongestionControl: tc.cc}
+			require.NoError(t, cfg.Validate())
+			f := cfg.withDefaults().estimator()
+			if tc.want == nil {
+				assert.Nil(t, f)
+				return
+			}
+			require.NotNil(t, f)
+			assert.IsType(t, tc.want, f())
+		})
+	}
+	var c CongestionControl
+	assert.ErrorIs(t, c.UnmarshalText([]byte("bbr")), ErrInvalidConfig)
+	_, err := CongestionControl(9).MarshalText()
+	assert.ErrorIs(t, err, ErrInvalidConfig)
+	assert.ErrorIs(t, (&Config{CongestionControl: 9}).Validate(), ErrInvalidConfig)
+	assert.ErrorIs(t, (&Config{StartBitrate: -1}).Validate(), ErrInvalidConfig)
+	assert.ErrorIs(t, (&Config{StartBitrate: 2_000_000, MaxBitrate: 1_000_000}).Validate(), ErrInvalidConfig)
+
+	start := Config{StartBitrate: 1_000_000}
+	g := start.withDefaults().estimator()().(*cc.GCC)
+	assert.Equal(t, int64(1_000_000), g.Target(), "starts at StartBitrate")
+}
