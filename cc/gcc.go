@@ -32,9 +32,15 @@ import (
 //     path's least delay is not congestion (random loss on a radio link).
 //     Over 10 % it cuts by half the loss, at most once per RTT + 300 ms.
 //   - A competitive mode: a standing queue that ignored three cuts in a
-//     row is another flow's (a loss-based TCP keeps it full whatever we
-//     send), so the delay stops steering and loss alone does, until the
-//     queue is gone.
+//     row (for overuse or for the queue, or none possible at the least
+//     rate) is another flow's (a loss-based TCP keeps it full whatever we
+//     send), so the delay stops steering and loss does, as it would a TCP
+//     flow's: each loss event, once per round trip, cuts to 0.85 of the
+//     receive rate, and the target grows by 8 %/s plus two packets per
+//     round trip. It ends once the queue has been gone for 2 s (longer
+//     than a TCP sawtooth's trough), or after two loss cuts in a row that
+//     the queue heeded (it fell by a third within RTT + 300 ms: the queue
+//     was ours).
 //   - Application limited (ALR, fed by the core): increases go no
 //     further than twice the sent rate, and the target falls back to
 //     that, or to what a probe measured in the last 10 s.
@@ -93,6 +99,10 @@ type GCC struct {
 	competitive  bool       // the competitive mode (updateCompetitive)
 	calmSince    clock.Time // in the competitive mode, since when the queue has been gone (0: it is not)
 	stands       bool       // a queue stood at the last report (standing)
+	reportLost   int        // packets the last report said were lost
+	compCutAt    clock.Time // the competitive mode's loss cut being judged (0: none)
+	compCutQ     float64    // the queue excess at it, ms
+	heededCuts   int        // its loss cuts in a row that the queue heeded
 
 	// Queueing delay: each report's least one-way delay (arrival minus
 	// send, clocks apart) above its minimum over the last baseSlots x
@@ -278,10 +288,22 @@ const (
 	// mode: three cuts of 15 % leave 61 % of the rate, which a queue of
 	// ours would have felt.
 	competitiveAfter = 3
-	holdQueueMS      = 10 // no increase over a queue this large
-	owdPackets       = 32 // the queue estimate looks at the least delay of this many packets
-	baseSlots        = 5
-	baseSlotLen      = 2 * time.Second // the least delay of the last 10 s: 10 ms of drift at 1000 ppm
+	// competitiveCalm: the competitive mode ends once the queue has been
+	// gone this long (a loss-based flow's sawtooth passes its trough in
+	// less).
+	competitiveCalm = 2 * time.Second
+	// competitiveBeta: the competitive mode's cut on a loss event.
+	competitiveBeta = 0.85
+	// competitivePackets: the competitive mode's additive increase, full
+	// packets per round trip.
+	competitivePackets = 2
+	// floorShare: a target within this factor of MinRate has nothing left
+	// to cut.
+	floorShare  = 1.5
+	holdQueueMS = 10 // no increase over a queue this large
+	owdPackets  = 32 // the queue estimate looks at the least delay of this many packets
+	baseSlots   = 5
+	baseSlotLen = 2 * time.Second // the least delay of the last 10 s: 10 ms of drift at 1000 ppm
 )
 
 // withDefaults fills the zero fields and keeps StartRate within bounds.
@@ -620,6 +642,7 @@ func (g *GCC) OnFeedback(now clock.Time, fb *Feedback, rtt RTT, appLimited bool)
 		}
 		g.lossFrac += (float64(lost)/float64(total) - g.lossFrac) * w
 	}
+	g.reportLost = lost
 	g.sent.update()
 	g.ack.update()
 	g.notePeak(now)
@@ -707,7 +730,7 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool) {
 	g.lastRTT = rtt.Smoothed
 	g.stands = g.standing(rtt)
 	excess := g.queueExcess(rtt)
-	g.updateCompetitive(now, excess)
+	g.updateCompetitive(now, rtt, excess)
 	switch {
 	case g.competitive:
 		// The queue is another flow's (a loss-based TCP keeps it full
@@ -729,6 +752,7 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool) {
 				g.target = cut
 				g.lastCut = now
 				g.stats.Decreases++
+				g.noteStandingCut(now, rtt, excess)
 			}
 			g.atMax.note(g.ack.rate)
 		}
@@ -752,14 +776,15 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool) {
 		now.Sub(g.lastStandCut) >= rtt.Smoothed+300*time.Millisecond {
 		// A cut that would not lower the target (the receive rate still
 		// remembers faster times) is no cut: it is tried again next report.
+		// At the least rate there is nothing left to cut: the queue
+		// standing there ignores us as a cut would have shown.
 		if cut := beta * g.cutBasis(); cut < g.target {
-			if !math.IsInf(g.standQ, -1) {
-				g.ignoredCuts++ // the last cut left the queue where it was
-			}
 			g.target = cut
 			g.stats.StandingCuts++
-			g.lastStandCut, g.lastCut = now, now
-			g.standQ = excess
+			g.lastCut = now
+			g.noteStandingCut(now, rtt, excess)
+		} else if g.target <= floorShare*float64(g.cfg.MinRate) {
+			g.noteStandingCut(now, rtt, excess)
 		}
 		g.state = rcHold
 	}
@@ -769,6 +794,18 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool) {
 	// cuts the target by half the loss, at most once per RTT + 300 ms
 	// (libwebrtc's loss-based estimator); between lossLow and lossHigh it
 	// holds.
+	// In the competitive mode a loss event (any loss, once per round
+	// trip) cuts as a loss-based flow's would (CUBIC's 0.7): the share
+	// stays fair, and a queue that was ours drains, which ends the mode.
+	if g.competitive && g.reportLost > 0 && now.Sub(g.lastLossCut) >= rtt.Smoothed {
+		g.target = competitiveBeta * min(g.target, max(g.ack.rate, float64(g.cfg.MinRate)))
+		g.lastLossCut, g.lastCut = now, now
+		g.state = rcHold
+		g.stats.LossCuts++
+		if g.compCutAt == 0 {
+			g.compCutAt, g.compCutQ = now, excess
+		}
+	}
 	congestive := g.lossFrac > lossLow && (g.competitive || g.congestive(now, rtt))
 	if congestive && g.lossFrac > lossHigh && now.Sub(g.lastLossCut) >= rtt.Smoothed+300*time.Millisecond {
 		g.target *= 1 - 0.5*g.lossFrac
@@ -802,6 +839,11 @@ func (g *GCC) increase(dt float64, rtt RTT, appLimited bool) {
 	} else {
 		grown *= math.Pow(1+maxIncreasePerS, dt)
 	}
+	if g.competitive {
+		// Against a loss-based flow, also a packet per round trip, as it
+		// grows (TCP's congestion avoidance).
+		grown += competitivePackets * 1200 * 8 * dt / max(rtt.Smoothed, 100*time.Millisecond).Seconds()
+	}
 	// An increase goes no further than what the path was seen to carry
 	// allows (libwebrtc: 1.5 x the acknowledged rate + 10 kbit/s), nor,
 	// while the application leaves the target unused, than twice what it
@@ -816,20 +858,52 @@ func (g *GCC) increase(dt float64, rtt RTT, appLimited bool) {
 	g.target = max(g.target, min(grown, limit))
 }
 
+// noteStandingCut notes a cut (for overuse or a standing queue, or none
+// possible at the least rate) while a queue stands: one that left the
+// queue no lower than the last one did counts as ignored
+// (updateCompetitive). At most one per RTT + 300 ms counts, the time a cut
+// takes to show.
+func (g *GCC) noteStandingCut(now clock.Time, rtt RTT, excess float64) {
+	if !g.stands || now.Sub(g.lastStandCut) < rtt.Smoothed+300*time.Millisecond {
+		return
+	}
+	if !math.IsInf(g.standQ, -1) && excess >= g.standQ-drainingMS {
+		g.ignoredCuts++ // the last cut left the queue where it was
+	}
+	g.lastStandCut = now
+	g.standQ = excess
+}
+
 // updateCompetitive enters the competitive mode when a standing queue
 // ignored competitiveAfter cuts in a row (it is not ours: a loss-based
 // flow keeps it full), and leaves it once the queue is gone (excess under
 // congestedQueueMS for standingFor). RFC 8867 5.6's media against TCP.
-func (g *GCC) updateCompetitive(now clock.Time, excess float64) {
+func (g *GCC) updateCompetitive(now clock.Time, rtt RTT, excess float64) {
+	// A loss cut the queue heeded (it fell by a third, or under
+	// congestedQueueMS, within RTT + 300 ms) says the queue is ours:
+	// two in a row end the mode (with a loss-based flow there, it fills
+	// what we leave).
+	if g.competitive && g.compCutAt != 0 && now.Sub(g.compCutAt) >= rtt.Smoothed+300*time.Millisecond {
+		if excess <= min(g.compCutQ*2/3, max(g.compCutQ-drainingMS, congestedQueueMS)) {
+			g.heededCuts++
+		} else {
+			g.heededCuts = 0
+		}
+		g.compCutAt = 0
+		if g.heededCuts >= 2 {
+			g.competitive, g.ignoredCuts, g.standQ, g.heededCuts = false, 0, math.Inf(-1), 0
+			return
+		}
+	}
 	switch {
 	case !g.competitive && g.ignoredCuts >= competitiveAfter:
-		g.competitive, g.calmSince = true, 0
+		g.competitive, g.calmSince, g.compCutAt, g.heededCuts = true, 0, 0, 0
 		g.stats.CompetitiveEntries++
 	case g.competitive && excess > congestedQueueMS:
 		g.calmSince = 0
 	case g.competitive && g.calmSince == 0:
 		g.calmSince = now
-	case g.competitive && now.Sub(g.calmSince) >= standingFor:
+	case g.competitive && now.Sub(g.calmSince) >= competitiveCalm:
 		g.competitive, g.ignoredCuts, g.standQ = false, 0, math.Inf(-1)
 	}
 }

@@ -429,8 +429,12 @@ func TestGCCCompetitiveMode(t *testing.T) {
 	low := g.Target()
 	s.run(12*time.Second, held, never)
 	assert.Greater(t, g.Target(), low, "in the competitive mode, no loss: it climbs")
-	// The other flow leaves: the queue drains, the mode ends.
+	// The other flow leaves: the queue drains, and once it has been gone
+	// for competitiveCalm (longer than a loss-based flow's trough) the
+	// mode ends.
 	s.run(13*time.Second, base, never)
+	assert.True(t, g.Stats().Competitive, "1 s without the queue: a trough, perhaps")
+	s.run(15*time.Second, base, never)
 	assert.False(t, g.Stats().Competitive)
 
 	// Our own queue drains when we cut: no competitive mode.
@@ -532,4 +536,60 @@ func TestGCCAppLimited(t *testing.T) {
 	assert.InEpsilon(t, 800_000, float64(g.Target()), 0.1, "twice the 400 kbit/s sent")
 	_, ok := g.PollProbe(s.now)
 	assert.False(t, ok, "no up-probe while application limited")
+}
+
+// With the target already at the least rate there is nothing left to cut:
+// a queue standing there all the same is not ours, and the competitive
+// mode comes without the cuts that could not happen.
+func TestGCCCompetitiveAtTheFloor(t *testing.T) {
+	g := NewGCC(GCCConfig{StartRate: 50_000, MaxRate: 60_000})
+	// The sender sends more than the target (audio, say): 0.85 x the
+	// receive rate is above the target, so no cut could lower it.
+	s := &synth{g: g, rate: 100_000, rtt: func(clock.Time) RTT { return RTT{Min: 100 * time.Millisecond, Smoothed: 100 * time.Millisecond} }}
+	s.run(3*time.Second, func(clock.Time) time.Duration { return 50 * time.Millisecond }, never)
+	require.LessOrEqual(t, float64(g.Target()), floorShare*float64(g.cfg.MinRate))
+	// At 5 packets a second the queue estimate (the least delay of the
+	// last 32 packets) takes about 6 s to see the queue.
+	s.run(16*time.Second, func(clock.Time) time.Duration { return 250 * time.Millisecond }, never)
+	st := g.Stats()
+	assert.True(t, st.Competitive)
+	assert.Equal(t, int64(1), st.CompetitiveEntries)
+}
+
+// In the competitive mode a loss event cuts by competitiveBeta, once per
+// round trip; loss cuts the queue heeds twice in a row (it was ours)
+// end the mode before any calm.
+func TestGCCCompetitiveLossCuts(t *testing.T) {
+	rtt := func(clock.Time) RTT { return RTT{Min: 100 * time.Millisecond, Smoothed: 100 * time.Millisecond} }
+	g := NewGCC(GCCConfig{StartRate: 1_000_000})
+	s := &synth{g: g, rtt: rtt}
+	s.run(3*time.Second, func(clock.Time) time.Duration { return 50 * time.Millisecond }, never)
+	q := 250 * time.Millisecond
+	queue := func(clock.Time) time.Duration { return 50*time.Millisecond + q }
+	s.run(8*time.Second, queue, never)
+	require.True(t, g.Stats().Competitive)
+	s.run(12*time.Second, queue, never) // climbing, no loss
+
+	// One packet lost: one cut of exactly competitiveBeta (the target
+	// is under the receive rate's 1.5x bound while it climbs).
+	before, cuts := g.Target(), g.Stats().LossCuts
+	lostPN := s.pn + 3
+	s.run(time.Duration(s.now)+50*time.Millisecond, queue, func(pn int64) bool { return pn == lostPN })
+	assert.Equal(t, cuts+1, g.Stats().LossCuts)
+	assert.LessOrEqual(t, float64(g.Target()), competitiveBeta*float64(before)+1)
+	// Another loss within the round trip: no second cut.
+	lostPN = s.pn + 1
+	s.run(time.Duration(s.now)+50*time.Millisecond, queue, func(pn int64) bool { return pn == lostPN })
+	assert.Equal(t, cuts+1, g.Stats().LossCuts, "once per round trip")
+
+	// The queue falls after each loss cut: it was ours.
+	for i := 0; i < 6 && g.Stats().Competitive; i++ {
+		s.run(time.Duration(s.now)+500*time.Millisecond, queue, never)
+		q /= 2
+		lostPN = s.pn + 1
+		s.run(time.Duration(s.now)+50*time.Millisecond, queue, func(pn int64) bool { return pn == lostPN })
+	}
+	s.run(time.Duration(s.now)+500*time.Millisecond, queue, never)
+	assert.False(t, g.Stats().Competitive, "two heeded cuts end it")
+	assert.Greater(t, q, 20*time.Millisecond, "before the queue was gone")
 }
