@@ -26,7 +26,9 @@ import (
 //     above its least ever (skew-free). A queue over 25 ms for 250 ms
 //     "stands": the trend sees nothing in a full queue, so it is cut like
 //     an overuse (once per RTT + 300 ms, and only while it does not
-//     drain); over 10 ms the target does not grow.
+//     drain: a round trip from pings a second apart that still shows a
+//     queue the one-way estimate saw drain cuts nothing); over 10 ms the
+//     target does not grow.
 //   - The loss bound (gcc-02 §6) applies only to congestive loss, with a
 //     delay rise in the last second or a standing queue: loss at the
 //     path's least delay is not congestion (random loss on a radio link).
@@ -772,7 +774,12 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool) {
 	if !g.stands {
 		g.standQ, g.ignoredCuts = math.Inf(-1), 0
 	}
-	if !g.competitive && g.stands && g.ack.rate > 0 && now >= g.probeQuietUntil && excess >= g.standQ-drainingMS &&
+	// The round trip comes from pings, a second apart: after a cut, the
+	// one-way estimate (every report) sees a queue drain first, and a
+	// stale round trip must not cut again what the last cut already
+	// drained.
+	drained := !math.IsInf(g.standQ, -1) && g.queueMS < congestedQueueMS && g.queuedFor == 0
+	if !g.competitive && g.stands && !drained && g.ack.rate > 0 && now >= g.probeQuietUntil && excess >= g.standQ-drainingMS &&
 		now.Sub(g.lastStandCut) >= rtt.Smoothed+300*time.Millisecond {
 		// A cut that would not lower the target (the receive rate still
 		// remembers faster times) is no cut: it is tried again next report.

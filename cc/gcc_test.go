@@ -593,3 +593,47 @@ func TestGCCCompetitiveLossCuts(t *testing.T) {
 	assert.False(t, g.Stats().Competitive, "two heeded cuts end it")
 	assert.Greater(t, q, 20*time.Millisecond, "before the queue was gone")
 }
+
+// The round trip comes from pings a second apart: after a standing cut
+// drained the queue (the one-way estimate, every report, says so), a round
+// trip still showing the old queue does not cut again.
+func TestGCCStaleRTTDoesNotCutADrainedQueue(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		drained bool // the queue drains after the first cut
+		wantMax int64
+	}{
+		{"drained", true, 1},
+		{"still standing", false, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			staleRTT := false
+			rtt := func(clock.Time) RTT {
+				if staleRTT {
+					return RTT{Min: 100 * time.Millisecond, Smoothed: 180 * time.Millisecond, Latest: 250 * time.Millisecond}
+				}
+				return RTT{Min: 100 * time.Millisecond, Smoothed: 100 * time.Millisecond, Latest: 100 * time.Millisecond}
+			}
+			g := NewGCC(GCCConfig{StartRate: 1_000_000})
+			s := &synth{g: g, rtt: rtt}
+			s.run(3*time.Second, func(clock.Time) time.Duration { return 50 * time.Millisecond }, never)
+			// A queue appears at once (no trend to see) and stands.
+			q := 150 * time.Millisecond
+			owd := func(clock.Time) time.Duration { return 50*time.Millisecond + q }
+			staleRTT = true
+			for s.now < clock.Time(8*time.Second) {
+				s.run(time.Duration(s.now)+50*time.Millisecond, owd, never)
+				if tc.drained && g.Stats().StandingCuts > 0 {
+					q = 0
+				}
+			}
+			st := g.Stats()
+			assert.Positive(t, st.StandingCuts)
+			if tc.drained {
+				assert.Equal(t, int64(1), st.StandingCuts, "the stale round trip cut nothing more")
+			} else {
+				assert.GreaterOrEqual(t, st.StandingCuts, tc.wantMax)
+			}
+		})
+	}
+}
