@@ -48,6 +48,13 @@ type Timed interface {
 	OnTime(now clock.Time, rtt RTT)
 }
 
+// Competing is implemented by estimators that can tell a standing queue
+// is another flow's (a loss-based flow keeps it full whatever we send):
+// the sender then takes that queue as part of the path's delay.
+type Competing interface {
+	Competing() bool
+}
+
 // ProbeCluster asks the sender to send Bytes (at least MinPackets
 // packets) at Rate, tagging each packet with ID, padding with redundant
 // copies of recent packets when it has no media: the delivery rate the

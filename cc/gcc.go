@@ -881,6 +881,10 @@ func (g *GCC) noteStandingCut(now clock.Time, rtt RTT, excess float64) {
 	g.standQ = excess
 }
 
+// Competing reports whether the competitive mode is on: the standing
+// queue is another flow's (cc.Competing).
+func (g *GCC) Competing() bool { return g.competitive }
+
 // updateCompetitive enters the competitive mode when a standing queue
 // ignored competitiveAfter cuts in a row (it is not ours: a loss-based
 // flow keeps it full), and leaves it once the queue is gone (excess under

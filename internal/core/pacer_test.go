@@ -386,3 +386,54 @@ func TestPathDelayWithinBudgetIsQuiet(t *testing.T) {
 	}
 	assert.Zero(t, p.cc.Stats().PathOverBudgetEvents)
 }
+
+// competingEstimator is a fixed target whose standing queue is, or is not,
+// another flow's (cc.Competing).
+type competingEstimator struct {
+	cc.Fixed
+	competing bool
+}
+
+func (e *competingEstimator) Competing() bool { return e.competing }
+
+// While the estimator says the standing queue is another flow's, the path's
+// delay is half the smoothed RTT when that is more than half the windowed
+// least (a TCP sawtooth's trough would hide the queue), and the frames are
+// judged against capture + that delay + Latency.
+func TestPathDelayWhileCompeting(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		competing bool
+		wantOver  bool
+	}{
+		{"own queue", false, false},
+		{"another flow's queue", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			est := &competingEstimator{Fixed: cc.Fixed{Rate: 1_000_000}, competing: tc.competing}
+			cfg := Config{Latency: 300 * time.Millisecond, Estimator: func() cc.Estimator { return est }}
+			p := newPipe(t, cfg)
+			s := &p.cc.snd
+			// A least RTT of 200 ms a few seconds ago, 800 ms now.
+			// (The pipe's own samples, about 1 us, are more than 10 s
+			// older.)
+			p.cc.pingSampled = true
+			base := p.now.Add(20 * time.Second)
+			p.cc.rtt.Add(base, 200*time.Millisecond)
+			for i := range 40 {
+				p.cc.rtt.Add(base.Add(time.Duration(i+1)*100*time.Millisecond), 800*time.Millisecond)
+			}
+			require.Equal(t, 100*time.Millisecond, p.cc.owd())
+			s.checkPathDelay()
+			assert.Equal(t, tc.wantOver, s.pathOver)
+			capture := p.now
+			if tc.wantOver {
+				assert.Equal(t, p.cc.rtt.Smoothed()/2, s.pathDelay())
+				assert.Equal(t, capture.Add(max(s.pathDelay()+300*time.Millisecond, p.cc.budget())), s.judgeDeadline(capture))
+			} else {
+				assert.Equal(t, 100*time.Millisecond, s.pathDelay())
+				assert.Equal(t, capture.Add(p.cc.budget()), s.judgeDeadline(capture))
+			}
+		})
+	}
+}

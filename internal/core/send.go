@@ -248,25 +248,39 @@ func (s *sender) frameRate() int64 {
 }
 
 // judgeDeadline is the deadline the sender drops frames against: capture
-// + the budget (Latency, or the receiver's playout offset if longer), unless the path's delay alone (half the windowed minimum RTT)
+// + the budget (Latency, or the receiver's playout offset if longer), unless the path's delay alone (pathDelay)
 // already exceeds Latency (a standing queue we cannot drain, as behind a
 // TCP flow): then capture + that delay + Latency, rather than dropping
 // every frame.
 func (s *sender) judgeDeadline(capture clock.Time) clock.Time {
 	lat := s.c.cfg.Latency
-	if ow := s.c.owd(); ow >= lat {
+	if ow := s.pathDelay(); ow >= lat {
 		return capture.Add(max(ow+lat, s.c.budget()))
 	}
 	return capture.Add(s.c.budget())
 }
 
+// pathDelay is the path's one-way delay as the drop rule sees it: half the
+// least RTT of the last 10 s (Conn.owd), or, while the estimator says the
+// standing queue is another flow's (cc.Competing), half the smoothed RTT
+// if more: a TCP sawtooth's trough within 10 s would otherwise hide the
+// queue it keeps.
+func (s *sender) pathDelay() time.Duration {
+	ow := s.c.owd()
+	if cp, ok := s.estimator.(cc.Competing); ok && cp.Competing() {
+		ow = max(ow, s.c.rtt.Smoothed()/2)
+	}
+	return ow
+}
+
 // checkPathDelay tells the application when the path's delay alone comes
 // to exceed Latency, or falls back under it (EventPathDelay): the
-// condition judgeDeadline acts on. The delay is a 10 s windowed minimum, so
-// it moves slowly and the event does not flap.
+// condition judgeDeadline acts on (pathDelay: a 10 s windowed minimum, or
+// the smoothed RTT while competing with a loss-based flow, both slow to
+// move, so the event does not flap).
 func (s *sender) checkPathDelay() {
 	c := s.c
-	ow := c.owd()
+	ow := s.pathDelay()
 	over := ow >= c.cfg.Latency
 	if over == s.pathOver {
 		return
