@@ -188,15 +188,23 @@ func TestStreamBitrateBounds(t *testing.T) {
 	}
 }
 
+// gccPairWithSilence connects a client sending with GCC to a server over
+// 20 ms links; setting *silent loses everything the server sends (its
+// feedback).
+func gccPairWithSilence(t *testing.T, cfg Config, g cc.GCCConfig) (*pair, *bool) {
+	silent := new(bool)
+	cfg.Estimator = func() cc.Estimator { return cc.NewGCC(g) }
+	link := netem.LinkConfig{Delay: 20 * time.Millisecond}
+	p := newPair(t, pairOpts{client: cfg, fwd: link, rev: link,
+		serverFilter: func(now clock.Time, b []byte) bool { return !*silent }})
+	p.connected()
+	return p, silent
+}
+
 // With a controller that acts on silence (cc.Timed), feedback that stops
 // coming halves the transport target.
 func TestFeedbackSilenceHalvesTheTarget(t *testing.T) {
-	silent := false
-	cfg := Config{Estimator: func() cc.Estimator { return cc.NewGCC(cc.GCCConfig{StartRate: 2_000_000}) }}
-	link := netem.LinkConfig{Delay: 20 * time.Millisecond}
-	p := newPair(t, pairOpts{client: cfg, fwd: link, rev: link,
-		serverFilter: func(now clock.Time, b []byte) bool { return !silent }})
-	p.connected()
+	p, silent := gccPairWithSilence(t, Config{}, cc.GCCConfig{StartRate: 2_000_000})
 	p.at(0, func(now clock.Time) {
 		aid, err := p.cc.OpenStream(now, StreamConfig{Kind: KindAudio})
 		require.NoError(t, err)
@@ -209,7 +217,7 @@ func TestFeedbackSilenceHalvesTheTarget(t *testing.T) {
 	p.run(time.Second)
 	before := p.cc.Stats().AvailableOutgoingBitrate
 	require.GreaterOrEqual(t, before, int64(2_000_000))
-	silent = true
+	*silent = true
 	p.run(2 * time.Second)
 	assert.Less(t, p.cc.Stats().AvailableOutgoingBitrate, before/4, "halved at least twice in 2 s of silence")
 }
@@ -265,13 +273,7 @@ func TestProbesGoOutAndLiftTheTarget(t *testing.T) {
 // (target x (smoothed RTT + allowance)); audio still goes; once reports
 // come again, so does the rest.
 func TestWindowBoundsBytesInFlight(t *testing.T) {
-	silent := false
-	cfg := Config{Latency: 100 * time.Millisecond,
-		Estimator: func() cc.Estimator { return cc.NewGCC(cc.GCCConfig{StartRate: 2_000_000, MaxRate: 2_000_000}) }}
-	link := netem.LinkConfig{Delay: 20 * time.Millisecond}
-	p := newPair(t, pairOpts{client: cfg, fwd: link, rev: link,
-		serverFilter: func(now clock.Time, b []byte) bool { return !silent }})
-	p.connected()
+	p, silent := gccPairWithSilence(t, Config{Latency: 100 * time.Millisecond}, cc.GCCConfig{StartRate: 2_000_000, MaxRate: 2_000_000})
 	p.at(0, func(now clock.Time) {
 		aid, err := p.cc.OpenStream(now, StreamConfig{Kind: KindAudio})
 		require.NoError(t, err)
@@ -290,7 +292,7 @@ func TestWindowBoundsBytesInFlight(t *testing.T) {
 	require.Positive(t, st.Window)
 	require.Less(t, st.BytesInFlight, st.Window/2, "with feedback, well within the window")
 	before := st
-	silent = true
+	*silent = true
 	p.run(450 * time.Millisecond) // under the 500 ms after which unreported packets stop counting
 	st = p.cc.Stats()
 	assert.Equal(t, before.Window, st.Window, "no feedback: the same target")
@@ -303,7 +305,7 @@ func TestWindowBoundsBytesInFlight(t *testing.T) {
 	audio, _ = p.cc.StreamStats(0)
 	assert.Greater(t, audio.FramesSent, audioBefore, "audio goes through a full window")
 
-	silent = false
+	*silent = false
 	sent := p.cc.Stats().FramesSent
 	p.run(time.Second)
 	st = p.cc.Stats()
