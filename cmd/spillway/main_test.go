@@ -233,18 +233,23 @@ func TestPlayStatsAccounting(t *testing.T) {
 	s.record(transport.KindVideo, v2, info(v2, 20*time.Millisecond, 0)) // repeated
 	v3 := frame(bench.SourceVideo, 3)
 	s.record(transport.KindVideo, v3, transport.FrameInfo{Size: 99, CaptureTime: capture, CompleteTime: capture}) // size mismatch
+	v6 := frame(bench.SourceVideo, 6)
+	d := info(v6, 20*time.Millisecond, 1)
+	d.DroppedBefore = 1
+	s.record(transport.KindVideo, v6, d) // seq 4 lost, seq 5 dropped by the sender
 
 	_, v := kv(t, s.summary(5))
-	assert.Equal(t, "8", v["frames"])
+	assert.Equal(t, "9", v["frames"])
 	assert.Equal(t, "2", v["corrupt"])
-	assert.Equal(t, "1", v["lost"])
+	assert.Equal(t, "2", v["lost"])
+	assert.Equal(t, "1", v["dropped"])
 	assert.Equal(t, "1", v["late"])
-	assert.Equal(t, "1", v["skipped"])
+	assert.Equal(t, "2", v["skipped"])
 	assert.Equal(t, "1", v["misordered"])
 	assert.Equal(t, "5", v["overflow"])
-	assert.Equal(t, "800", v["bytes"])
-	// On time: a0, a3, v0 and v2, over 8 received + 1 lost.
-	assert.Equal(t, fmt.Sprintf("%.4f", 4.0/9), v["on_time"])
+	assert.Equal(t, "900", v["bytes"])
+	// On time: a0, a3, v0, v2 and v6, over 9 received + 2 lost + 1 dropped.
+	assert.Equal(t, fmt.Sprintf("%.4f", 5.0/12), v["on_time"])
 	assert.Equal(t, "400.0", v["p99_ms"])
 	assert.Equal(t, "400.0", v["max_ms"])
 	assert.Equal(t, "20.0", v["p50_ms"])

@@ -31,7 +31,8 @@ func playFlags(o *playOptions) *flag.FlagSet {
 	fs := newFlagSet("play", "-listen ADDR [-duration D] [-profile rtc|live] [-latency D]", `
 Play listens, accepts one session (from spillway push) and reads its tracks,
 verifying every frame: magic, length, CRC-32C, source against the track's
-kind, and sequence numbers (a gap is loss). It prints a stats line to stderr
+kind, and sequence numbers (a gap is loss, but for the frames the sender
+says it dropped, counted as dropped). It prints a stats line to stderr
 each second and, when the session ends (or on -duration, or on interrupt),
 one line "frames=N on_time=R p99_ms=X corrupt=N lost=L ..." to stdout.
 -profile and -latency should match the pusher's: on_time counts frames
@@ -70,7 +71,8 @@ type playStats struct {
 	onTime     int64 // intact frames complete within budget
 	late       int64 // intact frames complete after it
 	corrupt    int64
-	lost       int64    // sequence numbers never seen (gaps)
+	lost       int64    // sequence numbers never seen (gaps), less those the sender dropped
+	dropped    int64    // sequence numbers the sender dropped (FrameInfo.DroppedBefore)
 	skipped    int64    // sum of FrameInfo.LostBefore: the transport's own count
 	misordered int64    // sequence numbers at or below one already seen
 	next       [2]int64 // next expected sequence number, by bench.Source
@@ -108,7 +110,8 @@ func (s *playStats) record(k transport.Kind, b []byte, info transport.FrameInfo)
 		// The header cannot be trusted: follow the transport's numbering.
 		if src := sourceOf(k); src <= bench.SourceVideo {
 			s.lost += info.LostBefore
-			s.next[src] += info.LostBefore + 1
+			s.dropped += info.DroppedBefore
+			s.next[src] += info.LostBefore + info.DroppedBefore + 1
 		}
 		return
 	}
@@ -117,7 +120,12 @@ func (s *playStats) record(k transport.Kind, b []byte, info transport.FrameInfo)
 		s.misordered++ // a repeat, or out of order: neither expected nor on time
 		return
 	}
-	s.lost += h.Seq - *next
+	// The frames the sender dropped on purpose (too late to make their
+	// deadline) are part of the gap; the rest of it is lost.
+	gap := h.Seq - *next
+	d := min(info.DroppedBefore, gap)
+	s.dropped += d
+	s.lost += gap - d
 	*next = h.Seq + 1
 	if lat <= s.budget {
 		s.onTime++
@@ -155,13 +163,13 @@ func (s *playStats) summary(overflow int64) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	onTime := 0.0
-	if expected := s.frames + s.lost; expected > 0 {
+	if expected := s.frames + s.lost + s.dropped; expected > 0 {
 		onTime = float64(s.onTime) / float64(expected)
 	}
 	lat := slices.Clone(s.latencies)
 	slices.Sort(lat)
-	return fmt.Sprintf("frames=%d on_time=%.4f p99_ms=%s corrupt=%d lost=%d late=%d skipped=%d overflow=%d misordered=%d p50_ms=%s max_ms=%s bytes=%d",
-		s.frames, onTime, ms(percentile(lat, 99)), s.corrupt, s.lost, s.late, s.skipped, overflow, s.misordered,
+	return fmt.Sprintf("frames=%d on_time=%.4f p99_ms=%s corrupt=%d lost=%d late=%d skipped=%d dropped=%d overflow=%d misordered=%d p50_ms=%s max_ms=%s bytes=%d",
+		s.frames, onTime, ms(percentile(lat, 99)), s.corrupt, s.lost, s.late, s.skipped, s.dropped, overflow, s.misordered,
 		ms(percentile(lat, 50)), ms(percentile(lat, 100)), s.bytes)
 }
 

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -130,8 +131,22 @@ func sendMedia(ctx context.Context, sess *transport.Session, tracks [2]*transpor
 	var keyAsked atomic.Bool
 	var target atomic.Int64
 	if v := tracks[bench.SourceVideo]; v != nil {
+		first := make(chan struct{})
+		var once sync.Once
 		v.OnKeyFrameRequest(func() { keyAsked.Store(true) })
-		v.OnTargetBitrate(func(r transport.TargetRate) { target.Store(r.Bitrate) })
+		v.OnTargetBitrate(func(r transport.TargetRate) {
+			target.Store(r.Bitrate)
+			once.Do(func() { close(first) })
+		})
+		// Like an encoder, size the first key frame for the rate the
+		// transport starts at (a 1.5 Mbit/s key frame cannot make its
+		// deadline at a 300 kbit/s start and would be dropped): wait
+		// briefly for the first target.
+		select {
+		case <-first:
+		case <-time.After(500 * time.Millisecond):
+		case <-ctx.Done():
+		}
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
