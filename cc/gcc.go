@@ -890,12 +890,11 @@ func (g *GCC) Competing() bool { return g.competitive }
 // flow keeps it full), and leaves it once the queue is gone (excess under
 // congestedQueueMS for standingFor). RFC 8867 5.6's media against TCP.
 func (g *GCC) updateCompetitive(now clock.Time, rtt RTT, excess float64) {
-	// A loss cut the queue heeded (it fell by a third, or under
-	// congestedQueueMS, within RTT + 300 ms) says the queue is ours:
-	// two in a row end the mode (with a loss-based flow there, it fills
-	// what we leave).
+	// A loss cut the queue heeded (it fell by a third within RTT + 300 ms)
+	// says the queue is ours: two in a row end the mode (with a loss-based
+	// flow there, it fills what we leave).
 	if g.competitive && g.compCutAt != 0 && now.Sub(g.compCutAt) >= rtt.Smoothed+300*time.Millisecond {
-		if excess <= min(g.compCutQ*2/3, max(g.compCutQ-drainingMS, congestedQueueMS)) {
+		if excess <= g.compCutQ*2/3 {
 			g.heededCuts++
 		} else {
 			g.heededCuts = 0
