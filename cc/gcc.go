@@ -101,7 +101,6 @@ type GCC struct {
 	competitive  bool       // the competitive mode (updateCompetitive)
 	calmSince    clock.Time // in the competitive mode, since when the queue has been gone (0: it is not)
 	stands       bool       // a queue stood at the last report (standing)
-	reportLost   int        // packets the last report said were lost
 	compCutAt    clock.Time // the competitive mode's loss cut being judged (0: none)
 	compCutQ     float64    // the queue excess at it, ms
 	heededCuts   int        // its loss cuts in a row that the queue heeded
@@ -644,11 +643,10 @@ func (g *GCC) OnFeedback(now clock.Time, fb *Feedback, rtt RTT, appLimited bool)
 		}
 		g.lossFrac += (float64(lost)/float64(total) - g.lossFrac) * w
 	}
-	g.reportLost = lost
 	g.sent.update()
 	g.ack.update()
 	g.notePeak(now)
-	g.control(now, rtt, appLimited)
+	g.control(now, rtt, appLimited, lost)
 }
 
 // onArrival adds a received packet to the packet groups.
@@ -723,7 +721,8 @@ func (g *GCC) cutBasis() float64 {
 }
 
 // control is gcc-02 §5.5's rate controller, bounded by §6's loss rule.
-func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool) {
+// lost is how many packets the report said were lost.
+func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool, lost int) {
 	dt := 0.0
 	if g.lastUpdate != 0 {
 		dt = min(now.Sub(g.lastUpdate).Seconds(), 1)
@@ -804,7 +803,7 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool) {
 	// In the competitive mode a loss event (any loss, once per round
 	// trip) cuts as a loss-based flow's would (CUBIC's 0.7): the share
 	// stays fair, and a queue that was ours drains, which ends the mode.
-	if g.competitive && g.reportLost > 0 && now.Sub(g.lastLossCut) >= rtt.Smoothed {
+	if g.competitive && lost > 0 && now.Sub(g.lastLossCut) >= rtt.Smoothed {
 		g.target = competitiveBeta * min(g.target, max(g.ack.rate, float64(g.cfg.MinRate)))
 		g.lastLossCut, g.lastCut = now, now
 		g.state = rcHold
