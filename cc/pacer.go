@@ -92,13 +92,27 @@ func NewPacer(rate int64, burst time.Duration) Pacer {
 func (p *Pacer) Rate() int64 { return p.rate }
 
 // DrainRate returns the rate the queue drains at: the pacing rate, or more
-// while a Stretch is in force.
-func (p *Pacer) DrainRate() int64 { return max(p.rate, p.floor, p.probe) }
+// while a Stretch is in force; a probe cluster's rate while one goes out.
+func (p *Pacer) DrainRate() int64 {
+	if p.probe > 0 {
+		return max(p.probe, p.floor)
+	}
+	return max(p.rate, p.floor)
+}
 
 // SetProbe makes the pacer send at rate (bit/s; budget included) while a
-// probe cluster goes out; 0 ends it.
+// probe cluster goes out, neither faster (the pacing rate may be above a
+// gentle probe's: the cluster's send rate is what the estimator compares
+// the receive rate with) nor slower; 0 ends it.
 func (p *Pacer) SetProbe(rate int64) {
+	starts := p.probe == 0 && rate > 0
 	p.probe = max(rate, 0)
+	if starts {
+		// No burst saved up at the pacing rate: from its first packet the
+		// cluster leaves at its own rate, or it would read faster than it
+		// was asked for.
+		p.tokens = min(p.tokens, 0)
+	}
 	if p.probe == 0 {
 		p.tokens = min(p.tokens, p.maxTokens())
 		if p.budgetRate > 0 {

@@ -260,3 +260,22 @@ func TestPacerProbe(t *testing.T) {
 	sent, _ = drive(&p, clock.Time(time.Second), 10*time.Second, 1000)
 	assert.InEpsilon(t, 400_000.0/8*10, float64(sent), 0.05, "the budget again")
 }
+
+// A probe below the pacing rate goes at its own rate, not the pacing
+// rate's: the estimator reads the cluster's send rate against what the
+// path carried.
+func TestPacerProbeBelowPacingRate(t *testing.T) {
+	p := NewPacer(2_500_000, 0)
+	p.SetBudget(1_000_000, 0)
+	require.True(t, p.CanSend(0), "a full burst saved up at 2.5 Mbit/s")
+	p.SetProbe(1_500_000)
+	assert.Equal(t, int64(1_500_000), p.DrainRate())
+	// From the cluster's first packet: 60 ms at 1.5 Mbit/s is 11,250
+	// bytes; the saved-up burst would add 1,562.
+	sent, _ := drive(&p, 0, 60*time.Millisecond, 100)
+	assert.InDelta(t, 11_250, sent, 200, "60 ms at 1.5 Mbit/s, no burst at the pacing rate first")
+	sent, _ = drive(&p, clock.Time(60*time.Millisecond), time.Second, 1000)
+	assert.InEpsilon(t, 1_500_000.0/8, float64(sent), 0.02, "1.5 Mbit/s for a second")
+	p.SetProbe(0)
+	assert.Equal(t, int64(2_500_000), p.DrainRate())
+}
