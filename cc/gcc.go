@@ -50,11 +50,14 @@ import (
 // It probes (Prober): at the start, a gentle one at 1.5 x the target while
 // the target is used and the delay has been quiet for 2 s, exponentially
 // while the path carries them, and after a collapse at the capacity the
-// path showed over the last minute. A cluster lasts 60 ms, so jitter
-// cannot fake its rate; only one the path carried in full raises the
-// target (a FIFO shared with other flows gives a burst a share in
-// proportion to its rate, so a queued cluster's receive rate would claim
-// more than a fair share); overuse while it is out waits for its result.
+// path showed over the last minute, once probes the path carried come
+// within a factor of 2 of it (a collapsed path would overflow). A cluster
+// lasts 60 ms, so jitter cannot fake its rate. After start-up, only one
+// the path carried in full raises the target (a FIFO shared with other
+// flows gives a burst a share in proportion to its rate, so a queued
+// cluster's receive rate would claim more than a fair share), to 0.85 of
+// what it carried (0.95 for the probe after a collapse); overuse while it
+// is out waits for its result.
 // The zero value is unusable: use NewGCC.
 type GCC struct {
 	cfg GCCConfig
@@ -180,6 +183,7 @@ type GCCStats struct {
 type probeResult struct {
 	id                  int
 	rate                int64
+	kind                probeKind
 	created             clock.Time
 	firstSend, lastSend clock.Time
 	firstArr, lastArr   clock.Time
@@ -226,6 +230,14 @@ const (
 	upProbeAfter    = 2 * time.Second
 	probeQuietAfter = 200 * time.Millisecond
 	upProbeGain     = 1.5
+	// What the target takes of what a carried cluster carried (probeKind).
+	upProbeUse   = 0.85
+	collapseUse  = 0.95
+	saturatedUse = 0.95
+	// The probe at the remembered capacity waits until the next probe
+	// would come within this factor of it: 60 ms at 8 x a collapsed
+	// path's capacity would queue 480 ms, more than the path holds.
+	collapseJump = 2
 	// A probe result counts as measured capacity (the app-limited bound)
 	// this long.
 	probeMemory = 10 * time.Second
@@ -365,18 +377,19 @@ func (g *GCC) OnTime(now clock.Time, rtt RTT) {
 // and 6 x the start rate; while the target is used (not app-limited) and
 // the delay has been quiet for upProbeAfter, a gentle one at 1.5 x the
 // target; and after each that the path carried in full, one at twice what
-// it carried, or, within collapseProbeFor of a collapse, at the capacity
-// the path showed over the last minute (finishProbes queues those).
+// it carried, or, within collapseProbeFor of a collapse and once that is
+// within collapseJump of it, at the capacity the path showed over the
+// last minute (finishProbes queues those).
 func (g *GCC) PollProbe(now clock.Time) (ProbeCluster, bool) {
 	if !g.startProbed {
 		g.startProbed = true
-		g.queueProbe(now, 3*g.target)
-		g.queueProbe(now, 6*g.target)
+		g.queueProbe(now, 3*g.target, probeStart)
+		g.queueProbe(now, 6*g.target, probeStart)
 	}
 	if g.nQueued == 0 && g.haveFeedback && !g.appLimited && g.pending() == 0 && !g.stands && !g.competitive &&
 		now.Sub(clock.Max(g.overuseAt, g.lastCut)) >= upProbeAfter && now.Sub(g.lastProbe) >= upProbeAfter &&
 		g.target < float64(g.cfg.MaxRate) {
-		g.queueProbe(now, upProbeGain*g.target)
+		g.queueProbe(now, upProbeGain*g.target, probeUp)
 	}
 	if g.nQueued == 0 {
 		return ProbeCluster{}, false
@@ -403,7 +416,43 @@ func (g *GCC) pending() int {
 	return n
 }
 
-func (g *GCC) queueProbe(now clock.Time, rate float64) {
+// probeKind says why a cluster went, which sets what its result does.
+type probeKind uint8
+
+const (
+	// probeStart: the two start-up probes. The flow knows nothing yet,
+	// and takes all of what a cluster carried (libwebrtc's
+	// ProbeBitrateEstimator), or 0.95 of the receive rate of one the path
+	// did not keep up with: a joiner's burst gets a share of a shared
+	// queue in proportion to its rate, about the fair share at these
+	// rates.
+	probeStart probeKind = iota
+	// probeStartNext: those following on from them, taking all of what
+	// they carried.
+	probeStartNext
+	// probeUp: the gentle up-probes and those following on from them,
+	// sent while the target already holds the path near its capacity. 30
+	// ms of jitter can make a cluster's receive rate read high, so the
+	// target takes upProbeUse (the rate controller's beta) of it.
+	probeUp
+	// probeCollapse: the probe at the capacity the path showed before a
+	// collapse; the target takes collapseUse of what it carried.
+	probeCollapse
+)
+
+// use is the share of a carried cluster's rate the target takes.
+func (k probeKind) use() float64 {
+	switch k {
+	case probeUp:
+		return upProbeUse
+	case probeCollapse:
+		return collapseUse
+	}
+	return 1
+}
+
+// queueProbe queues a cluster at rate.
+func (g *GCC) queueProbe(now clock.Time, rate float64, kind probeKind) {
 	rate = min(rate, float64(g.cfg.MaxRate))
 	if g.nQueued == len(g.queued) || rate <= g.target {
 		return
@@ -412,7 +461,7 @@ func (g *GCC) queueProbe(now clock.Time, rate float64) {
 	bytes := max(int(rate/8*probeDuration.Seconds()), probeMinPackets*1200)
 	g.queued[g.nQueued] = ProbeCluster{ID: g.nextProbe, Rate: int64(rate), Bytes: bytes, MinPackets: probeMinPackets}
 	g.nQueued++
-	g.results[g.nextProbe%probeSlots] = probeResult{id: g.nextProbe, rate: int64(rate), created: now}
+	g.results[g.nextProbe%probeSlots] = probeResult{id: g.nextProbe, rate: int64(rate), kind: kind, created: now}
 	g.lastProbe = now
 }
 
@@ -476,13 +525,17 @@ func (g *GCC) finishProbes(now clock.Time) {
 			// proportion to its rate, so its receive rate would claim more
 			// than a fair share (and every flow probing would stand a
 			// queue). Alone on the path, the next increase finds the rest.
+			// At the start, a saturated cluster counts too (probeStart).
 			est := min(sendRate, recvRate)
-			if recvRate < 0.9*sendRate {
-				est = 0
-			} else {
+			switch {
+			case recvRate >= 0.9*sendRate:
 				g.noteProbeRate(now, est)
+			case r.kind == probeStart:
+				est = saturatedUse * recvRate / r.kind.use()
+			default:
+				est = 0
 			}
-			if est > g.target {
+			if est *= r.kind.use(); est > g.target {
 				g.target = min(est, float64(g.cfg.MaxRate))
 				g.stats.ProbeHits++
 				// The path carried nearly all of it: probe on at twice
@@ -490,11 +543,14 @@ func (g *GCC) finishProbes(now clock.Time) {
 				// remembered capacity after a collapse, until a probe
 				// comes back short.
 				if est >= 0.7*float64(r.rate) && g.nQueued == 0 {
-					next := 2 * est
-					if now.Sub(g.collapseAt) < collapseProbeFor {
-						next = max(next, g.peakRate(now))
+					next, kind := 2*est, probeUp
+					if r.kind == probeStart || r.kind == probeStartNext {
+						kind = probeStartNext
 					}
-					g.queueProbe(now, next)
+					if peak := g.peakRate(now); now.Sub(g.collapseAt) < collapseProbeFor && next*collapseJump >= peak && peak > next {
+						next, kind = peak, probeCollapse
+					}
+					g.queueProbe(now, next, kind)
 				}
 			}
 		}
