@@ -50,6 +50,17 @@ type pathModel struct {
 	// into a full drop-tail queue are dropped, not queued: the queue for
 	// frames is believed no longer than 5/4 of it (and 50 ms more).
 	maxQ time.Duration
+	// busyRate is our delivery rate over the latest reports while a queue
+	// grows on the path (0: the last report did not show one growing):
+	// the path was busy, so our bytes left it at that rate. After a
+	// capacity drop the windowed maximum still remembers the rate before;
+	// the queue for frames drains at this instead (fitRate).
+	busyRate          float64
+	busy, busySent    fadingRate // what arrived and what we sent, over the busy reports
+	lastArr, lastSend clock.Time // the latest arrival and send time reported
+	// leastQ is the least queue the latest report's packets met: jitter
+	// after the bottleneck lifts some of them, rarely all.
+	leastQ, prevLeastQ time.Duration
 }
 
 type owdSlot struct {
@@ -78,6 +89,23 @@ const (
 	// the prediction without them fell short of the truth by up to 4 ms.
 	pathMargin    = 0.25
 	pathMinMargin = 4 * time.Millisecond
+
+	// busyRate (noteBusy): reports whose every packet met at least
+	// pathBusyQueue of queue, more by busyGrowth than the report before,
+	// measure the rate the path drains our bytes at, once their arrivals
+	// span busyMinSpan (30 ms of jitter after the bottleneck moves a
+	// span's ends); each report's weight fades by 1/busyReports a report.
+	// The queue for frames drains at it while it is under busyDrop of the
+	// windowed maximum: a capacity drop the maximum still hides.
+	pathBusyQueue = 20 * time.Millisecond
+	busyGrowth    = 10 * time.Millisecond
+	busyMinSpan   = 100 * time.Millisecond
+	busyReports   = 4
+	busyDrop      = 0.25
+	// ... and only while we send at least busyOurs x that: the queue is
+	// ours. A loss-based flow's burst fills a shared queue too, and then
+	// our bytes wait behind its, not behind ours.
+	busyOurs = 2
 )
 
 // onSent adds a datagram to the virtual queue.
@@ -103,10 +131,19 @@ func (m *pathModel) drain(now clock.Time) {
 		}
 		return
 	}
-	drained := r / 8 * now.Sub(m.vqAt).Seconds()
-	m.vq = max(0, m.vq-drained)
-	m.fit = max(0, m.fit-drained)
+	dt := now.Sub(m.vqAt).Seconds()
+	m.vq = max(0, m.vq-r/8*dt)
+	m.fit = max(0, m.fit-m.fitRate(r)/8*dt)
 	m.vqAt = now
+}
+
+// fitRate is the rate the queue for frames drains at, given the windowed
+// maximum r: the busy path's delivery rate when under busyDrop of it.
+func (m *pathModel) fitRate(r float64) float64 {
+	if m.busyRate > 0 && m.busyRate < r*busyDrop {
+		return m.busyRate
+	}
+	return r
 }
 
 // rate returns the windowed maximum delivery rate in bit/s, 0 if none,
@@ -160,7 +197,7 @@ func (m *pathModel) delayOf(now clock.Time, fit bool) (time.Duration, bool) {
 	}
 	q := m.vq
 	if fit {
-		q = m.fit
+		q, r = m.fit, m.fitRate(r)
 	}
 	return time.Duration(q * 8 / r * float64(time.Second)), true
 }
@@ -202,6 +239,7 @@ func (m *pathModel) onFeedback(now clock.Time, pkts []cc.PacketResult) {
 		n++
 	}
 	m.measure(now, pkts)
+	m.noteBusy(pkts)
 	span := last.Sub(first)
 	if n < minRatePackets || span < minRateSpan {
 		return
@@ -220,6 +258,84 @@ func (m *pathModel) onFeedback(now clock.Time, pkts []cc.PacketResult) {
 	m.rateOK = false
 }
 
+// noteBusy keeps busyRate after a report (measure first): while the queue
+// grows (the constants' comment), the bytes that arrived since the last
+// arrival of the report before, over that time (the spans tile, so jitter
+// moves only their ends). A busy path delivers back to back, so even the
+// two or three packets a collapsed path delivers per report tell its rate.
+// A queue that stands without growing (another flow's: a loss-based TCP
+// keeps it full) drains at the path's rate, not at our share of it, and
+// is not counted.
+func (m *pathModel) noteBusy(pkts []cc.PacketResult) {
+	var bytes, firstSize, sent, firstSent int64
+	var first, last, firstSend, lastSend clock.Time
+	n, ns := 0, 0
+	for i := range pkts {
+		p := &pkts[i]
+		if ns == 0 || p.SendTime < firstSend {
+			firstSend, firstSent = p.SendTime, int64(p.Size)
+		}
+		if ns == 0 || p.SendTime > lastSend {
+			lastSend = p.SendTime
+		}
+		sent += int64(p.Size)
+		ns++
+		if !p.Received {
+			continue
+		}
+		bytes += int64(p.Size)
+		if n == 0 || p.ArrivalTime < first {
+			first, firstSize = p.ArrivalTime, int64(p.Size)
+		}
+		if n == 0 || p.ArrivalTime > last {
+			last = p.ArrivalTime
+		}
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	wasBusy, prev, prevSend := m.busy.span > 0, m.lastArr, m.lastSend
+	m.lastArr, m.lastSend = clock.Max(m.lastArr, last), clock.Max(m.lastSend, lastSend)
+	if !m.measured || m.leastQ < pathBusyQueue || m.leastQ < m.prevLeastQ+busyGrowth {
+		m.busyRate, m.busy, m.busySent = 0, fadingRate{}, fadingRate{}
+		return
+	}
+	if !wasBusy || prev == 0 || !last.After(prev) || !lastSend.After(prevSend) {
+		// The first busy report: its own packets after the first.
+		if n < 2 || !last.After(first) || !lastSend.After(firstSend) {
+			return
+		}
+		m.busy = fadingRate{float64(bytes - firstSize), last.Sub(first).Seconds()}
+		m.busySent = fadingRate{float64(sent - firstSent), lastSend.Sub(firstSend).Seconds()}
+	} else {
+		m.busy.add(float64(bytes), last.Sub(prev).Seconds())
+		m.busySent.add(float64(sent), lastSend.Sub(prevSend).Seconds())
+	}
+	m.busyRate = 0
+	if m.busy.span >= busyMinSpan.Seconds() && m.busySent.rate() >= busyOurs*m.busy.rate() {
+		m.busyRate = m.busy.rate()
+	}
+}
+
+// fadingRate is bytes over seconds, each report's share fading by
+// 1/busyReports a report.
+type fadingRate struct{ bytes, span float64 }
+
+func (f *fadingRate) add(bytes, span float64) {
+	const keep = 1 - 1.0/busyReports
+	f.bytes = f.bytes*keep + bytes
+	f.span = f.span*keep + span
+}
+
+// rate is in bit/s (0 without a span).
+func (f fadingRate) rate() float64 {
+	if f.span <= 0 {
+		return 0
+	}
+	return f.bytes * 8 / f.span
+}
+
 // measure updates the windowed least one-way delay (on the two clocks) and
 // the queue the report's last received packet met.
 func (m *pathModel) measure(now clock.Time, pkts []cc.PacketResult) {
@@ -231,7 +347,7 @@ func (m *pathModel) measure(now clock.Time, pkts []cc.PacketResult) {
 	if start := clock.Time(k * int64(pathRateSlotLen)); slot.start != start || !slot.set {
 		*slot = owdSlot{start: start}
 	}
-	var lastD time.Duration
+	var lastD, leastD time.Duration
 	var lastAt clock.Time
 	got := false
 	for i := range pkts {
@@ -240,6 +356,9 @@ func (m *pathModel) measure(now clock.Time, pkts []cc.PacketResult) {
 			continue
 		}
 		d := p.ArrivalTime.Sub(p.SendTime)
+		if !got || d < leastD {
+			leastD = d
+		}
 		if !slot.set || d < slot.min {
 			slot.min, slot.set = d, true
 		}
@@ -258,6 +377,7 @@ func (m *pathModel) measure(now clock.Time, pkts []cc.PacketResult) {
 		}
 	}
 	m.measQ, m.measAt, m.measured = lastD-base, lastAt, true
+	m.prevLeastQ, m.leastQ = m.leastQ, leastD-base
 	maxD := slot.maxD
 	for _, s := range m.owdMin {
 		if s.set && now.Sub(s.start) < pathRateSlots*pathRateSlotLen {
@@ -282,8 +402,9 @@ func (m *pathModel) anchor(now clock.Time, sentAfter int64) {
 	if r <= 0 {
 		return
 	}
-	q := r/8*m.measQ.Seconds() + float64(sentAfter) - r/8*now.Sub(m.measAt).Seconds()
-	q = max(q, 0)
-	m.fit = q
-	m.vq = max(m.vq, q)
+	at := func(r float64) float64 {
+		return max(r/8*m.measQ.Seconds()+float64(sentAfter)-r/8*now.Sub(m.measAt).Seconds(), 0)
+	}
+	m.fit = at(m.fitRate(r))
+	m.vq = max(m.vq, at(r))
 }

@@ -94,3 +94,103 @@ func TestPathModelKeepsBytesSentBeforeARate(t *testing.T) {
 	m3.onFeedback(now, pkts)
 	assert.InDelta(t, 50*time.Millisecond, m3.queueDelay(now), float64(time.Millisecond), "20 KB just sent: 40 ms, plus 25 %")
 }
+
+// After a capacity drop the windowed maximum still remembers the rate
+// before; reports whose every packet met a growing queue measure the rate
+// the path drains our bytes at, and the queue for frames drains at that. A
+// report that jitter lifted only in part, one too short, or a queue that
+// stands without growing does not count.
+func TestPathModelBusyRate(t *testing.T) {
+	var m pathModel
+	// 4 Mbit/s, no queue: 1000-byte packets every 2 ms, 50 ms one way.
+	var pkts []cc.PacketResult
+	send := clock.Time(0)
+	for range 11 {
+		pkts = append(pkts, cc.PacketResult{Size: 1000, Received: true, SendTime: send, ArrivalTime: send.Add(50 * time.Millisecond)})
+		send = send.Add(2 * time.Millisecond)
+	}
+	now := clock.Time(100 * time.Millisecond)
+	m.onFeedback(now, pkts)
+	require.InDelta(t, 4e6, m.rate(now), 1e5)
+	require.Zero(t, m.busyRate)
+
+	// The path now carries 0.5 Mbit/s (16 ms a packet) while we send
+	// every 2 ms: each packet meets 14 ms more queue than the one before.
+	arr := send.Add(50 * time.Millisecond)
+	report := func(n int) {
+		pkts = pkts[:0]
+		for range n {
+			pkts = append(pkts, cc.PacketResult{Size: 1000, Received: true, SendTime: send, ArrivalTime: arr})
+			send = send.Add(2 * time.Millisecond)
+			arr = arr.Add(16 * time.Millisecond)
+		}
+		now = arr.Add(-16 * time.Millisecond)
+		m.onFeedback(now, pkts)
+	}
+	report(2) // the queue is still under pathBusyQueue for the first
+	assert.Zero(t, m.busyRate)
+	report(3) // busy, but arrivals over 32 ms, then 72: too short to tell
+	assert.Zero(t, m.busyRate)
+	report(3)
+	assert.Zero(t, m.busyRate)
+	report(3)
+	assert.InEpsilon(t, 0.5e6, m.busyRate, 0.05, "the busy path's rate")
+	r := m.rate(now)
+	assert.InEpsilon(t, 0.5e6, m.fitRate(r), 0.05)
+	assert.InDelta(t, 4e6, r, 1e5, "retransmissions keep the windowed maximum")
+
+	// The queue the measured packet met, less what drained since it was
+	// sent, plus 10 kB sent after it: 160 ms at the busy rate (20 ms at
+	// the windowed maximum).
+	m.anchor(now, 10_000)
+	want := m.measQ - now.Sub(m.measAt) + 160*time.Millisecond
+	assert.InDelta(t, want, m.fitQueueDelay(now), float64(2*time.Millisecond))
+
+	// A queue that grows while we send little more than gets through is
+	// another flow's (a loss-based TCP's burst): not counted. We send
+	// every 16 ms, and each packet meets 12 ms more queue than the last.
+	var shared pathModel
+	pkts = pkts[:0]
+	s0 := clock.Time(0)
+	for range 11 {
+		pkts = append(pkts, cc.PacketResult{Size: 1000, Received: true, SendTime: s0, ArrivalTime: s0.Add(50 * time.Millisecond)})
+		s0 = s0.Add(2 * time.Millisecond)
+	}
+	shared.onFeedback(clock.Time(100*time.Millisecond), pkts)
+	q := time.Duration(0)
+	for range 6 {
+		pkts = pkts[:0]
+		for range 4 {
+			q += 12 * time.Millisecond
+			pkts = append(pkts, cc.PacketResult{Size: 1000, Received: true, SendTime: s0, ArrivalTime: s0.Add(50*time.Millisecond + q)})
+			s0 = s0.Add(16 * time.Millisecond)
+		}
+		shared.onFeedback(s0.Add(50*time.Millisecond+q), pkts)
+		assert.Zero(t, shared.busyRate, "another flow's queue")
+	}
+	assert.Positive(t, shared.busy.span, "the queue did grow")
+
+	// A queue that stands, not growing (another flow's), is not counted.
+	report(3)
+	require.Positive(t, m.busyRate)
+	pkts = pkts[:0]
+	for range 4 {
+		pkts = append(pkts, cc.PacketResult{Size: 1000, Received: true, SendTime: send, ArrivalTime: send.Add(50*time.Millisecond + m.leastQ)})
+		send = send.Add(16 * time.Millisecond)
+	}
+	m.onFeedback(send.Add(80*time.Millisecond), pkts)
+	assert.Zero(t, m.busyRate, "standing queue")
+
+	// A report whose first packet met no queue (jitter lifted the rest)
+	// says the path was not busy.
+	pkts = pkts[:0]
+	for i := range 5 {
+		d := 50*time.Millisecond + time.Duration(i)*25*time.Millisecond/4
+		pkts = append(pkts, cc.PacketResult{Size: 1000, Received: true, SendTime: send, ArrivalTime: send.Add(d)})
+		send = send.Add(16 * time.Millisecond)
+	}
+	now = send.Add(80 * time.Millisecond)
+	m.onFeedback(now, pkts)
+	assert.Zero(t, m.busyRate)
+	assert.Equal(t, r, m.fitRate(r))
+}
