@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -74,6 +75,36 @@ func ccRows() []Scenario {
 	s.Schedule = capSteps(s.Forward, 25*time.Second, int64(2_000_000), 50*time.Second, int64(3_500_000),
 		75*time.Second, int64(1_000_000), 100*time.Second, int64(2_000_000))
 	out = append(out, s)
+	// 5.3: one media flow each way. The forward bottleneck is 2.0, 1.0,
+	// 0.5, 2.0 Mbit/s at 0, 20, 40, 60 s; the reverse one, which carries
+	// the forward flow's feedback and the other flow's media, 2.0, 0.8,
+	// 2.0 at 0, 35, 70 s. The control run holds the reverse one at 2.0
+	// (forward cuts in 35-70 s, FlowResult.TargetCuts1s, at most one more
+	// than it); -revloss10 adds 10 % random loss to the reverse path only
+	// (forward throughput within 0.05 of the lossless row).
+	for _, v := range []struct {
+		suffix string
+		steps  bool
+		loss   float64
+	}{{"", true, 0}, {"-control", false, 0}, {"-revloss10", true, 0.1}} {
+		s := rfc8867Row("rfc8867-5.3"+v.suffix, 100*time.Second, 2_000_000, 2, 1_500_000)
+		s.Flows[1].Reverse = true
+		s.Reverse = rfc8867Path(2_000_000)
+		s.Reverse.Loss = v.loss
+		s.Schedule = capSteps(s.Forward, 20*time.Second, int64(1_000_000), 40*time.Second, int64(500_000), 60*time.Second, int64(2_000_000))
+		if v.steps {
+			for _, rs := range []struct {
+				at   time.Duration
+				rate int64
+			}{{35 * time.Second, 800_000}, {70 * time.Second, 2_000_000}} {
+				rev := s.Reverse
+				rev.Rate = rs.rate
+				s.Schedule = append(s.Schedule, LinkStep{At: rs.at, Reverse: &rev})
+			}
+			slices.SortStableFunc(s.Schedule, func(a, b LinkStep) int { return cmp.Compare(a.At, b.At) })
+		}
+		out = append(out, s)
+	}
 	// 5.4: three flows joining at 0, 20, 40 s on 3.5 Mbit/s, measured
 	// from 10 s after each join.
 	s = rfc8867Row("rfc8867-5.4", 120*time.Second, 3_500_000, 3, 1_500_000)

@@ -24,7 +24,10 @@
 // which probes) and RFC 8593 sources (RFC8593Video: a key frame at the
 // start and on request, Laplacian size noise 0.15, at most 10 % rate
 // change per 100 ms) beside the foundation's audio: `rfc8867-5.1`,
-// `-5.1-rmax4`, `-5.2`, `-5.4`, `-5.5-3.5`/`-4.0`, `-5.6` (CUBIC; and
+// `-5.1-rmax4`, `-5.2`, `-5.3` (one flow each way, FlowSpec.Reverse: the
+// reverse bottleneck carries the forward flow's feedback; `-5.3-control`
+// holds it at 2 Mbit/s, `-5.3-revloss10` adds 10 % loss to it), `-5.4`,
+// `-5.5-3.5`/`-4.0`, `-5.6` (CUBIC; and
 // `-newreno`, each with a 300 ms queue in RTC and 1000 ms queues in RTC
 // (`-q1000`) and Live (`-q1000-live`)), `-5.7` and `-5.8`, as SCENARIOS.md
 // gives them (several media flows through one shared bottleneck,
@@ -37,8 +40,9 @@
 // the bottleneck, loss, Jain's index, reaction and reach times, targets)
 // and `flows` (per media flow: targets, goodput and throughput means, the
 // time a joining flow took to its share, the least goodput of a whole
-// second, and when its sender first said the path's delay alone exceeds
-// Latency, core.EventPathDelay), and `reference`: the same row
+// second, when its sender first said the path's delay alone exceeds
+// Latency, core.EventPathDelay, and its transport target's cuts per
+// second, `target_cuts_1s`), and `reference`: the same row
 // run with gcc-02 as written (cc.GCC02, Scenario.Reference), its phases
 // and flows beside ours. Every row reports
 // window_p95_latency_ms_max (the largest per-second p95 latency of

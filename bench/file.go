@@ -43,6 +43,7 @@ type LinkStep struct {
 //	flows:                   # several media flows through one shared bottleneck (forward)
 //	  - {delay: 50ms}        # one way each way; start, stop, pause_at, resume_at
 //	  - {delay: 25ms, start: 10s}
+//	  - {delay: 50ms, reverse: true}  # media the other way, through a reverse bottleneck (reverse)
 //	cross:                   # TCP flows through it: variant reno/cubic, delay, start, stop,
 //	  - {variant: cubic, delay: 50ms}  # file_size, file_size_max, idle_mean, start_idle
 //	source_steps: [{at: 60s, bitrate: 3mbit}]  # the video sources' R_max from then on
@@ -50,7 +51,9 @@ type LinkStep struct {
 //	measure_from: 20s        # and what the whole row leaves out
 //
 // In a row with flows, times (schedule, flows, cross) count from the run's
-// start and the schedule changes the bottleneck only (Scenario.Flows).
+// start and the schedule changes the bottlenecks only: the forward one,
+// and the reverse one if a flow goes in reverse (Scenario.Flows,
+// FlowSpec.Reverse).
 //
 // Durations are strings with units ("50ms"), integers may carry k/M/G
 // ("4mbit"); unknown fields and out-of-range values are errors naming the

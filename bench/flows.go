@@ -29,6 +29,13 @@ type FlowSpec struct {
 	// 8867 5.8); it asks for a key frame when it resumes.
 	PauseAt  time.Duration `json:"pause_at,omitempty"`
 	ResumeAt time.Duration `json:"resume_at,omitempty"`
+	// Reverse sends the flow's media the other way (RFC 8867 5.3: one
+	// flow each way): from flow 0's receiver side, through a second shared
+	// bottleneck configured by Scenario.Reverse, which also carries the
+	// forward flows' feedback (and Schedule may change it); its own
+	// feedback crosses the forward bottleneck. Phases measure the forward
+	// bottleneck and its flows only. Not for flow 0.
+	Reverse bool `json:"reverse,omitempty"`
 }
 
 // CrossSpec is a TCP flow through a row's shared bottleneck (netem's
@@ -68,6 +75,9 @@ func (s Scenario) validateFlows() error {
 	if s.LossStop > 0 || s.Target == TargetScripted {
 		return fmt.Errorf("scenario %s: loss stop and a scripted target are single-flow features", s.Name)
 	}
+	if s.Flows[0].Reverse {
+		return fmt.Errorf("scenario %s: flow 0 goes forward", s.Name)
+	}
 	if s.ReceiverClock != (netem.Clock{}) && len(s.Flows) > 1 {
 		return fmt.Errorf("scenario %s: a skewed receiver clock with %d flows: only flow 0's receiver would have it", s.Name, len(s.Flows))
 	}
@@ -93,12 +103,27 @@ func (s Scenario) validateFlows() error {
 		}
 	}
 	for i, st := range s.Schedule {
-		if st.Reverse != nil {
-			return fmt.Errorf("scenario %s: schedule[%d]: rows with Flows change the bottleneck only", s.Name, i)
+		if st.Reverse != nil && !s.hasReverseFlows() {
+			return fmt.Errorf("scenario %s: schedule[%d]: rows with Flows change the bottlenecks only (the reverse one needs a Reverse flow)", s.Name, i)
 		}
 	}
 	return nil
 }
+
+// hasReverseFlows says whether a flow goes the other way: the row then has
+// a reverse bottleneck (FlowSpec.Reverse).
+func (s Scenario) hasReverseFlows() bool {
+	for _, f := range s.Flows {
+		if f.Reverse {
+			return true
+		}
+	}
+	return false
+}
+
+// forward says whether media flow i goes forward, through the bottleneck
+// the phases measure.
+func (s Scenario) forward(i int) bool { return len(s.Flows) == 0 || !s.Flows[i].Reverse }
 
 // maxFlows bounds a row's media and cross flows (addresses 10.0.1-4.N).
 const maxFlows = 64
@@ -122,8 +147,9 @@ type qrec struct {
 	at     clock.Time
 	queued float32 // ms
 	wire   int32
-	flow   int16 // media flow index; -1 for cross traffic
+	flow   int16 // media flow index; -1 for cross traffic and feedback
 	drop   bool
+	rev    bool // at the reverse bottleneck (FlowSpec.Reverse)
 }
 
 // targetStep is a flow's transport target from at on.
@@ -199,8 +225,8 @@ func (a *flowAcct) goodMin1s(i int, spans []span, from clock.Time) *float64 {
 	return least
 }
 
-func (a *flowAcct) queueEvent(r *run, ev netem.QueueEvent) {
-	a.q = append(a.q, qrec{at: ev.At, queued: float32(ms(ev.Queued)), wire: int32(ev.Wire), flow: int16(r.flowOf(ev.From)), drop: ev.Dropped})
+func (a *flowAcct) queueEvent(r *run, ev netem.QueueEvent, rev bool) {
+	a.q = append(a.q, qrec{at: ev.At, queued: float32(ms(ev.Queued)), wire: int32(ev.Wire), flow: int16(r.flowOf(ev.From)), drop: ev.Dropped, rev: rev})
 }
 
 func (a *flowAcct) noteTarget(i int, now clock.Time, bps int64) {
@@ -458,20 +484,39 @@ func (r *run) setupFlows(seed uint64, sndCfg, rcvCfg core.Config) error {
 		return err
 	}
 	r.neck = neck
-	neck.SetQueueHook(func(ev netem.QueueEvent) { r.acct.queueEvent(r, ev) })
-	access := func(d time.Duration) (fwd, rev netem.LinkConfig) {
-		rev = sc.Reverse
-		rev.Delay = d
-		return netem.LinkConfig{Delay: d}, rev
-	}
-	connect := func(a, b netip.AddrPort, d time.Duration) error {
-		fwd, rev := access(d)
-		if err := r.sim.Connect(a, b, fwd, rev); err != nil {
+	neck.SetQueueHook(func(ev netem.QueueEvent) { r.acct.queueEvent(r, ev, false) })
+	if sc.hasReverseFlows() {
+		if r.revNeck, err = r.sim.AddBottleneck(sc.Reverse); err != nil {
 			return err
 		}
-		return r.sim.Link(a, b).SetVia(neck)
+		r.revNeck.SetQueueHook(func(ev netem.QueueEvent) { r.acct.queueEvent(r, ev, true) })
 	}
-	if err := connect(senderAddr, receiverAddr, sc.Flows[0].Delay); err != nil {
+	// connect links a flow's sender a and receiver b, d each way: a to b
+	// through the forward bottleneck, b to a through the reverse one (or
+	// with the Reverse link's characteristics, without one); the other way
+	// round for a flow that goes in reverse.
+	connect := func(a, b netip.AddrPort, d time.Duration, reverse bool) error {
+		rev := sc.Reverse
+		rev.Delay = d
+		if r.revNeck != nil {
+			rev = netem.LinkConfig{Delay: d}
+		}
+		if err := r.sim.Connect(a, b, netem.LinkConfig{Delay: d}, rev); err != nil {
+			return err
+		}
+		ab, ba := r.sim.Link(a, b), r.sim.Link(b, a)
+		if reverse {
+			ab, ba = ba, ab
+		}
+		if err := ab.SetVia(neck); err != nil {
+			return err
+		}
+		if r.revNeck != nil {
+			return ba.SetVia(r.revNeck)
+		}
+		return nil
+	}
+	if err := connect(senderAddr, receiverAddr, sc.Flows[0].Delay, false); err != nil {
 		return err
 	}
 	maxFrame := r.maxFrameSize()
@@ -498,7 +543,9 @@ func (r *run) setupFlows(seed uint64, sndCfg, rcvCfg core.Config) error {
 		if err := r.sim.AddNode(sa, p.snd); err != nil {
 			return err
 		}
-		if err := connect(sa, ra, p.spec.Delay); err != nil {
+		// A reverse flow's sender sits with flow 0's receiver: its link
+		// to its receiver is the reverse bottleneck's.
+		if err := connect(sa, ra, p.spec.Delay, p.spec.Reverse); err != nil {
 			return err
 		}
 		r.peers = append(r.peers, p)
@@ -525,7 +572,7 @@ func (r *run) setupFlows(seed uint64, sndCfg, rcvCfg core.Config) error {
 		if err := r.sim.AddNode(sa, snd); err != nil {
 			return err
 		}
-		if err := connect(sa, ra, c.Delay); err != nil {
+		if err := connect(sa, ra, c.Delay, false); err != nil {
 			return err
 		}
 		r.cross = append(r.cross, snd)
@@ -627,6 +674,32 @@ type FlowResult struct {
 	// path's delay alone exceeds Latency (core.EventPathDelay); null if it
 	// never did.
 	PathOverBudgetS *float64 `json:"path_over_budget_s,omitempty"`
+	// Reverse: the flow went the other way (FlowSpec.Reverse); its
+	// throughput is at the reverse bottleneck.
+	Reverse bool `json:"reverse,omitempty"`
+	// TargetCuts1s: in each second of the row clock (rows with Flows), how
+	// many times the flow's transport target fell by cutShare or more at
+	// once (a controller's cut: GCC's are 15 %).
+	TargetCuts1s []int `json:"target_cuts_1s,omitempty"`
+}
+
+// cutShare: a transport target falling by this share or more at once is
+// a cut (FlowResult.TargetCuts1s).
+const cutShare = 0.05
+
+// cuts1s is FlowResult.TargetCuts1s of flow i up to end.
+func (a *flowAcct) cuts1s(i int, end clock.Time) []int {
+	out := make([]int, int(math.Ceil(end.Sub(a.origin).Seconds())))
+	ts := a.targets[i]
+	for k := 1; k < len(ts); k++ {
+		if float64(ts[k].bps) > (1-cutShare)*float64(ts[k-1].bps) || ts[k].at < a.origin {
+			continue
+		}
+		if sec := int(ts[k].at.Sub(a.origin) / time.Second); sec < len(out) {
+			out[sec]++
+		}
+	}
+	return out
 }
 
 // span is a time interval on the row clock.
@@ -677,18 +750,25 @@ func (r *run) phasesAndFlows() ([]PhaseResult, []FlowResult) {
 		rate int64
 	}
 	caps := []capStep{{a.origin, sc.Forward.Rate}}
+	revCaps := []capStep{{a.origin, sc.Reverse.Rate}}
 	for _, st := range sc.Schedule {
 		if st.Forward != nil && st.Forward.Rate != caps[len(caps)-1].rate {
 			caps = append(caps, capStep{a.origin.Add(st.At), st.Forward.Rate})
 		}
+		if st.Reverse != nil && st.Reverse.Rate != revCaps[len(revCaps)-1].rate {
+			revCaps = append(revCaps, capStep{a.origin.Add(st.At), st.Reverse.Rate})
+		}
 	}
-	// Phase boundaries: capacity changes and every flow's (and cross
-	// flow's) start and stop.
+	// Phase boundaries: capacity changes and every forward flow's (and
+	// cross flow's) start and stop.
 	bounds := []clock.Time{}
 	for _, c := range caps {
 		bounds = append(bounds, c.at)
 	}
-	for _, s := range spans {
+	for i, s := range spans {
+		if !sc.forward(i) {
+			continue
+		}
 		for _, x := range s {
 			bounds = append(bounds, x.from, x.to)
 		}
@@ -705,7 +785,9 @@ func (r *run) phasesAndFlows() ([]PhaseResult, []FlowResult) {
 	bounds = append(bounds, end)
 	slices.Sort(bounds)
 	bounds = slices.Compact(bounds)
-	active := func(i int, t clock.Time) bool {
+	// running says whether flow i is active at t; active, whether it is a
+	// forward one (the phases' flows).
+	running := func(i int, t clock.Time) bool {
 		for _, x := range spans[i] {
 			if t >= x.from && t < x.to {
 				return true
@@ -713,7 +795,8 @@ func (r *run) phasesAndFlows() ([]PhaseResult, []FlowResult) {
 		}
 		return false
 	}
-	capAt := func(t clock.Time) int64 {
+	active := func(i int, t clock.Time) bool { return sc.forward(i) && running(i, t) }
+	capOf := func(caps []capStep, t clock.Time) int64 {
 		c := caps[0].rate
 		for _, s := range caps {
 			if s.at <= t {
@@ -722,6 +805,7 @@ func (r *run) phasesAndFlows() ([]PhaseResult, []FlowResult) {
 		}
 		return c
 	}
+	capAt := func(t clock.Time) int64 { return capOf(caps, t) }
 	skip := sc.ConvergeSkip
 	if skip == 0 {
 		skip = convergeSkip
@@ -768,6 +852,9 @@ func (r *run) phasesAndFlows() ([]PhaseResult, []FlowResult) {
 		i0 := sortSearchQ(a.q, wFrom)
 		for j := i0; j < len(a.q) && a.q[j].at < to; j++ {
 			q := &a.q[j]
+			if q.rev {
+				continue
+			}
 			if q.flow >= 0 {
 				sent++
 				if q.drop {
@@ -827,19 +914,29 @@ func (r *run) phasesAndFlows() ([]PhaseResult, []FlowResult) {
 			fr.GoodputBPS = math.Round(float64(a.goodput[i]) * 8 / dur.Seconds())
 			fr.ThroughputBPS = math.Round(bytes * 8 / dur.Seconds())
 		}
+		// The share to join at: of the bottleneck the flow crosses, among
+		// the flows active then that cross it too.
 		last := s[len(s)-1]
 		nact := 0
 		for k := range spans {
-			if active(k, last.from) {
+			if sc.forward(k) == sc.forward(i) && running(k, last.from) {
 				nact++
 			}
 		}
-		share := 0.8 * math.Min(float64(capAt(last.from))/float64(max(nact, 1)), r.offerAt(last.from))
+		capacity := capAt(last.from)
+		if !sc.forward(i) {
+			fr.Reverse = true
+			capacity = capOf(revCaps, last.from)
+		}
+		share := 0.8 * math.Min(float64(capacity)/float64(max(nact, 1)), r.offerAt(last.from))
 		fr.JoinS = firstWhen(a, []int{i}, last.from, last.to, func(t clock.Time) bool { return float64(targetAt(a.targets[i], t)) >= share })
 		fr.GoodputMin1sBPS = a.goodMin1s(i, s, a.origin.Add(sc.MeasureFrom))
 		if at := a.overAt[i]; at != clock.Never {
 			v := round4(at.Sub(a.origin).Seconds())
 			fr.PathOverBudgetS = &v
+		}
+		if len(sc.Flows) > 0 {
+			fr.TargetCuts1s = a.cuts1s(i, end)
 		}
 		flows[i] = fr
 	}

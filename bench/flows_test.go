@@ -159,7 +159,8 @@ func TestFlowsValidate(t *testing.T) {
 		"source step order": func(s *Scenario) {
 			s.SourceSteps = []SourceStep{{At: 2 * time.Second, Bitrate: 1}, {At: time.Second, Bitrate: 1}}
 		},
-		"source step rate": func(s *Scenario) { s.SourceSteps = []SourceStep{{At: time.Second}} },
+		"source step rate":  func(s *Scenario) { s.SourceSteps = []SourceStep{{At: time.Second}} },
+		"flow 0 in reverse": func(s *Scenario) { s.Flows[0].Reverse = true },
 	}
 	for name, mod := range bad {
 		s := base
@@ -167,6 +168,11 @@ func TestFlowsValidate(t *testing.T) {
 		mod(&s)
 		assert.Error(t, s.Validate(), name)
 	}
+	each := base
+	each.Flows = append([]FlowSpec(nil), base.Flows...)
+	each.Flows[1].Reverse = true
+	each.Schedule = []LinkStep{{At: time.Second, Reverse: &netem.LinkConfig{Rate: 500_000}}}
+	assert.NoError(t, each.Validate(), "with a flow in reverse, the schedule may change the reverse bottleneck")
 	one := rfc8867Row("x", 10*time.Second, 1_000_000, 1, 1_500_000)
 	one.ReceiverClock = netem.Clock{PPM: -1000}
 	assert.NoError(t, one.Validate(), "one flow may have a skewed receiver")
@@ -238,4 +244,80 @@ func TestGoodMin1sAndPathDelay(t *testing.T) {
 	a.notePathDelay(0, sec(21), true)
 	a.notePathDelay(0, sec(30), true)
 	assert.Equal(t, sec(21), a.overAt[0], "the first time counts")
+}
+
+// A flow the other way (FlowSpec.Reverse) crosses the reverse bottleneck,
+// which carries the forward flow's feedback and follows the schedule's
+// reverse steps; its own feedback crosses the forward one. The phases
+// measure the forward bottleneck and its flow only.
+func TestReverseFlow(t *testing.T) {
+	scs, err := LoadScenarioFile("testdata/scenarios/reverse.yaml")
+	require.NoError(t, err)
+	sc := scs[0]
+	require.True(t, sc.Flows[1].Reverse)
+	res, r, err := runWith(sc, 1, RunOptions{})
+	require.NoError(t, err)
+	require.NotNil(t, r.revNeck)
+
+	require.Len(t, res.Phases, 1, "no forward capacity change and one forward flow")
+	p := res.Phases[0]
+	assert.Equal(t, int64(1_000_000), p.CapacityBPS)
+	assert.Equal(t, 1.0, p.Jain5sMin, "the reverse flow is not the forward phase's")
+	assert.Greater(t, p.Utilization, 0.5)
+	assert.Less(t, p.Utilization, 1.1)
+
+	require.Len(t, res.Flows, 2)
+	f0, f1 := res.Flows[0], res.Flows[1]
+	assert.False(t, f0.Reverse)
+	assert.True(t, f1.Reverse)
+	assert.Greater(t, f1.GoodputBPS, 100_000.0)
+	require.NotNil(t, f1.JoinS)
+	require.Len(t, f0.TargetCuts1s, 21)
+
+	// Where each flow's datagrams went.
+	var fwdMedia, revMedia, fwdOther, revOther int64
+	var revLate int64 // the reverse flow's bytes once its bottleneck is 0.4 Mbit/s
+	for _, q := range r.acct.q {
+		if q.drop {
+			continue
+		}
+		switch {
+		case q.rev && q.flow == 1:
+			revMedia += int64(q.wire)
+			if q.at >= sec(12) && q.at < sec(20) {
+				revLate += int64(q.wire)
+			}
+		case q.rev && q.flow < 0:
+			revOther += int64(q.wire) // flow 0's feedback
+		case !q.rev && q.flow == 0:
+			fwdMedia += int64(q.wire)
+		case !q.rev && q.flow < 0:
+			fwdOther += int64(q.wire) // flow 1's feedback
+		default:
+			t.Fatalf("flow %d at the wrong bottleneck (reverse %v)", q.flow, q.rev)
+		}
+	}
+	assert.Positive(t, fwdMedia)
+	assert.Positive(t, revMedia)
+	assert.Positive(t, revOther, "flow 0's feedback crossed the reverse bottleneck")
+	assert.Positive(t, fwdOther, "flow 1's feedback crossed the forward one")
+	lateBPS := float64(revLate) * 8 / 8 // over 12-20 s
+	assert.LessOrEqual(t, lateBPS, 400_000*1.02, "the reverse step applied to the reverse bottleneck")
+	assert.Greater(t, lateBPS, 400_000*0.3, "and the reverse flow got through it")
+	assert.Equal(t, r.revNeck.Config().Rate, int64(400_000))
+	assert.Equal(t, r.neck.Config().Rate, int64(1_000_000))
+}
+
+// A cut is the transport target falling by cutShare or more at once,
+// counted in the second of the row clock it happened in.
+func TestTargetCuts1s(t *testing.T) {
+	a := &flowAcct{origin: sec(1), targets: [][]targetStep{{
+		{sec(0.5), 1000}, {sec(0.9), 500}, // before the row clock's zero
+		{sec(1.5), 1100}, {sec(1.7), 935}, // -15 %: a cut in second 0
+		{sec(2.2), 900}, // -3.7 %: not a cut
+		{sec(3.1), 450}, // a halving in second 2
+		{sec(3.2), 400}, // -11 % in second 2
+		{sec(9.5), 100}, // after the end
+	}}}
+	assert.Equal(t, []int{1, 0, 2, 0}, a.cuts1s(0, sec(5)))
 }

@@ -87,6 +87,7 @@ type run struct {
 
 	scripted     *cc.Scripted       // the sender's estimator, for Target "scripted"
 	neck         *netem.Bottleneck  // the shared bottleneck of a row with Flows
+	revNeck      *netem.Bottleneck  // the reverse one, with a Reverse flow
 	peers        []*peer            // flows 1.. of a row with Flows
 	cross        []*netem.TCPSender // its TCP cross traffic
 	acct         *flowAcct          // phases and flows
@@ -375,7 +376,9 @@ func (h *host) openStreams(now clock.Time) {
 			} else if fwd != nil {
 				_ = r.sim.Link(senderAddr, receiverAddr).SetConfig(*fwd)
 			}
-			if rev != nil {
+			if rev != nil && r.revNeck != nil {
+				_ = r.revNeck.SetConfig(*rev)
+			} else if rev != nil {
 				_ = r.sim.Link(receiverAddr, senderAddr).SetConfig(*rev)
 			}
 		})
@@ -672,7 +675,7 @@ func runWith(sc Scenario, seed uint64, opts RunOptions) (res Result, r *run, err
 		if err := r.sim.Connect(senderAddr, receiverAddr, sc.Forward, sc.Reverse); err != nil {
 			return Result{}, nil, err
 		}
-		if err := r.sim.SetQueueHook(senderAddr, receiverAddr, func(ev netem.QueueEvent) { r.acct.queueEvent(r, ev) }); err != nil {
+		if err := r.sim.SetQueueHook(senderAddr, receiverAddr, func(ev netem.QueueEvent) { r.acct.queueEvent(r, ev, false) }); err != nil {
 			return Result{}, nil, err
 		}
 		if _, err := sndEP.Connect(r.sim.Now(), receiverAddr); err != nil {

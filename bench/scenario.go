@@ -70,9 +70,10 @@ type Scenario struct {
 	// Flows, if set, makes the row several media flows (the first is the
 	// one every per-frame field describes) through one shared bottleneck
 	// configured by Forward, each behind its own access delay; Cross adds
-	// TCP flows through it. In such a row, every time (Schedule's At, the
-	// flows' and cross flows' times) counts from the run's start, and
-	// Schedule changes the bottleneck only.
+	// TCP flows through it. A flow may go the other way (FlowSpec.Reverse):
+	// Reverse then configures a second shared bottleneck. In such a row,
+	// every time (Schedule's At, the flows' and cross flows' times) counts
+	// from the run's start, and Schedule changes the bottlenecks only.
 	Flows []FlowSpec  `json:"flows,omitempty"`
 	Cross []CrossSpec `json:"cross,omitempty"`
 	// ConvergeSkip is how much of each phase Result.Phases leaves out
