@@ -39,6 +39,10 @@ func (r *run) result(seed uint64) Result {
 		res.LossStopS = &s
 	}
 	res.Phases, res.Flows = r.phasesAndFlows()
+	if b := r.appBound; b != nil && b.checked {
+		v := round4(b.maxRatio)
+		res.AppLimitedBoundMax = &v
+	}
 	var all []float64
 	onTime, goodBytes := 0, int64(0)
 	var fragsSent, fragsAvail int64

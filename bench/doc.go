@@ -42,7 +42,10 @@
 // time a joining flow took to its share, the least goodput of a whole
 // second, when its sender first said the path's delay alone exceeds
 // Latency, core.EventPathDelay, and its transport target's cuts per
-// second, `target_cuts_1s`), and `reference`: the same row
+// second, `target_cuts_1s`), `app_limited_bound_max` in `app-limited`
+// (the target against twice the send rate or what probes measured, before
+// the application asks for more; a phase whose sources offer more gets a
+// `reach_s`), and `reference`: the same row
 // run with gcc-02 as written (cc.GCC02, Scenario.Reference), its phases
 // and flows beside ours. Every row reports
 // window_p95_latency_ms_max (the largest per-second p95 latency of

@@ -594,9 +594,10 @@ type PhaseResult struct {
 	Jain5sMin    float64       `json:"jain_5s_min"`
 	// ReactionS (a phase of lower capacity than the one before): from the
 	// phase's start until the media flows' transport targets add up to at
-	// most its capacity; ReachS (the first phase, or one of higher
-	// capacity): until they add up to 0.9 x min(capacity, what the sources
-	// can offer). Null if it never happened within the phase.
+	// most its capacity; ReachS (the first phase, one of higher capacity,
+	// or one whose sources can offer more: Scenario.SourceSteps): until
+	// they add up to 0.9 x min(capacity, what the sources can offer). Null
+	// if it never happened within the phase.
 	ReactionS *float64 `json:"reaction_s,omitempty"`
 	ReachS    *float64 `json:"reach_s,omitempty"`
 	// Jain20sMin: as Jain5sMin on 20 s windows (phases of 20 s or more).
@@ -811,7 +812,7 @@ func (r *run) phasesAndFlows() ([]PhaseResult, []FlowResult) {
 		skip = convergeSkip
 	}
 	var phases []PhaseResult
-	prevCap := int64(-1)
+	prevCap, prevOffer := int64(-1), 0.0
 	for k := 0; k+1 < len(bounds); k++ {
 		from, to := bounds[k], bounds[k+1]
 		if from < a.origin || to > end {
@@ -834,14 +835,15 @@ func (r *run) phasesAndFlows() ([]PhaseResult, []FlowResult) {
 			}
 			return s
 		}
-		limit := math.Min(float64(capacity), r.offerAt(from)*float64(len(act)))
+		offer := r.offerAt(from)
+		limit := math.Min(float64(capacity), offer*float64(len(act)))
 		switch {
 		case prevCap >= 0 && capacity < prevCap:
 			ph.ReactionS = firstWhen(a, act, from, to, func(t clock.Time) bool { return sum(t) <= float64(capacity) })
-		case prevCap < 0 || capacity > prevCap:
+		case prevCap < 0 || capacity > prevCap || (capacity == prevCap && offer > prevOffer):
 			ph.ReachS = firstWhen(a, act, from, to, func(t clock.Time) bool { return sum(t) >= 0.9*limit })
 		}
-		prevCap = capacity
+		prevCap, prevOffer = capacity, offer
 		wFrom := max(from.Add(skip), a.origin.Add(sc.MeasureFrom))
 		if wFrom >= to {
 			continue

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spillway-rt/spillway/cc"
 	"github.com/spillway-rt/spillway/clock"
 	"github.com/spillway-rt/spillway/netem"
 )
@@ -320,4 +321,39 @@ func TestTargetCuts1s(t *testing.T) {
 		{sec(9.5), 100}, // after the end
 	}}}
 	assert.Equal(t, []int{1, 0, 2, 0}, a.cuts1s(0, sec(5)))
+}
+
+// The app-limited bound's check: the target against twice the send rate
+// over the last 500 ms (or what probes measured), from 500 ms after the
+// media's start until the first source step.
+func TestAppBoundCheck(t *testing.T) {
+	r := &run{sc: Scenario{SourceSteps: []SourceStep{{At: 10 * time.Second, Bitrate: 3_000_000}}},
+		acct: &flowAcct{}, mediaStart: sec(1)}
+	b := &appBound{gcc: cc.NewGCC(cc.GCCConfig{})}
+	// 50,000 bytes every 100 ms: 4 Mbit/s.
+	for at := 0.0; at < 20; at += 0.1 {
+		b.onSent(sec(at), 50_000)
+	}
+	b.check(r, sec(1.2), 100_000_000) // within 500 ms of the start: not checked
+	assert.False(t, b.checked)
+	b.check(r, sec(5), 6_000_000)
+	assert.InDelta(t, 0.75, b.maxRatio, 0.01, "6 of twice 4 Mbit/s")
+	b.check(r, sec(12), 100_000_000) // after the source step: not checked
+	assert.InDelta(t, 0.75, b.maxRatio, 0.01)
+	b.check(r, sec(6), 9_000_000)
+	assert.InDelta(t, 1.125, b.maxRatio, 0.01)
+}
+
+// The app-limited row reports its bound and, once the application asks
+// for more, the time the target took to reach 0.9 of what it offers.
+func TestAppLimitedRow(t *testing.T) {
+	scs, err := Select("^app-limited$")
+	require.NoError(t, err)
+	res, err := Run(scs[0], 1)
+	require.NoError(t, err)
+	require.NotNil(t, res.AppLimitedBoundMax)
+	assert.Positive(t, *res.AppLimitedBoundMax)
+	require.Len(t, res.Phases, 2, "split at the source step")
+	assert.NotNil(t, res.Phases[1].ReachS, "a phase whose sources offer more has a reach time")
+	assert.Nil(t, res.Phases[1].ReactionS)
 }

@@ -144,6 +144,12 @@ type Result struct {
 	// capacity drop until the next capacity change; the largest over the
 	// row's drops and streams (0 without a drop).
 	SenderDroppedAfterDropS float64 `json:"sender_dropped_after_drop_s"`
+	// AppLimitedBoundMax (rows with source steps, run with cc.GCC): before
+	// the first source step, the largest ratio of flow 0's transport
+	// target to max(2 x its sender's send rate over the last 500 ms, the
+	// highest rate its probes measured within 10 s); at most 1 keeps the
+	// cc issue's app-limited bound.
+	AppLimitedBoundMax *float64 `json:"app_limited_bound_max,omitempty"`
 
 	// Phases: each constant phase of the row (capacity and the set of
 	// active flows unchanged; a phase with no media flow is left out),

@@ -91,6 +91,7 @@ type run struct {
 	peers        []*peer            // flows 1.. of a row with Flows
 	cross        []*netem.TCPSender // its TCP cross traffic
 	acct         *flowAcct          // phases and flows
+	appBound     *appBound          // Result.AppLimitedBoundMax's state, for rows that need it
 	trace        io.Writer
 	mediaStart   clock.Time
 	mediaEnd     clock.Time
@@ -151,8 +152,51 @@ func (h *host) HandleTimeout(now clock.Time) {
 // noteTarget records the sender's transport target after each call.
 func (h *host) noteTarget(now clock.Time) {
 	if h.sender && h.conn != nil {
-		h.r.acct.noteTarget(0, now, h.conn.TransportTarget())
+		target := h.conn.TransportTarget()
+		h.r.acct.noteTarget(0, now, target)
+		if b := h.r.appBound; b != nil && h.r.started {
+			b.check(h.r, now, target)
+		}
 	}
+}
+
+// appBound checks the cc issue's app-limited bound on flow 0 before the
+// first source step (Result.AppLimitedBoundMax): its sender's bytes per
+// 10 ms, and the largest ratio seen.
+type appBound struct {
+	gcc      *cc.GCC
+	sent     []int64 // UDP payload bytes sent per 10 ms of the simulator's clock
+	maxRatio float64
+	checked  bool
+}
+
+const appBin = 10 * time.Millisecond
+
+func (b *appBound) onSent(now clock.Time, n int) {
+	k := int(now / clock.Time(appBin))
+	for len(b.sent) <= k {
+		b.sent = append(b.sent, 0)
+	}
+	b.sent[k] += int64(n)
+}
+
+// check compares the target with max(2 x the send rate over the last 500
+// ms, the highest rate a probe measured within 10 s), from 500 ms after
+// the media started until the first source step.
+func (b *appBound) check(r *run, now clock.Time, target int64) {
+	if b.gcc == nil || now < r.mediaStart.Add(500*time.Millisecond) || now >= r.acct.origin.Add(r.sc.SourceSteps[0].At) {
+		return
+	}
+	k := int(now / clock.Time(appBin))
+	var bytes int64
+	for i := max(k-49, 0); i <= k && i < len(b.sent); i++ {
+		bytes += b.sent[i]
+	}
+	bound := max(2*float64(bytes)*8/0.5, float64(b.gcc.Stats().ProbedRate))
+	if bound <= 0 {
+		return
+	}
+	b.maxRatio, b.checked = max(b.maxRatio, float64(target)/bound), true
 }
 
 func (h *host) PollTransmit(now clock.Time, dst []byte) (int, netip.AddrPort, bool) {
@@ -161,6 +205,9 @@ func (h *host) PollTransmit(now clock.Time, dst []byte) (int, netip.AddrPort, bo
 		pads = h.conn.ProbePaddingSent()
 	}
 	n, to, ok := h.ep.PollTransmit(h.clk.Local(now), dst)
+	if ok && h.sender && h.r.appBound != nil {
+		h.r.appBound.onSent(now, n)
+	}
 	if ok {
 		if h.sender && h.conn != nil && h.conn.ProbePaddingSent() > pads {
 			// Probe padding: a copy of a recent packet, sent as a
@@ -641,7 +688,19 @@ func runWith(sc Scenario, seed uint64, opts RunOptions) (res Result, r *run, err
 	sndCfg.Rand = newSeeded(seed, 1)
 	rcvCfg.Rand = newSeeded(seed, 2)
 	rcvCfg.Accept = true
-	sndEP, err := core.NewEndpoint(sndCfg)
+	flow0Cfg := sndCfg
+	if sc.Target == TargetGCC && len(sc.SourceSteps) > 0 {
+		r.appBound = &appBound{}
+		newEst := sndCfg.Estimator
+		flow0Cfg.Estimator = func() cc.Estimator {
+			e := newEst()
+			if g, ok := e.(*cc.GCC); ok {
+				r.appBound.gcc = g
+			}
+			return e
+		}
+	}
+	sndEP, err := core.NewEndpoint(flow0Cfg)
 	if err != nil {
 		return Result{}, nil, err
 	}
