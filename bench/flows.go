@@ -607,6 +607,27 @@ type PhaseResult struct {
 	// (TargetRate), over the converged window.
 	TargetBPS  RateStats `json:"target_bps"`
 	EncoderBPS RateStats `json:"encoder_target_bps"`
+	// GoodputBPS: the active media flows' payload of the frames played in
+	// the whole seconds of the row clock within the converged window, per
+	// second (0 without a whole second).
+	GoodputBPS float64 `json:"goodput_bps"`
+}
+
+// goodputIn is PhaseResult.GoodputBPS: flows act's played payload over
+// the whole seconds of the row clock within [from, to), bit/s.
+func (a *flowAcct) goodputIn(act []int, from, to clock.Time) float64 {
+	first := int((from.Sub(a.origin) + time.Second - 1) / time.Second)
+	last := int(to.Sub(a.origin) / time.Second) // exclusive
+	if last <= first {
+		return 0
+	}
+	var bytes int64
+	for _, i := range act {
+		for sec := first; sec < last && sec < len(a.goodBins[i]); sec++ {
+			bytes += a.goodBins[i][sec]
+		}
+	}
+	return math.Round(float64(bytes) * 8 / float64(last-first))
 }
 
 // RateStats are a rate's time-weighted mean, least and largest value over
@@ -891,6 +912,7 @@ func (r *run) phasesAndFlows() ([]PhaseResult, []FlowResult) {
 		}
 		ph.TargetBPS = stepStats(a.targets, act, wFrom, to)
 		ph.EncoderBPS = stepStats(a.encoder, act, wFrom, to)
+		ph.GoodputBPS = a.goodputIn(act, wFrom, to)
 		phases = append(phases, ph)
 	}
 

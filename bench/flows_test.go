@@ -357,3 +357,12 @@ func TestAppLimitedRow(t *testing.T) {
 	assert.NotNil(t, res.Phases[1].ReachS, "a phase whose sources offer more has a reach time")
 	assert.Nil(t, res.Phases[1].ReactionS)
 }
+
+// A phase's goodput counts the played payload of whole seconds within its
+// window, over those seconds.
+func TestGoodputIn(t *testing.T) {
+	a := &flowAcct{origin: sec(1), goodBins: [][]int64{{100, 200, 300, 400}, {10, 20}}}
+	assert.Equal(t, float64((200+300+20)*8)/2, a.goodputIn([]int{0, 1}, sec(1.5), sec(4.2)), "seconds 1 and 2 of the row clock")
+	assert.Equal(t, float64(400*8)/2, a.goodputIn([]int{0, 1}, sec(4), sec(6)), "seconds 3 and 4, nothing played in 4")
+	assert.Zero(t, a.goodputIn([]int{0}, sec(2.5), sec(3.4)), "no whole second")
+}

@@ -394,8 +394,12 @@ type PathDelay struct {
 // deep buffer full, which no rate of ours can drain, and when it falls back
 // under it, on the callback goroutine (see LocalTrack.OnKeyFrameRequest).
 // While it exceeds Latency the sender judges frames against capture + that
-// delay + Latency instead of dropping every one as late: the application
-// may raise its players' buffers, or tell the user. nil stops the calls.
+// delay (or the delay a frame sent now is predicted to meet, if more: the
+// queue swings with the other flow's sawtooth) + Latency instead of
+// dropping every one as late, and the encoder targets no longer fall for
+// that queue (OnTargetBitrate's pushback: a smaller rate would not drain
+// it): the application may raise its players' buffers, or tell the user.
+// nil stops the calls.
 func (s *Session) OnPathDelay(fn func(PathDelay)) {
 	s.statusMu.Lock()
 	s.onPathDelay = fn
@@ -470,8 +474,9 @@ func (lt *LocalTrack) OnFrameDropped(fn func(FrameDrop)) {
 // key frame proved too large), on the callback goroutine (see
 // OnKeyFrameRequest). The rate is the transport's target less what FEC,
 // retransmissions and headers take, audio first, and less again while the
-// send queue or the path's queue grows (pushback): an encoder that follows
-// it keeps frames from being dropped. If a target is known already, fn is
+// send queue or the path's queue grows (pushback; not for a queue another
+// flow keeps, see Session.OnPathDelay): an encoder that follows it keeps
+// frames from being dropped. If a target is known already, fn is
 // called with it at once (on the callback goroutine).
 func (lt *LocalTrack) OnTargetBitrate(fn func(TargetRate)) {
 	lt.mu.Lock()

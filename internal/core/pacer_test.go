@@ -429,11 +429,40 @@ func TestPathDelayWhileCompeting(t *testing.T) {
 			capture := p.now
 			if tc.wantOver {
 				assert.Equal(t, p.cc.rtt.Smoothed()/2, s.pathDelay())
-				assert.Equal(t, capture.Add(max(s.pathDelay()+300*time.Millisecond, p.cc.budget())), s.judgeDeadline(capture))
+				ow := max(s.pathDelay(), s.frameOneWay(p.now))
+				assert.Equal(t, capture.Add(max(ow+300*time.Millisecond, p.cc.budget())), s.judgeDeadline(p.now, capture))
+				// At the crest of the other flow's sawtooth the path model
+				// sees 600 ms of queue now, more than half the smoothed
+				// RTT: a frame sent now only has to make Latency on top.
+				k := int64(p.now) / int64(pathRateSlotLen)
+				s.path.rates[k%pathRateSlots] = rateSlot{start: clock.Time(k * int64(pathRateSlotLen)), bps: 1e6}
+				s.path.rateOK, s.path.fit, s.path.vqAt = false, 75_000, p.now
+				require.Equal(t, 600*time.Millisecond, s.path.fitQueueDelay(p.now))
+				assert.Equal(t, capture.Add(704*time.Millisecond+300*time.Millisecond), s.judgeDeadline(p.now, capture))
 			} else {
 				assert.Equal(t, 100*time.Millisecond, s.pathDelay())
-				assert.Equal(t, capture.Add(p.cc.budget()), s.judgeDeadline(capture))
+				assert.Equal(t, capture.Add(p.cc.budget()), s.judgeDeadline(p.now, capture))
 			}
 		})
+	}
+}
+
+// Pushback counts the path's standing queue only while it is ours: behind
+// another flow's (cc.Competing), a smaller encoder target would not drain
+// it.
+func TestStandingQueueWhileCompeting(t *testing.T) {
+	for _, competing := range []bool{false, true} {
+		est := &competingEstimator{Fixed: cc.Fixed{Rate: 1_000_000}, competing: competing}
+		p := newPipe(t, Config{Estimator: func() cc.Estimator { return est }})
+		s := &p.cc.snd
+		k := int64(p.now) / int64(pathRateSlotLen)
+		s.path.rates[k%pathRateSlots] = rateSlot{start: clock.Time(k * int64(pathRateSlotLen)), bps: 1e6}
+		s.path.rateOK, s.path.fit, s.path.vqAt = false, 75_000, p.now
+		require.Equal(t, 600*time.Millisecond, s.path.fitQueueDelay(p.now))
+		if competing {
+			assert.Equal(t, s.pacer.QueueDelay(), s.standingQueue(p.now), "another flow's queue")
+		} else {
+			assert.Equal(t, s.pacer.QueueDelay()+600*time.Millisecond, s.standingQueue(p.now), "our queue")
+		}
 	}
 }

@@ -250,12 +250,15 @@ func (s *sender) frameRate() int64 {
 // judgeDeadline is the deadline the sender drops frames against: capture
 // + the budget (Latency, or the receiver's playout offset if longer), unless the path's delay alone (pathDelay)
 // already exceeds Latency (a standing queue we cannot drain, as behind a
-// TCP flow): then capture + that delay + Latency, rather than dropping
-// every frame.
-func (s *sender) judgeDeadline(capture clock.Time) clock.Time {
+// TCP flow): then capture + the one-way delay a frame sent now is
+// predicted to meet (or pathDelay, if more) + Latency, rather than
+// dropping every frame. The queue behind a loss-based flow swings with
+// its sawtooth, and a frame sent at its crest only has to make Latency
+// on top of it.
+func (s *sender) judgeDeadline(now, capture clock.Time) clock.Time {
 	lat := s.c.cfg.Latency
 	if ow := s.pathDelay(); ow >= lat {
-		return capture.Add(max(ow+lat, s.c.budget()))
+		return capture.Add(max(max(ow, s.frameOneWay(now))+lat, s.c.budget()))
 	}
 	return capture.Add(s.c.budget())
 }
@@ -443,7 +446,7 @@ func (c *Conn) WriteFrame(now clock.Time, stream uint8, payload []byte, info Fra
 	if info.Key {
 		st.keyAsked = false
 	}
-	judge := s.judgeDeadline(info.Capture)
+	judge := s.judgeDeadline(now, info.Capture)
 	if late := now.Add(c.owd()).Sub(judge); late >= 0 {
 		s.refuse(now, st, &f, DropLateOnArrival, "late on arrival", late)
 		return fmt.Errorf("%w: frame %d is past its deadline by %v", ErrFrameDropped, id, late)
@@ -802,7 +805,7 @@ func (s *sender) pollNext(now clock.Time, dst []byte, audioOnly bool) (int, bool
 				}
 				ahead := s.pacer.DelayOf(s.pacer.Ahead(f.class))
 				arrival := cc.PredictArrival(now, ahead, f.size-f.sent, s.frameRate(), oneWay)
-				if late := arrival.Sub(s.judgeDeadline(f.capture)); late > 0 {
+				if late := arrival.Sub(s.judgeDeadline(now, f.capture)); late > 0 {
 					reason := "predicted to miss its deadline in the send queue"
 					if f.next > 0 {
 						reason = "predicted to miss its deadline while sending: cut short"

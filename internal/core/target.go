@@ -3,6 +3,7 @@ package core
 import (
 	"time"
 
+	"github.com/spillway-rt/spillway/cc"
 	"github.com/spillway-rt/spillway/clock"
 )
 
@@ -36,8 +37,13 @@ type byteMark struct {
 }
 
 // standingQueue is the delay our bytes queued now meet: the pacer's queue
-// and the path model's.
+// and the path model's, unless the estimator says the path's standing
+// queue is another flow's (cc.Competing: a loss-based TCP keeps it full
+// whatever we send), when a smaller encoder target would not drain it.
 func (s *sender) standingQueue(now clock.Time) time.Duration {
+	if cp, ok := s.estimator.(cc.Competing); ok && cp.Competing() {
+		return s.pacer.QueueDelay()
+	}
 	return s.pacer.QueueDelay() + s.path.fitQueueDelay(now)
 }
 
