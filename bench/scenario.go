@@ -328,6 +328,12 @@ func collapse(name string, p Profile) Scenario {
 	// 0.85 x the measured rate): at 100 % the link's IP and UDP headers
 	// alone would build a standing queue.
 	s.TargetShare = 0.95
+	// The foundation's av traffic (a key frame every 2 s, 8 x a delta),
+	// its video encoder following TargetRate as the cc issue's RFC 8593
+	// model does: at most 10 % per 100 ms, Laplacian size noise of 0.15.
+	s.Traffic.Video.RateStep = 0.1
+	s.Traffic.Video.Laplace = true
+	s.Traffic.Video.Variation = 0.15
 	return s
 }
 
