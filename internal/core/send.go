@@ -935,7 +935,11 @@ func (s *sender) announceRepeat() time.Duration {
 // their time bound and refreshes the FEC policy's inputs.
 func (s *sender) handleTimeout(now clock.Time) {
 	if now >= s.targetAt && s.anyOpen() {
-		if t, ok := s.estimator.(cc.Timed); ok {
+		// Feedback silence means something only while packets await it:
+		// an application that sends nothing (paused) gets no reports, and
+		// its target must not halve away meanwhile.
+		s.ageFlight(now)
+		if t, ok := s.estimator.(cc.Timed); ok && s.inflight > 0 {
 			t.OnTime(now, s.c.ccRTT())
 		}
 		s.startProbe(now) // a cluster may be due while nothing is sent

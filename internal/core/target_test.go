@@ -222,6 +222,26 @@ func TestFeedbackSilenceHalvesTheTarget(t *testing.T) {
 	assert.Less(t, p.cc.Stats().AvailableOutgoingBitrate, before/4, "halved at least twice in 2 s of silence")
 }
 
+// An application that stops sending gets no feedback, and nothing awaits
+// any: its target does not halve away meanwhile (RFC 8867 5.8's pause).
+func TestPausedSenderKeepsItsTarget(t *testing.T) {
+	p, _ := gccPairWithSilence(t, Config{}, cc.GCCConfig{StartRate: 2_000_000})
+	p.at(0, func(now clock.Time) {
+		aid, err := p.cc.OpenStream(now, StreamConfig{Kind: KindAudio})
+		require.NoError(t, err)
+		for i := range 50 { // 1 s of audio, then nothing
+			p.at(time.Duration(i)*20*time.Millisecond, func(now clock.Time) {
+				_ = p.cc.WriteFrame(now, aid, make([]byte, 100), FrameInfo{Capture: now})
+			})
+		}
+	})
+	p.run(time.Second)
+	before := p.cc.Stats().AvailableOutgoingBitrate
+	require.GreaterOrEqual(t, before, int64(2_000_000))
+	p.run(3 * time.Second)
+	assert.Equal(t, before, p.cc.Stats().AvailableOutgoingBitrate, "no halving while nothing is sent")
+}
+
 // A prober's clusters go out at their rate, padded with copies of recent
 // packets, their packets tagged so feedback reaches the controller: from
 // 300 kbit/s on a 4 Mbit/s path, GCC's start-up probes lift the target
