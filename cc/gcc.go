@@ -542,12 +542,13 @@ func (g *GCC) finishProbes(now clock.Time) {
 			switch {
 			case recvRate >= 0.9*sendRate:
 				g.noteProbeRate(now, est)
+				est *= r.kind.use()
 			case r.kind == probeStart:
-				est = saturatedUse * recvRate / r.kind.use()
+				est = saturatedUse * recvRate
 			default:
 				est = 0
 			}
-			if est *= r.kind.use(); est > g.target {
+			if est > g.target {
 				g.target = min(est, float64(g.cfg.MaxRate))
 				g.stats.ProbeHits++
 				// The path carried nearly all of it: probe on at twice

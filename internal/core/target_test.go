@@ -202,44 +202,43 @@ func gccPairWithSilence(t *testing.T, cfg Config, g cc.GCCConfig) (*pair, *bool)
 }
 
 // With a controller that acts on silence (cc.Timed), feedback that stops
-// coming halves the transport target.
-func TestFeedbackSilenceHalvesTheTarget(t *testing.T) {
-	p, silent := gccPairWithSilence(t, Config{}, cc.GCCConfig{StartRate: 2_000_000})
-	p.at(0, func(now clock.Time) {
-		aid, err := p.cc.OpenStream(now, StreamConfig{Kind: KindAudio})
-		require.NoError(t, err)
-		for i := range 150 {
-			p.at(time.Duration(i)*20*time.Millisecond, func(now clock.Time) {
-				_ = p.cc.WriteFrame(now, aid, make([]byte, 100), FrameInfo{Capture: now})
+// coming while the sender sends halves the transport target; an
+// application that stops sending gets no feedback, and nothing awaits any,
+// so its target does not halve away meanwhile (RFC 8867 5.8's pause).
+func TestFeedbackSilence(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		frames int  // 20 ms of audio each from 0 s
+		silent bool // the feedback is lost from 1 s on
+		halved bool
+	}{
+		{"feedback stops while the sender sends", 150, true, true},
+		{"the sender pauses", 50, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, silent := gccPairWithSilence(t, Config{}, cc.GCCConfig{StartRate: 2_000_000})
+			p.at(0, func(now clock.Time) {
+				aid, err := p.cc.OpenStream(now, StreamConfig{Kind: KindAudio})
+				require.NoError(t, err)
+				for i := range tc.frames {
+					p.at(time.Duration(i)*20*time.Millisecond, func(now clock.Time) {
+						_ = p.cc.WriteFrame(now, aid, make([]byte, 100), FrameInfo{Capture: now})
+					})
+				}
 			})
-		}
-	})
-	p.run(time.Second)
-	before := p.cc.Stats().AvailableOutgoingBitrate
-	require.GreaterOrEqual(t, before, int64(2_000_000))
-	*silent = true
-	p.run(2 * time.Second)
-	assert.Less(t, p.cc.Stats().AvailableOutgoingBitrate, before/4, "halved at least twice in 2 s of silence")
-}
-
-// An application that stops sending gets no feedback, and nothing awaits
-// any: its target does not halve away meanwhile (RFC 8867 5.8's pause).
-func TestPausedSenderKeepsItsTarget(t *testing.T) {
-	p, _ := gccPairWithSilence(t, Config{}, cc.GCCConfig{StartRate: 2_000_000})
-	p.at(0, func(now clock.Time) {
-		aid, err := p.cc.OpenStream(now, StreamConfig{Kind: KindAudio})
-		require.NoError(t, err)
-		for i := range 50 { // 1 s of audio, then nothing
-			p.at(time.Duration(i)*20*time.Millisecond, func(now clock.Time) {
-				_ = p.cc.WriteFrame(now, aid, make([]byte, 100), FrameInfo{Capture: now})
-			})
-		}
-	})
-	p.run(time.Second)
-	before := p.cc.Stats().AvailableOutgoingBitrate
-	require.GreaterOrEqual(t, before, int64(2_000_000))
-	p.run(3 * time.Second)
-	assert.Equal(t, before, p.cc.Stats().AvailableOutgoingBitrate, "no halving while nothing is sent")
+			p.run(time.Second)
+			before := p.cc.Stats().AvailableOutgoingBitrate
+			require.GreaterOrEqual(t, before, int64(2_000_000))
+			*silent = tc.silent
+			if tc.halved {
+				p.run(2 * time.Second)
+				assert.Less(t, p.cc.Stats().AvailableOutgoingBitrate, before/4, "halved at least twice in 2 s of silence")
+			} else {
+				p.run(3 * time.Second)
+				assert.Equal(t, before, p.cc.Stats().AvailableOutgoingBitrate, "no halving while nothing is sent")
+			}
+		})
+	}
 }
 
 // A prober's clusters go out at their rate, padded with copies of recent
