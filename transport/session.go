@@ -58,7 +58,7 @@ type TrackConfig struct {
 // Frame is a frame to send.
 type Frame struct {
 	Data        []byte    // copied by WriteFrame
-	CaptureTime time.Time // zero: now; the deadline is CaptureTime + Latency
+	CaptureTime time.Time // zero, or later than now: now; the deadline is CaptureTime + Latency
 	Keyframe    bool      // decodable alone
 	Droppable   bool      // no other frame references it
 }

@@ -505,3 +505,23 @@ func TestFramesOfAStreamNeverAnnouncedAreDropped(t *testing.T) {
 	assert.Equal(t, int64(1), rs.FramesUnannounced)
 	assert.Zero(t, sc.recvBytes, "its buffer was freed")
 }
+
+// A capture time a little after now (an application's clock read after
+// its event loop read now) is taken as now: the wire has the capture at or
+// before the send time, and one after it would read 67.1 s earlier.
+func TestCaptureAfterNowIsTakenAsNow(t *testing.T) {
+	link := netem.LinkConfig{Delay: 25 * time.Millisecond}
+	p := newPair(t, pairOpts{fwd: link, rev: link})
+	p.connected()
+	p.at(0, func(now clock.Time) {
+		sid, err := p.cc.OpenStream(now, StreamConfig{Kind: KindVideo, Bitrate: 1_000_000})
+		require.NoError(t, err)
+		require.NoError(t, p.cc.WriteFrame(now, sid, make([]byte, 500), FrameInfo{Capture: now.Add(8 * time.Microsecond), Key: true}))
+	})
+	p.run(time.Second)
+	ev, ok := p.server.find(EventFrame)
+	require.True(t, ok)
+	lat := ev.Frame.Completed.Sub(ev.Frame.Capture)
+	assert.Greater(t, lat, 20*time.Millisecond)
+	assert.Less(t, lat, 100*time.Millisecond, "not a timestamp period away")
+}

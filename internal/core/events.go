@@ -87,7 +87,7 @@ func (s StreamConfig) bitrate() int64 {
 
 // FrameInfo is what the sender says about a frame besides its bytes.
 type FrameInfo struct {
-	Capture   clock.Time // capture time on the sender's clock; the deadline is Capture + Latency
+	Capture   clock.Time // capture time on the sender's clock, at most now (later is taken as now); the deadline is Capture + Latency
 	Key       bool       // a key frame (decodable alone)
 	Droppable bool       // no other frame references it
 }

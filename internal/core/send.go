@@ -438,6 +438,12 @@ func (c *Conn) WriteFrame(now clock.Time, stream uint8, payload []byte, info Fra
 	st.nextFrameID++
 	st.stats.FramesSent++
 	st.stats.BytesSent += int64(len(payload))
+	// A frame is not captured after it is written. A capture time a little
+	// ahead of now (an application's clock read after the caller's loop
+	// read now) would reach the peer as a capture after the send time,
+	// which the wire reads as one timestamp period (67.1 s) earlier
+	// (docs/PROTOCOL.md §3.2).
+	info.Capture = min(info.Capture, now)
 	deadline := info.Capture.Add(c.cfg.Latency)
 	size := wire.FramePrefixLen + len(payload)
 	class := frameClass(st.cfg.Kind, info.Key)
