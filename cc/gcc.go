@@ -538,9 +538,16 @@ func (g *GCC) finishProbes(now clock.Time) {
 			// than a fair share (and every flow probing would stand a
 			// queue). Alone on the path, the next increase finds the rest.
 			// At the start, a saturated cluster counts too (probeStart).
+			// The probe at the remembered capacity is judged against the
+			// rate asked for when the pacer sent it faster (bursts of its
+			// own): it asks whether the path is back to that capacity.
 			est := min(sendRate, recvRate)
+			asked := sendRate
+			if r.kind == probeCollapse {
+				asked = min(sendRate, float64(r.rate))
+			}
 			switch {
-			case recvRate >= 0.9*sendRate:
+			case recvRate >= 0.9*asked:
 				g.noteProbeRate(now, est)
 				est *= r.kind.use()
 			case r.kind == probeStart:

@@ -491,20 +491,26 @@ func TestGCCProbeResultMustBeCarried(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		kind    probeKind
+		asked   float64       // the cluster's rate; it is sent at 4 Mbit/s
 		recvGap time.Duration // between arrivals; sent every 2.4 ms (4 Mbit/s)
 		atLeast int64
 		below   int64
 	}{
-		{"start, carried", probeStart, 2400 * time.Microsecond, 3_800_000, 4_100_000},
+		{"start, carried", probeStart, 4e6, 2400 * time.Microsecond, 3_800_000, 4_100_000},
 		// At the start a saturated cluster counts, at 0.95 of what it got.
-		{"start, queued behind others", probeStart, 4800 * time.Microsecond, 1_800_000, 2_000_000},
+		{"start, queued behind others", probeStart, 4e6, 4800 * time.Microsecond, 1_800_000, 2_000_000},
 		// Later, only a carried one: the up-probe takes 0.85 of it.
-		{"up-probe, carried", probeUp, 2400 * time.Microsecond, 3_200_000, 3_500_000},
-		{"up-probe, queued behind others", probeUp, 4800 * time.Microsecond, 1_000_000, 1_200_000},
+		{"up-probe, carried", probeUp, 4e6, 2400 * time.Microsecond, 3_200_000, 3_500_000},
+		{"up-probe, queued behind others", probeUp, 4e6, 4800 * time.Microsecond, 1_000_000, 1_200_000},
+		// Sent faster than asked (3.6 Mbit/s), 3.49 Mbit/s arrived: 0.87
+		// of what was sent, 0.97 of what was asked. An up-probe is not
+		// carried; the probe at the remembered capacity is, at 0.95.
+		{"up-probe, sent fast", probeUp, 3.6e6, 2750 * time.Microsecond, 1_000_000, 1_200_000},
+		{"collapse probe, sent fast", probeCollapse, 3.6e6, 2750 * time.Microsecond, 3_250_000, 3_400_000},
 	} {
 		g := NewGCC(GCCConfig{StartRate: 1_000_000})
 		g.startProbed = true
-		g.queueProbe(0, 4_000_000, tc.kind)
+		g.queueProbe(0, tc.asked, tc.kind)
 		c, ok := g.PollProbe(0)
 		require.True(t, ok, tc.name)
 		var fb Feedback
