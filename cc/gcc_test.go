@@ -125,13 +125,19 @@ func TestGCCFindsAndHoldsCapacity(t *testing.T) {
 	assert.Positive(t, g.Stats().Decreases)
 }
 
-func TestGCCFollowsACapacityDrop(t *testing.T) {
-	path := gccPath{capacity: func(at time.Duration) float64 {
-		if at >= 30*time.Second {
+// dropPath is 2 Mbit/s, then 0.5 Mbit/s from drop on; 50 ms one way, a
+// 300 ms queue.
+func dropPath(drop time.Duration) gccPath {
+	return gccPath{capacity: func(at time.Duration) float64 {
+		if at >= drop {
 			return 500_000
 		}
 		return 2_000_000
 	}, oneWay: 50 * time.Millisecond, maxQueue: 300 * time.Millisecond}
+}
+
+func TestGCCFollowsACapacityDrop(t *testing.T) {
+	path := dropPath(30 * time.Second)
 	g := NewGCC(GCCConfig{StartRate: 1_000_000})
 	s := path.run(g, 40*time.Second, 1)
 	var at time.Duration = -1
@@ -531,12 +537,7 @@ func TestGCCProbeResultMustBeCarried(t *testing.T) {
 // follows a capacity drop (more slowly, without the additions) and does
 // not probe.
 func TestGCC02(t *testing.T) {
-	path := gccPath{capacity: func(at time.Duration) float64 {
-		if at >= 40*time.Second {
-			return 500_000
-		}
-		return 2_000_000
-	}, oneWay: 50 * time.Millisecond, maxQueue: 300 * time.Millisecond}
+	path := dropPath(40 * time.Second)
 	g := NewGCC02(GCCConfig{StartRate: 300_000})
 	var _ Estimator = g
 	_, probes := any(g).(Prober)
