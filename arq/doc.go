@@ -76,6 +76,9 @@
 // the sender's check is exact. Tail-loss detection guesses the missing
 // fragments' packet numbers as the next ones, which may belong to packets
 // that are not media (harmless NACKs). One frame's tail is tracked at a time.
+// Its timer cannot tell a lost tail from one held back by other flows'
+// packets on a shared bottleneck, so fragments that come after it fired
+// lengthen it, as reordering lengthens the gap allowance (TailWait).
 // Memory: Receiver 96 KiB for the default 1000-packet list (48 bytes x
 // twice the bound, rounded up to a power of two); History MaxBytes plus 88
 // bytes per MaxPackets slot (1.35 MiB by default). Neither allocates after

@@ -353,10 +353,75 @@ func TestReceiverTailLoss(t *testing.T) {
 		// The next frame's first packet is 8: no gap.
 		r.OnPacket(at(40*ms), 8, d)
 		assert.Equal(t, 3, r.Stats().Missing)
-		// A late fragment is not a reordering sample.
+		// A late fragment is not a reordering sample: it teaches the tail
+		// timer instead.
 		r.OnPacket(at(41*ms), 5, d)
 		assert.Equal(t, DefaultInitialReorder, r.ReorderAllowance())
-		assert.Equal(t, int64(1), r.Stats().SpuriousNACKs)
+		s = r.Stats()
+		assert.Equal(t, int64(1), s.SpuriousNACKs)
+		assert.Equal(t, int64(1), s.TailLate)
+		late := at(41 * ms).Sub(due)
+		assert.Equal(t, late+late/4, s.TailWait)
+	})
+	t.Run("fragments that came after it fired lengthen it, for a while", func(t *testing.T) {
+		// Frames of five fragments 1 ms apart, one frame every 100 ms; the
+		// last three of each are held back (another flow's burst on a
+		// shared bottleneck) by hold.
+		const hold = 30 * ms
+		r := newRx(t, ReceiverConfig{Repeats: -1})
+		var pn int64
+		frame := func(start time.Duration, held bool) (due clock.Time, nacked []int64) {
+			for i := range 2 {
+				r.OnPacket(at(start+time.Duration(i)*ms), pn, d)
+				pn++
+			}
+			r.ExpectTail(at(start+ms), pn-1, 3, d)
+			due = r.NextTimeout()
+			arrive := start + 2*ms
+			if held {
+				arrive += hold
+			}
+			for now := start + 2*ms; now < arrive; now += ms {
+				nacked, _ = r.PollNACK(at(now), nacked)
+			}
+			for i := range 3 {
+				r.OnPacket(at(arrive+time.Duration(i)*ms), pn, d)
+				pn++
+			}
+			r.ExpectTail(at(arrive+2*ms), pn-1, 0, d)
+			return due, nacked
+		}
+		due, nacked := frame(0, true)
+		assert.Equal(t, []int64{2, 3, 4}, nacked, "the first hold reads as a tail loss")
+		wait := r.Stats().TailWait
+		assert.Greater(t, wait, hold-due.Sub(at(ms)), "it learned the fragments' lateness")
+		assert.LessOrEqual(t, wait, DefaultMaxReorder)
+		for k := range 3 {
+			due, nacked = frame(time.Duration(k+1)*100*ms, true)
+			assert.Empty(t, nacked, "frame %d: the same hold is waited out", k+1)
+			assert.Greater(t, due, at(time.Duration(k+1)*100*ms+ms+hold), "frame %d", k+1)
+		}
+		st := r.Stats()
+		assert.Equal(t, int64(1), st.TailLosses)
+		assert.Equal(t, int64(3), st.SpuriousNACKs)
+		// The extra halves every ReorderHalfLife.
+		frame(DefaultReorderHalfLife+500*ms, false)
+		assert.Equal(t, wait/2, r.Stats().TailWait)
+		frame(2*DefaultReorderHalfLife+500*ms, false)
+		assert.Equal(t, wait/4, r.Stats().TailWait)
+	})
+	t.Run("a tail that never comes teaches nothing", func(t *testing.T) {
+		r := newRx(t, ReceiverConfig{Repeats: -1})
+		r.OnPacket(0, 0, d)
+		r.OnPacket(at(ms), 1, d)
+		r.ExpectTail(at(ms), 1, 2, d)
+		pns, _ := r.PollNACK(at(100*ms), nil)
+		assert.Equal(t, []int64{2, 3}, pns)
+		r.OnRetransmission(at(150*ms), 10, 2, d)
+		r.OnRetransmission(at(150*ms), 11, 3, d)
+		s := r.Stats()
+		assert.Equal(t, int64(0), s.TailLate)
+		assert.Equal(t, time.Duration(0), s.TailWait)
 	})
 	t.Run("the path's jitter delays it", func(t *testing.T) {
 		for _, j := range []time.Duration{0, 10 * ms} {
