@@ -501,18 +501,27 @@ func TestGCCProbeResultMustBeCarried(t *testing.T) {
 		recvGap time.Duration // between arrivals; sent every 2.4 ms (4 Mbit/s)
 		atLeast int64
 		below   int64
+		// held: jitter after the bottleneck, on the first five packets.
+		held time.Duration
 	}{
-		{"start, carried", probeStart, 4e6, 2400 * time.Microsecond, 3_800_000, 4_100_000},
+		{"start, carried", probeStart, 4e6, 2400 * time.Microsecond, 3_800_000, 4_100_000, 0},
 		// At the start a saturated cluster counts, at 0.95 of what it got.
-		{"start, queued behind others", probeStart, 4e6, 4800 * time.Microsecond, 1_800_000, 2_000_000},
+		{"start, queued behind others", probeStart, 4e6, 4800 * time.Microsecond, 1_800_000, 2_000_000, 0},
 		// Later, only a carried one: the up-probe takes 0.85 of it.
-		{"up-probe, carried", probeUp, 4e6, 2400 * time.Microsecond, 3_200_000, 3_500_000},
-		{"up-probe, queued behind others", probeUp, 4e6, 4800 * time.Microsecond, 1_000_000, 1_200_000},
+		{"up-probe, carried", probeUp, 4e6, 2400 * time.Microsecond, 3_200_000, 3_500_000, 0},
+		{"up-probe, queued behind others", probeUp, 4e6, 4800 * time.Microsecond, 1_000_000, 1_200_000, 0},
 		// Sent faster than asked (3.6 Mbit/s), 3.49 Mbit/s arrived: 0.87
 		// of what was sent, 0.97 of what was asked. An up-probe is not
 		// carried; the probe at the remembered capacity is, at 0.95.
-		{"up-probe, sent fast", probeUp, 3.6e6, 2750 * time.Microsecond, 1_000_000, 1_200_000},
-		{"collapse probe, sent fast", probeCollapse, 3.6e6, 2750 * time.Microsecond, 3_250_000, 3_400_000},
+		{"up-probe, sent fast", probeUp, 3.6e6, 2750 * time.Microsecond, 1_000_000, 1_200_000, 0},
+		{"collapse probe, sent fast", probeCollapse, 3.6e6, 2750 * time.Microsecond, 3_250_000, 3_400_000, 0},
+		// Jitter held the first five packets back 10 ms: the arrivals
+		// bunch. Through 3.2 Mbit/s (0.8 of the cluster) they still
+		// read 0.97 of the send rate, but the queue grew by 0.2 of the
+		// send time: not carried.
+		{"up-probe, saturated, bunched by jitter", probeUp, 4e6, 3 * time.Millisecond, 1_000_000, 1_200_000, 10 * time.Millisecond},
+		// Carried, and bunched the same way: the delay fell, carried.
+		{"up-probe, carried, bunched by jitter", probeUp, 4e6, 2400 * time.Microsecond, 3_200_000, 3_500_000, 10 * time.Millisecond},
 	} {
 		g := NewGCC(GCCConfig{StartRate: 1_000_000})
 		g.startProbed = true
@@ -522,8 +531,12 @@ func TestGCCProbeResultMustBeCarried(t *testing.T) {
 		var fb Feedback
 		for i := range 20 {
 			at := clock.Time(time.Duration(i) * 2400 * time.Microsecond)
+			arrival := clock.Time(30*time.Millisecond + time.Duration(i)*tc.recvGap)
+			if i < 5 {
+				arrival = arrival.Add(tc.held)
+			}
 			fb.Packets = append(fb.Packets, PacketResult{PacketNumber: int64(i), Size: 1200, SendTime: at, Received: true,
-				ArrivalTime: clock.Time(30*time.Millisecond + time.Duration(i)*tc.recvGap), ProbeID: c.ID})
+				ArrivalTime: arrival, ProbeID: c.ID})
 		}
 		g.OnFeedback(clock.Time(200*time.Millisecond), &fb, RTT{Smoothed: 60 * time.Millisecond}, false)
 		fb.Packets = fb.Packets[:0] // the cluster's packets stopped: its result is in
@@ -662,5 +675,35 @@ func TestGCCStaleRTTDoesNotCutADrainedQueue(t *testing.T) {
 				assert.GreaterOrEqual(t, st.StandingCuts, tc.wantMin)
 			}
 		})
+	}
+}
+
+// A cut takes beta of the receive rate over the last 500 ms, or of the
+// last 200 ms after a drop (under 0.7 of it); a smaller dip over 200 ms is
+// that window's noise, and taking it cut small flows deeper than large
+// ones on a shared bottleneck.
+func TestGCCCutBasis(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		recent float64 // bit/s over the last 300 ms, after 500 ms at 2 Mbit/s
+		want   float64
+	}{
+		{"a drop", 500_000, 500_000},
+		{"a dip", 1_600_000, (200*2_000_000 + 300*1_600_000) / 500},
+		{"steady", 2_000_000, 2_000_000},
+	} {
+		g := NewGCC(GCCConfig{})
+		var fb Feedback
+		at := clock.Time(0)
+		for pn := int64(0); at < clock.Time(800*time.Millisecond); pn++ {
+			fb.Packets = append(fb.Packets, PacketResult{PacketNumber: pn, Size: 1200, SendTime: at, Received: true, ArrivalTime: at.Add(30 * time.Millisecond)})
+			rate := 2_000_000.0
+			if at >= clock.Time(500*time.Millisecond) {
+				rate = tc.recent
+			}
+			at = at.Add(time.Duration(1200 * 8 / rate * float64(time.Second)))
+		}
+		g.OnFeedback(clock.Time(time.Second), &fb, RTT{Smoothed: 60 * time.Millisecond}, false)
+		assert.InEpsilon(t, tc.want, g.cutBasis(), 0.05, tc.name)
 	}
 }
