@@ -707,3 +707,37 @@ func TestGCCCutBasis(t *testing.T) {
 		assert.InEpsilon(t, tc.want, g.cutBasis(), 0.05, tc.name)
 	}
 }
+
+// A queue on the reverse path (our feedback behind another flow's media,
+// RFC 8867 5.3) lifts the round trip whatever we send; the forward queue
+// is ours and drains when we cut. That is no other flow's standing
+// queue: no competitive mode.
+func TestGCCReverseQueueIsNotCompetition(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		reverse time.Duration
+	}{{"no reverse queue", 0}, {"reverse queue", 200 * time.Millisecond}} {
+		g := NewGCC(GCCConfig{StartRate: 500_000})
+		rtt := func(clock.Time) RTT {
+			return RTT{Min: 100 * time.Millisecond, Smoothed: 100*time.Millisecond + tc.reverse, Latest: 100*time.Millisecond + tc.reverse}
+		}
+		s := &synth{g: g, rtt: rtt}
+		// The forward bottleneck: 700 kbit/s, a fluid queue fed at the
+		// target.
+		var q time.Duration
+		last := clock.Time(0)
+		owd := func(at clock.Time) time.Duration {
+			if at > last {
+				grow := (float64(g.Target())/700_000 - 1) * float64(at.Sub(last))
+				q = min(max(q+time.Duration(grow), 0), 300*time.Millisecond)
+				last = at
+			}
+			return 50*time.Millisecond + q
+		}
+		s.run(60*time.Second, owd, never)
+		st := g.Stats()
+		assert.Zero(t, st.CompetitiveEntries, tc.name)
+		assert.Positive(t, st.Decreases+st.StandingCuts, tc.name)
+		assert.Less(t, g.Target(), int64(900_000), tc.name)
+	}
+}
