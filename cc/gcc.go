@@ -13,15 +13,17 @@ import (
 // between groups feeds a trendline (the slope of the accumulated delay
 // over arrival time, libwebrtc's replacement of gcc-02's Kalman filter),
 // an overuse detector compares it with an adaptive threshold (gcc-02
-// §5.4), and a rate controller (gcc-02 §5.5) cuts the target to 0.85 x
-// the measured receive rate on overuse and otherwise raises it (8 %/s, or
+// §5.4), and a rate controller (gcc-02 §5.5) cuts the target under the
+// measured receive rate on overuse and otherwise raises it (8 %/s, or
 // additively near the last congestion point).
 //
 // Beyond gcc-02:
-//   - The receive rate counts arrivals on the receiver's clock; a cut
-//     takes 0.85 of it over its last 200 ms when that is under 0.7 of it
-//     (after a capacity drop the 500 ms window still remembers the rate
-//     before).
+//   - A cut leaves enough under the receive rate to drain the queue it
+//     found within 500 ms, 5-20 % (gcc-02: always 15 %; cutShare). The
+//     receive rate counts arrivals on the receiver's clock, over the last
+//     500 ms, or over the last 200 ms when that is under half of it (after
+//     a capacity drop the longer window still remembers the rate before;
+//     the cut is then the deepest, 20 %).
 //   - A queue estimate that jitter cannot fake: the least one-way delay of
 //     the last 32 packets above its least over 10 s, and the round trip
 //     above its least ever (skew-free). A queue over 25 ms for 250 ms
@@ -105,6 +107,7 @@ type GCC struct {
 	lastStandCut clock.Time
 	lastCut      clock.Time // the last cut of any kind
 	standQ       float64    // queueExcess at the last standing cut (-Inf: none since the queue stood)
+	standOWQ     float64    // the one-way estimate (queueMS) then
 	ignoredCuts  int        // standing cuts in a row after which the queue did not drain
 	competitive  bool       // the competitive mode (updateCompetitive)
 	calmSince    clock.Time // in the competitive mode, since when the queue has been gone (0: it is not)
@@ -248,6 +251,7 @@ type peakSlot struct {
 type baseSlot struct {
 	start clock.Time
 	ms    float64
+	at    clock.Time // when ms was seen
 	set   bool
 }
 
@@ -334,17 +338,22 @@ const (
 	initialThreshold = 12.5 // ms, gcc-02 §5.4
 	thresholdUp      = 0.01 // K_u
 	thresholdDown    = 0.00018
-	overuseTimeMS    = 10 // ms above the threshold before signalling overuse
-	beta             = 0.85
-	ackWindow        = 500 * time.Millisecond
-	ackRingLen       = 2048                   // 500 ms at 40 Mbit/s of 1200-byte packets
-	cutWindow        = 200 * time.Millisecond // the receive rate a cut takes beta of, after a drop
-	dropShare        = 0.7                    // a cutWindow rate under this share of ackWindow's is a drop
-	maxIncreasePerS  = 0.08                   // gcc-02's multiplicative increase, 8 % a second
-	lossHigh         = 0.1                    // gcc-02 §6
-	lossHoldAfter    = time.Second            // overuse this recent makes loss congestive
-	lossLow          = 0.02                   // gcc-02 §6: under it, loss says nothing
-	lossWindow       = 500 * time.Millisecond
+	overuseTimeMS    = 10   // ms above the threshold before signalling overuse
+	beta             = 0.85 // gcc-02's cut (GCC02; GCC sizes its cuts, cutShare)
+	// cutShare: a cut drains the queue it found within drainTime, taking
+	// between cutDeepest and cutShallowest of the receive rate.
+	drainTime       = 500 * time.Millisecond
+	cutDeepest      = 0.8
+	cutShallowest   = 0.95
+	ackWindow       = 500 * time.Millisecond
+	ackRingLen      = 2048                   // 500 ms at 40 Mbit/s of 1200-byte packets
+	cutWindow       = 200 * time.Millisecond // the receive rate a cut takes beta of, after a drop
+	dropShare       = 0.5                    // a cutWindow rate under this share of ackWindow's is a drop (halved)
+	maxIncreasePerS = 0.08                   // gcc-02's multiplicative increase, 8 % a second
+	lossHigh        = 0.1                    // gcc-02 §6
+	lossHoldAfter   = time.Second            // overuse this recent makes loss congestive
+	lossLow         = 0.02                   // gcc-02 §6: under it, loss says nothing
+	lossWindow      = 500 * time.Millisecond
 	// A queue this far above the path's least delay makes loss
 	// congestive even without a delay rise (a full drop-tail queue).
 	// 30 ms jitter moves a report's least delay by a few ms only.
@@ -717,15 +726,19 @@ func (g *GCC) noteDelay(now clock.Time) {
 	k := int64(now) / int64(baseSlotLen)
 	slot := &g.base[((k%baseSlots)+baseSlots)%baseSlots]
 	if start := clock.Time(k * int64(baseSlotLen)); slot.start != start || !slot.set {
-		*slot = baseSlot{start: start, ms: owd, set: true}
+		*slot = baseSlot{start: start, ms: owd, at: now, set: true}
 	}
-	slot.ms = min(slot.ms, owd)
+	if owd < slot.ms {
+		slot.ms, slot.at = owd, now
+	}
 	// Each slot's least delay, brought forward to now by the clocks' skew
-	// (from the middle of the slot).
+	// from when it was seen (from the slot's middle instead, the least of
+	// the slots picked the one the skew put most in its favour: at 1000
+	// ppm up to 1 ms under the true base, read as queue).
 	base := owd
 	for _, b := range g.base {
 		if b.set && now.Sub(b.start) < baseSlots*baseSlotLen {
-			base = min(base, b.ms+g.skew.correction(now, b.start.Add(baseSlotLen/2)))
+			base = min(base, b.ms+g.skew.correction(now, b.at))
 		}
 	}
 	g.queueMS = owd - base
@@ -845,20 +858,42 @@ func (g *GCC) detect(now clock.Time, trend float64) {
 	}
 }
 
-// cutBasis is what a cut takes beta of: the receive rate, over its last
-// cutWindow when that is under dropShare of it (after a capacity drop the
-// 500 ms window still remembers the rate before it). A smaller dip is the
-// shorter window's noise, not a drop: 200 ms of a 500 kbit/s flow are ten
-// packets, and its frames' sizes vary. Taking the lower of the two
-// whatever they read cut small flows deeper than large ones on a shared
-// bottleneck: on 20 seeds of rfc8867-5.2, -5.4 and -5.8 the mean of the
-// least Jain index rose from 0.815, 0.873 and 0.854 to 0.870, 0.905 and
-// 0.873 without it.
-func (g *GCC) cutBasis() float64 {
-	if recent := g.ack.recent(cutWindow, g.ack.rate); recent < dropShare*g.ack.rate {
-		return recent
+// cutShare is the share of the receive rate a cut for overuse or a
+// standing queue keeps: enough below it to drain the queue the one-way
+// estimate shows within drainTime (a queue of q ms drains at a spare
+// q/drainTime of the rate), between cutDeepest and cutShallowest.
+// gcc-02's fixed 0.85 cuts 15 % whatever the queue: too little for a
+// queue of 100 ms, and three times what a queue of 25 ms needs, which left
+// the rate further under the capacity than it had to (the figures are in
+// the commit that made it).
+func (g *GCC) cutShare() float64 {
+	return min(max(1-g.queueMS/float64(drainTime.Milliseconds()), cutDeepest), cutShallowest)
+}
+
+// cutTo is what a cut for overuse or a standing queue leaves: cutShare of
+// the receive rate, or cutDeepest of it after a drop (cutBasis): the
+// estimate, the least delay of the last packets, lags a queue that
+// builds at several times the path's new rate.
+func (g *GCC) cutTo() float64 {
+	basis, dropped := g.cutBasis()
+	if dropped {
+		return cutDeepest * basis
 	}
-	return g.ack.rate
+	return g.cutShare() * basis
+}
+
+// cutBasis is what a cut takes cutShare of: the receive rate, over its last
+// cutWindow when that is under dropShare of it (after a capacity drop the
+// 500 ms window still remembers the rate before it), which it reports as
+// dropped. A smaller dip is the shorter window's noise, not a drop: 200 ms
+// of a 500 kbit/s flow are ten packets, and its frames' sizes vary.
+// Taking the lower of the two whatever they read cut small flows deeper
+// than large ones on a shared bottleneck.
+func (g *GCC) cutBasis() (bps float64, dropped bool) {
+	if recent := g.ack.recent(cutWindow, g.ack.rate); recent < dropShare*g.ack.rate {
+		return recent, true
+	}
+	return g.ack.rate, false
 }
 
 // control is gcc-02 §5.5's rate controller, bounded by §6's loss rule.
@@ -889,7 +924,7 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool, lost int) {
 			break
 		}
 		if g.ack.rate > 0 {
-			cut := beta * g.cutBasis()
+			cut := g.cutTo()
 			if cut < g.target {
 				g.target = cut
 				g.lastCut = now
@@ -925,7 +960,7 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool, lost int) {
 		// remembers faster times) is no cut: it is tried again next report.
 		// At the least rate there is nothing left to cut: the queue
 		// standing there ignores us as a cut would have shown.
-		if cut := beta * g.cutBasis(); cut < g.target {
+		if cut := g.cutTo(); cut < g.target {
 			g.target = cut
 			g.stats.StandingCuts++
 			g.lastCut = now
@@ -1009,22 +1044,26 @@ func (g *GCC) increase(dt float64, rtt RTT, appLimited bool) {
 // possible at the least rate) while a queue stands: one that left the
 // queue no lower than the last one did counts as ignored
 // (updateCompetitive), unless the one-way estimate shows the forward
-// queue gone (under congestedQueueMS, not standing): the round trip also
-// carries the reverse path's queue, which no cut of ours drains (our
-// feedback behind another flow's media, RFC 8867 5.3). Counted, those
-// took 3 of 60 runs of 5.3 and its control into the competitive mode,
-// which filled the forward queue to its 300 ms (20 seeds). At most one
-// cut per RTT + 300 ms counts, the time a cut takes to show.
+// queue gone (under congestedQueueMS, not standing) or lower than at the
+// last cut by drainingMS: the round trip also carries the reverse path's
+// queue, which no cut of ours drains (our feedback behind another flow's
+// media, RFC 8867 5.3), and comes from pings a second apart. Counted,
+// those took 3 of 60 runs of 5.3 and its control into the competitive
+// mode, which filled the forward queue to its 300 ms (20 seeds); the
+// second rule, a forward queue our cuts were draining after a capacity
+// drop. At most one cut per RTT + 300 ms counts, the time a cut takes to
+// show.
 func (g *GCC) noteStandingCut(now clock.Time, rtt RTT, excess float64) {
 	if !g.stands || now.Sub(g.lastStandCut) < rtt.Smoothed+300*time.Millisecond {
 		return
 	}
 	forwardGone := g.queueMS < congestedQueueMS && g.queuedFor == 0
-	if !math.IsInf(g.standQ, -1) && excess >= g.standQ-drainingMS && !forwardGone {
+	forwardFell := g.queueMS < g.standOWQ-drainingMS
+	if !math.IsInf(g.standQ, -1) && excess >= g.standQ-drainingMS && !forwardGone && !forwardFell {
 		g.ignoredCuts++ // the last cut left the queue where it was
 	}
 	g.lastStandCut = now
-	g.standQ = excess
+	g.standQ, g.standOWQ = excess, g.queueMS
 }
 
 // Competing reports whether the competitive mode is on: the standing

@@ -488,7 +488,8 @@ func TestGCCAckRateByArrival(t *testing.T) {
 		fb.Packets = append(fb.Packets, PacketResult{PacketNumber: int64(100 + i), Size: 1200, SendTime: at, Received: true, ArrivalTime: at.Add(30 * time.Millisecond)})
 	}
 	g.OnFeedback(clock.Time(2*time.Second), &fb, RTT{Smoothed: 60 * time.Millisecond}, false)
-	assert.InEpsilon(t, 500_000, g.cutBasis(), 0.05)
+	basis, _ := g.cutBasis()
+	assert.InEpsilon(t, 500_000, basis, 0.05)
 }
 
 // Only a cluster the path carried raises the target: one whose packets
@@ -679,18 +680,20 @@ func TestGCCStaleRTTDoesNotCutADrainedQueue(t *testing.T) {
 }
 
 // A cut takes beta of the receive rate over the last 500 ms, or of the
-// last 200 ms after a drop (under 0.7 of it); a smaller dip over 200 ms is
+// last 200 ms after a drop (under half of it); a smaller dip over 200 ms is
 // that window's noise, and taking it cut small flows deeper than large
 // ones on a shared bottleneck.
 func TestGCCCutBasis(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		recent float64 // bit/s over the last 300 ms, after 500 ms at 2 Mbit/s
-		want   float64
+		name    string
+		recent  float64 // bit/s over the last 300 ms, after 500 ms at 2 Mbit/s
+		want    float64
+		dropped bool
 	}{
-		{"a drop", 500_000, 500_000},
-		{"a dip", 1_600_000, (200*2_000_000 + 300*1_600_000) / 500},
-		{"steady", 2_000_000, 2_000_000},
+		{"a drop", 500_000, 500_000, true},
+		{"a dip", 1_600_000, (200*2_000_000 + 300*1_600_000) / 500, false},
+		{"a deeper dip", 900_000, (200*2_000_000 + 300*900_000) / 500, false},
+		{"steady", 2_000_000, 2_000_000, false},
 	} {
 		g := NewGCC(GCCConfig{})
 		var fb Feedback
@@ -704,7 +707,21 @@ func TestGCCCutBasis(t *testing.T) {
 			at = at.Add(time.Duration(1200 * 8 / rate * float64(time.Second)))
 		}
 		g.OnFeedback(clock.Time(time.Second), &fb, RTT{Smoothed: 60 * time.Millisecond}, false)
-		assert.InEpsilon(t, tc.want, g.cutBasis(), 0.05, tc.name)
+		basis, dropped := g.cutBasis()
+		assert.InEpsilon(t, tc.want, basis, 0.05, tc.name)
+		assert.Equal(t, tc.dropped, dropped, tc.name)
+		// A cut after a drop is the deepest; otherwise it drains what
+		// the one-way estimate shows.
+		// (25 ms drains in 500 ms at 5 % under the rate, 50 ms at 10 %,
+		// 250 ms would need half: 20 % at most.)
+		for _, c := range []struct{ queue, share float64 }{{0, 0.95}, {25, 0.95}, {50, 0.9}, {75, 0.85}, {250, 0.8}} {
+			g.queueMS = c.queue
+			share := c.share
+			if tc.dropped {
+				share = 0.8
+			}
+			assert.InEpsilon(t, share*basis, g.cutTo(), 1e-9, "%s, queue %v ms", tc.name, c.queue)
+		}
 	}
 }
 
@@ -716,19 +733,30 @@ func TestGCCReverseQueueIsNotCompetition(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		reverse time.Duration
-	}{{"no reverse queue", 0}, {"reverse queue", 200 * time.Millisecond}} {
+		halveAt time.Duration // the forward capacity halves then (0: never)
+	}{
+		{"no reverse queue", 0, 0},
+		{"reverse queue", 200 * time.Millisecond, 0},
+		// After the drop a queue of ours stands for a while: each cut
+		// drains it a little, which the one-way estimate sees.
+		{"reverse queue, capacity halved", 200 * time.Millisecond, 20 * time.Second},
+	} {
 		g := NewGCC(GCCConfig{StartRate: 500_000})
 		rtt := func(clock.Time) RTT {
 			return RTT{Min: 100 * time.Millisecond, Smoothed: 100*time.Millisecond + tc.reverse, Latest: 100*time.Millisecond + tc.reverse}
 		}
 		s := &synth{g: g, rtt: rtt}
-		// The forward bottleneck: 700 kbit/s, a fluid queue fed at the
-		// target.
+		// The forward bottleneck: 700 kbit/s (1.4 Mbit/s before
+		// halveAt), a fluid queue fed at the target.
 		var q time.Duration
 		last := clock.Time(0)
 		owd := func(at clock.Time) time.Duration {
 			if at > last {
-				grow := (float64(g.Target())/700_000 - 1) * float64(at.Sub(last))
+				capacity := 700_000.0
+				if tc.halveAt > 0 && at < clock.Time(tc.halveAt) {
+					capacity = 1_400_000
+				}
+				grow := (float64(g.Target())/capacity - 1) * float64(at.Sub(last))
 				q = min(max(q+time.Duration(grow), 0), 300*time.Millisecond)
 				last = at
 			}
