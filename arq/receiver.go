@@ -981,27 +981,25 @@ func (r *Receiver) learnTail(now clock.Time, d time.Duration) {
 }
 
 func (r *Receiver) decayTail(now clock.Time) {
-	hl := r.cfg.ReorderHalfLife
-	for r.tailWait > 0 && now >= r.tailDecayAt {
-		if hl <= 0 || now.Sub(r.tailDecayAt) > 64*hl {
-			r.tailWait = 0
-			break
-		}
-		r.tailWait /= 2
-		r.tailDecayAt = r.tailDecayAt.Add(hl)
-	}
+	r.tailWait = halveToward(r.tailWait, 0, &r.tailDecayAt, now, r.cfg.ReorderHalfLife)
 }
 
 func (r *Receiver) decay(now clock.Time) {
-	hl := r.cfg.ReorderHalfLife
-	for r.allowance > r.cfg.MinReorder && now >= r.decayAt {
-		if hl <= 0 || now.Sub(r.decayAt) > 64*hl {
-			r.allowance = r.cfg.MinReorder
-			break
+	r.allowance = halveToward(r.allowance, r.cfg.MinReorder, &r.decayAt, now, r.cfg.ReorderHalfLife)
+}
+
+// halveToward returns v with its excess over floor halved once for every
+// half-life hl from *at up to now, moving *at on by as many; after 64
+// half-lives (or with none), v is the floor.
+func halveToward(v, floor time.Duration, at *clock.Time, now clock.Time, hl time.Duration) time.Duration {
+	for v > floor && now >= *at {
+		if hl <= 0 || now.Sub(*at) > 64*hl {
+			return floor
 		}
-		r.allowance = r.cfg.MinReorder + (r.allowance-r.cfg.MinReorder)/2
-		r.decayAt = r.decayAt.Add(hl)
+		v = floor + (v-floor)/2
+		*at = at.Add(hl)
 	}
+	return v
 }
 
 func (r *Receiver) noteArrival(now clock.Time) {

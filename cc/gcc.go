@@ -347,7 +347,7 @@ const (
 	cutShallowest   = 0.95
 	ackWindow       = 500 * time.Millisecond
 	ackRingLen      = 2048                   // 500 ms at 40 Mbit/s of 1200-byte packets
-	cutWindow       = 200 * time.Millisecond // the receive rate a cut takes beta of, after a drop
+	cutWindow       = 200 * time.Millisecond // the receive rate a cut takes after a drop (cutBasis)
 	dropShare       = 0.5                    // a cutWindow rate under this share of ackWindow's is a drop (halved)
 	maxIncreasePerS = 0.08                   // gcc-02's multiplicative increase, 8 % a second
 	lossHigh        = 0.1                    // gcc-02 §6
@@ -953,7 +953,7 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool, lost int) {
 	// one-way estimate (every report) sees a queue drain first, and a
 	// stale round trip must not cut again what the last cut already
 	// drained.
-	drained := !math.IsInf(g.standQ, -1) && g.queueMS < congestedQueueMS && g.queuedFor == 0
+	drained := !math.IsInf(g.standQ, -1) && g.forwardClear()
 	if !g.competitive && g.stands && !drained && g.ack.rate > 0 && now >= g.probeQuietUntil && excess >= g.standQ-drainingMS &&
 		now.Sub(g.lastStandCut) >= rtt.Smoothed+300*time.Millisecond {
 		// A cut that would not lower the target (the receive rate still
@@ -1057,14 +1057,17 @@ func (g *GCC) noteStandingCut(now clock.Time, rtt RTT, excess float64) {
 	if !g.stands || now.Sub(g.lastStandCut) < rtt.Smoothed+300*time.Millisecond {
 		return
 	}
-	forwardGone := g.queueMS < congestedQueueMS && g.queuedFor == 0
 	forwardFell := g.queueMS < g.standOWQ-drainingMS
-	if !math.IsInf(g.standQ, -1) && excess >= g.standQ-drainingMS && !forwardGone && !forwardFell {
+	if !math.IsInf(g.standQ, -1) && excess >= g.standQ-drainingMS && !g.forwardClear() && !forwardFell {
 		g.ignoredCuts++ // the last cut left the queue where it was
 	}
 	g.lastStandCut = now
 	g.standQ, g.standOWQ = excess, g.queueMS
 }
+
+// forwardClear reports whether the one-way estimate shows no forward queue:
+// under congestedQueueMS, and not standing.
+func (g *GCC) forwardClear() bool { return g.queueMS < congestedQueueMS && g.queuedFor == 0 }
 
 // Competing reports whether the competitive mode is on: the standing
 // queue is another flow's (cc.Competing).
