@@ -679,10 +679,10 @@ func TestGCCStaleRTTDoesNotCutADrainedQueue(t *testing.T) {
 	}
 }
 
-// A cut takes beta of the receive rate over the last 500 ms, or of the
-// last 200 ms after a drop (under half of it); a smaller dip over 200 ms is
-// that window's noise, and taking it cut small flows deeper than large
-// ones on a shared bottleneck.
+// A cut takes its share (cutShare) of the receive rate over the last 500
+// ms, or 0.8 of that over the last 200 ms after a drop (under half of it);
+// a smaller dip over 200 ms is that window's noise, and taking it cut
+// small flows deeper than large ones on a shared bottleneck.
 func TestGCCCutBasis(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
