@@ -12,20 +12,21 @@ import (
 
 func TestReceiveWindow(t *testing.T) {
 	tests := []struct {
-		name      string
-		pns       []int64
-		accepted  []bool
-		lost, dup int64
+		name            string
+		pns             []int64
+		accepted        []bool
+		lost, dup, gaps int64
 	}{
-		{"in order", []int64{0, 1, 2}, []bool{true, true, true}, 0, 0},
-		{"gap", []int64{0, 3}, []bool{true, true}, 2, 0},
-		{"late repays loss", []int64{0, 2, 1}, []bool{true, true, true}, 0, 0},
-		{"duplicate", []int64{5, 5, 6, 5}, []bool{true, false, true, false}, 0, 2},
-		{"start mid-stream", []int64{100, 101}, []bool{true, true}, 0, 0},
-		{"reorder before first", []int64{10, 9}, []bool{true, true}, 0, 0},
-		{"too old", []int64{0, WindowSize + 5, 1}, []bool{true, true, false}, WindowSize + 4, 1},
-		{"old slot cleared on jump", []int64{1, WindowSize + 1, 2*WindowSize + 1}, []bool{true, true, true}, 2*WindowSize - 2, 0},
-		{"negative", []int64{-1}, []bool{false}, 0, 0},
+		{"in order", []int64{0, 1, 2}, []bool{true, true, true}, 0, 0, 0},
+		{"gap", []int64{0, 3}, []bool{true, true}, 2, 0, 1},
+		{"two gaps", []int64{0, 2, 3, 6, 7}, []bool{true, true, true, true, true}, 3, 0, 2},
+		{"late repays loss", []int64{0, 2, 1}, []bool{true, true, true}, 0, 0, 1},
+		{"duplicate", []int64{5, 5, 6, 5}, []bool{true, false, true, false}, 0, 2, 0},
+		{"start mid-stream", []int64{100, 101}, []bool{true, true}, 0, 0, 0},
+		{"reorder before first", []int64{10, 9}, []bool{true, true}, 0, 0, 0},
+		{"too old", []int64{0, WindowSize + 5, 1}, []bool{true, true, false}, WindowSize + 4, 1, 1},
+		{"old slot cleared on jump", []int64{1, WindowSize + 1, 2*WindowSize + 1}, []bool{true, true, true}, 2*WindowSize - 2, 0, 2},
+		{"negative", []int64{-1}, []bool{false}, 0, 0, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -36,6 +37,7 @@ func TestReceiveWindow(t *testing.T) {
 			}
 			assert.Equal(t, tt.lost, w.Lost())
 			assert.Equal(t, tt.dup, w.Duplicates())
+			assert.Equal(t, tt.gaps, w.Gaps())
 		})
 	}
 }

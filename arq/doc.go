@@ -65,7 +65,11 @@
 //     for the classes HistoryConfig.DuplicateLastChance names (the
 //     caller may change them, SetDuplicateLastChance) and the
 //     packets MarkLastChance names (the FEC policy's choice for delta
-//     frames whose two plain rounds miss their target, DESIGN §2).
+//     frames whose two plain rounds miss their target, DESIGN §2). The
+//     first retransmission goes twice for the classes
+//     HistoryConfig.DuplicateFirst names (SetDuplicateFirst): the session
+//     core's choice while losses are frequent, short and the budget holds
+//     about one round. A packet gets one extra copy in all.
 //   - RTT: RFC 6298 §2 smoothing; windowed minimum over 10 s with Linux's
 //     minmax filter (lib/minmax.c, BBR's min_rtt).
 //

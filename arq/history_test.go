@@ -212,6 +212,60 @@ func TestHistoryLastChance(t *testing.T) {
 	assert.False(t, h.MarkLastChance(-1))
 }
 
+// TestHistoryDuplicateFirst: in a class DuplicateFirst names, a packet's
+// first retransmission goes twice and later rounds once; a packet gets one
+// copy in all, so a first round doubled leaves its last chance single.
+func TestHistoryDuplicateFirst(t *testing.T) {
+	tests := []struct {
+		name     string
+		cfgBits  uint8 // HistoryConfig.DuplicateFirst
+		setBits  int   // SetDuplicateFirst after construction; -1: not called
+		lastBits uint8 // HistoryConfig.DuplicateLastChance
+		deadline time.Duration
+		want     [2]int // sends in the first and the second round
+		first    int64  // FirstDuplicates
+		last     int64  // LastChanceDuplicates
+	}{
+		{"class named: first round twice, second once", 1 << 2, -1, 0, time.Second, [2]int{2, 1}, 1, 0},
+		{"other class: once each", 1 << 0, -1, 0, time.Second, [2]int{1, 1}, 0, 0},
+		{"none: once each", 0, -1, 0, time.Second, [2]int{1, 1}, 0, 0},
+		{"set later", 0, 1 << 2, 0, time.Second, [2]int{2, 1}, 1, 0},
+		{"cleared later", 1 << 2, 0, 0, time.Second, [2]int{1, 1}, 0, 0},
+		// Deadline 600 ms: the second round (NACK at 400 ms, one-way 50 ms)
+		// is the last chance; the first round's copy was the packet's one.
+		{"first doubled, last chance not again", 1 << 2, -1, 1 << 2, 600 * ms, [2]int{2, 1}, 1, 0},
+		{"last chance alone", 0, -1, 1 << 2, 600 * ms, [2]int{1, 2}, 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHistory(t, HistoryConfig{DuplicateFirst: tt.cfgBits, DuplicateLastChance: tt.lastBits})
+			if tt.setBits >= 0 {
+				h.SetDuplicateFirst(uint8(tt.setBits))
+			}
+			dst := make([]byte, 2000)
+			h.Put(0, 7, pkt(7, 100), at(tt.deadline), 2)
+			for round, nackAt := range []time.Duration{100 * ms, 400 * ms} {
+				require.True(t, h.OnNACK(at(nackAt), 7), "round %d", round+1)
+				sends := 0
+				for range 4 {
+					pn, n, _, ok := h.PollRetransmit(at(nackAt), 50*ms, dst)
+					if !ok {
+						break
+					}
+					assert.Equal(t, int64(7), pn)
+					assert.Equal(t, pkt(7, 100), dst[:n])
+					sends++
+				}
+				assert.Equal(t, tt.want[round], sends, "round %d", round+1)
+			}
+			st := h.Stats()
+			assert.Equal(t, int64(tt.want[0]+tt.want[1]), st.RetransmittedPacketsSent)
+			assert.Equal(t, tt.first, st.FirstDuplicates)
+			assert.Equal(t, tt.last, st.LastChanceDuplicates)
+		})
+	}
+}
+
 func TestHistoryPutRejects(t *testing.T) {
 	h := newHistory(t, HistoryConfig{MaxBytes: 1000})
 	h.Put(0, 5, pkt(5, 10), at(time.Second), 0)

@@ -18,6 +18,7 @@ type ReceiveWindow struct {
 	first    int64
 	received int64
 	dups     int64
+	gaps     int64
 }
 
 // Largest returns the largest packet number received, or -1 before any.
@@ -45,6 +46,9 @@ func (w *ReceiveWindow) Record(pn int64) bool {
 	switch {
 	case pn > w.largest:
 		gap := pn - w.largest
+		if gap > 1 {
+			w.gaps++
+		}
 		if gap >= WindowSize {
 			clear(w.bits[:])
 		} else {
@@ -82,6 +86,11 @@ func (w *ReceiveWindow) isSet(pn int64) bool {
 
 // Received returns how many distinct packets were recorded.
 func (w *ReceiveWindow) Received() int64 { return w.received }
+
+// Gaps returns how many runs of missing packet numbers Record has seen
+// open (a packet past the largest by more than one). Lost / Gaps is the
+// mean loss burst, as long as few gaps are filled late.
+func (w *ReceiveWindow) Gaps() int64 { return w.gaps }
 
 // Duplicates returns how many packets Record refused.
 func (w *ReceiveWindow) Duplicates() int64 { return w.dups }

@@ -442,6 +442,7 @@ func (c *Conn) handleTWCC(now clock.Time, t *wire.TWCC) {
 		}
 		s.leaveFlight(sp)
 		s.loss.OnPacket(sp.at, !p.Received)
+		s.lossTally.add(!p.Received)
 		if p.Received && s.hist != nil {
 			s.hist.Acked(pn)
 		}

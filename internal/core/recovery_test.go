@@ -126,6 +126,54 @@ func TestLastChanceGoesTwice(t *testing.T) {
 	}
 }
 
+// TestFirstRetransmissionGoesTwice: a first retransmission goes twice
+// (dupFirst) on a path losing 5 % at random under RTC's budget, once the
+// loss rate has counted 500 packets; and once where the losses are rare,
+// come in bursts, or the budget is Live's.
+func TestFirstRetransmissionGoesTwice(t *testing.T) {
+	tests := []struct {
+		name    string
+		loss    float64
+		ge      netem.GilbertElliott
+		latency time.Duration
+		twice   bool
+	}{
+		{"5 % random, RTC", 0.05, netem.GilbertElliott{}, 0, true},
+		{"1 % random", 0.01, netem.GilbertElliott{}, 0, false},
+		{"5 % in bursts of 3", 0, netem.GEFromLossBurst(0.05, 3), 0, false},
+		{"5 % random, Live's budget", 0.05, netem.GilbertElliott{}, 3 * time.Second, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fwd := netem.LinkConfig{Delay: 50 * time.Millisecond, Loss: tc.loss, GE: tc.ge}
+			rev := netem.LinkConfig{Delay: 50 * time.Millisecond}
+			cfg := Config{DisableFEC: true, Latency: tc.latency}
+			p := newPair(t, pairOpts{fwd: fwd, rev: rev, client: cfg, server: cfg})
+			p.connected()
+			var sid uint8
+			p.at(0, func(now clock.Time) {
+				var err error
+				sid, err = p.cc.OpenStream(now, StreamConfig{Kind: KindVideo})
+				require.NoError(t, err)
+			})
+			const frames = 300 // 10 s at 30 fps
+			for i := range frames {
+				p.at(time.Duration(i+1)*33*time.Millisecond, func(now clock.Time) {
+					require.NoError(t, p.cc.WriteFrame(now, sid, payload(sid, int64(i), 3000), FrameInfo{Capture: now}))
+				})
+			}
+			p.run(12 * time.Second)
+			rs := p.cc.Stats().RTXSender
+			require.Positive(t, rs.RetransmittedPacketsSent, "losses were retransmitted")
+			if tc.twice {
+				assert.Positive(t, rs.FirstDuplicates)
+			} else {
+				assert.Zero(t, rs.FirstDuplicates)
+			}
+		})
+	}
+}
+
 func TestRetransmissionNeverLate(t *testing.T) {
 	// RTT 400 ms against a 300 ms budget: a retransmission can never make
 	// it, so none is sent, and the loss is given up at the deadline.

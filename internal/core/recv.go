@@ -459,7 +459,7 @@ func (r *receiver) complete(now clock.Time, st *recvStream, slot *frameSlot) {
 	if st.stats.FramesReceived == 0 {
 		st.firstAt = now
 	}
-	r.loss.update(c.window.Expected(), c.window.Lost())
+	r.loss.update(c.window.Expected(), c.window.Lost(), c.window.Gaps())
 	st.repair.frame(slot.rtx)
 	if slot.recovered || (now.Sub(st.firstAt) < initialRecoveryHold && r.nack != nil) {
 		// Losses recur (or, for the first seconds, may): keep the

@@ -9,7 +9,11 @@ import "time"
 // a retransmitted fragment, or given up (repairNeed, per stream; frames
 // FEC alone mended do not count, nor do lost repair packets). A frame then
 // misses its playout after r rounds with probability about f p^(r-1) p =
-// f p^r (rounds an RTT apart taken as independent).
+// f p^r (rounds an RTT apart taken as independent). Where the sender
+// sends a first retransmission twice (dupFirst), the first round fails
+// when both copies are lost or both of the receiver's NACKs for it are:
+// about 2p^2 instead of p, and the frame misses after r rounds with
+// probability f 2p^2 p^(r-1).
 
 const (
 	// lossRatePackets is the loss rate's memory in packet numbers: about
@@ -35,18 +39,20 @@ const (
 // of the first lossRatePackets, then weighted over about the last
 // lossRatePackets (a mean that starts from 0 with the later weights took
 // 7 s to see 20 % loss, and Live's first frames played late meanwhile).
+// The share of packet numbers that open a run of losses is kept the same
+// way (runs), so p / runs is the mean loss burst.
 type lossRate struct {
-	p         float64
-	exp, lost int64 // the counters at the last update
-	seen      int64 // packet numbers counted so far
-	primed    bool
+	p, runs         float64
+	exp, lost, gaps int64 // the counters at the last update
+	seen            int64 // packet numbers counted so far
+	primed          bool
 }
 
-// update takes the receive window's expected and lost counts (lost may go
-// down: a late packet fills a gap counted lost).
-func (l *lossRate) update(expected, lost int64) {
+// update takes the receive window's expected, lost and gap counts (lost
+// may go down: a late packet fills a gap counted lost).
+func (l *lossRate) update(expected, lost, gaps int64) {
 	if !l.primed {
-		l.exp, l.lost, l.primed = expected, lost, true
+		l.exp, l.lost, l.gaps, l.primed = expected, lost, gaps, true
 		return
 	}
 	de := expected - l.exp
@@ -54,9 +60,55 @@ func (l *lossRate) update(expected, lost int64) {
 		return
 	}
 	frac := min(max(float64(lost-l.lost)/float64(de), 0), 1)
+	runs := min(max(float64(gaps-l.gaps)/float64(de), 0), 1)
 	l.seen += de
-	l.p += min(float64(de)/float64(min(l.seen, lossRatePackets)), 1) * (frac - l.p)
-	l.exp, l.lost = expected, lost
+	w := min(float64(de)/float64(min(l.seen, lossRatePackets)), 1)
+	l.p += w * (frac - l.p)
+	l.runs += w * (runs - l.runs)
+	l.exp, l.lost, l.gaps = expected, lost, gaps
+}
+
+// lossTally feeds a lossRate packet outcomes in sending order, counting
+// as the receive window counts packet numbers: the sender's twin of the
+// receiver's estimate, so that both ask dupFirst about the same rates.
+type lossTally struct {
+	rate           lossRate
+	n, lost, gaps  int64
+	lastLost, seen bool
+}
+
+func (t *lossTally) add(lost bool) {
+	t.n++
+	if lost {
+		t.lost++
+		if t.seen && !t.lastLost {
+			t.gaps++
+		}
+	}
+	t.lastLost, t.seen = lost, true
+	t.rate.update(t.n, t.lost, t.gaps)
+}
+
+// lossRateSettle is how many packet numbers the loss rate counts before
+// dupFirst trusts it: its first batches count in full, and one loss in
+// the first 32 packets reads 3 %.
+const lossRateSettle = 500
+
+// settled returns the rate for dupFirst: 0 until lossRateSettle packet
+// numbers are counted.
+func (l *lossRate) settled() *lossRate {
+	if l.seen < lossRateSettle {
+		return &lossRate{}
+	}
+	return l
+}
+
+// burst returns the mean loss burst in packets (1 without losses).
+func (l *lossRate) burst() float64 {
+	if l.runs <= 0 || l.p <= 0 {
+		return 1
+	}
+	return max(1, l.p/l.runs)
 }
 
 // repairNeed is a mean of the share of a stream's frames that needed a
@@ -78,9 +130,11 @@ func (r *repairNeed) frame(needed bool) {
 
 // recoveryRounds is the least number of retransmission rounds, at least
 // one and at most maxRecoveryRounds, after which a frame misses its
-// playout with probability f p^r <= residual.
-func recoveryRounds(f, p, residual float64) int {
-	r, miss := 1, f*p
+// playout with probability f p1 p^(r-1) <= residual, where p1 is the
+// first round's failure: p, or about 2p^2 where the sender doubles first
+// retransmissions (firstRoundLoss).
+func recoveryRounds(f, p, p1, residual float64) int {
+	r, miss := 1, f*p1
 	for r < maxRecoveryRounds && miss > residual {
 		r++
 		miss *= p
@@ -97,11 +151,23 @@ func recoveryRounds(f, p, residual float64) int {
 // the offset up to MaxPlayoutDelay.
 func (r *receiver) recoveryAllowance(st *recvStream) time.Duration {
 	c := r.c
-	n := recoveryRounds(st.repair.f, r.loss.p, c.cfg.RecoveryResidual)
+	p := r.loss.p
+	n := recoveryRounds(st.repair.f, p, firstRoundLoss(p, dupFirst(r.loss.settled(), r.peerLatency)), c.cfg.RecoveryResidual)
 	d := time.Duration(n)*c.rtt.Smoothed() + 3*r.jitter + max(2*r.gap, 30*time.Millisecond)
 	limit := r.peerLatency
 	if m := c.cfg.MaxPlayoutDelay; n > 1 && m > limit {
 		limit = m
 	}
 	return min(d, max(0, limit-c.owd()))
+}
+
+// firstRoundLoss is the probability that a first retransmission round
+// fails at loss rate p: 2p^2 where the sender doubles first
+// retransmissions (dupFirst: both copies lost, or both of the receiver's
+// NACKs), else p.
+func firstRoundLoss(p float64, doubled bool) float64 {
+	if doubled {
+		return min(p, 2*p*p)
+	}
+	return p
 }

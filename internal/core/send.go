@@ -155,6 +155,7 @@ type sender struct {
 	fec          *fec.Encoder
 	hist         *arq.History
 	loss         fec.LossEstimator // the FEC policy's loss rate and burstiness, from transport-wide feedback
+	lossTally    lossTally         // the same feedback as the receiver's recovery allowance counts it (dupFirst)
 	path         pathModel
 	conditionsAt clock.Time
 	prot         []byte // a data packet's protected form (MaxDatagramSize)
