@@ -28,8 +28,8 @@
 // send a PLI). Sending: Put for every media packet sent, OnNACK for every
 // packet number a NACK names, Acked for every original that transport-wide
 // feedback reports received, and PollRetransmit whenever the pacer lets a
-// packet go and HasRetransmit says one waits. After each RTT sample, SetRTT
-// on both.
+// packet go and HasRetransmit says one waits (NextCopy is when a spaced
+// copy will). After each RTT sample, SetRTT on both.
 //
 // # Rules and their sources
 //
@@ -69,7 +69,10 @@
 //     first retransmission goes twice for the classes
 //     HistoryConfig.DuplicateFirst names (SetDuplicateFirst): the session
 //     core's choice while losses are frequent, short and the budget holds
-//     about one round. A packet gets one extra copy in all.
+//     about one round. A packet gets one extra copy in all. On a path
+//     that loses in bursts, CopySpacing holds the copy back
+//     (SetCopySpacing) so the burst that took the first does not take it
+//     too.
 //   - RTT: RFC 6298 §2 smoothing; windowed minimum over 10 s with Linux's
 //     minmax filter (lib/minmax.c, BBR's min_rtt).
 //
@@ -84,8 +87,8 @@
 // packets on a shared bottleneck, so fragments that come after it fired
 // lengthen it, as reordering lengthens the gap allowance (TailWait).
 // Memory: Receiver 96 KiB for the default 1000-packet list (48 bytes x
-// twice the bound, rounded up to a power of two); History MaxBytes plus 88
-// bytes per MaxPackets slot (1.35 MiB by default). Neither allocates after
+// twice the bound, rounded up to a power of two); History MaxBytes plus 104
+// bytes per MaxPackets slot (1.41 MiB by default). Neither allocates after
 // construction (PollNACK appends to the caller's slice).
 //
 // Like every core package, arq never reads a clock: every call takes `now`.

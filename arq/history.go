@@ -14,6 +14,7 @@ const (
 
 	maxHistoryBytes   = 1 << 30
 	maxHistoryPackets = 1 << 20
+	maxCopySpacing    = time.Second
 )
 
 // NumClasses is the number of retransmission priority classes: Put's prio
@@ -30,9 +31,9 @@ type HistoryConfig struct {
 	// deadline. At most 1 GiB.
 	MaxBytes int
 	// MaxPackets bounds the packets held, rounded up to a power of two.
-	// Default 4096; at most 2^20. Memory: 88 bytes per packet (a 48-byte
-	// entry, two index slots, a slot in each class's queue): 352 KiB by
-	// default, on top of MaxBytes.
+	// Default 4096; at most 2^20. Memory: 104 bytes per packet (a 48-byte
+	// entry, two index slots, a slot in each class's queue and one in the
+	// spaced copies' queue): 416 KiB by default, on top of MaxBytes.
 	MaxPackets int
 	// MinRetransmitInterval is the least time between two retransmissions
 	// of one packet: NACKs inside it are duplicates (the receiver repeats
@@ -61,6 +62,14 @@ type HistoryConfig struct {
 	// its first retransmission doubled, its last chance is not doubled
 	// again. Default 0: none.
 	DuplicateFirst uint8
+	// CopySpacing is the least time between a retransmission and its
+	// second copy (DuplicateFirst, DuplicateLastChance, MarkLastChance).
+	// 0: the copy goes right behind, at the back of its class's queue.
+	// On a path that loses in bursts, a copy right behind is lost with the
+	// first; spaced, it goes when due, ahead of the queued
+	// retransmissions, and is checked against its deadline then
+	// (SetCopySpacing). At most a second.
+	CopySpacing time.Duration
 }
 
 func (c *HistoryConfig) setDefaults() {
@@ -86,6 +95,8 @@ func (c HistoryConfig) Validate() error {
 		return bad("MaxPackets", "must be within 1-1048576", c.MaxPackets)
 	case c.MinRetransmitInterval < 0:
 		return bad("MinRetransmitInterval", "negative", c.MinRetransmitInterval)
+	case c.CopySpacing < 0 || c.CopySpacing > maxCopySpacing:
+		return bad("CopySpacing", "must be within 0-1s", c.CopySpacing)
 	}
 	return nil
 }
@@ -118,6 +129,7 @@ type SenderStats struct {
 	RtxCancelled             int64 // queued retransmissions dropped unsent: acknowledged, expired, evicted or dropped meanwhile
 	RtxDstTooSmall           int64 // queued retransmissions dropped because PollRetransmit's dst was too small
 	LastChanceDuplicates     int64 // second copies queued by DuplicateLastChance or MarkLastChance (counted in RetransmittedPacketsSent when sent)
+	SpacedCopies             int64 // of the second copies, those held back by CopySpacing
 	FirstDuplicates          int64 // second copies queued by DuplicateFirst (counted in RetransmittedPacketsSent when sent)
 	SpuriousRetransmissions  int64 // packets retransmitted whose original feedback reported arrived
 
@@ -164,6 +176,32 @@ func (q *pnRing) pop() int64 {
 	return pn
 }
 
+// copyRing is a fixed-size FIFO of spaced copies: a packet number and when
+// its copy may leave.
+type copyRing struct {
+	pn   []int64
+	due  []clock.Time
+	head int
+	n    int
+}
+
+func (q *copyRing) push(pn int64, due clock.Time) bool {
+	if q.n == len(q.pn) {
+		return false
+	}
+	i := (q.head + q.n) & (len(q.pn) - 1)
+	q.pn[i], q.due[i] = pn, due
+	q.n++
+	return true
+}
+
+func (q *copyRing) pop() int64 {
+	pn := q.pn[q.head]
+	q.head = (q.head + 1) & (len(q.pn) - 1)
+	q.n--
+	return pn
+}
+
 // History is the sender's half of DESIGN §2's ARQ: it keeps each media
 // packet sent until its deadline, in a fixed byte arena (FIFO: the oldest
 // goes first when memory runs out), finds a NACKed packet in O(1) by packet
@@ -182,7 +220,7 @@ func (q *pnRing) pop() int64 {
 // decides where retransmissions stand in the pacer's priority order
 // (DESIGN §2: audio, retransmissions, key frames, other video).
 //
-// Memory is fixed at NewHistory (MaxBytes plus 88 bytes per MaxPackets
+// Memory is fixed at NewHistory (MaxBytes plus 104 bytes per MaxPackets
 // slot, plus 0.5 KiB); nothing allocates afterwards.
 type History struct {
 	cfg HistoryConfig
@@ -198,6 +236,7 @@ type History struct {
 	imask  int64
 
 	queues [NumClasses]pnRing
+	copies copyRing // spaced second copies, in due order (CopySpacing)
 
 	srtt    time.Duration
 	rttvar  time.Duration
@@ -233,6 +272,7 @@ func NewHistory(cfg HistoryConfig) (*History, error) {
 	for i := range h.queues {
 		h.queues[i].buf = make([]int64, n)
 	}
+	h.copies = copyRing{pn: make([]int64, n), due: make([]clock.Time, n)}
 	return h, nil
 }
 
@@ -416,15 +456,28 @@ func (h *History) Drop(pn int64) {
 	}
 }
 
-// HasRetransmit reports whether retransmissions are queued. PollRetransmit
-// may still return none: each is checked when it leaves.
-func (h *History) HasRetransmit() bool {
+// HasRetransmit reports whether retransmissions are queued, or a spaced
+// copy is due by now (NextCopy). PollRetransmit may still return none:
+// each is checked when it leaves.
+func (h *History) HasRetransmit(now clock.Time) bool {
+	if h.copies.n > 0 && h.copies.due[h.copies.head] <= now {
+		return true
+	}
 	for i := range h.queues {
 		if h.queues[i].n > 0 {
 			return true
 		}
 	}
 	return false
+}
+
+// NextCopy returns when the next spaced copy is due (CopySpacing), or
+// clock.Never: the caller's timer wakes it to send the copy.
+func (h *History) NextCopy() clock.Time {
+	if h.copies.n == 0 {
+		return clock.Never
+	}
+	return h.copies.due[h.copies.head]
 }
 
 // PollRetransmit copies into dst the next queued retransmission that can
@@ -442,37 +495,23 @@ func (h *History) HasRetransmit() bool {
 // sends it (under a fresh packet number).
 func (h *History) PollRetransmit(now clock.Time, oneWay time.Duration, dst []byte) (origPN int64, n int, deadline clock.Time, ok bool) {
 	arrival := now.Add(max(oneWay, 0))
+	for q := &h.copies; q.n > 0 && q.due[q.head] <= now; {
+		pn := q.pop()
+		if e := h.ready(pn, arrival, dst); e != nil {
+			return h.retransmit(now, e, dst)
+		}
+	}
 	for c := range h.queues {
 		q := &h.queues[c]
 		for q.n > 0 {
-			pn := q.pop()
-			e := h.lookup(pn)
-			if e == nil || !e.queued {
-				h.stats.RtxCancelled++
+			e := h.ready(q.pop(), arrival, dst)
+			if e == nil {
 				continue
-			}
-			e.queued = false
-			switch {
-			case e.acked:
-				h.stats.RtxCancelled++
-				continue
-			case arrival >= e.deadline:
-				h.stats.RtxSkippedLate++
-				continue
-			case len(dst) < int(e.n):
-				h.stats.RtxDstTooSmall++
-				continue
-			}
-			n = copy(dst, h.buf[e.off:e.off+e.n])
-			e.lastRtx = now
-			if e.rtx < 255 {
-				e.rtx++
 			}
 			if !e.dup {
-				first := e.rtx == 1 && h.cfg.DuplicateFirst&(1<<e.prio) != 0
+				first := e.rtx == 0 && h.cfg.DuplicateFirst&(1<<e.prio) != 0
 				last := (e.dupLast || h.cfg.DuplicateLastChance&(1<<e.prio) != 0) && h.lastChance(arrival, e.deadline)
-				if (first || last) && q.push(pn) {
-					e.dup, e.queued = true, true
+				if (first || last) && h.queueCopy(now, q, e) {
 					if first {
 						h.stats.FirstDuplicates++
 					} else {
@@ -480,12 +519,61 @@ func (h *History) PollRetransmit(now clock.Time, oneWay time.Duration, dst []byt
 					}
 				}
 			}
-			h.stats.RetransmittedPacketsSent++
-			h.stats.RetransmittedBytesSent += int64(n)
-			return pn, n, e.deadline, true
+			return h.retransmit(now, e, dst)
 		}
 	}
 	return 0, 0, 0, false
+}
+
+// ready takes a queued packet number off its queue: its entry if it may
+// still go (known, not acknowledged, arriving before its deadline, fitting
+// dst), counting why not otherwise.
+func (h *History) ready(pn int64, arrival clock.Time, dst []byte) *histEntry {
+	e := h.lookup(pn)
+	if e == nil || !e.queued {
+		h.stats.RtxCancelled++
+		return nil
+	}
+	e.queued = false
+	switch {
+	case e.acked:
+		h.stats.RtxCancelled++
+		return nil
+	case arrival >= e.deadline:
+		h.stats.RtxSkippedLate++
+		return nil
+	case len(dst) < int(e.n):
+		h.stats.RtxDstTooSmall++
+		return nil
+	}
+	return e
+}
+
+// queueCopy queues e's second copy: in the spaced copies' queue when
+// CopySpacing is set, else behind in its class's queue q.
+func (h *History) queueCopy(now clock.Time, q *pnRing, e *histEntry) bool {
+	if sp := h.cfg.CopySpacing; sp > 0 {
+		if !h.copies.push(e.pn, now.Add(sp)) {
+			return false
+		}
+		h.stats.SpacedCopies++
+	} else if !q.push(e.pn) {
+		return false
+	}
+	e.dup, e.queued = true, true
+	return true
+}
+
+// retransmit copies e into dst and counts it sent.
+func (h *History) retransmit(now clock.Time, e *histEntry, dst []byte) (int64, int, clock.Time, bool) {
+	n := copy(dst, h.buf[e.off:e.off+e.n])
+	e.lastRtx = now
+	if e.rtx < 255 {
+		e.rtx++
+	}
+	h.stats.RetransmittedPacketsSent++
+	h.stats.RetransmittedBytesSent += int64(n)
+	return e.pn, n, e.deadline, true
 }
 
 // Len returns how many packets the history holds.
@@ -545,6 +633,12 @@ func (h *History) lastChance(arrival, deadline clock.Time) bool {
 // classes whose last useful retransmission goes twice from now on (the
 // caller may follow the loss rate).
 func (h *History) SetDuplicateLastChance(classes uint8) { h.cfg.DuplicateLastChance = classes }
+
+// SetCopySpacing changes HistoryConfig.CopySpacing for the copies queued
+// from now on (clamped to 0-1 s).
+func (h *History) SetCopySpacing(d time.Duration) {
+	h.cfg.CopySpacing = min(max(d, 0), maxCopySpacing)
+}
 
 // SetDuplicateFirst changes HistoryConfig.DuplicateFirst: the classes
 // whose first retransmission goes twice from now on.

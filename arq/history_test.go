@@ -123,7 +123,7 @@ func TestHistoryNACK(t *testing.T) {
 					h.Drop(o.pn)
 				case "poll":
 					if o.want >= 0 {
-						assert.True(t, h.HasRetransmit(), "op %d", i)
+						assert.True(t, h.HasRetransmit(now), "op %d", i)
 					}
 					pn, n, d, ok := h.PollRetransmit(now, o.oneWay, dst)
 					if o.want < 0 {
@@ -264,6 +264,69 @@ func TestHistoryDuplicateFirst(t *testing.T) {
 			assert.Equal(t, tt.last, st.LastChanceDuplicates)
 		})
 	}
+}
+
+// TestHistoryCopySpacing: with CopySpacing a second copy waits in its own
+// queue until due, then goes ahead of queued retransmissions, and is
+// checked against its deadline when it leaves.
+func TestHistoryCopySpacing(t *testing.T) {
+	const sp = 20 * ms
+	tests := []struct {
+		name     string
+		deadline time.Duration
+		oneWay   time.Duration // at the copy's poll
+		sent     bool          // the copy goes
+	}{
+		{"due: goes ahead of the queue", time.Second, 50 * ms, true},
+		{"would arrive late: skipped", 200 * ms, 150 * ms, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHistory(t, HistoryConfig{DuplicateFirst: 1 << 2, CopySpacing: sp})
+			dst := make([]byte, 2000)
+			h.Put(0, 7, pkt(7, 100), at(tt.deadline), 2)
+			h.Put(0, 8, pkt(8, 100), at(time.Second), 2)
+			assert.Equal(t, clock.Never, h.NextCopy())
+			require.True(t, h.OnNACK(at(50*ms), 7))
+			pn, _, _, ok := h.PollRetransmit(at(50*ms), 50*ms, dst)
+			require.True(t, ok)
+			assert.Equal(t, int64(7), pn)
+			assert.Equal(t, at(50*ms+sp), h.NextCopy())
+			assert.False(t, h.HasRetransmit(at(50*ms)), "the copy is not due yet")
+			_, _, _, ok = h.PollRetransmit(at(60*ms), 50*ms, dst)
+			assert.False(t, ok, "not before it is due")
+			require.False(t, h.OnNACK(at(60*ms), 7), "queued: a NACK meanwhile adds nothing")
+
+			require.True(t, h.OnNACK(at(60*ms), 8)) // first retransmission of 8: its copy goes behind 7's
+			assert.True(t, h.HasRetransmit(at(60*ms)))
+			pn, _, _, ok = h.PollRetransmit(at(60*ms), 50*ms, dst)
+			require.True(t, ok)
+			assert.Equal(t, int64(8), pn)
+
+			assert.True(t, h.HasRetransmit(at(50*ms+sp)))
+			pn, n, _, ok := h.PollRetransmit(at(50*ms+sp), tt.oneWay, dst)
+			st := h.Stats()
+			if tt.sent {
+				require.True(t, ok)
+				assert.Equal(t, int64(7), pn)
+				assert.Equal(t, pkt(7, 100), dst[:n])
+				assert.Zero(t, st.RtxSkippedLate)
+			} else {
+				assert.False(t, ok, "7's copy is late and 8's not due")
+				assert.Equal(t, int64(1), st.RtxSkippedLate)
+			}
+			assert.Equal(t, int64(2), st.FirstDuplicates)
+			assert.Equal(t, int64(2), st.SpacedCopies)
+			assert.Equal(t, at(60*ms+sp), h.NextCopy(), "8's copy next")
+		})
+	}
+	for _, d := range []time.Duration{-time.Millisecond, 2 * time.Second} {
+		_, err := NewHistory(HistoryConfig{CopySpacing: d})
+		assert.ErrorIs(t, err, ErrInvalidConfig, "%v", d)
+	}
+	h := newHistory(t, HistoryConfig{})
+	h.SetCopySpacing(5 * time.Second)
+	assert.Equal(t, time.Second, h.cfg.CopySpacing, "clamped")
 }
 
 func TestHistoryPutRejects(t *testing.T) {

@@ -258,7 +258,7 @@ func runSim(t testing.TB, cfg simConfig) simResult {
 			p := audioQ[0]
 			audioQ = audioQ[1:]
 			transmit(p)
-		case tx.HasRetransmit():
+		case tx.HasRetransmit(now):
 			oneWay := rttTx.Smoothed() / 2
 			if orig, n, d, ok := tx.PollRetransmit(now, oneWay, rtxBuf); ok {
 				transmit(simPacket{orig: orig, size: n, deadline: d})
@@ -280,7 +280,7 @@ func runSim(t testing.TB, cfg simConfig) simResult {
 		kick()
 	}
 	kick = func() {
-		if paceArmed || (len(audioQ) == 0 && len(videoQ) == 0 && !tx.HasRetransmit()) {
+		if paceArmed || (len(audioQ) == 0 && len(videoQ) == 0 && !tx.HasRetransmit(now)) {
 			return
 		}
 		paceArmed = true

@@ -28,10 +28,15 @@ func (s connState) String() string { return stateNames[s] }
 // Timing constants of the connection machinery.
 const (
 	helloInitialBackoff = 250 * time.Millisecond
-	pingInterval        = time.Second // RTT probes while traffic flows
-	closeRepeats        = 3
-	minCloseInterval    = 20 * time.Millisecond
-	announceInterval    = 100 * time.Millisecond // minimum between repeated stream announcements
+	// helloMaxBackoff caps the Hello's doubling backoff. Uncapped, three
+	// lost Hellos put the next 4 s away and five 16 s, and the default 10 s
+	// HandshakeTimeout held 6 Hellos; capped, it holds 13. A Hello a second
+	// is small against any media rate.
+	helloMaxBackoff  = time.Second
+	pingInterval     = time.Second // RTT probes while traffic flows
+	closeRepeats     = 3
+	minCloseInterval = 20 * time.Millisecond
+	announceInterval = 100 * time.Millisecond // minimum between repeated stream announcements
 )
 
 // Conn is one session with a peer: streams of frames each way, sharing one
@@ -556,7 +561,7 @@ func (c *Conn) pollHello(now clock.Time, dst []byte) (int, bool) {
 	}
 	c.helloSent = now
 	c.helloNext = now.Add(c.helloBackoff)
-	c.helloBackoff *= 2
+	c.helloBackoff = min(2*c.helloBackoff, helloMaxBackoff)
 	c.sent(now, len(b), classHandshake)
 	return len(b), true
 }

@@ -260,17 +260,24 @@ func TestIdleTimeoutAndKeepalive(t *testing.T) {
 }
 
 func TestHandshakeTimeoutAndRetransmission(t *testing.T) {
-	p := newPair(t, pairOpts{client: Config{HandshakeTimeout: 2 * time.Second}, fwd: netem.LinkConfig{Loss: 1}})
-	p.run(3 * time.Second)
-	ev, ok := p.client.find(EventClosed)
-	require.True(t, ok)
-	assert.ErrorIs(t, ev.Err, ErrHandshakeTimeout)
-	// Hellos at 0, 250, 750, 1750 ms.
-	assert.Equal(t, uint64(4), p.sim.Link(clientAddr, serverAddr).Stats().PacketsOffered)
+	for _, tt := range []struct {
+		timeout time.Duration
+		hellos  uint64
+	}{
+		{2 * time.Second, 4}, // 0, 250, 750, 1750 ms
+		{6 * time.Second, 8}, // then every second (helloMaxBackoff): 2.75, 3.75, 4.75, 5.75 s
+	} {
+		p := newPair(t, pairOpts{client: Config{HandshakeTimeout: tt.timeout}, fwd: netem.LinkConfig{Loss: 1}})
+		p.run(tt.timeout + time.Second)
+		ev, ok := p.client.find(EventClosed)
+		require.True(t, ok)
+		assert.ErrorIs(t, ev.Err, ErrHandshakeTimeout)
+		assert.Equal(t, tt.hellos, p.sim.Link(clientAddr, serverAddr).Stats().PacketsOffered, "timeout %v", tt.timeout)
+	}
 
 	// Lossy handshake: every other datagram lost each way still connects.
 	var nc, ns int
-	p = newPair(t, pairOpts{seed: 3,
+	p := newPair(t, pairOpts{seed: 3,
 		clientFilter: func(clock.Time, []byte) bool { nc++; return nc%2 == 0 },
 		serverFilter: func(clock.Time, []byte) bool { ns++; return ns%2 == 0 }})
 	p.connected()

@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/spillway-rt/spillway/arq"
@@ -112,6 +113,27 @@ const (
 	dupFirstClasses = 1<<0 | 1<<2 // rtxClass: audio, delta frames
 )
 
+// copySpacing is how far behind its retransmission a second copy goes
+// (arq.HistoryConfig.CopySpacing) on a path losing in bursts of burst
+// packets (at least dupFirstBurst) while we send rate bit/s in packets of
+// size bytes: copySpacingBursts mean bursts of our packets, at most
+// maxCopySpacing; 0 (right behind) for shorter bursts. In a Gilbert chain
+// with mean burst b the loss of the packet n behind a lost one stays
+// correlated as (1 - 1/b)^n: e^-3 after 3b.
+func copySpacing(burst float64, rate int64, size int) time.Duration {
+	if burst < dupFirstBurst || rate <= 0 {
+		return 0
+	}
+	perPacket := float64(size*8) / float64(rate) // s
+	d := time.Duration(copySpacingBursts * burst * perPacket * float64(time.Second))
+	return min(d, maxCopySpacing)
+}
+
+const (
+	copySpacingBursts = 3
+	maxCopySpacing    = 50 * time.Millisecond
+)
+
 // dupFirst reports whether first retransmissions go twice at the loss
 // rate and mean burst of l, for a sender whose Latency is latency. The
 // sender (from feedback, lossTally) and the receiver (from its receive
@@ -169,6 +191,7 @@ func (s *sender) updateConditions(now clock.Time) {
 			first = dupFirstClasses
 		}
 		s.hist.SetDuplicateFirst(first)
+		s.hist.SetCopySpacing(copySpacing(burst, s.frameRate(), c.fragSize()))
 	}
 	if s.fec == nil {
 		return
@@ -228,22 +251,36 @@ func (s *sender) protect(now clock.Time, pn int64, h *wire.DataHeader, payload [
 	}
 }
 
-// recoveryDue reports whether a retransmission or a repair packet waits.
-func (s *sender) recoveryDue() bool {
-	return (s.hist != nil && s.hist.HasRetransmit()) || (s.fec != nil && s.fec.RepairsDue() > 0)
+// recoveryDue reports whether a retransmission or a repair packet waits
+// (a spaced copy once it is due).
+func (s *sender) recoveryDue(now clock.Time) bool {
+	return (s.hist != nil && s.hist.HasRetransmit(now)) || (s.fec != nil && s.fec.RepairsDue() > 0)
+}
+
+// recoveryReadyAt returns when the next retransmission or repair packet
+// may go, pacing aside: at once (the least time) when one waits, when the
+// next spaced copy is due (arq.History.NextCopy), or clock.Never.
+func (s *sender) recoveryReadyAt() clock.Time {
+	if s.recoveryDue(clock.Time(math.MinInt64)) {
+		return clock.Time(math.MinInt64)
+	}
+	if s.hist != nil {
+		return s.hist.NextCopy()
+	}
+	return clock.Never
 }
 
 // pollRetransmit sends the next retransmission that can still arrive in
 // time (arq.History decides; docs/PROTOCOL.md §3.3 says how it looks).
 func (s *sender) pollRetransmit(now clock.Time, dst []byte) (int, bool) {
-	if s.hist == nil || !s.hist.HasRetransmit() {
+	if s.hist == nil || !s.hist.HasRetransmit(now) {
 		return 0, false
 	}
 	c := s.c
 	// When would it arrive: retransmissions go ahead of everything in the
 	// pacer but audio, so after the path's delay and its queue.
 	oneWay := s.oneWay(now)
-	for s.hist.HasRetransmit() {
+	for s.hist.HasRetransmit(now) {
 		orig, n, _, ok := s.hist.PollRetransmit(now, oneWay, s.prot[:cap(s.prot)])
 		if !ok {
 			return 0, false

@@ -174,6 +174,29 @@ func TestFirstRetransmissionGoesTwice(t *testing.T) {
 	}
 }
 
+// TestCopySpacing: a second copy goes three mean bursts of our packets
+// behind its retransmission on a path losing in bursts, right behind
+// otherwise, and never more than maxCopySpacing behind.
+func TestCopySpacing(t *testing.T) {
+	tests := []struct {
+		name  string
+		burst float64
+		rate  int64
+		want  time.Duration
+	}{
+		{"random loss: right behind", 1.1, 2_000_000, 0},
+		{"bursts of 3 at 2 Mbit/s", 3, 2_000_000, 43200 * time.Microsecond}, // 3 x 3 x 1200 B at 2 Mbit/s
+		{"bursts of 3 at 8 Mbit/s", 3, 8_000_000, 10800 * time.Microsecond},
+		{"long bursts, slow: capped", 10, 500_000, maxCopySpacing},
+		{"no rate yet", 3, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.InDelta(t, tt.want, copySpacing(tt.burst, tt.rate, 1200), float64(time.Microsecond))
+		})
+	}
+}
+
 func TestRetransmissionNeverLate(t *testing.T) {
 	// RTT 400 ms against a 300 ms budget: a retransmission can never make
 	// it, so none is sent, and the loss is given up at the deadline.

@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/spillway-rt/spillway/arq"
@@ -750,7 +751,7 @@ func (s *sender) popFrame(st *sendStream) {
 // debt stays within one burst, and is charged like the rest.
 func (s *sender) pollMedia(now clock.Time, dst []byte) (int, bool) {
 	s.startProbe(now)
-	if s.queued == 0 && !s.recoveryDue() && s.probe.ID == 0 {
+	if s.queued == 0 && !s.recoveryDue(now) && s.probe.ID == 0 {
 		return 0, false
 	}
 	audioOnly := false
@@ -898,8 +899,12 @@ func (s *sender) sendFragment(now clock.Time, st *sendStream, f *outFrame, dst [
 // block closes on its time bound.
 func (s *sender) nextTimeout() clock.Time {
 	t := clock.Never
-	if s.queued > 0 || s.recoveryDue() || s.probe.ID != 0 {
-		t = s.pacer.NextSendTime()
+	ready := s.recoveryReadyAt()
+	if s.queued > 0 || s.probe.ID != 0 {
+		ready = clock.Time(math.MinInt64)
+	}
+	if ready != clock.Never {
+		t = clock.Max(s.pacer.NextSendTime(), ready)
 		if s.pacer.QueuedClass(cc.ClassAudio) > 0 {
 			t = clock.Min(t, s.pacer.NextOverdrawTime())
 		} else if s.windowFull(s.c.lastSend) {
