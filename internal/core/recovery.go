@@ -119,7 +119,10 @@ const (
 // size bytes: copySpacingBursts mean bursts of our packets, at most
 // maxCopySpacing; 0 (right behind) for shorter bursts. In a Gilbert chain
 // with mean burst b the loss of the packet n behind a lost one stays
-// correlated as (1 - 1/b)^n: e^-3 after 3b.
+// correlated as (1 - 1/b)^n: e^-3 after 3b. The burst is the slow
+// estimate's (lossTally, as dupFirst's): with the FEC policy's 5 s one,
+// seed 4 of arq-rtt100-loss20 (random loss, whose bursts average 1.25)
+// spaced its copies for a while and fell from 0.9935 to 0.9831 on time.
 func copySpacing(burst float64, rate int64, size int) time.Duration {
 	if burst < dupFirstBurst || rate <= 0 {
 		return 0
@@ -191,7 +194,7 @@ func (s *sender) updateConditions(now clock.Time) {
 			first = dupFirstClasses
 		}
 		s.hist.SetDuplicateFirst(first)
-		s.hist.SetCopySpacing(copySpacing(burst, s.frameRate(), c.fragSize()))
+		s.hist.SetCopySpacing(copySpacing(s.lossTally.rate.settled().burst(), s.frameRate(), c.fragSize()))
 	}
 	if s.fec == nil {
 		return
