@@ -176,31 +176,24 @@ func (q *pnRing) pop() int64 {
 	return pn
 }
 
-// copyRing is a fixed-size FIFO of spaced copies: a packet number and when
-// its copy may leave.
+// copyRing is a fixed-size FIFO of spaced copies: a packet number (in a
+// pnRing) and, in the same slot of due, when its copy may leave.
 type copyRing struct {
-	pn   []int64
-	due  []clock.Time
-	head int
-	n    int
+	pnRing
+	due []clock.Time
 }
 
-func (q *copyRing) push(pn int64, due clock.Time) bool {
-	if q.n == len(q.pn) {
+func (q *copyRing) pushAt(pn int64, due clock.Time) bool {
+	i := (q.head + q.n) & (len(q.buf) - 1)
+	if !q.push(pn) {
 		return false
 	}
-	i := (q.head + q.n) & (len(q.pn) - 1)
-	q.pn[i], q.due[i] = pn, due
-	q.n++
+	q.due[i] = due
 	return true
 }
 
-func (q *copyRing) pop() int64 {
-	pn := q.pn[q.head]
-	q.head = (q.head + 1) & (len(q.pn) - 1)
-	q.n--
-	return pn
-}
+// headDue is when the oldest copy may leave (the ring is not empty).
+func (q *copyRing) headDue() clock.Time { return q.due[q.head] }
 
 // History is the sender's half of DESIGN §2's ARQ: it keeps each media
 // packet sent until its deadline, in a fixed byte arena (FIFO: the oldest
@@ -272,7 +265,7 @@ func NewHistory(cfg HistoryConfig) (*History, error) {
 	for i := range h.queues {
 		h.queues[i].buf = make([]int64, n)
 	}
-	h.copies = copyRing{pn: make([]int64, n), due: make([]clock.Time, n)}
+	h.copies = copyRing{pnRing: pnRing{buf: make([]int64, n)}, due: make([]clock.Time, n)}
 	return h, nil
 }
 
@@ -460,7 +453,7 @@ func (h *History) Drop(pn int64) {
 // copy is due by now (NextCopy). PollRetransmit may still return none:
 // each is checked when it leaves.
 func (h *History) HasRetransmit(now clock.Time) bool {
-	if h.copies.n > 0 && h.copies.due[h.copies.head] <= now {
+	if h.copies.n > 0 && h.copies.headDue() <= now {
 		return true
 	}
 	for i := range h.queues {
@@ -477,7 +470,7 @@ func (h *History) NextCopy() clock.Time {
 	if h.copies.n == 0 {
 		return clock.Never
 	}
-	return h.copies.due[h.copies.head]
+	return h.copies.headDue()
 }
 
 // PollRetransmit copies into dst the next queued retransmission that can
@@ -495,7 +488,7 @@ func (h *History) NextCopy() clock.Time {
 // sends it (under a fresh packet number).
 func (h *History) PollRetransmit(now clock.Time, oneWay time.Duration, dst []byte) (origPN int64, n int, deadline clock.Time, ok bool) {
 	arrival := now.Add(max(oneWay, 0))
-	for q := &h.copies; q.n > 0 && q.due[q.head] <= now; {
+	for q := &h.copies; q.n > 0 && q.headDue() <= now; {
 		pn := q.pop()
 		if e := h.ready(pn, arrival, dst); e != nil {
 			return h.retransmit(now, e, dst)
@@ -553,7 +546,7 @@ func (h *History) ready(pn int64, arrival clock.Time, dst []byte) *histEntry {
 // CopySpacing is set, else behind in its class's queue q.
 func (h *History) queueCopy(now clock.Time, q *pnRing, e *histEntry) bool {
 	if sp := h.cfg.CopySpacing; sp > 0 {
-		if !h.copies.push(e.pn, now.Add(sp)) {
+		if !h.copies.pushAt(e.pn, now.Add(sp)) {
 			return false
 		}
 		h.stats.SpacedCopies++
