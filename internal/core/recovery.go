@@ -97,14 +97,15 @@ const dupDeltaLoss = 0.05
 // first round that fails with about 2p^2 instead of p (firstRoundLoss),
 // so one round can be enough where two were.
 //
-// Seeds 1-5 of the bench, without -> with: e2e-rtc-rtt100-loss5 (RTT
-// 100 ms, 5 % loss, 30 ms jitter) p95 capture to playout 510 -> 382 ms,
-// wire overhead 1.401 -> 1.439. At 10 % and 20 % loss (rtc-rtt200-loss10,
-// arq-rtt100-loss10 and -loss20) the one round fewer froze the picture
-// more (arq-rtt100-loss20: 0 -> 2 freezes per minute of media, 4.5 s): the
-// first round fails more often than 2p^2 there, and the copies cost
-// 8-14 % of the wire. Live's budget holds many rounds, and at its 20 %
-// loss the copies would cost 15 % of the wire: it keeps single copies.
+// Seeds 1-5 of the bench, medians without -> with: e2e-rtc-rtt100-loss5
+// (RTT 100 ms, 5 % loss, 30 ms jitter) p95 capture to playout 510 ->
+// 383 ms, wire overhead 1.401 -> 1.438. At 10 % and 20 % loss
+// (rtc-rtt200-loss10, arq-rtt100-loss10 and -loss20) the one round fewer
+// froze the picture more (arq-rtt100-loss20: 0 -> 2 freezes, 0 -> 4.5 s
+// frozen in its minute): the first round fails more often than 2p^2
+// there, and the copies cost 8-14 % of the wire. Live's budget holds many
+// rounds, and at its 20 % loss the copies would cost 15 % of the wire: it
+// keeps single copies.
 const (
 	dupFirstLoss    = 0.03
 	dupFirstMaxLoss = 0.075
@@ -137,14 +138,14 @@ const (
 	maxCopySpacing    = 50 * time.Millisecond
 )
 
-// dupFirst reports whether first retransmissions go twice at the loss
-// rate and mean burst of l, for a sender whose Latency is latency. The
+// dupFirst reports whether first retransmissions go twice at loss rate
+// loss in bursts of mean burst, for a sender whose Latency is latency. The
 // sender (from feedback, lossTally) and the receiver (from its receive
 // window, for the recovery allowance) ask it of the same estimator
-// (lossRate): slow, about 2000 packets, so the two agree and the copies
-// do not come and go with a second's losses.
-func dupFirst(l *lossRate, latency time.Duration) bool {
-	return l.p >= dupFirstLoss && l.p < dupFirstMaxLoss && l.burst() < dupFirstBurst && latency < dupFirstLatency
+// (lossRate.settled): slow, about 2000 packets, so the two agree and the
+// copies do not come and go with a second's losses.
+func dupFirst(loss, burst float64, latency time.Duration) bool {
+	return loss >= dupFirstLoss && loss < dupFirstMaxLoss && burst < dupFirstBurst && latency < dupFirstLatency
 }
 
 // dupClasses is the classes whose last useful retransmission goes twice
@@ -189,12 +190,13 @@ func (s *sender) updateConditions(now clock.Time) {
 	loss, burst := s.loss.Estimate(now)
 	if s.hist != nil {
 		s.hist.SetDuplicateLastChance(dupClasses(loss))
+		p, b := s.lossTally.rate.settled()
 		var first uint8
-		if dupFirst(s.lossTally.rate.settled(), c.cfg.Latency) {
+		if dupFirst(p, b, c.cfg.Latency) {
 			first = dupFirstClasses
 		}
 		s.hist.SetDuplicateFirst(first)
-		s.hist.SetCopySpacing(copySpacing(s.lossTally.rate.settled().burst(), s.frameRate(), c.fragSize()))
+		s.hist.SetCopySpacing(copySpacing(b, s.frameRate(), c.fragSize()))
 	}
 	if s.fec == nil {
 		return

@@ -94,13 +94,14 @@ func (t *lossTally) add(lost bool) {
 // the first 32 packets reads 3 %.
 const lossRateSettle = 500
 
-// settled returns the rate for dupFirst: 0 until lossRateSettle packet
-// numbers are counted.
-func (l *lossRate) settled() *lossRate {
+// settled returns the loss rate and mean burst for dupFirst and the copy
+// spacing: no loss (0, 1) until lossRateSettle packet numbers are
+// counted.
+func (l *lossRate) settled() (p, burst float64) {
 	if l.seen < lossRateSettle {
-		return &lossRate{}
+		return 0, 1
 	}
-	return l
+	return l.p, l.burst()
 }
 
 // burst returns the mean loss burst in packets (1 without losses).
@@ -152,7 +153,8 @@ func recoveryRounds(f, p, p1, residual float64) int {
 func (r *receiver) recoveryAllowance(st *recvStream) time.Duration {
 	c := r.c
 	p := r.loss.p
-	n := recoveryRounds(st.repair.f, p, firstRoundLoss(p, dupFirst(r.loss.settled(), r.peerLatency)), c.cfg.RecoveryResidual)
+	sp, sb := r.loss.settled()
+	n := recoveryRounds(st.repair.f, p, firstRoundLoss(p, dupFirst(sp, sb, r.peerLatency)), c.cfg.RecoveryResidual)
 	d := time.Duration(n)*c.rtt.Smoothed() + 3*r.jitter + max(2*r.gap, 30*time.Millisecond)
 	limit := r.peerLatency
 	if m := c.cfg.MaxPlayoutDelay; n > 1 && m > limit {

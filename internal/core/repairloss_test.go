@@ -7,12 +7,6 @@ import (
 	"github.com/stretchr/testify/assert"
 )
 
-// settledRate is a loss rate at p in bursts of burst, counted long
-// enough for dupFirst.
-func settledRate(p, burst float64) *lossRate {
-	return &lossRate{p: p, runs: p / burst, seen: lossRateSettle}
-}
-
 // TestRecoveryRounds: the rounds the recovery allowance counts follow
 // f p1 p^(r-1) <= the residual (RTC's default 6e-4; Live's 1e-5), with
 // the first round's failure p1 from firstRoundLoss.
@@ -39,7 +33,7 @@ func TestRecoveryRounds(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p1 := firstRoundLoss(tt.p, dupFirst(settledRate(tt.p, tt.burst), tt.latency))
+			p1 := firstRoundLoss(tt.p, dupFirst(tt.p, tt.burst, tt.latency))
 			assert.Equal(t, tt.rounds, recoveryRounds(tt.f, tt.p, p1, tt.residual))
 		})
 	}
@@ -51,25 +45,30 @@ func TestRecoveryRounds(t *testing.T) {
 func TestDupFirst(t *testing.T) {
 	const rtc = 300 * time.Millisecond
 	tests := []struct {
-		name    string
-		rate    *lossRate
-		latency time.Duration
-		want    bool
+		name        string
+		loss, burst float64
+		latency     time.Duration
+		want        bool
 	}{
-		{"5 % random, RTC", settledRate(0.05, 1.05), rtc, true},
-		{"3 %, the threshold", settledRate(dupFirstLoss, 1), rtc, true},
-		{"2 %: rare enough", settledRate(0.02, 1), rtc, false},
-		{"10 %: too many", settledRate(0.1, 1.1), rtc, false},
-		{"bursts of 3", settledRate(0.05, 3), rtc, false},
-		{"Live", settledRate(0.05, 1.05), 3 * time.Second, false},
-		{"800 ms budget", settledRate(0.05, 1), 800 * time.Millisecond, true},
-		{"5 %, not yet settled", (&lossRate{p: 0.05, runs: 0.05, seen: lossRateSettle - 1}).settled(), rtc, false},
+		{"5 % random, RTC", 0.05, 1.05, rtc, true},
+		{"3 %, the threshold", dupFirstLoss, 1, rtc, true},
+		{"2 %: rare enough", 0.02, 1, rtc, false},
+		{"10 %: too many", 0.1, 1.1, rtc, false},
+		{"bursts of 3", 0.05, 3, rtc, false},
+		{"Live", 0.05, 1.05, 3 * time.Second, false},
+		{"800 ms budget", 0.05, 1, 800 * time.Millisecond, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.want, dupFirst(tt.rate, tt.latency))
+			assert.Equal(t, tt.want, dupFirst(tt.loss, tt.burst, tt.latency))
 		})
 	}
+	// Not settled: no loss yet, as far as dupFirst is told.
+	p, b := (&lossRate{p: 0.05, runs: 0.05, seen: lossRateSettle - 1}).settled()
+	assert.False(t, dupFirst(p, b, rtc), "5 %%, %d packets counted", lossRateSettle-1)
+	p, b = (&lossRate{p: 0.05, runs: 0.05, seen: lossRateSettle}).settled()
+	assert.True(t, dupFirst(p, b, rtc), "5 %%, %d packets counted", lossRateSettle)
+
 	assert.InDelta(t, 0.005, firstRoundLoss(0.05, true), 1e-12, "2p^2")
 	assert.InDelta(t, 0.05, firstRoundLoss(0.05, false), 1e-12)
 	assert.InDelta(t, 0.6, firstRoundLoss(0.6, true), 1e-12, "never above p")
@@ -88,7 +87,9 @@ func TestLossTally(t *testing.T) {
 	assert.Equal(t, int64(20), tl.gaps)
 	assert.InDelta(t, 0.04, tl.rate.p, 0.005)
 	assert.InDelta(t, 2, tl.rate.burst(), 0.2)
-	assert.Same(t, &tl.rate, tl.rate.settled(), "1000 packets: settled")
+	p, b := tl.rate.settled()
+	assert.Equal(t, tl.rate.p, p, "1000 packets: settled")
+	assert.Equal(t, tl.rate.burst(), b)
 }
 
 // TestLossRate: the mean follows the counters' rate, updates wait for a
