@@ -55,12 +55,12 @@ type HistoryConfig struct {
 	// DuplicateFirst has a bit per class, like DuplicateLastChance: the
 	// classes whose first retransmission of a packet is sent twice, which
 	// cuts the first round's loss from p to about p squared on a path
-	// whose losses are independent (the copy leaves right behind the
-	// retransmission, so a burst takes both). For a playout offset that
-	// keeps one round: the caller turns it on while losses are frequent
-	// and short (SetDuplicateFirst). A packet gets one copy in all: with
-	// its first retransmission doubled, its last chance is not doubled
-	// again. Default 0: none.
+	// whose losses are independent (right behind the retransmission, a
+	// burst takes both; CopySpacing holds the copy back). For a playout
+	// offset that keeps one round: the caller turns it on while losses
+	// are frequent and short (SetDuplicateFirst). A packet gets one copy
+	// in all: with its first retransmission doubled, its last chance is
+	// not doubled again. Default 0: none.
 	DuplicateFirst uint8
 	// CopySpacing is the least time between a retransmission and its
 	// second copy (DuplicateFirst, DuplicateLastChance, MarkLastChance).
