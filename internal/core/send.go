@@ -782,6 +782,20 @@ func (s *sender) pollMedia(now clock.Time, dst []byte) (int, bool) {
 func (s *sender) pollNext(now clock.Time, dst []byte, audioOnly bool) (int, bool) {
 	oneWay := s.frameOneWay(now)
 	recoveryTried := false
+	if !audioOnly {
+		// A frame part sent is judged before retransmissions go: cut
+		// short, it is declared dropped and its retransmissions with it,
+		// rather than them going first (at the pacing rate, one after
+		// another) and putting off the cut past the frame's deadline.
+		for _, st := range s.order {
+			if st.cfg.Kind == KindAudio || st.queue.Len() == 0 {
+				continue
+			}
+			if f := st.queue.Front(); !f.gone && f.next > 0 {
+				s.dropIfLate(now, st, f, oneWay)
+			}
+		}
+	}
 	// Two passes over the non-audio streams: those with a key frame at the
 	// head of their queue, then the rest.
 	for pass := 0; pass < 2; pass++ {
@@ -811,14 +825,7 @@ func (s *sender) pollNext(now clock.Time, dst []byte, audioOnly bool) (int, bool
 				if !audio && pass == 0 && !f.key {
 					break
 				}
-				ahead := s.pacer.DelayOf(s.pacer.Ahead(f.class))
-				arrival := cc.PredictArrival(now, ahead, f.size-f.sent, s.frameRate(), oneWay)
-				if late := arrival.Sub(s.judgeDeadline(now, f.capture)); late > 0 {
-					reason := "predicted to miss its deadline in the send queue"
-					if f.next > 0 {
-						reason = "predicted to miss its deadline while sending: cut short"
-					}
-					s.dropHead(now, st, DropPredictedLate, reason, late)
+				if s.dropIfLate(now, st, f, oneWay) {
 					continue
 				}
 				n := s.sendFragment(now, st, f, dst)
@@ -846,6 +853,25 @@ func (s *sender) pollNext(now clock.Time, dst []byte, audioOnly bool) (int, bool
 		return s.pollPadding(now, dst)
 	}
 	return 0, false
+}
+
+// dropIfLate drops st's head frame f, and reports it, when it is
+// predicted to miss its deadline (proactive drop, the pacer issue): the
+// rest of it arrives after what is queued ahead of its class and its own
+// bytes at the frame rate, plus the one-way delay.
+func (s *sender) dropIfLate(now clock.Time, st *sendStream, f *outFrame, oneWay time.Duration) bool {
+	ahead := s.pacer.DelayOf(s.pacer.Ahead(f.class))
+	arrival := cc.PredictArrival(now, ahead, f.size-f.sent, s.frameRate(), oneWay)
+	late := arrival.Sub(s.judgeDeadline(now, f.capture))
+	if late <= 0 {
+		return false
+	}
+	reason := "predicted to miss its deadline in the send queue"
+	if f.next > 0 {
+		reason = "predicted to miss its deadline while sending: cut short"
+	}
+	s.dropHead(now, st, DropPredictedLate, reason, late)
+	return true
 }
 
 func (s *sender) sendFragment(now clock.Time, st *sendStream, f *outFrame, dst []byte) int {
