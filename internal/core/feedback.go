@@ -449,6 +449,7 @@ func (c *Conn) handleTWCC(now clock.Time, t *wire.TWCC) {
 		rep.Packets = append(rep.Packets, cc.PacketResult{PacketNumber: pn, Size: int(sp.size), SendTime: sp.at, Received: p.Received,
 			ArrivalTime: at, ProbeID: int(sp.probe)})
 	}
+	s.path.lossP, _ = s.lossTally.rate.settled()
 	s.path.onFeedback(now, rep.Packets)
 	if s.path.measured {
 		s.path.anchor(now, s.sentAfter(s.path.measAt))

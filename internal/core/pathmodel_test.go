@@ -194,3 +194,95 @@ func TestPathModelBusyRate(t *testing.T) {
 	assert.Zero(t, m.busyRate)
 	assert.Equal(t, r, m.fitRate(r))
 }
+
+// TestPathModelRetransmissionQueue: the queue retransmissions are judged by
+// drains at what left the path, so a sender above its transport target on
+// a path with room, or one losing packets at random, is not read as
+// building a queue; a queue that does build is still counted in full.
+func TestPathModelRetransmissionQueue(t *testing.T) {
+	const (
+		size     = 1250                      // bytes a packet
+		interval = 20 * time.Millisecond / 3 // 1.5 Mbit/s sent
+		owd      = 50 * time.Millisecond
+		every    = 50 * time.Millisecond // a report, owd after the arrivals it lists
+		run      = 10 * time.Second
+	)
+	tests := []struct {
+		name     string
+		ceiling  float64 // the transport target, bit/s
+		capacity float64 // bit/s; 0: the path has room
+		lossEach int     // every lossEach-th packet is lost (0: none)
+		lossP    float64 // the lasting loss rate the sender measured
+		min, max time.Duration
+	}{
+		// Without the delivery rate, 0.5 Mbit/s above the 1 Mbit/s
+		// ceiling piled up as 5 s of queue.
+		{name: "above the target, path with room", ceiling: 1e6, min: 0, max: 10 * time.Millisecond},
+		// Without the loss added back, 5 % of what was sent stayed
+		// queued: 0.5 s after 10 s.
+		{name: "random loss", ceiling: 1.2e6, lossEach: 20, lossP: 0.05, min: 0, max: 10 * time.Millisecond},
+		// 0.5 Mbit/s above a 1 Mbit/s bottleneck for 10 s: 5 s of queue.
+		{name: "a queue building", ceiling: 1e6, capacity: 1e6, min: 5 * time.Second, max: 7 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var m pathModel
+			m.ceiling, m.lossP = tc.ceiling, tc.lossP
+			type pkt struct {
+				sent, arr clock.Time
+				lost      bool
+			}
+			var sent []pkt
+			var lastArr clock.Time
+			reported := 0
+			var rep []cc.PacketResult
+			nextSend, nextReport := clock.Time(0), clock.Time(every)
+			for now := clock.Time(0); now < clock.Time(run); now = min(nextSend, nextReport) {
+				if now == nextSend {
+					p := pkt{sent: now, arr: now.Add(owd)}
+					if tc.capacity > 0 {
+						p.arr = clock.Max(p.arr, lastArr.Add(time.Duration(size*8/tc.capacity*float64(time.Second))))
+					}
+					p.lost = tc.lossEach > 0 && len(sent)%tc.lossEach == tc.lossEach-1
+					if !p.lost {
+						lastArr = p.arr
+					}
+					sent = append(sent, p)
+					m.onSent(now, size)
+					nextSend = now.Add(interval)
+				}
+				if now == nextReport {
+					// Every packet that arrived by a feedback delay ago, and
+					// those lost before the last of them.
+					rep = rep[:0]
+					last := reported
+					for i := reported; i < len(sent); i++ {
+						if !sent[i].lost && sent[i].arr.Add(owd) <= now {
+							last = i + 1
+						}
+					}
+					for i := reported; i < last; i++ {
+						rep = append(rep, cc.PacketResult{PacketNumber: int64(i), Size: size, SendTime: sent[i].sent,
+							Received: !sent[i].lost, ArrivalTime: sent[i].arr})
+					}
+					reported = last
+					if len(rep) > 0 {
+						m.onFeedback(now, rep)
+						var after int64
+						for i := range sent {
+							if sent[i].sent > m.measAt {
+								after += size
+							}
+						}
+						m.anchor(now, after)
+					}
+					nextReport = now.Add(every)
+				}
+			}
+			d, ok := m.delayOf(clock.Time(run), false)
+			require.True(t, ok)
+			assert.GreaterOrEqual(t, d, tc.min)
+			assert.LessOrEqual(t, d, tc.max)
+		})
+	}
+}
