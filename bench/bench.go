@@ -132,6 +132,11 @@ func (r *run) result(seed uint64) Result {
 		res.Baselines = r.baselines(rate)
 	}
 	res.AllowanceMSAtLossStop, res.AllowanceMS10sAfterStop = r.allowStop, r.allowAfter
+	if len(r.allowLoss) > 0 {
+		p := percentiles(r.allowLoss)
+		res.AllowanceMSDuringLoss = &p
+	}
+	res.RecoveryMS = r.recoveryTimes()
 	if len(r.driftEach) >= 30 {
 		res.DriftPPM30s = round4(r.driftEach[29])
 	}

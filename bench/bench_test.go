@@ -598,5 +598,37 @@ func TestAllowanceFadesAfterLossStops(t *testing.T) {
 		require.NotNil(t, res.AllowanceMS10sAfterStop)
 		assert.Positive(t, *res.AllowanceMSAtLossStop, "losses recurred until then")
 		assert.Less(t, *res.AllowanceMS10sAfterStop, *res.AllowanceMSAtLossStop/10, "e^(-10/3) of it, or less")
+		require.NotNil(t, res.AllowanceMSDuringLoss)
+		require.NotNil(t, res.AllowanceMSDuringLoss.P50)
+		assert.Positive(t, *res.AllowanceMSDuringLoss.P50)
+		// Frames that lost a packet: some waited a retransmission round
+		// trip (RTT 100 ms), none more than the 800 ms MaxPlayoutDelay.
+		require.NotNil(t, res.RecoveryMS)
+		require.NotNil(t, res.RecoveryMS.Max)
+		assert.GreaterOrEqual(t, *res.RecoveryMS.Max, 100.0)
+		assert.Less(t, *res.RecoveryMS.Max, 800.0)
 	}
+}
+
+// TestRecoveryTimes: the time loss added to the frames that lost an
+// original and completed, and only those.
+func TestRecoveryTimes(t *testing.T) {
+	ms := func(v int) clock.Time { return clock.Time(time.Duration(v) * time.Millisecond) }
+	r := &run{}
+	r.streams[0] = &streamRec{frames: []frameRec{
+		{expect: ms(100), completed: ms(220), origSent: 3, origArrive: 2},                // 120 ms
+		{expect: ms(200), completed: ms(230), origSent: 4, origArrive: 3},                // 30 ms (FEC)
+		{expect: ms(300), completed: ms(300), origSent: 3, origArrive: 3},                // nothing lost
+		{expect: ms(400), completed: clock.Never, origSent: 3, origArrive: 1},            // never complete
+		{expect: ms(500), completed: ms(900), origSent: 2, origArrive: 1, dropped: true}, // the sender dropped it
+	}}
+	p := r.recoveryTimes()
+	require.NotNil(t, p)
+	require.NotNil(t, p.P50)
+	require.NotNil(t, p.Max)
+	assert.InDelta(t, 30.0, *p.P50, 1e-9)
+	assert.InDelta(t, 120.0, *p.Max, 1e-9)
+
+	r.streams[0].frames = r.streams[0].frames[2:3]
+	assert.Nil(t, r.recoveryTimes(), "no frame lost an original")
 }

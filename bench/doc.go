@@ -72,7 +72,11 @@
 // over the one wanted, in the media's first and last 5 min). Rows where
 // loss stops (`fec-lossstop`, `fec-lossstop-ge10b3`) add
 // allowance_ms_at_loss_stop and allowance_ms_10s_after_loss_stop, the
-// receiver's recovery allowance then and 10 s later. `jb-drift-100ppm`/`-1000ppm` (and
+// receiver's recovery allowance then and 10 s later, and
+// allowance_ms_during_loss (its percentiles over the seconds before).
+// Every row with a lost original adds recovery_ms: the time loss added to
+// the frames that completed anyway (completion less when their originals
+// would have arrived without loss; percentiles). `jb-drift-100ppm`/`-1000ppm` (and
 // `-neg100ppm`/`-neg1000ppm`) run 60 min with the receiver's clock fast (or
 // slow) by that much (Scenario.ReceiverClock, netem.Clock), jitter 0-30 ms,
 // and add drift_settled_s. `jb-accumulate-rtc`, its audio-only twin

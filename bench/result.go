@@ -97,6 +97,17 @@ type Result struct {
 	// 10 s later.
 	AllowanceMSAtLossStop   *float64 `json:"allowance_ms_at_loss_stop,omitempty"`
 	AllowanceMS10sAfterStop *float64 `json:"allowance_ms_10s_after_loss_stop,omitempty"`
+	// AllowanceMSDuringLoss (rows where loss stops): the same, read at
+	// the end of each second of media before it stopped.
+	AllowanceMSDuringLoss *Percentiles `json:"allowance_ms_during_loss,omitempty"`
+	// RecoveryMS: the time loss added to frames that completed anyway
+	// (their completion at the receiver less when their original packets
+	// would all have arrived without loss, from the bottleneck queue ahead
+	// of each; jitter after the bottleneck not modelled), over the frames
+	// one of whose originals was lost; omitted without such frames. The
+	// jitterbuffer issue's recovery-aware bound reads the allowance
+	// against it.
+	RecoveryMS *Percentiles `json:"recovery_ms,omitempty"`
 	// The receiver's clock-drift estimate 30 s into the media and at its
 	// end (ppm, receiver minus sender; the drift rows skew the receiver's
 	// clock by Scenario.ReceiverClock).

@@ -41,6 +41,11 @@ type frameRec struct {
 	dropped     bool          // the sender dropped it
 	avail       []uint64      // fragments available at the receiver by the deadline
 	frags       int           // fragments, once one was sent
+	// The recovery time (Result.RecoveryMS): when its originals would all
+	// have arrived without loss (ground truth, as for rtxTooLate), and how
+	// many were sent and arrived.
+	expect               clock.Time
+	origSent, origArrive int32
 }
 
 type streamRec struct {
@@ -112,6 +117,7 @@ type run struct {
 	held         []heldDeadline // by packet number & heldMask
 	driftEach    []float64      // the receiver's drift estimate at the end of each second of media
 	allowStop    *float64       // the receiver's largest recovery allowance (ms) when loss stopped (LossStop)
+	allowLoss    []float64      // the same at the end of each second of media while loss lasted (LossStop)
 	allowAfter   *float64       // the same 10 s later
 	err          error
 }
@@ -505,6 +511,8 @@ func (r *run) onSend(now clock.Time, b []byte) {
 					held = max(held, c.PeerPlayoutDelay())
 				}
 				r.held[h.PacketNumber&heldMask] = heldDeadline{pn: h.PacketNumber, at: fr.submit.Add(held)}
+				fr.expect = clock.Max(fr.expect, r.truthArrival(now, len(b)))
+				fr.origSent++
 			}
 		}
 	case wire.TypeRepair:
@@ -520,20 +528,7 @@ func (r *run) onSend(now clock.Time, b []byte) {
 		if fr == nil {
 			return
 		}
-		// Ground truth: when would it arrive, given the bottleneck queue
-		// ahead of it?
-		link := r.sim.Link(senderAddr, receiverAddr)
-		cfg, queued := link.Config(), link.Stats().QueueBytes
-		arrive := now.Add(cfg.Delay)
-		if r.neck != nil {
-			// The access delay, then the shared queue.
-			cfg, queued = r.neck.Config(), r.neck.Stats().QueueBytes
-			arrive = arrive.Add(cfg.Delay)
-		}
-		if cfg.Rate > 0 {
-			bits := (queued + int64(len(b)+cfg.Overhead)) * 8
-			arrive = arrive.Add(time.Duration(float64(bits) / float64(cfg.Rate) * float64(time.Second)))
-		}
+		arrive := r.truthArrival(now, len(b))
 		deadline := r.deadline(fr)
 		if e := r.held[h.Original&heldMask]; e.pn == h.Original {
 			deadline = e.at
@@ -545,6 +540,25 @@ func (r *run) onSend(now clock.Time, b []byte) {
 			r.rtxDropped++
 		}
 	}
+}
+
+// truthArrival is when a datagram of n bytes the sender sends now
+// arrives, given the bottleneck queue ahead of it (ground truth; jitter
+// after the bottleneck left out).
+func (r *run) truthArrival(now clock.Time, n int) clock.Time {
+	link := r.sim.Link(senderAddr, receiverAddr)
+	cfg, queued := link.Config(), link.Stats().QueueBytes
+	arrive := now.Add(cfg.Delay)
+	if r.neck != nil {
+		// The access delay, then the shared queue.
+		cfg, queued = r.neck.Config(), r.neck.Stats().QueueBytes
+		arrive = arrive.Add(cfg.Delay)
+	}
+	if cfg.Rate > 0 {
+		bits := (queued + int64(n+cfg.Overhead)) * 8
+		arrive = arrive.Add(time.Duration(float64(bits) / float64(cfg.Rate) * float64(time.Second)))
+	}
+	return arrive
 }
 
 // onPadding accounts a probe padding packet the sender sends.
@@ -589,6 +603,7 @@ func (r *run) onArrival(now clock.Time, b []byte) {
 		}
 	} else {
 		r.mediaArrived++
+		fr.origArrive++
 	}
 	if now <= r.deadline(fr) {
 		if fr.avail == nil {
@@ -871,6 +886,13 @@ func (r *run) sampleDrift(now clock.Time) {
 		r.driftEach = append(r.driftEach, r.driftPPM())
 	}
 	if stop := r.sc.LossStop; stop > 0 {
+		for len(r.allowLoss) < min(len(r.driftEach), int(stop/time.Second)) {
+			v := r.allowance(now)
+			if v == nil {
+				break
+			}
+			r.allowLoss = append(r.allowLoss, *v)
+		}
 		if r.allowStop == nil && now >= r.mediaStart.Add(stop) {
 			r.allowStop = r.allowance(now)
 		}
@@ -878,6 +900,29 @@ func (r *run) sampleDrift(now clock.Time) {
 			r.allowAfter = r.allowance(now)
 		}
 	}
+}
+
+// recoveryTimes returns the percentiles of the recovery time
+// (Result.RecoveryMS), nil without a frame to measure.
+func (r *run) recoveryTimes() *Percentiles {
+	var d []float64
+	for _, st := range r.streams {
+		if st == nil {
+			continue
+		}
+		for i := range st.frames {
+			fr := &st.frames[i]
+			if fr.origSent == 0 || fr.origArrive >= fr.origSent || fr.completed == clock.Never || fr.dropped {
+				continue
+			}
+			d = append(d, max(0, ms(fr.completed.Sub(fr.expect))))
+		}
+	}
+	if len(d) == 0 {
+		return nil
+	}
+	p := percentiles(d)
+	return &p
 }
 
 // allowanceAfter is how long after loss stops the recovery allowance is
