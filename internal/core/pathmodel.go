@@ -366,8 +366,10 @@ func (m *pathModel) noteDelivery(pkts []cc.PacketResult) {
 	last, set := m.delivArr, m.delivSet
 	for i := range pkts {
 		p := &pkts[i]
+		if !p.Received {
+			continue
+		}
 		switch {
-		case !p.Received:
 		case !set:
 			// The first arrival starts the first span: its bytes came
 			// before it.

@@ -825,7 +825,8 @@ func (s *sender) pollNext(now clock.Time, dst []byte, audioOnly bool) (int, bool
 				if !audio && pass == 0 && !f.key {
 					break
 				}
-				if s.dropIfLate(now, st, f, oneWay) {
+				// (A started video frame was judged above, at this now.)
+				if (audio || f.next == 0) && s.dropIfLate(now, st, f, oneWay) {
 					continue
 				}
 				n := s.sendFragment(now, st, f, dst)
