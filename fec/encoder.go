@@ -532,7 +532,7 @@ func kSplit(n float64, kmax int) int {
 // does not, it reports whether the policy wants the packet's last
 // retransmission sent twice instead (arqPlan).
 func (e *Encoder) open(ln *lane, cl Class, slot int, now clock.Time, pn int64, deadline clock.Time, single bool) (dup bool) {
-	closeBy := deadline.Add(-e.cond.OneWay - e.cfg.RepairMargin)
+	closeBy := e.closeBy(deadline)
 	if closeBy <= now {
 		return false // its repairs could not arrive in time
 	}
@@ -589,6 +589,21 @@ func (e *Encoder) open(ln *lane, cl Class, slot int, now clock.Time, pn int64, d
 	}
 	ln.open[slot] = bi
 	return false
+}
+
+// closeBy is when a block whose first member is due at deadline must
+// close for its repairs to arrive in time: the one-way delay
+// (SetConditions) and RepairMargin before it.
+func (e *Encoder) closeBy(deadline clock.Time) clock.Time {
+	return deadline.Add(-e.cond.OneWay - e.cfg.RepairMargin)
+}
+
+// Reaches reports whether the repairs of a block opened now for a member
+// due at deadline could still arrive by it: AddMedia protects no packet
+// for which it is false. A caller with a later deadline worth working to
+// (the receiver's playout time) can pass that one instead.
+func (e *Encoder) Reaches(now, deadline clock.Time) bool {
+	return e.closeBy(deadline) > now
 }
 
 // groupShape chooses k and m for a block of single-packet frames: the k

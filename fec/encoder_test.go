@@ -126,6 +126,36 @@ func TestLateRepairsDropped(t *testing.T) {
 	assert.Equal(t, int64(2), e.Stats().RepairsDropped)
 }
 
+// Reaches is the test AddMedia applies before protecting a packet: a
+// block's repairs must be able to leave the one-way delay and RepairMargin
+// before its first member's deadline.
+func TestReaches(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		deadline time.Duration // from now (100 ms)
+		want     bool
+	}{
+		{"room to spare", 300 * ms, true},
+		{"just in reach", 50*ms + DefaultRepairMargin + 1, true},
+		{"at the bound", 50*ms + DefaultRepairMargin, false},
+		{"past it", 40 * ms, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := clock.Time(100 * ms)
+			dl := now.Add(tc.deadline)
+			e := fixedEncoder(t, 1, 1)
+			e.SetConditions(0, Conditions{OneWay: 50 * ms})
+			assert.Equal(t, tc.want, e.Reaches(now, dl))
+			e.AddMedia(now, 0, []byte{1}, ClassDelta, dl, true)
+			if tc.want {
+				assert.Equal(t, 1, e.RepairsDue(), "a block within reach is protected")
+			} else {
+				assert.Zero(t, e.RepairsDue(), "none beyond it")
+			}
+		})
+	}
+}
+
 // Repairs of blocks closed together go out in turn, one of each block.
 func TestRepairsRotate(t *testing.T) {
 	e := fixedEncoder(t, 2, 2)

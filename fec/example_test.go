@@ -86,3 +86,22 @@ func ExampleEncoder_AddMedia() {
 	// Output:
 	// repair packets: 0, packets to double at their last chance: 7
 }
+
+// A packet sent 200 ms after capture can no longer have its repairs
+// arrive by capture + 300 ms (100 ms one way, 20 ms margin): the sender
+// protects it to the receiver's later playout time instead.
+func ExampleEncoder_Reaches() {
+	enc, err := fec.NewEncoder(fec.EncoderConfig{})
+	if err != nil {
+		panic(err)
+	}
+	enc.SetConditions(0, fec.Conditions{Loss: 0.05, MeanBurst: 1, RTT: 200 * time.Millisecond, OneWay: 100 * time.Millisecond})
+	capture := clock.Time(0)
+	now := capture.Add(200 * time.Millisecond)
+	deadline := capture.Add(300 * time.Millisecond)
+	if !enc.Reaches(now, deadline) {
+		deadline = capture.Add(500 * time.Millisecond) // the playout offset the receiver reported
+	}
+	fmt.Println(enc.Reaches(now, deadline), deadline.Sub(capture))
+	// Output: true 500ms
+}

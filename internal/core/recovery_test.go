@@ -331,3 +331,38 @@ func TestDupClasses(t *testing.T) {
 	}
 	assert.Equal(t, uint8(2), rtxClass(KindVideo, false, false), "the delta class is bit 2")
 }
+
+// fecDeadline: FEC works to capture + Latency while its repairs can still
+// arrive by then, and past that reach to the receiver's playout offset
+// when it is longer (as retransmissions are held to): a key frame's tail
+// is protected instead of left bare.
+func TestFECDeadlineFollowsThePlayoutOffset(t *testing.T) {
+	const ms = time.Millisecond
+	for _, tc := range []struct {
+		name        string
+		peerPlayout time.Duration
+		sentAfter   time.Duration // from capture
+		want        time.Duration // the deadline, from capture
+	}{
+		{"within Latency's reach", 500 * ms, 50 * ms, 300 * ms},
+		{"past it, a longer playout offset", 500 * ms, 200 * ms, 500 * ms},
+		{"past it, no longer offset", 0, 200 * ms, 300 * ms},
+		{"past it, a shorter offset", 250 * ms, 200 * ms, 300 * ms},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPipe(t, Config{})
+			s := &p.cc.snd
+			enc, err := fec.NewEncoder(fec.EncoderConfig{MaxSymbol: wire.ProtectedHeaderLen + p.cc.fragSize()})
+			require.NoError(t, err)
+			// Repairs leave 100 ms one way plus the 20 ms margin before
+			// the deadline: Latency (300 ms) is out of reach 180 ms
+			// after capture.
+			enc.SetConditions(p.now, fec.Conditions{OneWay: 100 * ms})
+			s.fec = enc
+			s.peerPlayout = tc.peerPlayout
+			capture := p.now
+			f := &outFrame{capture: capture, deadline: capture.Add(p.cc.cfg.Latency)}
+			assert.Equal(t, capture.Add(tc.want), s.fecDeadline(capture.Add(tc.sentAfter), f))
+		})
+	}
+}
