@@ -133,6 +133,9 @@ const (
 	delivReports = 3
 	// maxLossP bounds lossP's correction (at most 2 x what arrived).
 	maxLossP = 0.5
+	// delivReset: arrivals this far before the latest counted restart
+	// deliv's spans (noteDelivery).
+	delivReset = time.Second
 )
 
 // onSent adds a datagram to the virtual queue.
@@ -360,32 +363,38 @@ func (m *pathModel) noteBusy(pkts []cc.PacketResult) {
 // noteDelivery adds a report's received bytes to deliv, over the time
 // since the latest arrival counted before. Reports list each packet once
 // (the repeats are skipped before), so the bytes tile; arrivals reordered
-// before that latest one add their bytes to the next span.
+// before that latest one add their bytes to the next span. Arrivals more
+// than delivReset before it mean the receiver's reference time wrapped
+// (every 12 days) or restarted: the spans start over from the report.
 func (m *pathModel) noteDelivery(pkts []cc.PacketResult) {
-	bytes := m.delivPend
-	last, set := m.delivArr, m.delivSet
+	var bytes int64
+	var newest clock.Time
+	n := 0
 	for i := range pkts {
 		p := &pkts[i]
 		if !p.Received {
 			continue
 		}
-		switch {
-		case !set:
-			// The first arrival starts the first span: its bytes came
-			// before it.
-			last, set = p.ArrivalTime, true
-			m.delivArr, m.delivSet = last, true
-		default:
-			bytes += int64(p.Size)
-			last = clock.Max(last, p.ArrivalTime)
+		if n == 0 || p.ArrivalTime > newest {
+			newest = p.ArrivalTime
 		}
+		bytes += int64(p.Size)
+		n++
 	}
-	if !set || !last.After(m.delivArr) {
-		m.delivPend = bytes
+	switch {
+	case n == 0:
+		return
+	case !m.delivSet || newest < m.delivArr.Add(-delivReset):
+		// The first arrival counted starts the span: the bytes of this
+		// report came before it.
+		m.delivArr, m.delivSet, m.delivPend = newest, true, 0
+		return
+	case !newest.After(m.delivArr):
+		m.delivPend += bytes
 		return
 	}
-	m.deliv.addKeep(float64(bytes), last.Sub(m.delivArr).Seconds(), 1-1.0/delivReports)
-	m.delivArr, m.delivPend = last, 0
+	m.deliv.addKeep(float64(m.delivPend+bytes), newest.Sub(m.delivArr).Seconds(), 1-1.0/delivReports)
+	m.delivArr, m.delivPend = newest, 0
 }
 
 // fadingRate is bytes over seconds, each report's share fading by

@@ -286,3 +286,40 @@ func TestPathModelRetransmissionQueue(t *testing.T) {
 		})
 	}
 }
+
+// TestPathModelDeliveryRestarts: the delivery rate's spans tile from the
+// latest arrival counted; an arrival clock that jumps back (the receiver's
+// reference time wrapping, every 12 days) starts them over instead of
+// leaving the rate frozen at what it read before.
+func TestPathModelDeliveryRestarts(t *testing.T) {
+	report := func(start clock.Time, n int, gap time.Duration) []cc.PacketResult {
+		pkts := make([]cc.PacketResult, n)
+		for i := range pkts {
+			pkts[i] = cc.PacketResult{Size: 1000, Received: true, ArrivalTime: start.Add(time.Duration(i+1) * gap)}
+		}
+		return pkts
+	}
+	var m pathModel
+	// 1000-byte packets 4 ms apart: 2 Mbit/s, report after report.
+	at := clock.Time(time.Hour)
+	for range 10 {
+		m.noteDelivery(report(at, 10, 4*time.Millisecond))
+		at = at.Add(40 * time.Millisecond)
+	}
+	require.InDelta(t, 2e6, m.deliv.rate(), 1e3)
+
+	// The arrival clock jumps back 12 days; packets now 8 ms apart.
+	at = at.Add(-12 * 24 * time.Hour)
+	for range 10 {
+		m.noteDelivery(report(at, 10, 8*time.Millisecond))
+		at = at.Add(80 * time.Millisecond)
+	}
+	assert.InEpsilon(t, 1e6, m.deliv.rate(), 0.02, "the rate follows the new arrivals (the old one fades by a third a report)")
+
+	// A report reordered a little (its arrivals before the latest
+	// counted) waits for the next span rather than restarting.
+	latest := m.delivArr
+	m.noteDelivery(report(latest.Add(-50*time.Millisecond), 2, 4*time.Millisecond))
+	assert.Equal(t, latest, m.delivArr)
+	assert.Equal(t, int64(2000), m.delivPend)
+}
