@@ -234,13 +234,11 @@ func (m *pathModel) delayOf(now clock.Time, fit bool) (time.Duration, bool) {
 	if r <= 0 {
 		return 0, false
 	}
-	q := m.vq
-	r0 := r
-	r = m.vqRate(r0)
+	q, rate := m.vq, m.vqRate(r)
 	if fit {
-		q, r = m.fit, m.fitRate(r0)
+		q, rate = m.fit, m.fitRate(r)
 	}
-	return time.Duration(q * 8 / r * float64(time.Second)), true
+	return time.Duration(q * 8 / rate * float64(time.Second)), true
 }
 
 // fitQueueDelay is the queue the latest measurement implies (corrected
