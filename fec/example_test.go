@@ -105,3 +105,48 @@ func ExampleEncoder_Reaches() {
 	fmt.Println(enc.Reaches(now, deadline), deadline.Sub(capture))
 	// Output: true 500ms
 }
+
+// A probe asks for two packets' worth of padding while five packets are
+// in flight: two repair packets over them mend whichever two are lost,
+// where copies would mend only the two copied.
+func ExampleEncoder_PadBlock() {
+	enc, err := fec.NewEncoder(fec.EncoderConfig{})
+	if err != nil {
+		panic(err)
+	}
+	dec, err := fec.NewDecoder(fec.DecoderConfig{})
+	if err != nil {
+		panic(err)
+	}
+	now := clock.Time(0)
+	deadline := now.Add(300 * time.Millisecond)
+	inFlight := [][]byte{[]byte("one"), []byte("two"), []byte("three"), []byte("four"), []byte("five")}
+	enc.PadBlock(2)
+	for i, pkt := range inFlight {
+		pn := int64(20 + i)
+		enc.AddPad(now, pn, pkt, deadline)
+		if pn != 21 && pn != 24 { // 21 and 24 are lost
+			dec.OnMedia(now, pn, pkt)
+		}
+	}
+	fmt.Println("padding repairs:", enc.ClosePad())
+	buf := make([]byte, fec.DefaultMaxSymbol+fec.SymbolOverhead)
+	for {
+		b, n, ok := enc.PollPad(now, buf)
+		if !ok {
+			break
+		}
+		dec.OnRepair(now, b, buf[:n])
+	}
+	for {
+		pn, n, ok := dec.PollRecovered(buf)
+		if !ok {
+			break
+		}
+		fmt.Printf("recovered %d: %q\n", pn, buf[:n])
+	}
+	// Output:
+	// padding repairs: 2
+	// recovered 21: "two"
+	// recovered 24: "five"
+}
