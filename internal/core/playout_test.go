@@ -318,3 +318,92 @@ func TestCatchUpAfterAStall(t *testing.T) {
 	// without catch-up.
 	assert.Less(t, latency[true], latency[false]-200*time.Millisecond)
 }
+
+// The A/V offset is taken at each video frame released at its playout
+// time, against the audio frame playing then.
+func TestAVOffsetMeasure(t *testing.T) {
+	ms := time.Millisecond
+	type rel struct {
+		at   time.Duration
+		kind Kind
+		off  time.Duration
+	}
+	tests := []struct {
+		name      string
+		rels      []rel
+		last, max time.Duration
+		n         int64
+	}{
+		{"in sync", []rel{{0, KindAudio, 100 * ms}, {20 * ms, KindAudio, 100 * ms}, {30 * ms, KindVideo, 100 * ms}}, 0, 0, 1},
+		{"video later, then earlier", []rel{{0, KindAudio, 100 * ms}, {20 * ms, KindAudio, 100 * ms},
+			{25 * ms, KindVideo, 130 * ms}, {30 * ms, KindVideo, 90 * ms}}, -10 * ms, 30 * ms, 2},
+		{"audio silent: nothing to compare", []rel{{0, KindAudio, 100 * ms}, {20 * ms, KindAudio, 100 * ms},
+			{60 * ms, KindVideo, 300 * ms}}, 0, 0, 0},
+		{"one audio frame: its length unknown", []rel{{0, KindAudio, 100 * ms}, {5 * ms, KindVideo, 300 * ms}}, 0, 0, 0},
+		{"video only", []rel{{0, KindVideo, 100 * ms}}, 0, 0, 0},
+		{"a pause is not a frame length", []rel{{0, KindAudio, 100 * ms}, {500 * ms, KindAudio, 100 * ms},
+			{600 * ms, KindVideo, 300 * ms}}, 0, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var a avOffset
+			for _, r := range tt.rels {
+				a.release(clock.Time(r.at), r.kind, r.off)
+			}
+			assert.Equal(t, tt.last, a.last)
+			assert.Equal(t, tt.max, a.max)
+			assert.Equal(t, tt.n, a.n)
+		})
+	}
+}
+
+// Audio and video with different jitter (video frames of many packets
+// behind a 2 Mbit/s bottleneck, with 0-60 ms of jitter after it, then
+// 0-10 ms, so the offset drains, and a 1 s stall): one playout offset for
+// both, so the A/V offset stays within 40 ms at every video frame played
+// on time (the jitterbuffer issue's A/V sync bound).
+func TestAVOffsetStaysInSync(t *testing.T) {
+	fwd := netem.LinkConfig{Delay: 40 * time.Millisecond, Jitter: 60 * time.Millisecond, Rate: 2_000_000, QueueDelay: 300 * time.Millisecond}
+	p := newPair(t, pairOpts{fwd: fwd, rev: netem.LinkConfig{Delay: 40 * time.Millisecond}})
+	sc := p.connected()
+	var aid, vid uint8
+	p.at(0, func(now clock.Time) {
+		aid, _ = p.cc.OpenStream(now, StreamConfig{Kind: KindAudio})
+		vid, _ = p.cc.OpenStream(now, StreamConfig{Kind: KindVideo, Bitrate: 1_000_000})
+	})
+	set := func(at time.Duration, jitter, hold time.Duration) {
+		p.at(at, func(now clock.Time) {
+			l := p.sim.Link(clientAddr, serverAddr)
+			c := l.Config()
+			c.Jitter = jitter
+			if hold > 0 {
+				c.HoldUntil = time.Duration(now.Add(hold))
+			}
+			require.NoError(t, l.SetConfig(c))
+		})
+	}
+	set(6*time.Second, 10*time.Millisecond, 0)
+	set(12*time.Second, 10*time.Millisecond, time.Second)
+	for i := range 1000 { // 20 s
+		p.at(time.Duration(i+1)*20*time.Millisecond, func(now clock.Time) {
+			_ = p.cc.WriteFrame(now, aid, payload(aid, int64(i), 120), FrameInfo{Capture: now})
+			if i%2 == 0 {
+				size := 3000
+				if i%100 == 0 {
+					size = 20000 // a key frame every 2 s
+				}
+				_ = p.cc.WriteFrame(now, vid, payload(vid, int64(i/2), size), FrameInfo{Capture: now, Key: i%100 == 0})
+			}
+		})
+	}
+	p.run(21 * time.Second)
+	st := sc.Stats()
+	require.Greater(t, st.AVOffsetFrames, int64(400), "measured at most video frames")
+	assert.LessOrEqual(t, st.AVOffsetMax.Abs(), 40*time.Millisecond)
+	v, _ := sc.PlayoutStats(p.sim.Now(), vid)
+	a, _ := sc.PlayoutStats(p.sim.Now(), aid)
+	// The jitter differs: video needs the larger target, which both
+	// streams play at; and the stall left excess to drain.
+	assert.Greater(t, v.Target, a.Target+20*time.Millisecond)
+	assert.Positive(t, v.FramesAfterStall)
+}

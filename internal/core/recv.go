@@ -93,6 +93,7 @@ type receiver struct {
 	peerFragSize int
 	peerLatency  time.Duration
 	playoutDelay time.Duration
+	av           avOffset // the A/V offset (ConnStats.AVOffset)
 
 	// Timestamp unwrapping and the sender-to-receiver clock mapping.
 	haveTS       bool
@@ -690,6 +691,9 @@ func (r *receiver) deliver(now clock.Time, st *recvStream, f jitterbuffer.Frame)
 		// The deadline this side holds frames to follows the offset.
 		r.playoutDelay = st.jb.Delay()
 	}
+	if !f.Late {
+		r.av.release(now, st.kind, now.Sub(f.Capture))
+	}
 	st.stats.FramesDelivered++
 	c.stats.FramesDelivered++
 	caughtUp := st.caughtUp
@@ -746,6 +750,45 @@ func (r *receiver) dropAll(now clock.Time) {
 				break
 			}
 			r.freeBuf(f.Data)
+		}
+	}
+}
+
+// avOffset measures the A/V offset (ConnStats.AVOffset) from the frames
+// released at their playout time: at each video frame, its offset from
+// capture minus that of the audio frame playing, the last one released if
+// it still plays (it lasts the time between the last two audio releases,
+// within avMaxAudioFrame).
+type avOffset struct {
+	audioAt   clock.Time    // the last audio release
+	audioOff  time.Duration // its offset from capture
+	audioDur  time.Duration // how long an audio frame plays
+	haveAudio bool
+	last, max time.Duration
+	n         int64
+}
+
+// avMaxAudioFrame bounds an audio frame's duration (Opus's longest is
+// 120 ms): a gap longer is a pause, not a frame playing.
+const avMaxAudioFrame = 120 * time.Millisecond
+
+func (a *avOffset) release(now clock.Time, kind Kind, off time.Duration) {
+	switch kind {
+	case KindAudio:
+		if a.haveAudio {
+			if d := now.Sub(a.audioAt); d > 0 && d <= avMaxAudioFrame {
+				a.audioDur = d
+			}
+		}
+		a.audioAt, a.audioOff, a.haveAudio = now, off, true
+	case KindVideo:
+		if !a.haveAudio || a.audioDur == 0 || now.Sub(a.audioAt) > a.audioDur {
+			return // no audio playing
+		}
+		a.last = off - a.audioOff
+		a.n++
+		if a.last.Abs() > a.max.Abs() {
+			a.max = a.last
 		}
 	}
 }

@@ -86,9 +86,19 @@ type ConnStats struct {
 	// to playout of the last frame released, the offset the peer reported
 	// for what we send, and the clock drift estimated from arrivals
 	// (receiver's clock rate minus the sender's, ppm).
-	PlayoutDelay            time.Duration
-	PeerPlayoutDelay        time.Duration
-	PlayoutDriftPPM         float64
+	PlayoutDelay     time.Duration
+	PeerPlayoutDelay time.Duration
+	PlayoutDriftPPM  float64
+	// The A/V offset (the sync group's, Config.Playout adaptive): at each
+	// video frame released at its playout time, its capture-to-playout
+	// offset minus that of the audio frame playing (the last released at
+	// its playout time, within an audio frame interval of it); positive
+	// when video plays later than the audio captured with it. The latest,
+	// the largest in size so far (0 without both), and the video frames
+	// it was measured at.
+	AVOffset                time.Duration
+	AVOffsetMax             time.Duration
+	AVOffsetFrames          int64
 	FeedbackReceived        int64
 	KeyFrameRequests        int64 // PLIs received (pliCount is what we sent: PLIsSent)
 	PLIsSent                int64
@@ -139,6 +149,7 @@ func (c *Conn) Stats() ConnStats {
 	if g := c.rcv.group; g != nil {
 		s.PlayoutDriftPPM = g.DriftPPM()
 	}
+	s.AVOffset, s.AVOffsetMax, s.AVOffsetFrames = c.rcv.av.last, c.rcv.av.max, c.rcv.av.n
 	s.CurrentRoundTripTime = c.rtt.Smoothed()
 	s.MinRoundTripTime = c.rtt.Min()
 	s.AvailableOutgoingBitrate = c.snd.estimator.Target()
