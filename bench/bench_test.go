@@ -321,6 +321,29 @@ func TestMaxFECOverheadCapsTheRun(t *testing.T) {
 	}
 }
 
+// TestPlayoutQuantileReachesTheReceiver: a scenario's playout_quantile
+// sets the share of frames the receiver aims to play on time (audio under
+// 0-50 ms of jitter): the median leaves many late at a small added delay,
+// the default (0.99) few, 0.999 as few or fewer at a larger delay.
+func TestPlayoutQuantileReachesTheReceiver(t *testing.T) {
+	sc := symmetric("quantile", ProfileRTC, 100*time.Millisecond, 0, time.Minute, Traffic{Audio: DefaultTraffic().Audio})
+	sc.Forward.Jitter = 50 * time.Millisecond
+	sc.Baselines = true
+	var late, added [3]float64
+	for i, q := range []float64{0.5, 0, 0.999} {
+		sc.PlayoutQuantile = q
+		res, err := Run(sc, 1)
+		require.NoError(t, err)
+		require.NotNil(t, res.Baselines)
+		late[i], added[i] = res.Baselines.LateRatio, res.Baselines.AddedMS
+	}
+	assert.Greater(t, late[0], 0.05, "late %v", late)
+	assert.Less(t, late[1], 0.03, "late %v", late)
+	assert.LessOrEqual(t, late[2], late[1], "late %v", late)
+	assert.Less(t, added[0], added[1], "added %v", added)
+	assert.Less(t, added[1], added[2], "added %v", added)
+}
+
 // TestNoRetransmissionSentTooLate runs the first seconds of the arq rows,
 // where a start-up key frame fills the bottleneck before the sender has
 // measured the path, on several seeds: by the simulator's ground truth no

@@ -34,6 +34,7 @@ type LinkStep struct {
 //	traffic: {video: {...}, audio: {...}}  # default: DefaultTraffic(); fields left out keep the default
 //	loss_stop: 30s           # turn random loss off at this point of the media
 //	max_fec_overhead: 0.25   # cap FEC at 25 % of a block's packets (default: the transport's, 0.5)
+//	playout_quantile: 0.999  # frames the receiver's playout offset aims to play on time (default: the profile's)
 //	schedule:                # link changes, in time order
 //	  - at: 10s
 //	    forward: {rate: 1mbit}   # only the fields named change
@@ -73,8 +74,9 @@ type fileScenario struct {
 	Traffic  Traffic           `json:"traffic"`
 	LossStop time.Duration     `json:"loss_stop"`
 	Schedule []fileStep        `json:"schedule"`
-	// MaxFECOverhead: Scenario.MaxFECOverhead.
-	MaxFECOverhead float64 `json:"max_fec_overhead"`
+	// MaxFECOverhead and PlayoutQuantile: Scenario's.
+	MaxFECOverhead  float64 `json:"max_fec_overhead"`
+	PlayoutQuantile float64 `json:"playout_quantile"`
 	// The cc issue's fields (Scenario's).
 	Target       TargetMode    `json:"target"`
 	Reference    bool          `json:"reference"`
@@ -163,7 +165,8 @@ func (fs *fileScenario) scenario() (Scenario, error) {
 		Media:    fs.Media,
 		LossStop: fs.LossStop,
 
-		MaxFECOverhead: fs.MaxFECOverhead,
+		MaxFECOverhead:  fs.MaxFECOverhead,
+		PlayoutQuantile: fs.PlayoutQuantile,
 
 		Target:       fs.Target,
 		Reference:    fs.Reference,

@@ -61,6 +61,8 @@ func TestParseScenariosErrors(t *testing.T) {
 		{"empty list", `{"scenarios":[]}`, "no scenario", strictcfg.JSON},
 		{"bare duration", `{"name":"a","media":60}`, "media: bare number 60", strictcfg.JSON},
 		{"FEC cap above 1", "name: a\nmax_fec_overhead: 1.5\n", "max_fec_overhead 1.5 outside [0, 1]", strictcfg.YAML},
+		{"playout quantile 1", "name: a\nplayout_quantile: 1\n", "playout_quantile 1 outside (0, 1)", strictcfg.YAML},
+		{"playout quantile negative", "name: a\nplayout_quantile: -0.5\n", "playout_quantile -0.5 outside (0, 1)", strictcfg.YAML},
 		{"not a file", `{`, "json:", strictcfg.JSON},
 	}
 	for _, tc := range tests {
@@ -74,7 +76,8 @@ func TestParseScenariosErrors(t *testing.T) {
 	_, err := LoadScenarioFile("testdata/scenarios/missing.yaml")
 	assert.Error(t, err)
 
-	scs, err := ParseScenarios([]byte("name: capped\nmax_fec_overhead: 0.25\n"), strictcfg.YAML)
+	scs, err := ParseScenarios([]byte("name: capped\nmax_fec_overhead: 0.25\nplayout_quantile: 0.999\n"), strictcfg.YAML)
 	require.NoError(t, err)
 	assert.Equal(t, 0.25, scs[0].MaxFECOverhead)
+	assert.Equal(t, 0.999, scs[0].PlayoutQuantile)
 }

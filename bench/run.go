@@ -695,6 +695,9 @@ func runWith(sc Scenario, seed uint64, opts RunOptions) (res Result, r *run, err
 	default:
 		cfg.MinPlayoutDelay, cfg.MaxPlayoutDelay, cfg.DrainRate = 0, 800*time.Millisecond, 0.10
 	}
+	if sc.PlayoutQuantile > 0 {
+		cfg.PlayoutQuantile = sc.PlayoutQuantile
+	}
 	sndCfg, rcvCfg := cfg, cfg
 	switch sc.Target {
 	case TargetScripted:
