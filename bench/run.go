@@ -691,6 +691,7 @@ func runWith(sc Scenario, seed uint64, opts RunOptions) (res Result, r *run, err
 	switch sc.Profile {
 	case ProfileLive:
 		cfg.MinPlayoutDelay, cfg.MaxPlayoutDelay, cfg.DrainRate, cfg.PlayoutQuantile = time.Second, 3*time.Second, 0.03, 0.999
+		cfg.PlayoutWindow = core.LivePlayoutWindow
 		cfg.PlayoutStallTogether, cfg.RecoveryResidual = true, 1e-5
 	default:
 		cfg.MinPlayoutDelay, cfg.MaxPlayoutDelay, cfg.DrainRate = 0, 800*time.Millisecond, 0.10

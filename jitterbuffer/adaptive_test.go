@@ -470,6 +470,29 @@ func TestConfigValidate(t *testing.T) {
 	assert.NoError(t, Config{}.Validate())
 }
 
+// The quantile's memory by default: the jitter's grows as the square root
+// of the ratio of the shares above the quantile, the repaired frames' as
+// the ratio; set ones are kept.
+func TestConfigWindowDefaults(t *testing.T) {
+	tests := []struct {
+		cfg              Config
+		window, recovery time.Duration
+	}{
+		{Config{}, 2 * time.Second, 10 * time.Second},
+		{Config{Quantile: 0.99}, 2 * time.Second, 10 * time.Second},
+		{Config{Quantile: 0.999}, 6324555320 * time.Nanosecond, 100 * time.Second},
+		{Config{Quantile: 0.9}, 632455532 * time.Nanosecond, time.Second},
+		{Config{Quantile: 0.999, Window: 20 * time.Second, RecoveryWindow: time.Second}, 20 * time.Second, time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.cfg.Quantile, tt.cfg.Window), func(t *testing.T) {
+			c := tt.cfg.withDefaults()
+			assert.InDelta(t, float64(tt.window), float64(c.Window), float64(time.Microsecond))
+			assert.InDelta(t, float64(tt.recovery), float64(c.RecoveryWindow), float64(time.Microsecond))
+		})
+	}
+}
+
 // steadyFeeder returns a step that pushes b the next frame of a 50 fps
 // stream (40 ms + uniform 0-30 ms from capture to completion, a key frame
 // every 60) and pops what is due by then.

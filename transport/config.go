@@ -212,6 +212,7 @@ func (c Config) core() core.Config {
 		MaxPlayoutDelay:      c.MaxPlayoutDelay,
 		DrainRate:            c.Profile.drainRate(),
 		PlayoutQuantile:      c.Profile.playoutQuantile(),
+		PlayoutWindow:        c.Profile.playoutWindow(),
 		PlayoutCatchUp:       c.CatchUp,
 		RecoveryResidual:     c.Profile.recoveryResidual(),
 		PlayoutStallTogether: c.Profile == Live,
@@ -305,6 +306,16 @@ func (p Profile) recoveryResidual() float64 {
 		return 1e-5
 	}
 	return core.DefaultRecoveryResidual
+}
+
+// playoutWindow is the memory of the profile's playout jitter quantile
+// (core.Config.PlayoutWindow): the default for RTC; 20 s for Live, which
+// keeps a jitter burst's delay rather than risk a stall.
+func (p Profile) playoutWindow() time.Duration {
+	if p == Live {
+		return core.LivePlayoutWindow
+	}
+	return 0
 }
 
 func (p Profile) playoutQuantile() float64 {

@@ -2,11 +2,13 @@ package transport
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/spillway-rt/spillway/cc"
+	"github.com/spillway-rt/spillway/internal/core"
 )
 
 // The congestion controller is chosen by name or constant, GCC by default,
@@ -50,4 +52,26 @@ func TestCongestionControlConfig(t *testing.T) {
 	start := Config{StartBitrate: 1_000_000}
 	g := start.withDefaults().estimator()().(*cc.GCC)
 	assert.Equal(t, int64(1_000_000), g.Target(), "starts at StartBitrate")
+}
+
+// The profiles' playout: RTC's quantile 0.99 with the default memory,
+// Live's 0.999 with a 20 s one (smoothness first).
+func TestProfilePlayout(t *testing.T) {
+	tests := []struct {
+		p        Profile
+		quantile float64
+		window   time.Duration
+	}{
+		{RTC, 0.99, 0},
+		{Live, 0.999, core.LivePlayoutWindow},
+	}
+	for _, tt := range tests {
+		t.Run(tt.p.String(), func(t *testing.T) {
+			cfg := Config{Profile: tt.p}
+			c := cfg.withDefaults().core()
+			assert.Equal(t, tt.quantile, c.PlayoutQuantile)
+			assert.Equal(t, tt.window, c.PlayoutWindow)
+			require.NoError(t, c.Validate())
+		})
+	}
 }

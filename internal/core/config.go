@@ -12,6 +12,11 @@ import (
 	"github.com/spillway-rt/spillway/wire"
 )
 
+// LivePlayoutWindow is the Live profile's PlayoutWindow: a jitter burst's
+// delay is kept about a minute (the memory at 0.999 fades by 1/e in 20 s)
+// rather than risk a stall.
+const LivePlayoutWindow = 20 * time.Second
+
 // Config configures an Endpoint and every connection on it. The zero value
 // works: each field's comment gives its default.
 type Config struct {
@@ -44,6 +49,11 @@ type Config struct {
 	// aims to play on time, in (0, 1). Default 0.99 (RTC); Live, smoothness
 	// first, uses 0.999.
 	PlayoutQuantile float64
+	// PlayoutWindow is the time constant of an adaptive playout offset's
+	// jitter memory (jitterbuffer.Config.Window). Default 2 s x
+	// sqrt(0.01 / (1 - PlayoutQuantile)): 2 s at 0.99, 6.3 s at 0.999;
+	// Live, smoothness first, uses LivePlayoutWindow.
+	PlayoutWindow time.Duration
 	// RecoveryResidual is the chance per frame an adaptive playout offset
 	// leaves of a frame missing its playout time after loss recovery:
 	// while losses recur, the offset keeps as many retransmission rounds
@@ -215,6 +225,8 @@ func (c Config) Validate() error {
 		return bad("DrainRate", "must be within [0, 1)", c.DrainRate)
 	case !(c.PlayoutQuantile >= 0 && c.PlayoutQuantile < 1):
 		return bad("PlayoutQuantile", "must be within (0, 1), or 0 for the default", c.PlayoutQuantile)
+	case c.PlayoutWindow < 0 || c.PlayoutWindow > time.Hour:
+		return bad("PlayoutWindow", "must be within 0-1h, 0 for the default", c.PlayoutWindow)
 	case !(c.RecoveryResidual >= 0 && c.RecoveryResidual <= 0.1):
 		return bad("RecoveryResidual", "must be within (0, 0.1], or 0 for the default", c.RecoveryResidual)
 	case c.FragmentSize != 0 && (c.FragmentSize < wire.MinFragmentSize || c.FragmentSize > 65000):

@@ -448,6 +448,8 @@ func TestConfigValidate(t *testing.T) {
 		{"PacingFactor", Config{PacingFactor: 0.5}},
 		{"MaxFECOverhead", Config{MaxFECOverhead: 1.5}},
 		{"MaxFECOverhead", Config{MaxFECOverhead: -0.1}},
+		{"PlayoutWindow", Config{PlayoutWindow: -time.Second}},
+		{"PlayoutWindow", Config{PlayoutWindow: 2 * time.Hour}},
 		{"MaxPlayoutDelay", Config{MinPlayoutDelay: time.Second, MaxPlayoutDelay: 500 * time.Millisecond}},
 		{"MaxReceiveBuffer", Config{MaxReceiveBuffer: 1000}},
 		{"MaxSendBuffer", Config{MaxSendBuffer: 1000}},

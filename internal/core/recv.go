@@ -208,6 +208,7 @@ func (r *receiver) newBuffer() *jitterbuffer.Buffer {
 		MaxDelay:  cfg.MaxPlayoutDelay,
 		DrainRate: cfg.DrainRate,
 		Quantile:  cfg.PlayoutQuantile,
+		Window:    cfg.PlayoutWindow,
 		CatchUp:   cfg.PlayoutCatchUp,
 	})
 	r.group.Join(b)
