@@ -72,9 +72,15 @@ type pathModel struct {
 	// the path was busy, so our bytes left it at that rate. After a
 	// capacity drop the windowed maximum still remembers the rate before;
 	// the queue for frames drains at this instead (fitRate).
-	busyRate          float64
-	busy, busySent    fadingRate // what arrived and what we sent, over the busy reports
-	lastArr, lastSend clock.Time // the latest arrival and send time reported
+	busyRate float64
+	busy     fadingRate // what arrived over the busy reports
+	busyFrom clock.Time // the send time of the busy reports' first packet
+	lastArr  clock.Time // the latest arrival reported
+	// sendLog counts what onSent saw per slot, for the busy rate's test
+	// that the queue is ours (sentSince).
+	sendLog   [sendLogLen]sendMark
+	logN      int64
+	sentTotal int64
 	// leastQ is the least queue the latest report's packets met: jitter
 	// after the bottleneck lifts some of them, rarely all.
 	leastQ, prevLeastQ time.Duration
@@ -119,9 +125,10 @@ const (
 	busyMinSpan   = 100 * time.Millisecond
 	busyReports   = 4
 	busyDrop      = 0.25
-	// ... and only while we send at least busyOurs x that: the queue is
-	// ours. A loss-based flow's burst fills a shared queue too, and then
-	// our bytes wait behind its, not behind ours.
+	// ... and only while we send at least busyOurs x that (over the busy
+	// reports' time, by our own send log): the queue is ours. A loss-based
+	// flow's burst fills a shared queue too, and then our bytes wait
+	// behind its, not behind ours.
 	busyOurs = 2
 
 	// deliv's memory, in reports (50-100 ms apart: a report's weight is
@@ -140,6 +147,7 @@ const (
 
 // onSent adds a datagram to the virtual queue.
 func (m *pathModel) onSent(now clock.Time, size int) {
+	m.logSent(now, size)
 	m.drain(now)
 	m.vq += float64(size)
 	m.fit += float64(size)
@@ -278,7 +286,7 @@ func (m *pathModel) onFeedback(now clock.Time, pkts []cc.PacketResult) {
 		n++
 	}
 	m.measure(now, pkts)
-	m.noteBusy(pkts)
+	m.noteBusy(now, pkts)
 	m.noteDelivery(pkts)
 	span := last.Sub(first)
 	if n < minRatePackets || span < minRateSpan {
@@ -303,23 +311,21 @@ func (m *pathModel) onFeedback(now clock.Time, pkts []cc.PacketResult) {
 // arrival of the report before, over that time (the spans tile, so jitter
 // moves only their ends). A busy path delivers back to back, so even the
 // two or three packets a collapsed path delivers per report tell its rate.
-// A queue that stands without growing (another flow's: a loss-based TCP
-// keeps it full) drains at the path's rate, not at our share of it, and
-// is not counted.
-func (m *pathModel) noteBusy(pkts []cc.PacketResult) {
-	var bytes, firstSize, sent, firstSent int64
-	var first, last, firstSend, lastSend clock.Time
-	n, ns := 0, 0
+// The queue is ours while we send at least busyOurs x that rate: what we
+// sent (sendLog) from the busy reports' first packet to now, over that
+// time. (The reported packets' own send span says nothing of it: a
+// collapsed path reports two or three packets of one burst.) A queue that
+// stands without growing (another flow's: a loss-based TCP keeps it full)
+// drains at the path's rate, not at our share of it, and is not counted.
+func (m *pathModel) noteBusy(now clock.Time, pkts []cc.PacketResult) {
+	var bytes, firstSize int64
+	var first, last, firstSend clock.Time
+	n := 0
 	for i := range pkts {
 		p := &pkts[i]
-		if ns == 0 || p.SendTime < firstSend {
-			firstSend, firstSent = p.SendTime, int64(p.Size)
+		if i == 0 || p.SendTime < firstSend {
+			firstSend = p.SendTime
 		}
-		if ns == 0 || p.SendTime > lastSend {
-			lastSend = p.SendTime
-		}
-		sent += int64(p.Size)
-		ns++
 		if !p.Received {
 			continue
 		}
@@ -335,27 +341,63 @@ func (m *pathModel) noteBusy(pkts []cc.PacketResult) {
 	if n == 0 {
 		return
 	}
-	wasBusy, prev, prevSend := m.busy.span > 0, m.lastArr, m.lastSend
-	m.lastArr, m.lastSend = clock.Max(m.lastArr, last), clock.Max(m.lastSend, lastSend)
+	wasBusy, prev := m.busy.span > 0, m.lastArr
+	m.lastArr = clock.Max(m.lastArr, last)
 	if !m.measured || m.leastQ < pathBusyQueue || m.leastQ < m.prevLeastQ+busyGrowth {
-		m.busyRate, m.busy, m.busySent = 0, fadingRate{}, fadingRate{}
+		m.busyRate, m.busy = 0, fadingRate{}
 		return
 	}
-	if !wasBusy || prev == 0 || !last.After(prev) || !lastSend.After(prevSend) {
+	if !wasBusy || prev == 0 || !last.After(prev) {
 		// The first busy report: its own packets after the first.
-		if n < 2 || !last.After(first) || !lastSend.After(firstSend) {
+		if n < 2 || !last.After(first) {
 			return
 		}
 		m.busy = fadingRate{float64(bytes - firstSize), last.Sub(first).Seconds()}
-		m.busySent = fadingRate{float64(sent - firstSent), lastSend.Sub(firstSend).Seconds()}
+		m.busyFrom = firstSend
 	} else {
 		m.busy.add(float64(bytes), last.Sub(prev).Seconds())
-		m.busySent.add(float64(sent), lastSend.Sub(prevSend).Seconds())
 	}
 	m.busyRate = 0
-	if m.busy.span >= busyMinSpan.Seconds() && m.busySent.rate() >= busyOurs*m.busy.rate() {
+	if span := now.Sub(m.busyFrom); m.busy.span >= busyMinSpan.Seconds() && span > 0 &&
+		float64(m.sentSince(m.busyFrom))*8/span.Seconds() >= busyOurs*m.busy.rate() {
 		m.busyRate = m.busy.rate()
 	}
+}
+
+// sendLog: what onSent counted, per sendLogSlot, for sentSince.
+const (
+	sendLogSlot = 10 * time.Millisecond
+	sendLogLen  = 256 // 2.56 s
+)
+
+type sendMark struct {
+	slot  int64 // the slot's number (time / sendLogSlot)
+	bytes int64 // the bytes counted before the slot began
+}
+
+// logSent counts a datagram sent at now in the send log.
+func (m *pathModel) logSent(now clock.Time, size int) {
+	k := int64(now) / int64(sendLogSlot)
+	if m.logN == 0 || m.sendLog[(m.logN-1)%sendLogLen].slot != k {
+		m.sendLog[m.logN%sendLogLen] = sendMark{slot: k, bytes: m.sentTotal}
+		m.logN++
+	}
+	m.sentTotal += int64(size)
+}
+
+// sentSince returns the bytes sent from the slot holding t on (all of
+// them if t is older than the log).
+func (m *pathModel) sentSince(t clock.Time) int64 {
+	k := int64(t) / int64(sendLogSlot)
+	at := m.sentTotal
+	for i := m.logN - 1; i >= 0 && i >= m.logN-sendLogLen; i-- {
+		e := m.sendLog[i%sendLogLen]
+		if e.slot < k {
+			break
+		}
+		at = e.bytes
+	}
+	return m.sentTotal - at
 }
 
 // noteDelivery adds a report's received bytes to deliv, over the time

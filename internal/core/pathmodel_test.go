@@ -117,6 +117,9 @@ func TestPathModelBusyRate(t *testing.T) {
 	// The path now carries 0.5 Mbit/s (16 ms a packet) while we send
 	// every 2 ms: each packet meets 14 ms more queue than the one before.
 	arr := send.Add(50 * time.Millisecond)
+	// We keep sending every 2 ms (the send log counts it: the queue is
+	// ours); the reports carry what arrived.
+	sent := send
 	report := func(n int) {
 		pkts = pkts[:0]
 		for range n {
@@ -125,6 +128,9 @@ func TestPathModelBusyRate(t *testing.T) {
 			arr = arr.Add(16 * time.Millisecond)
 		}
 		now = arr.Add(-16 * time.Millisecond)
+		for ; sent < now; sent = sent.Add(2 * time.Millisecond) {
+			m.logSent(sent, 1000)
+		}
 		m.onFeedback(now, pkts)
 	}
 	report(2) // the queue is still under pathBusyQueue for the first
@@ -163,6 +169,7 @@ func TestPathModelBusyRate(t *testing.T) {
 		for range 4 {
 			q += 12 * time.Millisecond
 			pkts = append(pkts, cc.PacketResult{Size: 1000, Received: true, SendTime: s0, ArrivalTime: s0.Add(50*time.Millisecond + q)})
+			shared.logSent(s0, 1000)
 			s0 = s0.Add(16 * time.Millisecond)
 		}
 		shared.onFeedback(s0.Add(50*time.Millisecond+q), pkts)
@@ -193,6 +200,59 @@ func TestPathModelBusyRate(t *testing.T) {
 	m.onFeedback(now, pkts)
 	assert.Zero(t, m.busyRate)
 	assert.Equal(t, r, m.fitRate(r))
+}
+
+// A collapsed path reports two or three packets of one burst at a time
+// (a paced sender's video frame leaves at once): their send times tell
+// nothing of how fast we send, our send log does. The bench's collapse-av
+// at the collapse: frames of 6 packets every 33 ms (1.5 Mbit/s) into a
+// path that now carries 0.5 Mbit/s, reports every 50 ms.
+func TestPathModelBusyRateBurstySender(t *testing.T) {
+	var m pathModel
+	const size = 1000
+	const perFrame = 6
+	frame := 33 * time.Millisecond
+	capacity := 16 * time.Millisecond // per 1000-byte packet: 0.5 Mbit/s
+	// Before the collapse: a 4 Mbit/s path, no queue.
+	var pkts []cc.PacketResult
+	send := clock.Time(0)
+	for range 4 {
+		for range perFrame {
+			pkts = append(pkts, cc.PacketResult{Size: size, Received: true, SendTime: send, ArrivalTime: send.Add(50 * time.Millisecond)})
+			m.logSent(send, size)
+		}
+		send = send.Add(frame)
+	}
+	m.onFeedback(send.Add(60*time.Millisecond), pkts)
+	require.Zero(t, m.busyRate)
+	// The collapse: the bottleneck serves one packet per 16 ms, in order.
+	var queue []cc.PacketResult
+	free := send.Add(50 * time.Millisecond) // when the bottleneck is next free (arrival clock)
+	now := send.Add(60 * time.Millisecond)
+	for range 30 { // 1.5 s of reports, 50 ms apart
+		next := now.Add(50 * time.Millisecond)
+		for send.Add(50*time.Millisecond) < next { // frames sent meanwhile reach the bottleneck
+			for range perFrame {
+				queue = append(queue, cc.PacketResult{Size: size, Received: true, SendTime: send})
+				m.logSent(send, size)
+			}
+			send = send.Add(frame)
+		}
+		now = next
+		pkts = pkts[:0]
+		for len(queue) > 0 {
+			p := queue[0]
+			at := clock.Max(free, p.SendTime.Add(50*time.Millisecond)).Add(capacity)
+			if at > now {
+				break
+			}
+			p.ArrivalTime, free = at, at
+			pkts = append(pkts, p)
+			queue = queue[1:]
+		}
+		m.onFeedback(now, pkts)
+	}
+	assert.InEpsilon(t, 0.5e6, m.busyRate, 0.05, "the collapsed path's rate")
 }
 
 // TestPathModelRetransmissionQueue: the queue retransmissions are judged by
