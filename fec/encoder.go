@@ -956,13 +956,13 @@ func (e *Encoder) PadLeft() int {
 }
 
 // DropPad drops what is left of the closed padding block (the padding is
-// no longer wanted), counting it in RepairsDropped.
+// no longer wanted), counting it in PaddingDropped.
 func (e *Encoder) DropPad() {
 	if e.padReady < 0 {
 		return
 	}
 	b := &e.blocks[e.padReady]
-	e.stats.RepairsDropped += int64(b.m - b.next)
+	e.stats.PaddingDropped += int64(b.m - b.next)
 	e.release(e.padReady)
 	e.padReady = -1
 }

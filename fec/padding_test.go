@@ -134,7 +134,7 @@ func TestPaddingBlockRefuses(t *testing.T) {
 	assert.False(t, e.AddPad(0, 24, p, clock.Time(time.Second)), "MaxK members")
 	assert.Equal(t, 2, e.ClosePad())
 	assert.Empty(t, pollPad(t, e, clock.Time(2*time.Second)))
-	assert.Equal(t, int64(2), e.Stats().RepairsDropped)
+	assert.Equal(t, int64(2), e.Stats().PaddingDropped)
 	// What the padding no longer wants is dropped, never sent: by
 	// DropPad, or by the next padding block.
 	for _, drop := range []func(){e.DropPad, func() { require.True(t, e.PadBlock(1)); e.ClosePad() }} {
@@ -142,12 +142,13 @@ func TestPaddingBlockRefuses(t *testing.T) {
 		require.True(t, e.AddPad(0, 30, p, clock.Time(time.Second)))
 		require.True(t, e.AddPad(0, 31, p, clock.Time(time.Second)))
 		require.Equal(t, 2, e.ClosePad())
-		before := e.Stats().RepairsDropped
+		before := e.Stats().PaddingDropped
 		drop()
-		assert.Equal(t, before+2, e.Stats().RepairsDropped)
+		assert.Equal(t, before+2, e.Stats().PaddingDropped)
 		assert.Empty(t, pollPad(t, e, 0))
 	}
 	assert.Zero(t, e.Stats().FECPacketsSent-e.Stats().PaddingSent, "only padding was sent")
+	assert.Zero(t, e.Stats().RepairsDropped, "padding is not the policy's repair")
 	// Buffers all came back: every block and buffer can be taken again.
 	assert.Len(t, e.free, len(e.blocks))
 	assert.Len(t, e.freeBufs, len(e.bufs))

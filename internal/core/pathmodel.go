@@ -385,8 +385,8 @@ func (m *pathModel) logSent(now clock.Time, size int) {
 	m.sentTotal += int64(size)
 }
 
-// sentSince returns the bytes sent from the slot holding t on (all of
-// them if t is older than the log).
+// sentSince returns the bytes sent from the slot holding t on (those the
+// log holds, if t is older: less, so a rate read from them errs low).
 func (m *pathModel) sentSince(t clock.Time) int64 {
 	k := int64(t) / int64(sendLogSlot)
 	at := m.sentTotal
