@@ -572,22 +572,6 @@ func (h *History) retransmit(now clock.Time, e *histEntry, dst []byte) (int64, i
 // Len returns how many packets the history holds.
 func (h *History) Len() int { return h.ecount }
 
-// Recent returns the i-th newest packet the history holds (0 the newest,
-// up to Len()-1), for a probe's repair padding: its number, bytes (valid
-// until the next Send), deadline, and whether it is settled (acknowledged
-// or dropped) and so needs no repair. ok is false past the oldest, or for
-// an entry dropped since.
-func (h *History) Recent(i int) (pn int64, pkt []byte, deadline clock.Time, settled, ok bool) {
-	if i < 0 || i >= h.ecount {
-		return 0, nil, 0, false, false
-	}
-	e := &h.ents[(h.ehead+int64(h.ecount)-1-int64(i))&h.emask]
-	if !e.inUse {
-		return 0, nil, 0, false, false
-	}
-	return e.pn, h.buf[e.off : e.off+e.n], e.deadline, e.acked, true
-}
-
 // PollPadding copies a recent packet into dst for use as padding (a
 // congestion controller's probe): the newest packets first, going back
 // one per call through the last maxPadBack. It prefers packets neither

@@ -487,38 +487,6 @@ func TestRTTWindowedMin(t *testing.T) {
 	assert.Equal(t, 90*ms, r.WindowedMin())
 }
 
-// Recent walks the history newest first, for a probe's repair padding:
-// numbers, bytes, deadlines and whether each is settled; past the oldest
-// (or before the newest) there is nothing.
-func TestHistoryRecent(t *testing.T) {
-	h, err := NewHistory(HistoryConfig{MaxPackets: 4, MaxBytes: 1 << 16})
-	require.NoError(t, err)
-	_, _, _, _, ok := h.Recent(0)
-	assert.False(t, ok, "nothing stored")
-	for pn := int64(10); pn < 16; pn++ { // 10 and 11 fall out (MaxPackets 4)
-		h.Put(0, pn, []byte{byte(pn), 7}, clock.Time(pn)*clock.Time(time.Second), 0)
-	}
-	h.Acked(13)
-	require.Equal(t, 4, h.Len())
-	tests := []struct {
-		i       int
-		pn      int64
-		settled bool
-	}{{0, 15, false}, {1, 14, false}, {2, 13, true}, {3, 12, false}}
-	for _, tt := range tests {
-		pn, pkt, deadline, settled, ok := h.Recent(tt.i)
-		require.True(t, ok, "entry %d", tt.i)
-		assert.Equal(t, tt.pn, pn)
-		assert.Equal(t, []byte{byte(tt.pn), 7}, pkt)
-		assert.Equal(t, clock.Time(tt.pn)*clock.Time(time.Second), deadline)
-		assert.Equal(t, tt.settled, settled)
-	}
-	for _, i := range []int{-1, 4, 100} {
-		_, _, _, _, ok := h.Recent(i)
-		assert.False(t, ok, "index %d", i)
-	}
-}
-
 func TestHistoryPadding(t *testing.T) {
 	h, err := NewHistory(HistoryConfig{MaxPackets: 16, MaxBytes: 1 << 16})
 	require.NoError(t, err)

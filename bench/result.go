@@ -144,10 +144,10 @@ type Result struct {
 	// bytes sent since their NACK came.
 	RTXBehindFrames int64 `json:"rtx_behind_frames"`
 	// ProbePaddingPackets and ProbePaddingBytes: the congestion
-	// controller's probe padding (FEC repair over the packets in flight,
-	// or copies of recent packets sent as retransmissions), counted apart:
-	// not in retransmissions, rtx_bytes, lost_packets or the overhead
-	// ratios' FEC and retransmission shares (they are in wire_overhead).
+	// controller's probe padding (copies of recent packets, sent as
+	// retransmissions), counted apart: not in retransmissions, rtx_bytes,
+	// lost_packets or the overhead ratios' retransmission share (they are
+	// in wire_overhead).
 	ProbePaddingPackets int64 `json:"probe_padding_packets"`
 	ProbePaddingBytes   int64 `json:"probe_padding_bytes"`
 	// SenderDroppedAfterDropS: a stream's media seconds (frames x frame

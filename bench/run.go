@@ -216,8 +216,8 @@ func (h *host) PollTransmit(now clock.Time, dst []byte) (int, netip.AddrPort, bo
 	}
 	if ok {
 		if h.sender && h.conn != nil && h.conn.ProbePaddingSent() > pads {
-			// Probe padding: FEC repair, or a copy of a recent packet
-			// sent as a retransmission; counted apart from both.
+			// Probe padding: a copy of a recent packet, sent as a
+			// retransmission; counted apart from retransmissions.
 			h.r.onPadding(dst[:n])
 		} else if h.sender {
 			h.r.onSend(now, dst[:n])

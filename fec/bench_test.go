@@ -225,29 +225,3 @@ func BenchmarkPolicyTable(b *testing.B) {
 		ev.compute(&t, md, pp, 0, 1, 1)
 	}
 }
-
-// BenchmarkSteadyPadding builds a probe's padding: a block over the
-// benchmark's 10 packets with 3 repairs (PadBlock, AddPad, ClosePad,
-// PollPad), as the core does once per probe cluster.
-func BenchmarkSteadyPadding(b *testing.B) {
-	e := benchEncoder(b)
-	pkts := benchPackets()
-	dst := make([]byte, DefaultMaxSymbol+SymbolOverhead)
-	b.SetBytes(benchK * benchSize)
-	b.ReportAllocs()
-	var pn int64
-	for b.Loop() {
-		now := clock.Time(pn) * clock.Time(time.Millisecond)
-		e.PadBlock(benchM)
-		for i, p := range pkts {
-			e.AddPad(now, pn+int64(i), p, now.Add(time.Second))
-		}
-		e.ClosePad()
-		for {
-			if _, _, ok := e.PollPad(now, dst); !ok {
-				break
-			}
-		}
-		pn += benchK
-	}
-}

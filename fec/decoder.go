@@ -289,13 +289,9 @@ func (d *Decoder) OnRepair(now clock.Time, b Block, symbol []byte) {
 	}
 	d.advance(top)
 
-	// A block is its base, mask and m together: a sender may protect
-	// packets of one block again in another (a probe's padding), base and
-	// all. The code is fixed, so two repairs naming the same three and
-	// index are the same bytes.
 	bi := -1
 	for i := range d.blocks {
-		if blk := &d.blocks[i]; blk.used && blk.base == b.Base && blk.mask == b.Mask && blk.m == b.M {
+		if d.blocks[i].used && d.blocks[i].base == b.Base {
 			bi = i
 			break
 		}
@@ -303,7 +299,7 @@ func (d *Decoder) OnRepair(now clock.Time, b Block, symbol []byte) {
 	if bi >= 0 {
 		blk := &d.blocks[bi]
 		switch {
-		case blk.sym != len(symbol):
+		case blk.mask != b.Mask || blk.m != b.M || blk.sym != len(symbol):
 			d.discard(&d.stats.DiscardedInvalid)
 			return
 		case blk.have&(1<<uint(b.Index)) != 0:
@@ -551,16 +547,7 @@ func (d *Decoder) reconstruct(i, stored int) {
 	d.stats.DiscardedUnneeded += int64(b.nrep - used)
 	d.stats.FECPacketsDiscarded += int64(b.nrep - used)
 	d.stats.BlocksRecovered++
-	lo, hi := b.base, b.top()
 	d.free(i)
-	// Blocks sharing members (a probe's padding over packets of other
-	// blocks) may now have what they need, or nothing left to mend. Each
-	// try frees the block it recovers, so this ends.
-	for j := range d.blocks {
-		if o := &d.blocks[j]; o.used && o.base <= hi && o.top() >= lo {
-			d.try(j)
-		}
-	}
 }
 
 // endOf returns the length of a rebuilt member from its shard: the offset

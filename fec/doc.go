@@ -19,15 +19,7 @@
 // and repair packet (OnRepair), polls rebuilt packets (PollRecovered),
 // asks Pending before NACKing a packet, and calls Expire as frames are
 // given up. A Block names a repair packet's block on the wire: the base
-// packet number, a 64-bit member mask, M and the repair's index; blocks
-// naming the same base with another mask or M are other blocks.
-//
-// Padding: bytes a sender must send anyway (a congestion controller's
-// probe) can be repair over packets it chooses, typically those still in
-// flight: PadBlock, AddPad for each member, ClosePad, then PollPad while
-// the padding is wanted, DropPad when it no longer is. Such a block may
-// share members with the policy's blocks; its repairs never come out of
-// PollRepair.
+// packet number, a 64-bit member mask, M and the repair's index.
 //
 // # The scheme
 //

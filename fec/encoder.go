@@ -173,11 +173,10 @@ type eblock struct {
 	mask     uint64
 	k        int
 	kTarget  int
-	m        int   // repair packets planned (buffers held); after close, to send
-	next     int   // next repair index to hand out
-	sym      int   // symbol length: SymbolOverhead + largest member
-	extent   int   // parity bytes written, to clear on reuse
-	lastPN   int64 // the latest member (padding blocks, which take them in order)
+	m        int // repair packets planned (buffers held); after close, to send
+	next     int // next repair index to hand out
+	sym      int // symbol length: SymbolOverhead + largest member
+	extent   int // parity bytes written, to clear on reuse
 	first    clock.Time
 	last     clock.Time
 	closeBy  clock.Time
@@ -224,9 +223,6 @@ type Encoder struct {
 	maxBufs  int
 	symCap   int
 
-	pad      int32 // the padding block being filled (PadBlock), -1 if none
-	padReady int32 // the closed padding block PollPad hands out, -1 if none
-
 	codecs  []reedsolomon.Encoder // codecs[m-1]: MaxK data, m parity shards
 	scratch []byte                // one shard: MaxSymbol + 1 rounded up to 64
 	ev      evaluator
@@ -239,7 +235,7 @@ func NewEncoder(cfg EncoderConfig) (*Encoder, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	e := &Encoder{cfg: cfg, version: 1, pad: -1, padReady: -1}
+	e := &Encoder{cfg: cfg, version: 1}
 	e.symCap = roundUp64(SymbolOverhead + cfg.MaxSymbol)
 	e.scratch = make([]byte, e.symCap)
 	e.maxBufs = max(cfg.MaxBufferBytes/e.symCap, 0)
@@ -826,145 +822,6 @@ func (e *Encoder) PollRepair(now clock.Time, dst []byte) (b Block, deadline cloc
 		return b, deadline, n, true
 	}
 	return Block{}, 0, 0, false
-}
-
-// PadBlock opens a padding block: up to m repair packets (at most MaxM,
-// fewer if parity buffers run short) over media packets the caller names
-// with AddPad, closed by ClosePad and handed out by PollPad. It serves
-// bytes the caller must send anyway, as a congestion controller's probe
-// asks for: repair over the packets still in flight mends any m of their
-// losses, where copies of packets mend only the packets copied. The
-// members need no policy: any packets will do, given to AddMedia or not,
-// and they may belong to other blocks too; a receiver tells blocks apart
-// by base, mask and m together. A padding block's repairs never come out
-// of PollRepair, so they go only when the caller wants padding; opening
-// one drops what is left of the last (DropPad). It returns false,
-// opening nothing, when m < 1 or no block or buffer is free (blocks
-// waiting for PollRepair are not given up for padding).
-func (e *Encoder) PadBlock(m int) bool {
-	e.DropPad()
-	if e.pad >= 0 {
-		e.release(e.pad)
-		e.pad = -1
-	}
-	if m < 1 || len(e.free) == 0 {
-		return false
-	}
-	m = min(m, e.cfg.MaxM)
-	bi := e.free[len(e.free)-1]
-	b := &e.blocks[bi]
-	*b = eblock{first: clock.Never, last: clock.Time(math.MinInt64), closeBy: clock.Never, minSlack: math.MaxInt64, lastPN: -1}
-	for range m {
-		bx := e.takeBuf()
-		if bx < 0 {
-			break
-		}
-		b.par[b.m] = bx
-		b.m++
-	}
-	if b.m == 0 {
-		return false
-	}
-	e.free = e.free[:len(e.free)-1]
-	e.pad = bi
-	return true
-}
-
-// AddPad adds a member to the open padding block: packet number pn, its
-// protected bytes and its deadline. Members come in packet-number order,
-// within MaxSpan of the first and at most MaxK of them; it returns false,
-// adding nothing, for one that does not fit (out of order, too far, too
-// long, the block full) or when no padding block is open.
-func (e *Encoder) AddPad(now clock.Time, pn int64, pkt []byte, deadline clock.Time) bool {
-	if e.pad < 0 {
-		return false
-	}
-	b := &e.blocks[e.pad]
-	if pn < 0 || len(pkt) > e.cfg.MaxSymbol || b.k >= e.cfg.MaxK || (b.k > 0 && (pn <= b.lastPN || pn-b.base >= MaxSpan)) {
-		return false
-	}
-	if b.k == 0 {
-		b.base = pn
-	}
-	b.lastPN = pn
-	e.add(b, now, pn, pkt, deadline)
-	return true
-}
-
-// ClosePad closes the open padding block and returns how many repair
-// packets PollPad has for it: at most one per member, 0 when none is open
-// or it has no member.
-func (e *Encoder) ClosePad() int {
-	if e.pad < 0 {
-		return 0
-	}
-	bi := e.pad
-	e.pad = -1
-	b := &e.blocks[bi]
-	if b.k == 0 {
-		e.release(bi)
-		return 0
-	}
-	if b.m > b.k {
-		for j := b.k; j < b.m; j++ {
-			e.putBuf(b.par[j], b.extent)
-		}
-		b.m = b.k
-	}
-	e.stats.PaddingBlocks++
-	e.padReady = bi
-	return b.m
-}
-
-// PollPad writes the closed padding block's next repair symbol into dst
-// (which must hold MaxSymbol + SymbolOverhead bytes) and returns its block
-// and length, as PollRepair does; ok is false when none is left, or when
-// it could no longer arrive before any member's deadline (its rest is then
-// dropped).
-func (e *Encoder) PollPad(now clock.Time, dst []byte) (b Block, n int, ok bool) {
-	if e.padReady < 0 {
-		return Block{}, 0, false
-	}
-	blk := &e.blocks[e.padReady]
-	if now.Add(e.cond.OneWay) > blk.last {
-		e.DropPad()
-		return Block{}, 0, false
-	}
-	if len(dst) < blk.sym {
-		return Block{}, 0, false
-	}
-	n = copy(dst, e.bufs[blk.par[blk.next]][:blk.sym])
-	b = Block{Base: blk.base, Mask: blk.mask, M: blk.m, Index: blk.next}
-	blk.next++
-	if blk.next == blk.m {
-		e.release(e.padReady)
-		e.padReady = -1
-	}
-	e.stats.PaddingSent++
-	e.stats.FECPacketsSent++
-	e.stats.FECBytesSent += int64(n)
-	return b, n, true
-}
-
-// PadLeft returns how many repair packets PollPad has left.
-func (e *Encoder) PadLeft() int {
-	if e.padReady < 0 {
-		return 0
-	}
-	b := &e.blocks[e.padReady]
-	return b.m - b.next
-}
-
-// DropPad drops what is left of the closed padding block (the padding is
-// no longer wanted), counting it in PaddingDropped.
-func (e *Encoder) DropPad() {
-	if e.padReady < 0 {
-		return
-	}
-	b := &e.blocks[e.padReady]
-	e.stats.PaddingDropped += int64(b.m - b.next)
-	e.release(e.padReady)
-	e.padReady = -1
 }
 
 // RepairsDue returns how many repair packets PollRepair would hand out now

@@ -110,9 +110,6 @@ type Stats struct {
 	ClosedEndOfFrame int64 // ... of which at the end of a frame
 	ClosedTimeBound  int64 // ... of which on their time bound (or span limit)
 	RepairsDropped   int64 // repair packets never handed out: too late, queue full, no buffer
-	PaddingBlocks    int64 // padding blocks closed with members (PadBlock)
-	PaddingSent      int64 // ... their repair packets PollPad handed out (counted in FECPacketsSent too)
-	PaddingDropped   int64 // ... and those it never did: no longer wanted (DropPad, PadBlock) or too late
 
 	// Receiving side.
 	FECPacketsReceived  int64 // repair packets given to OnRepair

@@ -3,15 +3,11 @@ package core
 import (
 	"github.com/spillway-rt/spillway/cc"
 	"github.com/spillway-rt/spillway/clock"
-	"github.com/spillway-rt/spillway/fec"
-	"github.com/spillway-rt/spillway/wire"
 )
 
 // Probing: an estimator that implements cc.Prober asks for clusters of
 // packets at a rate above the target; the pacer sends them at that rate
-// (cc.Pacer.SetProbe), media first, padded with FEC repair over the
-// packets still in flight (padRepair: it mends any of their losses, up to
-// its count), or, with none to protect, with copies of recent packets
+// (cc.Pacer.SetProbe), media first, padded with copies of recent packets
 // (arq.History.PollPadding, sent as retransmissions: useful if the
 // original was lost, discarded as duplicates otherwise). Each packet sent
 // meanwhile is tagged with the cluster (sentPacket.probe), and feedback
@@ -68,26 +64,11 @@ func (s *sender) probeSent(now clock.Time, size int) {
 func (s *sender) endProbe() {
 	s.probe = cc.ProbeCluster{}
 	s.pacer.SetProbe(0)
-	if s.fec != nil {
-		s.fec.DropPad() // the padding the cluster did not need
-	}
 }
 
-// pollPadding sends padding for the cluster going out: repair packets
-// over the packets still in flight (padRepair), or, with none to protect
-// or no FEC, a copy of a recent packet; with nothing to copy, the cluster
-// ends short.
+// pollPadding sends a copy of a recent packet as padding for the cluster
+// going out; with nothing to copy, the cluster ends short.
 func (s *sender) pollPadding(now clock.Time, dst []byte) (int, bool) {
-	if s.fec != nil && (s.fec.PadLeft() > 0 || s.padRepair(now)) {
-		if blk, n, ok := s.fec.PollPad(now, dst[wire.RepairHeaderLen:]); ok {
-			s.c.stats.ProbePaddingSent++
-			s.c.stats.ProbePaddingRepairs++
-			s.padding = true
-			size, ok := s.sendRepair(now, blk, n, dst)
-			s.padding = false
-			return size, ok
-		}
-	}
 	orig, n, ok := s.hist.PollPadding(now, s.oneWay(now), s.prot[:cap(s.prot)])
 	if !ok {
 		s.endProbe()
@@ -103,45 +84,4 @@ func (s *sender) pollPadding(now clock.Time, dst []byte) (int, bool) {
 	s.c.sent(now, b, classMedia)
 	s.padding = false
 	return b, true
-}
-
-// padRepair closes a padding block (fec.Encoder.PadBlock) for pollPadding:
-// over the newest packets neither acknowledged nor too late to arrive
-// before their deadline, within one block's span, with a repair for each
-// packet's worth of bytes the cluster still wants (at least one, at most
-// one per member); what the cluster does not take is dropped when it
-// ends. Repair mends any of those packets' losses, up to its count; a
-// copy mends only the packet copied. It reports false when there is
-// nothing to protect.
-func (s *sender) padRepair(now clock.Time) bool {
-	arrival := now.Add(max(s.oneWay(now), 0))
-	cfg := s.fec.Config()
-	var top int64
-	k, longest := 0, 0
-	for i := 0; i < s.hist.Len() && k < cfg.MaxK; i++ {
-		pn, pkt, deadline, settled, ok := s.hist.Recent(i)
-		if !ok || settled || arrival >= deadline || len(pkt) > cfg.MaxSymbol {
-			continue
-		}
-		if k == 0 {
-			top = pn
-		} else if top-pn >= fec.MaxSpan {
-			break
-		}
-		s.padPick[k] = i
-		k++
-		longest = max(longest, len(pkt))
-	}
-	if k == 0 {
-		return false
-	}
-	size := wire.RepairHeaderLen + longest + fec.SymbolOverhead
-	if !s.fec.PadBlock(min(max((s.probeLeft+size-1)/size, 1), k)) {
-		return false
-	}
-	for j := k - 1; j >= 0; j-- { // oldest first: members go in packet-number order
-		pn, pkt, deadline, _, _ := s.hist.Recent(s.padPick[j])
-		s.fec.AddPad(now, pn, pkt, deadline)
-	}
-	return s.fec.ClosePad() > 0
 }

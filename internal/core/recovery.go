@@ -355,17 +355,11 @@ func (s *sender) pollRepair(now clock.Time, dst []byte) (int, bool) {
 	if s.fec == nil || s.fec.RepairsDue() == 0 {
 		return 0, false
 	}
+	c := s.c
 	blk, _, n, ok := s.fec.PollRepair(now, dst[wire.RepairHeaderLen:])
 	if !ok {
 		return 0, false
 	}
-	return s.sendRepair(now, blk, n, dst)
-}
-
-// sendRepair puts the header before a repair symbol of n bytes the
-// encoder wrote at dst[wire.RepairHeaderLen:] and accounts the packet.
-func (s *sender) sendRepair(now clock.Time, blk fec.Block, n int, dst []byte) (int, bool) {
-	c := s.c
 	h := wire.RepairHeader{
 		DstConnID:        c.remoteCID,
 		PacketNumber:     c.pnTrunc(),

@@ -182,10 +182,7 @@ type sender struct {
 	probe     cc.ProbeCluster
 	probeLeft int
 	probePkts int
-	// Scratch for choosing the members of a probe's repair padding
-	// (padRepair).
-	padPick [fec.MaxSpan]int
-	wait    [cc.NumClasses]waitHist
+	wait      [cc.NumClasses]waitHist
 	// frameBytes counts the frame bytes sent on video and data streams;
 	// rtxBehind the retransmissions sent after some of them left since
 	// their NACK.

@@ -43,8 +43,7 @@ type ConnStats struct {
 	SendDrops             SendDropStats
 	KeyFrameRequestsLocal int64
 	ProbeClusters         int64           // probe clusters the estimator asked for and that went out
-	ProbePaddingSent      int64           // padding packets sent in them: repair packets over the packets in flight, or copies of recent packets
-	ProbePaddingRepairs   int64           // ... of which repair packets (the rest are copies)
+	ProbePaddingSent      int64           // padding packets (copies of recent packets) sent in them
 	DropNotices           DropNoticeStats // drop notices sent to the peer
 	// PacerWait: time in the pacer queue by class (cc.ClassAudio ...):
 	// frames from WriteFrame until their last fragment left,

@@ -10,7 +10,6 @@ import (
 	"github.com/spillway-rt/spillway/cc"
 	"github.com/spillway-rt/spillway/clock"
 	"github.com/spillway-rt/spillway/netem"
-	"github.com/spillway-rt/spillway/wire"
 )
 
 func TestPushback(t *testing.T) {
@@ -242,8 +241,8 @@ func TestFeedbackSilence(t *testing.T) {
 	}
 }
 
-// A prober's clusters go out at their rate, padded with repair over the
-// packets in flight (or copies of recent packets), their packets tagged so feedback reaches the controller: from
+// A prober's clusters go out at their rate, padded with copies of recent
+// packets, their packets tagged so feedback reaches the controller: from
 // 300 kbit/s on a 4 Mbit/s path, GCC's start-up probes lift the target
 // within a second; an audio-only session sends no padding.
 func TestProbesGoOutAndLiftTheTarget(t *testing.T) {
@@ -284,65 +283,12 @@ func TestProbesGoOutAndLiftTheTarget(t *testing.T) {
 		}
 		assert.Positive(t, st.ProbeClusters)
 		assert.Positive(t, st.ProbePaddingSent)
-		assert.Positive(t, st.ProbePaddingRepairs, "padded with repair over the packets in flight")
-		assert.LessOrEqual(t, st.ProbePaddingRepairs, st.ProbePaddingSent)
 		assert.Greater(t, st.AvailableOutgoingBitrate, int64(1_500_000), "start-up probes lifted the target (first frame after %v)", tc.first)
 		// Padding is not counted as retransmission: every retransmission
 		// answers a packet a NACK named. (With clusters paced at their own
 		// rate, one NACK comes on this path although the link loses and
 		// reorders nothing; why is not traced yet.)
 		assert.LessOrEqual(t, st.RetransmittedPacketsSent, st.PacketsNACKedByPeer, "padding is not counted as retransmission")
-	}
-}
-
-// A probe's repair padding mends losses among the packets in flight: with
-// the policy's own FEC held off (MaxFECOverhead 0.01 gives no block a
-// repair) and every retransmission lost, the data packets lost at the
-// start-up probes come back through the padding alone.
-func TestProbePaddingRepairsMendLosses(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		drop []int // data packets lost, counted from 1 as they leave
-	}{{"one", []int{3}}, {"two", []int{2, 5}}} {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := Config{MaxFECOverhead: 0.01, Estimator: func() cc.Estimator { return cc.NewGCC(cc.GCCConfig{StartRate: 300_000}) }}
-			link := netem.LinkConfig{Delay: 25 * time.Millisecond, Rate: 4_000_000, QueueDelay: 300 * time.Millisecond}
-			nData := 0
-			lost := map[int]bool{}
-			for _, d := range tc.drop {
-				lost[d] = true
-			}
-			p := newPair(t, pairOpts{client: cfg, fwd: link, rev: netem.LinkConfig{Delay: 25 * time.Millisecond},
-				clientFilter: func(now clock.Time, b []byte) bool {
-					switch wire.Type(b[0] >> 3 & 7) {
-					case wire.TypeRetransmit:
-						return false
-					case wire.TypeData:
-						nData++
-						return !lost[nData]
-					}
-					return true
-				}})
-			sc := p.connected()
-			p.at(0, func(now clock.Time) {
-				vid, err := p.cc.OpenStream(now, StreamConfig{Kind: KindVideo, Bitrate: 1_000_000})
-				require.NoError(t, err)
-				for i := range 25 {
-					p.at(time.Duration(i)*40*time.Millisecond, func(now clock.Time) {
-						_ = p.cc.WriteFrame(now, vid, make([]byte, 2500), FrameInfo{Capture: now, Key: i == 0})
-					})
-				}
-			})
-			p.run(2 * time.Second)
-			st, rs := p.cc.Stats(), sc.Stats()
-			require.Positive(t, st.ProbePaddingRepairs)
-			assert.Equal(t, st.FECSent.FECPacketsSent, st.FECSent.PaddingSent, "no repair but the padding's")
-			assert.Positive(t, st.FECSent.PaddingBlocks)
-			assert.Equal(t, int64(len(tc.drop)), rs.FECReceived.PacketsRecovered, "every loss mended by the padding")
-			in, ok := sc.RecvStreamStats(0)
-			require.True(t, ok)
-			assert.Equal(t, int64(25), in.FramesReceived, "every frame complete")
-		})
 	}
 }
 
