@@ -76,11 +76,9 @@ type pathModel struct {
 	busy     fadingRate // what arrived over the busy reports
 	busyFrom clock.Time // the send time of the busy reports' first packet
 	lastArr  clock.Time // the latest arrival reported
-	// sendLog counts what onSent saw per slot, for the busy rate's test
-	// that the queue is ours (sentSince).
-	sendLog   [sendLogLen]sendMark
-	logN      int64
-	sentTotal int64
+	// sent tells what we sent, for the busy rate's test that the queue is
+	// ours: the sender's own history.
+	sent sentLog
 	// leastQ is the least queue the latest report's packets met: jitter
 	// after the bottleneck lifts some of them, rarely all.
 	leastQ, prevLeastQ time.Duration
@@ -147,7 +145,6 @@ const (
 
 // onSent adds a datagram to the virtual queue.
 func (m *pathModel) onSent(now clock.Time, size int) {
-	m.logSent(now, size)
 	m.drain(now)
 	m.vq += float64(size)
 	m.fit += float64(size)
@@ -312,8 +309,8 @@ func (m *pathModel) onFeedback(now clock.Time, pkts []cc.PacketResult) {
 // moves only their ends). A busy path delivers back to back, so even the
 // two or three packets a collapsed path delivers per report tell its rate.
 // The queue is ours while we send at least busyOurs x that rate: what we
-// sent (sendLog) from the busy reports' first packet to now, over that
-// time. (The reported packets' own send span says nothing of it: a
+// sent (the sender's history, sent) from the busy reports' first packet to
+// now, over that time. (The reported packets' own send span says nothing of it: a
 // collapsed path reports two or three packets of one burst.) A queue that
 // stands without growing (another flow's: a loss-based TCP keeps it full)
 // drains at the path's rate, not at our share of it, and is not counted.
@@ -358,46 +355,16 @@ func (m *pathModel) noteBusy(now clock.Time, pkts []cc.PacketResult) {
 		m.busy.add(float64(bytes), last.Sub(prev).Seconds())
 	}
 	m.busyRate = 0
-	if span := now.Sub(m.busyFrom); m.busy.span >= busyMinSpan.Seconds() && span > 0 &&
-		float64(m.sentSince(m.busyFrom))*8/span.Seconds() >= busyOurs*m.busy.rate() {
+	if span := now.Sub(m.busyFrom); m.busy.span >= busyMinSpan.Seconds() && span > 0 && m.sent != nil &&
+		float64(m.sent.sentAfter(m.busyFrom-1))*8/span.Seconds() >= busyOurs*m.busy.rate() {
 		m.busyRate = m.busy.rate()
 	}
 }
 
-// sendLog: what onSent counted, per sendLogSlot, for sentSince.
-const (
-	sendLogSlot = 10 * time.Millisecond
-	sendLogLen  = 256 // 2.56 s
-)
-
-type sendMark struct {
-	slot  int64 // the slot's number (time / sendLogSlot)
-	bytes int64 // the bytes counted before the slot began
-}
-
-// logSent counts a datagram sent at now in the send log.
-func (m *pathModel) logSent(now clock.Time, size int) {
-	k := int64(now) / int64(sendLogSlot)
-	if m.logN == 0 || m.sendLog[(m.logN-1)%sendLogLen].slot != k {
-		m.sendLog[m.logN%sendLogLen] = sendMark{slot: k, bytes: m.sentTotal}
-		m.logN++
-	}
-	m.sentTotal += int64(size)
-}
-
-// sentSince returns the bytes sent from the slot holding t on (those the
-// log holds, if t is older: less, so a rate read from them errs low).
-func (m *pathModel) sentSince(t clock.Time) int64 {
-	k := int64(t) / int64(sendLogSlot)
-	at := m.sentTotal
-	for i := m.logN - 1; i >= 0 && i >= m.logN-sendLogLen; i-- {
-		e := m.sendLog[i%sendLogLen]
-		if e.slot < k {
-			break
-		}
-		at = e.bytes
-	}
-	return m.sentTotal - at
+// sentLog is what the path model asks of the sender: the bytes of the
+// media packets sent after a time (sender.sentAfter).
+type sentLog interface {
+	sentAfter(at clock.Time) int64
 }
 
 // noteDelivery adds a report's received bytes to deliv, over the time

@@ -102,6 +102,8 @@ func TestPathModelKeepsBytesSentBeforeARate(t *testing.T) {
 // stands without growing does not count.
 func TestPathModelBusyRate(t *testing.T) {
 	var m pathModel
+	var mSent sends
+	m.sent = &mSent
 	// 4 Mbit/s, no queue: 1000-byte packets every 2 ms, 50 ms one way.
 	var pkts []cc.PacketResult
 	send := clock.Time(0)
@@ -129,7 +131,7 @@ func TestPathModelBusyRate(t *testing.T) {
 		}
 		now = arr.Add(-16 * time.Millisecond)
 		for ; sent < now; sent = sent.Add(2 * time.Millisecond) {
-			m.logSent(sent, 1000)
+			mSent.add(sent, 1000)
 		}
 		m.onFeedback(now, pkts)
 	}
@@ -156,6 +158,8 @@ func TestPathModelBusyRate(t *testing.T) {
 	// another flow's (a loss-based TCP's burst): not counted. We send
 	// every 16 ms, and each packet meets 12 ms more queue than the last.
 	var shared pathModel
+	var sharedSent sends
+	shared.sent = &sharedSent
 	pkts = pkts[:0]
 	s0 := clock.Time(0)
 	for range 11 {
@@ -169,7 +173,7 @@ func TestPathModelBusyRate(t *testing.T) {
 		for range 4 {
 			q += 12 * time.Millisecond
 			pkts = append(pkts, cc.PacketResult{Size: 1000, Received: true, SendTime: s0, ArrivalTime: s0.Add(50*time.Millisecond + q)})
-			shared.logSent(s0, 1000)
+			sharedSent.add(s0, 1000)
 			s0 = s0.Add(16 * time.Millisecond)
 		}
 		shared.onFeedback(s0.Add(50*time.Millisecond+q), pkts)
@@ -209,6 +213,8 @@ func TestPathModelBusyRate(t *testing.T) {
 // path that now carries 0.5 Mbit/s, reports every 50 ms.
 func TestPathModelBusyRateBurstySender(t *testing.T) {
 	var m pathModel
+	var mSent sends
+	m.sent = &mSent
 	const size = 1000
 	const perFrame = 6
 	frame := 33 * time.Millisecond
@@ -219,7 +225,7 @@ func TestPathModelBusyRateBurstySender(t *testing.T) {
 	for range 4 {
 		for range perFrame {
 			pkts = append(pkts, cc.PacketResult{Size: size, Received: true, SendTime: send, ArrivalTime: send.Add(50 * time.Millisecond)})
-			m.logSent(send, size)
+			mSent.add(send, size)
 		}
 		send = send.Add(frame)
 	}
@@ -234,7 +240,7 @@ func TestPathModelBusyRateBurstySender(t *testing.T) {
 		for send.Add(50*time.Millisecond) < next { // frames sent meanwhile reach the bottleneck
 			for range perFrame {
 				queue = append(queue, cc.PacketResult{Size: size, Received: true, SendTime: send})
-				m.logSent(send, size)
+				mSent.add(send, size)
 			}
 			send = send.Add(frame)
 		}
@@ -382,4 +388,28 @@ func TestPathModelDeliveryRestarts(t *testing.T) {
 	m.noteDelivery(report(latest.Add(-50*time.Millisecond), 2, 4*time.Millisecond))
 	assert.Equal(t, latest, m.delivArr)
 	assert.Equal(t, int64(2000), m.delivPend)
+}
+
+// sends is a sender's record of what it sent, for the path model's test
+// that a queue is ours (sentLog).
+type sends []struct {
+	at   clock.Time
+	size int
+}
+
+func (l *sends) add(at clock.Time, size int) {
+	*l = append(*l, struct {
+		at   clock.Time
+		size int
+	}{at, size})
+}
+
+func (l *sends) sentAfter(at clock.Time) int64 {
+	var n int64
+	for _, s := range *l {
+		if s.at > at {
+			n += int64(s.size)
+		}
+	}
+	return n
 }

@@ -192,6 +192,7 @@ type sender struct {
 
 func (s *sender) init(c *Conn) {
 	s.c = c
+	s.path.sent = s
 	s.pacer = cc.NewPacer(minPacingRate, cc.DefaultBurst)
 	s.pacer.SetQueueLimit(c.cfg.PacerQueueLimit)
 	s.estimator = &s.fixed
