@@ -671,7 +671,7 @@ func (e *Encoder) add(b *eblock, now clock.Time, pn int64, pkt []byte, deadline 
 	b.k++
 	b.first = clock.Min(b.first, deadline)
 	b.last = clock.Max(b.last, deadline)
-	b.closeBy = clock.Min(b.closeBy, deadline.Add(-e.cond.OneWay-e.cfg.RepairMargin))
+	b.closeBy = clock.Min(b.closeBy, e.closeBy(deadline))
 	b.minSlack = min(b.minSlack, deadline.Sub(now)-e.cond.OneWay)
 	n := len(pkt)
 	b.sym = max(b.sym, SymbolOverhead+n)

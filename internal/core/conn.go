@@ -602,16 +602,14 @@ func (c *Conn) sent(now clock.Time, size int, class packetClass) {
 	c.stats.PacketsSent++
 	c.stats.BytesSent += int64(size)
 	c.snd.pacer.OnSent(now, size)
+	if !c.snd.padding {
+		c.snd.alr.OnSent(size)
+	}
 	if class == classMedia {
 		// Only what feedback reports leaves the path model's queue
 		// (pathModel.noteDelivery): control datagrams (pings, drop
 		// notices, reports; under 3 kbit/s in the bench) would stay in it.
 		c.snd.path.onSent(now, size)
-	}
-	if !c.snd.padding {
-		c.snd.alr.OnSent(size)
-	}
-	if class == classMedia {
 		c.lastMediaSend = now
 		c.snd.probeSent(now, size)
 	}

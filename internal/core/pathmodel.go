@@ -130,7 +130,7 @@ const (
 	busyOurs = 2
 
 	// deliv's memory, in reports (50-100 ms apart: a report's weight is
-	// 1/e after about 150-300 ms). It must forget the rate before a
+	// 1/e after about 2.5 reports, 125-250 ms). It must forget the rate before a
 	// capacity drop: a drain faster than the path sends retransmissions
 	// into a queue that holds them past their deadline. Over seeds 1-20
 	// of the bench's random-loss-5, collapse-av-live and rfc8867-5.1, 2
@@ -239,9 +239,11 @@ func (m *pathModel) delayOf(now clock.Time, fit bool) (time.Duration, bool) {
 	if r <= 0 {
 		return 0, false
 	}
-	q, rate := m.vq, m.vqRate(r)
+	var q, rate float64
 	if fit {
 		q, rate = m.fit, m.fitRate(r)
+	} else {
+		q, rate = m.vq, m.vqRate(r)
 	}
 	return time.Duration(q * 8 / rate * float64(time.Second)), true
 }

@@ -248,7 +248,7 @@ func (s *sender) fecDeadline(now clock.Time, f *outFrame) clock.Time {
 	if s.fec.Reaches(now, f.deadline) {
 		return f.deadline
 	}
-	return clock.Max(f.deadline, f.capture.Add(s.c.budget()))
+	return f.capture.Add(s.c.budget()) // f.deadline is capture + Latency, never more
 }
 
 // protect records a media packet just sent with FEC and the history.
