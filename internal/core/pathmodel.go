@@ -341,6 +341,11 @@ func (m *pathModel) noteBusy(now clock.Time, pkts []cc.PacketResult) {
 		return
 	}
 	wasBusy, prev := m.busy.span > 0, m.lastArr
+	if prev != 0 && last < prev.Add(-delivReset) {
+		// The receiver's reference time wrapped or restarted
+		// (noteDelivery): the spans start over from this report.
+		wasBusy, prev, m.lastArr = false, 0, last
+	}
 	m.lastArr = clock.Max(m.lastArr, last)
 	if !m.measured || m.leastQ < pathBusyQueue || m.leastQ < m.prevLeastQ+busyGrowth {
 		m.busyRate, m.busy = 0, fadingRate{}

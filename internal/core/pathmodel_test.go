@@ -212,6 +212,20 @@ func TestPathModelBusyRate(t *testing.T) {
 // at the collapse: frames of 6 packets every 33 ms (1.5 Mbit/s) into a
 // path that now carries 0.5 Mbit/s, reports every 50 ms.
 func TestPathModelBusyRateBurstySender(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		jump time.Duration // added to the receiver's arrival times from the collapse on
+	}{
+		{"one clock", 0},
+		// The receiver's reference time restarted (or wrapped, every 12
+		// days): arrivals read an hour earlier than the last ones.
+		{"arrivals jump back", -time.Hour},
+	} {
+		t.Run(tc.name, func(t *testing.T) { busyRateBurstySender(t, tc.jump) })
+	}
+}
+
+func busyRateBurstySender(t *testing.T, jump time.Duration) {
 	var m pathModel
 	var mSent sends
 	m.sent = &mSent
@@ -252,7 +266,8 @@ func TestPathModelBusyRateBurstySender(t *testing.T) {
 			if at > now {
 				break
 			}
-			p.ArrivalTime, free = at, at
+			free = at
+			p.ArrivalTime = at.Add(jump)
 			pkts = append(pkts, p)
 			queue = queue[1:]
 		}
