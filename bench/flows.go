@@ -607,6 +607,10 @@ type PhaseResult struct {
 	// (TargetRate), over the converged window.
 	TargetBPS  RateStats `json:"target_bps"`
 	EncoderBPS RateStats `json:"encoder_target_bps"`
+	// TargetMinMax20s: the least min/max of that summed transport target
+	// over the 20 s windows within the converged window (phases of 20 s or
+	// more): how steady it holds over any 20 s (jitter-30's figure).
+	TargetMinMax20s *float64 `json:"target_min_max_20s,omitempty"`
 	// GoodputBPS: the active media flows' payload of the frames played in
 	// the whole seconds of the row clock within the converged window, per
 	// second (0 without a whole second).
@@ -667,6 +671,63 @@ func stepStats(series [][]targetStep, act []int, from, to clock.Time) RateStats 
 	}
 	rs.Mean = math.Round(integral / to.Sub(from).Seconds())
 	return rs
+}
+
+// stepMinMax is the least min/max of the sum of the step series of flows
+// act over the windows of width win within [from, to) (1 with no window
+// or no rate). The sum is constant between its steps, so the windows
+// starting at from or at a step, and those ending at a step, are all
+// there are to compare. A window holds its end: the one ending at a step
+// stands for those ending just after it.
+func stepMinMax(series [][]targetStep, act []int, from, to clock.Time, win time.Duration) float64 {
+	if to.Sub(from) < win {
+		return 1
+	}
+	ts := []clock.Time{from}
+	for _, i := range act {
+		for _, s := range series[i] {
+			if s.at > from && s.at < to {
+				ts = append(ts, s.at)
+			}
+		}
+	}
+	slices.Sort(ts)
+	ts = slices.Compact(ts)
+	vs := make([]float64, len(ts)) // the sum from ts[k] to the next step
+	for k, t := range ts {
+		for _, i := range act {
+			vs[k] += float64(targetAt(series[i], t))
+		}
+	}
+	last := to.Add(-win) // the latest start
+	starts := []clock.Time{from, last}
+	for _, t := range ts {
+		if t <= last {
+			starts = append(starts, t)
+		}
+		if e := t.Add(-win); e >= from && e <= last {
+			starts = append(starts, e)
+		}
+	}
+	least := 1.0
+	for _, st := range starts {
+		end := st.Add(win)
+		lo, hi := math.Inf(1), 0.0
+		for k, t := range ts {
+			next := to
+			if k+1 < len(ts) {
+				next = ts[k+1]
+			}
+			if next <= st || t > end {
+				continue
+			}
+			lo, hi = min(lo, vs[k]), max(hi, vs[k])
+		}
+		if hi > 0 {
+			least = min(least, lo/hi)
+		}
+	}
+	return least
 }
 
 // QueuePercents are queueing delays at the bottleneck in ms.
@@ -909,6 +970,8 @@ func (r *run) phasesAndFlows() ([]PhaseResult, []FlowResult) {
 		if to.Sub(wFrom) >= 20*time.Second {
 			j := round4(r.jainMin(act, wFrom, to, 20*time.Second))
 			ph.Jain20sMin = &j
+			mm := round4(stepMinMax(a.targets, act, wFrom, to, 20*time.Second))
+			ph.TargetMinMax20s = &mm
 		}
 		ph.TargetBPS = stepStats(a.targets, act, wFrom, to)
 		ph.EncoderBPS = stepStats(a.encoder, act, wFrom, to)

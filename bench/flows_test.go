@@ -50,6 +50,35 @@ func TestStepSeries(t *testing.T) {
 	assert.Nil(t, firstWhen(a, []int{0}, sec(0), sec(10), func(clock.Time) bool { return false }))
 }
 
+// TestStepMinMax: the least min/max of a step series over the windows of
+// a width, worked by hand.
+func TestStepMinMax(t *testing.T) {
+	// 100 over [0, 10), 50 over [10, 12), 100 over [12, 30), 80 from 30 s.
+	dip := []targetStep{{sec(0), 100}, {sec(10), 50}, {sec(12), 100}, {sec(30), 80}}
+	for _, c := range []struct {
+		name     string
+		from, to float64
+		win      time.Duration
+		want     float64
+	}{
+		{"a window holds the dip", 0, 40, 20 * time.Second, 0.5},
+		{"the last window reaches the dip", 0, 10.5, 10 * time.Second, 0.5},
+		{"one window, before the dip", 0, 10, 10 * time.Second, 1},
+		{"windows after the dip", 12, 40, 10 * time.Second, 0.8},
+		{"a 2 s window inside the dip", 10, 12, 2 * time.Second, 1},
+		{"narrower than a window", 0, 15, 20 * time.Second, 1},
+		{"the step at 30 s within reach", 13, 33, 20 * time.Second, 0.8},
+		{"before the step at 30 s", 12, 30, 18 * time.Second, 1},
+	} {
+		got := stepMinMax([][]targetStep{dip}, []int{0}, sec(c.from), sec(c.to), c.win)
+		assert.InDelta(t, c.want, got, 1e-12, c.name)
+	}
+	// Two flows summed: 100+0 before the second starts at 5 s with 100.
+	two := []targetStep{{sec(5), 100}}
+	assert.InDelta(t, 0.5, stepMinMax([][]targetStep{dip, two}, []int{0, 1}, sec(0), sec(9), 5*time.Second), 1e-12)
+	assert.InDelta(t, 1.0, stepMinMax([][]targetStep{dip, two}, []int{0, 1}, sec(5), sec(10), 5*time.Second), 1e-12)
+}
+
 func TestJainAndQueueBytes(t *testing.T) {
 	// Flow 0 sends 1000 B and flow 1 500 B in every second; a drop and a
 	// cross-traffic datagram count for neither.
