@@ -642,9 +642,9 @@ type RateStats struct {
 	Max  float64 `json:"max"`
 }
 
-// stepStats is RateStats of the sum of the step series of flows act over
-// [from, to).
-func stepStats(series [][]targetStep, act []int, from, to clock.Time) RateStats {
+// stepTimes returns from and the steps of the series of flows act within
+// (from, to), in order: where their sum may change.
+func stepTimes(series [][]targetStep, act []int, from, to clock.Time) []clock.Time {
 	ts := []clock.Time{from}
 	for _, i := range act {
 		for _, s := range series[i] {
@@ -654,7 +654,13 @@ func stepStats(series [][]targetStep, act []int, from, to clock.Time) RateStats 
 		}
 	}
 	slices.Sort(ts)
-	ts = slices.Compact(ts)
+	return slices.Compact(ts)
+}
+
+// stepStats is RateStats of the sum of the step series of flows act over
+// [from, to).
+func stepStats(series [][]targetStep, act []int, from, to clock.Time) RateStats {
+	ts := stepTimes(series, act, from, to)
 	rs := RateStats{Min: math.Inf(1)}
 	var integral float64
 	for k, t := range ts {
@@ -683,16 +689,7 @@ func stepMinMax(series [][]targetStep, act []int, from, to clock.Time, win time.
 	if to.Sub(from) < win {
 		return 1
 	}
-	ts := []clock.Time{from}
-	for _, i := range act {
-		for _, s := range series[i] {
-			if s.at > from && s.at < to {
-				ts = append(ts, s.at)
-			}
-		}
-	}
-	slices.Sort(ts)
-	ts = slices.Compact(ts)
+	ts := stepTimes(series, act, from, to)
 	vs := make([]float64, len(ts)) // the sum from ts[k] to the next step
 	for k, t := range ts {
 		for _, i := range act {
