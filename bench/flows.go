@@ -657,6 +657,15 @@ func stepTimes(series [][]targetStep, act []int, from, to clock.Time) []clock.Ti
 	return slices.Compact(ts)
 }
 
+// stepSum is the sum of the step series of flows act at t.
+func stepSum(series [][]targetStep, act []int, t clock.Time) float64 {
+	var v float64
+	for _, i := range act {
+		v += float64(targetAt(series[i], t))
+	}
+	return v
+}
+
 // stepStats is RateStats of the sum of the step series of flows act over
 // [from, to).
 func stepStats(series [][]targetStep, act []int, from, to clock.Time) RateStats {
@@ -668,10 +677,7 @@ func stepStats(series [][]targetStep, act []int, from, to clock.Time) RateStats 
 		if k+1 < len(ts) {
 			next = ts[k+1]
 		}
-		var v float64
-		for _, i := range act {
-			v += float64(targetAt(series[i], t))
-		}
+		v := stepSum(series, act, t)
 		integral += v * next.Sub(t).Seconds()
 		rs.Min, rs.Max = math.Min(rs.Min, v), math.Max(rs.Max, v)
 	}
@@ -692,9 +698,7 @@ func stepMinMax(series [][]targetStep, act []int, from, to clock.Time, win time.
 	ts := stepTimes(series, act, from, to)
 	vs := make([]float64, len(ts)) // the sum from ts[k] to the next step
 	for k, t := range ts {
-		for _, i := range act {
-			vs[k] += float64(targetAt(series[i], t))
-		}
+		vs[k] = stepSum(series, act, t)
 	}
 	last := to.Add(-win) // the latest start
 	starts := []clock.Time{from, last}

@@ -130,8 +130,8 @@ const (
 	busyOurs = 2
 
 	// deliv's memory, in reports (50-100 ms apart: a report's weight is
-	// 1/e after about 2.5 reports, 125-250 ms). It must forget the rate before a
-	// capacity drop: a drain faster than the path sends retransmissions
+	// 1/e after about 2.5 reports, 125-250 ms). It must forget the rate
+	// before a capacity drop: a drain faster than the path sends retransmissions
 	// into a queue that holds them past their deadline. Over seeds 1-20
 	// of the bench's random-loss-5, collapse-av-live and rfc8867-5.1, 2
 	// and 3 did best; 5 and 10 froze longer.
