@@ -51,7 +51,10 @@
 // the application asks for more; a phase whose sources offer more gets a
 // `reach_s`), and `reference`: the same row
 // run with gcc-02 as written (cc.GCC02, Scenario.Reference), its phases
-// and flows beside ours. Every row reports
+// and flows beside ours. Scenario.Target "fixed" holds every media flow's
+// transport target at StartTarget (cc.Fixed): a sender without congestion
+// control, as a baseline; testdata/scenarios/rfc8867-5.7-fixed.yaml runs
+// `-5.7` so at four rates. Every row reports
 // window_p95_latency_ms_max (the largest per-second p95 latency of
 // completed frames, the second after a capacity drop left out),
 // late_delivered_ratio, pacer_queue_ms_max, pacer_wait_ms (time in the

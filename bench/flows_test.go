@@ -191,6 +191,8 @@ func TestFlowsValidate(t *testing.T) {
 		},
 		"source step rate":  func(s *Scenario) { s.SourceSteps = []SourceStep{{At: time.Second}} },
 		"flow 0 in reverse": func(s *Scenario) { s.Flows[0].Reverse = true },
+		"fixed, no rate":    func(s *Scenario) { s.Target = TargetFixed },
+		"negative start":    func(s *Scenario) { s.StartTarget = -1 },
 	}
 	for name, mod := range bad {
 		s := base
@@ -394,4 +396,40 @@ func TestGoodputIn(t *testing.T) {
 	assert.Equal(t, float64((200+300+20)*8)/2, a.goodputIn([]int{0, 1}, sec(1.5), sec(4.2)), "seconds 1 and 2 of the row clock")
 	assert.Equal(t, float64(400*8)/2, a.goodputIn([]int{0, 1}, sec(4), sec(6)), "seconds 3 and 4, nothing played in 4")
 	assert.Zero(t, a.goodputIn([]int{0}, sec(2.5), sec(3.4)), "no whole second")
+}
+
+// The 5.7 file holds rfc8867-5.7 with fixed targets: with the target
+// set back to the controller's, its first row is the built-in row, and
+// a fixed row's flows keep their transport target at the rate whatever
+// the TCP flows do.
+func TestFixedTargetRows(t *testing.T) {
+	scs, err := LoadScenarioFile("testdata/scenarios/rfc8867-5.7-fixed.yaml")
+	require.NoError(t, err)
+	require.Len(t, scs, 4)
+	for i, want := range []int64{300_000, 500_000, 700_000, 750_000} {
+		assert.Equal(t, TargetFixed, scs[i].Target)
+		assert.Equal(t, want, scs[i].StartTarget)
+	}
+	builtin, err := Select("^rfc8867-5.7$")
+	require.NoError(t, err)
+	require.Len(t, builtin, 1)
+	got := scs[0]
+	got.Name, got.Target, got.StartTarget, got.Reference = builtin[0].Name, TargetGCC, 0, true
+	assert.Equal(t, builtin[0], got, "the file's row is rfc8867-5.7 but for its target")
+
+	sc := scs[1]
+	sc.Media = 20 * time.Second
+	res, _, err := runWith(sc, 1, RunOptions{})
+	require.NoError(t, err)
+	require.Len(t, res.Flows, 2)
+	for i, f := range res.Flows {
+		// The mean counts the handshake, before the first target.
+		assert.InDelta(t, 500_000, f.TargetBPS, 10_000, "flow %d holds its target", i)
+		assert.Greater(t, f.ThroughputBPS, 400_000.0, "flow %d sends at about it", i)
+	}
+	require.NotEmpty(t, res.Phases)
+	for _, p := range res.Phases {
+		assert.Equal(t, 1_000_000.0, p.TargetBPS.Min, "no cut")
+		assert.Equal(t, 1_000_000.0, p.TargetBPS.Max, "no rise")
+	}
 }

@@ -709,6 +709,8 @@ func runWith(sc Scenario, seed uint64, opts RunOptions) (res Result, r *run, err
 		sndCfg.Estimator = func() cc.Estimator { return cc.NewGCC(cc.GCCConfig{StartRate: sc.StartTarget}) }
 	case TargetGCC02:
 		sndCfg.Estimator = func() cc.Estimator { return cc.NewGCC02(cc.GCCConfig{StartRate: sc.StartTarget}) }
+	case TargetFixed:
+		sndCfg.Estimator = func() cc.Estimator { return &cc.Fixed{Rate: sc.StartTarget} }
 	}
 	sndCfg.Rand = newSeeded(seed, 1)
 	rcvCfg.Rand = newSeeded(seed, 2)

@@ -62,7 +62,7 @@ type Scenario struct {
 	// the target says: an application offering more than the path takes.
 	IgnoreTarget bool `json:"ignore_target,omitempty"`
 	// StartTarget is where a controller (Target "gcc") starts, bit/s; 0:
-	// its default.
+	// its default. With Target "fixed" it is the rate itself.
 	StartTarget int64 `json:"start_target,omitempty"`
 	// Reference runs the row a second time with gcc-02 as written
 	// (Target "gcc02") and reports that run in Result.Reference: the
@@ -122,6 +122,12 @@ const (
 	TargetGCC TargetMode = "gcc"
 	// TargetGCC02 runs gcc-02 as written (cc.GCC02), the reference.
 	TargetGCC02 TargetMode = "gcc02"
+	// TargetFixed holds every media flow's transport target at
+	// StartTarget (cc.Fixed), whatever the path does: a sender without
+	// congestion control (SRT live, kcptun), as a baseline for the
+	// controller's rows. The video source follows the TargetRate events
+	// as with "gcc".
+	TargetFixed TargetMode = "fixed"
 )
 
 // Validate reports the first bad field.
@@ -137,8 +143,12 @@ func (s Scenario) Validate() error {
 		return fmt.Errorf("scenario %s: max_fec_overhead %v outside [0, 1]", s.Name, s.MaxFECOverhead)
 	case !(s.PlayoutQuantile >= 0 && s.PlayoutQuantile < 1):
 		return fmt.Errorf("scenario %s: playout_quantile %v outside (0, 1)", s.Name, s.PlayoutQuantile)
-	case s.Target != TargetNominal && s.Target != TargetScripted && s.Target != TargetGCC && s.Target != TargetGCC02:
+	case s.Target != TargetNominal && s.Target != TargetScripted && s.Target != TargetGCC && s.Target != TargetGCC02 && s.Target != TargetFixed:
 		return fmt.Errorf("scenario %s: unknown target %q", s.Name, s.Target)
+	case s.StartTarget < 0:
+		return fmt.Errorf("scenario %s: start_target %d bit/s is negative", s.Name, s.StartTarget)
+	case s.Target == TargetFixed && s.StartTarget == 0:
+		return fmt.Errorf("scenario %s: a fixed target needs start_target, the rate it holds", s.Name)
 	case s.Target == TargetScripted && s.Forward.Rate <= 0:
 		return fmt.Errorf("scenario %s: a scripted target follows the forward link's rate, which is unlimited", s.Name)
 	case s.TargetLag < 0 || !(s.TargetShare >= 0 && s.TargetShare <= 1):
