@@ -24,6 +24,16 @@ import (
 //     500 ms, or over the last 200 ms when that is under half of it (after
 //     a capacity drop the longer window still remembers the rate before;
 //     the cut is then the deepest, 20 %).
+//   - Such a cut on a dropped receive rate is provisional: another flow's
+//     burst (a TCP flow's slow start, a joining flow's probes) holds our
+//     packets back just as a capacity drop does. If within 1 s packets
+//     sent after the cut cross with no queue while we kept sending at a
+//     quarter of the cut's rate or more, it was a burst, and the target
+//     goes back to where it was (at most the receive rate then). After a
+//     capacity drop the queue stands until the cut drains it, or drains
+//     because the sender fell silent, and the cut stays. (A drop that
+//     leaves the path more than the cut, the sender still sending, looks
+//     like a burst: the target goes back, and the next overuse cuts it.)
 //   - A queue estimate that jitter cannot fake: the least one-way delay of
 //     the last 32 packets above its least over 10 s, and the round trip
 //     above its least ever (skew-free). A queue over 25 ms for 250 ms
@@ -125,8 +135,12 @@ type GCC struct {
 	base        [baseSlots]baseSlot
 	skew        skewEstimator // brings the base's older minima forward
 	queueMS     float64
+	baseMS      float64       // the least one-way delay queueMS is measured from, ms
 	queuedSince clock.Time    // since when every report's queueMS was over congestedQueueMS (0: it is not)
 	queuedFor   time.Duration // how long that has lasted
+
+	// A cut on a dropped receive rate, until it stands or is taken back.
+	undo provisionalCut
 
 	// Collapse: the target's largest value per slot (the last
 	// recentSlots x recentSlotLen), when it last fell under collapseShare
@@ -176,6 +190,9 @@ type GCCStats struct {
 	// StandingCuts: target cuts for a queue that stands (above the path's
 	// least delay without rising further).
 	StandingCuts int64
+	// Undos: cuts on a dropped receive rate taken back (another flow's
+	// burst, not a capacity drop; GCC's doc).
+	Undos int64
 	// CompetitiveEntries counts entries into the competitive mode;
 	// Competitive says it is on (GCC's doc).
 	CompetitiveEntries int64
@@ -741,7 +758,7 @@ func (g *GCC) noteDelay(now clock.Time) {
 			base = min(base, b.ms+g.skew.correction(now, b.at))
 		}
 	}
-	g.queueMS = owd - base
+	g.queueMS, g.baseMS = owd-base, base
 	switch {
 	case g.queueMS <= congestedQueueMS:
 		g.queuedSince, g.queuedFor = 0, 0
@@ -765,6 +782,7 @@ func (g *GCC) OnFeedback(now clock.Time, fb *Feedback, rtt RTT, appLimited bool)
 		p := &fb.Packets[i]
 		total++
 		g.sent.add(p.SendTime, p.Size)
+		g.undo.note(p)
 		if p.ProbeID > 0 {
 			g.onProbePacket(p)
 		}
@@ -874,12 +892,12 @@ func (g *GCC) cutShare() float64 {
 // the receive rate, or cutDeepest of it after a drop (cutBasis): the
 // estimate, the least delay of the last packets, lags a queue that
 // builds at several times the path's new rate.
-func (g *GCC) cutTo() float64 {
+func (g *GCC) cutTo() (bps float64, dropped bool) {
 	basis, dropped := g.cutBasis()
 	if dropped {
-		return cutDeepest * basis
+		return cutDeepest * basis, true
 	}
-	return g.cutShare() * basis
+	return g.cutShare() * basis, false
 }
 
 // cutBasis is what a cut takes cutShare of: the receive rate, over its last
@@ -907,6 +925,16 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool, lost int) {
 	g.lastRTT = rtt.Smoothed
 	g.stands = g.standing(rtt)
 	excess := g.queueExcess(rtt)
+	if g.undo.pending() {
+		switch {
+		case now > g.undo.at.Add(undoWithin):
+			g.undo = provisionalCut{}
+		case g.undo.cleared(g.baseMS):
+			g.target = max(g.target, g.undo.restore)
+			g.undo = provisionalCut{}
+			g.stats.Undos++
+		}
+	}
 	g.updateCompetitive(now, rtt, excess)
 	switch {
 	case g.competitive:
@@ -924,8 +952,11 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool, lost int) {
 			break
 		}
 		if g.ack.rate > 0 {
-			cut := g.cutTo()
+			cut, dropped := g.cutTo()
 			if cut < g.target {
+				if dropped {
+					g.undo.start(now, min(g.target, g.ack.rate), cut)
+				}
 				g.target = cut
 				g.lastCut = now
 				g.stats.Decreases++
@@ -960,7 +991,10 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool, lost int) {
 		// remembers faster times) is no cut: it is tried again next report.
 		// At the least rate there is nothing left to cut: the queue
 		// standing there ignores us as a cut would have shown.
-		if cut := g.cutTo(); cut < g.target {
+		if cut, dropped := g.cutTo(); cut < g.target {
+			if dropped {
+				g.undo.start(now, min(g.target, g.ack.rate), cut)
+			}
 			g.target = cut
 			g.stats.StandingCuts++
 			g.lastCut = now
@@ -1038,6 +1072,60 @@ func (g *GCC) increase(dt float64, rtt RTT, appLimited bool) {
 		limit = min(limit, alrHeadroom*g.sent.rate)
 	}
 	g.target = max(g.target, min(grown, limit))
+}
+
+// A cut on a dropped receive rate stands unless within undoWithin
+// packets sent after it cross with no queue (under holdQueueMS) while the
+// sender sent at least undoSendShare of the cut's rate, over undoMinSpan
+// or more.
+const (
+	undoWithin    = time.Second
+	undoSendShare = 0.25
+	undoMinSpan   = 50 * time.Millisecond
+)
+
+// provisionalCut is a cut on a dropped receive rate (cutBasis) that
+// another flow's burst may have caused: the packets sent after it tell.
+type provisionalCut struct {
+	restore  float64    // the target to go back to, bit/s; 0: none pending
+	cut      float64    // the target the cut set, bit/s
+	at       clock.Time // when the cut was made (the sender's clock)
+	minOWD   float64    // the least one-way delay of the packets sent since that arrived, ms
+	sent     int64      // bytes sent since, received or lost
+	lastSend clock.Time // the latest send time among them
+}
+
+// start makes a cut provisional, unless one already is: a burst can take
+// several cuts, and the first says where the target was before it.
+func (u *provisionalCut) start(now clock.Time, restore, cut float64) {
+	if u.pending() {
+		return
+	}
+	*u = provisionalCut{restore: restore, cut: cut, at: now, minOWD: math.Inf(1), lastSend: now}
+}
+
+func (u *provisionalCut) pending() bool { return u.restore > 0 }
+
+// note takes a packet of a report.
+func (u *provisionalCut) note(p *PacketResult) {
+	if !u.pending() || p.SendTime < u.at {
+		return
+	}
+	u.sent += int64(p.Size)
+	u.lastSend = clock.Max(u.lastSend, p.SendTime)
+	if p.Received {
+		u.minOWD = min(u.minOWD, float64(p.ArrivalTime.Sub(p.SendTime))/float64(time.Millisecond))
+	}
+}
+
+// cleared says whether the packets sent since the cut crossed with no
+// queue (base: the path's least one-way delay, ms) while the sender kept
+// sending: a sender that fell silent (its frames dropped for a collapsed
+// path) lets any queue drain.
+func (u *provisionalCut) cleared(base float64) bool {
+	span := u.lastSend.Sub(u.at)
+	return u.minOWD-base < holdQueueMS && span >= undoMinSpan &&
+		float64(u.sent)*8/span.Seconds() >= undoSendShare*u.cut
 }
 
 // noteStandingCut notes a cut (for overuse or a standing queue, or none

@@ -1,6 +1,7 @@
 package cc
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -24,6 +25,12 @@ type gccPath struct {
 	maxQueue time.Duration
 	probe    bool    // send the clusters PollProbe asks for
 	skewPPM  float64 // the receiver's clock runs this much fast (arrival times)
+	// Another flow's rate into the same FIFO (bit/s; nil: none), its
+	// bytes queued as they come, between ours.
+	cross func(t time.Duration) float64
+	// silent says when the sender sends its audio alone (its video frames
+	// dropped): a 150-byte packet every 20 ms.
+	silent func(t time.Duration) bool
 }
 
 type gccSample struct {
@@ -45,9 +52,18 @@ func (p gccPath) run(g Estimator, d time.Duration, seed uint64) []gccSample {
 	var queue time.Duration
 	var probe ProbeCluster
 	probeLeft, probePkts := 0, 0
+	lastCross := clock.Time(0)
 	for now := clock.Time(0); now < clock.Time(d); {
 		if next <= report {
 			now = next
+			if p.cross != nil {
+				// The other flow's bytes since our last packet, queued
+				// ahead of it.
+				if bits := p.cross(now.Sub(0)) * now.Sub(lastCross).Seconds(); bits > 0 {
+					busyUntil = clock.Max(now, busyUntil).Add(time.Duration(bits / p.capacity(now.Sub(0)) * float64(time.Second)))
+				}
+				lastCross = now
+			}
 			if probeLeft <= 0 && probePkts <= 0 && p.probe {
 				if c, ok := g.(Prober).PollProbe(now); ok {
 					probe, probeLeft, probePkts = c, c.Bytes, c.MinPackets
@@ -55,13 +71,17 @@ func (p gccPath) run(g Estimator, d time.Duration, seed uint64) []gccSample {
 					probe = ProbeCluster{}
 				}
 			}
+			sz, audioOnly := size, p.silent != nil && p.silent(now.Sub(0))
+			if audioOnly {
+				sz = 150
+			}
 			c := p.capacity(now.Sub(0))
 			start := clock.Max(now, busyUntil)
 			queue = start.Sub(now)
-			res := PacketResult{PacketNumber: pn, Size: size, SendTime: now, ProbeID: probe.ID}
+			res := PacketResult{PacketNumber: pn, Size: sz, SendTime: now, ProbeID: probe.ID}
 			pn++
 			if queue <= p.maxQueue && rng.Float64() >= p.loss {
-				busyUntil = start.Add(time.Duration(float64(size*8) / c * float64(time.Second)))
+				busyUntil = start.Add(time.Duration(float64(sz*8) / c * float64(time.Second)))
 				res.Received = true
 				res.ArrivalTime = busyUntil.Add(p.oneWay)
 				res.ArrivalTime += clock.Time(float64(res.ArrivalTime) * p.skewPPM / 1e6)
@@ -70,13 +90,16 @@ func (p gccPath) run(g Estimator, d time.Duration, seed uint64) []gccSample {
 			rate := float64(g.Target())
 			if probe.ID > 0 {
 				rate = float64(probe.Rate)
-				probeLeft -= size
+				probeLeft -= sz
 				probePkts--
 				if probeLeft <= 0 && probePkts <= 0 {
 					probe = ProbeCluster{}
 				}
 			}
-			next = now.Add(time.Duration(float64(size*8) / rate * float64(time.Second)))
+			next = now.Add(time.Duration(float64(sz*8) / rate * float64(time.Second)))
+			if audioOnly {
+				next = now.Add(20 * time.Millisecond)
+			}
 			continue
 		}
 		now = report
@@ -720,7 +743,9 @@ func TestGCCCutBasis(t *testing.T) {
 			if tc.dropped {
 				share = 0.8
 			}
-			assert.InEpsilon(t, share*basis, g.cutTo(), 1e-9, "%s, queue %v ms", tc.name, c.queue)
+			cut, cutDropped := g.cutTo()
+			assert.InEpsilon(t, share*basis, cut, 1e-9, "%s, queue %v ms", tc.name, c.queue)
+			assert.Equal(t, tc.dropped, cutDropped, tc.name)
 		}
 	}
 }
@@ -767,5 +792,56 @@ func TestGCCReverseQueueIsNotCompetition(t *testing.T) {
 		assert.Zero(t, st.CompetitiveEntries, tc.name)
 		assert.Positive(t, st.Decreases+st.StandingCuts, tc.name)
 		assert.Less(t, g.Target(), int64(900_000), tc.name)
+	}
+}
+
+// Another flow's burst holds our packets back as a capacity drop does,
+// and the receive rate falls under half: the cut on it is taken back
+// once packets sent after it cross with no queue. After a capacity drop
+// the queue stands, or drains only because the sender fell silent, and
+// the cut stays.
+func TestGCCUndoesACutForABurst(t *testing.T) {
+	const c = 2_000_000
+	at := 20 * time.Second
+	steady := func(time.Duration) float64 { return c }
+	drop := func(t time.Duration) float64 {
+		if t >= at {
+			return c / 4
+		}
+		return c
+	}
+	burst := func(t time.Duration) float64 {
+		if t >= at && t < at+200*time.Millisecond {
+			return 2 * c
+		}
+		return 0
+	}
+	for _, tc := range []struct {
+		name   string
+		path   gccPath
+		undos  int64
+		lo, hi float64 // the target's mean 2-3 s after
+	}{
+		{"another flow's burst", gccPath{capacity: steady, cross: burst}, 1, 0.75 * c, 1.1 * c},
+		{"a capacity drop", gccPath{capacity: drop}, 0, 0, 1.1 * c / 4},
+		{"a capacity drop, the video dropped", gccPath{capacity: drop, silent: func(t time.Duration) bool {
+			return t >= at+300*time.Millisecond && t < at+1500*time.Millisecond
+		}}, 0, 0, 1.1 * c / 4},
+	} {
+		tc.path.oneWay, tc.path.maxQueue = 50*time.Millisecond, 300*time.Millisecond
+		g := NewGCC(GCCConfig{StartRate: 1_000_000})
+		s := tc.path.run(g, at+3*time.Second, 1)
+		minT := int64(math.MaxInt64)
+		for _, x := range s {
+			if x.at > at {
+				minT = min(minT, x.target)
+			}
+		}
+		assert.Less(t, float64(minT), 0.5*c, "%s: the cut on the dropped rate", tc.name)
+		assert.Equal(t, tc.undos, g.Stats().Undos, tc.name)
+
+		mean := meanTarget(s, at+2*time.Second, at+3*time.Second)
+		assert.Greater(t, mean, tc.lo, tc.name)
+		assert.Less(t, mean, tc.hi, tc.name)
 	}
 }
