@@ -952,15 +952,9 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool, lost int) {
 			break
 		}
 		if g.ack.rate > 0 {
-			cut, dropped := g.cutTo()
-			if cut < g.target {
-				if dropped {
-					g.undo.start(now, min(g.target, g.ack.rate), cut)
-				}
-				g.target = cut
-				g.lastCut = now
+			if cut, dropped := g.cutTo(); cut < g.target {
+				g.applyCut(now, cut, dropped, rtt, excess)
 				g.stats.Decreases++
-				g.noteStandingCut(now, rtt, excess)
 			}
 			g.atMax.note(g.ack.rate)
 		}
@@ -992,13 +986,8 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool, lost int) {
 		// At the least rate there is nothing left to cut: the queue
 		// standing there ignores us as a cut would have shown.
 		if cut, dropped := g.cutTo(); cut < g.target {
-			if dropped {
-				g.undo.start(now, min(g.target, g.ack.rate), cut)
-			}
-			g.target = cut
+			g.applyCut(now, cut, dropped, rtt, excess)
 			g.stats.StandingCuts++
-			g.lastCut = now
-			g.noteStandingCut(now, rtt, excess)
 		} else if g.target <= floorShare*float64(g.cfg.MinRate) {
 			g.noteStandingCut(now, rtt, excess)
 		}
@@ -1126,6 +1115,16 @@ func (u *provisionalCut) cleared(base float64) bool {
 	span := u.lastSend.Sub(u.at)
 	return u.minOWD-base < holdQueueMS && span >= undoMinSpan &&
 		float64(u.sent)*8/span.Seconds() >= undoSendShare*u.cut
+}
+
+// applyCut lowers the target to bps for overuse or a standing queue (cutTo);
+// one on a dropped receive rate is provisional (provisionalCut).
+func (g *GCC) applyCut(now clock.Time, bps float64, dropped bool, rtt RTT, excess float64) {
+	if dropped {
+		g.undo.start(now, min(g.target, g.ack.rate), bps)
+	}
+	g.target, g.lastCut = bps, now
+	g.noteStandingCut(now, rtt, excess)
 }
 
 // noteStandingCut notes a cut (for overuse or a standing queue, or none
