@@ -61,6 +61,10 @@ import (
 //     falls back to that, or to what a probe measured in the last 10 s:
 //     within twice the sent rate at any instant, though the rate over
 //     500 ms moves by several percent with the frames' sizes.
+//   - A target under half of what a probe measured in the last 10 s grows
+//     at least as fast as the additive increase: 8 %/s of a small rate is
+//     slower, and multiplicative increase and decrease would keep a flow
+//     that other flows' bursts cut small at its small share.
 //
 // It probes (Prober): at the start, a gentle one at 1.5 x the target while
 // the target is used and the delay has been quiet for 2 s, exponentially
@@ -316,6 +320,9 @@ const (
 	// A probe result counts as measured capacity (the app-limited bound)
 	// this long.
 	probeMemory = 10 * time.Second
+	// smallShare: a target under this share of what a probe measured
+	// within probeMemory grows at least additively (increase).
+	smallShare = 0.5
 	// alrHeadroom: an application-limited target stays within this
 	// multiple of the sent rate (the cc issue's bound is twice it, at any
 	// instant; the 500 ms rate the controller sees lags and moves by
@@ -1021,7 +1028,7 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool, lost int) {
 	// A queue building under the trend's notice (the least delay of the
 	// last packets above the path's) holds the target where it is.
 	if g.state == rcIncrease && dt > 0 && !congestive && (g.competitive || g.queueMS <= holdQueueMS) {
-		g.increase(dt, rtt, appLimited)
+		g.increase(now, dt, rtt, appLimited)
 	}
 	// Application limited: no further than alrHeadroom x what it sends,
 	// or what a probe measured lately (ALR: an unused target is a guess).
@@ -1034,15 +1041,25 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool, lost int) {
 
 // increase raises the target for dt seconds (gcc-02 §5.5): multiplicative
 // (8 %/s) far from the last congestion point, additive near it.
-func (g *GCC) increase(dt float64, rtt RTT, appLimited bool) {
+func (g *GCC) increase(now clock.Time, dt float64, rtt RTT, appLimited bool) {
 	grown := g.target
+	// Additive: about one packet per response time (gcc-02 §5.5).
+	response := max(rtt.Smoothed, 100*time.Millisecond) + 100*time.Millisecond
+	additive := 1200 * 8 * dt / response.Seconds()
 	if g.atMax.near(g.ack.rate) && !g.competitive {
-		// Additive near the last congestion point: about one packet per
-		// response time (gcc-02 §5.5).
-		response := max(rtt.Smoothed, 100*time.Millisecond) + 100*time.Millisecond
-		grown += 1200 * 8 * dt / response.Seconds()
+		grown += additive
 	} else {
 		grown *= math.Pow(1+maxIncreasePerS, dt)
+		// Under smallShare of what a probe lately measured the path
+		// carrying for us, 8 %/s of a small rate grows slower than the
+		// additive increase near the last congestion point (under 600
+		// kbit/s at 100 ms): a flow other flows' bursts cut small would
+		// stay small, as multiplicative increase and decrease keep the
+		// flows' ratio. It grows at least additively (not in the
+		// competitive mode, which adds its own packets per round trip).
+		if !g.competitive && g.target < smallShare*g.probedRate(now) {
+			grown = max(grown, g.target+additive)
+		}
 	}
 	if g.competitive {
 		// Against a loss-based flow, also a packet per round trip, as it

@@ -845,3 +845,33 @@ func TestGCCUndoesACutForABurst(t *testing.T) {
 		assert.Less(t, mean, tc.hi, tc.name)
 	}
 }
+
+// Far from the last congestion point the increase is 8 %/s, unless the
+// target is under half of what a probe lately measured: then at least
+// the additive one packet per response time (RTT 100 ms: 48 kbit/s).
+// Not in the competitive mode, whose own additive part (two packets per
+// round trip, 192 kbit/s) is on top of the 8 %.
+func TestGCCSmallTargetGrowsAdditively(t *testing.T) {
+	rtt := RTT{Min: 100 * time.Millisecond, Smoothed: 100 * time.Millisecond}
+	now := clock.Time(10 * time.Second)
+	for _, tc := range []struct {
+		name           string
+		target, probed float64
+		competitive    bool
+		want           float64 // after 1 s
+	}{
+		{"no probe", 400_000, 0, false, 432_000},
+		{"small against the probe", 400_000, 2_000_000, false, 448_000},
+		{"half the probe or more", 1_000_000, 2_000_000, false, 1_080_000},
+		{"large: 8 % is more", 800_000, 2_000_000, false, 864_000},
+		{"competitive mode", 400_000, 2_000_000, true, 624_000},
+	} {
+		g := NewGCC(GCCConfig{StartRate: 300_000})
+		g.target, g.ack.rate, g.competitive = tc.target, 2*tc.target, tc.competitive // 2x: under the 1.5 x receive rate limit
+		if tc.probed > 0 {
+			g.noteProbeRate(now.Add(-time.Second), tc.probed)
+		}
+		g.increase(now, 1, rtt, false)
+		assert.InDelta(t, tc.want, g.target, 1, tc.name)
+	}
+}
