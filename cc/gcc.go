@@ -62,9 +62,10 @@ import (
 //     within twice the sent rate at any instant, though the rate over
 //     500 ms moves by several percent with the frames' sizes.
 //   - A target under half of what a probe measured in the last 10 s grows
-//     at least as fast as the additive increase: 8 %/s of a small rate is
-//     slower, and multiplicative increase and decrease would keep a flow
-//     that other flows' bursts cut small at its small share.
+//     at least as fast as the additive increase (outside the competitive
+//     mode): 8 %/s of a small rate is slower, and multiplicative increase
+//     and decrease would keep a flow that other flows' bursts cut small
+//     at its small share.
 //
 // It probes (Prober): at the start, a gentle one at 1.5 x the target while
 // the target is used and the delay has been quiet for 2 s, exponentially
