@@ -399,7 +399,9 @@ type PathDelay struct {
 // dropping every one as late, and the encoder targets no longer fall for
 // that queue (OnTargetBitrate's pushback: a smaller rate would not drain
 // it): the application may raise its players' buffers, or tell the user.
-// nil stops the calls.
+// The sender tells the receiving side too, which then keeps assembling
+// such frames until that time rather than giving them up at their playout
+// time: they arrive late, but they arrive. nil stops the calls.
 func (s *Session) OnPathDelay(fn func(PathDelay)) {
 	s.statusMu.Lock()
 	s.onPathDelay = fn

@@ -128,7 +128,8 @@ const (
 	// flow filling a deep buffer) came to exceed Latency (Over set), or fell
 	// back under it (Over clear); Delay is that one-way delay. While it
 	// exceeds Latency the sender judges frames against capture + that
-	// delay + Latency instead of dropping them all.
+	// delay + Latency instead of dropping them all, and tells the receiver
+	// (APP SPPO subtype 1), which keeps assembling frames that long.
 	EventPathDelay
 )
 

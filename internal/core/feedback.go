@@ -125,6 +125,7 @@ func (c *Conn) nextFeedback() clock.Time {
 		t = clock.Min(t, c.snd.announceSent.Add(c.snd.announceRepeat()))
 	}
 	t = clock.Min(t, clock.Max(c.rcv.playoutDue(), c.lastSend))
+	t = clock.Min(t, clock.Max(c.snd.horizonDue(), c.lastSend))
 	return clock.Min(t, c.snd.noticeDue())
 }
 
@@ -156,6 +157,9 @@ func (c *Conn) pollFeedback(now clock.Time, dst []byte) (int, bool) {
 	}
 	if now >= c.rcv.playoutDue() {
 		b = c.rcv.appendPlayout(now, b)
+	}
+	if now >= c.snd.horizonDue() {
+		b = c.snd.appendHorizon(now, b)
 	}
 	if now >= c.snd.noticeDue() {
 		b = c.snd.appendNotices(now, b, limit-len(b)-twccReserve)
@@ -401,6 +405,8 @@ func (c *Conn) handleFeedback(now clock.Time) {
 			c.snd.handleDropAck(a.Data)
 		case a.Name == appPlayoutName && a.Subtype == appSubPlayout:
 			c.snd.handlePlayout(a.Data)
+		case a.Name == appPlayoutName && a.Subtype == appSubHorizon:
+			c.rcv.handleHorizon(now, a.Data)
 		}
 	}
 }

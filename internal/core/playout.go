@@ -89,3 +89,88 @@ func (c *Conn) budget() time.Duration { return max(c.cfg.Latency, c.snd.peerPlay
 // PeerPlayoutDelay returns the playout offset the peer last reported (0
 // before any report).
 func (c *Conn) PeerPlayoutDelay() time.Duration { return c.snd.peerPlayout }
+
+// The deadline horizon (docs/PROTOCOL.md §6.1, APP "SPPO" subtype 1): the
+// other direction. While the path's delay alone exceeds Latency (a
+// standing queue we cannot drain, as behind a TCP flow), the sender
+// judges its frames against capture + the one-way delay + Latency
+// (sender.judgeDeadline) rather than dropping them all, and tells the
+// receiver how long after capture that is. The receiver keeps assembling
+// frames until then: given up at the playout offset (at most
+// MaxPlayoutDelay), they would be bytes the sender spent for nothing,
+// never delivered, not even late.
+
+const (
+	appSubHorizon = 1
+	// horizonExpiry: a receiver forgets a horizon not repeated for this
+	// long (a lost report of its end must not hold frames for good).
+	horizonExpiry = 3 * playoutRepeat
+)
+
+// horizonReport is the sender's side: the horizon it last judged a frame
+// by (0: none beyond the budget) and when, and what it last reported.
+type horizonReport struct {
+	cur    time.Duration
+	judged clock.Time
+	sent   time.Duration
+	sentAt clock.Time
+	have   bool // reported at least once
+}
+
+// horizonDue is when the sender next owes a horizon report, if it has
+// judged a frame since the last: at once for the first, after
+// playoutMinInterval for a change of playoutStep or to or from 0, and
+// every playoutRepeat while it is not 0. A sender that stops sending
+// stops reporting, and the receiver forgets the horizon (horizonExpiry).
+func (s *sender) horizonDue() clock.Time {
+	h := &s.hz
+	switch {
+	case !h.have && h.cur == 0:
+		return clock.Never
+	case !h.have:
+		return s.c.lastSend
+	case h.judged <= h.sentAt:
+		return clock.Never
+	}
+	if d := h.cur - h.sent; d >= playoutStep || d <= -playoutStep || (h.cur == 0) != (h.sent == 0) {
+		return h.sentAt.Add(playoutMinInterval)
+	}
+	if h.cur == 0 {
+		return clock.Never
+	}
+	return h.sentAt.Add(playoutRepeat)
+}
+
+// appendHorizon adds the horizon report: 4 bytes, microseconds after
+// capture (saturating), 0 for none.
+func (s *sender) appendHorizon(now clock.Time, b []byte) []byte {
+	h := &s.hz
+	us := min(h.cur.Microseconds(), 1<<32-1)
+	var data [4]byte
+	binary.BigEndian.PutUint32(data[:], uint32(us))
+	app := wire.App{Subtype: appSubHorizon, Name: appPlayoutName, Data: data[:]}
+	out, err := app.Append(b)
+	if err != nil {
+		return b
+	}
+	h.sent, h.sentAt, h.have = h.cur, now, true
+	return out
+}
+
+// handleHorizon takes the peer's horizon report.
+func (r *receiver) handleHorizon(now clock.Time, data []byte) {
+	if len(data) != 4 {
+		r.c.stats.ProtocolErrors++
+		return
+	}
+	us := time.Duration(binary.BigEndian.Uint32(data)) * time.Microsecond
+	r.peerHorizon, r.peerHorizonAt = min(us, MaxPeerPlayout), now
+}
+
+// expireHorizon forgets the peer's horizon once horizonExpiry has passed
+// since its last report.
+func (r *receiver) expireHorizon(now clock.Time) {
+	if r.peerHorizon > 0 && now.Sub(r.peerHorizonAt) >= horizonExpiry {
+		r.peerHorizon = 0
+	}
+}

@@ -407,3 +407,139 @@ func TestAVOffsetStaysInSync(t *testing.T) {
 	assert.Greater(t, v.Target, a.Target+20*time.Millisecond)
 	assert.Positive(t, v.FramesAfterStall)
 }
+
+// TestHorizonKeepsFramesPastPlayout: the path's delay alone (200 ms)
+// exceeds Latency (150 ms) and the receiver's MaxPlayoutDelay (150 ms), so
+// every frame completes after its playout time. The sender still sends
+// them (judged against capture + the one-way delay + Latency) and reports
+// that horizon (APP SPPO subtype 1); the receiver keeps assembling frames
+// until then instead of giving each up when its first fragment arrives.
+// Once the path is fast again the horizon ends, and the receiver hears so.
+func TestHorizonKeepsFramesPastPlayout(t *testing.T) {
+	slow := netem.LinkConfig{Delay: 200 * time.Millisecond, Rate: 2_000_000}
+	cfg := Config{Latency: 150 * time.Millisecond, DisableFEC: true, DisableRetransmission: true}
+	rcfg := cfg
+	rcfg.MaxPlayoutDelay = 150 * time.Millisecond
+	p := newPair(t, pairOpts{client: cfg, server: rcfg, fwd: slow, rev: slow})
+	sc := p.connected()
+	var sid uint8
+	p.at(0, func(now clock.Time) {
+		var err error
+		sid, err = p.cc.OpenStream(now, StreamConfig{Kind: KindVideo, Bitrate: 1_000_000})
+		require.NoError(t, err)
+	})
+	const n = 60
+	for i := range n {
+		p.at(time.Duration(2000+33*i)*time.Millisecond, func(now clock.Time) {
+			// Five fragments: 4.8 ms apart at 2 Mbit/s.
+			require.NoError(t, p.cc.WriteFrame(now, sid, payload(sid, int64(i), 5000), FrameInfo{Capture: now, Key: i == 0}))
+		})
+	}
+	p.run(5 * time.Second)
+	require.True(t, p.cc.Stats().PathOverBudget)
+	assert.GreaterOrEqual(t, sc.rcv.peerHorizon, 350*time.Millisecond, "the one-way delay + Latency")
+	assert.Equal(t, n, p.server.count(EventFrame), "every frame delivered, late")
+	assert.Zero(t, sc.Stats().ProtocolErrors)
+
+	fast := netem.LinkConfig{Delay: 20 * time.Millisecond}
+	require.NoError(t, p.sim.Link(clientAddr, serverAddr).SetConfig(fast))
+	require.NoError(t, p.sim.Link(serverAddr, clientAddr).SetConfig(fast))
+	for i := range 450 {
+		p.at(time.Duration(33*i)*time.Millisecond, func(now clock.Time) {
+			_ = p.cc.WriteFrame(now, sid, payload(sid, int64(n+i), 1000), FrameInfo{Capture: now})
+		})
+	}
+	p.run(15 * time.Second)
+	require.False(t, p.cc.Stats().PathOverBudget)
+	assert.Zero(t, sc.rcv.peerHorizon, "the end of the horizon reached the receiver")
+}
+
+func TestHorizonReportHostile(t *testing.T) {
+	be := func(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+	tests := []struct {
+		name   string
+		data   []byte
+		want   time.Duration
+		errors int64
+	}{
+		{"350 ms", be(350_000), 350 * time.Millisecond, 0},
+		{"none", be(0), 0, 0},
+		{"clamped", be(1<<32 - 1), MaxPeerPlayout, 0},
+		{"short", []byte{1, 2}, 0, 1},
+		{"long", make([]byte, 8), 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPair(t, pairOpts{})
+			sc := p.connected()
+			r := &sc.rcv
+			before := sc.stats.ProtocolErrors
+			now := p.sim.Now()
+			r.handleHorizon(now, tt.data)
+			assert.Equal(t, tt.want, r.peerHorizon)
+			assert.Equal(t, tt.errors, sc.stats.ProtocolErrors-before)
+			// A horizon not repeated lapses.
+			r.expireHorizon(now.Add(horizonExpiry - time.Millisecond))
+			assert.Equal(t, tt.want, r.peerHorizon)
+			r.expireHorizon(now.Add(horizonExpiry))
+			assert.Zero(t, r.peerHorizon)
+		})
+	}
+}
+
+// giveUpAt: the sender's horizon, or the one-way delay packets now meet +
+// Latency if longer (the sender predicts a frame's delay an RTT before the
+// queue it meets), only while a horizon is reported.
+func TestGiveUpAtHorizon(t *testing.T) {
+	ms := func(v int) time.Duration { return time.Duration(v) * time.Millisecond }
+	tests := []struct {
+		name             string
+		horizon, oneWay  time.Duration
+		playout, latency time.Duration
+		want             time.Duration // after the frame's capture
+	}{
+		{"no horizon", 0, ms(900), ms(150), ms(150), ms(150)},
+		{"no horizon, later playout", 0, ms(900), ms(400), ms(150), ms(400)},
+		{"horizon", ms(700), ms(300), ms(150), ms(150), ms(700)},
+		{"the queue grew since", ms(700), ms(900), ms(150), ms(150), ms(1050)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPair(t, pairOpts{})
+			sc := p.connected()
+			r := &sc.rcv
+			r.peerHorizon, r.oneWay, r.playoutDelay, r.peerLatency = tt.horizon, tt.oneWay, tt.playout, tt.latency
+			slot := &frameSlot{refTS: 1000}
+			assert.Equal(t, r.localTime(1000).Add(tt.want), r.giveUpAt(slot))
+		})
+	}
+}
+
+// horizonDue: when the sender owes the receiver a horizon report.
+func TestHorizonDue(t *testing.T) {
+	ms := func(v int) time.Duration { return time.Duration(v) * time.Millisecond }
+	at := func(v int) clock.Time { return clock.Time(ms(v)) }
+	const last = 5000 // the connection's last send, ms
+	tests := []struct {
+		name string
+		hz   horizonReport
+		want clock.Time
+	}{
+		{"never over budget", horizonReport{}, clock.Never},
+		{"the first", horizonReport{cur: ms(700), judged: at(4000)}, at(last)},
+		{"unchanged", horizonReport{cur: ms(700), judged: at(4900), sent: ms(698), sentAt: at(4500), have: true}, at(5500)},
+		{"changed", horizonReport{cur: ms(720), judged: at(4900), sent: ms(700), sentAt: at(4500), have: true}, at(4600)},
+		{"ended", horizonReport{cur: 0, judged: at(4900), sent: ms(700), sentAt: at(4500), have: true}, at(4600)},
+		{"ended, told", horizonReport{cur: 0, judged: at(4900), sent: 0, sentAt: at(4500), have: true}, clock.Never},
+		{"no frame judged since", horizonReport{cur: ms(900), judged: at(4400), sent: ms(700), sentAt: at(4500), have: true}, clock.Never},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPair(t, pairOpts{})
+			p.connected()
+			p.cc.lastSend = at(last)
+			p.cc.snd.hz = tt.hz
+			assert.Equal(t, tt.want, p.cc.snd.horizonDue())
+		})
+	}
+}

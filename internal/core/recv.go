@@ -93,7 +93,11 @@ type receiver struct {
 	peerFragSize int
 	peerLatency  time.Duration
 	playoutDelay time.Duration
-	av           avOffset // the A/V offset (ConnStats.AVOffset)
+	// The sender's deadline horizon (APP SPPO subtype 1) and when it came.
+	peerHorizon   time.Duration
+	peerHorizonAt clock.Time
+	oneWay        time.Duration // smoothed one-way delay of arriving packets (transit above the least, plus owd)
+	av            avOffset      // the A/V offset (ConnStats.AVOffset)
 
 	// Timestamp unwrapping and the sender-to-receiver clock mapping.
 	haveTS       bool
@@ -184,6 +188,7 @@ func (r *receiver) noteTimestamp(now clock.Time, ts uint32) int64 {
 		r.jitter += (d - r.jitter) / 16
 		r.lastTransit = transit
 	}
+	r.oneWay += (transit - r.leastTransit + r.c.owd() - r.oneWay) / 16
 	if !r.haveTS || full >= r.lastTS || now > r.lastTSAt {
 		r.lastTS, r.lastTSAt = full, now
 	}
@@ -556,9 +561,15 @@ func (r *receiver) keyOnItsWay(now clock.Time, st *recvStream) bool {
 }
 
 // giveUpAt is when an incomplete frame stops being worth waiting for: its
-// deadline or its playout time, whichever is later.
+// deadline or its playout time, whichever is later, or the sender's
+// deadline horizon while it reports one (the path's delay alone exceeds
+// Latency, and it still sends frames that can arrive within the horizon).
 func (r *receiver) giveUpAt(slot *frameSlot) clock.Time {
-	return r.localTime(slot.refTS).Add(max(r.peerLatency, r.playoutDelay))
+	h := r.peerHorizon
+	if h > 0 {
+		h = max(h, r.oneWay+r.peerLatency)
+	}
+	return r.localTime(slot.refTS).Add(max(r.peerLatency, r.playoutDelay, h))
 }
 
 func (r *receiver) handleRepair(now clock.Time, pn int64, h *wire.RepairHeader, payload []byte, size int) {
@@ -581,6 +592,7 @@ func (r *receiver) handleRepair(now clock.Time, pn int64, h *wire.RepairHeader, 
 }
 
 func (r *receiver) handleTimeout(now clock.Time) {
+	r.expireHorizon(now)
 	for _, st := range r.streams {
 		if st == nil {
 			continue
@@ -708,6 +720,9 @@ func (r *receiver) deliver(now clock.Time, st *recvStream, f jitterbuffer.Frame)
 
 func (r *receiver) nextTimeout() clock.Time {
 	t := clock.Never
+	if r.peerHorizon > 0 {
+		t = r.peerHorizonAt.Add(horizonExpiry) // the horizon lapses (handleTimeout), and frames are given up sooner
+	}
 	for _, st := range r.streams {
 		if st == nil {
 			continue

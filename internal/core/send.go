@@ -134,6 +134,7 @@ func frameClass(kind Kind, key bool) cc.Class {
 type sender struct {
 	c           *Conn
 	peerPlayout time.Duration // the receiver's playout offset (APP SPPO)
+	hz          horizonReport // the deadline horizon told to the receiver (APP SPPO subtype 1)
 	streams     [wire.MaxStreams]*sendStream
 	order       []*sendStream // streams in sending priority
 	queued      int           // bytes queued on all streams
@@ -259,11 +260,20 @@ func (s *sender) frameRate() int64 {
 // its sawtooth, and a frame sent at its crest only has to make Latency
 // on top of it.
 func (s *sender) judgeDeadline(now, capture clock.Time) clock.Time {
-	lat := s.c.cfg.Latency
-	if ow := s.pathDelay(); ow >= lat {
-		return capture.Add(max(max(ow, s.frameOneWay(now))+lat, s.c.budget()))
+	return capture.Add(max(s.horizon(now), s.c.budget()))
+}
+
+// horizon is how long after capture judgeDeadline lets a frame arrive
+// while the path's delay alone exceeds Latency (0 otherwise), and it
+// notes that for the receiver (horizonReport), which keeps assembling
+// frames as long.
+func (s *sender) horizon(now clock.Time) time.Duration {
+	h := time.Duration(0)
+	if ow, lat := s.pathDelay(), s.c.cfg.Latency; ow >= lat {
+		h = max(ow, s.frameOneWay(now)) + lat
 	}
-	return capture.Add(s.c.budget())
+	s.hz.cur, s.hz.judged = h, now
+	return h
 }
 
 // pathDelay is the path's one-way delay as the drop rule sees it: half the

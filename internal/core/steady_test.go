@@ -302,6 +302,14 @@ func FuzzEndpoint(f *testing.F) {
 		require.NoError(f, err)
 		f.Add(append([]byte{1}, b...))
 	}
+	// Deadline horizon reports (APP SPPO subtype 1), well-formed and not.
+	for _, data := range [][]byte{{0, 5, 0x57, 0xe0}, {0, 0, 0, 0}, {0xff, 0xff, 0xff, 0xff}, {0, 0, 0, 1, 0, 0, 0, 2}} {
+		b, err := wire.AppendFeedbackHeader(nil, 1, 8)
+		require.NoError(f, err)
+		b, err = (&wire.App{Subtype: appSubHorizon, Name: appPlayoutName, Data: data}).Append(b)
+		require.NoError(f, err)
+		f.Add(append([]byte{1}, b...))
+	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		if len(in) < 2 {
 			return
