@@ -986,8 +986,13 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool, lost int) {
 	// one-way estimate (every report) sees a queue drain first, and a
 	// stale round trip must not cut again what the last cut already
 	// drained.
+	// At the least rate nothing of ours is left to drain, so the mark
+	// does not apply: another flow's queue falls and grows back with that
+	// flow's losses (RFC 8867 5.6's NewReno behind a 1000 ms queue held
+	// us at the floor 26 s, the queue at 120-300 ms under a 420 ms mark).
 	drained := !math.IsInf(g.standQ, -1) && g.forwardClear()
-	if !g.competitive && g.stands && !drained && g.ack.rate > 0 && now >= g.probeQuietUntil && excess >= g.standQ-drainingMS &&
+	atFloor := g.target <= floorShare*float64(g.cfg.MinRate)
+	if !g.competitive && g.stands && !drained && g.ack.rate > 0 && now >= g.probeQuietUntil && (atFloor || excess >= g.standQ-drainingMS) &&
 		now.Sub(g.lastStandCut) >= rtt.Smoothed+300*time.Millisecond {
 		// A cut that would not lower the target (the receive rate still
 		// remembers faster times) is no cut: it is tried again next report.
@@ -996,8 +1001,8 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool, lost int) {
 		if cut, dropped := g.cutTo(); cut < g.target {
 			g.applyCut(now, cut, dropped, rtt, excess)
 			g.stats.StandingCuts++
-		} else if g.target <= floorShare*float64(g.cfg.MinRate) {
-			g.noteStandingCut(now, rtt, excess)
+		} else if atFloor {
+			g.noteStandingCut(now, rtt, excess, true)
 		}
 		g.state = rcHold
 	}
@@ -1142,7 +1147,7 @@ func (g *GCC) applyCut(now clock.Time, bps float64, dropped bool, rtt RTT, exces
 		g.undo.start(now, min(g.target, g.ack.rate), bps)
 	}
 	g.target, g.lastCut = bps, now
-	g.noteStandingCut(now, rtt, excess)
+	g.noteStandingCut(now, rtt, excess, false)
 }
 
 // noteStandingCut notes a cut (for overuse or a standing queue, or none
@@ -1157,13 +1162,14 @@ func (g *GCC) applyCut(now clock.Time, bps float64, dropped bool, rtt RTT, exces
 // mode, which filled the forward queue to its 300 ms (20 seeds); the
 // second rule, a forward queue our cuts were draining after a capacity
 // drop. At most one cut per RTT + 300 ms counts, the time a cut takes to
-// show.
-func (g *GCC) noteStandingCut(now clock.Time, rtt RTT, excess float64) {
+// show. At the least rate (atFloor: no cut was possible) any forward
+// queue still standing counts: we have nothing left to drain it with.
+func (g *GCC) noteStandingCut(now clock.Time, rtt RTT, excess float64, atFloor bool) {
 	if !g.stands || now.Sub(g.lastStandCut) < rtt.Smoothed+300*time.Millisecond {
 		return
 	}
 	forwardFell := g.queueMS < g.standOWQ-drainingMS
-	if !math.IsInf(g.standQ, -1) && excess >= g.standQ-drainingMS && !g.forwardClear() && !forwardFell {
+	if !math.IsInf(g.standQ, -1) && !g.forwardClear() && (atFloor || excess >= g.standQ-drainingMS && !forwardFell) {
 		g.ignoredCuts++ // the last cut left the queue where it was
 	}
 	g.lastStandCut = now

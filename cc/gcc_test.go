@@ -620,6 +620,44 @@ func TestGCCCompetitiveAtTheFloor(t *testing.T) {
 	assert.Equal(t, int64(1), st.CompetitiveEntries)
 }
 
+// At the floor, a standing queue counts as not ours even when it stands
+// lower than at the last cut noted: another flow's loss emptied it in
+// between, and it grows back with that flow, under the old mark (RFC 8867
+// 5.6, NewReno behind a 1000 ms queue: 26 s held at the least rate, the
+// queue at 120-300 ms after a 420 ms mark). Above the floor the mark
+// stands: a queue that fell after our cut may be ours, draining.
+func TestGCCCompetitiveAtTheFloorAfterAFall(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		start, max      int64
+		wantCompetitive bool
+	}{
+		{"at the floor", 50_000, 60_000, true},
+		{"above it", 1_000_000, 1_000_000, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewGCC(GCCConfig{StartRate: tc.start, MaxRate: tc.max})
+			queue := func(now clock.Time) time.Duration {
+				switch at := now.Sub(0); {
+				case at < 3*time.Second:
+					return 0
+				case at < 5*time.Second:
+					return 600 * time.Millisecond // the other flow's crest
+				default: // its loss: down to 120 ms, then 10 ms more a second
+					return 120*time.Millisecond + (at-5*time.Second)/100
+				}
+			}
+			rtt := func(now clock.Time) RTT {
+				d := 100*time.Millisecond + queue(now)
+				return RTT{Min: 100 * time.Millisecond, Smoothed: d, Latest: d}
+			}
+			s := &synth{g: g, rate: 100_000, rtt: rtt}
+			s.run(20*time.Second, func(now clock.Time) time.Duration { return 50*time.Millisecond + queue(now) }, never)
+			assert.Equal(t, tc.wantCompetitive, g.Stats().Competitive)
+		})
+	}
+}
+
 // In the competitive mode a loss event cuts by competitiveBeta, once per
 // round trip; loss cuts the queue heeds twice in a row (it was ours)
 // end the mode before any calm.
