@@ -60,26 +60,43 @@ func (r *receiver) playoutDue() clock.Time {
 // appendPlayout adds the offset report: 4 bytes, the offset in
 // microseconds (saturating).
 func (r *receiver) appendPlayout(now clock.Time, b []byte) []byte {
-	us := min(r.playoutDelay.Microseconds(), 1<<32-1)
-	var data [4]byte
-	binary.BigEndian.PutUint32(data[:], uint32(us))
-	app := wire.App{Subtype: appSubPlayout, Name: appPlayoutName, Data: data[:]}
-	out, err := app.Append(b)
-	if err != nil {
-		return b
+	out, ok := appendAppDuration(b, appSubPlayout, r.playoutDelay)
+	if ok {
+		r.po = playoutFeedback{sent: r.playoutDelay, sentAt: now, have: true, media: r.c.stats.MediaPacketsReceived}
 	}
-	r.po = playoutFeedback{sent: r.playoutDelay, sentAt: now, have: true, media: r.c.stats.MediaPacketsReceived}
 	return out
 }
 
 // handlePlayout takes the peer's offset report.
 func (s *sender) handlePlayout(data []byte) {
-	if len(data) != 4 {
+	if d, ok := parseAppDuration(data); ok {
+		s.peerPlayout = d
+	} else {
 		s.c.stats.ProtocolErrors++
-		return
 	}
-	us := time.Duration(binary.BigEndian.Uint32(data)) * time.Microsecond
-	s.peerPlayout = min(us, MaxPeerPlayout)
+}
+
+// appendAppDuration appends an SPPO message of subtype sub carrying d: 4
+// bytes, microseconds (saturating). It reports false, and returns b as it
+// was, if the message does not fit.
+func appendAppDuration(b []byte, sub uint8, d time.Duration) ([]byte, bool) {
+	var data [4]byte
+	binary.BigEndian.PutUint32(data[:], uint32(min(d.Microseconds(), 1<<32-1)))
+	app := wire.App{Subtype: sub, Name: appPlayoutName, Data: data[:]}
+	out, err := app.Append(b)
+	if err != nil {
+		return b, false
+	}
+	return out, true
+}
+
+// parseAppDuration reads an SPPO message's duration, at most
+// MaxPeerPlayout; ok is false unless the data is 4 bytes.
+func parseAppDuration(data []byte) (d time.Duration, ok bool) {
+	if len(data) != 4 {
+		return 0, false
+	}
+	return min(time.Duration(binary.BigEndian.Uint32(data))*time.Microsecond, MaxPeerPlayout), true
 }
 
 // budget is the time from capture a frame may take to reach the receiver:
@@ -145,26 +162,20 @@ func (s *sender) horizonDue() clock.Time {
 // capture (saturating), 0 for none.
 func (s *sender) appendHorizon(now clock.Time, b []byte) []byte {
 	h := &s.hz
-	us := min(h.cur.Microseconds(), 1<<32-1)
-	var data [4]byte
-	binary.BigEndian.PutUint32(data[:], uint32(us))
-	app := wire.App{Subtype: appSubHorizon, Name: appPlayoutName, Data: data[:]}
-	out, err := app.Append(b)
-	if err != nil {
-		return b
+	out, ok := appendAppDuration(b, appSubHorizon, h.cur)
+	if ok {
+		h.sent, h.sentAt, h.have = h.cur, now, true
 	}
-	h.sent, h.sentAt, h.have = h.cur, now, true
 	return out
 }
 
 // handleHorizon takes the peer's horizon report.
 func (r *receiver) handleHorizon(now clock.Time, data []byte) {
-	if len(data) != 4 {
+	if d, ok := parseAppDuration(data); ok {
+		r.peerHorizon, r.peerHorizonAt = d, now
+	} else {
 		r.c.stats.ProtocolErrors++
-		return
 	}
-	us := time.Duration(binary.BigEndian.Uint32(data)) * time.Microsecond
-	r.peerHorizon, r.peerHorizonAt = min(us, MaxPeerPlayout), now
 }
 
 // expireHorizon forgets the peer's horizon once horizonExpiry has passed
