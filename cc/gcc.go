@@ -986,11 +986,11 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool, lost int) {
 	// one-way estimate (every report) sees a queue drain first, and a
 	// stale round trip must not cut again what the last cut already
 	// drained.
+	drained := !math.IsInf(g.standQ, -1) && g.forwardClear()
 	// At the least rate nothing of ours is left to drain, so the mark
 	// does not apply: another flow's queue falls and grows back with that
 	// flow's losses (RFC 8867 5.6's NewReno behind a 1000 ms queue held
 	// us at the floor 26 s, the queue at 120-300 ms under a 420 ms mark).
-	drained := !math.IsInf(g.standQ, -1) && g.forwardClear()
 	atFloor := g.target <= floorShare*float64(g.cfg.MinRate)
 	if !g.competitive && g.stands && !drained && g.ack.rate > 0 && now >= g.probeQuietUntil && (atFloor || excess >= g.standQ-drainingMS) &&
 		now.Sub(g.lastStandCut) >= rtt.Smoothed+300*time.Millisecond {
