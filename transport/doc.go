@@ -17,19 +17,23 @@
 //
 // # Goroutines
 //
-// A Transport starts two goroutines on first use and stops them in Close:
+// A Transport starts three goroutines on first use and stops them in Close:
 // the loop, which owns every session's state (the sans-I/O core in
-// internal/core) and reads the clock once per turn, and a reader, which only
+// internal/core) and reads the clock once per turn; a reader, which only
 // reads datagrams and hands them over through a bounded queue (Config.
-// ReceiveQueue) that drops and counts when the loop falls behind. Calls from
-// other goroutines run on the loop as closures. On Linux UDP sockets the
+// ReceiveQueue) that drops and counts when the loop falls behind; and one
+// that runs the application's callbacks in order, off the loop, so that a
+// callback may call any method, Close included (Close does not wait for
+// callbacks: those still queued run after it, and their calls fail with
+// ErrClosed). Calls from other goroutines run on the loop as closures. On Linux UDP sockets the
 // driver reads and writes in batches (recvmmsg/sendmmsg through x/net);
 // elsewhere, one datagram per call without allocating.
 //
 // # Cancellation
 //
 // Every blocking call takes a context.Context and returns the context's
-// error when it ends first. Close and CloseWithError are orderly: frames
+// error when it ends before the call took effect; a call that took effect
+// (a track opened, a frame queued) returns its own result. Close and CloseWithError are orderly: frames
 // already written still go within their deadlines, then the peer is told.
 //
 // # Deadlines

@@ -436,6 +436,9 @@ func (lt *LocalTrack) Kind() Kind { return lt.cfg.Kind }
 func (lt *LocalTrack) WriteFrame(ctx context.Context, f Frame) error {
 	t := lt.s.t
 	return lt.s.do(ctx, func(now clock.Time) error {
+		if err := lt.gone(); err != nil {
+			return err
+		}
 		err := lt.s.conn.WriteFrame(now, lt.id, f.Data, core.FrameInfo{
 			Capture:   t.fromTime(f.CaptureTime, now),
 			Key:       f.Keyframe,
@@ -446,6 +449,19 @@ func (lt *LocalTrack) WriteFrame(ctx context.Context, f Frame) error {
 		}
 		return err
 	})
+}
+
+// gone reports ErrClosed (or the session's error) once the track is closed
+// (loop goroutine): its id may then belong to a newer track, which a stale
+// handle must not write to or close.
+func (lt *LocalTrack) gone() error {
+	if lt.s.conn.Closed() {
+		return connErr(lt.s.conn)
+	}
+	if lt.s.local[lt.id] != lt {
+		return ErrClosed
+	}
+	return nil
 }
 
 // OnKeyFrameRequest sets a function called when the track needs a key
@@ -486,13 +502,18 @@ func (lt *LocalTrack) OnTargetBitrate(fn func(TargetRate)) {
 	cur := lt.target
 	lt.mu.Unlock()
 	if fn != nil && cur.Bitrate > 0 {
-		lt.s.t.callback(func() {
-			lt.mu.Lock()
-			same := lt.target == cur
-			lt.mu.Unlock()
-			if same { // a newer one is on its way otherwise
-				fn(cur)
-			}
+		// Queued from the loop, which owns the callback queue (it closes it
+		// when the transport ends: then there is nothing to tell).
+		_ = lt.s.t.do(context.Background(), func(clock.Time) error {
+			lt.s.t.callback(func() {
+				lt.mu.Lock()
+				same := lt.target == cur
+				lt.mu.Unlock()
+				if same { // a newer one is on its way otherwise
+					fn(cur)
+				}
+			})
+			return nil
 		})
 	}
 }
@@ -529,10 +550,11 @@ func (lt *LocalTrack) keyFrameRequested() {
 // RemoteTrack ends with io.EOF.
 func (lt *LocalTrack) Close() error {
 	return lt.s.do(context.Background(), func(now clock.Time) error {
-		err := lt.s.conn.CloseStream(now, lt.id)
-		if lt.s.local[lt.id] == lt {
-			lt.s.local[lt.id] = nil
+		if err := lt.gone(); err != nil {
+			return err
 		}
+		err := lt.s.conn.CloseStream(now, lt.id)
+		lt.s.local[lt.id] = nil
 		if errors.Is(err, core.ErrUnknownStream) {
 			return ErrClosed
 		}
@@ -661,10 +683,14 @@ func (rt *RemoteTrack) ReadFrame(ctx context.Context, buf []byte) (int, FrameInf
 	return n, info, nil
 }
 
-// PlayoutStats returns the track's jitter-buffer figures now.
+// PlayoutStats returns the track's jitter-buffer figures now. It fails
+// with ErrClosed once the track has ended.
 func (rt *RemoteTrack) PlayoutStats(ctx context.Context) (PlayoutStats, error) {
 	var st PlayoutStats
 	err := rt.s.do(ctx, func(now clock.Time) error {
+		if err := rt.gone(); err != nil {
+			return err
+		}
 		var ok bool
 		if st, ok = rt.s.conn.PlayoutStats(now, rt.id); !ok {
 			return ErrClosed
@@ -675,9 +701,31 @@ func (rt *RemoteTrack) PlayoutStats(ctx context.Context) (PlayoutStats, error) {
 }
 
 // RequestKeyFrame asks the peer for a key frame on this track (a PLI), at
-// most once per round trip.
+// most once per round trip. It fails with ErrClosed once the track has
+// ended (ReadFrame's io.EOF), and with the session's error once that has.
 func (rt *RemoteTrack) RequestKeyFrame(ctx context.Context) error {
 	return rt.s.do(ctx, func(now clock.Time) error {
+		if err := rt.gone(); err != nil {
+			return err
+		}
 		return rt.s.conn.RequestKeyFrame(now, rt.id)
 	})
+}
+
+// gone reports ErrClosed (or the session's error) once the track has
+// ended (loop goroutine): its id may then belong to a newer track of the
+// peer's.
+func (rt *RemoteTrack) gone() error {
+	if rt.s.conn.Closed() {
+		return connErr(rt.s.conn)
+	}
+	select {
+	case <-rt.done:
+		return ErrClosed
+	default:
+	}
+	if rt.s.remoteTracks[rt.id] != rt {
+		return ErrClosed
+	}
+	return nil
 }

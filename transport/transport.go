@@ -41,7 +41,6 @@ type Transport struct {
 
 	cmds    chan func(now clock.Time)
 	calls   chan func() // application callbacks, run in order off the loop
-	callsD  chan struct{}
 	rx      chan *rxBatch
 	free    chan *rxBatch
 	closing chan struct{} // closed by Close
@@ -64,6 +63,7 @@ type transportCounters struct {
 	readErrors        atomic.Int64
 	writeErrors       atomic.Int64
 	callbacksDropped  atomic.Int64
+	ioPath            atomic.Pointer[string] // set once the I/O path is chosen
 }
 
 // TransportStats are a Transport's socket-level counters.
@@ -85,8 +85,8 @@ func (t *Transport) Stats() TransportStats {
 		WriteErrors:       t.stats.writeErrors.Load(),
 		CallbacksDropped:  t.stats.callbacksDropped.Load(),
 	}
-	if t.io != nil {
-		s.IOPath = t.io.name()
+	if p := t.stats.ioPath.Load(); p != nil {
+		s.IOPath = *p
 	}
 	return s
 }
@@ -112,10 +112,11 @@ func (t *Transport) init(accept bool) error {
 		}
 		t.ep = ep
 		t.io = newPacketIO(t.Conn, !t.preferPlain)
+		name := t.io.name()
+		t.stats.ioPath.Store(&name)
 		t.epoch = time.Now()
 		t.cmds = make(chan func(clock.Time), 64)
 		t.calls = make(chan func(), callQueue)
-		t.callsD = make(chan struct{})
 		nb := max(1, (t.cfg.ReceiveQueue+batchSize-1)/batchSize)
 		t.rx = make(chan *rxBatch, nb)
 		t.free = make(chan *rxBatch, nb+2)
@@ -153,16 +154,18 @@ const callQueue = 1024
 
 // callLoop runs application callbacks (OnKeyFrameRequest, OnNetStatus) one
 // at a time, in the order the loop queued them. They run off the loop, so a
-// callback may call any Session or track method.
+// callback may call any Session or track method, Close included: nothing
+// on the loop waits for a callback (those still queued when the transport
+// ends run after it, and their calls report the transport closed).
 func (t *Transport) callLoop() {
-	defer close(t.callsD)
 	for fn := range t.calls {
 		fn()
 	}
 }
 
-// callback queues fn for callLoop (loop goroutine); a full queue drops it
-// and counts: a stuck callback must not stop the sessions.
+// callback queues fn for callLoop (loop goroutine only: the loop closes
+// the queue when it ends); a full queue drops it and counts: a stuck
+// callback must not stop the sessions.
 func (t *Transport) callback(fn func()) {
 	select {
 	case t.calls <- fn:
@@ -172,8 +175,10 @@ func (t *Transport) callback(fn func()) {
 }
 
 // do runs fn on the loop goroutine and waits for its result. When ctx ends
-// first, do returns ctx's error; fn then runs later or not at all (it checks
-// ctx before running), and its result is discarded.
+// before the loop takes fn, do returns ctx's error and fn does not run;
+// once fn has run, do returns its result whatever ctx does meanwhile: fn
+// never blocks, and a caller told "canceled" must not be left with a
+// session or a track it opened but never got.
 func (t *Transport) do(ctx context.Context, fn func(now clock.Time) error) error {
 	res := make(chan error, 1)
 	cmd := func(now clock.Time) {
@@ -193,8 +198,6 @@ func (t *Transport) do(ctx context.Context, fn func(now clock.Time) error) error
 	select {
 	case err := <-res:
 		return err
-	case <-ctx.Done():
-		return ctx.Err()
 	case <-t.done:
 		// The loop may have run it just before exiting.
 		select {
@@ -459,8 +462,10 @@ func (t *Transport) finish(now clock.Time) {
 	if t.listener != nil {
 		t.listener.closeQueue()
 	}
-	close(t.calls) // callbacks already queued still run
-	<-t.callsD
+	// Callbacks already queued still run, on their own goroutine; the loop
+	// does not wait for them, as one may be calling into the transport (a
+	// key frame written, Close), which needs the loop to have ended.
+	close(t.calls)
 	// Stop the reader: close the socket we own, or wake it with a deadline.
 	if t.ownsConn {
 		_ = t.Conn.Close()
@@ -476,7 +481,9 @@ func (t *Transport) finish(now clock.Time) {
 // Close closes every session in order (each finishes sending what it holds
 // within its deadlines and tells its peer, bounded by Latency + 1 s), stops
 // the goroutines and, if the transport opened its socket (Dial, Listen),
-// closes it. A Conn given by the caller is left open.
+// closes it. A Conn given by the caller is left open. Callbacks may call
+// Close; it does not wait for a callback still running or queued, whose
+// calls into the transport then fail with ErrClosed.
 func (t *Transport) Close() error {
 	if err := t.init(false); err != nil && t.done == nil {
 		return err
