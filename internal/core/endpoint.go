@@ -27,7 +27,12 @@ type Endpoint struct {
 	conns    []*Conn             // in creation order: iteration is deterministic
 	byCID    map[uint32]*Conn    // local connection ID -> conn (lookup only)
 	byClient map[clientKey]*Conn // server side: (address, client CID) -> conn
-	rr       int                 // PollTransmit's round-robin position
+	// ended: the incoming connections that closed lately, so that a copy
+	// of one's Hello (delayed by the network, or replayed from the
+	// client's address) within its cookie's lifetime opens nothing.
+	ended    [endedKeep]endedConn
+	endedPos int
+	rr       int // PollTransmit's round-robin position
 	closed   bool
 
 	stateless statelessQueue
@@ -41,6 +46,27 @@ type Endpoint struct {
 type clientKey struct {
 	addr netip.AddrPort
 	cid  uint32
+}
+
+// endedKeep bounds the closed connections an endpoint remembers (ended):
+// more closing within a cookie's lifetime push the oldest out early.
+const endedKeep = 256
+
+type endedConn struct {
+	key clientKey
+	at  clock.Time
+	set bool
+}
+
+// endedLately reports whether the incoming connection k closed within
+// CookieLifetime of now: a Hello naming it can only be a copy.
+func (e *Endpoint) endedLately(now clock.Time, k clientKey) bool {
+	for i := range e.ended {
+		if d := &e.ended[i]; d.set && d.key == k && now.Sub(d.at) <= CookieLifetime {
+			return true
+		}
+	}
+	return false
 }
 
 // EndpointStats counts what an endpoint saw outside any connection.
@@ -142,14 +168,18 @@ func (e *Endpoint) addConn(c *Conn) {
 	}
 }
 
-// removeClosed forgets connections that have closed.
-func (e *Endpoint) removeClosed() {
+// removeClosed forgets connections that have closed (remembering the
+// incoming ones a while: ended).
+func (e *Endpoint) removeClosed(now clock.Time) {
 	j := 0
 	for _, c := range e.conns {
 		if c.state == stateClosed {
 			delete(e.byCID, c.localCID)
 			if c.incoming {
-				delete(e.byClient, clientKey{c.peer, c.remoteCID})
+				k := clientKey{c.peer, c.remoteCID}
+				delete(e.byClient, k)
+				e.ended[e.endedPos] = endedConn{key: k, at: now, set: true}
+				e.endedPos = (e.endedPos + 1) % endedKeep
 			}
 			continue
 		}
@@ -184,7 +214,7 @@ func (e *Endpoint) HandleDatagram(now clock.Time, from netip.AddrPort, b []byte)
 	}
 	if typ == wire.TypeHandshake {
 		e.handleHandshake(now, from, wire.HandshakeMsg(flags), dcid, b)
-		e.removeClosed()
+		e.removeClosed(now)
 		return
 	}
 	c := e.byCID[dcid]
@@ -198,7 +228,7 @@ func (e *Endpoint) HandleDatagram(now clock.Time, from netip.AddrPort, b []byte)
 	}
 	c.handlePacket(now, typ, b)
 	if c.state == stateClosed {
-		e.removeClosed()
+		e.removeClosed(now)
 	}
 }
 
@@ -252,6 +282,12 @@ func (e *Endpoint) handleHandshake(now clock.Time, from netip.AddrPort, msg wire
 	}
 	if !e.cfg.Accept || e.closed {
 		e.reject(now, from, &h, wire.RejectRefused, len(b))
+		return
+	}
+	if proven && e.endedLately(now, clientKey{from, h.SrcConnID}) {
+		// A copy of the Hello of a connection that has closed: a client
+		// dialing again picks a new connection ID.
+		e.stats.HandshakeDropped++
 		return
 	}
 	if !proven {
@@ -390,7 +426,7 @@ func (e *Endpoint) HandleTimeout(now clock.Time) {
 	for _, c := range e.conns {
 		c.handleTimeout(now)
 	}
-	e.removeClosed()
+	e.removeClosed(now)
 }
 
 // NextTimeout returns when HandleTimeout should next be called, or
@@ -419,7 +455,7 @@ func (e *Endpoint) PollTransmit(now clock.Time, dst []byte) (n int, to netip.Add
 			return n, c.peer, true
 		}
 	}
-	e.removeClosed()
+	e.removeClosed(now)
 	return 0, netip.AddrPort{}, false
 }
 

@@ -390,6 +390,15 @@ func (c *Conn) handleFeedback(now clock.Time) {
 			continue
 		}
 		c.stats.KeyFrameRequests++
+		// A receiver asks at most once per round trip (requestKey); more
+		// often, as many PLIs in one datagram, would have the encoder make
+		// every frame a key frame. Half a round trip leaves room for
+		// requests bunched by the reverse path's jitter.
+		if st.peerKeyAt != 0 && now.Sub(st.peerKeyAt) < max(c.rtt.Smoothed()/2, minPLIInterval) {
+			c.stats.KeyFrameRequestsMerged++
+			continue
+		}
+		st.peerKeyAt = now
 		c.ep.pushEvent(Event{Type: EventKeyFrameRequest, Conn: c, Stream: st.id, Kind: st.cfg.Kind})
 	}
 	for i := range fb.Apps {

@@ -188,7 +188,9 @@ func (r *receiver) noteTimestamp(now clock.Time, ts uint32) int64 {
 		r.jitter += (d - r.jitter) / 16
 		r.lastTransit = transit
 	}
-	r.oneWay += (transit - r.leastTransit + r.c.owd() - r.oneWay) / 16
+	// (A sample is at most MaxPeerPlayout: the peer's timestamps, stepping
+	// back, would otherwise lift it without bound.)
+	r.oneWay += (min(transit-r.leastTransit+r.c.owd(), MaxPeerPlayout) - r.oneWay) / 16
 	if !r.haveTS || full >= r.lastTS || now > r.lastTSAt {
 		r.lastTS, r.lastTSAt = full, now
 	}
@@ -567,7 +569,7 @@ func (r *receiver) keyOnItsWay(now clock.Time, st *recvStream) bool {
 func (r *receiver) giveUpAt(slot *frameSlot) clock.Time {
 	h := r.peerHorizon
 	if h > 0 {
-		h = max(h, r.oneWay+r.peerLatency)
+		h = min(max(h, r.oneWay+r.peerLatency), MaxPeerPlayout)
 	}
 	return r.localTime(slot.refTS).Add(max(r.peerLatency, r.playoutDelay, h))
 }
@@ -701,8 +703,11 @@ func (r *receiver) deliver(now clock.Time, st *recvStream, f jitterbuffer.Frame)
 		c.autoKeyFrame(now, st.id)
 	}
 	if c.cfg.Playout == PlayoutAdaptive {
-		// The deadline this side holds frames to follows the offset.
-		r.playoutDelay = st.jb.Delay()
+		// The deadline this side holds frames to follows the offset,
+		// within its bounds: a frame released late reads as its own
+		// delay (a frame captured 50 s before it came, 50 s), which would
+		// otherwise hold every gap, NACK and report that long.
+		r.playoutDelay = min(max(st.jb.Delay(), c.cfg.MinPlayoutDelay), st.jb.Config().MaxDelay)
 	}
 	if !f.Late {
 		r.av.release(now, st.kind, now.Sub(f.Capture))
@@ -735,7 +740,11 @@ func (r *receiver) nextTimeout() clock.Time {
 			case st.stalling:
 				t = clock.Min(t, until)
 			case r.c.cfg.PlayoutStallTogether:
-				t = clock.Min(t, clock.Min(st.jb.NextTimeout(), until)) // stall at its playout time
+				// Stall at its playout time (or release it, the hold over).
+				// Not at until: while another stream stalls the group this
+				// one's playout time is Never, and an until already past
+				// would wake the driver again and again for nothing.
+				t = clock.Min(t, st.jb.NextTimeout())
 			default:
 				t = clock.Min(t, clock.Max(st.jb.NextTimeout(), until))
 			}

@@ -68,6 +68,9 @@ type sendStream struct {
 	// (EventKeyFrameRequest, Local) and has not written one since.
 	broken   bool
 	keyAsked bool
+	// peerKeyAt: when the peer's last key-frame request (PLI) was passed
+	// on to the application (handleFeedback).
+	peerKeyAt clock.Time
 	// keyRetryAt: a key frame written on request was itself dropped as
 	// predicted late; asking again before then would bring one no more
 	// likely to fit (a key-frame storm).

@@ -100,6 +100,7 @@ type ConnStats struct {
 	AVOffsetFrames          int64
 	FeedbackReceived        int64
 	KeyFrameRequests        int64 // PLIs received (pliCount is what we sent: PLIsSent)
+	KeyFrameRequestsMerged  int64 // of those, not passed on: within half a smoothed RTT (at least 20 ms) of the stream's last one
 	PLIsSent                int64
 	NACKsSent               int64 // NACK messages sent (nackCount)
 	PacketsNACKed           int64 // packet numbers they named
