@@ -139,7 +139,7 @@ func (c *chaos) feedback() {
 		case 3: // announce
 			var d []byte
 			for j := 1 + c.rng.IntN(4); j > 0; j-- {
-				d = append(d, byte(c.rng.IntN(17)), byte(c.rng.IntN(3)), byte(c.rng.IntN(3)), byte(c.rng.IntN(2)))
+				d = append(d, byte(c.rng.IntN(17)), byte(c.rng.IntN(3)), byte(c.rng.IntN(3)), byte(c.rng.IntN(2)|c.rng.IntN(4)<<streamGenShift))
 			}
 			b, _ = (&wire.App{Subtype: appSubStreams, Name: appStreamName, Data: d}).Append(b)
 		case 4: // drop notices
@@ -167,9 +167,15 @@ func (c *chaos) feedback() {
 			binary.BigEndian.PutUint32(d, c.rng.Uint32())
 			b, _ = (&wire.App{Subtype: uint8(c.rng.IntN(2)), Name: appPlayoutName, Data: d}).Append(b)
 		case 7:
-			d := make([]byte, 4)
+			d := make([]byte, streamAckLen)
+			if c.rng.IntN(8) == 0 {
+				d = d[:4] // the wrong length
+			}
 			binary.BigEndian.PutUint16(d, uint16(c.rng.Uint32()))
 			binary.BigEndian.PutUint16(d[2:], uint16(c.rng.Uint32()))
+			for i := 4; i < len(d); i++ {
+				d[i] = byte(c.rng.IntN(3))
+			}
 			b, _ = (&wire.App{Subtype: appSubStreamAck, Name: appStreamName, Data: d}).Append(b)
 		case 8:
 			rr := wire.ReceiverReport{Reports: []wire.ReceptionReport{{FractionLost: uint8(c.rng.Uint32()), TotalLost: c.rng.Uint32() & 0xffffff, Jitter: c.rng.Uint32()}}}

@@ -33,9 +33,23 @@ var appStreamName = [4]byte{'S', 'P', 'S', 'T'}
 
 const (
 	appSubStreams   = 0 // sender -> receiver: entries of id, kind, priority, flags
-	appSubStreamAck = 1 // receiver -> sender: bitmaps of streams known open and closed
+	appSubStreamAck = 1 // receiver -> sender: bitmaps of streams known open and closed, then each id's generation
 	streamFlagOpen  = 1
+	// An announcement's flags carry, above the open bit, the stream's
+	// generation: how many streams the sender opened on that id before it,
+	// modulo 128. A reordered or repeated announcement of an earlier
+	// stream on the id is then told from the id's reuse.
+	streamGenShift = 1
+	streamGenMask  = 0x7f
+	streamAckLen   = 4 + wire.MaxStreams
 )
+
+// genNewer reports whether generation a is later than b (serial
+// arithmetic modulo 128: up to 63 reuses ahead).
+func genNewer(a, b uint8) bool {
+	d := (a - b) & streamGenMask
+	return d != 0 && d < 64
+}
 
 type arrival struct {
 	key int64 // packet number + 1; 0 marks an empty slot
@@ -321,9 +335,9 @@ func (s *sender) appendAnnounce(b []byte) []byte {
 		if st == nil || st.acked {
 			continue
 		}
-		var flags byte
+		flags := st.gen << streamGenShift
 		if st.open {
-			flags = streamFlagOpen
+			flags |= streamFlagOpen
 		}
 		data[n], data[n+1], data[n+2], data[n+3] = st.id, byte(st.cfg.Kind), byte(st.cfg.Priority), flags
 		n += 4
@@ -342,6 +356,7 @@ func (s *sender) appendAnnounce(b []byte) []byte {
 
 func (r *receiver) appendStreamAck(b []byte) []byte {
 	var open, closed uint16
+	var data [streamAckLen]byte
 	for _, st := range r.streams {
 		if st == nil || !st.announced {
 			continue
@@ -351,8 +366,9 @@ func (r *receiver) appendStreamAck(b []byte) []byte {
 		} else {
 			closed |= 1 << st.id
 		}
+		data[4+int(st.id)] = st.gen
 	}
-	data := [4]byte{byte(open >> 8), byte(open), byte(closed >> 8), byte(closed)}
+	data[0], data[1], data[2], data[3] = byte(open>>8), byte(open), byte(closed>>8), byte(closed)
 	app := wire.App{Subtype: appSubStreamAck, Name: appStreamName, Data: data[:]}
 	out, err := app.Append(b)
 	if err != nil {
@@ -517,18 +533,33 @@ func (r *receiver) handleAnnounce(now clock.Time, data []byte) {
 			continue
 		}
 		kind, prio, open := Kind(last[id][1]), Priority(last[id][2]), last[id][3]&streamFlagOpen != 0
+		gen := last[id][3] >> streamGenShift
 		st := r.stream(id)
+		newer := false
+		if st.announced {
+			switch {
+			case genNewer(gen, st.gen):
+				newer = true
+			case gen != st.gen:
+				continue // an earlier stream's, reordered or repeated
+			case open && !st.open:
+				continue // this stream reopened: a stale open (reuse takes a new generation)
+			}
+		}
+		if newer {
+			// The id is reused: end the old stream first (its close may
+			// have been lost or overtaken).
+			if st.closeAt != clock.Never {
+				r.finishStream(now, st)
+			}
+			r.resetStream(now, st)
+			st.announced, st.open = false, false
+		}
+		st.gen = gen
 		switch {
-		case open && st.announced && st.open:
+		case open && st.announced:
 			// a repeat
 		case open:
-			if st.announced {
-				// The id was closed and is reused: end the old stream first.
-				if st.closeAt != clock.Never {
-					r.finishStream(now, st)
-				}
-				r.resetStream(now, st)
-			}
 			st.kind, st.priority, st.announced, st.open = kind, prio, true, true
 			st.jb.SetVideo(kind == KindVideo)
 			c.ep.pushEvent(Event{Type: EventStreamOpened, Conn: c, Stream: id, Kind: kind, Priority: prio})
@@ -569,7 +600,7 @@ func (r *receiver) resetStream(now clock.Time, st *recvStream) {
 }
 
 func (s *sender) handleStreamAck(data []byte) {
-	if len(data) < 4 {
+	if len(data) != streamAckLen {
 		s.c.stats.ProtocolErrors++
 		return
 	}
@@ -581,7 +612,9 @@ func (s *sender) handleStreamAck(data []byte) {
 			continue
 		}
 		bit := uint16(1) << st.id
-		if (st.open && open&bit != 0) || (!st.open && closed&bit != 0) {
+		if data[4+int(st.id)]&streamGenMask != st.gen {
+			// About an earlier stream on the id (a reordered ack).
+		} else if (st.open && open&bit != 0) || (!st.open && closed&bit != 0) {
 			st.acked = true
 		}
 		if !st.acked {

@@ -32,44 +32,47 @@ func (p *pipe) craftFeedback(t testing.TB, apps ...wire.App) []byte {
 }
 
 // announce is a stream announcement with the given entries for stream 0.
-func announce(opens ...bool) wire.App {
+// announce is an announcement of stream 0, generation gen, once per
+// entry of opens (open or closed).
+func announce(gen uint8, opens ...bool) wire.App {
 	data := make([]byte, 0, 4*len(opens))
 	for _, open := range opens {
-		flags := byte(0)
+		flags := gen << streamGenShift
 		if open {
-			flags = streamFlagOpen
+			flags |= streamFlagOpen
 		}
 		data = append(data, 0, byte(KindVideo), byte(PriorityLow), flags)
 	}
 	return wire.App{Subtype: appSubStreams, Name: appStreamName, Data: data}
 }
 
-func flipFlop(n int) wire.App {
+func flipFlop(n int, gen uint8) wire.App {
 	opens := make([]bool, n)
 	for i := range opens {
 		opens[i] = i%2 == 0
 	}
-	return announce(opens...)
+	return announce(gen, opens...)
 }
 
 // One announcement that opens and closes a stream 362 times is one state
 // change, not 362 stream resets.
 func TestAnnouncementFlipFlopIsOneChange(t *testing.T) {
 	p := newPipe(t, Config{})
-	d := p.craftFeedback(t, flipFlop(362)) // ends closed
+	d := p.craftFeedback(t, flipFlop(362, 0)) // ends closed
 	require.LessOrEqual(t, len(d), 1472)
 	p.server.HandleDatagram(p.now, clientAddr, d)
 	assert.Equal(t, 1, p.server.events.Len(), "opened (then closing): one event")
 	p.drainEvents()
 
-	// Alternate datagrams that end open and that end closed: every one is a
-	// real change.
+	// Alternate datagrams that end open (a new generation: the id is
+	// reused) and that end closed: every one is a real change.
 	const n = 200
 	datagrams := make([][]byte, n)
 	for i := range datagrams {
-		app := flipFlop(362)
+		gen := uint8(i/2+1) & streamGenMask
+		app := flipFlop(362, gen)
 		if i%2 == 0 {
-			app = flipFlop(361) // ends open
+			app = flipFlop(361, gen) // ends open
 		}
 		datagrams[i] = p.craftFeedback(t, app)
 	}
@@ -91,7 +94,7 @@ func TestAnnouncementFlipFlopIsOneChange(t *testing.T) {
 func TestEventFloodKeepsLifecycleEvents(t *testing.T) {
 	p := newPipe(t, Config{})
 	for i := range 2 * maxConnEvents {
-		p.server.HandleDatagram(p.now, clientAddr, p.craftFeedback(t, announce(i%2 == 0)))
+		p.server.HandleDatagram(p.now, clientAddr, p.craftFeedback(t, announce(uint8(i/2)&streamGenMask, i%2 == 0)))
 	}
 	assert.Equal(t, maxConnEvents, p.sc.queuedEvents, "one connection holds at most maxConnEvents")
 	assert.Positive(t, p.sc.Stats().EventsDropped)

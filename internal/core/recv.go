@@ -46,6 +46,7 @@ type recvStream struct {
 	priority  Priority
 	announced bool // the peer announced it (frames wait for that)
 	open      bool
+	gen       uint8      // its generation on the id, as announced (docs/PROTOCOL.md §6.1)
 	closeAt   clock.Time // when a stream the peer closed has drained; Never otherwise
 	unsent    int64      // frames released but not delivered (unannounced), owed to the next one's LostBefore
 	highest   int64      // highest frame id seen; -1 before any

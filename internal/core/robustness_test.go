@@ -226,3 +226,117 @@ func TestReplayedHelloAfterClose(t *testing.T) {
 	_, _, ok = se.PollTransmit(p.now, p.buf)
 	assert.False(t, ok, "no answer")
 }
+
+// The sender opens a stream, sends a frame and closes the stream; the
+// network delivers the "open" announcement after the "closed" one. The
+// stale open must not reopen (reset) the stream: its frame still arrives,
+// and the application sees one open and one close.
+func TestReorderedAnnouncement(t *testing.T) {
+	for _, reorder := range []bool{false, true} {
+		t.Run(map[bool]string{false: "in order", true: "reordered"}[reorder], func(t *testing.T) {
+			p := newPipe(t, Config{})
+			var announces, data [][]byte
+			p.drop = func(from string, b []byte) bool {
+				if from != "client" {
+					return false
+				}
+				typ, _, _, err := wire.Peek(b)
+				require.NoError(t, err)
+				switch {
+				case typ == wire.TypeFeedback: // held, to be delivered by hand
+					announces = append(announces, append([]byte(nil), b...))
+					return true
+				case typ == wire.TypeData && len(data) < 3: // the frame's last fragment comes late
+					data = append(data, append([]byte(nil), b...))
+					return len(data) == 3
+				}
+				return false
+			}
+			sid, err := p.cc.OpenStream(p.now, StreamConfig{Kind: KindVideo})
+			require.NoError(t, err)
+			p.tick()
+			require.NoError(t, p.cc.WriteFrame(p.now, sid, make([]byte, 3000), FrameInfo{Capture: p.now, Key: true}))
+			p.tick()
+			require.NoError(t, p.cc.CloseStream(p.now, sid))
+			p.tick()
+			require.Len(t, announces, 2)
+			require.Len(t, data, 3)
+			p.drop = nil
+			var opened, closed, frames, lost int
+			count := func() {
+				for {
+					ev, ok := p.server.PollEvent()
+					if !ok {
+						return
+					}
+					switch ev.Type {
+					case EventStreamOpened:
+						opened++
+					case EventStreamClosed:
+						closed++
+					case EventFrame:
+						frames++
+					case EventFrameLost:
+						lost++
+					}
+				}
+			}
+			if reorder {
+				announces[0], announces[1] = announces[1], announces[0]
+			}
+			for _, a := range announces {
+				p.server.HandleDatagram(p.now, clientAddr, a)
+				count()
+			}
+			p.now = p.now.Add(5 * time.Millisecond)
+			p.server.HandleDatagram(p.now, clientAddr, data[2]) // within the close's drain time
+			count()
+			for range 200 {
+				p.now = p.now.Add(10 * time.Millisecond)
+				p.tick()
+				count()
+			}
+			assert.Equal(t, 1, opened)
+			assert.Equal(t, 1, closed)
+			assert.Equal(t, 1, frames)
+			assert.Zero(t, lost)
+		})
+	}
+}
+
+// A reused stream id takes the next generation; an acknowledgement naming
+// an earlier generation acknowledges nothing.
+func TestStreamGenerations(t *testing.T) {
+	p := newPipe(t, Config{})
+	for want := range uint8(3) {
+		sid, err := p.cc.OpenStream(p.now, StreamConfig{Kind: KindVideo})
+		require.NoError(t, err)
+		require.Zero(t, sid, "the id is reused")
+		require.Equal(t, want, p.cc.snd.streams[sid].gen)
+		p.tick()
+		require.True(t, p.cc.snd.streams[sid].acked)
+		require.Equal(t, want, p.sc.rcv.streams[sid].gen, "the receiver follows")
+		require.NoError(t, p.cc.CloseStream(p.now, sid))
+		for range 50 {
+			p.now = p.now.Add(10 * time.Millisecond)
+			p.tick()
+		}
+		p.drainEvents()
+		require.True(t, p.cc.snd.streams[sid].acked, "the close is acknowledged")
+	}
+	st := p.cc.snd.streams[0]
+	sid, err := p.cc.OpenStream(p.now, StreamConfig{Kind: KindAudio})
+	require.NoError(t, err)
+	require.Equal(t, uint8(3), st.gen)
+	// A stale ack: stream 0 open, generation 2.
+	ack := make([]byte, streamAckLen)
+	ack[0], ack[1], ack[4] = 0, 1, 2
+	p.cc.snd.handleStreamAck(ack)
+	assert.False(t, p.cc.snd.streams[sid].acked, "an ack of generation 2 is not one of generation 3")
+	ack[4] = 3
+	p.cc.snd.handleStreamAck(ack)
+	assert.True(t, p.cc.snd.streams[sid].acked)
+	errs := p.cc.stats.ProtocolErrors
+	p.cc.snd.handleStreamAck(ack[:4])
+	assert.Equal(t, errs+1, p.cc.stats.ProtocolErrors, "the old 4-byte form is an error")
+}

@@ -68,6 +68,9 @@ type sendStream struct {
 	// (EventKeyFrameRequest, Local) and has not written one since.
 	broken   bool
 	keyAsked bool
+	// gen is the stream's generation on its id (docs/PROTOCOL.md §6.1):
+	// the streams opened on the id before it, modulo 128.
+	gen uint8
 	// peerKeyAt: when the peer's last key-frame request (PLI) was passed
 	// on to the application (handleFeedback).
 	peerKeyAt clock.Time
@@ -139,6 +142,7 @@ type sender struct {
 	peerPlayout time.Duration // the receiver's playout offset (APP SPPO)
 	hz          horizonReport // the deadline horizon told to the receiver (APP SPPO subtype 1)
 	streams     [wire.MaxStreams]*sendStream
+	used        uint16        // stream ids opened at least once (sendStream.gen)
 	order       []*sendStream // streams in sending priority
 	queued      int           // bytes queued on all streams
 	// inflight: media bytes sent and not yet reported by feedback (nor
@@ -346,7 +350,12 @@ func (c *Conn) OpenStream(now clock.Time, cfg StreamConfig) (uint8, error) {
 			st = &sendStream{id: uint8(id)}
 			s.streams[id] = st
 		}
-		*st = sendStream{id: uint8(id), cfg: cfg, open: true, queue: st.queue}
+		gen := uint8(0)
+		if s.used&(1<<id) != 0 {
+			gen = (st.gen + 1) & streamGenMask
+		}
+		s.used |= 1 << id
+		*st = sendStream{id: uint8(id), cfg: cfg, open: true, queue: st.queue, gen: gen}
 		s.rebuildOrder()
 		s.announceDue = true
 		s.announceSent = clock.Time(-1 << 62)

@@ -310,6 +310,19 @@ func FuzzEndpoint(f *testing.F) {
 		require.NoError(f, err)
 		f.Add(append([]byte{1}, b...))
 	}
+	// Stream announcements of later, earlier and equal generations, and
+	// acknowledgements of both lengths (APP SPST).
+	for _, app := range []wire.App{
+		{Subtype: appSubStreams, Name: appStreamName, Data: []byte{0, 2, 0, 1, 0, 2, 0, 2 << streamGenShift, 0, 2, 0, 3 << streamGenShift, 0, 1, 1, 0x7f<<streamGenShift | 1}},
+		{Subtype: appSubStreamAck, Name: appStreamName, Data: append([]byte{0, 1, 0, 0}, make([]byte, wire.MaxStreams)...)},
+		{Subtype: appSubStreamAck, Name: appStreamName, Data: []byte{0, 1, 0, 0}},
+	} {
+		b, err := wire.AppendFeedbackHeader(nil, 1, 9)
+		require.NoError(f, err)
+		b, err = app.Append(b)
+		require.NoError(f, err)
+		f.Add(append([]byte{1}, b...))
+	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		if len(in) < 2 {
 			return
