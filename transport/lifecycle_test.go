@@ -16,38 +16,47 @@ import (
 	"github.com/spillway-rt/spillway/netem"
 )
 
+// videoPair opens a session over a 5 ms link, publishes a video track with
+// one key frame written and accepts it. Call inside a synctest bubble.
+func videoPair(t *testing.T) (client *Transport, v *LocalTrack, rt *RemoteTrack) {
+	t.Helper()
+	ctx := context.Background()
+	l, client, _ := netemPair(t, netem.LinkConfig{Delay: 5 * time.Millisecond}, nil)
+	cs, ss := dialAccept(t, l, client)
+	v, err := cs.Publish(ctx, TrackConfig{Kind: KindVideo})
+	require.NoError(t, err)
+	require.NoError(t, v.WriteFrame(ctx, Frame{Data: []byte("k"), Keyframe: true}))
+	rt, err = ss.AcceptTrack(ctx)
+	require.NoError(t, err)
+	return client, v, rt
+}
+
 // Callbacks may call into the transport while it closes, Close included:
 // nothing waits for a callback on the loop.
 func TestCallbacksDuringClose(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		// in runs inside the callback; out is what Close's caller does.
-		in func(client *Transport, v *LocalTrack) error
+		in   func(client *Transport, v *LocalTrack) error // runs inside the callback
+		want error                                        // what in returns
 	}{
 		{"write a key frame while Close runs", func(_ *Transport, v *LocalTrack) error {
 			time.Sleep(2 * time.Second) // a slow encoder: the transport ends meanwhile
 			return v.WriteFrame(context.Background(), Frame{Data: []byte("key"), Keyframe: true})
-		}},
+		}, ErrClosed},
 		{"close the transport", func(client *Transport, _ *LocalTrack) error {
 			return client.Close()
-		}},
+		}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ctx := context.Background()
-				l, client, _ := netemPair(t, netem.LinkConfig{Delay: 5 * time.Millisecond}, nil)
-				cs, ss := dialAccept(t, l, client)
-				v, err := cs.Publish(ctx, TrackConfig{Kind: KindVideo})
-				require.NoError(t, err)
-				require.NoError(t, v.WriteFrame(ctx, Frame{Data: []byte("k"), Keyframe: true}))
+				client, v, rt := videoPair(t)
 				entered := make(chan struct{})
 				got := make(chan error, 1)
 				v.OnKeyFrameRequest(func() {
 					close(entered)
 					got <- tc.in(client, v)
 				})
-				rt, err := ss.AcceptTrack(ctx)
-				require.NoError(t, err)
 				require.NoError(t, rt.RequestKeyFrame(ctx))
 				<-entered
 				closed := make(chan error, 1)
@@ -58,11 +67,10 @@ func TestCallbacksDuringClose(t *testing.T) {
 				case <-time.After(time.Minute):
 					t.Fatal("Close still blocked after a minute (of the bubble's time)")
 				}
-				err = <-got
-				if tc.name == "close the transport" {
+				if err := <-got; tc.want == nil {
 					assert.NoError(t, err)
 				} else {
-					assert.ErrorIs(t, err, ErrClosed, "the transport had ended")
+					assert.ErrorIs(t, err, tc.want)
 				}
 			})
 		})
@@ -206,15 +214,9 @@ func TestCancelAsCommandRuns(t *testing.T) {
 func TestEndedRemoteTrack(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		l, client, _ := netemPair(t, netem.LinkConfig{Delay: 5 * time.Millisecond}, nil)
-		cs, ss := dialAccept(t, l, client)
-		v, err := cs.Publish(ctx, TrackConfig{Kind: KindVideo})
-		require.NoError(t, err)
-		require.NoError(t, v.WriteFrame(ctx, Frame{Data: []byte("k"), Keyframe: true}))
-		rt, err := ss.AcceptTrack(ctx)
-		require.NoError(t, err)
+		_, v, rt := videoPair(t)
 		require.NoError(t, rt.RequestKeyFrame(ctx))
-		_, err = rt.PlayoutStats(ctx)
+		_, err := rt.PlayoutStats(ctx)
 		require.NoError(t, err)
 		require.NoError(t, v.Close())
 		buf := make([]byte, 8)
