@@ -547,9 +547,9 @@ func (r *receiver) handleAnnounce(now clock.Time, data []byte) {
 			}
 		}
 		if newer {
-			// The id is reused: end the old stream first (its close may
-			// have been lost or overtaken).
-			if st.closeAt != clock.Never {
+			// The id is reused: end the old stream first, delivering what
+			// it completed (its close may have been lost or overtaken).
+			if st.open || st.closeAt != clock.Never {
 				r.finishStream(now, st)
 			}
 			r.resetStream(now, st)

@@ -340,3 +340,23 @@ func TestStreamGenerations(t *testing.T) {
 	p.cc.snd.handleStreamAck(ack[:4])
 	assert.Equal(t, errs+1, p.cc.stats.ProtocolErrors, "the old 4-byte form is an error")
 }
+
+// A newer generation's announcement ends the id's earlier stream even if
+// its close never came: the application sees it close before the new one
+// opens.
+func TestNewerGenerationEndsAnOpenStream(t *testing.T) {
+	p := newPipe(t, Config{})
+	p.server.HandleDatagram(p.now, clientAddr, p.craftFeedback(t, announce(0, true)))
+	p.server.HandleDatagram(p.now, clientAddr, p.craftFeedback(t, announce(1, true)))
+	var got []EventType
+	for {
+		ev, ok := p.server.PollEvent()
+		if !ok {
+			break
+		}
+		got = append(got, ev.Type)
+	}
+	assert.Equal(t, []EventType{EventStreamOpened, EventStreamClosed, EventStreamOpened}, got)
+	assert.Equal(t, uint8(1), p.sc.rcv.streams[0].gen)
+	assert.True(t, p.sc.rcv.streams[0].open)
+}
