@@ -265,8 +265,10 @@ func (p *Pacer) SetQueueLimit(d time.Duration) { p.limit = max(d, 0) }
 // QueueLimit returns the queue's bound in time (0: none).
 func (p *Pacer) QueueLimit() time.Duration { return p.limit }
 
-// Add counts n bytes of class c joining the queue.
+// Add counts n bytes of class c joining the queue. A class past the last
+// counts as ClassData (as fec's AddMedia takes it).
 func (p *Pacer) Add(c Class, n int) {
+	c = min(c, ClassData)
 	p.queued[c] += int64(n)
 	p.total += int64(n)
 	if d := p.QueueDelay(); d > p.stats.QueueDelayMax {
@@ -275,8 +277,10 @@ func (p *Pacer) Add(c Class, n int) {
 }
 
 // Remove counts n bytes of class c leaving the queue (sent or dropped).
-// A Stretch ends once the bytes it was asked for have left.
+// A Stretch ends once the bytes it was asked for have left. A class past
+// the last counts as ClassData.
 func (p *Pacer) Remove(c Class, n int) {
+	c = min(c, ClassData)
 	p.queued[c] -= int64(n)
 	p.total -= int64(n)
 	if p.queued[c] < 0 || p.total < 0 {
@@ -298,7 +302,7 @@ func (p *Pacer) Remove(c Class, n int) {
 func (p *Pacer) Queued() int64 { return p.total }
 
 // QueuedClass returns the bytes waiting in class c.
-func (p *Pacer) QueuedClass(c Class) int64 { return p.queued[c] }
+func (p *Pacer) QueuedClass(c Class) int64 { return p.queued[min(c, ClassData)] }
 
 // Ahead returns the bytes waiting in the classes that leave before c.
 func (p *Pacer) Ahead(c Class) int64 {

@@ -108,3 +108,14 @@ func BenchmarkSteadyPacer(b *testing.B) {
 		}
 	}
 }
+
+// A class past the last counts as ClassData, as fec's AddMedia takes it,
+// rather than indexing past the queue's accounts.
+func TestPacerClassOutOfRange(t *testing.T) {
+	p := NewPacer(1_000_000, 0)
+	require.NotPanics(t, func() { p.Add(NumClasses, 100) })
+	assert.Equal(t, int64(100), p.QueuedClass(ClassData))
+	assert.Equal(t, int64(100), p.QueuedClass(NumClasses+3))
+	require.NotPanics(t, func() { p.Remove(NumClasses+1, 100) })
+	assert.Zero(t, p.Queued())
+}

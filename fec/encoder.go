@@ -3,6 +3,7 @@ package fec
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"time"
 
 	"github.com/klauspost/reedsolomon"
@@ -35,8 +36,8 @@ type EncoderConfig struct {
 	// MaxM is the most repair packets in a block, at most MaxParity.
 	// Default 16.
 	MaxM int
-	// MaxOverhead caps a block's repair packets at MaxOverhead x k.
-	// Default 0.5 (libwebrtc's cap); at most 1 unless FixedM is set.
+	// MaxOverhead caps a block's repair packets at MaxOverhead x k, in
+	// (0, 1]. Default 0.5 (libwebrtc's cap). FixedM is not bound by it.
 	MaxOverhead float64
 	// Targets, by class, of the failure probability the policy aims below:
 	// F (frame or block lost after FEC and ARQ) for video and data, Q
@@ -404,7 +405,11 @@ func (e *Encoder) AddMedia(now clock.Time, pn int64, pkt []byte, class Class, de
 	for s := range ln.depth {
 		if bi := ln.open[s]; bi >= 0 {
 			b := &e.blocks[bi]
-			if pn-b.base >= MaxSpan || pn <= b.base || now >= b.closeBy {
+			// A packet number at or below the block's highest closes it
+			// too: the decoder orders a block's packets by number, and
+			// the parity by the order they came (a repeat would count
+			// twice).
+			if pn-b.base >= MaxSpan || pn-b.base < int64(bits.Len64(b.mask)) || now >= b.closeBy {
 				e.close(class, s, closeTimeBound)
 			}
 		}

@@ -83,8 +83,13 @@ type Frame struct {
 
 // Defaults of Config's zero fields.
 const (
-	DefaultMaxFrames      = 512 // 10 s of 50 fps audio, beyond any playout delay a profile allows
-	DefaultQuantile       = 0.99
+	DefaultMaxFrames = 512 // 10 s of 50 fps audio, beyond any playout delay a profile allows
+	DefaultQuantile  = 0.99
+	// MaxQuantile is the highest Quantile a buffer takes: one frame in
+	// 100000 late. Closer to 1 the share above it falls below what the
+	// quantiles' weights resolve, and the target sits at the top of their
+	// range (4 s) whatever the jitter.
+	MaxQuantile           = 0.99999
 	DefaultWindow         = 2 * time.Second
 	DefaultRecoveryWindow = 10 * time.Second
 	DefaultDrainRate      = 0.10
@@ -95,6 +100,7 @@ const (
 	DefaultRecoveryDecay = 3 * time.Second
 	pauseThreshold       = 5 * time.Second
 	stallGap             = 500 * time.Millisecond
+	maxWindow            = time.Hour       // the longest default memory a Quantile derives
 	maxSpan              = 4 * time.Second // the quantiles' histogram range
 	freezeWindow         = 30
 	minSamples           = 25
@@ -119,7 +125,7 @@ type Config struct {
 	// (capture to playout). Zero MaxDelay: DefaultMaxDelay.
 	MinDelay, MaxDelay time.Duration
 	// Quantile of the frames' transit above the least that the target
-	// covers, in (0, 1). Default 0.99: about 1 % of frames late while the
+	// covers, in (0, MaxQuantile]. Default 0.99: about 1 % of frames late while the
 	// jitter holds still.
 	Quantile float64
 	// Window is the time constant of the jitter quantile's memory (frames
@@ -168,8 +174,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("jitterbuffer: Delay %v is negative", c.Delay)
 	case c.MinDelay < 0 || c.MaxDelay < 0 || (c.MaxDelay != 0 && c.MaxDelay < c.MinDelay):
 		return fmt.Errorf("jitterbuffer: MinDelay %v / MaxDelay %v invalid", c.MinDelay, c.MaxDelay)
-	case c.Quantile != 0 && !(c.Quantile > 0 && c.Quantile < 1):
-		return fmt.Errorf("jitterbuffer: Quantile %v outside (0, 1)", c.Quantile)
+	case c.Quantile != 0 && !(c.Quantile > 0 && c.Quantile <= MaxQuantile):
+		return fmt.Errorf("jitterbuffer: Quantile %v outside (0, %v]", c.Quantile, MaxQuantile)
 	case c.Window < 0 || c.RecoveryWindow < 0 || c.InitialDelay < 0 || c.MaxFrames < 0:
 		return fmt.Errorf("jitterbuffer: negative Window, RecoveryWindow, InitialDelay or MaxFrames")
 	case !(c.DrainRate >= 0 && c.DrainRate < 1):
@@ -188,12 +194,14 @@ func (c Config) withDefaults() Config {
 	// A higher quantile looks further back: the jitter's memory by the
 	// square root of the ratio of the shares above (Window's comment), the
 	// repaired frames' (rarer samples) by the ratio.
+	// (At most maxWindow: a Quantile a hair under 1 would otherwise
+	// overflow a Duration.)
 	scale := (1 - DefaultQuantile) / (1 - c.Quantile)
 	if c.Window == 0 {
-		c.Window = time.Duration(float64(DefaultWindow) * math.Sqrt(scale))
+		c.Window = time.Duration(min(float64(DefaultWindow)*math.Sqrt(scale), float64(maxWindow)))
 	}
 	if c.RecoveryWindow == 0 {
-		c.RecoveryWindow = time.Duration(float64(DefaultRecoveryWindow) * scale)
+		c.RecoveryWindow = time.Duration(min(float64(DefaultRecoveryWindow)*scale, float64(maxWindow)))
 	}
 	if c.DrainRate == 0 {
 		c.DrainRate = DefaultDrainRate

@@ -132,3 +132,34 @@ func TestExpect(t *testing.T) {
 	assert.Equal(t, int64(3), f.LostBefore, "frames 0-2 of a stream known to start at 0 were lost")
 	assert.ErrorIs(t, b.Push(0, Frame{ID: 1}), ErrLate)
 }
+
+// Validate refuses a Quantile closer to 1 than MaxQuantile; at
+// MaxQuantile the memories it derives stay at most an hour (a hair under 1
+// overflowed them: a negative RecoveryWindow), and the target follows the
+// jitter.
+func TestQuantileNearOne(t *testing.T) {
+	for _, q := range []float64{0.999999999999, 0.9999999999999999, 1} {
+		assert.Error(t, Config{Quantile: q}.Validate(), "q=%v", q)
+	}
+	cfg := Config{Quantile: MaxQuantile}
+	require.NoError(t, cfg.Validate())
+	b := New(cfg)
+	got := b.Config()
+	assert.Equal(t, time.Hour, got.RecoveryWindow)
+	assert.Positive(t, got.Window)
+	assert.LessOrEqual(t, got.Window, time.Hour)
+	require.NoError(t, got.Validate())
+	// 50-56 ms of transit, a frame every 20 ms: the target follows it.
+	for i := range 3000 {
+		capture := clock.Time(i) * 20 * ms
+		transit := 50*time.Millisecond + time.Duration(i%7)*time.Millisecond
+		done := capture.Add(transit)
+		require.NoError(t, b.Push(done, Frame{ID: int64(i), Capture: capture, Completed: done, Transit: transit}))
+		for {
+			if _, ok := b.Pop(done); !ok {
+				break
+			}
+		}
+	}
+	assert.Less(t, b.Stats(clock.Time(3000)*20*ms).JitterBufferTargetDelay/3000, 100*time.Millisecond)
+}

@@ -47,7 +47,7 @@ type Config struct {
 	// as a fraction of real time. Default 0.10 (RTC); Live uses 0.03.
 	DrainRate float64
 	// PlayoutQuantile is the share of frames an adaptive playout offset
-	// aims to play on time, in (0, 1). Default 0.99 (RTC); Live, smoothness
+	// aims to play on time, in (0, jitterbuffer.MaxQuantile]. Default 0.99 (RTC); Live, smoothness
 	// first, uses 0.999.
 	PlayoutQuantile float64
 	// PlayoutWindow is the time constant of an adaptive playout offset's
@@ -224,8 +224,8 @@ func (c Config) Validate() error {
 		return bad("Playout", "unknown mode", c.Playout)
 	case !(c.DrainRate >= 0 && c.DrainRate < 1):
 		return bad("DrainRate", "must be within [0, 1)", c.DrainRate)
-	case !(c.PlayoutQuantile >= 0 && c.PlayoutQuantile < 1):
-		return bad("PlayoutQuantile", "must be within (0, 1), or 0 for the default", c.PlayoutQuantile)
+	case !(c.PlayoutQuantile >= 0 && c.PlayoutQuantile <= jitterbuffer.MaxQuantile):
+		return bad("PlayoutQuantile", fmt.Sprintf("must be within (0, %v], or 0 for the default", jitterbuffer.MaxQuantile), c.PlayoutQuantile)
 	case c.PlayoutWindow < 0 || c.PlayoutWindow > time.Hour:
 		return bad("PlayoutWindow", "must be within 0-1h, 0 for the default", c.PlayoutWindow)
 	case !(c.RecoveryResidual >= 0 && c.RecoveryResidual <= 0.1):
