@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -654,4 +655,48 @@ func TestRecoveryTimes(t *testing.T) {
 
 	r.streams[0].frames = r.streams[0].frames[2:3]
 	assert.Nil(t, r.recoveryTimes(), "no frame lost an original")
+}
+
+// A scenario file's name becomes file names (-pcap) and its media length
+// sizes per-second records: both are bounded, with an error naming them.
+func TestScenarioValidateBounds(t *testing.T) {
+	base := Scenario{Name: "x", Profile: ProfileRTC, Media: time.Second, Target: TargetNominal, Traffic: DefaultTraffic()}
+	require.NoError(t, base.Validate())
+	for _, tc := range []struct {
+		name string
+		edit func(*Scenario)
+		want string
+	}{
+		{"a path up", func(s *Scenario) { s.Name = "../escape" }, "slash"},
+		{"a path down", func(s *Scenario) { s.Name = "a/b" }, "slash"},
+		{"a backslash", func(s *Scenario) { s.Name = `a\b` }, "slash"},
+		{"dot dot", func(s *Scenario) { s.Name = ".." }, "may not be"},
+		{"a year of media", func(s *Scenario) { s.Media = 8760 * time.Hour }, "outside (0, 6h0m0s]"},
+		{"a quantile a hair under 1", func(s *Scenario) { s.PlayoutQuantile = 0.9999999 }, "playout_quantile"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sc := base
+			tc.edit(&sc)
+			err := sc.Validate()
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+	sc := base
+	sc.Media = MaxMedia
+	assert.NoError(t, sc.Validate())
+}
+
+// A run stops when its Context ends, with the context's error.
+func TestRunWithContext(t *testing.T) {
+	scs, err := Select("^rtc-rtt40-loss0$")
+	require.NoError(t, err)
+	require.Len(t, scs, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = RunWith(scs[0], 1, RunOptions{Context: ctx})
+	assert.ErrorIs(t, err, context.Canceled)
+	res, err := RunWith(scs[0], 1, RunOptions{Context: context.Background()})
+	require.NoError(t, err)
+	assert.Positive(t, res.FramesSent)
 }

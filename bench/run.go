@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -639,6 +640,9 @@ type RunOptions struct {
 	// video freeze, in virtual seconds from the start of media: for
 	// finding out why a row looks as it does.
 	Trace io.Writer
+	// Context, if set, stops the run when it ends (RunWith then returns its
+	// error): the simulator checks it every simulated second.
+	Context context.Context
 }
 
 // RunWith runs one scenario as Run does, with options: Run(sc, seed) and
@@ -650,7 +654,7 @@ func RunWith(sc Scenario, seed uint64, opts RunOptions) (Result, error) {
 	}
 	ref := sc
 	ref.Target, ref.Reference = TargetGCC02, false
-	rr, _, err := runWith(ref, seed, RunOptions{})
+	rr, _, err := runWith(ref, seed, RunOptions{Context: opts.Context})
 	if err != nil {
 		return Result{}, fmt.Errorf("reference run: %w", err)
 	}
@@ -783,7 +787,13 @@ func runWith(sc Scenario, seed uint64, opts RunOptions) (res Result, r *run, err
 		if end > limit {
 			end = limit
 		}
-		r.sim.RunUntil(end)
+		for t := r.sim.Now(); t < end && r.err == nil; {
+			t = min(t.Add(time.Second), end)
+			r.sim.RunUntil(t)
+			if opts.Context != nil && opts.Context.Err() != nil {
+				return Result{}, nil, fmt.Errorf("bench %s: %w", sc.Name, opts.Context.Err())
+			}
+		}
 		break
 	}
 	if r.err != nil {

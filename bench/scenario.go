@@ -5,8 +5,10 @@ import (
 	"math"
 	"math/rand/v2"
 	"regexp"
+	"strings"
 	"time"
 
+	"github.com/spillway-rt/spillway/jitterbuffer"
 	"github.com/spillway-rt/spillway/netem"
 )
 
@@ -47,7 +49,7 @@ type Scenario struct {
 	// media packet of a block, 0-1); 0 keeps the transport's default.
 	MaxFECOverhead float64 `json:"max_fec_overhead,omitempty"`
 	// PlayoutQuantile sets the receiver's core.Config.PlayoutQuantile (the
-	// share of frames its playout offset aims to play on time, in (0, 1));
+	// share of frames its playout offset aims to play on time, in (0, jitterbuffer.MaxQuantile]);
 	// 0 keeps the profile's (RTC 0.99, Live 0.999).
 	PlayoutQuantile float64 `json:"playout_quantile,omitempty"`
 	// Target says what drives the sender's transport target: "" (the
@@ -130,19 +132,27 @@ const (
 	TargetFixed TargetMode = "fixed"
 )
 
+// MaxMedia bounds a scenario's media duration: a run keeps per-second
+// figures and per-frame records (6 h: about 2 M frames of the foundation's
+// av traffic).
+const MaxMedia = 6 * time.Hour
+
 // Validate reports the first bad field.
 func (s Scenario) Validate() error {
 	switch {
 	case s.Name == "":
 		return fmt.Errorf("scenario: empty name")
+	case s.Name == "." || s.Name == ".." || strings.ContainsAny(s.Name, "/\\\x00"):
+		// It names files (-pcap DIR/<name>-fwd.pcap).
+		return fmt.Errorf("scenario %q: a name may not be . or .. nor hold a slash, backslash or NUL", s.Name)
 	case s.Profile != ProfileRTC && s.Profile != ProfileLive:
 		return fmt.Errorf("scenario %s: unknown profile %q", s.Name, s.Profile)
-	case s.Media <= 0:
-		return fmt.Errorf("scenario %s: media duration %v must be positive", s.Name, s.Media)
+	case s.Media <= 0 || s.Media > MaxMedia:
+		return fmt.Errorf("scenario %s: media duration %v outside (0, %v]", s.Name, s.Media, MaxMedia)
 	case !(s.MaxFECOverhead >= 0 && s.MaxFECOverhead <= 1):
 		return fmt.Errorf("scenario %s: max_fec_overhead %v outside [0, 1]", s.Name, s.MaxFECOverhead)
-	case !(s.PlayoutQuantile >= 0 && s.PlayoutQuantile < 1):
-		return fmt.Errorf("scenario %s: playout_quantile %v outside (0, 1)", s.Name, s.PlayoutQuantile)
+	case !(s.PlayoutQuantile >= 0 && s.PlayoutQuantile <= jitterbuffer.MaxQuantile):
+		return fmt.Errorf("scenario %s: playout_quantile %v outside (0, %v]", s.Name, s.PlayoutQuantile, jitterbuffer.MaxQuantile)
 	case s.Target != TargetNominal && s.Target != TargetScripted && s.Target != TargetGCC && s.Target != TargetGCC02 && s.Target != TargetFixed:
 		return fmt.Errorf("scenario %s: unknown target %q", s.Name, s.Target)
 	case s.StartTarget < 0:

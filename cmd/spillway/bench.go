@@ -176,13 +176,19 @@ func runBench(ctx context.Context, o benchOptions, scs []bench.Scenario, stdout,
 		start := time.Now()
 		var res bench.Result
 		var err error
-		opts := bench.RunOptions{PcapDir: o.Pcap}
+		opts := bench.RunOptions{PcapDir: o.Pcap, Context: ctx}
 		if trace != nil {
 			fmt.Fprintf(trace, "# %s seed %d\n", sc.Name, o.Seed)
 			opts.Trace = trace
 		}
 		res, err = bench.RunWith(sc, o.Seed, opts)
 		if err != nil {
+			if ctx.Err() != nil {
+				if len(results) > 0 {
+					_ = bench.WriteTable(stdout, results)
+				}
+				return fmt.Errorf("interrupted during scenario %d of %d (%s): %w", i+1, len(scs), sc.Name, ctx.Err())
+			}
 			return err
 		}
 		results = append(results, res)

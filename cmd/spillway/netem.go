@@ -56,7 +56,9 @@ const (
 	measureSize     = 1250
 	measureDelay    = 50 * time.Millisecond
 	measureDuration = 5 * time.Second
-	measureWarmup   = 500 // datagrams before the allocation count starts (the pools grow first)
+	// maxMeasureDuration bounds -measure's -duration.
+	maxMeasureDuration = time.Hour
+	measureWarmup      = 500 // datagrams before the allocation count starts (the pools grow first)
 )
 
 // linkFlags is what one set of impairment flags (the both-ways ones, or the
@@ -429,6 +431,10 @@ func parseNetemFlags(args []string, stderr io.Writer) (*netemOptions, *flag.Flag
 		return nil, fs, usageErr(fs, "-stats-interval %v: must not be negative", o.StatsInterval)
 	case o.Duration < 0:
 		return nil, fs, usageErr(fs, "-duration %v: must not be negative", o.Duration)
+	case o.Measure && o.Duration > maxMeasureDuration:
+		// It keeps every datagram's delay error, preallocated (8 B each,
+		// 1000 a second).
+		return nil, fs, usageErr(fs, "-measure -duration %v: at most %v", o.Duration, maxMeasureDuration)
 	case o.Measure && (o.Listen != "" || o.Forward != ""):
 		return nil, fs, usageErr(fs, "-measure makes its own sender and receiver: no -listen or -forward")
 	case o.Measure && o.Config != "":
@@ -1034,8 +1040,14 @@ func netemMeasure(ctx context.Context, o *netemOptions, stdout, stderr io.Writer
 		}
 	}
 	runtime.ReadMemStats(&ms1)
-	// Let the last datagrams through, then stop the receiver.
-	time.Sleep(o.Fwd.Delay + o.Fwd.Jitter + 200*time.Millisecond)
+	// Let the last datagrams through (unless interrupted), then stop the
+	// receiver.
+	drain := time.NewTimer(o.Fwd.Delay + o.Fwd.Jitter + 200*time.Millisecond)
+	select {
+	case <-drain.C:
+	case <-ctx.Done():
+		drain.Stop()
+	}
 	_ = rcv.SetReadDeadline(time.Now())
 	rwg.Wait()
 	if err := errors.Join(p.Close(), caps.close()); err != nil {

@@ -64,6 +64,8 @@ func TestNetemFlagErrorsNameTheFlag(t *testing.T) {
 		{[]string{"netem", "-forward", "127.0.0.1:9"}, "-listen is required"},
 		{[]string{"netem", "-listen", ":0"}, "-forward is required"},
 		{[]string{"netem", "-measure", "-listen", ":0"}, "-measure makes its own"},
+		// -measure keeps every datagram's delay error: 100000 h ran out of memory.
+		{[]string{"netem", "-measure", "-duration", "100000h"}, "-measure -duration 100000h0m0s: at most 1h0m0s"},
 	} {
 		var out, errOut bytes.Buffer
 		assert.Equal(t, exitUsage, run(t.Context(), tc.args, &out, &errOut))

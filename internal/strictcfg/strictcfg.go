@@ -185,6 +185,7 @@ func orTop(path string) string {
 var (
 	durationType = reflect.TypeFor[time.Duration]()
 	textType     = reflect.TypeFor[encoding.TextUnmarshaler]()
+	jsonType     = reflect.TypeFor[json.Unmarshaler]()
 )
 
 // assign stores the decoded value v into dst.
@@ -204,6 +205,18 @@ func assign(dst reflect.Value, v any, path string) error {
 	}
 	if dst.Type() == durationType {
 		return assignDuration(dst, v, bad)
+	}
+	if dst.CanAddr() && dst.Addr().Type().Implements(jsonType) {
+		// A type that reads its own JSON (netem.Trace: a list of times)
+		// gets the value as JSON, and checks it itself.
+		b, err := json.Marshal(v)
+		if err != nil {
+			return bad("%v", err)
+		}
+		if err := dst.Addr().Interface().(json.Unmarshaler).UnmarshalJSON(b); err != nil {
+			return bad("%v", err)
+		}
+		return nil
 	}
 	if dst.CanAddr() && dst.Addr().Type().Implements(textType) {
 		s, ok := v.(string)
