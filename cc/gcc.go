@@ -179,7 +179,8 @@ type GCC struct {
 	stats GCCStats
 }
 
-// GCCConfig configures a GCC. Zero fields take the defaults.
+// GCCConfig configures a GCC. Zero fields take the defaults; a MinRate
+// above MaxRate counts as MaxRate.
 type GCCConfig struct {
 	StartRate int64 // bit/s; default 300 kbit/s
 	MinRate   int64 // bit/s; default 50 kbit/s
@@ -413,7 +414,8 @@ const (
 	baseSlotLen = 2 * time.Second // the least delay of the last 10 s: 10 ms of drift at 1000 ppm
 )
 
-// withDefaults fills the zero fields and keeps StartRate within bounds.
+// withDefaults fills the zero fields, takes a MinRate above MaxRate as
+// MaxRate, and keeps StartRate within bounds.
 func (cfg GCCConfig) withDefaults() GCCConfig {
 	if cfg.StartRate <= 0 {
 		cfg.StartRate = 300_000
@@ -424,6 +426,7 @@ func (cfg GCCConfig) withDefaults() GCCConfig {
 	if cfg.MaxRate <= 0 {
 		cfg.MaxRate = 20_000_000
 	}
+	cfg.MinRate = min(cfg.MinRate, cfg.MaxRate)
 	cfg.StartRate = min(max(cfg.StartRate, cfg.MinRate), cfg.MaxRate)
 	return cfg
 }

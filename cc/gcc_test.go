@@ -913,3 +913,13 @@ func TestGCCSmallTargetGrowsAdditively(t *testing.T) {
 		assert.InDelta(t, tc.want, g.target, 1, tc.name)
 	}
 }
+
+// A MinRate above MaxRate counts as MaxRate: the least the controller
+// falls to is never above the most it may send.
+func TestGCCMinRateAboveMaxRate(t *testing.T) {
+	g := NewGCC(GCCConfig{MinRate: 2_000_000, MaxRate: 1_000_000})
+	assert.Equal(t, int64(1_000_000), g.cfg.MinRate)
+	assert.Equal(t, int64(1_000_000), g.Target())
+	g02 := NewGCC02(GCCConfig{MinRate: 2_000_000, MaxRate: 1_000_000})
+	assert.LessOrEqual(t, g02.Target(), int64(1_000_000))
+}

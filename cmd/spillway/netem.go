@@ -359,6 +359,10 @@ func (r *bitRate) Set(s string) error {
 	if err != nil || math.IsNaN(f) || f*mult > float64(netem.MaxRate) || f*mult < -float64(netem.MaxRate) {
 		return fmt.Errorf("%q is not a rate (bit/s, e.g. 4000000 or 4M)", s)
 	}
+	if v := f * mult; v > 0 && v < 1 {
+		// It would round to 0, which means no limit at all.
+		return fmt.Errorf("%q is under 1 bit/s (0 means no limit)", s)
+	}
 	*r = bitRate(f * mult)
 	return nil
 }

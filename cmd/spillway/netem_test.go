@@ -39,6 +39,7 @@ func TestNetemFlagErrorsNameTheFlag(t *testing.T) {
 		{[]string{"-rev-loss", "-0.1"}, "-rev-loss -0.1: must be in [0, 1]"},
 		{[]string{"-rate", "fast"}, "-rate"},
 		{[]string{"-rate", "-4M"}, "-rate -4000000: must be in"},
+		{[]string{"-rate", "0.5"}, `"0.5" is under 1 bit/s`},
 		{[]string{"-queue-bytes", "-1"}, "-queue-bytes -1: must not be negative"},
 		{[]string{"-queue-delay", "-1ms"}, "-queue-delay -1ms: must not be negative"},
 		{[]string{"-overhead", "70000"}, "-overhead 70000: must be in [0, 65535]"},
