@@ -142,7 +142,6 @@ type sender struct {
 	peerPlayout time.Duration // the receiver's playout offset (APP SPPO)
 	hz          horizonReport // the deadline horizon told to the receiver (APP SPPO subtype 1)
 	streams     [wire.MaxStreams]*sendStream
-	used        uint16        // stream ids opened at least once (sendStream.gen)
 	order       []*sendStream // streams in sending priority
 	queued      int           // bytes queued on all streams
 	// inflight: media bytes sent and not yet reported by feedback (nor
@@ -346,15 +345,13 @@ func (c *Conn) OpenStream(now clock.Time, cfg StreamConfig) (uint8, error) {
 		if st != nil && (st.open || !st.acked || st.queue.Len() > 0) {
 			continue
 		}
+		gen := uint8(0) // the id's first stream
 		if st == nil {
 			st = &sendStream{id: uint8(id)}
 			s.streams[id] = st
+		} else {
+			gen = (st.gen + 1) & streamGenMask // the id is reused
 		}
-		gen := uint8(0)
-		if s.used&(1<<id) != 0 {
-			gen = (st.gen + 1) & streamGenMask
-		}
-		s.used |= 1 << id
 		*st = sendStream{id: uint8(id), cfg: cfg, open: true, queue: st.queue, gen: gen}
 		s.rebuildOrder()
 		s.announceDue = true
