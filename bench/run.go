@@ -696,7 +696,7 @@ func runWith(sc Scenario, seed uint64, opts RunOptions) (res Result, r *run, err
 	case ProfileLive:
 		cfg.MinPlayoutDelay, cfg.MaxPlayoutDelay, cfg.DrainRate, cfg.PlayoutQuantile = time.Second, 3*time.Second, 0.03, 0.999
 		cfg.PlayoutWindow = core.LivePlayoutWindow
-		cfg.PlayoutStallTogether, cfg.RecoveryResidual = true, 1e-5
+		cfg.PlayoutStallTogether, cfg.RecoveryResidual = true, core.LiveRecoveryResidual
 	default:
 		cfg.MinPlayoutDelay, cfg.MaxPlayoutDelay, cfg.DrainRate = 0, 800*time.Millisecond, 0.10
 	}

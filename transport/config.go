@@ -303,7 +303,7 @@ func (p Profile) drainRate() float64 {
 // to miss their playout after loss recovery (core.Config.RecoveryResidual).
 func (p Profile) recoveryResidual() float64 {
 	if p == Live {
-		return 1e-5
+		return core.LiveRecoveryResidual
 	}
 	return core.DefaultRecoveryResidual
 }

@@ -30,8 +30,9 @@ const (
 	// frame.
 	DefaultRecoveryResidual = 6e-4
 	// maxRecoveryRounds bounds the rounds the allowance counts (the
-	// offset's bound, MaxPlayoutDelay, bounds its time): Live's 3 s at RTT
-	// 300 ms and 20 % loss needs 5.
+	// offset's bound, MaxPlayoutDelay, bounds its time): at 20 % loss
+	// Live's LiveRecoveryResidual asks for 8 (2.4 s at RTT 300 ms, within
+	// its 3 s).
 	maxRecoveryRounds = 8
 )
 

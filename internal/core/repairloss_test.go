@@ -8,7 +8,7 @@ import (
 )
 
 // TestRecoveryRounds: the rounds the recovery allowance counts follow
-// f p1 p^(r-1) <= the residual (RTC's default 6e-4; Live's 1e-5), with
+// f p1 p^(r-1) <= the residual (RTC's default 6e-4; Live's LiveRecoveryResidual), with
 // the first round's failure p1 from firstRoundLoss.
 func TestRecoveryRounds(t *testing.T) {
 	const rtc, live = 300 * time.Millisecond, 3 * time.Second
@@ -25,11 +25,12 @@ func TestRecoveryRounds(t *testing.T) {
 		{"5 %, first round doubled", 0.07, 0.05, 1.05, rtc, 6e-4, 1},  // 0.07 x 5e-3 = 3.5e-4
 		{"5 %, Live: single copies", 0.07, 0.05, 1.05, live, 6e-4, 2}, // 3.5e-3, then 1.75e-4
 		{"5 % in bursts: single copies", 0.07, 0.05, 2, rtc, 6e-4, 2},
-		{"audio 5 %", 0.01, 0.05, 1.05, rtc, 6e-4, 1},                   // 2.5e-5
-		{"GE 10 %", 0.2, 0.1, 3, rtc, 6e-4, 3},                          // 2e-2, 2e-3, 2e-4
-		{"10 %: single copies", 0.2, 0.1, 1.1, rtc, 6e-4, 3},            // 2e-2, 2e-3, 2e-4
-		{"Live, 20 %", 0.7, 0.2, 1.25, live, 1e-5, 7},                   // 0.7 x 0.2^7 = 9e-6
-		{"every frame, 40 %", 1, 0.4, 1, live, 1e-5, maxRecoveryRounds}, // never under: the bound
+		{"audio 5 %", 0.01, 0.05, 1.05, rtc, 6e-4, 1},                                   // 2.5e-5
+		{"GE 10 %", 0.2, 0.1, 3, rtc, 6e-4, 3},                                          // 2e-2, 2e-3, 2e-4
+		{"10 %: single copies", 0.2, 0.1, 1.1, rtc, 6e-4, 3},                            // 2e-2, 2e-3, 2e-4
+		{"Live, 20 %", 0.7, 0.2, 1.25, live, LiveRecoveryResidual, 8},                   // 0.7 x 0.2^7 = 9e-6, x 0.2 = 1.8e-6
+		{"Live, 10 %", 0.5, 0.1, 1.1, live, LiveRecoveryResidual, 6},                    // 0.5 x 0.1^6 = 5e-7
+		{"every frame, 40 %", 1, 0.4, 1, live, LiveRecoveryResidual, maxRecoveryRounds}, // never under: the bound
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
