@@ -23,7 +23,9 @@ var (
 	ErrHandshakeTimeout = core.ErrHandshakeTimeout
 	// ErrRejected: the server refused the session (a *RejectError says why).
 	ErrRejected = core.ErrRejected
-	// ErrTooManyTracks: a session sends at most 16 tracks at once.
+	// ErrTooManyTracks: a session sends at most 16 tracks at once; a
+	// closed track's id stays taken until its last frame's deadline has
+	// passed (and an RTT more).
 	ErrTooManyTracks = core.ErrTooManyStreams
 )
 

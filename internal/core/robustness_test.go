@@ -360,3 +360,84 @@ func TestNewerGenerationEndsAnOpenStream(t *testing.T) {
 	assert.Equal(t, uint8(1), p.sc.rcv.streams[0].gen)
 	assert.True(t, p.sc.rcv.streams[0].open)
 }
+
+// A closed stream's id is not reused while its packets may still be sent
+// (a retransmission, a repair: until its frames' deadlines) or be on their
+// way. Data packets carry no generation: a packet of the old stream
+// arriving after the new stream's announcement was taken for the new
+// stream's, its frame id (299) put the new stream's window past its first
+// frames (ids from 0), and those were refused.
+func TestStreamIDReuseWaitsForLastDeadline(t *testing.T) {
+	p := newPipe(t, Config{})
+	sid, err := p.cc.OpenStream(p.now, StreamConfig{Kind: KindVideo})
+	require.NoError(t, err)
+	p.tick()
+	const oldFrames = 300
+	var lastCapture clock.Time
+	for i := range oldFrames {
+		lastCapture = p.now
+		require.NoError(t, p.cc.WriteFrame(p.now, sid, payload(sid, int64(i), 200), FrameInfo{Capture: p.now, Key: i == 0}))
+		p.tick()
+		p.now = p.now.Add(time.Millisecond)
+	}
+	require.NoError(t, p.cc.CloseStream(p.now, sid))
+	for range 5 {
+		p.now = p.now.Add(10 * time.Millisecond)
+		p.tick()
+	}
+	require.True(t, p.cc.snd.streams[sid].acked, "the close is acknowledged")
+	require.Zero(t, p.cc.snd.streams[sid].queue.Len(), "the queue has drained")
+	p.drainEvents()
+
+	sid2, err := p.cc.OpenStream(p.now, StreamConfig{Kind: KindVideo})
+	require.NoError(t, err)
+	assert.NotEqual(t, sid, sid2, "the id waits for its last deadline")
+	p.tick()
+	// A packet of the old stream's last frame, sent late (as a
+	// retransmission would be: a fresh packet number).
+	p.craftFrame(t, sid, oldFrames-1, false, lastCapture)
+	delivered, lost := 0, 0
+	count := func() {
+		for {
+			ev, ok := p.server.PollEvent()
+			if !ok {
+				return
+			}
+			if ev.Stream != sid2 {
+				continue
+			}
+			switch ev.Type {
+			case EventFrame:
+				delivered++
+			case EventFrameLost:
+				lost++
+			}
+		}
+	}
+	const newFrames = 10
+	for i := range newFrames {
+		require.NoError(t, p.cc.WriteFrame(p.now, sid2, payload(sid2, int64(i), 200), FrameInfo{Capture: p.now, Key: i == 0}))
+		p.tick()
+		count()
+		p.now = p.now.Add(33 * time.Millisecond)
+	}
+	for range 100 {
+		p.now = p.now.Add(10 * time.Millisecond)
+		p.tick()
+		count()
+	}
+	assert.Equal(t, newFrames, delivered, "the new stream's frames")
+	assert.Zero(t, lost)
+
+	// Once the old stream's last deadline (capture + 300 ms) and the grace
+	// have passed, its id is free again.
+	require.NoError(t, p.cc.CloseStream(p.now, sid2))
+	for range 10 {
+		p.now = p.now.Add(10 * time.Millisecond)
+		p.tick()
+	}
+	sid3, err := p.cc.OpenStream(p.now, StreamConfig{Kind: KindAudio})
+	require.NoError(t, err)
+	assert.Equal(t, sid, sid3)
+	assert.Equal(t, uint8(1), p.cc.snd.streams[sid3].gen)
+}

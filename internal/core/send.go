@@ -79,7 +79,23 @@ type sendStream struct {
 	// likely to fit (a key-frame storm).
 	keyRetryAt clock.Time
 	target     int64 // the last TargetRate given the application, bit/s; 0 none yet
+	// lastDeadline is the latest deadline of the stream's packets sent
+	// (capture + the budget, as the retransmission history keeps them):
+	// until then a retransmission or a repair of one may still go, and
+	// the id is not reused before it (plus streamReuseGrace). Data packets
+	// do not carry the generation: one of the old stream's arriving after
+	// the new one's announcement would be taken for the new stream's, its
+	// frame id past the new frames' (which start at 0), and the receiver
+	// would refuse the new stream's first frames as older than its window.
+	lastDeadline clock.Time
+	sentData     bool // lastDeadline is set
 }
+
+// streamReuseGrace is added to the smoothed RTT after a closed stream's
+// last deadline before its id is reused: the last packet sent by then is
+// delivered before the new stream's announcement unless the path reorders
+// by more.
+const streamReuseGrace = 100 * time.Millisecond
 
 // StreamSendStats counts a sent stream's frames.
 type StreamSendStats struct {
@@ -315,6 +331,10 @@ func (s *sender) checkPathDelay() {
 }
 
 // OpenStream opens a stream to send frames on and returns its id (0-15).
+// A closed stream's id is taken again only once the peer acknowledged the
+// close and none of its packets can still be sent: after its frames'
+// deadlines, plus an RTT and streamReuseGrace. With all 16 ids open or
+// waiting so, it fails with ErrTooManyStreams.
 func (c *Conn) OpenStream(now clock.Time, cfg StreamConfig) (uint8, error) {
 	if c.state != stateEstablished && c.state != stateHandshake {
 		return 0, ErrClosed
@@ -341,8 +361,10 @@ func (c *Conn) OpenStream(now clock.Time, cfg StreamConfig) (uint8, error) {
 	for id := range s.streams {
 		st := s.streams[id]
 		// A stream id is free when it was never used, or its close was
-		// acknowledged and its queue has drained.
-		if st != nil && (st.open || !st.acked || st.queue.Len() > 0) {
+		// acknowledged, its queue has drained and none of its packets can
+		// be sent again (lastDeadline).
+		if st != nil && (st.open || !st.acked || st.queue.Len() > 0 ||
+			(st.sentData && now < st.lastDeadline.Add(c.rtt.Smoothed()+streamReuseGrace))) {
 			continue
 		}
 		gen := uint8(0) // the id's first stream
@@ -934,6 +956,9 @@ func (s *sender) sendFragment(now clock.Time, st *sendStream, f *outFrame, dst [
 	s.pacer.Remove(f.class, end-start)
 	c.consumePN()
 	s.protect(now, pn, &h, f.buf[start:end], f, st.cfg.Kind)
+	if d := f.capture.Add(s.c.budget()); !st.sentData || d > st.lastDeadline {
+		st.lastDeadline, st.sentData = d, true
+	}
 	s.record(pn, sentPacket{key: pn + 1, at: now, size: int32(len(b)), media: true,
 		stream: st.id, frame: f.id + 1})
 	c.stats.MediaPacketsSent++
