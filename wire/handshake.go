@@ -57,7 +57,7 @@ type Handshake struct {
 // TransportParams are what each side announces in its Hello or Accept about
 // itself; each is optional on the wire (zero means absent).
 type TransportParams struct {
-	FragmentSize    uint16        // bytes of frame data in every non-last fragment this side sends
+	FragmentSize    uint16        // bytes of frame prefix + frame data in every non-last fragment this side sends
 	MaxDatagramSize uint16        // largest datagram this side accepts
 	IdleTimeout     time.Duration // this side closes after this long without a packet (ms on the wire)
 	MaxFrameSize    uint32        // largest frame this side accepts
@@ -216,7 +216,7 @@ func (p *TransportParams) parse(b []byte) error {
 		}
 		v := b[:l]
 		b = b[l:]
-		if id >= 1 && id <= 8 {
+		if id >= paramFragmentSize && id <= paramRejectReason { // a known id: at most once
 			bit := uint8(1) << (id - 1)
 			if seen&bit != 0 {
 				return errParamDup

@@ -142,6 +142,12 @@ func TestHandshakeRejects(t *testing.T) {
 	assert.ErrorIs(t, got.Parse(dup), ErrMalformed, "duplicate parameter")
 	unknown := []byte{byte0(TypeHandshake, 0), 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 3, 200, 1, 9}
 	require.NoError(t, got.Parse(unknown), "unknown parameters are ignored")
+	// An unknown id may repeat (a later version's parameter): 7 and 8, the
+	// next ids, were refused as duplicates.
+	for _, id := range []byte{7, 8, 9, 200} {
+		rep := []byte{byte0(TypeHandshake, 0), 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 6, id, 1, 0, id, 1, 0}
+		assert.NoError(t, got.Parse(rep), "unknown id %d repeated", id)
+	}
 
 	_, err = (&Handshake{Cookie: make([]byte, MaxCookieLen+1)}).Append(nil, 0)
 	assert.ErrorIs(t, err, ErrRange)

@@ -85,7 +85,8 @@ type Config struct {
 	// False: audio plays on (RTC: audio first).
 	PlayoutStallTogether bool
 
-	// FragmentSize is the bytes of frame data per data packet. Default 1200;
+	// FragmentSize is the bytes of frame prefix (wire.FramePrefixLen, in
+	// the first fragment) and frame data per data packet. Default 1200;
 	// at least 64. A datagram is FragmentSize plus at most
 	// wire.MaxPacketOverhead (31) bytes: an FEC repair packet.
 	FragmentSize int
