@@ -468,10 +468,11 @@ func (e *engine) propagate(l *Link, p *packet) {
 	}
 	if cfg.ReorderProb > 0 {
 		if l.reorderCount >= max(cfg.ReorderGap, 1)-1 && l.reorderRNG.Float64() < cfg.ReorderProb {
-			// Sent at once, ahead of the datagrams still propagating.
+			// Sent at once, ahead of the datagrams still propagating,
+			// but not through a stall (HoldUntil holds every datagram).
 			l.reorderCount = 0
 			l.stats.PacketsReordered++
-			e.forward(l, p, e.now)
+			e.forward(l, p, clock.Max(e.now, clock.Time(cfg.HoldUntil)))
 			return
 		}
 		l.reorderCount++

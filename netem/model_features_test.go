@@ -69,6 +69,28 @@ func TestStallHoldsAndReleases(t *testing.T) {
 	assert.Zero(t, l.Config().HoldUntil)
 }
 
+// A stall holds the datagrams ReorderProb sends at once too: they went
+// straight through it.
+func TestStallHoldsReorderedDatagrams(t *testing.T) {
+	const n = 3000
+	base := netem.LinkConfig{Delay: 20 * time.Millisecond, ReorderProb: 1} // every datagram at once
+	src := &source{interval: time.Millisecond, size: 100, left: n}
+	s, k := oneWay(t, 1, base, src)
+	l := s.Link(addrA, addrB)
+	require.NoError(t, s.ApplySchedule(l, netem.Stall(base, time.Second, 1500*time.Millisecond)))
+	s.RunUntil(clock.Never)
+	requireAllConserved(t, l.Stats())
+	require.Len(t, k.arrivals, n, "a stall loses nothing")
+	for _, a := range k.arrivals {
+		sent := src.sendTime(0, a.seq)
+		want := sent // sent at once
+		if sent >= ms(1000) && sent < ms(1500) {
+			want = ms(1500) // held until the stall ends
+		}
+		require.Equal(t, want, a.at, "datagram %d", a.seq)
+	}
+}
+
 func TestApplyScheduleErrors(t *testing.T) {
 	s := netem.New(1)
 	require.NoError(t, s.AddNode(addrA, &sink{}))

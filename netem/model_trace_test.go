@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spillway-rt/spillway/clock"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -211,4 +212,31 @@ func FuzzParseTrace(f *testing.F) {
 		require.Equal(t, tr.Millis(), back.Millis())
 		require.NoError(t, (&netem.LinkConfig{Trace: tr}).Validate())
 	})
+}
+
+// A datagram reaching an idle trace link exactly at a period's end leaves
+// at the opportunity there (the period's last, at its end): it waited for
+// the next period's first.
+func TestTraceOpportunityAtPeriodEnd(t *testing.T) {
+	tests := []struct {
+		name string
+		ms   []int64
+		want time.Duration // when the datagram sent at 2 s leaves
+	}{
+		{"every ms from 1", []int64{1, 2, 3, 1000}, 2 * time.Second},
+		{"two at the end", []int64{5, 1000, 1000}, 2 * time.Second},
+		{"from 0", []int64{0, 500, 1000}, 2 * time.Second},
+		{"not on a boundary", []int64{300, 600}, 2*time.Second + 100*time.Millisecond}, // period 600 ms: 2 s is 200 ms into it
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr, err := netem.NewTrace(tt.ms)
+			require.NoError(t, err)
+			src := &source{interval: 2 * time.Second, size: 100, left: 2} // at 0 s and 2 s
+			s, k := oneWay(t, 1, netem.LinkConfig{Trace: tr}, src)
+			s.RunUntil(clock.Never)
+			require.Len(t, k.arrivals, 2)
+			assert.Equal(t, clock.Time(tt.want), k.arrivals[1].at)
+		})
+	}
 }

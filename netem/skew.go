@@ -36,7 +36,20 @@ func (c Clock) Local(t clock.Time) clock.Time {
 	if t == clock.Never || (c.PPM == 0 && c.Offset == 0) {
 		return t
 	}
-	return clock.Time(math.Floor(float64(t) * c.rate())).Add(c.Offset)
+	return toTime(math.Floor(float64(t) * c.rate())).Add(c.Offset)
+}
+
+// toTime converts a time computed in float64, saturating at clock.Never
+// and at the most negative Time: out of int64's range the conversion is
+// undefined (on amd64 it gives the most negative value).
+func toTime(f float64) clock.Time {
+	switch {
+	case f >= math.MaxInt64: // 2^63 as a float64
+		return clock.Never
+	case f <= math.MinInt64:
+		return clock.Time(math.MinInt64)
+	}
+	return clock.Time(f)
 }
 
 // Global returns the first virtual time at which the clock reads l or
@@ -46,7 +59,10 @@ func (c Clock) Global(l clock.Time) clock.Time {
 	if l == clock.Never || (c.PPM == 0 && c.Offset == 0) {
 		return l
 	}
-	t := clock.Time(math.Ceil(float64(l.Add(-c.Offset)) / c.rate()))
+	t := toTime(math.Ceil(float64(l.Add(-c.Offset)) / c.rate()))
+	if t == clock.Never {
+		return clock.Never // the clock reads l only after the last Time
+	}
 	for c.Local(t) < l {
 		t++
 	}

@@ -39,6 +39,19 @@ func TestClockLocalGlobal(t *testing.T) {
 			assert.Equal(t, clock.Never, tt.c.Global(clock.Never))
 		})
 	}
+	// Near the end of time: Global saturates at Never (it looped for ever
+	// on an out-of-range conversion), Local too.
+	for _, c := range []netem.Clock{{PPM: -100}, {PPM: 100}, {PPM: 1000, Offset: time.Hour}, {PPM: -1000, Offset: -time.Hour}} {
+		for _, l := range []clock.Time{clock.Never - clock.Time(time.Hour), clock.Never - 1, clock.Time(math.MinInt64 + 1)} {
+			g := c.Global(l)
+			if g != clock.Never {
+				assert.GreaterOrEqual(t, c.Local(g), l, "%+v: the timer for %d fires once the clock reads it", c, l)
+			}
+		}
+		if c.PPM > 0 {
+			assert.Equal(t, clock.Never, c.Local(clock.Never-1), "%+v: a fast clock passes the end of time", c)
+		}
+	}
 	assert.Error(t, netem.Clock{PPM: 20_000}.Validate())
 	assert.Error(t, netem.Clock{PPM: math.NaN()}.Validate())
 }

@@ -219,6 +219,13 @@ func (t *Trace) seek(now clock.Time) int64 {
 	}
 	c := int64(now) / int64(t.period)
 	r := int64(now) - c*int64(t.period)
+	if r == 0 {
+		// The previous period's last opportunities fall at its end, which
+		// is now: the first of them.
+		last := int64(t.period / time.Millisecond)
+		i := sort.Search(len(t.ms), func(i int) bool { return t.ms[i] >= last })
+		return (c-1)*int64(len(t.ms)) + int64(i)
+	}
 	i := sort.Search(len(t.ms), func(i int) bool { return t.ms[i]*int64(time.Millisecond) >= r })
 	return c*int64(len(t.ms)) + int64(i) // i == len: the next period's first
 }
