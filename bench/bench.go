@@ -192,12 +192,13 @@ func round6(v float64) float64   { return math.Round(v*1e6) / 1e6 }
 
 // windows computes the per-second figures: the p95 latency of the frames
 // completed in each 1 s window of the media (by completion time; frames
-// the sender dropped are not there, and windows starting within a second
-// after a capacity drop are left out), the video bytes completed per
+// the sender dropped are not there, nor those completed within a second
+// after a capacity drop), the video bytes completed per
 // second, and the share of completed frames that completed after their
 // deadline.
 func (r *run) windows(res *Result) {
 	secs := int(math.Ceil((r.sc.Media + r.latency + drainAfter).Seconds()))
+	drops := r.capacityDrops()
 	lat := make([][]float64, secs)
 	res.VideoDelivered1s = make([]int64, secs)
 	var delivered, late int
@@ -218,34 +219,21 @@ func (r *run) windows(res *Result) {
 			if w < 0 || w >= secs {
 				continue
 			}
-			lat[w] = append(lat[w], ms(fr.completed.Sub(fr.submit)))
 			if st.source == SourceVideo {
 				res.VideoDelivered1s[w] += int64(fr.size)
+			}
+			if !afterDrop(drops, fr.completed) {
+				lat[w] = append(lat[w], ms(fr.completed.Sub(fr.submit)))
 			}
 		}
 	}
 	if delivered > 0 {
 		res.LateDeliveredRatio = round6(float64(late) / float64(delivered))
 	}
-	// The seconds right after a capacity drop: no sender can know of it
-	// before feedback says so.
-	skip := make([]bool, secs)
-	rate := r.sc.Forward.Rate
-	for _, step := range r.sc.Schedule {
-		if step.Forward == nil {
-			continue
-		}
-		if step.Forward.Rate > 0 && (rate == 0 || step.Forward.Rate < rate) {
-			if w := int(step.At / time.Second); w < secs {
-				skip[w] = true
-			}
-		}
-		rate = step.Forward.Rate
-	}
 	res.SenderDroppedAfterDropS = r.droppedAfterDrops()
 	res.WindowP95LatencyMS = make([]*float64, secs)
 	for w := range lat {
-		if skip[w] || len(lat[w]) == 0 {
+		if len(lat[w]) == 0 {
 			continue
 		}
 		p := percentiles(lat[w]).P95
@@ -256,12 +244,18 @@ func (r *run) windows(res *Result) {
 	}
 }
 
-// droppedAfterDrops is SenderDroppedAfterDropS: for each capacity drop of
-// the forward link and each stream, the stream's media seconds (frames x
-// frame interval) the sender dropped among the frames captured from the
-// drop until the next capacity change; the largest.
-func (r *run) droppedAfterDrops() float64 {
-	best := 0.0
+// capacityDrop is a drop of the forward link's capacity: when it came and
+// when the next capacity change (or the media's end) did, on the
+// simulator's clock.
+type capacityDrop struct{ at, until clock.Time }
+
+// capacityDrops lists the forward link's capacity drops. Schedule times
+// count from the media's start, or in a row with Flows from the run's
+// (r.acct.origin): the windows and frame times count from the media's
+// start, about a handshake later, so the steps are placed on the
+// simulator's clock first.
+func (r *run) capacityDrops() []capacityDrop {
+	var out []capacityDrop
 	rate := r.sc.Forward.Rate
 	for i, step := range r.sc.Schedule {
 		if step.Forward == nil {
@@ -269,33 +263,55 @@ func (r *run) droppedAfterDrops() float64 {
 		}
 		newRate := step.Forward.Rate
 		if newRate > 0 && (rate == 0 || newRate < rate) {
-			end := r.sc.Media
+			d := capacityDrop{at: r.acct.origin.Add(step.At), until: r.mediaEnd}
 			for _, next := range r.sc.Schedule[i+1:] {
 				if next.Forward != nil && next.Forward.Rate != newRate {
-					end = next.At
+					d.until = r.acct.origin.Add(next.At)
 					break
 				}
 			}
-			from, to := r.mediaStart.Add(step.At), r.mediaStart.Add(end)
-			for _, st := range r.streams {
-				if st == nil {
-					continue
-				}
-				fps := r.sc.Traffic.Video.FPS
-				if st.source == SourceAudio {
-					fps = r.sc.Traffic.Audio.FPS
-				}
-				secs := 0.0
-				for k := range st.frames {
-					fr := &st.frames[k]
-					if fr.dropped && fr.submit >= from && fr.submit < to && fps > 0 {
-						secs += 1 / fps
-					}
-				}
-				best = max(best, secs)
-			}
+			out = append(out, d)
 		}
 		rate = newRate
+	}
+	return out
+}
+
+// afterDrop reports whether t falls within the first second after a
+// capacity drop: no sender can know of it before feedback says so.
+func afterDrop(drops []capacityDrop, t clock.Time) bool {
+	for _, d := range drops {
+		if t >= d.at && t < d.at.Add(time.Second) {
+			return true
+		}
+	}
+	return false
+}
+
+// droppedAfterDrops is SenderDroppedAfterDropS: for each capacity drop of
+// the forward link and each stream, the stream's media seconds (frames x
+// frame interval) the sender dropped among the frames captured from the
+// drop until the next capacity change; the largest.
+func (r *run) droppedAfterDrops() float64 {
+	best := 0.0
+	for _, d := range r.capacityDrops() {
+		for _, st := range r.streams {
+			if st == nil {
+				continue
+			}
+			fps := r.sc.Traffic.Video.FPS
+			if st.source == SourceAudio {
+				fps = r.sc.Traffic.Audio.FPS
+			}
+			secs := 0.0
+			for k := range st.frames {
+				fr := &st.frames[k]
+				if fr.dropped && fr.submit >= d.at && fr.submit < d.until && fps > 0 {
+					secs += 1 / fps
+				}
+			}
+			best = max(best, secs)
+		}
 	}
 	return round4(best)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spillway-rt/spillway/clock"
+	"github.com/spillway-rt/spillway/netem"
 	"github.com/spillway-rt/spillway/netem/pcap"
 )
 
@@ -699,4 +700,55 @@ func TestRunWithContext(t *testing.T) {
 	res, err := RunWith(scs[0], 1, RunOptions{Context: context.Background()})
 	require.NoError(t, err)
 	assert.Positive(t, res.FramesSent)
+}
+
+// The first second after a capacity drop is left out of the per-second
+// p95 latencies by the frames' completion times, on the simulator's
+// clock. In a row with Flows the schedule counts from the run's start
+// while the windows count from the media's, a handshake later: the second
+// left out was the window starting at the drop's time counted from the
+// media's start, which kept the frames of the drop's first 0.25 s and
+// dropped others a second after it.
+func TestWindowsLeaveOutTheSecondAfterADrop(t *testing.T) {
+	const mediaStart = clock.Time(250 * time.Millisecond)
+	fwd := func(rate int64) *netem.LinkConfig { return &netem.LinkConfig{Rate: rate} }
+	tests := []struct {
+		name   string
+		flows  bool
+		origin clock.Time
+		drop   clock.Time // on the simulator's clock
+	}{
+		{"schedule from the media's start", false, mediaStart, mediaStart + clock.Time(2*time.Second)},
+		{"row clock (Flows)", true, 0, clock.Time(2 * time.Second)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sc := Scenario{Media: 5 * time.Second, Forward: netem.LinkConfig{Rate: 4_000_000}, Traffic: Traffic{Video: VideoModel{FPS: 30}},
+				Schedule: []LinkStep{{At: 2 * time.Second, Forward: fwd(500_000)}, {At: 4 * time.Second, Forward: fwd(4_000_000)}}}
+			if tt.flows {
+				sc.Flows = []FlowSpec{{}}
+			}
+			r := &run{sc: sc, latency: 300 * time.Millisecond, mediaStart: mediaStart, mediaEnd: mediaStart.Add(sc.Media),
+				acct: &flowAcct{origin: tt.origin}}
+			// A frame completing every 10 ms, 400 ms after capture; those
+			// completing in the second after the drop take 900 ms.
+			st := &streamRec{source: SourceVideo}
+			for c := mediaStart; c < r.mediaEnd; c += clock.Time(10 * time.Millisecond) {
+				lat := 400 * time.Millisecond
+				if c >= tt.drop && c < tt.drop.Add(time.Second) {
+					lat = 900 * time.Millisecond
+				}
+				st.frames = append(st.frames, frameRec{submit: c.Add(-lat), completed: c, size: 1000})
+			}
+			// Frames the sender dropped: one captured right after the drop
+			// (counted), one right before it (not).
+			st.frames = append(st.frames, frameRec{submit: tt.drop.Add(10 * time.Millisecond), completed: clock.Never, playout: clock.Never, dropped: true},
+				frameRec{submit: tt.drop.Add(-10 * time.Millisecond), completed: clock.Never, playout: clock.Never, dropped: true})
+			r.streams[0] = st
+			var res Result
+			r.windows(&res)
+			assert.InDelta(t, 400, res.WindowP95LatencyMSMax, 1e-9, "the second after the drop is left out, no other")
+			assert.InDelta(t, 1/30.0, r.droppedAfterDrops(), 1e-4, "the frame dropped after the drop counts, not the one before")
+		})
+	}
 }

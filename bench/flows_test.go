@@ -433,3 +433,28 @@ func TestFixedTargetRows(t *testing.T) {
 		assert.Equal(t, 1_000_000.0, p.TargetBPS.Max, "no rise")
 	}
 }
+
+// The rows' measured windows follow the cc issue's must-show: RTT
+// fairness (5.5) over 100-299 s, long TCP (5.6) over 20-119 s, the loss
+// and jitter rows after 30 s; 5.5 was measured from its last join (45 s).
+func TestMeasuredWindows(t *testing.T) {
+	tests := []struct {
+		re   string
+		from time.Duration
+	}{
+		{"^rfc8867-5.5-", 100 * time.Second},
+		{"^rfc8867-5.6", 20 * time.Second},
+		{"^random-loss-", 30 * time.Second},
+		{"^jitter-30$", 30 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.re, func(t *testing.T) {
+			scs, err := Select(tt.re)
+			require.NoError(t, err)
+			require.NotEmpty(t, scs)
+			for _, sc := range scs {
+				assert.Equal(t, tt.from, sc.MeasureFrom, sc.Name)
+			}
+		})
+	}
+}

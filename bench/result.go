@@ -61,11 +61,12 @@ type Result struct {
 
 	// The pacer issue's fields: the largest of the per-second p95
 	// latencies of delivered frames (WindowP95LatencyMS, by completion
-	// second from the media's start; null for seconds left out: none
-	// completed, or the first second after a capacity drop), completed
-	// frames that completed after their deadline over completed frames, the
-	// sender's largest pacer queue delay right after a frame joined it, and
-	// the video frame bytes completed in each second.
+	// second from the media's start, leaving out the frames completed in
+	// the first second after a capacity drop; null for a second left with
+	// none), completed frames that completed after their deadline over
+	// completed frames, the sender's largest pacer queue delay right after
+	// a frame joined it, and the video frame bytes completed in each
+	// second.
 	//
 	// The jitter buffer's fields, from when the receiver released each
 	// frame: capture-to-playout percentiles and mean over played frames,
