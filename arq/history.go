@@ -449,6 +449,17 @@ func (h *History) Drop(pn int64) {
 	}
 }
 
+// Packet returns the bytes Put stored for pn, while the history holds
+// it and it is not acknowledged or dropped; the slice aliases the
+// history's memory and is valid until the next Put.
+func (h *History) Packet(pn int64) ([]byte, bool) {
+	e := h.lookup(pn)
+	if e == nil || e.acked {
+		return nil, false
+	}
+	return h.buf[e.off : e.off+e.n], true
+}
+
 // HasRetransmit reports whether retransmissions are queued, or a spaced
 // copy is due by now (NextCopy). PollRetransmit may still return none:
 // each is checked when it leaves.

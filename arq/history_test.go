@@ -513,3 +513,39 @@ func TestHistoryPadding(t *testing.T) {
 	assert.Equal(t, int64(7), h.Stats().PaddingSent)
 	assert.Zero(t, h.Stats().RetransmittedPacketsSent, "padding is not a retransmission")
 }
+
+// Packet returns what Put stored while the packet is held and needed.
+func TestHistoryPacket(t *testing.T) {
+	h := newHistory(t, HistoryConfig{MaxPackets: 4})
+	now := clock.Time(0)
+	deadline := now.Add(time.Second)
+	for pn := range int64(6) { // 0 and 1 are evicted: 4 packets held
+		h.Put(now, pn, pkt(pn, 100), deadline, 0)
+	}
+	tests := []struct {
+		name string
+		pn   int64
+		want bool
+	}{
+		{"evicted", 1, false},
+		{"held", 2, true},
+		{"newest", 5, true},
+		{"never put", 9, false},
+		{"invalid", -1, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, ok := h.Packet(tt.pn)
+			require.Equal(t, tt.want, ok)
+			if ok {
+				assert.Equal(t, pkt(tt.pn, 100), b)
+			}
+		})
+	}
+	h.Drop(3)
+	h.Acked(4)
+	_, ok := h.Packet(3)
+	assert.False(t, ok, "dropped")
+	_, ok = h.Packet(4)
+	assert.False(t, ok, "acknowledged")
+}

@@ -25,7 +25,8 @@ var (
 	ErrRejected = core.ErrRejected
 	// ErrTooManyTracks: a session sends at most 16 tracks at once; a
 	// closed track's id stays taken until its last frame's deadline has
-	// passed (and an RTT more).
+	// passed (and an RTT more) and the peer has acknowledged its drop
+	// notices (at most 2 s).
 	ErrTooManyTracks = core.ErrTooManyStreams
 )
 

@@ -103,6 +103,18 @@ func (d *dropNotices) addFrame(now clock.Time, stream uint8, id int64) {
 	d.push(dropNotice{stream: stream, firstFrame: id, frames: 1, at: now})
 }
 
+// pending reports whether a notice about stream waits for an
+// acknowledgement at now (one past dropNoticeLife does not).
+func (d *dropNotices) pending(now clock.Time, stream uint8) bool {
+	d.expire(now)
+	for i := 0; i < d.n; i++ {
+		if d.at(i).stream == stream {
+			return true
+		}
+	}
+	return false
+}
+
 // expire forgets notices older than dropNoticeLife.
 func (d *dropNotices) expire(now clock.Time) {
 	for d.n > 0 && now.Sub(d.at(0).at) > dropNoticeLife {
@@ -219,6 +231,14 @@ func (s *sender) declareDropped(now clock.Time, st *sendStream, f *outFrame) {
 	for pn := f.firstPN; pn < s.c.nextPN; pn++ {
 		p, ok := s.lookupSent(pn)
 		mine := ok && p.media && p.stream == st.id && p.frame == f.id+1
+		if !ok && pn < s.c.nextPN-historySize {
+			// Past the sent history (a frame of thousands of fragments,
+			// or a slow one): the retransmission history may still hold
+			// the packet, and its header says whose it is. It is dropped
+			// there, though no notice can name it.
+			s.dropHeld(pn, st.id, f.id)
+			continue
+		}
 		if mine && s.hist != nil {
 			s.hist.Drop(pn)
 		}
@@ -235,6 +255,24 @@ func (s *sender) declareDropped(now clock.Time, st *sendStream, f *outFrame) {
 	flush()
 	if !frameNoted {
 		s.notices.addFrame(now, st.id, f.id)
+	}
+}
+
+// dropHeld drops pn from the retransmission history if it carried a
+// fragment of stream's frame id. Frames leave a stream in order, so since
+// the frame's first fragment the stream's data packets are its own; the
+// 12-bit id checks it all the same.
+func (s *sender) dropHeld(pn int64, stream uint8, id int64) {
+	if s.hist == nil {
+		return
+	}
+	b, ok := s.hist.Packet(pn)
+	if !ok {
+		return
+	}
+	var h wire.DataHeader
+	if _, err := wire.ParseProtected(b, &h); err == nil && h.Stream == stream && int64(h.FrameID) == id&wire.FrameIDMask {
+		s.hist.Drop(pn)
 	}
 }
 

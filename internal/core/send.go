@@ -333,8 +333,9 @@ func (s *sender) checkPathDelay() {
 // OpenStream opens a stream to send frames on and returns its id (0-15).
 // A closed stream's id is taken again only once the peer acknowledged the
 // close and none of its packets can still be sent: after its frames'
-// deadlines, plus an RTT and streamReuseGrace. With all 16 ids open or
-// waiting so, it fails with ErrTooManyStreams.
+// deadlines, plus an RTT and streamReuseGrace, and once the peer
+// acknowledged its drop notices (or they expired, after 2 s). With all 16
+// ids open or waiting so, it fails with ErrTooManyStreams.
 func (c *Conn) OpenStream(now clock.Time, cfg StreamConfig) (uint8, error) {
 	if c.state != stateEstablished && c.state != stateHandshake {
 		return 0, ErrClosed
@@ -361,10 +362,12 @@ func (c *Conn) OpenStream(now clock.Time, cfg StreamConfig) (uint8, error) {
 	for id := range s.streams {
 		st := s.streams[id]
 		// A stream id is free when it was never used, or its close was
-		// acknowledged, its queue has drained and none of its packets can
-		// be sent again (lastDeadline).
+		// acknowledged, its queue has drained, none of its packets can
+		// be sent again (lastDeadline) and none of its drop notices waits
+		// for an acknowledgement (notices carry no generation either).
 		if st != nil && (st.open || !st.acked || st.queue.Len() > 0 ||
-			(st.sentData && now < st.lastDeadline.Add(c.rtt.Smoothed()+streamReuseGrace))) {
+			(st.sentData && now < st.lastDeadline.Add(c.rtt.Smoothed()+streamReuseGrace)) ||
+			s.notices.pending(now, st.id)) {
 			continue
 		}
 		gen := uint8(0) // the id's first stream
@@ -672,7 +675,7 @@ func keyRetryDelay(late time.Duration) time.Duration { return min(late, targetIn
 // askKey asks the application for a key frame on a broken stream, unless
 // it was asked already or a key frame just proved too late to send.
 func (s *sender) askKey(now clock.Time, st *sendStream) {
-	if st.broken && !st.keyAsked && now >= st.keyRetryAt {
+	if st.open && st.broken && !st.keyAsked && now >= st.keyRetryAt {
 		st.keyAsked = true
 		s.c.stats.KeyFrameRequestsLocal++
 		s.c.ep.pushEvent(Event{Type: EventKeyFrameRequest, Conn: s.c, Stream: st.id, Kind: st.cfg.Kind, Local: true})
@@ -725,9 +728,17 @@ func (s *sender) tooLate(now clock.Time, st *sendStream, f *outFrame, late time.
 		return
 	}
 	if st.target > 0 {
-		scale := max(1-float64(late)/float64(s.c.cfg.Latency), pushbackFloor)
-		s.setTarget(st, int64(float64(st.target)*scale))
+		s.pushback(st, max(1-float64(late)/float64(s.c.cfg.Latency), pushbackFloor))
 	}
+}
+
+// pushback lowers an open stream's target by scale at once, never under
+// its MinBitrate (a closed stream takes no more frames: nothing to ask).
+func (s *sender) pushback(st *sendStream, scale float64) {
+	if !st.open {
+		return
+	}
+	s.setTarget(st, max(int64(float64(st.target)*scale), st.cfg.MinBitrate))
 }
 
 // keyTooLate handles a key frame predicted to arrive late after all: the
@@ -740,8 +751,7 @@ func (s *sender) keyTooLate(now clock.Time, st *sendStream, f *outFrame, late ti
 	if st.target <= 0 || own <= 0 {
 		return
 	}
-	scale := max(1-float64(late)/float64(own), pushbackFloor)
-	s.setTarget(st, int64(float64(st.target)*scale))
+	s.pushback(st, max(1-float64(late)/float64(own), pushbackFloor))
 }
 
 // drop counts a frame this sender drops and tells the application

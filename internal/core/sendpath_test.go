@@ -1,0 +1,215 @@
+package core
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/spillway-rt/spillway/cc"
+	"github.com/spillway-rt/spillway/clock"
+	"github.com/spillway-rt/spillway/netem"
+	"github.com/spillway-rt/spillway/wire"
+)
+
+// Tests of the sender's drop path found by a review of the send path
+// (each failed before its fix but TestMaxFrameSizeAt4096Fragments, a
+// boundary that held).
+
+// Drop notices carry no stream generation: one the receiver did not get
+// before the id was reused was applied to the new stream's frames (3 of
+// its 10 refused). An id now waits until its notices are acknowledged or
+// expired (dropNoticeLife).
+func TestDropNoticeOutlivesStreamID(t *testing.T) {
+	p := newPipe(t, Config{})
+	sid, err := p.cc.OpenStream(p.now, StreamConfig{Kind: KindVideo})
+	require.NoError(t, err)
+	p.tick()
+	require.NoError(t, p.cc.WriteFrame(p.now, sid, make([]byte, 500), FrameInfo{Capture: p.now, Key: true}))
+	p.tick()
+	losing := true // the network loses the datagrams carrying drop notices
+	p.drop = func(from string, b []byte) bool {
+		return losing && from == "client" && bytes.Contains(b, []byte("SPDR"))
+	}
+	// Frames 1-3 are late on arrival (an application's stall): dropped, noticed.
+	for range 3 {
+		_ = p.cc.WriteFrame(p.now, sid, make([]byte, 500), FrameInfo{Capture: p.now.Add(-time.Second), Droppable: true})
+	}
+	p.tick()
+	require.NoError(t, p.cc.CloseStream(p.now, sid))
+	var nsid uint8
+	closedAt := p.now
+	for i := 0; ; i++ {
+		require.Less(t, i, 3000)
+		p.now = p.now.Add(time.Millisecond)
+		p.tick()
+		if nsid, err = p.cc.OpenStream(p.now, StreamConfig{Kind: KindVideo}); err == nil && nsid == sid {
+			break
+		}
+		require.NoError(t, err)
+		require.NoError(t, p.cc.CloseStream(p.now, nsid)) // another id: try again later
+	}
+	require.GreaterOrEqual(t, p.now.Sub(closedAt), dropNoticeLife, "the id waits for its notices to expire")
+	losing = false
+	for range 15 { // the application starts its encoder
+		p.now = p.now.Add(10 * time.Millisecond)
+		p.tick()
+	}
+	p.drainEvents()
+	delivered := 0
+	for i := range 10 {
+		require.NoError(t, p.cc.WriteFrame(p.now, nsid, make([]byte, 500), FrameInfo{Capture: p.now, Key: i == 0}))
+		p.tick()
+		p.now = p.now.Add(20 * time.Millisecond)
+		p.tick()
+		delivered += p.drainEvents()
+	}
+	for range 50 {
+		p.now = p.now.Add(20 * time.Millisecond)
+		p.tick()
+		delivered += p.drainEvents()
+	}
+	require.Equal(t, 10, delivered, "new stream frames delivered (FragmentsDropped=%d)", p.sc.Stats().FragmentsDropped)
+}
+
+type knob struct{ rate int64 }
+
+func (k *knob) OnFeedback(clock.Time, *cc.Feedback, cc.RTT, bool) {}
+func (k *knob) Target() int64                                     { return k.rate }
+
+// A frame cut short after more than historySize (2048) packets left since
+// its first fragment: its early fragments were not found in the sent
+// history, so they stayed in the retransmission history and their NACKs
+// retransmitted them after the frame was declared dropped (3 here). A cut
+// after 1000 originals did not show it.
+func TestCutShortFrameBeyondSentHistory(t *testing.T) {
+	est := &knob{rate: 200_000_000}
+	cfg := Config{Latency: time.Second, MaxBitrate: 400_000_000, DisableFEC: true,
+		Estimator: func() cc.Estimator { return est }}
+	var sid uint8
+	originals, rtxAfterDrop := 0, 0
+	var droppedAt clock.Time = -1
+	link := netem.LinkConfig{Delay: 60 * time.Millisecond}
+	p := newPair(t, pairOpts{client: cfg, server: cfg, fwd: link, rev: link,
+		clientFilter: func(now clock.Time, b []byte) bool {
+			var h wire.DataHeader
+			if _, err := h.Parse(b); err != nil || h.Stream != sid || h.FrameID != 0 {
+				return true
+			}
+			if h.Retransmit {
+				if droppedAt >= 0 {
+					rtxAfterDrop++
+				}
+				return true
+			}
+			originals++
+			if originals == 2300 {
+				est.rate = 5_000_000 // the path collapses: the rest cannot make it
+			}
+			return h.FragIndex >= 3 // the first three are lost
+		}})
+	p.client.onEvent = func(now clock.Time, ev Event) {
+		if ev.Type == EventFrameDropped && ev.Stream == sid && ev.Frame.ID == 0 && droppedAt < 0 {
+			droppedAt = now
+		}
+	}
+	p.connected()
+	var err error
+	sid, err = p.cc.OpenStream(p.sim.Now(), StreamConfig{Kind: KindVideo, Bitrate: 100_000_000})
+	require.NoError(t, err)
+	p.run(200 * time.Millisecond)
+	now := p.sim.Now()
+	require.NoError(t, p.cc.WriteFrame(now, sid, make([]byte, 2900*p.cc.fragSize()), FrameInfo{Capture: now, Key: true}))
+	p.run(time.Second)
+	require.GreaterOrEqual(t, droppedAt, clock.Time(0), "frame 0 cut short")
+	require.Zero(t, rtxAfterDrop, "retransmissions of frame 0 after its EventFrameDropped (%d originals sent)", originals)
+}
+
+// A stream's target is "never reported under MinBitrate" (StreamConfig doc).
+func TestPushbackKeepsMinBitrate(t *testing.T) {
+	p := newPipe(t, Config{})
+	sid, err := p.cc.OpenStream(p.now, StreamConfig{Kind: KindVideo, Bitrate: 1_000_000, MinBitrate: 1_000_000})
+	require.NoError(t, err)
+	p.tick()
+	var targets []int64
+	collect := func() {
+		for {
+			ev, ok := p.client.PollEvent()
+			if !ok {
+				return
+			}
+			if ev.Type == EventTargetRate {
+				targets = append(targets, ev.Bitrate)
+			}
+		}
+	}
+	collect()
+	require.NotEmpty(t, targets)
+	p.now = p.now.Add(10 * time.Millisecond)
+	// A delta frame too big to arrive in time: dropped as predicted late.
+	err = p.cc.WriteFrame(p.now, sid, make([]byte, 100_000), FrameInfo{Capture: p.now})
+	require.ErrorIs(t, err, ErrFrameDropped)
+	collect()
+	for _, b := range targets {
+		require.GreaterOrEqual(t, b, int64(1_000_000), "EventTargetRate below MinBitrate: %v", targets)
+	}
+}
+
+// A frame of exactly MaxFrameSize in 4096 fragments arrives intact.
+func TestMaxFrameSizeAt4096Fragments(t *testing.T) {
+	p := newPipe(t, Config{FragmentSize: 256, MaxFrameSize: 4096*256 - 3, Latency: 2 * time.Second, MaxBitrate: 200_000_000})
+	sid, err := p.cc.OpenStream(p.now, StreamConfig{Kind: KindVideo, Bitrate: 50_000_000})
+	require.NoError(t, err)
+	p.tick()
+	m := p.cc.MaxFrameSize()
+	require.Equal(t, 4096*256-3, m)
+	require.NoError(t, p.cc.WriteFrame(p.now, sid, payload(sid, 0, m), FrameInfo{Capture: p.now, Key: true}))
+	got := 0
+	for range 3000 {
+		p.now = p.now.Add(time.Millisecond)
+		p.tick()
+		for {
+			ev, ok := p.server.PollEvent()
+			if !ok {
+				break
+			}
+			if ev.Type == EventFrame {
+				require.Equal(t, payload(sid, 0, m), ev.Data)
+				got++
+			}
+		}
+	}
+	require.Equal(t, 1, got)
+}
+
+// Frames still queued when the application closed their stream may be
+// dropped as late: no target change or key-frame request follows for a
+// stream that takes no more frames (one target event was sent).
+func TestNoEncoderEventsForClosedStream(t *testing.T) {
+	est := &knob{rate: 2_000_000}
+	p := newPipe(t, Config{Estimator: func() cc.Estimator { return est }})
+	sid, err := p.cc.OpenStream(p.now, StreamConfig{Kind: KindVideo, Bitrate: 1_000_000})
+	require.NoError(t, err)
+	p.tick()
+	require.NoError(t, p.cc.WriteFrame(p.now, sid, make([]byte, 30000), FrameInfo{Capture: p.now, Key: true}))
+	require.NoError(t, p.cc.WriteFrame(p.now, sid, make([]byte, 3000), FrameInfo{Capture: p.now}))
+	require.NoError(t, p.cc.CloseStream(p.now, sid))
+	est.rate = 200_000 // the path slows: the queued frames miss their deadline
+	p.drainEvents()
+	var bad []Event
+	for range 200 {
+		p.now = p.now.Add(5 * time.Millisecond)
+		p.tick()
+		for {
+			ev, ok := p.client.PollEvent()
+			if !ok {
+				break
+			}
+			if ev.Type == EventKeyFrameRequest || ev.Type == EventTargetRate {
+				bad = append(bad, ev)
+			}
+		}
+	}
+	require.Empty(t, bad, "events asking the application to encode for a closed stream")
+}
