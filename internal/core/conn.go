@@ -336,7 +336,7 @@ func (c *Conn) accept(now clock.Time, pn int64, size int) bool {
 	c.stats.BytesReceived += int64(size)
 	if !c.confirmed {
 		c.confirmed = true
-		c.pingSoon = c.incoming // the client has the Accept: now measure the RTT
+		c.pingSoon = c.pingSoon || c.incoming // the client has the Accept: now measure the RTT
 	}
 	return true
 }

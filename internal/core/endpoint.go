@@ -274,9 +274,15 @@ func (e *Endpoint) handleHandshake(now clock.Time, from netip.AddrPort, msg wire
 	}
 	if proven {
 		// The address is proven. A connection that exists answers again
-		// (its Accept was lost), whether or not we still accept new ones.
+		// (its Accept was lost), whether or not we still accept new ones;
+		// one that is closing does not: the client would connect to a
+		// connection about to go.
 		if c := e.byClient[clientKey{from, h.SrcConnID}]; c != nil {
-			c.acceptPending = true
+			if c.state == stateEstablished {
+				c.acceptPending = true
+			} else {
+				e.stats.HandshakeDropped++
+			}
 			return
 		}
 	}
