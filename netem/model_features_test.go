@@ -41,53 +41,52 @@ func TestBlackoutSchedule(t *testing.T) {
 
 func TestStallHoldsAndReleases(t *testing.T) {
 	const n = 3000
-	base := netem.LinkConfig{Delay: 20 * time.Millisecond}
-	src := &source{interval: time.Millisecond, size: 100, left: n}
-	s, k := oneWay(t, 1, base, src)
-	l := s.Link(addrA, addrB)
-	require.NoError(t, s.ApplySchedule(l, netem.Stall(base, time.Second, 1500*time.Millisecond)))
-	s.RunUntil(clock.Never)
-	requireAllConserved(t, l.Stats())
-	require.Len(t, k.arrivals, n, "a stall loses nothing")
-	held := 0
-	for i, a := range k.arrivals {
-		assert.Equal(t, uint32(i), a.seq, "in order")
-		sent := src.sendTime(0, a.seq)
-		switch {
-		case sent >= ms(1000) && sent < ms(1500):
+	inStall := func(sent clock.Time) bool { return sent >= ms(1000) && sent < ms(1500) }
+	tests := []struct {
+		name string
+		base netem.LinkConfig
+		want func(sent clock.Time) clock.Time // delivery of a datagram sent then
+		held int                              // delivered at 1.5 s
+	}{
+		{"propagating", netem.LinkConfig{Delay: 20 * time.Millisecond},
 			// Sent during the stall: delivered when it ends; those already
 			// propagating when it began arrive as usual.
-			assert.Equal(t, clock.Max(ms(1500), sent.Add(20*time.Millisecond)), a.at, "datagram %d", a.seq)
-			if a.at == ms(1500) {
-				held++
-			}
-		default:
-			assert.Equal(t, sent.Add(20*time.Millisecond), a.at, "datagram %d", a.seq)
-		}
+			func(sent clock.Time) clock.Time {
+				if inStall(sent) {
+					return clock.Max(ms(1500), sent.Add(20*time.Millisecond))
+				}
+				return sent.Add(20 * time.Millisecond)
+			}, 481}, // sent in [1 s, 1.48 s]: due before 1.5 s
+		// ReorderProb's datagrams, sent at once, went straight through a
+		// stall.
+		{"sent at once (ReorderProb)", netem.LinkConfig{Delay: 20 * time.Millisecond, ReorderProb: 1},
+			func(sent clock.Time) clock.Time {
+				if inStall(sent) {
+					return ms(1500)
+				}
+				return sent
+			}, 501}, // sent in [1 s, 1.5 s], the last one at once
 	}
-	assert.Equal(t, 481, held, "sent in [1 s, 1.48 s]: due before 1.5 s")
-	assert.Zero(t, l.Config().HoldUntil)
-}
-
-// A stall holds the datagrams ReorderProb sends at once too: they went
-// straight through it.
-func TestStallHoldsReorderedDatagrams(t *testing.T) {
-	const n = 3000
-	base := netem.LinkConfig{Delay: 20 * time.Millisecond, ReorderProb: 1} // every datagram at once
-	src := &source{interval: time.Millisecond, size: 100, left: n}
-	s, k := oneWay(t, 1, base, src)
-	l := s.Link(addrA, addrB)
-	require.NoError(t, s.ApplySchedule(l, netem.Stall(base, time.Second, 1500*time.Millisecond)))
-	s.RunUntil(clock.Never)
-	requireAllConserved(t, l.Stats())
-	require.Len(t, k.arrivals, n, "a stall loses nothing")
-	for _, a := range k.arrivals {
-		sent := src.sendTime(0, a.seq)
-		want := sent // sent at once
-		if sent >= ms(1000) && sent < ms(1500) {
-			want = ms(1500) // held until the stall ends
-		}
-		require.Equal(t, want, a.at, "datagram %d", a.seq)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := &source{interval: time.Millisecond, size: 100, left: n}
+			s, k := oneWay(t, 1, tt.base, src)
+			l := s.Link(addrA, addrB)
+			require.NoError(t, s.ApplySchedule(l, netem.Stall(tt.base, time.Second, 1500*time.Millisecond)))
+			s.RunUntil(clock.Never)
+			requireAllConserved(t, l.Stats())
+			require.Len(t, k.arrivals, n, "a stall loses nothing")
+			held := 0
+			for i, a := range k.arrivals {
+				assert.Equal(t, uint32(i), a.seq, "in order")
+				require.Equal(t, tt.want(src.sendTime(0, a.seq)), a.at, "datagram %d", a.seq)
+				if a.at == ms(1500) {
+					held++
+				}
+			}
+			assert.Equal(t, tt.held, held)
+			assert.Zero(t, l.Config().HoldUntil)
+		})
 	}
 }
 

@@ -11,8 +11,6 @@ import (
 	"github.com/spillway-rt/spillway/wire"
 )
 
-func clockMs(n int) clock.Time { return clock.Time(time.Duration(n) * time.Millisecond) }
-
 // The server accepts, its Accept is lost, and its application closes the
 // connection. The client's Hellos still carry the cookie; one reaches the
 // connection after its last Close (dropped by the client, still in its
@@ -21,11 +19,8 @@ func clockMs(n int) clock.Time { return clock.Time(time.Duration(n) * time.Milli
 // has closed, then sat on it until its idle timeout. A closing
 // connection now drops such a Hello (HandshakeDropped).
 func TestClosingConnDoesNotAcceptAgain(t *testing.T) {
-	ce, err := NewEndpoint(Config{Rand: newSeeded(1)})
-	require.NoError(t, err)
-	se, err := NewEndpoint(Config{Rand: newSeeded(2), Accept: true})
-	require.NoError(t, err)
-	p := &pipe{client: ce, server: se, now: 1e9, buf: make([]byte, 2048)}
+	p := newEndpoints(t, Config{})
+	ce, se := p.client, p.server
 	lost := false
 	p.drop = func(from string, b []byte) bool {
 		var h wire.Handshake
@@ -34,7 +29,7 @@ func TestClosingConnDoesNotAcceptAgain(t *testing.T) {
 			return true
 		}
 		// and the Hello at 250 ms too
-		return from == "client" && p.now == 1e9+clockMs(250) && b[0]>>3&7 == 0
+		return from == "client" && p.now == clock.Time(1250*time.Millisecond) && b[0]>>3&7 == 0
 	}
 	cc, err := ce.Connect(p.now, serverAddr)
 	require.NoError(t, err)
@@ -59,11 +54,8 @@ func TestClosingConnDoesNotAcceptAgain(t *testing.T) {
 // the client's first PollTransmit: the client's only RTT sample was then
 // its last Hello's, too small when the Accept answered an earlier one.
 func TestClientPingSurvivesEarlyServerPacket(t *testing.T) {
-	ce, err := NewEndpoint(Config{Rand: newSeeded(1)})
-	require.NoError(t, err)
-	se, err := NewEndpoint(Config{Rand: newSeeded(2), Accept: true})
-	require.NoError(t, err)
-	p := &pipe{client: ce, server: se, now: 1e9, buf: make([]byte, 2048)}
+	p := newEndpoints(t, Config{})
+	ce, se := p.client, p.server
 	cc, err := ce.Connect(p.now, serverAddr)
 	require.NoError(t, err)
 	for range 2 { // Hello, Retry, Hello(cookie) -> server connection exists

@@ -27,6 +27,27 @@ type pipe struct {
 
 func newPipe(tb testing.TB, cfg Config) *pipe {
 	tb.Helper()
+	p := newEndpoints(tb, cfg)
+	var err error
+	p.cc, err = p.client.Connect(p.now, serverAddr)
+	require.NoError(tb, err)
+	for range 10 {
+		p.exchange()
+		p.now = p.now.Add(time.Millisecond)
+	}
+	for _, c := range p.server.conns {
+		p.sc = c
+	}
+	require.True(tb, p.cc.Established())
+	require.NotNil(tb, p.sc)
+	p.drainEvents()
+	return p
+}
+
+// newEndpoints returns a pipe whose client and server endpoints (cfg,
+// the server accepting) have no connection yet, at 1 s.
+func newEndpoints(tb testing.TB, cfg Config) *pipe {
+	tb.Helper()
 	ccfg, scfg := cfg, cfg
 	ccfg.Rand, scfg.Rand = newSeeded(1), newSeeded(2)
 	scfg.Accept = true
@@ -34,20 +55,7 @@ func newPipe(tb testing.TB, cfg Config) *pipe {
 	require.NoError(tb, err)
 	se, err := NewEndpoint(scfg)
 	require.NoError(tb, err)
-	p := &pipe{client: ce, server: se, now: clock.Time(time.Second), buf: make([]byte, 2048)}
-	p.cc, err = ce.Connect(p.now, serverAddr)
-	require.NoError(tb, err)
-	for range 10 {
-		p.exchange()
-		p.now = p.now.Add(time.Millisecond)
-	}
-	for _, c := range se.conns {
-		p.sc = c
-	}
-	require.True(tb, p.cc.Established())
-	require.NotNil(tb, p.sc)
-	p.drainEvents()
-	return p
+	return &pipe{client: ce, server: se, now: clock.Time(time.Second), buf: make([]byte, 2048)}
 }
 
 // exchange moves datagrams both ways until neither side has one to send.
