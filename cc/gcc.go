@@ -813,7 +813,9 @@ func (g *GCC) OnFeedback(now clock.Time, fb *Feedback, rtt RTT, appLimited bool)
 		// report's few packets must not read 10 % out of 5 %.
 		w := 1.0
 		if prevFeedback != 0 {
-			w = 1 - math.Exp(-now.Sub(prevFeedback).Seconds()/lossWindow.Seconds())
+			// (A caller's now going back weighs nothing: a negative gap
+			// made w negative, and past about 355 s -Inf, then NaN.)
+			w = 1 - math.Exp(-max(now.Sub(prevFeedback), 0).Seconds()/lossWindow.Seconds())
 		}
 		g.lossFrac += (float64(lost)/float64(total) - g.lossFrac) * w
 	}

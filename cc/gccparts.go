@@ -29,6 +29,14 @@ type ackEntry struct {
 }
 
 func (a *ackWindowRate) add(at clock.Time, size int) {
+	if a.n > 0 && at < a.last.Add(-ackWindow) {
+		// The arrival clock stepped back by more than the window (the
+		// peer's clock, or its reference time, jumped): the entries
+		// before it would never leave, since they go from the head only
+		// and last never falls, and the rate would freeze for good.
+		// Start over.
+		a.head, a.n, a.bytes = 0, 0, 0
+	}
 	if a.n == len(a.ring) {
 		a.pop()
 	}

@@ -442,7 +442,8 @@ func (c *Conn) handleTWCC(now clock.Time, t *wire.TWCC) {
 	rep := &c.rcv.fb.ccReport
 	rep.ReceivedAt = now
 	rep.Packets = rep.Packets[:0]
-	at := clock.Time(int64(t.RefTime) * int64(wire.TWCCRefTimeUnit))
+	s.twccRef, s.twccRefSet = unwrapTWCCRef(s.twccRef, s.twccRefSet, t.RefTime), true
+	at := clock.Time(s.twccRef * int64(wire.TWCCRefTimeUnit))
 	for i, p := range t.Packets {
 		pn := base + int64(i)
 		if p.Received {
@@ -501,6 +502,23 @@ func (c *Conn) ccRTT() cc.RTT {
 }
 
 // unwrap16 returns the packet number closest to near whose low 16 bits are v.
+// unwrapTWCCRef returns the reference time (TWCC reference units) a
+// report's 24-bit one stands for: the nearest to the last report's (last,
+// if set) with the same low 24 bits. The receiver sends its clock's
+// reference time modulo 2^24 units (12.4 days); read as it is, arrival
+// times jumped back 12.4 days once its clock passed 6.2 days, and the
+// estimator's receive rate and the path's least delay lost their footing.
+func unwrapTWCCRef(last int64, set bool, ref int32) int64 {
+	if !set {
+		return int64(ref)
+	}
+	d := (int64(ref) - last) & (1<<24 - 1)
+	if d >= 1<<23 {
+		d -= 1 << 24
+	}
+	return last + d
+}
+
 func unwrap16(near int64, v uint16) int64 {
 	candidate := near&^0xffff | int64(v)
 	switch {

@@ -81,3 +81,61 @@ func TestTransportFeedbackRepeatsArrivals(t *testing.T) {
 		})
 	}
 }
+
+// A TWCC report's 24-bit reference time is read as the nearest to the
+// last report's: across its wrap (the receiver's clock past 6.2 days) and
+// for reports reordered, the arrival times stay continuous.
+func TestUnwrapTWCCRef(t *testing.T) {
+	const wrap = 1 << 24
+	tests := []struct {
+		name string
+		last int64
+		set  bool
+		ref  int32
+		want int64
+	}{
+		{"first report", 0, false, -5, -5},
+		{"next", 100, true, 101, 101},
+		{"reordered", 100, true, 99, 99},
+		{"across the wrap", 1<<23 - 1, true, -1 << 23, 1 << 23},
+		{"the wrap after", wrap + 10, true, 12, wrap + 12},
+		{"reordered across it", 1 << 23, true, 1<<23 - 1, 1<<23 - 1},
+		{"backwards across it", -1 << 23, true, 1<<23 - 1, -1<<23 - 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, unwrapTWCCRef(tt.last, tt.set, tt.ref))
+		})
+	}
+}
+
+// Across the wrap of the TWCC reference time (the receiver's clock at
+// 2^23 x 64 ms, 6.2 days), the arrival times the sender's estimator gets
+// stay on the receiver's clock (the pipe's two ends share it); they
+// jumped back 12.4 days.
+func TestTWCCArrivalsAcrossTheWrap(t *testing.T) {
+	p := newEndpoints(t, Config{})
+	p.now = clock.Time(1<<23)*clock.Time(wire.TWCCRefTimeUnit) - clock.Time(3*time.Second)
+	var err error
+	p.cc, err = p.client.Connect(p.now, serverAddr)
+	require.NoError(t, err)
+	for range 10 {
+		p.exchange()
+		p.now = p.now.Add(time.Millisecond)
+	}
+	require.True(t, p.cc.Established())
+	sid, err := p.cc.OpenStream(p.now, StreamConfig{Kind: KindAudio})
+	require.NoError(t, err)
+	worst := time.Duration(0)
+	for range 300 { // 6 s of 20 ms frames, across the wrap
+		require.NoError(t, p.cc.WriteFrame(p.now, sid, make([]byte, 100), FrameInfo{Capture: p.now}))
+		p.tick()
+		for _, pk := range p.cc.rcv.fb.ccReport.Packets {
+			if pk.Received {
+				worst = max(worst, max(pk.ArrivalTime.Sub(p.now), p.now.Sub(pk.ArrivalTime)))
+			}
+		}
+		p.now = p.now.Add(20 * time.Millisecond)
+	}
+	assert.Less(t, worst, time.Second, "reported arrival times against the receiver's clock")
+}

@@ -180,6 +180,8 @@ type sender struct {
 	hist         *arq.History
 	loss         fec.LossEstimator // the FEC policy's loss rate and burstiness, from transport-wide feedback
 	lossTally    lossTally         // the same feedback as the receiver's recovery allowance counts it (dupFirst)
+	twccRef      int64             // the last TWCC report's reference time, unwrapped (unwrapTWCCRef)
+	twccRefSet   bool
 	path         pathModel
 	conditionsAt clock.Time
 	prot         []byte // a data packet's protected form (MaxDatagramSize)
