@@ -116,14 +116,7 @@ func TestUnwrapTWCCRef(t *testing.T) {
 func TestTWCCArrivalsAcrossTheWrap(t *testing.T) {
 	p := newEndpoints(t, Config{})
 	p.now = clock.Time(1<<23)*clock.Time(wire.TWCCRefTimeUnit) - clock.Time(3*time.Second)
-	var err error
-	p.cc, err = p.client.Connect(p.now, serverAddr)
-	require.NoError(t, err)
-	for range 10 {
-		p.exchange()
-		p.now = p.now.Add(time.Millisecond)
-	}
-	require.True(t, p.cc.Established())
+	p.connect(t)
 	sid, err := p.cc.OpenStream(p.now, StreamConfig{Kind: KindAudio})
 	require.NoError(t, err)
 	worst := time.Duration(0)

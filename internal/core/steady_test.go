@@ -28,6 +28,13 @@ type pipe struct {
 func newPipe(tb testing.TB, cfg Config) *pipe {
 	tb.Helper()
 	p := newEndpoints(tb, cfg)
+	p.connect(tb)
+	return p
+}
+
+// connect connects the pipe's client to its server, at p.now.
+func (p *pipe) connect(tb testing.TB) {
+	tb.Helper()
 	var err error
 	p.cc, err = p.client.Connect(p.now, serverAddr)
 	require.NoError(tb, err)
@@ -41,7 +48,6 @@ func newPipe(tb testing.TB, cfg Config) *pipe {
 	require.True(tb, p.cc.Established())
 	require.NotNil(tb, p.sc)
 	p.drainEvents()
-	return p
 }
 
 // newEndpoints returns a pipe whose client and server endpoints (cfg,
