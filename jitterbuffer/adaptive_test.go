@@ -380,7 +380,7 @@ func TestDecodability(t *testing.T) {
 	push(6, true)
 	var got []string
 	for {
-		f, ok := b.Flush()
+		f, ok := b.Flush(0)
 		if !ok {
 			break
 		}
@@ -406,7 +406,7 @@ func TestDecodability(t *testing.T) {
 	push(13, false) // ...12 referenced: broken from here
 	got = got[:0]
 	for {
-		f, ok := b.Flush()
+		f, ok := b.Flush(0)
 		if !ok {
 			break
 		}

@@ -66,7 +66,12 @@ type Frame struct {
 	Recovered bool // some of it came by retransmission or FEC
 
 	// Set on release.
-	LostBefore int64      // frames skipped since the previous release
+	// LostBefore counts the ids skipped since the previous release. A
+	// PassThrough buffer releases in completion order, so one of them may
+	// still come: it is then released Reordered, and taken back from
+	// Stats.FramesSkipped (within reorderMemory ids).
+	LostBefore int64
+	Reordered  bool       // PassThrough: an id an earlier LostBefore counted
 	Playout    clock.Time // the playout time it was released for
 	Late       bool       // completed after its playout time
 	// Undecodable: a video frame that references a frame never released
@@ -100,11 +105,17 @@ const (
 	DefaultRecoveryDecay = 3 * time.Second
 	pauseThreshold       = 5 * time.Second
 	stallGap             = 500 * time.Millisecond
-	maxWindow            = time.Hour       // the longest default memory a Quantile derives
-	maxSpan              = 4 * time.Second // the quantiles' histogram range
-	freezeWindow         = 30
-	minSamples           = 25
-	minRecovered         = 5 // repaired frames' weight (about a count over RecoveryWindow) that makes their quantile count
+	// memberIdle: a group member with no frame completed for this long no
+	// longer holds the group's offset (a stream that ended, or paused).
+	memberIdle     = 5 * time.Second
+	stallIntervals = 4
+	maxMeanGap     = 2 * time.Second
+	meanGapWeight  = 8
+	maxWindow      = time.Hour       // the longest default memory a Quantile derives
+	maxSpan        = 4 * time.Second // the quantiles' histogram range
+	freezeWindow   = 30
+	minSamples     = 25
+	minRecovered   = 5 // repaired frames' weight (about a count over RecoveryWindow) that makes their quantile count
 	// keyMemory is how many of a video stream's last key frames the target
 	// covers: key frames are a few per GOP at most, too rare for a
 	// quantile over seconds to keep (one every 4 s is 0.8 % of 30 fps),
@@ -114,6 +125,11 @@ const (
 	// remembers (NoteGone): a gap of only droppable ones breaks nothing, and
 	// a gap of only gone ones is not worth waiting for.
 	goneMemory = 32
+	// reorderMemory is how far behind the next id a PassThrough buffer
+	// remembers the ids it counted skipped (Frame.Reordered).
+	reorderMemory = 256
+	// noSkip is skipTo when not catching up: no id is below it.
+	noSkip = math.MinInt64
 )
 
 // Config configures a Buffer.
@@ -254,16 +270,24 @@ type Buffer struct {
 	cfg    Config
 	g      *Group
 	frames []Frame // sorted by ID (completion order in PassThrough); capacity MaxFrames, never grown
-	next   int64   // lowest id still releasable; -1 before the first release
-	stats  Stats
+	next   int64   // lowest id still releasable, once nextSet
+	// nextSet: a frame was released (or Expect called); until then any id
+	// is releasable. (Any int64 is an id: no value of next can mean "none".)
+	nextSet bool
+	stats   Stats
 
 	// Adaptive state.
-	jit, rec    quantile                 // transit above the floor: frames that needed no repair; repaired frames
-	keys        [keyMemory]time.Duration // Video: the last key frames' transit above the floor
-	nKeys       int
-	floor       floor
-	target      time.Duration
-	want        time.Duration // raw-space offset this stream needs: floor + target
+	jit, rec quantile                 // transit above the floor: frames that needed no repair; repaired frames
+	keys     [keyMemory]time.Duration // Video: the last key frames' transit above the floor
+	nKeys    int
+	floor    floor
+	target   time.Duration
+	want     time.Duration // raw-space offset this stream needs: floor + target
+	// mapK is Capture minus the transit-space capture (Completed -
+	// Transit) of the last frame released: a raw-space offset off plays
+	// at capture + off - mapK, before the bounds.
+	mapK        time.Duration
+	mapSet      bool
 	wantSet     bool
 	allowance   time.Duration // recovery allowance at allowanceAt
 	allowanceAt clock.Time
@@ -273,14 +297,17 @@ type Buffer struct {
 	released      bool
 	intervals     [freezeWindow]time.Duration
 	nIntervals    int
+	ringAt        int // where intervals' next entry goes
 	sumInterval   time.Duration
 	seen          bool
 	lastCompleted clock.Time
+	meanGap       time.Duration // the mean time between completions (each gap at most maxMeanGap)
 	inStall       bool
 	broken        bool                  // Video: references lost since the last key frame
-	skipTo        int64                 // CatchUp: frames below this id are released Dropped; -1 none
+	skipTo        int64                 // CatchUp: frames below this id are released Dropped; noSkip none
 	gone          [goneMemory]goneFrame // frames that will not come (NoteGone)
 	nGone         int
+	skipped       idWindow // PassThrough: the ids below next counted skipped
 	keyAsked      bool
 }
 
@@ -291,7 +318,7 @@ func New(cfg Config) *Buffer {
 		panic(err)
 	}
 	cfg = cfg.withDefaults()
-	b := &Buffer{cfg: cfg, frames: make([]Frame, 0, cfg.MaxFrames), next: -1, broken: cfg.Video, skipTo: -1}
+	b := &Buffer{cfg: cfg, frames: make([]Frame, 0, cfg.MaxFrames), broken: cfg.Video, skipTo: noSkip}
 	if cfg.Mode == Adaptive {
 		// Transit above the floor beyond the offset's bound plays late
 		// whatever the target: the histogram need not tell such values
@@ -325,8 +352,13 @@ func (b *Buffer) Delay() time.Duration {
 // (a stream's kind may be learnt after its first frames arrive). A video
 // stream that has released nothing yet waits for a key frame.
 func (b *Buffer) SetVideo(v bool) {
+	if v && !b.cfg.Video {
+		// Frames released meanwhile were not rendered as video: the next
+		// interval starts at the next one.
+		b.released = false
+	}
 	b.cfg.Video = v
-	if !b.released && b.stats.FramesReleased == 0 {
+	if b.stats.FramesReleased == 0 {
 		b.broken = v
 	}
 }
@@ -367,7 +399,7 @@ func (b *Buffer) allowanceNow(now clock.Time) time.Duration {
 
 // Push adds a complete frame. On error the frame was not taken.
 func (b *Buffer) Push(now clock.Time, f Frame) error {
-	if b.cfg.Mode != PassThrough && b.next >= 0 && f.ID < b.next {
+	if b.cfg.Mode != PassThrough && b.nextSet && f.ID < b.next {
 		b.stats.FramesLate++
 		if b.cfg.Mode == Adaptive {
 			// Too late to play, but its transit is what the target must
@@ -405,12 +437,18 @@ func (b *Buffer) observe(now clock.Time, f *Frame) {
 	b.floor.add(t, f.Transit)
 	base, _ := b.floor.at(t, b.g.drift.slope)
 	rel := f.Transit - base
-	// Frames released together after a stall (nothing for stallGap) are
-	// not jitter a target could cover: they raise the offset when played
-	// late, which then drains, but stay out of the quantile until one
-	// arrives within the target again.
-	if b.seen && t.Sub(b.lastCompleted) >= stallGap {
-		b.inStall = true
+	// Frames released together after a stall (nothing for stallGap, or
+	// for stallIntervals of the stream's own mean interval if longer: a
+	// 1 fps stream's every frame would be after a "stall") are not jitter
+	// a target could cover: they raise the offset when played late, which
+	// then drains, but stay out of the quantile until one arrives within
+	// the target again.
+	if b.seen && t > b.lastCompleted {
+		gap := t.Sub(b.lastCompleted)
+		if gap >= max(stallGap, stallIntervals*b.meanGap) {
+			b.inStall = true
+		}
+		b.meanGap += (min(gap, maxMeanGap) - b.meanGap) / meanGapWeight
 	}
 	if b.inStall && rel > b.target {
 		b.stats.FramesAfterStall++
@@ -484,7 +522,7 @@ func (b *Buffer) Pop(now clock.Time) (Frame, bool) {
 	if b.frames[0].ID < b.skipTo {
 		return b.drop(now), true // catching up to a key frame
 	}
-	b.skipTo = -1
+	b.skipTo = noSkip
 	p := b.playout(&b.frames[0])
 	if p > now {
 		return Frame{}, false
@@ -526,34 +564,74 @@ func (b *Buffer) drop(now clock.Time) Frame {
 	return f
 }
 
-// Flush releases the next frame whatever its playout time (used when a
-// stream ends and what it holds should go out at once).
-func (b *Buffer) Flush() (Frame, bool) {
+// Flush releases the next frame at now whatever its playout time (used
+// when a stream ends and what it holds should go out at once). Its Playout
+// is still the time it was due (now, if the group is stalled), and so is
+// Stats.Offset; its time in the buffer (JitterBufferDelay) ends at now. When
+// the caller renders it is unknown here: a flushed frame is left out of the
+// freeze and pause counts.
+func (b *Buffer) Flush(now clock.Time) (Frame, bool) {
 	if len(b.frames) == 0 {
 		return Frame{}, false
 	}
 	p := b.playout(&b.frames[0])
 	if p == clock.Never {
-		p = b.frames[0].Completed // the group is stalled: no playout time
+		p = now // the group is stalled: no playout time
 	}
-	return b.release(clock.Max(p, b.frames[0].Completed), p), true
+	return b.releaseFor(now, p, true), true
 }
 
-// takeHead removes the next frame and counts the ids skipped before it.
-func (b *Buffer) takeHead() Frame {
+// Discard removes the next frame without releasing it: nothing is counted
+// and nothing learnt. It is for freeing what a buffer holds when its
+// stream is reset or its connection closes (the frames' Data is the
+// caller's).
+func (b *Buffer) Discard() (Frame, bool) {
+	if len(b.frames) == 0 {
+		return Frame{}, false
+	}
+	return b.removeHead(), true
+}
+
+func (b *Buffer) removeHead() Frame {
 	f := b.frames[0]
 	copy(b.frames, b.frames[1:])
 	b.frames[len(b.frames)-1] = Frame{}
 	b.frames = b.frames[:len(b.frames)-1]
-	if b.next >= 0 && f.ID > b.next {
-		f.LostBefore = f.ID - b.next
-		b.stats.FramesSkipped += f.LostBefore
-	}
-	b.next = max(b.next, f.ID+1)
 	return f
 }
 
-func (b *Buffer) release(now, p clock.Time) Frame {
+// takeHead removes the next frame and counts the ids skipped before it.
+func (b *Buffer) takeHead() Frame {
+	f := b.removeHead()
+	switch {
+	case b.nextSet && f.ID > b.next:
+		f.LostBefore = f.ID - b.next
+		b.stats.FramesSkipped += f.LostBefore
+	case b.nextSet && f.ID < b.next:
+		// PassThrough, which releases in completion order: an id an
+		// earlier frame's LostBefore counted may have come after all.
+		if d := b.next - f.ID; d > 0 && d <= reorderMemory && b.skipped.has(f.ID) {
+			b.skipped.set(f.ID, false)
+			f.Reordered = true
+			b.stats.FramesSkipped--
+		}
+		return f
+	}
+	// The id after the last (none after math.MaxInt64: it stays there,
+	// and every id below it is past).
+	next := f.ID + min(1, math.MaxInt64-f.ID)
+	if b.cfg.Mode == PassThrough {
+		b.skipped.advance(b.next, next, f.ID, b.nextSet)
+	}
+	b.next, b.nextSet = next, true
+	return f
+}
+
+func (b *Buffer) release(now, p clock.Time) Frame { return b.releaseFor(now, p, false) }
+
+// releaseFor releases the next frame at now for its playout time p
+// (flushed: before it, perhaps).
+func (b *Buffer) releaseFor(now, p clock.Time, flushed bool) Frame {
 	f := b.takeHead()
 	if b.cfg.Mode == PassThrough {
 		p = f.Completed
@@ -577,16 +655,32 @@ func (b *Buffer) release(now, p clock.Time) Frame {
 	st.JitterBufferDelay += max(0, now.Sub(f.Completed))
 	switch b.cfg.Mode {
 	case Adaptive:
+		// The target with the bounds: the group's (the largest any member
+		// wants), moved by as much as the bounds move the playout it
+		// wants for this frame (W3C's jitterBufferTargetDelay includes a
+		// minimum delay set from outside; jitterBufferMinimumDelay not).
+		ts := f.Completed.Add(-f.Transit)
+		b.mapK, b.mapSet = f.Capture.Sub(ts), true
+		wantAt := ts.Add(b.g.want)
+		bound := min(max(wantAt, f.Capture.Add(b.cfg.MinDelay)), f.Capture.Add(b.cfg.MaxDelay)).Sub(wantAt)
 		st.JitterBufferMinimumDelay += b.target
-		st.JitterBufferTargetDelay += b.target + max(0, b.g.want-b.want)
+		st.JitterBufferTargetDelay += max(0, b.target+max(0, b.g.want-b.want)+bound)
 	case Fixed:
 		st.JitterBufferMinimumDelay += b.cfg.Delay
 		st.JitterBufferTargetDelay += b.cfg.Delay
 	}
 	st.Offset = now.Sub(f.Capture)
+	if flushed {
+		st.Offset = p.Sub(f.Capture)
+	}
 	if b.cfg.Video {
 		b.decodable(&f)
-		b.renderStats(now)
+		if !f.Undecodable && !flushed {
+			// An undecodable frame is not rendered: the picture stays
+			// frozen on the last one until a key frame (W3C counts
+			// freezes between rendered frames).
+			b.renderStats(now)
+		}
 	}
 	return f
 }
@@ -630,7 +724,7 @@ func (b *Buffer) gapKnown(from, to int64, droppable bool) bool {
 // to); ok is false when there is no gap (or nothing held, or nothing
 // released yet).
 func (b *Buffer) Gap() (from, to int64, ok bool) {
-	if len(b.frames) == 0 || b.next < 0 || b.frames[0].ID <= b.next || b.cfg.Mode == PassThrough {
+	if len(b.frames) == 0 || !b.nextSet || b.frames[0].ID <= b.next || b.cfg.Mode == PassThrough {
 		return 0, 0, false
 	}
 	return b.next, b.frames[0].ID, true
@@ -659,7 +753,8 @@ func (b *Buffer) decodable(f *Frame) {
 	}
 }
 
-// renderStats applies W3C's freeze and pause rules to the release times.
+// renderStats applies W3C's freeze and pause rules to the release times
+// of the frames rendered (released and decodable).
 func (b *Buffer) renderStats(now clock.Time) {
 	st := &b.stats
 	if b.released {
@@ -677,7 +772,8 @@ func (b *Buffer) renderStats(now clock.Time) {
 				st.TotalFreezesDuration += d
 			}
 		}
-		i := int(st.FramesReleased % freezeWindow)
+		i := b.ringAt
+		b.ringAt = (b.ringAt + 1) % freezeWindow
 		if b.nIntervals == freezeWindow {
 			b.sumInterval -= b.intervals[i]
 		} else {
@@ -706,18 +802,22 @@ func (b *Buffer) NextTimeout() clock.Time {
 // (a receiver joining mid-stream).
 func (b *Buffer) Expect(id int64) {
 	if len(b.frames) == 0 || b.frames[0].ID >= id {
-		b.next = id
+		b.next, b.nextSet = id, true
 	}
 }
 
 // Reset empties the buffer for a new stream on the same id: it forgets the
-// frames it holds (their data is the caller's to free first, with Flush)
+// frames it holds (their data is the caller's to free first, with Discard)
 // and what it released. Counters and the delay statistics are kept.
 func (b *Buffer) Reset() {
 	clear(b.frames)
 	b.frames = b.frames[:0]
-	b.next = -1
-	b.broken, b.keyAsked, b.skipTo = b.cfg.Video, false, -1
+	b.next, b.nextSet = 0, false
+	b.broken, b.keyAsked, b.skipTo = b.cfg.Video, false, noSkip
+	// The old stream's frames noted gone are not the new one's (its ids
+	// start again), and the offset it wanted no longer holds its group.
+	b.gone, b.nGone, b.skipped = [goneMemory]goneFrame{}, 0, idWindow{}
+	b.wantSet = false
 }
 
 // Stats returns the buffer's counters and its state at now.
@@ -727,10 +827,63 @@ func (b *Buffer) Stats(now clock.Time) Stats {
 	st.Allowance = b.allowanceNow(now)
 	st.DriftPPM = b.g.drift.ppm()
 	if b.cfg.Mode == Adaptive && b.g.set {
-		st.Excess = max(0, b.g.offset(now)-b.g.want)
-		st.Rate = b.g.Rate(now)
+		st.Excess, st.Rate = b.excessRate(now)
 	} else {
 		st.Rate = 1
 	}
 	return st
+}
+
+// idWindow marks ids in [next-reorderMemory, next): a bit per id mod
+// reorderMemory.
+type idWindow [reorderMemory / 64]uint64
+
+func (w *idWindow) has(id int64) bool {
+	i := uint64(id) % reorderMemory
+	return w[i/64]&(1<<(i%64)) != 0
+}
+
+func (w *idWindow) set(id int64, on bool) {
+	i := uint64(id) % reorderMemory
+	if on {
+		w[i/64] |= 1 << (i % 64)
+	} else {
+		w[i/64] &^= 1 << (i % 64)
+	}
+}
+
+// advance moves the window's end from `from` (if known) to `to`, the ids
+// between marked skipped but for `got`, the one released.
+func (w *idWindow) advance(from, to, got int64, known bool) {
+	switch {
+	case !known:
+		*w, from = idWindow{}, got
+	case to-from < 0 || to-from >= reorderMemory: // (to-from < 0: it overflowed)
+		*w = idWindow{}
+		from = math.MinInt64
+		if to >= math.MinInt64+reorderMemory {
+			from = to - reorderMemory
+		}
+	}
+	for id := from; id < to; id++ {
+		w.set(id, id != got)
+	}
+}
+
+// excessRate returns the group's offset above the one wanted, and the
+// playout speed, as this stream plays them: within its bounds (from the
+// last release's capture mapping). An offset below MinDelay, or above
+// MaxDelay, moves no frame: playout runs at 1 with no excess to drain.
+func (b *Buffer) excessRate(now clock.Time) (time.Duration, float64) {
+	off := b.g.offset(now)
+	if !b.mapSet {
+		return max(0, off-b.g.want), b.g.Rate(now)
+	}
+	lo, hi := b.cfg.MinDelay, b.cfg.MaxDelay
+	cur := off - b.mapK
+	excess := max(0, min(max(cur, lo), hi)-min(max(b.g.want-b.mapK, lo), hi))
+	if !b.g.stalled && (cur <= lo || cur >= hi) {
+		return excess, 1
+	}
+	return excess, b.g.Rate(now)
 }

@@ -36,9 +36,13 @@
 // compensated: the least transit is carried along it.
 //
 // The buffers of one broadcast join a Group: they play at one offset, the
-// largest any needs, so audio and video stay in sync and drain together.
+// largest any needs (of those whose frames still come: a stream silent for
+// 5 s, or Reset, no longer counts), so audio and video stay in sync and
+// drain together.
 // A Fixed buffer plays at capture + Config.Delay (the bench's fixed
-// baseline); a PassThrough buffer releases frames as they complete.
+// baseline); a PassThrough buffer releases frames as they complete, in
+// completion order (a frame an earlier LostBefore counted may still come:
+// it is released Reordered).
 // Video buffers (Config.Video) mark frames whose references were lost
 // (Frame.Undecodable, NeedKey on the first) and count freezes and pauses
 // by W3C webrtc-stats' rules; Stats gives W3C's jitterBuffer* sums.

@@ -37,8 +37,9 @@ func NewGroup(drainRate float64) *Group {
 }
 
 // Join moves b into g (out of its own group). Members keep their own
-// targets; the group plays them at the largest. Join b before pushing it
-// frames.
+// targets; the group plays them at the largest of those whose last frame
+// came within memberIdle (a stream that ended, or paused, no longer holds
+// the others back). Join b before pushing it frames.
 func (g *Group) Join(b *Buffer) {
 	old := b.g
 	for i, m := range old.members {
@@ -72,12 +73,30 @@ func (g *Group) Stall(now clock.Time) {
 	g.off, g.at, g.stalled = g.offset(now), now, true
 }
 
-// Resume ends a Stall: playout goes on at the offset the stall grew to.
+// Resume ends a Stall: playout goes on at the offset the stall grew to,
+// but no further than the members' MaxDelay allows (what playout is
+// clamped to): excess beyond it would only delay the drain.
 func (g *Group) Resume(now clock.Time) {
 	if !g.stalled {
 		return
 	}
-	g.off, g.at, g.stalled = g.offset(now), now, false
+	off := g.offset(now)
+	if hi, ok := g.maxOffset(); ok {
+		off = min(off, hi)
+	}
+	g.off, g.at, g.stalled = off, now, false
+}
+
+// maxOffset is the largest offset any member's MaxDelay allows, in the
+// transit space (from the capture-time mapping of each member's last
+// release); ok is false before a member released a frame.
+func (g *Group) maxOffset() (hi time.Duration, ok bool) {
+	for _, m := range g.members {
+		if m.mapSet && (!ok || m.mapK+m.cfg.MaxDelay > hi) {
+			hi, ok = m.mapK+m.cfg.MaxDelay, true
+		}
+	}
+	return hi, ok
 }
 
 // Stalled reports whether the group is stalled.
@@ -123,7 +142,7 @@ func (g *Group) update(now clock.Time) {
 	var want time.Duration
 	ok := false
 	for _, m := range g.members {
-		if m.wantSet && (!ok || m.want > want) {
+		if m.wantSet && (!ok || m.want > want) && now.Sub(m.lastCompleted) <= memberIdle {
 			want, ok = m.want, true
 		}
 	}

@@ -85,6 +85,12 @@ type Config struct {
 	// play the backlog late and drain it; skipped frames show as
 	// FrameInfo.CaughtUpBefore. An RTC option; off by default.
 	CatchUp bool
+	// PassThrough delivers each received frame as soon as it completes,
+	// in completion order, with no playout buffering (a relay, or an
+	// application with its own player). FrameInfo.PlayoutTime is then the
+	// completion time; MinPlayoutDelay, MaxPlayoutDelay and CatchUp do not
+	// apply. Off by default.
+	PassThrough bool
 
 	// MaxBitrate caps the sending rate, in bit/s. Default 20 Mbit/s.
 	MaxBitrate int64
@@ -214,6 +220,7 @@ func (c Config) core() core.Config {
 		PlayoutQuantile:      c.Profile.playoutQuantile(),
 		PlayoutWindow:        c.Profile.playoutWindow(),
 		PlayoutCatchUp:       c.CatchUp,
+		Playout:              c.playout(),
 		RecoveryResidual:     c.Profile.recoveryResidual(),
 		PlayoutStallTogether: c.Profile == Live,
 		FragmentSize:         c.FragmentSize,
@@ -230,6 +237,13 @@ func (c Config) core() core.Config {
 		MaxFECOverhead:        c.MaxFECOverhead,
 		DisableRetransmission: c.DisableRetransmission,
 	}
+}
+
+func (c Config) playout() core.PlayoutMode {
+	if c.PassThrough {
+		return core.PlayoutPassThrough
+	}
+	return core.PlayoutAdaptive
 }
 
 // CongestionControl chooses the controller a session sends with.

@@ -87,6 +87,10 @@ type FrameInfo struct {
 	// Undecodable: a video frame referencing one never released since the
 	// last key frame; a key frame has been asked for.
 	Undecodable bool
+	// Reordered (Config.PassThrough, which delivers frames as they
+	// complete): an earlier frame's LostBefore counted this one, which came
+	// after all.
+	Reordered bool
 }
 
 // PlayoutStats are a received track's jitter-buffer figures (W3C
@@ -617,6 +621,7 @@ func (rt *RemoteTrack) push(t *Transport, ev core.Event) {
 		CaughtUpBefore: ev.Frame.CaughtUpBefore,
 		PlayedLate:     ev.Frame.PlayedLate,
 		Undecodable:    ev.Frame.Undecodable,
+		Reordered:      ev.Frame.Reordered,
 	}
 	for {
 		select {

@@ -171,6 +171,45 @@ func TestSessionOverEmulatedLink(t *testing.T) {
 	})
 }
 
+// With PassThrough a received frame is delivered as soon as it completes:
+// its playout time is its completion time, with no buffering.
+func TestPassThroughDeliversOnCompletion(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		link := netem.LinkConfig{Delay: 30 * time.Millisecond, Jitter: 20 * time.Millisecond, Rate: 10_000_000}
+		l, client, _ := netemPair(t, link, &Config{PassThrough: true})
+		cs, ss := dialAccept(t, l, client)
+		video, err := cs.Publish(ctx, TrackConfig{Kind: KindVideo, Bitrate: 2_000_000})
+		require.NoError(t, err)
+		const frames = 60
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for i := range frames {
+				require.NoError(t, video.WriteFrame(ctx, Frame{Data: frameData(2, i), Keyframe: i%30 == 0}))
+				time.Sleep(33 * time.Millisecond)
+			}
+		})
+		rt, err := ss.AcceptTrack(ctx)
+		require.NoError(t, err)
+		buf := make([]byte, 1<<16)
+		for i := range frames {
+			n, info, err := rt.ReadFrame(ctx, buf)
+			require.NoError(t, err)
+			assert.Equal(t, int64(i), info.ID)
+			assert.True(t, bytes.Equal(frameData(2, int(info.ID)), buf[:n]), "frame %d", info.ID)
+			assert.Equal(t, info.CompleteTime, info.PlayoutTime, "frame %d: delivered as it completed", i)
+			assert.Less(t, info.PlayoutTime.Sub(info.CaptureTime), 100*time.Millisecond, "frame %d: 30-50 ms one way, no buffer", i)
+		}
+		wg.Wait()
+		ps, err := rt.PlayoutStats(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, int64(frames), ps.FramesReleased)
+		assert.Zero(t, ps.JitterBufferDelay, "no time in a buffer")
+		require.NoError(t, cs.Close())
+		<-ss.Done()
+	})
+}
+
 func TestLossyLinkReportsLoss(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()

@@ -152,6 +152,10 @@ type FrameMeta struct {
 	Droppable  bool
 	Size       int
 	LostBefore int64 // frames skipped in this stream just before this one, lost on the way
+	// Reordered (EventFrame, PlayoutPassThrough, which delivers frames as
+	// they complete): an earlier frame's LostBefore counted this one, which
+	// came after all; it is taken back from the FramesSkipped stats.
+	Reordered bool
 	// DroppedBefore: frames skipped just before this one that the sender
 	// declared dropped (a drop notice); not counted in LostBefore.
 	DroppedBefore int64

@@ -602,7 +602,7 @@ func (r *receiver) resetStream(now clock.Time, st *recvStream) {
 		r.giveUp(now, st, &st.slots[st.active[0]], "stream reset")
 	}
 	for {
-		f, ok := st.jb.Flush()
+		f, ok := st.jb.Discard()
 		if !ok {
 			break
 		}

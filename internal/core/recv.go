@@ -661,7 +661,7 @@ func (r *receiver) finishStream(now clock.Time, st *recvStream) {
 		r.giveUp(now, st, &st.slots[st.active[0]], "stream closed")
 	}
 	for {
-		f, ok := st.jb.Flush()
+		f, ok := st.jb.Flush(now)
 		if !ok {
 			break
 		}
@@ -688,6 +688,11 @@ func (r *receiver) deliver(now clock.Time, st *recvStream, f jitterbuffer.Frame)
 	st.unsent = 0
 	st.stats.FramesSkipped += f.LostBefore
 	c.stats.FramesSkipped += f.LostBefore
+	if f.Reordered {
+		// Pass-through: an earlier frame's LostBefore counted it.
+		st.stats.FramesSkipped--
+		c.stats.FramesSkipped--
+	}
 	var dropped int64
 	if st.drops.n > 0 {
 		if f.LostBefore > 0 {
@@ -720,7 +725,8 @@ func (r *receiver) deliver(now clock.Time, st *recvStream, f jitterbuffer.Frame)
 	c.ep.pushEvent(Event{Type: EventFrame, Conn: c, Stream: st.id, Kind: st.kind,
 		Frame: FrameMeta{ID: f.ID, Capture: f.Capture, Completed: f.Completed, Playout: now, Key: f.Key,
 			Droppable: f.Droppable, Size: len(f.Data) - wire.FramePrefixLen, LostBefore: f.LostBefore - dropped,
-			DroppedBefore: dropped, CaughtUpBefore: caughtUp, PlayedLate: f.Late, Undecodable: f.Undecodable},
+			DroppedBefore: dropped, CaughtUpBefore: caughtUp, PlayedLate: f.Late, Undecodable: f.Undecodable,
+			Reordered: f.Reordered},
 		Data: f.Data[wire.FramePrefixLen:], buf: f.Data})
 }
 
@@ -771,7 +777,7 @@ func (r *receiver) dropAll(now clock.Time) {
 			r.giveUp(now, st, &st.slots[st.active[0]], "connection closed")
 		}
 		for {
-			f, ok := st.jb.Flush()
+			f, ok := st.jb.Discard()
 			if !ok {
 				break
 			}
