@@ -125,11 +125,7 @@ func (r *run) result(seed uint64) Result {
 	r.windows(&res)
 	r.playoutMetrics(&res)
 	if r.sc.Baselines {
-		rate := 0.10
-		if r.sc.Profile == ProfileLive {
-			rate = 0.03
-		}
-		res.Baselines = r.baselines(rate)
+		res.Baselines = r.baselines(r.drainRate, r.maxPlayout)
 	}
 	res.AllowanceMSAtLossStop, res.AllowanceMS10sAfterStop = r.allowStop, r.allowAfter
 	if len(r.allowLoss) > 0 {

@@ -90,9 +90,12 @@
 // 0.1 %; Scenario.PlayoutQuantile) and `jb-stationary-30ms` (RTC, 10 min of
 // stationary 0-30 ms jitter) add `baselines`: our mean added delay and
 // late ratio beside a fixed offset with as many late frames, a NetEq-style
-// target (0.95 quantile, 20 ms buckets, forgetting 0.983) and the offline
-// optimum (dynamic programming over offsets changing no faster than the
-// drain rate, held per 100 ms on a 1 ms grid, with as many late frames).
+// target (0.95 quantile of each 500 ms's largest relative delay, 20 ms
+// buckets, forgetting 0.983 an interval) and the offline optimum (dynamic
+// programming over offsets changing no faster than the drain rate, held
+// per 100 ms on a 1 ms grid, within MaxPlayoutDelay, with at most as many
+// late frames; `optimum_bound_ms` is a lower bound on it, the Lagrangian
+// hull at our late count).
 //
 // The ground truth comes from the simulator, not from the cores' own
 // counters: the runner sees every datagram each host sends and receives and

@@ -84,12 +84,16 @@ func (d *dirCount) total() (packets, bytes int64) {
 type run struct {
 	sc      Scenario
 	latency time.Duration
-	sim     *netem.Simulator
-	snd     *host
-	rcv     *host
-	streams [wire.MaxStreams]*streamRec
-	fwd     dirCount
-	rev     dirCount
+	// The receiver's playout bound and drain rate (the profile's), for the
+	// offline baselines.
+	maxPlayout time.Duration
+	drainRate  float64
+	sim        *netem.Simulator
+	snd        *host
+	rcv        *host
+	streams    [wire.MaxStreams]*streamRec
+	fwd        dirCount
+	rev        dirCount
 
 	scripted     *cc.Scripted       // the sender's estimator, for Target "scripted"
 	neck         *netem.Bottleneck  // the shared bottleneck of a row with Flows
@@ -700,6 +704,7 @@ func runWith(sc Scenario, seed uint64, opts RunOptions) (res Result, r *run, err
 	default:
 		cfg.MinPlayoutDelay, cfg.MaxPlayoutDelay, cfg.DrainRate = 0, 800*time.Millisecond, 0.10
 	}
+	r.maxPlayout, r.drainRate = cfg.MaxPlayoutDelay, cfg.DrainRate
 	if sc.PlayoutQuantile > 0 {
 		cfg.PlayoutQuantile = sc.PlayoutQuantile
 	}
