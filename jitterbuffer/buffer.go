@@ -239,13 +239,26 @@ type Stats struct {
 	FramesSkipped      int64 // ids never pushed before a later frame's release
 	FramesLate         int64 // pushes refused with ErrLate
 	FramesReleasedLate int64 // released after their playout time (completed too late)
-	FramesUndecodable  int64 // video frames released with a broken reference
-	FramesAfterStall   int64 // frames that arrived in a burst after a stall, left out of the target
-	FramesDropped      int64 // framesDropped: released Dropped by catch-up (Config.CatchUp)
+	// FramesReleasedEarly: released before their playout time (Flush, as
+	// a stream ends).
+	FramesReleasedEarly int64
+	FramesUndecodable   int64 // video frames released with a broken reference
+	FramesAfterStall    int64 // frames that arrived in a burst after a stall, left out of the target
+	// FramesDropped is W3C's framesDropped: frames that came and missed
+	// their display, released Dropped by catch-up (Config.CatchUp) or
+	// refused as too late to play in order (FramesLate).
+	FramesDropped int64
 
 	JitterBufferDelay        time.Duration // jitterBufferDelay: completion to release
 	JitterBufferTargetDelay  time.Duration // jitterBufferTargetDelay: the target (with the bounds) at each release
 	JitterBufferMinimumDelay time.Duration // jitterBufferMinimumDelay: the target the network needs, bounds aside
+
+	// Audio (not Video) underruns: concealmentEvents, each time playout
+	// had nothing to play after playing (a frame missing, or completing
+	// after its playout time), and the time concealed (W3C counts
+	// concealedSamples; this is their duration).
+	ConcealmentEvents int64
+	ConcealedDuration time.Duration
 
 	FreezeCount                 int64         // freezeCount (Video)
 	TotalFreezesDuration        time.Duration // totalFreezesDuration
@@ -297,7 +310,8 @@ type Buffer struct {
 	released      bool
 	intervals     [freezeWindow]time.Duration
 	nIntervals    int
-	ringAt        int // where intervals' next entry goes
+	ringAt        int        // where intervals' next entry goes
+	lastCapture   clock.Time // audio: the capture of the last frame released (if released)
 	sumInterval   time.Duration
 	seen          bool
 	lastCompleted clock.Time
@@ -401,6 +415,7 @@ func (b *Buffer) allowanceNow(now clock.Time) time.Duration {
 func (b *Buffer) Push(now clock.Time, f Frame) error {
 	if b.cfg.Mode != PassThrough && b.nextSet && f.ID < b.next {
 		b.stats.FramesLate++
+		b.stats.FramesDropped++
 		if b.cfg.Mode == Adaptive {
 			// Too late to play, but its transit is what the target must
 			// learn: leaving it out would bias the quantile low.
@@ -672,6 +687,12 @@ func (b *Buffer) releaseFor(now, p clock.Time, flushed bool) Frame {
 	st.Offset = now.Sub(f.Capture)
 	if flushed {
 		st.Offset = p.Sub(f.Capture)
+		if now < p {
+			st.FramesReleasedEarly++
+		}
+	}
+	if !b.cfg.Video && b.cfg.Mode != PassThrough && !flushed {
+		b.concealStats(&f, now, p)
 	}
 	if b.cfg.Video {
 		b.decodable(&f)
@@ -751,6 +772,26 @@ func (b *Buffer) decodable(f *Frame) {
 			f.NeedKey, b.keyAsked = true, true
 		}
 	}
+}
+
+// concealStats counts an audio underrun at f's release (at now, for its
+// playout time p): the frames missing before it, their share of the
+// capture time since the last frame released, and, if it came late, the
+// time from p to now.
+func (b *Buffer) concealStats(f *Frame, now, p clock.Time) {
+	var d time.Duration
+	if f.LostBefore > 0 && b.stats.FramesReleased > 1 {
+		gap := f.Capture.Sub(b.lastCapture)
+		d += time.Duration(float64(gap) * float64(f.LostBefore) / float64(f.LostBefore+1))
+	}
+	if f.Late {
+		d += now.Sub(p)
+	}
+	if d > 0 {
+		b.stats.ConcealmentEvents++
+		b.stats.ConcealedDuration += d
+	}
+	b.lastCapture = f.Capture
 }
 
 // renderStats applies W3C's freeze and pause rules to the release times

@@ -41,7 +41,8 @@ func TestReleaseAtPlayoutInOrder(t *testing.T) {
 	assert.Equal(t, []int64{0, 1, 3}, got)
 	assert.Equal(t, []int64{0, 0, 1}, lost)
 	assert.ErrorIs(t, b.Push(0, Frame{ID: 2}), ErrLate)
-	assert.Equal(t, Stats{FramesReleased: 3, FramesSkipped: 1, FramesLate: 1,
+	assert.Equal(t, Stats{FramesReleased: 3, FramesSkipped: 1, FramesLate: 1, FramesDropped: 1, // 2 missed its display
+		ConcealmentEvents: 1, ConcealedDuration: 10 * time.Millisecond, // 2's 10 ms
 		// completed at 0, released at 100, 110 and 130 ms
 		JitterBufferDelay:        340 * time.Millisecond,
 		JitterBufferTargetDelay:  300 * time.Millisecond,

@@ -164,6 +164,7 @@ func TestFlushReleasesAtNow(t *testing.T) {
 	assert.Equal(t, 200*time.Millisecond, st.JitterBufferDelay, "completed at 0, released at 0.2 s")
 	assert.Equal(t, time.Second, st.Offset)
 	assert.Equal(t, int64(1), st.FramesReleased)
+	assert.Equal(t, int64(1), st.FramesReleasedEarly, "due at 1 s")
 
 	f, ok = b.Discard()
 	require.True(t, ok)
@@ -419,4 +420,84 @@ func TestResetForgetsGoneFrames(t *testing.T) {
 	require.Equal(t, int64(6), six.ID)
 	assert.True(t, six.Undecodable, "frame 6 follows an unknown gap in the new stream")
 	assert.True(t, six.NeedKey)
+}
+
+// A second whose least transit is 500 ms under both its neighbours' is a
+// corrupt timestamp: it stays out of the drift fit. One frame 1 s low read
+// as thousands of ppm (clamped at 5000) for as long as it stayed in the
+// 21-minute window. A fall that lasts is the floor's, and counts.
+func TestDriftIgnoresALowOutlier(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ppm  float64 // the receiver's clock runs fast by
+	}{
+		{"no drift", 0},
+		{"-500 ppm", -500},
+		{"1000 ppm", 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := New(Config{})
+			jit := uniform(31, 10*time.Millisecond)
+			p := &popper{b: b}
+			var last clock.Time
+			var worst float64
+			for i := int64(0); i < 5*60*50; i++ { // 5 min at 50 fps
+				c := clock.Time(time.Duration(i) * 20 * time.Millisecond)
+				base := 140*time.Millisecond + time.Duration(tc.ppm*1e-6*float64(c))
+				f := mappedFrame(i, c, base+jit(0, c))
+				f.Completed = clock.Max(f.Completed, last)
+				f.Transit = f.Completed.Sub(c)
+				last = f.Completed
+				if i == 30*50 {
+					f.Transit -= time.Second // its timestamp reads 1 s late
+				}
+				p.until(t, f.Completed)
+				require.NoError(t, b.Push(f.Completed, f))
+				p.until(t, f.Completed)
+				if c > clock.Time(30*time.Second) {
+					worst = max(worst, math.Abs(b.Stats(last).DriftPPM-tc.ppm))
+				}
+			}
+			assert.Less(t, worst, 50.0, "error after 30 s, ppm")
+		})
+	}
+}
+
+// An audio underrun is reported as concealment: frames missing (their
+// share of the capture gap), and a frame completing after its playout time
+// (from then until it plays). Consecutive concealed time is one event.
+func TestAudioConcealment(t *testing.T) {
+	b := New(Config{Mode: Fixed, Delay: 100 * time.Millisecond})
+	const iv = 20 * time.Millisecond
+	at := func(id int64) clock.Time { return clock.Time(time.Duration(id) * iv) }
+	push := func(id int64, late time.Duration) {
+		c := at(id)
+		require.NoError(t, b.Push(c, Frame{ID: id, Capture: c, Completed: c.Add(100*time.Millisecond + late)}))
+	}
+	pop := func(now clock.Time) {
+		for {
+			if _, ok := b.Pop(now); !ok {
+				return
+			}
+		}
+	}
+	for id := range int64(10) {
+		push(id, 0)
+	}
+	pop(at(10).Add(100 * time.Millisecond))
+	assert.Zero(t, b.Stats(0).ConcealmentEvents, "all on time")
+
+	push(12, 0) // 10 and 11 lost
+	pop(at(12).Add(100 * time.Millisecond))
+	push(13, 30*time.Millisecond) // completes 30 ms after its playout time
+	pop(at(13).Add(130 * time.Millisecond))
+	st := b.Stats(0)
+	assert.Equal(t, int64(2), st.ConcealmentEvents)
+	assert.Equal(t, 2*iv+30*time.Millisecond, st.ConcealedDuration)
+
+	v := New(Config{Mode: Fixed, Delay: 100 * time.Millisecond, Video: true})
+	require.NoError(t, v.Push(0, Frame{ID: 0, Key: true, Completed: clock.Time(time.Second)}))
+	_, ok := v.Pop(clock.Time(time.Second))
+	require.True(t, ok)
+	assert.Zero(t, v.Stats(0).ConcealmentEvents, "video freezes instead")
 }
