@@ -491,6 +491,7 @@ func (c *Conn) handleTWCC(now clock.Time, t *wire.TWCC) {
 	// (cc.ALR), not merely an empty queue, which a paced sender whose
 	// encoder follows the target has most of the time.
 	s.estimator.OnFeedback(now, rep, c.ccRTT(), s.alr.Update(now, s.estimator.Target()))
+	s.feedbackAt, s.feedbackSeen = now, true
 	if !s.fixedTarget() {
 		s.updateRate()
 	}

@@ -163,16 +163,21 @@ type sender struct {
 	// inflight: media bytes sent and not yet reported by feedback (nor
 	// aged out: inflightAge); ifOldest: the oldest packet number that may
 	// still count. See window.
-	inflight   int
-	ifOldest   int64
-	windowHeld bool // the window held packets back at the last poll
-	pathOver   bool // the path's delay alone exceeds Latency (EventPathDelay)
-	pacer      cc.Pacer
-	alr        cc.ALR       // the application-limited region, for the estimator
-	padding    bool         // a probe's padding is being sent (not the application's)
-	fixed      cc.Fixed     // version 1's estimator: the streams' nominal rates
-	estimator  cc.Estimator // the plug point; &fixed in version 1
-	history    [historySize]sentPacket
+	// feedbackAt: the last transport-wide report (if feedbackSeen);
+	// silenceAt: the last OnTime while reports were missing
+	// (silenceDue).
+	feedbackAt, silenceAt clock.Time
+	feedbackSeen          bool
+	inflight              int
+	ifOldest              int64
+	windowHeld            bool // the window held packets back at the last poll
+	pathOver              bool // the path's delay alone exceeds Latency (EventPathDelay)
+	pacer                 cc.Pacer
+	alr                   cc.ALR       // the application-limited region, for the estimator
+	padding               bool         // a probe's padding is being sent (not the application's)
+	fixed                 cc.Fixed     // version 1's estimator: the streams' nominal rates
+	estimator             cc.Estimator // the plug point; &fixed in version 1
+	history               [historySize]sentPacket
 
 	// Loss recovery (recovery.go): nil until the first stream opens, and
 	// when disabled by the Config.
@@ -1009,9 +1014,22 @@ func (s *sender) nextTimeout() clock.Time {
 		t = clock.Min(t, s.announceSent.Add(s.announceRepeat()))
 	}
 	if s.anyOpen() {
-		t = clock.Min(t, s.targetAt)
+		t = clock.Min(clock.Min(t, s.targetAt), s.silenceDue())
 	}
 	return t
+}
+
+// silenceDue is when a timed estimator (cc.Timed) must next hear the time
+// while feedback is missing: its rule halves the target once an RTT after
+// max(2 RTT, 500 ms) of silence, which the encoder-target updates (every
+// targetInterval) alone would apply once in several RTTs. Never while
+// nothing awaits feedback, or none ever came.
+func (s *sender) silenceDue() clock.Time {
+	if _, ok := s.estimator.(cc.Timed); !ok || !s.feedbackSeen || s.inflight == 0 {
+		return clock.Never
+	}
+	r := max(s.c.rtt.Smoothed(), 10*time.Millisecond)
+	return clock.Max(s.feedbackAt.Add(max(2*r, 500*time.Millisecond)), s.silenceAt.Add(r))
 }
 
 func (s *sender) anyOpen() bool {
@@ -1030,6 +1048,14 @@ func (s *sender) announceRepeat() time.Duration {
 // handleTimeout updates the encoder targets when due, closes FEC blocks on
 // their time bound and refreshes the FEC policy's inputs.
 func (s *sender) handleTimeout(now clock.Time) {
+	if s.anyOpen() && now >= s.silenceDue() {
+		s.ageFlight(now)
+		if t, ok := s.estimator.(cc.Timed); ok && s.inflight > 0 {
+			t.OnTime(now, s.c.ccRTT())
+		}
+		s.silenceAt = now
+		s.updateRate() // a cut reaches the encoders at once (targetAt)
+	}
 	if now >= s.targetAt && s.anyOpen() {
 		// Feedback silence means something only while packets await it:
 		// an application that sends nothing (paused) gets no reports, and

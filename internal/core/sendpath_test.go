@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/spillway-rt/spillway/cc"
@@ -212,4 +213,41 @@ func TestNoEncoderEventsForClosedStream(t *testing.T) {
 		}
 	}
 	require.Empty(t, bad, "events asking the application to encode for a closed stream")
+}
+
+// While transport-wide feedback is missing, GCC halves the target once an
+// RTT after max(2 RTT, 500 ms) (the cc issue). The sender called the
+// estimator only with the encoder-target updates, every 200 ms: at RTT
+// 40 ms that was once in five RTTs. Now it wakes once an RTT meanwhile.
+func TestFeedbackSilenceHalvesEachRTT(t *testing.T) {
+	link := netem.LinkConfig{Delay: 20 * time.Millisecond, Rate: 20_000_000}
+	var g *cc.GCC
+	cut := false
+	cfg := Config{Estimator: func() cc.Estimator {
+		g = cc.NewGCC(cc.GCCConfig{StartRate: 2_000_000, MinRate: 10_000})
+		return g
+	}}
+	p := newPair(t, pairOpts{fwd: link, rev: link, client: cfg,
+		serverFilter: func(clock.Time, []byte) bool { return !cut }})
+	p.connected()
+	var sid uint8
+	p.at(0, func(now clock.Time) {
+		var err error
+		sid, err = p.cc.OpenStream(now, StreamConfig{Kind: KindAudio, Bitrate: 64_000})
+		require.NoError(t, err)
+	})
+	for i := range 300 { // 6 s of 20 ms frames
+		p.at(time.Duration(i+1)*20*time.Millisecond, func(now clock.Time) {
+			_ = p.cc.WriteFrame(now, sid, payload(sid, int64(i), 160), FrameInfo{Capture: now})
+		})
+	}
+	p.run(3 * time.Second)
+	before := g.Target()
+	cut = true // the server's packets, feedback among them, no longer arrive
+	p.run(650 * time.Millisecond)
+	// Silence from about 500 ms after the last report (sent up to 40 ms
+	// before the cut): halvings at about 500, 540, 580 and 620 ms.
+	t.Logf("before %d after %d silences %d", before, g.Target(), g.Stats().Silences)
+	assert.LessOrEqual(t, g.Target(), before/8, "from %d", before)
+	assert.GreaterOrEqual(t, g.Stats().Silences, int64(3))
 }
