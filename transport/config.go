@@ -80,6 +80,11 @@ type Config struct {
 	// and 3 s (Live).
 	MinPlayoutDelay time.Duration
 	MaxPlayoutDelay time.Duration
+	// DrainRate is how fast excess playout delay drains, as a fraction of
+	// real time (playout that much faster; Stats.Rate tells an audio
+	// renderer to time-stretch by it). Within 0-1, exclusive; default 0.10
+	// (RTC) or 0.03 (Live).
+	DrainRate float64
 	// CatchUp: after a video freeze, skip to the newest decodable frame
 	// held (a key frame, or past frames nothing references) rather than
 	// play the backlog late and drain it; skipped frames show as
@@ -94,11 +99,20 @@ type Config struct {
 
 	// MaxBitrate caps the sending rate, in bit/s. Default 20 Mbit/s.
 	MaxBitrate int64
+	// MinBitrate is the least the congestion controller's target falls
+	// to, in bit/s (GCC and GCC02). Default 50 kbit/s.
+	MinBitrate int64
 	// CongestionControl chooses what sets the sending rate: GCC, our
 	// delay-based controller with probing (the default), GCC02 (gcc-02 as
 	// written, the bench's reference), or Fixed (no congestion control:
 	// the tracks' nominal Bitrate sums, for a path known to carry them).
 	CongestionControl CongestionControl
+	// Estimator, if set, makes each session's congestion controller
+	// instead (the cc package's one plug point: fed transport-wide
+	// feedback, it returns the target on the wire); CongestionControl,
+	// StartBitrate and MinBitrate are then its business. Called once per
+	// session; the estimator runs on the session's goroutine.
+	Estimator func() cc.Estimator
 	// StartBitrate is where the controller starts, in bit/s (probes
 	// check 3x and 6x it at once). Default 300 kbit/s.
 	StartBitrate int64
@@ -162,6 +176,7 @@ func (c *Config) withDefaults() Config {
 	} else {
 		setDefault(&d.PacerQueueLimit, 150*time.Millisecond)
 	}
+	setDefault(&d.DrainRate, d.Profile.drainRate())
 	if d.Profile == Live {
 		setDefault(&d.MinPlayoutDelay, time.Second)
 		setDefault(&d.MaxPlayoutDelay, 3*time.Second)
@@ -205,6 +220,12 @@ func (c *Config) Validate() error {
 	if d.StartBitrate < 0 || (d.StartBitrate > 0 && d.MaxBitrate > 0 && d.StartBitrate > d.MaxBitrate) {
 		return fmt.Errorf("%w: StartBitrate = %d: must be within 0-MaxBitrate", ErrInvalidConfig, d.StartBitrate)
 	}
+	if d.MinBitrate < 0 || (d.MinBitrate > 0 && d.MaxBitrate > 0 && d.MinBitrate > d.MaxBitrate) {
+		return fmt.Errorf("%w: MinBitrate = %d: must be within 0-MaxBitrate", ErrInvalidConfig, d.MinBitrate)
+	}
+	if !(d.DrainRate > 0 && d.DrainRate < 1) {
+		return fmt.Errorf("%w: DrainRate = %v: must be within 0-1, exclusive", ErrInvalidConfig, d.DrainRate)
+	}
 	cfg := d.core()
 	return cfg.Validate()
 }
@@ -216,7 +237,7 @@ func (c Config) core() core.Config {
 		Latency:              c.Latency,
 		MinPlayoutDelay:      c.MinPlayoutDelay,
 		MaxPlayoutDelay:      c.MaxPlayoutDelay,
-		DrainRate:            c.Profile.drainRate(),
+		DrainRate:            c.DrainRate,
 		PlayoutQuantile:      c.Profile.playoutQuantile(),
 		PlayoutWindow:        c.Profile.playoutWindow(),
 		PlayoutCatchUp:       c.CatchUp,
@@ -292,7 +313,10 @@ func (c *CongestionControl) UnmarshalText(b []byte) error {
 
 // estimator makes the core's controller factory (nil: the core's Fixed).
 func (c Config) estimator() func() cc.Estimator {
-	g := cc.GCCConfig{StartRate: c.StartBitrate, MaxRate: c.MaxBitrate}
+	if c.Estimator != nil {
+		return c.Estimator
+	}
+	g := cc.GCCConfig{StartRate: c.StartBitrate, MaxRate: c.MaxBitrate, MinRate: c.MinBitrate}
 	switch c.CongestionControl {
 	case GCC:
 		return func() cc.Estimator { return cc.NewGCC(g) }

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spillway-rt/spillway/cc"
+	"github.com/spillway-rt/spillway/clock"
 	"github.com/spillway-rt/spillway/internal/core"
 )
 
@@ -74,4 +75,44 @@ func TestProfilePlayout(t *testing.T) {
 			require.NoError(t, c.Validate())
 		})
 	}
+}
+
+// The playout's drain rate, the controller's floor and the controller
+// itself can be set; each is checked.
+func TestConfigDrainRateMinBitrateEstimator(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		cfg   Config
+		drain float64
+	}{
+		{"RTC default", Config{}, 0.10},
+		{"Live default", Config{Profile: Live}, 0.03},
+		{"set", Config{Profile: Live, DrainRate: 0.05}, 0.05},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.NoError(t, tc.cfg.Validate())
+			assert.Equal(t, tc.drain, tc.cfg.withDefaults().core().DrainRate)
+		})
+	}
+	for _, bad := range []Config{
+		{DrainRate: 1}, {DrainRate: -0.1}, {DrainRate: 1.5},
+		{MinBitrate: -1}, {MinBitrate: 2_000_000, MaxBitrate: 1_000_000},
+	} {
+		assert.ErrorIs(t, bad.Validate(), ErrInvalidConfig, "%+v", bad)
+	}
+
+	floor := Config{MinBitrate: 400_000, StartBitrate: 500_000}
+	require.NoError(t, floor.Validate())
+	g := floor.withDefaults().estimator()().(*cc.GCC)
+	rtt := cc.RTT{Min: 50 * time.Millisecond, Smoothed: 50 * time.Millisecond}
+	g.OnFeedback(0, &cc.Feedback{Packets: []cc.PacketResult{{Size: 1000, Received: true}}}, rtt, false)
+	for now := clock.Time(0); now < clock.Time(10*time.Second); now = now.Add(100 * time.Millisecond) {
+		g.OnTime(now, rtt) // no feedback since: the target halves each RTT, down to MinBitrate
+	}
+	assert.Equal(t, int64(400_000), g.Target())
+
+	fixed := &cc.Fixed{Rate: 123_000}
+	own := Config{Estimator: func() cc.Estimator { return fixed }, CongestionControl: GCC02}
+	require.NoError(t, own.Validate())
+	assert.Same(t, fixed, own.withDefaults().core().Estimator())
 }

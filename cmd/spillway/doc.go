@@ -90,7 +90,12 @@
 // PLI, or a reference frame the sender dropped) and follows the track's
 // target bitrate (at most 1.5 Mbit/s). -seed seeds the frame sizes
 // (default 1). -profile (default rtc) and -latency (default the
-// profile's: 300 ms, or 3 s for live) set the transport's Config.
+// profile's: 300 ms, or 3 s for live) set the transport's Config, as do
+// these, push and play alike (each defaults to transport.Config's zero
+// value, the profile's default): -cc gcc|gcc-02|fixed, -start-bitrate,
+// -min-bitrate and -max-bitrate (bit/s), -pacer-queue D (the sender's);
+// -min-playout D, -max-playout D, -drain-rate F, -catch-up and
+// -passthrough (the receiver's).
 //
 // Every frame's payload is exactly the traffic model's size (padded up to
 // 21 bytes if smaller) and verifiable on its own: the magic "SPWY" (4
@@ -128,7 +133,7 @@
 // the session started, or on an interrupt, and prints exactly one line to
 // stdout:
 //
-//	frames=N on_time=R p99_ms=X corrupt=C lost=L late=... skipped=... overflow=... misordered=... p50_ms=... max_ms=... bytes=...
+//	frames=N on_time=R p99_ms=X corrupt=C lost=L late=... skipped=... overflow=... misordered=... p50_ms=... max_ms=... bytes=... freeze_count=... freezes_s=... pause_count=... concealment_events=... concealed_s=...
 //
 // N counts the frames received (corrupt ones included); R is the intact
 // frames complete within the budget over the frames expected (N + L), 4
@@ -139,7 +144,10 @@
 // count of frames skipped, FrameInfo.LostBefore, which should equal lost),
 // overflow (frames the transport dropped because a reader fell behind),
 // misordered (sequence numbers at or below one already seen), p50_ms,
-// max_ms, and bytes. Play exits with status 0 whatever the loss (the
+// max_ms, bytes, and the tracks' playout figures summed (W3C's video
+// freezeCount, totalFreezesDuration and pauseCount; audio concealment
+// events and time: transport.PlayoutStats, as of the last second a track
+// was open). Play exits with status 0 whatever the loss (the
 // numbers tell) and 1 only when it cannot listen.
 //
 // # spillway netem -listen ADDR -forward ADDR [-config FILE [-scenario NAME]] [impairments] [-pcap DIR]

@@ -178,18 +178,34 @@ func usageErr(fs *flag.FlagSet, format string, args ...any) error {
 	return errUsage
 }
 
-// transportFlags adds -profile and -latency to fs, filling cfg.
+// transportFlags adds the transport.Config flags to fs, filling cfg.
 func transportFlags(fs *flag.FlagSet, cfg *transport.Config) {
 	fs.TextVar(&cfg.Profile, "profile", transport.RTC, "transport `profile`: rtc (300 ms budget) or live (3 s budget)")
 	fs.DurationVar(&cfg.Latency, "latency", 0, "transport latency budget, capture to frame complete (default: the profile's)")
 	fs.TextVar(&cfg.CongestionControl, "cc", transport.GCC, "congestion `control`: gcc, gcc-02 (the draft as written) or fixed (the tracks' nominal rates)")
 	fs.Int64Var(&cfg.StartBitrate, "start-bitrate", 0, "the congestion controller's starting rate in `bit/s` (default 300000)")
+	fs.Int64Var(&cfg.MinBitrate, "min-bitrate", 0, "the least the congestion controller's target falls to, in `bit/s` (default 50000)")
+	fs.Int64Var(&cfg.MaxBitrate, "max-bitrate", 0, "the most the sender sends, in `bit/s` (default 20000000)")
+	fs.DurationVar(&cfg.PacerQueueLimit, "pacer-queue", 0, "the send queue's bound in time (default: 150ms rtc, 1s live)")
+	fs.DurationVar(&cfg.MinPlayoutDelay, "min-playout", 0, "the least playout offset, capture to playout (default: 0 rtc, 1s live)")
+	fs.DurationVar(&cfg.MaxPlayoutDelay, "max-playout", 0, "the most playout offset (default: 800ms rtc, 3s live)")
+	fs.Float64Var(&cfg.DrainRate, "drain-rate", 0, "how fast excess playout delay drains, a `fraction` of real time (default: 0.10 rtc, 0.03 live)")
+	fs.BoolVar(&cfg.CatchUp, "catch-up", false, "after a video freeze, skip to the newest decodable frame")
+	fs.BoolVar(&cfg.PassThrough, "passthrough", false, "deliver received frames as they complete, with no playout buffer")
 }
 
 // checkTransportFlags validates what transportFlags filled.
 func checkTransportFlags(fs *flag.FlagSet, cfg *transport.Config) error {
 	if cfg.Latency < 0 {
 		return usageErr(fs, "-latency %v: must not be negative", cfg.Latency)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"pacer-queue", cfg.PacerQueueLimit}, {"min-playout", cfg.MinPlayoutDelay}, {"max-playout", cfg.MaxPlayoutDelay}} {
+		if d.v < 0 {
+			return usageErr(fs, "-%s %v: must not be negative", d.name, d.v)
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return usageErr(fs, "%v", err)

@@ -238,7 +238,16 @@ func TestPlayStatsAccounting(t *testing.T) {
 	d.DroppedBefore = 1
 	s.record(transport.KindVideo, v6, d) // seq 4 lost, seq 5 dropped by the sender
 
+	s.playout = map[*transport.RemoteTrack]transport.PlayoutStats{
+		{}:  {FreezeCount: 2, TotalFreezesDuration: 1500 * time.Millisecond, PauseCount: 1},
+		nil: {ConcealmentEvents: 3, ConcealedDuration: 60 * time.Millisecond},
+	}
 	_, v := kv(t, s.summary(5))
+	assert.Equal(t, "2", v["freeze_count"])
+	assert.Equal(t, "1.500", v["freezes_s"])
+	assert.Equal(t, "1", v["pause_count"])
+	assert.Equal(t, "3", v["concealment_events"])
+	assert.Equal(t, "0.060", v["concealed_s"])
 	assert.Equal(t, "9", v["frames"])
 	assert.Equal(t, "2", v["corrupt"])
 	assert.Equal(t, "2", v["lost"])
@@ -387,6 +396,11 @@ func TestUsageErrors(t *testing.T) {
 		{"push", "-duration", "1s"},
 		{"push", "-to", "127.0.0.1:1", "-duration", "1s", "-profile", "tv"},
 		{"push", "-to", "127.0.0.1:1", "-duration", "1s", "-latency", "-1s"},
+		{"push", "-to", "127.0.0.1:1", "-duration", "1s", "-min-bitrate", "2000000", "-max-bitrate", "1000000"},
+		{"push", "-to", "127.0.0.1:1", "-duration", "1s", "-pacer-queue", "-1s"},
+		{"play", "-listen", "127.0.0.1:0", "-drain-rate", "1.5"},
+		{"play", "-listen", "127.0.0.1:0", "-min-playout", "2s", "-max-playout", "1s"},
+		{"play", "-listen", "127.0.0.1:0", "-max-playout", "-1s"},
 		{"play"},
 		{"play", "-listen", "127.0.0.1:0", "-duration", "x"},
 		{"play", "-listen", "127.0.0.1:0", "stray"},

@@ -78,6 +78,10 @@ type playStats struct {
 	next       [2]int64 // next expected sequence number, by bench.Source
 	latencies  []time.Duration
 
+	// The tracks' playout figures, as of the last tick (a track's end
+	// takes them with it).
+	playout map[*transport.RemoteTrack]transport.PlayoutStats
+
 	// Since the last progress line.
 	ivFrames int64
 	ivBytes  int64
@@ -168,9 +172,35 @@ func (s *playStats) summary(overflow int64) string {
 	}
 	lat := slices.Clone(s.latencies)
 	slices.Sort(lat)
-	return fmt.Sprintf("frames=%d on_time=%.4f p99_ms=%s corrupt=%d lost=%d late=%d skipped=%d dropped=%d overflow=%d misordered=%d p50_ms=%s max_ms=%s bytes=%d",
+	var pl transport.PlayoutStats
+	for _, st := range s.playout {
+		pl.FreezeCount += st.FreezeCount
+		pl.TotalFreezesDuration += st.TotalFreezesDuration
+		pl.PauseCount += st.PauseCount
+		pl.ConcealmentEvents += st.ConcealmentEvents
+		pl.ConcealedDuration += st.ConcealedDuration
+	}
+	return fmt.Sprintf("frames=%d on_time=%.4f p99_ms=%s corrupt=%d lost=%d late=%d skipped=%d dropped=%d overflow=%d misordered=%d p50_ms=%s max_ms=%s bytes=%d"+
+		" freeze_count=%d freezes_s=%.3f pause_count=%d concealment_events=%d concealed_s=%.3f",
 		s.frames, onTime, ms(percentile(lat, 99)), s.corrupt, s.lost, s.late, s.skipped, s.dropped, overflow, s.misordered,
-		ms(percentile(lat, 50)), ms(percentile(lat, 100)), s.bytes)
+		ms(percentile(lat, 50)), ms(percentile(lat, 100)), s.bytes,
+		pl.FreezeCount, pl.TotalFreezesDuration.Seconds(), pl.PauseCount, pl.ConcealmentEvents, pl.ConcealedDuration.Seconds())
+}
+
+// notePlayout keeps each track's latest playout figures.
+func (s *playStats) notePlayout(ctx context.Context, tracks []*transport.RemoteTrack) {
+	for _, rt := range tracks {
+		st, err := rt.PlayoutStats(ctx)
+		if err != nil {
+			continue // ended: its last figures stay
+		}
+		s.mu.Lock()
+		if s.playout == nil {
+			s.playout = map[*transport.RemoteTrack]transport.PlayoutStats{}
+		}
+		s.playout[rt] = st
+		s.mu.Unlock()
+	}
 }
 
 // percentile is the nearest-rank percentile p of sorted (0 when empty).
@@ -274,6 +304,10 @@ loop:
 		case <-ticker.C:
 			k := time.Since(start).Round(tick) / tick
 			fmt.Fprintln(stderr, stats.progress(k*tick, tick))
+			mu.Lock()
+			tracks := slices.Clone(accepted)
+			mu.Unlock()
+			stats.notePlayout(runCtx, tracks)
 		case <-done:
 			reason = fmt.Sprintf("session ended: %v", sess.Err())
 			break loop
@@ -285,6 +319,13 @@ loop:
 			break loop
 		}
 	}
+	// The playout figures at the end, for the tracks still open.
+	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	mu.Lock()
+	tracks := slices.Clone(accepted)
+	mu.Unlock()
+	stats.notePlayout(fctx, tracks)
+	fcancel()
 	cancel()
 	_ = l.Close() // closes the session in order, then the socket
 	<-done
