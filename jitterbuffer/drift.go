@@ -22,15 +22,6 @@ const (
 	// MaxDrift bounds the drift estimate (±0.5 %): beyond it, the slope
 	// comes from queueing, not clocks.
 	MaxDrift = 5000e-6
-	// driftOutlier: a second whose least transit is this much under both
-	// its neighbours' is a corrupt (or hostile) timestamp, not the floor:
-	// no clock, route or queue moves the floor down and back up so far
-	// within two seconds. It stays out of the fit (one frame 1 s low read
-	// as thousands of ppm for the 21 minutes it stayed in the window).
-	// 100 ms was too little: behind a loss-based TCP flow's 1 s queue
-	// (RFC 8867 5.6, 1000 ms queue) a second's floor does fall and rise
-	// back that much.
-	driftOutlier = 500 * time.Millisecond
 )
 
 // secondMins keeps the least value of each interval of width for its
@@ -83,15 +74,11 @@ func (s *secondMins) add(now clock.Time, v time.Duration) (closed bool) {
 type driftEstimator struct {
 	mins   secondMins
 	xs, ys []float64 // when each kept second's least transit came, and that transit, seconds (by ring index)
-	out    []bool    // seconds left out of the fit (driftOutlier), by ring index
-	// outlier: out for good (the next second was back up); else out only
-	// until the next second comes.
-	outlier []bool
-	hull    []int // scratch: the lower hull's seconds, by ring index
-	origin  clock.Time
-	ref     time.Duration
-	closed  int     // seconds closed so far
-	slope   float64 // seconds of transit per second
+	hull   []int     // scratch: the lower hull's seconds, by ring index
+	origin clock.Time
+	ref    time.Duration
+	closed int     // seconds closed so far
+	slope  float64 // seconds of transit per second
 }
 
 // driftRefit is how often (in seconds closed) the line is refitted once a
@@ -100,8 +87,7 @@ const driftRefit = 10
 
 func newDriftEstimator() driftEstimator {
 	return driftEstimator{mins: newSecondMins(driftBucket, driftBuckets),
-		xs: make([]float64, driftBuckets), ys: make([]float64, driftBuckets), out: make([]bool, driftBuckets),
-		outlier: make([]bool, driftBuckets), hull: make([]int, 0, driftBuckets)}
+		xs: make([]float64, driftBuckets), ys: make([]float64, driftBuckets), hull: make([]int, 0, driftBuckets)}
 }
 
 func (d *driftEstimator) add(now clock.Time, transit time.Duration) {
@@ -119,18 +105,6 @@ func (d *driftEstimator) add(now clock.Time, transit time.Duration) {
 	// the middle, 10.0 with the time.)
 	d.xs[k] = m.at[k].Sub(d.origin).Seconds()
 	d.ys[k] = (m.v[k] - d.ref).Seconds()
-	d.out[k] = false
-	if m.n >= 2 {
-		// A second far under the one before stays out until the next
-		// tells: back up, it was an outlier; as low, the floor fell.
-		j := (k + len(m.v) - 1) % len(m.v)
-		if d.out[j] && !d.outlier[j] {
-			d.out[j] = d.ys[k] > d.ys[j]+driftOutlier.Seconds()
-			d.outlier[j] = d.out[j]
-		}
-		d.out[k] = d.ys[k] < d.ys[j]-driftOutlier.Seconds() && !d.out[j]
-		d.outlier[k] = false
-	}
 	d.closed++
 	if m.n >= driftMinBuckets && (m.n < 60 || d.closed%driftRefit == 0) {
 		d.fit()
@@ -151,13 +125,8 @@ func (d *driftEstimator) fit() {
 	hull := d.hull[:0]
 	var mean float64
 	k := m.head
-	n := 0
-	for j := 0; j < m.n; j, k = j+1, (k+1)%len(x) {
-		if d.out[k] {
-			continue
-		}
+	for j := 0; j < m.n; j++ {
 		mean += x[k]
-		n++
 		for len(hull) >= 2 {
 			a, b := hull[len(hull)-2], hull[len(hull)-1]
 			// Drop b unless it lies strictly below the line from a to k.
@@ -167,9 +136,12 @@ func (d *driftEstimator) fit() {
 			hull = hull[:len(hull)-1]
 		}
 		hull = append(hull, k)
+		if k++; k == len(x) {
+			k = 0
+		}
 	}
 	d.hull = hull
-	mean /= float64(n)
+	mean /= float64(m.n)
 	for i := 0; i+1 < len(hull); i++ {
 		a, b := hull[i], hull[i+1]
 		if x[b] >= mean || i+2 == len(hull) {

@@ -422,47 +422,6 @@ func TestResetForgetsGoneFrames(t *testing.T) {
 	assert.True(t, six.NeedKey)
 }
 
-// A second whose least transit is 500 ms under both its neighbours' is a
-// corrupt timestamp: it stays out of the drift fit. One frame 1 s low read
-// as thousands of ppm (clamped at 5000) for as long as it stayed in the
-// 21-minute window. A fall that lasts is the floor's, and counts.
-func TestDriftIgnoresALowOutlier(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		ppm  float64 // the receiver's clock runs fast by
-	}{
-		{"no drift", 0},
-		{"-500 ppm", -500},
-		{"1000 ppm", 1000},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			b := New(Config{})
-			jit := uniform(31, 10*time.Millisecond)
-			p := &popper{b: b}
-			var last clock.Time
-			var worst float64
-			for i := int64(0); i < 5*60*50; i++ { // 5 min at 50 fps
-				c := clock.Time(time.Duration(i) * 20 * time.Millisecond)
-				base := 140*time.Millisecond + time.Duration(tc.ppm*1e-6*float64(c))
-				f := mappedFrame(i, c, base+jit(0, c))
-				f.Completed = clock.Max(f.Completed, last)
-				f.Transit = f.Completed.Sub(c)
-				last = f.Completed
-				if i == 30*50 {
-					f.Transit -= time.Second // its timestamp reads 1 s late
-				}
-				p.until(t, f.Completed)
-				require.NoError(t, b.Push(f.Completed, f))
-				p.until(t, f.Completed)
-				if c > clock.Time(30*time.Second) {
-					worst = max(worst, math.Abs(b.Stats(last).DriftPPM-tc.ppm))
-				}
-			}
-			assert.Less(t, worst, 50.0, "error after 30 s, ppm")
-		})
-	}
-}
-
 // An audio underrun is reported as concealment: frames missing (their
 // share of the capture gap), and a frame completing after its playout time
 // (from then until it plays). Consecutive concealed time is one event.
