@@ -56,6 +56,10 @@ type Frame struct {
 	ID        int64
 	Capture   clock.Time // capture time on the receiver's clock
 	Completed clock.Time // when its last fragment arrived
+	// FirstArrival is when its first packet arrived, where
+	// JitterBufferDelay starts (W3C: from the first packet received); 0
+	// (or later than Completed): from Completed.
+	FirstArrival clock.Time
 	// Transit is Completed minus the frame's capture timestamp read on the
 	// sender's clock: the two clocks' offset is unknown and may drift, so
 	// only differences between frames mean anything. Adaptive buffers
@@ -121,10 +125,6 @@ const (
 	// quantile over seconds to keep (one every 4 s is 0.8 % of 30 fps),
 	// and each one late freezes the video.
 	keyMemory = 3
-	// goneMemory is how many frames known never to come a buffer
-	// remembers (NoteGone): a gap of only droppable ones breaks nothing, and
-	// a gap of only gone ones is not worth waiting for.
-	goneMemory = 32
 	// reorderMemory is how far behind the next id a PassThrough buffer
 	// remembers the ids it counted skipped (Frame.Reordered).
 	reorderMemory = 256
@@ -249,7 +249,7 @@ type Stats struct {
 	// refused as too late to play in order (FramesLate).
 	FramesDropped int64
 
-	JitterBufferDelay        time.Duration // jitterBufferDelay: completion to release
+	JitterBufferDelay        time.Duration // jitterBufferDelay: first packet (Frame.FirstArrival) to release
 	JitterBufferTargetDelay  time.Duration // jitterBufferTargetDelay: the target (with the bounds) at each release
 	JitterBufferMinimumDelay time.Duration // jitterBufferMinimumDelay: the target the network needs, bounds aside
 
@@ -319,7 +319,7 @@ type Buffer struct {
 	inStall       bool
 	broken        bool                  // Video: references lost since the last key frame
 	skipTo        int64                 // CatchUp: frames below this id are released Dropped; noSkip none
-	gone          [goneMemory]goneFrame // frames that will not come (NoteGone)
+	gone          [GoneMemory]goneFrame // frames that will not come (NoteGone)
 	nGone         int
 	skipped       idWindow // PassThrough: the ids below next counted skipped
 	keyAsked      bool
@@ -667,7 +667,11 @@ func (b *Buffer) releaseFor(now, p clock.Time, flushed bool) Frame {
 	if f.Late {
 		st.FramesReleasedLate++
 	}
-	st.JitterBufferDelay += max(0, now.Sub(f.Completed))
+	in := f.Completed
+	if f.FirstArrival != 0 && f.FirstArrival < in {
+		in = f.FirstArrival
+	}
+	st.JitterBufferDelay += max(0, now.Sub(in))
 	switch b.cfg.Mode {
 	case Adaptive:
 		// The target with the bounds: the group's (the largest any member
@@ -712,20 +716,25 @@ type goneFrame struct {
 	droppable bool
 }
 
+// GoneMemory is how many frames known never to come a buffer remembers
+// (NoteGone): a gap of only droppable ones breaks nothing, and a gap of
+// only gone ones is not worth waiting for.
+const GoneMemory = 32
+
 // NoteGone tells the buffer that frame id will not come (given up, refused
 // as late, or dropped by the sender) and whether any frame references it.
 func (b *Buffer) NoteGone(id int64, droppable bool) {
-	b.gone[b.nGone%goneMemory] = goneFrame{id: id, droppable: droppable}
+	b.gone[b.nGone%GoneMemory] = goneFrame{id: id, droppable: droppable}
 	b.nGone++
 }
 
 // gapKnown reports whether every id in [from, to) was noted gone, and
 // (droppable) only droppable ones.
 func (b *Buffer) gapKnown(from, to int64, droppable bool) bool {
-	if to-from > goneMemory {
+	if to-from > GoneMemory {
 		return false
 	}
-	known := b.gone[:min(b.nGone, goneMemory)]
+	known := b.gone[:min(b.nGone, GoneMemory)]
 	for id := from; id < to; id++ {
 		found := false
 		for _, g := range known {
@@ -857,7 +866,7 @@ func (b *Buffer) Reset() {
 	b.broken, b.keyAsked, b.skipTo = b.cfg.Video, false, noSkip
 	// The old stream's frames noted gone are not the new one's (its ids
 	// start again), and the offset it wanted no longer holds its group.
-	b.gone, b.nGone, b.skipped = [goneMemory]goneFrame{}, 0, idWindow{}
+	b.gone, b.nGone, b.skipped = [GoneMemory]goneFrame{}, 0, idWindow{}
 	b.wantSet = false
 }
 

@@ -460,3 +460,18 @@ func TestAudioConcealment(t *testing.T) {
 	require.True(t, ok)
 	assert.Zero(t, v.Stats(0).ConcealmentEvents, "video freezes instead")
 }
+
+// jitterBufferDelay runs from a frame's first packet (W3C: from the first
+// packet received to the frame's exit), not from its completion.
+func TestJitterBufferDelayFromFirstPacket(t *testing.T) {
+	b := New(Config{Mode: Fixed, Delay: 100 * time.Millisecond})
+	first, done := clock.Time(10*time.Millisecond), clock.Time(40*time.Millisecond)
+	require.NoError(t, b.Push(done, Frame{ID: 0, Capture: 0, FirstArrival: first, Completed: done}))
+	require.NoError(t, b.Push(done, Frame{ID: 1, Capture: 0, Completed: done})) // first packet unknown
+	for {
+		if _, ok := b.Pop(clock.Time(100 * time.Millisecond)); !ok {
+			break
+		}
+	}
+	assert.Equal(t, 90*time.Millisecond+60*time.Millisecond, b.Stats(0).JitterBufferDelay)
+}

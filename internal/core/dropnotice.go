@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/spillway-rt/spillway/clock"
+	"github.com/spillway-rt/spillway/jitterbuffer"
 	"github.com/spillway-rt/spillway/wire"
 )
 
@@ -414,9 +415,20 @@ func (r *receiver) handleDropNotices(now clock.Time, data []byte) {
 			continue
 		}
 		c.stats.DropNoticesReceived++
+		if flags&dropFlagPackets != 0 && r.nack == nil {
+			// Before the first media packet: the generator that packet
+			// would start lists every number since 0 it did not see, these
+			// too.
+			r.startRecovery(now, c.window.Largest()+1)
+		}
 		if flags&dropFlagPackets != 0 && r.nack != nil {
 			pn := wire.DecodePacketNumber(c.window.Largest(), run>>8)
 			r.nack.Forget(now, pn, pn+int64(run&0xff)-1)
+		}
+		if frames > 0 && r.nack != nil && r.tailStream == id && (r.tailFrame-first16)&wire.FrameIDMask < uint16(frames) {
+			// The tail-loss timer waits for this frame's last fragments,
+			// which will not come: NACKing its guesses would ask for them.
+			r.nack.ExpectTail(now, 0, 0, 0)
 		}
 		if frames == 0 {
 			continue
@@ -433,6 +445,14 @@ func (r *receiver) handleDropNotices(now clock.Time, data []byte) {
 		}
 		lastID := firstID + int64(frames) - 1
 		st.drops.add(firstID, lastID)
+		// A gap the sender made breaks no reference: it drops a reference
+		// frame's dependents with it (up to the next key frame), and
+		// nothing references a droppable one. So the frames after it
+		// decode, as they would after droppable frames given up (the
+		// jitter buffer remembers the last goneMemory).
+		for id := max(firstID, lastID-jitterbuffer.GoneMemory+1); id <= lastID; id++ {
+			st.jb.NoteGone(id, true)
+		}
 		for k := 0; k < len(st.active); {
 			slot := &st.slots[st.active[k]]
 			if slot.id >= firstID && slot.id <= lastID {

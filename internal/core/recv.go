@@ -34,9 +34,10 @@ type frameSlot struct {
 	capKnown  bool
 	key       bool
 	droppable bool
-	recovered bool // a fragment came by retransmission or FEC
-	rtx       bool // a fragment came by retransmission
-	keyAsked  bool // a key frame was asked for early, as its repair ran out of time
+	recovered bool       // a fragment came by retransmission or FEC
+	rtx       bool       // a fragment came by retransmission
+	keyAsked  bool       // a key frame was asked for early, as its repair ran out of time
+	firstAt   clock.Time // when its first packet arrived
 }
 
 // recvStream is a stream the peer sends.
@@ -85,7 +86,11 @@ type receiver struct {
 	fecDec      *fec.Decoder
 	nack        *arq.Receiver
 	nackScratch []int64
-	recovered   []byte // a packet FEC rebuilt
+	// The frame whose last fragments the NACK generator's tail-loss timer
+	// waits for (ExpectTail): a drop notice for it disarms the timer.
+	tailStream uint8
+	tailFrame  uint16 // low 12 bits, as the wire gives them
+	recovered  []byte // a packet FEC rebuilt
 
 	group        *jitterbuffer.Group // the streams' shared playout offset
 	po           playoutFeedback     // the offset last reported to the peer
@@ -319,6 +324,7 @@ func (r *receiver) handleData(now clock.Time, pn int64, h *wire.DataHeader, payl
 			// Tail loss: fragments after this one may be lost with
 			// nothing after them to reveal the gap.
 			r.nack.ExpectTail(now, pn, min(int(h.FragCount-h.FragIndex-1), maxTailGuess), deadline)
+			r.tailStream, r.tailFrame = h.Stream, h.FrameID // the frame the timer waits for
 		}
 		r.nack.Sent(now, r.localTime(sendTS))
 	}
@@ -402,7 +408,7 @@ func (r *receiver) assemble(now clock.Time, h *wire.DataHeader, payload []byte, 
 		got = got[:words]
 		clear(got)
 		*slot = frameSlot{id: id, state: slotAssembling, count: int(h.FragCount), bits: got,
-			buf: c.ep.pool.Get(need), total: -1, refTS: sendTS, key: h.Key, droppable: h.Droppable}
+			buf: c.ep.pool.Get(need), total: -1, refTS: sendTS, key: h.Key, droppable: h.Droppable, firstAt: now}
 		c.recvBytes += cap(slot.buf)
 		st.active = append(st.active, int32(id&mask))
 		if h.Key {
@@ -457,14 +463,15 @@ func (r *receiver) complete(now clock.Time, st *recvStream, slot *frameSlot) {
 	st.removeActive(slot)
 	slot.state = slotDone
 	f := jitterbuffer.Frame{
-		ID:        slot.id,
-		Capture:   r.localTime(slot.refTS),
-		Completed: now,
-		Transit:   time.Duration(now) - tsDuration(slot.refTS),
-		Key:       slot.key,
-		Droppable: slot.droppable,
-		Recovered: slot.recovered,
-		Data:      slot.buf[:slot.total],
+		ID:           slot.id,
+		Capture:      r.localTime(slot.refTS),
+		Completed:    now,
+		FirstArrival: slot.firstAt,
+		Transit:      time.Duration(now) - tsDuration(slot.refTS),
+		Key:          slot.key,
+		Droppable:    slot.droppable,
+		Recovered:    slot.recovered,
+		Data:         slot.buf[:slot.total],
 	}
 	if st.stats.FramesReceived == 0 {
 		st.firstAt = now
