@@ -24,21 +24,25 @@ func (e *countingEstimator) OnFeedback(_ clock.Time, fb *cc.Feedback, _ cc.RTT, 
 	}
 }
 
-// Each transport-wide report repeats the last 100 ms of arrivals, so a lost
-// report loses nothing, and the sender hands each packet to its estimator
-// once however often it is reported.
+// Each transport-wide report repeats the arrivals of the last two feedback
+// intervals, at least 100 ms, so a lost report loses nothing, and the
+// sender hands each packet to its estimator once however often it is
+// reported. (The repeat was a fixed 100 ms: at an interval of 100 ms, with
+// every second report lost, 206 of 375 arrivals reached the estimator.)
 func TestTransportFeedbackRepeatsArrivals(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		lossOf int // every lossOf-th report carrying TWCC is lost; 0 none
+		name     string
+		lossOf   int           // every lossOf-th report carrying TWCC is lost; 0 none
+		interval time.Duration // FeedbackInterval (0: the default, 50 ms)
 	}{
-		{"lossless", 0},
-		{"every second report lost", 2},
-		{"every third report lost", 3},
+		{"lossless", 0, 0},
+		{"every second report lost", 2, 0},
+		{"every third report lost", 3, 0},
+		{"every second report lost, 100 ms apart", 2, 100 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			est := &countingEstimator{Fixed: cc.Fixed{Rate: 1_000_000}, seen: map[int64]int{}}
-			p := newPipe(t, Config{Estimator: func() cc.Estimator { return est }})
+			p := newPipe(t, Config{FeedbackInterval: tc.interval, Estimator: func() cc.Estimator { return est }})
 			sid, err := p.cc.OpenStream(p.now, StreamConfig{Kind: KindVideo, Bitrate: 1_000_000})
 			require.NoError(t, err)
 			reports, lost := 0, 0

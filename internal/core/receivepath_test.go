@@ -1,6 +1,7 @@
 package core
 
 import (
+	"encoding/binary"
 	"errors"
 	"testing"
 	"time"
@@ -8,7 +9,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/spillway-rt/spillway/cc"
 	"github.com/spillway-rt/spillway/wire"
 )
 
@@ -182,6 +182,76 @@ func TestFeedbackFitsMaxDatagramSize(t *testing.T) {
 	assert.LessOrEqual(t, worst, cfg.MaxDatagramSize, "every datagram fits MaxDatagramSize (and dst)")
 }
 
+// voice speaks for a pipe's client, crafting what it sends to the server
+// (the client itself sends nothing more).
+type voice struct {
+	t  *testing.T
+	p  *pipe
+	pn uint32
+}
+
+func newVoice(t *testing.T, p *pipe) *voice { return &voice{t: t, p: p, pn: uint32(p.cc.nextPN)} }
+
+// next takes a packet number.
+func (v *voice) next() uint32 { n := v.pn & (1<<24 - 1); v.pn++; return n }
+
+func (v *voice) send(b []byte) { v.p.server.HandleDatagram(v.p.now, clientAddr, b) }
+
+// feedback sends an APP message in a feedback packet.
+func (v *voice) feedback(app wire.App) {
+	b, err := wire.AppendFeedbackHeader(nil, v.p.sc.localCID, v.next())
+	require.NoError(v.t, err)
+	b, err = app.Append(b)
+	require.NoError(v.t, err)
+	v.send(b)
+}
+
+// fragment sends a full-size fragment of a frame on stream 0 and returns
+// its packet number.
+func (v *voice) fragment(frame uint16, idx, count uint16, key bool) uint32 {
+	ts := wire.Timestamp(v.p.now, v.p.cc.epoch)
+	at := v.next()
+	h := wire.DataHeader{DstConnID: v.p.sc.localCID, PacketNumber: at, Stream: 0, FrameID: frame,
+		FragIndex: idx, FragCount: count, Key: key, SendTime: ts}
+	b, err := h.Append(nil)
+	require.NoError(v.t, err)
+	n := int(v.p.cc.fragSize())
+	if idx == 0 {
+		b, err = wire.AppendFramePrefix(b, ts)
+		require.NoError(v.t, err)
+		n -= wire.FramePrefixLen
+	}
+	v.send(append(b, make([]byte, n)...))
+	return at
+}
+
+// dropNotice sends a drop notice for frames [first, first+frames) of
+// stream 0 and the run of n packet numbers from pn.
+func (v *voice) dropNotice(first, frames uint16, pn uint32, n uint8) {
+	notice := make([]byte, dropNoticeLen)
+	notice[3] = dropFlagPackets
+	binary.BigEndian.PutUint16(notice[4:], first)
+	binary.BigEndian.PutUint16(notice[6:], frames)
+	binary.BigEndian.PutUint32(notice[8:], pn<<8|uint32(n))
+	v.feedback(wire.App{Subtype: appSubDrops, Name: appDropName, Data: notice})
+}
+
+// run advances the server by d in 1 ms steps, sending what it has.
+func (v *voice) run(d time.Duration) {
+	buf := make([]byte, 2048)
+	for end := v.p.now.Add(d); v.p.now < end; {
+		v.p.now = v.p.now.Add(time.Millisecond)
+		if v.p.server.NextTimeout() <= v.p.now {
+			v.p.server.HandleTimeout(v.p.now)
+		}
+		for {
+			if _, _, ok := v.p.server.PollTransmit(v.p.now, buf); !ok {
+				break
+			}
+		}
+	}
+}
+
 // A drop notice for a frame cut short disarms the tail-loss timer waiting
 // for its last fragments ("so it neither NACKs nor waits"). The notice's
 // Forget disarmed it only when the declared run reached the next packet
@@ -191,107 +261,19 @@ func TestFeedbackFitsMaxDatagramSize(t *testing.T) {
 // fragments, which the sender will never send.
 func TestNoTailNACKsForAFrameDeclaredDropped(t *testing.T) {
 	p := newPipe(t, Config{DisableFEC: true})
-	sc := p.sc
-	pn := uint32(p.cc.nextPN) // the client sends nothing more itself: the test speaks for it
-	next := func() uint32 { v := pn & (1<<24 - 1); pn++; return v }
-	send := func(b []byte) { p.server.HandleDatagram(p.now, clientAddr, b) }
-	feedback := func(app wire.App) {
-		b, err := wire.AppendFeedbackHeader(nil, sc.localCID, next())
-		require.NoError(t, err)
-		b, err = app.Append(b)
-		require.NoError(t, err)
-		send(b)
-	}
-	fs := int(p.cc.fragSize())
-	fragment := func(frame uint16, idx, count uint16, key bool) uint32 {
-		ts := wire.Timestamp(p.now, p.cc.epoch)
-		at := next()
-		h := wire.DataHeader{DstConnID: sc.localCID, PacketNumber: at, Stream: 0, FrameID: frame,
-			FragIndex: idx, FragCount: count, Key: key, SendTime: ts}
-		b, err := h.Append(nil)
-		require.NoError(t, err)
-		n := fs
-		if idx == 0 {
-			b, err = wire.AppendFramePrefix(b, ts)
-			require.NoError(t, err)
-			n -= wire.FramePrefixLen
-		}
-		send(append(b, make([]byte, n)...))
-		return at
-	}
-	feedback(wire.App{Subtype: appSubStreams, Name: appStreamName, Data: []byte{0, byte(KindVideo), 0, streamFlagOpen}})
-	fragment(0, 0, 1, true) // key frame 0: one fragment, complete
+	v := newVoice(t, p)
+	v.feedback(wire.App{Subtype: appSubStreams, Name: appStreamName, Data: []byte{0, byte(KindVideo), 0, streamFlagOpen}})
+	v.fragment(0, 0, 1, true) // key frame 0: one fragment, complete
 	p.now = p.now.Add(33 * time.Millisecond)
 	// Frame 1: 10 fragments; the sender cuts it short after 3.
-	first := fragment(1, 0, 10, false)
-	fragment(1, 1, 10, false)
-	fragment(1, 2, 10, false)
-	notice := make([]byte, dropNoticeLen)
-	notice[2], notice[3] = 0, dropFlagPackets
-	notice[5], notice[7] = 1, 1 // first frame 1, frames 1
-	run := first<<8 | 3
-	notice[8], notice[9], notice[10], notice[11] = byte(run>>24), byte(run>>16), byte(run>>8), byte(run)
-	feedback(wire.App{Subtype: appSubDrops, Name: appDropName, Data: notice})
-	require.Equal(t, int64(1), sc.Stats().DropNoticesReceived)
-	buf := make([]byte, 2048)
-	for range 30 { // 30 ms in which nothing more comes
-		p.now = p.now.Add(time.Millisecond)
-		if p.server.NextTimeout() <= p.now {
-			p.server.HandleTimeout(p.now)
-		}
-		for {
-			if _, _, ok := p.server.PollTransmit(p.now, buf); !ok {
-				break
-			}
-		}
-	}
-	assert.Zero(t, sc.Stats().PacketsNACKed, "nothing NACKed for a frame declared dropped")
-	assert.Zero(t, sc.rcv.nack.Stats().TailPackets, "the tail-loss timer guessed the dropped frame's fragments lost")
-}
-
-// "Transport-wide CC feedback every 50-100 ms, each repeating the previous
-// 100 ms of arrivals so one lost report loses nothing" (the cc issue). The
-// repeat was a fixed 100 ms whatever FeedbackInterval: at an interval of
-// 100 ms a report repeated only the arrivals since the one before it, so
-// what a lost report carried was never reported. It is now two intervals,
-// at least 100 ms.
-func TestTransportFeedbackRepeatsAt100ms(t *testing.T) {
-	est := &countingEstimator{Fixed: cc.Fixed{Rate: 1_000_000}, seen: map[int64]int{}}
-	p := newPipe(t, Config{FeedbackInterval: 100 * time.Millisecond, Estimator: func() cc.Estimator { return est }})
-	sid, err := p.cc.OpenStream(p.now, StreamConfig{Kind: KindVideo, Bitrate: 1_000_000})
-	require.NoError(t, err)
-	reports, lost := 0, 0
-	p.drop = func(from string, b []byte) bool {
-		if from != "server" || wire.Type(b[0]>>3&7) != wire.TypeFeedback {
-			return false
-		}
-		var sh wire.ShortHeader
-		rtcp, err := wire.ParseFeedbackHeader(b, &sh)
-		require.NoError(t, err)
-		var f wire.Feedback
-		require.NoError(t, wire.ParseFeedback(rtcp, &f))
-		if len(f.TWCCs) == 0 {
-			return false
-		}
-		reports++
-		if reports%2 == 0 { // every second report is lost
-			lost++
-			return true
-		}
-		return false
-	}
-	for i := range 300 {
-		p.now = p.now.Add(10 * time.Millisecond)
-		if i < 250 && i%2 == 0 {
-			require.NoError(t, p.cc.WriteFrame(p.now, sid, make([]byte, 2500), FrameInfo{Capture: p.now, Key: i == 0}))
-		}
-		p.tick()
-		p.drainEvents()
-	}
-	sent := p.cc.Stats().MediaPacketsSent
-	require.Equal(t, sent, p.sc.Stats().MediaPacketsReceived, "the forward path loses nothing")
-	require.Positive(t, lost)
-	assert.Equal(t, int(sent), len(est.seen), "every packet that arrived reaches the estimator though one report in two is lost")
+	first := v.fragment(1, 0, 10, false)
+	v.fragment(1, 1, 10, false)
+	v.fragment(1, 2, 10, false)
+	v.dropNotice(1, 1, first, 3)
+	require.Equal(t, int64(1), p.sc.Stats().DropNoticesReceived)
+	v.run(30 * time.Millisecond) // nothing more comes
+	assert.Zero(t, p.sc.Stats().PacketsNACKed, "nothing NACKed for a frame declared dropped")
+	assert.Zero(t, p.sc.rcv.nack.Stats().TailPackets, "the tail-loss timer guessed the dropped frame's fragments lost")
 }
 
 // A drop notice that comes before the first media packet. The sender's
@@ -303,52 +285,20 @@ func TestTransportFeedbackRepeatsAt100ms(t *testing.T) {
 // did not come (expectFromStart): 72 NACKed. A notice now starts it.
 func TestDropNoticeBeforeFirstMediaPacket(t *testing.T) {
 	p := newPipe(t, Config{DisableFEC: true})
-	sc := p.sc
-	pn := uint32(p.cc.nextPN)
-	next := func() uint32 { v := pn & (1<<24 - 1); pn++; return v }
-	send := func(b []byte) { p.server.HandleDatagram(p.now, clientAddr, b) }
-	feedback := func(app wire.App) {
-		b, err := wire.AppendFeedbackHeader(nil, sc.localCID, next())
-		require.NoError(t, err)
-		b, err = app.Append(b)
-		require.NoError(t, err)
-		send(b)
-	}
-	feedback(wire.App{Subtype: appSubStreams, Name: appStreamName, Data: []byte{0, byte(KindVideo), 0, streamFlagOpen}})
+	v := newVoice(t, p)
+	v.feedback(wire.App{Subtype: appSubStreams, Name: appStreamName, Data: []byte{0, byte(KindVideo), 0, streamFlagOpen}})
 	// Frame 0: three fragments sent and lost, then cut short.
-	first := next()
-	next()
-	next()
-	notice := make([]byte, dropNoticeLen)
-	notice[3] = dropFlagPackets
-	notice[7] = 1 // first frame 0, frames 1
-	run := first<<8 | 3
-	notice[8], notice[9], notice[10], notice[11] = byte(run>>24), byte(run>>16), byte(run>>8), byte(run)
-	feedback(wire.App{Subtype: appSubDrops, Name: appDropName, Data: notice})
-	require.Equal(t, int64(1), sc.Stats().DropNoticesReceived)
+	first := v.next()
+	v.next()
+	v.next()
+	v.dropNotice(0, 1, first, 3)
+	require.Equal(t, int64(1), p.sc.Stats().DropNoticesReceived)
 	// Frame 1: the key frame asked for, one fragment.
 	p.now = p.now.Add(20 * time.Millisecond)
-	ts := wire.Timestamp(p.now, p.cc.epoch)
-	h := wire.DataHeader{DstConnID: sc.localCID, PacketNumber: next(), Stream: 0, FrameID: 1, FragCount: 1, Key: true, SendTime: ts}
-	b, err := h.Append(nil)
-	require.NoError(t, err)
-	b, err = wire.AppendFramePrefix(b, ts)
-	require.NoError(t, err)
-	send(append(b, make([]byte, 200)...))
-	buf := make([]byte, 2048)
-	for range 50 {
-		p.now = p.now.Add(time.Millisecond)
-		if p.server.NextTimeout() <= p.now {
-			p.server.HandleTimeout(p.now)
-		}
-		for {
-			if _, _, ok := p.server.PollTransmit(p.now, buf); !ok {
-				break
-			}
-		}
-	}
-	rs, ok := sc.RecvStreamStats(0)
+	v.fragment(1, 0, 1, true)
+	v.run(50 * time.Millisecond)
+	rs, ok := p.sc.RecvStreamStats(0)
 	require.True(t, ok)
 	require.Equal(t, int64(1), rs.FramesReceived)
-	assert.Zero(t, sc.Stats().PacketsNACKed, "the packets of a frame declared dropped are never NACKed")
+	assert.Zero(t, p.sc.Stats().PacketsNACKed, "the packets of a frame declared dropped are never NACKed")
 }
