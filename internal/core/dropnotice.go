@@ -449,7 +449,7 @@ func (r *receiver) handleDropNotices(now clock.Time, data []byte) {
 		// frame's dependents with it (up to the next key frame), and
 		// nothing references a droppable one. So the frames after it
 		// decode, as they would after droppable frames given up (the
-		// jitter buffer remembers the last goneMemory).
+		// jitter buffer remembers the last jitterbuffer.GoneMemory).
 		for id := max(firstID, lastID-jitterbuffer.GoneMemory+1); id <= lastID; id++ {
 			st.jb.NoteGone(id, true)
 		}

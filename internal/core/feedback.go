@@ -257,9 +257,10 @@ func (c *Conn) appendTWCC(now clock.Time, b []byte, budget int) []byte {
 	from := f.base
 	room := int64(maxPackets) - min(f.top-f.base, int64(maxPackets))
 	floor := max(f.top-arrivalSlots/2, f.first)
+	since := now.Add(-twccRepeatFor(c.cfg.FeedbackInterval))
 	for from > floor && f.base-from < room {
 		a := f.arrivals[(from-1)&(arrivalSlots-1)]
-		if a.key == from && a.at < now.Add(-twccRepeatFor(c.cfg.FeedbackInterval)) {
+		if a.key == from && a.at < since {
 			break
 		}
 		from--

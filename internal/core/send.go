@@ -163,21 +163,20 @@ type sender struct {
 	// inflight: media bytes sent and not yet reported by feedback (nor
 	// aged out: inflightAge); ifOldest: the oldest packet number that may
 	// still count. See window.
+	inflight   int
+	ifOldest   int64
+	windowHeld bool // the window held packets back at the last poll
+	pathOver   bool // the path's delay alone exceeds Latency (EventPathDelay)
+	pacer      cc.Pacer
+	alr        cc.ALR       // the application-limited region, for the estimator
+	padding    bool         // a probe's padding is being sent (not the application's)
+	fixed      cc.Fixed     // version 1's estimator: the streams' nominal rates
+	estimator  cc.Estimator // the plug point; &fixed in version 1
+	history    [historySize]sentPacket
 	// feedbackAt: the last transport-wide report (if feedbackSeen);
-	// silenceAt: the last OnTime while reports were missing
-	// (silenceDue).
+	// silenceAt: the last OnTime while reports were missing (silenceDue).
 	feedbackAt, silenceAt clock.Time
 	feedbackSeen          bool
-	inflight              int
-	ifOldest              int64
-	windowHeld            bool // the window held packets back at the last poll
-	pathOver              bool // the path's delay alone exceeds Latency (EventPathDelay)
-	pacer                 cc.Pacer
-	alr                   cc.ALR       // the application-limited region, for the estimator
-	padding               bool         // a probe's padding is being sent (not the application's)
-	fixed                 cc.Fixed     // version 1's estimator: the streams' nominal rates
-	estimator             cc.Estimator // the plug point; &fixed in version 1
-	history               [historySize]sentPacket
 
 	// Loss recovery (recovery.go): nil until the first stream opens, and
 	// when disabled by the Config.
