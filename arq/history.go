@@ -176,19 +176,33 @@ func (q *pnRing) pop() int64 {
 	return pn
 }
 
-// copyRing is a fixed-size FIFO of spaced copies: a packet number (in a
-// pnRing) and, in the same slot of due, when its copy may leave.
+// copyRing is a fixed-size queue of spaced copies in due order: a packet
+// number (in a pnRing) and, in the same slot of due, when its copy may
+// leave.
 type copyRing struct {
 	pnRing
 	due []clock.Time
 }
 
+// pushAt queues pn's copy, due at due, behind the copies due no later.
+// Copies nearly always come in due order (the spacing is a constant); one
+// queued after the spacing shrank goes ahead of those due later (SetCopySpacing:
+// served from the head only, it waited behind them).
 func (q *copyRing) pushAt(pn int64, due clock.Time) bool {
-	i := (q.head + q.n) & (len(q.buf) - 1)
+	mask := len(q.buf) - 1
+	i := (q.head + q.n) & mask
 	if !q.push(pn) {
 		return false
 	}
-	q.due[i] = due
+	for k := q.n - 1; k > 0; k-- {
+		j := (i - 1) & mask
+		if q.due[j] <= due {
+			break
+		}
+		q.buf[i], q.due[i] = q.buf[j], q.due[j]
+		i = j
+	}
+	q.buf[i], q.due[i] = pn, due
 	return true
 }
 
@@ -380,19 +394,35 @@ func (h *History) Expire(now clock.Time) {
 	}
 }
 
+// lookup finds pn's entry: by the index, or, when a later packet number
+// took its index slot (numbers of repair, feedback and other packets come
+// between media packets, so two held packets' numbers can be 2 x
+// MaxPackets apart: 341 of 4096 held packets were lost to NACKs so), by
+// a binary search of the entries, which are in packet-number order.
 func (h *History) lookup(pn int64) *histEntry {
 	if !validPN(pn) {
 		return nil
 	}
-	s := h.index[pn&h.imask]
-	if s == 0 {
-		return nil
+	if s := h.index[pn&h.imask]; s != 0 {
+		if e := &h.ents[s-1]; e.inUse && e.pn == pn {
+			return e
+		}
 	}
-	e := &h.ents[s-1]
-	if !e.inUse || e.pn != pn {
-		return nil
+	lo, hi := 0, h.ecount
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if h.ents[(h.ehead+int64(mid))&h.emask].pn < pn {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
 	}
-	return e
+	if lo < h.ecount {
+		if e := &h.ents[(h.ehead+int64(lo))&h.emask]; e.inUse && e.pn == pn {
+			return e
+		}
+	}
+	return nil
 }
 
 // OnNACK takes one packet number a NACK named, and queues its

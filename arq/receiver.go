@@ -310,12 +310,17 @@ func (r *Receiver) Sent(now clock.Time, sentAt clock.Time) {
 			continue
 		}
 		if t := r.rackAt(e); sentAt > t {
-			if e.due > now {
-				e.repeats = 0 // a new round, not a repeat of this one
-				e.due = now
+			// A new round at once, not a repeat of this one: also when a
+			// repeat is already due (its poll would send a repeat, and no
+			// later packet would look at e again before the re-NACK).
+			if !e.rack {
+				e.repeats = 0
 				e.rack = true
-				r.dueDirty = true
 				r.stats.RtxLostDetected++
+			}
+			if e.due > now {
+				e.due = now
+				r.dueDirty = true
 			}
 		} else {
 			next = clock.Min(next, t)
