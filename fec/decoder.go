@@ -2,6 +2,7 @@ package fec
 
 import (
 	"fmt"
+	"math"
 	"math/bits"
 	"time"
 
@@ -277,10 +278,17 @@ func (d *Decoder) OnRepair(now clock.Time, b Block, symbol []byte) {
 		d.discard(&d.stats.DiscardedInvalid)
 		return
 	}
+	if b.Base > math.MaxInt64-64 {
+		d.discard(&d.stats.DiscardedInvalid)
+		return
+	}
 	top := b.Base + 63 - int64(bits.LeadingZeros64(b.Mask))
 	h := int64(len(d.meta))
-	if d.highest >= 0 && top > d.highest+maxJump {
-		d.discard(&d.stats.DiscardedInvalid) // further ahead than a packet number can decode to
+	if top-max(d.highest, 0) > maxJump {
+		// Further ahead than a packet number can decode to. Before any
+		// packet, numbers start at 0: a first repair 2^63 ahead once
+		// moved the window there, and nothing was rebuilt again.
+		d.discard(&d.stats.DiscardedInvalid)
 		return
 	}
 	if top < d.floor || (d.highest >= 0 && b.Base <= d.highest-h+MaxSpan) {
@@ -629,8 +637,11 @@ func (d *Decoder) PendingUntil(pn int64) (until clock.Time, wait bool) {
 
 // Expire forgets the blocks whose members all lie below packet number
 // before, and those whose first repair packet came more than Horizon
-// before now. Repair packets for forgotten blocks are discarded as
-// unneeded from then on. State is bounded without it (MaxBlocks,
+// before now. Repair packets for blocks below before are discarded as
+// unneeded from then on; a later repair of a block forgotten on its
+// Horizon tracks it again, until before passes it or its Horizon comes
+// again.
+// State is bounded without it (MaxBlocks,
 // MaxRepairs, History); calling it keeps the counters of unrecovered
 // packets timely.
 func (d *Decoder) Expire(now clock.Time, before int64) {

@@ -31,8 +31,8 @@
 // of two or more packets; its time bound, the earliest member's deadline
 // less the one-way delay less RepairMargin (so the repairs still arrive
 // in time); or its span. A packet already past that bound opens no
-// block (Reaches says so beforehand, for a sender with a later deadline
-// worth protecting to). Single-packet frames (audio) are grouped across
+// block, though it joins one its lane has open (Reaches says so
+// beforehand, for a sender with a later deadline worth protecting to). Single-packet frames (audio) are grouped across
 // frames up to k or the time bound, since a block per audio packet would be
 // plain replication. Parity is computed as each member arrives
 // (EncodeIdx), so nothing is held back waiting for more data, and a block

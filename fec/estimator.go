@@ -30,6 +30,7 @@ type LossEstimator struct {
 	lastLost bool
 	quiet    int        // packets since the last loss
 	quietAt  clock.Time // when that run of good packets started
+	lastAt   clock.Time // the latest packet's (send) time
 	any      bool       // a loss has been seen
 }
 
@@ -74,6 +75,7 @@ func (l *LossEstimator) OnPacket(now clock.Time, lost bool) {
 		l.quiet++
 	}
 	l.lastLost = lost
+	l.lastAt = now
 }
 
 // bucketID is the number of now's bucket, plus 1 (so the zero bucket is an
@@ -118,9 +120,11 @@ func (l *LossEstimator) Estimate(now clock.Time) (loss, meanBurst float64) {
 		meanBurst = max(1, float64(lost)/float64(runs))
 	}
 	// Loss stopped? A run of good packets longer than 4/loss (at least 1 s
-	// of packets, at most 2 s).
+	// of packets, at most 2 s). The run's own span counts, to its latest
+	// packet: feedback that stops coming says nothing of the time since
+	// (one good packet and 2 s of silence once read as loss stopped).
 	if l.quiet > 0 {
-		quietFor := now.Sub(l.quietAt)
+		quietFor := l.lastAt.Sub(l.quietAt)
 		if quietFor >= 2*time.Second || (quietFor >= time.Second && float64(l.quiet) >= 4/loss) {
 			return 0, 1
 		}

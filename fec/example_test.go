@@ -71,6 +71,7 @@ func ExampleEncoder_AddMedia() {
 	pn := int64(0)
 	for f := range 2 { // the first frame teaches the encoder the frame size
 		start := time.Duration(f) * 33 * time.Millisecond
+		before := enc.RepairsDue() // the first frame's (its blocks were planned blind)
 		doubled := 0
 		for i := range 7 {
 			now := clock.Time(start + time.Duration(i)*time.Millisecond)
@@ -80,7 +81,7 @@ func ExampleEncoder_AddMedia() {
 			pn++
 		}
 		if f == 1 {
-			fmt.Printf("repair packets: %d, packets to double at their last chance: %d\n", enc.RepairsDue(), doubled)
+			fmt.Printf("repair packets: %d, packets to double at their last chance: %d\n", enc.RepairsDue()-before, doubled)
 		}
 	}
 	// Output:

@@ -111,7 +111,9 @@ func newModel(loss, burst float64) model {
 	}
 	p = min(p, 0.5)
 	lambda := 0.0
-	if p > 0 && burst > 1 && !math.IsInf(burst, 0) {
+	if p > 0 && burst > 1 {
+		// An endless burst (+Inf) is the limit, lambda 1 (1/Inf is 0); it
+		// once read as Bernoulli loss, lambda 0.
 		lambda = max(0, 1-1/((1-p)*burst))
 	}
 	return model{p: p, lambda: lambda}
