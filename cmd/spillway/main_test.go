@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -412,6 +413,21 @@ func TestUsageErrors(t *testing.T) {
 			assert.Contains(t, errOut.String(), "Usage")
 		})
 	}
+}
+
+// The transport flags push and play share fill transport.Config.
+func TestTransportFlags(t *testing.T) {
+	fs := flag.NewFlagSet("play", flag.ContinueOnError)
+	var cfg transport.Config
+	transportFlags(fs, &cfg)
+	require.NoError(t, fs.Parse([]string{"-profile", "live", "-latency", "2s", "-cc", "gcc-02",
+		"-start-bitrate", "400000", "-min-bitrate", "100000", "-max-bitrate", "3000000", "-pacer-queue", "500ms",
+		"-min-playout", "1500ms", "-max-playout", "2500ms", "-drain-rate", "0.05", "-catch-up", "-passthrough"}))
+	assert.Equal(t, transport.Config{Profile: transport.Live, Latency: 2 * time.Second, CongestionControl: transport.GCC02,
+		StartBitrate: 400_000, MinBitrate: 100_000, MaxBitrate: 3_000_000, PacerQueueLimit: 500 * time.Millisecond,
+		MinPlayoutDelay: 1500 * time.Millisecond, MaxPlayoutDelay: 2500 * time.Millisecond, DrainRate: 0.05,
+		CatchUp: true, PassThrough: true}, cfg)
+	require.NoError(t, checkTransportFlags(fs, &cfg))
 }
 
 func TestHelp(t *testing.T) {
