@@ -559,7 +559,7 @@ func (b *Buffer) Pop(now clock.Time) (Frame, bool) {
 		b.updateTarget(now)
 		b.g.update(now)
 	}
-	return b.release(now, p), true
+	return b.releaseFor(now, p, false), true
 }
 
 func (b *Buffer) catchUp() bool {
@@ -641,8 +641,6 @@ func (b *Buffer) takeHead() Frame {
 	b.next, b.nextSet = next, true
 	return f
 }
-
-func (b *Buffer) release(now, p clock.Time) Frame { return b.releaseFor(now, p, false) }
 
 // releaseFor releases the next frame at now for its playout time p
 // (flushed: before it, perhaps).

@@ -631,13 +631,7 @@ func (r *receiver) resetStream(now clock.Time, st *recvStream) {
 	for len(st.active) > 0 {
 		r.giveUp(now, st, &st.slots[st.active[0]], "stream reset")
 	}
-	for {
-		f, ok := st.jb.Discard()
-		if !ok {
-			break
-		}
-		r.freeBuf(f.Data)
-	}
+	r.discardHeld(st)
 	clear(st.slots)
 	st.jb.Reset()
 	st.jb.Expect(0)

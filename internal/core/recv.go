@@ -783,13 +783,19 @@ func (r *receiver) dropAll(now clock.Time) {
 		for len(st.active) > 0 {
 			r.giveUp(now, st, &st.slots[st.active[0]], "connection closed")
 		}
-		for {
-			f, ok := st.jb.Discard()
-			if !ok {
-				break
-			}
-			r.freeBuf(f.Data)
+		r.discardHeld(st)
+	}
+}
+
+// discardHeld frees the frames st's jitter buffer holds, releasing none
+// (a stream reset, or the connection gone).
+func (r *receiver) discardHeld(st *recvStream) {
+	for {
+		f, ok := st.jb.Discard()
+		if !ok {
+			return
 		}
+		r.freeBuf(f.Data)
 	}
 }
 
