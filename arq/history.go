@@ -244,6 +244,10 @@ type History struct {
 
 	queues [NumClasses]pnRing
 	copies copyRing // spaced second copies, in due order (CopySpacing)
+	// The retransmissions queued (entries with queued set): packets and
+	// bytes (Queued).
+	qN     int
+	qBytes int64
 
 	srtt    time.Duration
 	rttvar  time.Duration
@@ -370,7 +374,7 @@ func (h *History) evict(now clock.Time) {
 		h.stats.EvictedEarly++
 	}
 	e.inUse = false
-	e.queued = false
+	h.setQueued(e, false)
 	h.ehead++
 	h.ecount--
 	if h.ecount > 0 {
@@ -451,7 +455,7 @@ func (h *History) OnNACK(now clock.Time, pn int64) bool {
 		h.stats.NACKsQueueFull++
 		return false
 	}
-	e.queued = true
+	h.setQueued(e, true)
 	h.stats.RetransmitQueue++
 	return true
 }
@@ -467,6 +471,7 @@ func (h *History) Acked(pn int64) {
 		return
 	}
 	e.acked = true
+	h.setQueued(e, false) // cancelled: its ring slot is skipped when reached
 	if e.rtx > 0 {
 		h.stats.SpuriousRetransmissions++
 	}
@@ -476,6 +481,7 @@ func (h *History) Acked(pn int64) {
 func (h *History) Drop(pn int64) {
 	if e := h.lookup(pn); e != nil {
 		e.acked = true
+		h.setQueued(e, false)
 	}
 }
 
@@ -568,7 +574,7 @@ func (h *History) ready(pn int64, arrival clock.Time, dst []byte) *histEntry {
 		h.stats.RtxCancelled++
 		return nil
 	}
-	e.queued = false
+	h.setQueued(e, false)
 	switch {
 	case e.acked:
 		h.stats.RtxCancelled++
@@ -594,9 +600,33 @@ func (h *History) queueCopy(now clock.Time, q *pnRing, e *histEntry) bool {
 	} else if !q.push(e.pn) {
 		return false
 	}
-	e.dup, e.queued = true, true
+	e.dup = true
+	h.setQueued(e, true)
 	return true
 }
+
+// setQueued marks e queued for retransmission or not, keeping Queued's
+// counts.
+func (h *History) setQueued(e *histEntry, q bool) {
+	if e.queued == q {
+		return
+	}
+	e.queued = q
+	if q {
+		h.qN++
+		h.qBytes += int64(e.n)
+	} else {
+		h.qN--
+		h.qBytes -= int64(e.n)
+	}
+}
+
+// Queued returns the retransmissions queued and not yet polled, spaced
+// copies included, and their bytes (as Put stored them: the caller adds its
+// header): what a pacer counts as waiting ahead of the classes that leave
+// after retransmissions. Some may still be skipped when they leave
+// (PollRetransmit's checks).
+func (h *History) Queued() (packets int, bytes int64) { return h.qN, h.qBytes }
 
 // retransmit copies e into dst and counts it sent.
 func (h *History) retransmit(now clock.Time, e *histEntry, dst []byte) (int64, int, clock.Time, bool) {

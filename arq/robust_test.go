@@ -109,3 +109,61 @@ func TestReceiverSentDuringDueRepeat(t *testing.T) {
 	assert.Equal(t, proofAt, rounds[0], "the round proven lost is re-NACKed at once")
 	assert.Equal(t, int64(1), r.Stats().RtxLostDetected)
 }
+
+// Queued counts the retransmissions waiting to leave and their bytes, as
+// a send backlog: up on a NACK and a queued copy, down when one leaves,
+// is cancelled by an acknowledgement or a Drop, or is evicted.
+func TestHistoryQueued(t *testing.T) {
+	dst := make([]byte, 2000)
+	for _, tc := range []struct {
+		name  string
+		act   func(h *History)
+		wantN int
+		wantB int64
+	}{
+		{"two NACKed", func(h *History) {}, 2, 300},
+		{"one acknowledged", func(h *History) { h.Acked(1) }, 1, 100},
+		{"one dropped", func(h *History) { h.Drop(2) }, 1, 200},
+		{"a NACK repeated", func(h *History) { h.OnNACK(at(11*ms), 1) }, 2, 300},
+		{"one sent", func(h *History) {
+			_, _, _, ok := h.PollRetransmit(at(12*ms), 10*ms, dst)
+			require.True(t, ok)
+		}, 1, 100},
+		{"both sent", func(h *History) {
+			for range 2 {
+				_, _, _, ok := h.PollRetransmit(at(12*ms), 10*ms, dst)
+				require.True(t, ok)
+			}
+		}, 0, 0},
+		{"both evicted past their deadline", func(h *History) {
+			h.Put(at(2*time.Second), 3, pkt(3, 50), at(3*time.Second), 0)
+		}, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHistory(t, HistoryConfig{})
+			h.Put(0, 1, pkt(1, 200), at(time.Second), 0)
+			h.Put(at(ms), 2, pkt(2, 100), at(time.Second), 0)
+			require.True(t, h.OnNACK(at(10*ms), 1))
+			require.True(t, h.OnNACK(at(10*ms), 2))
+			tc.act(h)
+			n, b := h.Queued()
+			assert.Equal(t, tc.wantN, n)
+			assert.Equal(t, tc.wantB, b)
+		})
+	}
+	t.Run("a first copy queued", func(t *testing.T) {
+		h := newHistory(t, HistoryConfig{DuplicateFirst: 1, CopySpacing: 5 * ms})
+		h.Put(0, 1, pkt(1, 200), at(time.Second), 0)
+		require.True(t, h.OnNACK(at(10*ms), 1))
+		_, _, _, ok := h.PollRetransmit(at(10*ms), 10*ms, dst)
+		require.True(t, ok)
+		n, b := h.Queued()
+		assert.Equal(t, 1, n, "the copy waits")
+		assert.Equal(t, int64(200), b)
+		_, _, _, ok = h.PollRetransmit(at(15*ms), 10*ms, dst)
+		require.True(t, ok)
+		n, b = h.Queued()
+		assert.Zero(t, n)
+		assert.Zero(t, b)
+	})
+}

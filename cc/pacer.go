@@ -9,9 +9,13 @@ import (
 
 // Class is a pacer priority class. Lower classes leave first (strict
 // priority): audio, then retransmissions, then key frames, then other video,
-// then data. FEC repair packets travel in the class of what they protect
-// (fec's policy plans them per class; the session core sends them right
-// after retransmissions, ahead of the next frame).
+// then data. FEC repair packets, of every class fec's policy protects, go
+// in the retransmission class, right after the retransmissions: like them
+// they repair packets already sent, and behind a key frame (a quarter of a
+// second of media) a delta frame's repair would come too late. Audio's
+// repairs go there too: sending them with audio, ahead of retransmissions,
+// was measured (the bench's loss rows, seeds 1-10) with no gain for audio
+// and more video freezes in random-loss-5.
 type Class uint8
 
 // Classes, highest priority first.

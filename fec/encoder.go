@@ -218,6 +218,10 @@ type Encoder struct {
 	pending []int32 // closed blocks with repairs left: a ring
 	pHead   int
 	pLen    int
+	// What the pending blocks have left to hand out: repair packets and
+	// symbol bytes (Due).
+	dueN     int
+	dueBytes int64
 
 	bufs     [][]byte // parity buffers
 	freeBufs []int32
@@ -764,6 +768,15 @@ func (e *Encoder) close(cl Class, slot int, why int) {
 		e.dropOldestPending()
 	}
 	e.pushPending(bi)
+	e.dueN += b.m
+	e.dueBytes += int64(b.m * b.sym)
+}
+
+// undue takes n repair packets of block b off the due counts (handed out
+// or dropped).
+func (e *Encoder) undue(b *eblock, n int) {
+	e.dueN -= n
+	e.dueBytes -= int64(n * b.sym)
 }
 
 // pushPending appends a block to the pending ring; popPending removes its
@@ -809,6 +822,7 @@ func (e *Encoder) dropOldestPending() {
 	bi := e.popPending()
 	b := &e.blocks[bi]
 	e.stats.RepairsDropped += int64(b.m - b.next)
+	e.undue(b, b.m-b.next)
 	e.release(bi)
 }
 
@@ -826,6 +840,7 @@ func (e *Encoder) PollRepair(now clock.Time, dst []byte) (b Block, deadline cloc
 		if now.Add(e.cond.OneWay) > blk.last {
 			e.popPending()
 			e.stats.RepairsDropped += int64(blk.m - blk.next)
+			e.undue(blk, blk.m-blk.next)
 			e.release(bi)
 			continue
 		}
@@ -836,6 +851,7 @@ func (e *Encoder) PollRepair(now clock.Time, dst []byte) (b Block, deadline cloc
 		b = Block{Base: blk.base, Mask: blk.mask, M: blk.m, Index: blk.next}
 		deadline = blk.first
 		blk.next++
+		e.undue(blk, 1)
 		e.popPending()
 		if blk.next < blk.m {
 			e.pushPending(bi)
@@ -851,14 +867,12 @@ func (e *Encoder) PollRepair(now clock.Time, dst []byte) (b Block, deadline cloc
 
 // RepairsDue returns how many repair packets PollRepair would hand out now
 // (before its deadline checks).
-func (e *Encoder) RepairsDue() int {
-	n := 0
-	for i := range e.pLen {
-		b := &e.blocks[e.pending[(e.pHead+i)%len(e.pending)]] // not per packet
-		n += b.m - b.next
-	}
-	return n
-}
+func (e *Encoder) RepairsDue() int { return e.dueN }
+
+// RepairBytesDue returns the symbol bytes of the repair packets
+// PollRepair would hand out now (before its deadline checks): with
+// RepairsDue, the caller's send backlog of repair.
+func (e *Encoder) RepairBytesDue() int64 { return e.dueBytes }
 
 // NextTimeout returns when an open block must close on its time bound, or
 // clock.Never.

@@ -140,3 +140,52 @@ func TestInfiniteBurstIsNotBernoulli(t *testing.T) {
 	inf := Analyze(Conditions{Loss: 0.05, MeanBurst: math.Inf(1)}, 10, 3, 1, 1, 0, 0)
 	assert.InDelta(t, huge.Failure, inf.Failure, 1e-6, "F at burst 1e12 vs +Inf")
 }
+
+// RepairsDue and RepairBytesDue count what PollRepair has left to hand
+// out, symbol bytes (largest member + SymbolOverhead) per repair: up when
+// a block closes, down as repairs leave, when late ones are dropped and
+// when the oldest block gives way to a new one (MaxPending).
+func TestRepairBytesDue(t *testing.T) {
+	buf := make([]byte, DefaultMaxSymbol+SymbolOverhead)
+	block := func(e *Encoder, base int64, sizes ...int) {
+		for i, n := range sizes {
+			e.AddMedia(0, base+int64(i), make([]byte, n), ClassDelta, clock.Time(time.Second), i == len(sizes)-1)
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		act   func(t *testing.T, e *Encoder)
+		wantN int
+		wantB int64
+	}{
+		{"closed: 3 repairs of 301 bytes", func(*testing.T, *Encoder) {}, 3, 903},
+		{"one handed out", func(t *testing.T, e *Encoder) {
+			_, _, n, ok := e.PollRepair(0, buf)
+			require.True(t, ok)
+			require.Equal(t, 301, n)
+		}, 2, 602},
+		{"a second block", func(_ *testing.T, e *Encoder) { block(e, 3, 10, 10) }, 6, 903 + 33},
+		{"too late to arrive: dropped", func(t *testing.T, e *Encoder) {
+			_, _, _, ok := e.PollRepair(clock.Time(time.Second+1), buf)
+			require.False(t, ok)
+		}, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := fixedEncoder(t, 3, 3)
+			block(e, 0, 100, 300, 200)
+			tc.act(t, e)
+			assert.Equal(t, tc.wantN, e.RepairsDue())
+			assert.Equal(t, tc.wantB, e.RepairBytesDue())
+		})
+	}
+	t.Run("oldest pending block given way", func(t *testing.T) {
+		e, err := NewEncoder(EncoderConfig{FixedK: 1, FixedM: 2, MaxK: 1, MaxM: 2, MaxPending: 2})
+		require.NoError(t, err)
+		for i := range 3 {
+			e.AddMedia(0, int64(i), make([]byte, 10*(i+1)), ClassDelta, clock.Time(time.Second), true)
+		}
+		assert.Equal(t, 4, e.RepairsDue(), "the first block's two repairs dropped")
+		assert.Equal(t, int64(2*21+2*31), e.RepairBytesDue())
+		assert.Equal(t, int64(2), e.Stats().RepairsDropped)
+	})
+}

@@ -278,6 +278,24 @@ func (s *sender) recoveryDue(now clock.Time) bool {
 	return (s.hist != nil && s.hist.HasRetransmit(now)) || (s.fec != nil && s.fec.RepairsDue() > 0)
 }
 
+// recoveryBacklog returns the retransmissions and repair packets waiting
+// to leave and their bytes on the wire (ConnStats.RecoveryBacklog).
+func (s *sender) recoveryBacklog() (packets int, bytes int64) {
+	if s.hist != nil {
+		// History holds each packet's protected form (protect): its
+		// retransmission carries the payload behind a longer header.
+		k, b := s.hist.Queued()
+		packets += k
+		bytes += b + int64(k*(wire.RetransmitHeaderLen-wire.ProtectedHeaderLen))
+	}
+	if s.fec != nil {
+		k := s.fec.RepairsDue()
+		packets += k
+		bytes += s.fec.RepairBytesDue() + int64(k*wire.RepairHeaderLen)
+	}
+	return packets, bytes
+}
+
 // recoveryReadyAt returns when the next retransmission or repair packet
 // may go, pacing aside: at once (the least time) when one waits, when the
 // next spaced copy is due (arq.History.NextCopy), or clock.Never.

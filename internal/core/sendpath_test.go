@@ -251,3 +251,45 @@ func TestFeedbackSilenceHalvesEachRTT(t *testing.T) {
 	assert.LessOrEqual(t, g.Target(), before/8, "from %d", before)
 	assert.GreaterOrEqual(t, g.Stats().Silences, int64(3))
 }
+
+// Stats.RecoveryBacklog counts the retransmissions waiting to leave, on
+// the wire (the payload behind a retransmission's header), until they go.
+func TestRecoveryBacklogStat(t *testing.T) {
+	p := newPipe(t, Config{})
+	sid, err := p.cc.OpenStream(p.now, StreamConfig{Kind: KindVideo})
+	require.NoError(t, err)
+	p.tick()
+	var (
+		sent  []int64 // media packet numbers
+		sizes []int   // and their datagram sizes
+	)
+	p.tap = func(from string, b []byte) {
+		var h wire.DataHeader
+		if _, err := h.Parse(b); from == "client" && err == nil && !h.Retransmit {
+			sent = append(sent, p.cc.nextPN-1)
+			sizes = append(sizes, len(b))
+		}
+	}
+	// The receiver's feedback is lost, so nothing is acknowledged.
+	p.drop = func(from string, _ []byte) bool { return from == "server" }
+	require.NoError(t, p.cc.WriteFrame(p.now, sid, make([]byte, 3000), FrameInfo{Capture: p.now, Key: true}))
+	p.tick()
+	p.tap = nil
+	require.Len(t, sent, 3)
+	st := p.cc.Stats()
+	assert.Zero(t, st.RecoveryBacklogPackets)
+	assert.Zero(t, st.RecoveryBacklog)
+	for _, pn := range sent[:2] {
+		require.True(t, p.cc.snd.hist.OnNACK(p.now, pn))
+	}
+	st = p.cc.Stats()
+	assert.Equal(t, 2, st.RecoveryBacklogPackets)
+	want := int64(sizes[0]+sizes[1]) + 2*(wire.RetransmitHeaderLen-wire.DataHeaderLen)
+	assert.Equal(t, want, st.RecoveryBacklog, "what the two retransmissions put on the wire")
+	p.now = p.now.Add(50 * time.Millisecond)
+	p.tick()
+	st = p.cc.Stats()
+	assert.Zero(t, st.RecoveryBacklogPackets, "sent")
+	assert.Zero(t, st.RecoveryBacklog)
+	assert.Equal(t, int64(2), st.RetransmittedPacketsSent)
+}

@@ -30,6 +30,11 @@ type ConnStats struct {
 	NACKsReceived            int64 // NACK messages received
 	PacketsNACKedByPeer      int64 // packet numbers those NACKs named
 	SendBacklog              int   // bytes queued to send
+	// RecoveryBacklog: retransmissions and FEC repair packets waiting to
+	// leave (they go ahead of key frames and other video), and their bytes
+	// on the wire; some may still be skipped as too late when they leave.
+	RecoveryBacklogPackets int
+	RecoveryBacklog        int64
 
 	// The pacer (ours; DESIGN §5): the queue's delay at the drain rate now
 	// and its largest right after a frame joined it, the limit it is held
@@ -142,6 +147,7 @@ type ConnStats struct {
 func (c *Conn) Stats() ConnStats {
 	s := c.stats
 	s.SendBacklog = c.snd.queued
+	s.RecoveryBacklogPackets, s.RecoveryBacklog = c.snd.recoveryBacklog()
 	s.PacketsLost = c.window.Lost()
 	s.Jitter = c.rcv.jitter
 	s.PlayoutDelay = c.rcv.playoutDelay
