@@ -1021,7 +1021,13 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool, lost int) {
 	// trip) cuts as a loss-based flow's would (CUBIC's 0.7): the share
 	// stays fair, and a queue that was ours drains, which ends the mode.
 	if g.competitive && lost > 0 && now.Sub(g.lastLossCut) >= rtt.Smoothed {
-		g.target = competitiveBeta * min(g.target, max(g.ack.rate, float64(g.cfg.MinRate)))
+		// The receive rate bounds the cut's basis (a target far above
+		// what gets through is no basis), but no lower than dropShare of
+		// the target: behind a full drop-tail queue the reports come in
+		// clumps, and a 500 ms window of them once read 46 kbit/s of a
+		// 560 kbit/s flow, cutting it to the floor for 15 s (RFC 8867
+		// 5.6 with a 1000 ms queue, seed 3).
+		g.target = competitiveBeta * min(g.target, max(g.ack.rate, dropShare*g.target, float64(g.cfg.MinRate)))
 		g.lastLossCut, g.lastCut = now, now
 		g.state = rcHold
 		g.stats.LossCuts++

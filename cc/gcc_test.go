@@ -696,6 +696,40 @@ func TestGCCCompetitiveLossCuts(t *testing.T) {
 	assert.Greater(t, q, 20*time.Millisecond, "before the queue was gone")
 }
 
+// The competitive mode's loss cut takes competitiveBeta of the target,
+// or of the receive rate when that is lower, but of no less than dropShare
+// of the target: behind a full drop-tail queue the reports come in clumps,
+// and a 500 ms window of them read 46 kbit/s of a 560 kbit/s flow, which
+// cut it to the floor (RFC 8867 5.6, 1000 ms queue, seed 3).
+func TestGCCCompetitiveCutBasis(t *testing.T) {
+	rtt := func(clock.Time) RTT { return RTT{Min: 100 * time.Millisecond, Smoothed: 100 * time.Millisecond} }
+	for _, tc := range []struct {
+		name    string
+		ackRate float64 // the receive rate the cut sees, as a share of the target
+		want    float64 // the target after the cut, as a share of before
+	}{
+		{"receive rate above the target", 1.2, competitiveBeta},
+		{"receive rate 80 % of the target", 0.8, competitiveBeta * 0.8},
+		{"receive rate a clump's 8 %", 0.08, competitiveBeta * dropShare},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewGCC(GCCConfig{StartRate: 1_000_000})
+			s := &synth{g: g, rtt: rtt}
+			s.run(3*time.Second, func(clock.Time) time.Duration { return 50 * time.Millisecond }, never)
+			queue := func(clock.Time) time.Duration { return 300 * time.Millisecond }
+			s.run(8*time.Second, queue, never)
+			require.True(t, g.Stats().Competitive)
+			now := s.now.Add(time.Second)
+			before := g.target
+			g.ack.rate = tc.ackRate * before
+			g.lastLossCut = 0
+			g.control(now, rtt(now), false, 1)
+			require.True(t, g.competitive)
+			assert.InDelta(t, tc.want*before, g.target, 1)
+		})
+	}
+}
+
 // The round trip comes from pings a second apart: after a standing cut
 // drained the queue (the one-way estimate, every report, says so), a round
 // trip still showing the old queue does not cut again.

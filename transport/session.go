@@ -389,14 +389,16 @@ func (s *Session) handleEvent(now clock.Time, ev core.Event) {
 // session's Latency, or fell back under it (Session.OnPathDelay).
 type PathDelay struct {
 	Over    bool          // the delay exceeds Latency now
-	OneWay  time.Duration // the path's one-way delay: half the least round trip of the last 10 s
+	OneWay  time.Duration // the path's one-way delay: half the least round trip of the last 10 s, with another flow's standing queue
 	Latency time.Duration // the budget of the frames this side sends (Config.Latency)
 }
 
 // OnPathDelay sets a function called when the path's one-way delay alone
 // comes to exceed Latency (Over set), as behind a TCP flow that keeps a
 // deep buffer full, which no rate of ours can drain, and when it falls back
-// under it, on the callback goroutine (see LocalTrack.OnKeyFrameRequest).
+// under it (after 5 s under, as the other flow's queue swings, or at once
+// when the congestion controller no longer sees another flow's queue), on
+// the callback goroutine (see LocalTrack.OnKeyFrameRequest).
 // While it exceeds Latency the sender judges frames against capture + that
 // delay (or the delay a frame sent now is predicted to meet, if more: the
 // queue swings with the other flow's sawtooth) + Latency instead of

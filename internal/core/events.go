@@ -124,9 +124,13 @@ const (
 	// the send queue or the path's queue grows (pushback).
 	EventTargetRate
 	// EventPathDelay: the path's one-way delay alone (half the least RTT
-	// of the last 10 s: a standing queue we cannot drain, as behind a TCP
-	// flow filling a deep buffer) came to exceed Latency (Over set), or fell
-	// back under it (Over clear); Delay is that one-way delay. While it
+	// of the last 10 s; while the estimator says a standing queue is
+	// another flow's, as behind a TCP flow filling a deep buffer, which
+	// we cannot drain, that queue too: the smoothed RTT's half, or what
+	// the path model sees now) came to exceed Latency (Over set), or fell
+	// back under it (Over clear: once the other flow's queue has stayed
+	// under for 5 s, or at once when it is gone); Delay is that one-way
+	// delay. While it
 	// exceeds Latency the sender judges frames against capture + that
 	// delay + Latency instead of dropping them all, and tells the receiver
 	// (APP SPPO subtype 1), which keeps assembling frames that long.

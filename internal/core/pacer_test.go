@@ -397,54 +397,162 @@ type competingEstimator struct {
 func (e *competingEstimator) Competing() bool { return e.competing }
 
 // While the estimator says the standing queue is another flow's, the path's
-// delay is half the smoothed RTT when that is more than half the windowed
-// least (a TCP sawtooth's trough would hide the queue), and the frames are
-// judged against capture + that delay + Latency.
+// delay is the most of half the windowed least RTT, half the smoothed RTT
+// (a TCP sawtooth's trough would hide the queue from the least) and the
+// least RTT's half plus the queue the path model sees now (the smoothed
+// RTT, from pings a second apart, lags a sawtooth's rise: in RFC 8867 5.6
+// with a 1000 ms queue it read 243 ms while a frame met 685 ms, and key
+// frames, judged against the 800 ms budget, were dropped one after
+// another); frames are judged against capture + that delay + Latency.
+// A queue of our own never counts.
 func TestPathDelayWhileCompeting(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		competing bool
-		wantOver  bool
+		srtt      time.Duration // the RTT of the samples after the 200 ms one
+		modelQ    time.Duration // the queue the path model sees now
+		wantDelay time.Duration // pathDelay
 	}{
-		{"own queue", false, false},
-		{"another flow's queue", true, true},
+		{"own queue, RTT 800 ms", false, 800 * time.Millisecond, 0, 100 * time.Millisecond},
+		{"own queue, the model's 600 ms", false, 200 * time.Millisecond, 600 * time.Millisecond, 100 * time.Millisecond},
+		{"another flow's, RTT 800 ms", true, 800 * time.Millisecond, 0, 400 * time.Millisecond},
+		{"another flow's, the model's 600 ms", true, 200 * time.Millisecond, 600 * time.Millisecond, 700 * time.Millisecond},
+		{"another flow's, both", true, 800 * time.Millisecond, 600 * time.Millisecond, 700 * time.Millisecond},
+		{"another flow's, short", true, 300 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			est := &competingEstimator{Fixed: cc.Fixed{Rate: 1_000_000}, competing: tc.competing}
 			cfg := Config{Latency: 300 * time.Millisecond, Estimator: func() cc.Estimator { return est }}
 			p := newPipe(t, cfg)
 			s := &p.cc.snd
-			// A least RTT of 200 ms a few seconds ago, 800 ms now.
+			p.drainEvents()
+			// A least RTT of 200 ms a few seconds ago, tc.srtt since.
 			// (The pipe's own samples, about 1 us, are more than 10 s
 			// older.)
 			p.cc.pingSampled = true
 			base := p.now.Add(20 * time.Second)
 			p.cc.rtt.Add(base, 200*time.Millisecond)
 			for i := range 40 {
-				p.cc.rtt.Add(base.Add(time.Duration(i+1)*100*time.Millisecond), 800*time.Millisecond)
+				p.cc.rtt.Add(base.Add(time.Duration(i+1)*100*time.Millisecond), tc.srtt)
 			}
 			require.Equal(t, 100*time.Millisecond, p.cc.owd())
-			s.checkPathDelay()
-			assert.Equal(t, tc.wantOver, s.pathOver)
-			capture := p.now
-			if tc.wantOver {
-				assert.Equal(t, p.cc.rtt.Smoothed()/2, s.pathDelay())
-				ow := max(s.pathDelay(), s.frameOneWay(p.now))
-				assert.Equal(t, capture.Add(max(ow+300*time.Millisecond, p.cc.budget())), s.judgeDeadline(p.now, capture))
-				// At the crest of the other flow's sawtooth the path model
-				// sees 600 ms of queue now, more than half the smoothed
-				// RTT: a frame sent now only has to make Latency on top.
+			require.InDelta(t, float64(tc.srtt), float64(p.cc.rtt.Smoothed()), float64(10*time.Millisecond))
+			if tc.modelQ > 0 {
+				// The path model: 1 Mbit/s, modelQ of queue measured now.
 				k := int64(p.now) / int64(pathRateSlotLen)
 				s.path.rates[k%pathRateSlots] = rateSlot{start: clock.Time(k * int64(pathRateSlotLen)), bps: 1e6}
-				s.path.rateOK, s.path.fit, s.path.vqAt = false, 75_000, p.now
-				require.Equal(t, 600*time.Millisecond, s.path.fitQueueDelay(p.now))
-				assert.Equal(t, capture.Add(704*time.Millisecond+300*time.Millisecond), s.judgeDeadline(p.now, capture))
+				s.path.rateOK, s.path.fit, s.path.vqAt = false, float64(tc.modelQ.Seconds()*1e6/8), p.now
+				require.Equal(t, tc.modelQ, s.path.fitQueueDelay(p.now))
+			}
+			got := s.pathDelay(p.now)
+			if tc.wantDelay == 400*time.Millisecond {
+				assert.Equal(t, p.cc.rtt.Smoothed()/2, got)
 			} else {
-				assert.Equal(t, 100*time.Millisecond, s.pathDelay())
+				assert.Equal(t, tc.wantDelay, got)
+			}
+			over := got >= cfg.Latency
+			s.checkPathDelay(p.now)
+			assert.Equal(t, over, s.pathOver)
+			var ev Event
+			ok := false
+			for e, more := p.client.PollEvent(); more; e, more = p.client.PollEvent() {
+				if e.Type == EventPathDelay {
+					ev, ok = e, true
+				}
+			}
+			assert.Equal(t, over, ok, "the event comes when the path goes over")
+			if ok {
+				assert.True(t, ev.Over)
+				assert.Equal(t, got, ev.Delay)
+			}
+			capture := p.now
+			if over {
+				ow := max(got, s.frameOneWay(p.now))
+				assert.Equal(t, capture.Add(max(ow+300*time.Millisecond, p.cc.budget())), s.judgeDeadline(p.now, capture))
+			} else {
 				assert.Equal(t, capture.Add(p.cc.budget()), s.judgeDeadline(p.now, capture))
 			}
 		})
 	}
+}
+
+// The path is said to be back under Latency only once its delay has
+// stayed under for pathUnderHold while the queue is another flow's: a
+// loss-based flow's sawtooth passes its trough in less, and the state
+// would flap with it. Once the estimator no longer competes (the other
+// flow left, or the queue is ours), it is under at once.
+func TestPathDelayUnderHold(t *testing.T) {
+	est := &competingEstimator{Fixed: cc.Fixed{Rate: 1_000_000}, competing: true}
+	cfg := Config{Latency: 300 * time.Millisecond, Estimator: func() cc.Estimator { return est }}
+	p := newPipe(t, cfg)
+	s := &p.cc.snd
+	p.drainEvents()
+	events := func() (n int, last Event) {
+		for e, more := p.client.PollEvent(); more; e, more = p.client.PollEvent() {
+			if e.Type == EventPathDelay {
+				n, last = n+1, e
+			}
+		}
+		return n, last
+	}
+	p.cc.pingSampled = true
+	p.cc.rtt.Add(p.now, 200*time.Millisecond)
+	// The path model sees q of queue at at (1 Mbit/s).
+	queueAt := func(at clock.Time, q time.Duration) {
+		k := int64(at) / int64(pathRateSlotLen)
+		s.path.rates[k%pathRateSlots] = rateSlot{start: clock.Time(k * int64(pathRateSlotLen)), bps: 1e6}
+		s.path.rateOK, s.path.fit, s.path.vqAt = false, q.Seconds()*1e6/8, at
+		require.Equal(t, q, s.path.fitQueueDelay(at))
+	}
+	queueAt(p.now, 600*time.Millisecond)
+	s.checkPathDelay(p.now)
+	require.True(t, s.pathOver)
+	n, ev := events()
+	require.Equal(t, 1, n)
+	require.True(t, ev.Over)
+
+	// The sawtooth's trough: the other flow's queue is down to 50 ms.
+	start := p.now
+	for _, d := range []time.Duration{0, time.Second, pathUnderHold - time.Millisecond} {
+		now := start.Add(d)
+		queueAt(now, 50*time.Millisecond)
+		require.Less(t, s.pathDelay(now), cfg.Latency)
+		assert.Equal(t, now.Add(max(s.pathDelay(now), s.frameOneWay(now))+300*time.Millisecond), s.judgeDeadline(now, now), "held at %v", d)
+		assert.True(t, s.pathOver, "held at %v", d)
+	}
+	n, _ = events()
+	assert.Zero(t, n, "no event while held")
+	now := start.Add(pathUnderHold)
+	queueAt(now, 50*time.Millisecond)
+	assert.Equal(t, now.Add(p.cc.budget()), s.judgeDeadline(now, now))
+	assert.False(t, s.pathOver)
+	n, ev = events()
+	require.Equal(t, 1, n)
+	assert.False(t, ev.Over)
+
+	// Over again, and a dip shorter than the hold: no event, and the
+	// dip's start is forgotten once the delay is over again.
+	queueAt(now, 600*time.Millisecond)
+	s.checkPathDelay(now)
+	require.True(t, s.pathOver)
+	queueAt(now.Add(time.Second), 50*time.Millisecond)
+	s.checkPathDelay(now.Add(time.Second))
+	queueAt(now.Add(1500*time.Millisecond), 600*time.Millisecond)
+	s.checkPathDelay(now.Add(1500 * time.Millisecond))
+	later := now.Add(1500*time.Millisecond + pathUnderHold)
+	queueAt(later, 50*time.Millisecond)
+	s.checkPathDelay(later)
+	assert.True(t, s.pathOver)
+	n, _ = events()
+	assert.Equal(t, 1, n, "only the first rise")
+
+	// The other flow leaves: under at once.
+	est.competing = false
+	s.checkPathDelay(later.Add(time.Millisecond))
+	assert.False(t, s.pathOver)
+	n, ev = events()
+	require.Equal(t, 1, n)
+	assert.False(t, ev.Over)
 }
 
 // Pushback counts the path's standing queue only while it is ours: behind
