@@ -396,6 +396,27 @@ type competingEstimator struct {
 
 func (e *competingEstimator) Competing() bool { return e.competing }
 
+// modelQueue makes the sender's path model see q of queue at at (1
+// Mbit/s through the path).
+func modelQueue(t *testing.T, s *sender, at clock.Time, q time.Duration) {
+	t.Helper()
+	k := int64(at) / int64(pathRateSlotLen)
+	s.path.rates[k%pathRateSlots] = rateSlot{start: clock.Time(k * int64(pathRateSlotLen)), bps: 1e6}
+	s.path.rateOK, s.path.fit, s.path.vqAt = false, q.Seconds()*1e6/8, at
+	require.Equal(t, q, s.path.fitQueueDelay(at))
+}
+
+// pathDelayEvents takes the client's events and returns how many were
+// EventPathDelay, and the last of them.
+func pathDelayEvents(p *pipe) (n int, last Event) {
+	for e, more := p.client.PollEvent(); more; e, more = p.client.PollEvent() {
+		if e.Type == EventPathDelay {
+			n, last = n+1, e
+		}
+	}
+	return n, last
+}
+
 // While the estimator says the standing queue is another flow's, the path's
 // delay is the most of half the windowed least RTT, half the smoothed RTT
 // (a TCP sawtooth's trough would hide the queue from the least) and the
@@ -438,11 +459,7 @@ func TestPathDelayWhileCompeting(t *testing.T) {
 			require.Equal(t, 100*time.Millisecond, p.cc.owd())
 			require.InDelta(t, float64(tc.srtt), float64(p.cc.rtt.Smoothed()), float64(10*time.Millisecond))
 			if tc.modelQ > 0 {
-				// The path model: 1 Mbit/s, modelQ of queue measured now.
-				k := int64(p.now) / int64(pathRateSlotLen)
-				s.path.rates[k%pathRateSlots] = rateSlot{start: clock.Time(k * int64(pathRateSlotLen)), bps: 1e6}
-				s.path.rateOK, s.path.fit, s.path.vqAt = false, float64(tc.modelQ.Seconds()*1e6/8), p.now
-				require.Equal(t, tc.modelQ, s.path.fitQueueDelay(p.now))
+				modelQueue(t, s, p.now, tc.modelQ)
 			}
 			got := s.pathDelay(p.now)
 			if tc.wantDelay == 400*time.Millisecond {
@@ -453,15 +470,9 @@ func TestPathDelayWhileCompeting(t *testing.T) {
 			over := got >= cfg.Latency
 			s.checkPathDelay(p.now)
 			assert.Equal(t, over, s.pathOver)
-			var ev Event
-			ok := false
-			for e, more := p.client.PollEvent(); more; e, more = p.client.PollEvent() {
-				if e.Type == EventPathDelay {
-					ev, ok = e, true
-				}
-			}
-			assert.Equal(t, over, ok, "the event comes when the path goes over")
-			if ok {
+			n, ev := pathDelayEvents(p)
+			assert.Equal(t, over, n == 1, "the event comes when the path goes over")
+			if n == 1 {
 				assert.True(t, ev.Over)
 				assert.Equal(t, got, ev.Delay)
 			}
@@ -487,23 +498,10 @@ func TestPathDelayUnderHold(t *testing.T) {
 	p := newPipe(t, cfg)
 	s := &p.cc.snd
 	p.drainEvents()
-	events := func() (n int, last Event) {
-		for e, more := p.client.PollEvent(); more; e, more = p.client.PollEvent() {
-			if e.Type == EventPathDelay {
-				n, last = n+1, e
-			}
-		}
-		return n, last
-	}
+	events := func() (int, Event) { return pathDelayEvents(p) }
+	queueAt := func(at clock.Time, q time.Duration) { modelQueue(t, s, at, q) }
 	p.cc.pingSampled = true
 	p.cc.rtt.Add(p.now, 200*time.Millisecond)
-	// The path model sees q of queue at at (1 Mbit/s).
-	queueAt := func(at clock.Time, q time.Duration) {
-		k := int64(at) / int64(pathRateSlotLen)
-		s.path.rates[k%pathRateSlots] = rateSlot{start: clock.Time(k * int64(pathRateSlotLen)), bps: 1e6}
-		s.path.rateOK, s.path.fit, s.path.vqAt = false, q.Seconds()*1e6/8, at
-		require.Equal(t, q, s.path.fitQueueDelay(at))
-	}
 	queueAt(p.now, 600*time.Millisecond)
 	s.checkPathDelay(p.now)
 	require.True(t, s.pathOver)
@@ -563,10 +561,7 @@ func TestStandingQueueWhileCompeting(t *testing.T) {
 		est := &competingEstimator{Fixed: cc.Fixed{Rate: 1_000_000}, competing: competing}
 		p := newPipe(t, Config{Estimator: func() cc.Estimator { return est }})
 		s := &p.cc.snd
-		k := int64(p.now) / int64(pathRateSlotLen)
-		s.path.rates[k%pathRateSlots] = rateSlot{start: clock.Time(k * int64(pathRateSlotLen)), bps: 1e6}
-		s.path.rateOK, s.path.fit, s.path.vqAt = false, 75_000, p.now
-		require.Equal(t, 600*time.Millisecond, s.path.fitQueueDelay(p.now))
+		modelQueue(t, s, p.now, 600*time.Millisecond)
 		if competing {
 			assert.Equal(t, s.pacer.QueueDelay(), s.standingQueue(p.now), "another flow's queue")
 		} else {
