@@ -1018,8 +1018,9 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool, lost int) {
 	// (libwebrtc's loss-based estimator); between lossLow and lossHigh it
 	// holds.
 	// In the competitive mode a loss event (any loss, once per round
-	// trip) cuts as a loss-based flow's would (CUBIC's 0.7): the share
-	// stays fair, and a queue that was ours drains, which ends the mode.
+	// trip) cuts as a loss-based flow does, if less (competitiveBeta, 0.85;
+	// CUBIC's is 0.7, NewReno's 0.5): the share stays fair, and a queue
+	// that was ours drains, which ends the mode.
 	if g.competitive && lost > 0 && now.Sub(g.lastLossCut) >= rtt.Smoothed {
 		// The receive rate bounds the cut's basis (a target far above
 		// what gets through is no basis), but no lower than dropShare of

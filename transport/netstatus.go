@@ -31,7 +31,7 @@ type NetStatus struct {
 	SendBacklog              int           // bytes queued to send
 	AvailableOutgoingBitrate int64         // bit/s
 	PacerQueueDelay          time.Duration // the send queue at the pacing rate, now
-	PathOverBudget           bool          // the path's one-way delay alone exceeds Latency (Session.OnPathDelay)
+	PathOverBudget           bool          // the path's one-way delay alone exceeds Latency, held 5 s behind another flow's queue (Session.OnPathDelay)
 }
 
 // OnNetStatus sets a function called every Config.StatsInterval with the

@@ -553,6 +553,38 @@ func TestPathDelayUnderHold(t *testing.T) {
 	assert.False(t, ev.Over)
 }
 
+// The hold's start is an instant like any other, time 0 included (the
+// zero clock.Time is valid): it once meant "no start", and a path back
+// under at 0 was held 1 s longer.
+func TestPathDelayUnderHoldFromTimeZero(t *testing.T) {
+	est := &competingEstimator{Fixed: cc.Fixed{Rate: 1_000_000}, competing: true}
+	cfg := Config{Latency: 300 * time.Millisecond, Estimator: func() cc.Estimator { return est }}
+	p := newEndpoints(t, cfg)
+	p.now = clock.Time(-30 * time.Second)
+	p.connect(t)
+	s := &p.cc.snd
+	p.cc.pingSampled = true
+	// Over: round trips of 800 ms (half the smoothed RTT, 400 ms).
+	base := clock.Time(-3 * time.Second)
+	p.cc.rtt.Add(base, 200*time.Millisecond)
+	for i := range 40 {
+		p.cc.rtt.Add(base.Add(time.Duration(i+1)*10*time.Millisecond), 800*time.Millisecond)
+	}
+	s.checkPathDelay(clock.Time(-2 * time.Second))
+	require.True(t, s.pathOver)
+	// Under from time 0: round trips of 200 ms.
+	for i := range 60 {
+		p.cc.rtt.Add(clock.Time(-time.Second).Add(time.Duration(i)*10*time.Millisecond), 200*time.Millisecond)
+	}
+	for _, at := range []clock.Time{0, clock.Time(time.Second), clock.Time(pathUnderHold - time.Millisecond)} {
+		require.Less(t, s.pathDelay(at), cfg.Latency)
+		s.checkPathDelay(at)
+		require.True(t, s.pathOver, "held at %v", at)
+	}
+	s.checkPathDelay(clock.Time(pathUnderHold))
+	assert.False(t, s.pathOver, "under since 0, pathUnderHold on")
+}
+
 // Pushback counts the path's standing queue only while it is ours: behind
 // another flow's (cc.Competing), a smaller encoder target would not drain
 // it.

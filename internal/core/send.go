@@ -168,8 +168,9 @@ type sender struct {
 	windowHeld bool // the window held packets back at the last poll
 	pathOver   bool // the path's delay alone exceeds Latency (EventPathDelay)
 	// pathUnder: since when the path's delay has been back under Latency
-	// while pathOver holds (pathUnderHold); 0 none.
+	// while pathOver holds (pathUnderHold), if underSet.
 	pathUnder clock.Time
+	underSet  bool
 	pacer     cc.Pacer
 	alr       cc.ALR       // the application-limited region, for the estimator
 	padding   bool         // a probe's padding is being sent (not the application's)
@@ -283,9 +284,11 @@ func (s *sender) frameRate() int64 {
 }
 
 // judgeDeadline is the deadline the sender drops frames against: capture
-// + the budget (Latency, or the receiver's playout offset if longer), unless the path's delay alone (pathDelay)
-// already exceeds Latency (a standing queue we cannot drain, as behind a
-// TCP flow): then capture + the one-way delay a frame sent now is
+// + the budget (Latency, or the receiver's playout offset if longer),
+// unless the path is over the budget (checkPathDelay: the path's delay
+// alone, pathDelay, exceeds Latency, or did less than pathUnderHold ago
+// behind another flow's queue; a standing queue we cannot drain, as
+// behind a TCP flow): then capture + the one-way delay a frame sent now is
 // predicted to meet (or pathDelay, if more) + Latency, rather than
 // dropping every frame. The queue behind a loss-based flow swings with
 // its sawtooth, and a frame sent at its crest only has to make Latency
@@ -295,7 +298,7 @@ func (s *sender) judgeDeadline(now, capture clock.Time) clock.Time {
 }
 
 // horizon is how long after capture judgeDeadline lets a frame arrive
-// while the path's delay alone exceeds Latency (0 otherwise), and it
+// while the path is over the budget (checkPathDelay; 0 otherwise), and it
 // notes that for the receiver (horizonReport), which keeps assembling
 // frames as long.
 func (s *sender) horizon(now clock.Time) time.Duration {
@@ -344,11 +347,11 @@ func (s *sender) checkPathDelay(now clock.Time) time.Duration {
 	cp, ok := s.estimator.(cc.Competing)
 	switch {
 	case over:
-		s.pathUnder = 0
+		s.underSet = false
 	case !ok || !cp.Competing():
 		// The other flow's queue is gone, or the queue is ours: no hold.
-	case s.pathOver && s.pathUnder == 0:
-		s.pathUnder = now
+	case s.pathOver && !s.underSet:
+		s.pathUnder, s.underSet = now, true
 		over = true
 	case s.pathOver && now.Sub(s.pathUnder) < pathUnderHold:
 		over = true
@@ -356,7 +359,7 @@ func (s *sender) checkPathDelay(now clock.Time) time.Duration {
 	if over == s.pathOver {
 		return ow
 	}
-	s.pathOver, s.pathUnder = over, 0
+	s.pathOver, s.underSet = over, false
 	if over {
 		c.stats.PathOverBudgetEvents++
 	}

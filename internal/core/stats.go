@@ -125,8 +125,9 @@ type ConnStats struct {
 	// AppLimited: the sender used markedly less than the target lately
 	// (cc.ALR), as the estimator was last told.
 	AppLimited bool
-	// PathOverBudget: the path's one-way delay alone exceeds Latency
-	// (EventPathDelay); PathOverBudgetEvents counts the times it came to.
+	// PathOverBudget: the path's one-way delay alone exceeds Latency, or
+	// did within the last 5 s behind another flow's queue (EventPathDelay);
+	// PathOverBudgetEvents counts the times it came to.
 	PathOverBudget       bool
 	PathOverBudgetEvents int64
 
