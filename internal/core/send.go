@@ -321,10 +321,17 @@ func (s *sender) horizon(now clock.Time) time.Duration {
 // the 800 ms budget, were dropped one after another).
 func (s *sender) pathDelay(now clock.Time) time.Duration {
 	ow := s.c.owd()
-	if cp, ok := s.estimator.(cc.Competing); ok && cp.Competing() {
+	if s.competing() {
 		ow = max(ow, s.c.rtt.Smoothed()/2, ow+s.path.fitQueueDelay(now))
 	}
 	return ow
+}
+
+// competing reports whether the estimator says the standing queue is
+// another flow's (cc.Competing).
+func (s *sender) competing() bool {
+	cp, ok := s.estimator.(cc.Competing)
+	return ok && cp.Competing()
 }
 
 // pathUnderHold is how long the path's delay must stay under Latency,
@@ -344,11 +351,10 @@ func (s *sender) checkPathDelay(now clock.Time) time.Duration {
 	c := s.c
 	ow := s.pathDelay(now)
 	over := ow >= c.cfg.Latency
-	cp, ok := s.estimator.(cc.Competing)
 	switch {
 	case over:
 		s.underSet = false
-	case !ok || !cp.Competing():
+	case !s.competing():
 		// The other flow's queue is gone, or the queue is ours: no hold.
 	case s.pathOver && !s.underSet:
 		s.pathUnder, s.underSet = now, true

@@ -3,7 +3,6 @@ package core
 import (
 	"time"
 
-	"github.com/spillway-rt/spillway/cc"
 	"github.com/spillway-rt/spillway/clock"
 )
 
@@ -41,7 +40,7 @@ type byteMark struct {
 // queue is another flow's (cc.Competing: a loss-based TCP keeps it full
 // whatever we send), when a smaller encoder target would not drain it.
 func (s *sender) standingQueue(now clock.Time) time.Duration {
-	if cp, ok := s.estimator.(cc.Competing); ok && cp.Competing() {
+	if s.competing() {
 		return s.pacer.QueueDelay()
 	}
 	return s.pacer.QueueDelay() + s.path.fitQueueDelay(now)
