@@ -367,6 +367,27 @@ func TestNoRetransmissionSentTooLate(t *testing.T) {
 	}
 }
 
+// TestDriftKnownWithinThirtySeconds: the jb-drift rows' forward path has
+// 30 ms of jitter without reordering, whose per-second floor moves by
+// milliseconds; the path back has none, and the pongs' arrival times
+// (docs/PROTOCOL.md §8) give the drift from it. Seed 3 was 39 ppm off
+// after 30 s from the forward path alone.
+func TestDriftKnownWithinThirtySeconds(t *testing.T) {
+	scs, err := Select("^jb-drift-(1000ppm|neg100ppm)$")
+	require.NoError(t, err)
+	require.Len(t, scs, 2)
+	for _, sc := range scs {
+		for _, seed := range []uint64{2, 3} {
+			t.Run(fmt.Sprintf("%s/%d", sc.Name, seed), func(t *testing.T) {
+				sc.Media = 31 * time.Second
+				res, err := Run(sc, seed)
+				require.NoError(t, err)
+				assert.InDelta(t, sc.ReceiverClock.PPM, res.DriftPPM30s, 10)
+			})
+		}
+	}
+}
+
 func TestWriteTable(t *testing.T) {
 	var sb strings.Builder
 	v := 12.5

@@ -83,8 +83,8 @@
 // the frames that completed anyway (completion less when their originals
 // would have arrived without loss; percentiles). `jb-drift-100ppm`/`-1000ppm` (and
 // `-neg100ppm`/`-neg1000ppm`) run 60 min with the receiver's clock fast (or
-// slow) by that much (Scenario.ReceiverClock, netem.Clock), jitter 0-30 ms,
-// and add drift_settled_s. `jb-accumulate-rtc`, its audio-only twin
+// slow) by that much (Scenario.ReceiverClock, netem.Clock), jitter 0-30 ms
+// on the forward path only, and add drift_settled_s. `jb-accumulate-rtc`, its audio-only twin
 // `jb-accumulate-rtc-audio` (the playout quantile 0.99: about 0.6 % late),
 // the same with the quantile 0.999 (`jb-accumulate-rtc-audio-q999`, about
 // 0.1 %; Scenario.PlayoutQuantile) and `jb-stationary-30ms` (RTC, 10 min of

@@ -32,8 +32,12 @@
 // to that frame: after a stall the held frames play in
 // order instead of being skipped. Clock drift between sender and receiver
 // is estimated from the least transit of each second (the line under them
-// over the last 21 minutes: Moon, Skelly and Towsley's linear program) and
-// compensated: the least transit is carried along it.
+// over the last 21 minutes: Moon, Skelly and Towsley's linear program) on
+// both paths: the data packets' to this side (Group.ObserveTransit) and
+// the pings' back to the sender (Group.ObserveReverseTransit, from the
+// pongs' arrival times), the two lines weighed by how closely their
+// seconds hug them. It is compensated: the least transit is carried
+// along it.
 //
 // The buffers of one broadcast join a Group: they play at one offset, the
 // largest any needs (of those whose frames still come: a stream silent for

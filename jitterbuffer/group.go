@@ -59,6 +59,16 @@ func (g *Group) ObserveTransit(now clock.Time, transit time.Duration) {
 	g.drift.add(now, transit)
 }
 
+// ObserveReverseTransit feeds the drift estimator one transit of the path
+// back to the sender: the time a ping sent here at sent (this side's
+// clock) arrived there (the sender's clock, from its pong), minus sent.
+// It falls as this side's clock gains; when the path back has less
+// jitter than the path here, it fixes the drift sooner. Samples must come
+// in order of sent; one that does not is left out.
+func (g *Group) ObserveReverseTransit(sent clock.Time, transit time.Duration) {
+	g.drift.addReverse(sent, transit)
+}
+
 // DriftPPM returns the estimated clock drift, positive when the
 // receiver's clock runs fast.
 func (g *Group) DriftPPM() float64 { return g.drift.ppm() }

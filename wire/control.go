@@ -83,7 +83,7 @@ const (
 // PingLen and PongLen are the lengths of ping and pong packets.
 const (
 	PingLen = ShortHeaderLen + 8
-	PongLen = ShortHeaderLen + 8 + 3
+	PongLen = ShortHeaderLen + 8 + 3 + 8
 )
 
 // MaxHoldMicros is the largest hold time a pong can report (24 bits of µs).
@@ -96,11 +96,17 @@ type Ping struct {
 	Pong         bool
 	Echo         uint64 // opaque to the answering side: it is echoed back
 	HoldMicros   uint32 // in a pong: µs between the ping's arrival and the pong's send
+	// ArrivalMicros (in a pong) is when the ping arrived, on the answering
+	// side's clock: µs since its connection epoch. With the echo (the
+	// ping's send time on the pinging side's clock) it is a one-way
+	// transit sample of the reverse path, from which the pinging side
+	// estimates the clocks' drift (docs/PROTOCOL.md §8).
+	ArrivalMicros uint64
 }
 
 // Append appends the ping or pong to b.
 func (p *Ping) Append(b []byte) ([]byte, error) {
-	if p.HoldMicros > MaxHoldMicros || (!p.Pong && p.HoldMicros != 0) {
+	if p.HoldMicros > MaxHoldMicros || (!p.Pong && (p.HoldMicros != 0 || p.ArrivalMicros != 0)) {
 		return b, ErrRange
 	}
 	var flags uint8
@@ -115,6 +121,7 @@ func (p *Ping) Append(b []byte) ([]byte, error) {
 	b = append64(b, p.Echo)
 	if p.Pong {
 		b = append24(b, p.HoldMicros)
+		b = append64(b, p.ArrivalMicros)
 	}
 	return b, nil
 }
@@ -146,6 +153,7 @@ func (p *Ping) Parse(b []byte) error {
 	*p = Ping{DstConnID: sh.DstConnID, PacketNumber: sh.PacketNumber, Pong: pong, Echo: be64(rest)}
 	if pong {
 		p.HoldMicros = be24(rest[8:])
+		p.ArrivalMicros = be64(rest[11:])
 	}
 	return nil
 }

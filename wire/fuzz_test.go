@@ -40,7 +40,7 @@ func seedPackets(t testing.TB) [][]byte {
 	add((&Close{DstConnID: 3, PacketNumber: 9, Code: 2, Reason: []byte("bye")}).Append(nil))
 	add((&Close{DstConnID: 3, Reply: true}).Append(nil))
 	add((&Ping{DstConnID: 1, Echo: 42}).Append(nil))
-	add((&Ping{DstConnID: 1, Pong: true, Echo: 42, HoldMicros: 1000}).Append(nil))
+	add((&Ping{DstConnID: 1, Pong: true, Echo: 42, HoldMicros: 1000, ArrivalMicros: 123456}).Append(nil))
 	b, err := (&RepairHeader{DstConnID: 1, PacketNumber: 2, SendTime: 3, BasePacketNumber: 4, Mask: 0x3ff, M: 3, Index: 1}).Append(nil)
 	add(append(b, 0, 5, 1, 2, 3, 4, 5), err)
 	fb, err := AppendFeedbackHeader(nil, 7, 8)

@@ -186,7 +186,7 @@ func TestControlRoundTrip(t *testing.T) {
 
 	pings := []Ping{
 		{DstConnID: 1, PacketNumber: 2, Echo: 0x0102030405060708},
-		{DstConnID: 1, PacketNumber: 3, Pong: true, Echo: 99, HoldMicros: MaxHoldMicros},
+		{DstConnID: 1, PacketNumber: 3, Pong: true, Echo: 99, HoldMicros: MaxHoldMicros, ArrivalMicros: 0x1122334455667788},
 	}
 	for _, p := range pings {
 		b, err := p.Append(nil)
@@ -199,6 +199,8 @@ func TestControlRoundTrip(t *testing.T) {
 	}
 	_, err = (&Ping{DstConnID: 1, HoldMicros: 5}).Append(nil)
 	assert.ErrorIs(t, err, ErrRange, "a ping carries no hold time")
+	_, err = (&Ping{DstConnID: 1, ArrivalMicros: 5}).Append(nil)
+	assert.ErrorIs(t, err, ErrRange, "a ping carries no arrival time")
 
 	rh := RepairHeader{DstConnID: 1, PacketNumber: 2, SendTime: 3, BasePacketNumber: 4, Mask: 0x3ff, M: 3, Index: 2}
 	b, err := rh.Append(nil)

@@ -373,7 +373,17 @@ func (c *Conn) handlePing(now clock.Time, p *wire.Ping) {
 	}
 	c.rtt.Add(now, sample)
 	c.rttUpdated()
+	// The ping's one-way transit to the peer, on the two clocks: the
+	// playout group reads the clocks' drift from it as well as from the
+	// data packets' (docs/PROTOCOL.md §8).
+	if g := c.rcv.group; g != nil && p.ArrivalMicros <= maxPeerMicros {
+		g.ObserveReverseTransit(sent, time.Duration(p.ArrivalMicros)*time.Microsecond-sent.Sub(c.epoch))
+	}
 }
+
+// maxPeerMicros bounds the arrival time a pong may report (about 35
+// years after the peer's epoch): beyond it the transit would overflow.
+const maxPeerMicros = 1 << 50
 
 func (c *Conn) handleClose(now clock.Time, cl *wire.Close) {
 	if cl.Reply {
@@ -498,7 +508,8 @@ func (c *Conn) pollTransmit(now clock.Time, dst []byte) (int, bool) {
 		c.pongPending = false
 		hold := now.Sub(c.pongArrived) / time.Microsecond
 		hold = min(max(hold, 0), wire.MaxHoldMicros)
-		p := wire.Ping{DstConnID: c.remoteCID, PacketNumber: c.pnTrunc(), Pong: true, Echo: c.pongEcho, HoldMicros: uint32(hold)}
+		p := wire.Ping{DstConnID: c.remoteCID, PacketNumber: c.pnTrunc(), Pong: true, Echo: c.pongEcho, HoldMicros: uint32(hold),
+			ArrivalMicros: uint64(max(c.pongArrived.Sub(c.epoch), 0) / time.Microsecond)}
 		if b, err := p.Append(dst[:0]); err == nil {
 			c.consumePN()
 			c.sent(now, len(b), classControl)

@@ -285,6 +285,36 @@ func TestUnsolicitedPongsAreIgnored(t *testing.T) {
 	assert.Equal(t, samples+1, p.sc.rtt.Samples(), "a replayed pong is no sample")
 }
 
+// A pong says when its ping arrived, on the answering side's clock from
+// its epoch (docs/PROTOCOL.md §8); a ping carries no such time.
+func TestPongCarriesPingArrival(t *testing.T) {
+	p := newPipe(t, Config{})
+	var pings, pongs []wire.Ping
+	p.tap = func(from string, b []byte) {
+		var pg wire.Ping
+		if pg.Parse(b) != nil {
+			return
+		}
+		if from == "client" && !pg.Pong {
+			pings = append(pings, pg)
+		}
+		if from == "server" && pg.Pong {
+			pongs = append(pongs, pg)
+		}
+	}
+	for _, after := range []time.Duration{1500 * time.Millisecond, 3 * time.Second, 40 * time.Second} {
+		p.now = p.now.Add(after)
+		pings, pongs = nil, nil
+		p.cc.pingSoon = true
+		p.exchange()
+		require.Len(t, pings, 1)
+		require.Len(t, pongs, 1)
+		assert.Equal(t, pings[0].Echo, pongs[0].Echo)
+		assert.Equal(t, uint64(p.now.Sub(p.sc.epoch)/time.Microsecond), pongs[0].ArrivalMicros)
+		assert.Zero(t, pings[0].ArrivalMicros)
+	}
+}
+
 func TestPeerParamsAreBounded(t *testing.T) {
 	cfg := Config{}.withDefaults()
 	ok := wire.TransportParams{FragmentSize: 1200, Latency: time.Second}

@@ -39,7 +39,7 @@ func seedPackets(t testing.TB) [][]byte {
 	add((&wire.Handshake{Msg: wire.MsgRetry, Version: wire.Version1, DstConnID: 5, Cookie: bytes.Repeat([]byte{9}, 24)}).Append(nil, 0))
 	add((&wire.Close{DstConnID: 3, PacketNumber: 9, Code: 2, Reason: []byte("bye")}).Append(nil))
 	add((&wire.Ping{DstConnID: 1, PacketNumber: 3, Echo: 42}).Append(nil))
-	add((&wire.Ping{DstConnID: 1, Pong: true, Echo: 42, HoldMicros: 1000}).Append(nil))
+	add((&wire.Ping{DstConnID: 1, Pong: true, Echo: 42, HoldMicros: 1000, ArrivalMicros: 123456}).Append(nil))
 	b, err := (&wire.RepairHeader{DstConnID: 1, PacketNumber: 2, SendTime: 3, BasePacketNumber: 4, Mask: 1<<10 - 1, M: 3, Index: 1}).Append(nil)
 	add(append(b, 1, 2, 3, 4), err)
 	fb, err := wire.AppendFeedbackHeader(nil, 7, 8)
