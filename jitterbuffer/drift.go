@@ -238,6 +238,9 @@ func (d *driftEstimator) combine() {
 	case d.rev.fitted:
 		s = -d.rev.slope
 	}
+	if math.IsNaN(s) {
+		return // a vertical hull edge (two floors at one float time): keep the last estimate
+	}
 	d.slope = min(max(s, -MaxDrift), MaxDrift)
 }
 
