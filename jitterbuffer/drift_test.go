@@ -1,6 +1,7 @@
 package jitterbuffer
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -73,16 +74,9 @@ func TestDriftNoisyForwardAloneIsNotEnough(t *testing.T) {
 	for seed := range uint64(5) {
 		d := newDriftEstimator()
 		driftPaths(&d, 30, 100, 7*time.Millisecond, 0, seed)
-		worst = max(worst, abs(d.ppm()-100))
+		worst = max(worst, math.Abs(d.ppm()-100))
 	}
 	assert.Greater(t, worst, 10.0)
-}
-
-func abs(x float64) float64 {
-	if x < 0 {
-		return -x
-	}
-	return x
 }
 
 func TestDriftReverseOutOfOrderLeftOut(t *testing.T) {
