@@ -69,7 +69,10 @@
 //     first retransmission goes twice for the classes
 //     HistoryConfig.DuplicateFirst names (SetDuplicateFirst): the session
 //     core's choice while losses are frequent, short and the budget holds
-//     about one round. A packet gets one extra copy in all. On a path
+//     about one round. A packet gets one such copy in all. With
+//     HistoryConfig.DuplicateAfter n, every round after a packet's n-th
+//     goes twice as well (the session core's choice for Live's budget,
+//     whose many rounds a rare chain of losses could still outlast). On a path
 //     that loses in bursts, CopySpacing holds the copy back
 //     (SetCopySpacing) so the burst that took the first does not take it
 //     too.

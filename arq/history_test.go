@@ -266,6 +266,60 @@ func TestHistoryDuplicateFirst(t *testing.T) {
 	}
 }
 
+// TestHistoryDuplicateAfter: with DuplicateAfter n, a packet's first n
+// rounds go once and every later round twice, in any class, with or
+// without the once-per-packet copies (DuplicateFirst, last chances), and
+// a copy does not count as a round.
+func TestHistoryDuplicateAfter(t *testing.T) {
+	tests := []struct {
+		name  string
+		cfg   HistoryConfig
+		prio  uint8
+		want  [5]int // sends in rounds 1-5
+		late  int64  // LateRoundDuplicates
+		first int64  // FirstDuplicates
+	}{
+		{"off", HistoryConfig{}, 2, [5]int{1, 1, 1, 1, 1}, 0, 0},
+		{"after 2", HistoryConfig{DuplicateAfter: 2}, 2, [5]int{1, 1, 2, 2, 2}, 3, 0},
+		{"after 2, key frame class", HistoryConfig{DuplicateAfter: 2}, 1, [5]int{1, 1, 2, 2, 2}, 3, 0},
+		{"after 1", HistoryConfig{DuplicateAfter: 1}, 0, [5]int{1, 2, 2, 2, 2}, 4, 0},
+		// The first round's copy is not a round: round 2 still goes once.
+		{"after 2 with the first doubled", HistoryConfig{DuplicateAfter: 2, DuplicateFirst: 1 << 2}, 2, [5]int{2, 1, 2, 2, 2}, 3, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHistory(t, tt.cfg)
+			dst := make([]byte, 2000)
+			h.Put(0, 7, pkt(7, 100), at(10*time.Second), tt.prio)
+			total := 0
+			for round := range 5 {
+				nackAt := time.Duration(round+1) * 400 * ms
+				require.True(t, h.OnNACK(at(nackAt), 7), "round %d", round+1)
+				sends := 0
+				for range 4 {
+					pn, n, _, ok := h.PollRetransmit(at(nackAt), 50*ms, dst)
+					if !ok {
+						break
+					}
+					assert.Equal(t, int64(7), pn)
+					assert.Equal(t, pkt(7, 100), dst[:n])
+					sends++
+				}
+				assert.Equal(t, tt.want[round], sends, "round %d", round+1)
+				total += sends
+			}
+			st := h.Stats()
+			assert.Equal(t, int64(total), st.RetransmittedPacketsSent)
+			assert.Equal(t, tt.late, st.LateRoundDuplicates)
+			assert.Equal(t, tt.first, st.FirstDuplicates)
+		})
+	}
+	for _, n := range []int{-1, 256} {
+		_, err := NewHistory(HistoryConfig{DuplicateAfter: n})
+		assert.ErrorIs(t, err, ErrInvalidConfig, "%d", n)
+	}
+}
+
 // TestHistoryCopySpacing: with CopySpacing a second copy waits in its own
 // queue until due, then goes ahead of queued retransmissions, and is
 // checked against its deadline when it leaves.

@@ -31,7 +31,9 @@
 //     measured delivery rate) says it arrives before its frame's deadline.
 //     The last useful retransmission goes twice for audio, for the delta
 //     frames the FEC policy leaves to a doubled last chance, and for every
-//     delta frame while the loss rate is 5 % or more.
+//     delta frame while the loss rate is 5 % or more. Under a budget of
+//     a second or more (Live), every retransmission of a packet from its
+//     third round on goes twice (lateRounds).
 //     Order on the wire: audio, retransmissions, repair packets, then
 //     video and data.
 //   - Congestion control (Config.Estimator, cc.GCC by default in the
@@ -51,7 +53,8 @@
 //     allowance (repairloss.go): as many retransmission rounds, a smoothed
 //     RTT each, as keep a frame's chance of missing playout under 6e-4
 //     given the packet loss rate p and the share f of the stream's frames
-//     that needed a retransmission (f p^r), plus the time a loss takes to
+//     that needed a retransmission (f p^r; doubled rounds count 2p^2
+//     for p), plus the time a loss takes to
 //     show; one round stays within Latency, more may take the offset to
 //     MaxPlayoutDelay. A video frame that others reference asks for a key
 //     frame as soon as the NACK generator gives up one of its packets

@@ -114,6 +114,32 @@ const (
 	dupFirstClasses = 1<<0 | 1<<2 // rtxClass: audio, delta frames
 )
 
+// lateRoundsAfter is arq.HistoryConfig.DuplicateAfter for a budget of
+// lateRoundsLatency or more (Live's): from a packet's third retransmission
+// on, every round goes twice. A budget that long holds 8-9 rounds at RTT
+// 300 ms, and at 20 % loss a packet lost 9 times in a row (0.2^9 = 5e-7)
+// came once in 10 min of e2e-live-rtt300-loss20 (seed 5's 0.29 s freeze,
+// with the offset its 8 rounds kept). Doubled from the third round, the
+// copies cost 0.8 % more packets there (0.2^3 of those sent), the chain
+// fails with about 2p^2 = 0.08 a round from then on, and the allowance
+// needs 7 rounds instead of 9 (recoveryRounds; p95 capture to playout
+// 2.73 -> 2.41 s, seeds 1-10 without a freeze). Under RTC's budget a
+// third round is rare and the copies compete for a narrow path (seeds 1-5
+// of e2e-rtc-rtt200-ge10b3 froze 2.8 -> 5.0 s median with them): off.
+const (
+	lateRoundsAfter   = 2
+	lateRoundsLatency = time.Second
+)
+
+// lateRounds returns arq.HistoryConfig.DuplicateAfter for a sender whose
+// Latency is latency: lateRoundsAfter from lateRoundsLatency, else 0.
+func lateRounds(latency time.Duration) int {
+	if latency >= lateRoundsLatency {
+		return lateRoundsAfter
+	}
+	return 0
+}
+
 // copySpacing is how far behind its retransmission a second copy goes
 // (arq.HistoryConfig.CopySpacing) on a path losing in bursts of burst
 // packets (at least dupFirstBurst) while we send rate bit/s in packets of
@@ -174,7 +200,7 @@ func (s *sender) startRecovery() error {
 	if s.hist == nil && !c.cfg.DisableRetransmission {
 		size := int64(float64(c.cfg.MaxBitrate) / 8 * c.cfg.Latency.Seconds())
 		size = min(max(size, minHistoryBytes), maxHistoryBytes)
-		h, err := arq.NewHistory(arq.HistoryConfig{MaxBytes: int(size), DuplicateLastChance: duplicateLastChance})
+		h, err := arq.NewHistory(arq.HistoryConfig{MaxBytes: int(size), DuplicateLastChance: duplicateLastChance, DuplicateAfter: lateRounds(c.cfg.Latency)})
 		if err != nil {
 			return fmt.Errorf("spillway: send history: %w", err)
 		}

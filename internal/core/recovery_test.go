@@ -126,6 +126,56 @@ func TestLastChanceGoesTwice(t *testing.T) {
 	}
 }
 
+// dropFirstSends drops the first n transmissions (original and
+// retransmissions) of frame's fragment frag.
+func dropFirstSends(frame, frag uint16, n int) func(now clock.Time, b []byte) bool {
+	seen := 0
+	return func(now clock.Time, b []byte) bool {
+		if t := wire.Type(b[0] >> 3 & 7); t == wire.TypeData || t == wire.TypeRetransmit {
+			var h wire.DataHeader
+			if _, err := h.Parse(b); err == nil && h.FrameID == frame && h.FragIndex == frag {
+				seen++
+				return seen > n
+			}
+		}
+		return true
+	}
+}
+
+// TestLateRoundsGoTwice: under a budget of a second or more (Live's) a
+// packet whose first two retransmissions were lost gets every later one
+// twice (lateRoundsAfter); under RTC's budget each round goes once.
+func TestLateRoundsGoTwice(t *testing.T) {
+	tests := []struct {
+		name    string
+		latency time.Duration
+		lost    int   // transmissions of the packet lost, copies included
+		sends   int64 // retransmissions sent
+		late    int64 // of them, copies of late rounds
+	}{
+		{"Live, third round", 3 * time.Second, 3, 4, 1},
+		{"Live, third round's copy arrives", 3 * time.Second, 4, 4, 1},
+		{"Live, fourth round", 3 * time.Second, 5, 6, 2}, // the third round's two copies lost
+		{"Live, second round", 3 * time.Second, 2, 2, 0},
+		{"RTC budget, third round", 800 * time.Millisecond, 3, 3, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			link := netem.LinkConfig{Delay: 25 * time.Millisecond}
+			cfg := Config{DisableFEC: true, Latency: tc.latency, MaxPlayoutDelay: tc.latency}
+			p := newPair(t, pairOpts{fwd: link, rev: link, clientFilter: dropFirstSends(2, 1, tc.lost), client: cfg, server: cfg})
+			p.connected()
+			sendFrames(t, p, 10, 3000)
+			p.run(3 * time.Second)
+			cst := p.cc.Stats()
+			assert.Equal(t, tc.sends, cst.RetransmittedPacketsSent)
+			assert.Equal(t, tc.late, cst.RTXSender.LateRoundDuplicates)
+			assert.Zero(t, cst.RTXSender.FirstDuplicates+cst.RTXSender.LastChanceDuplicates)
+			assert.Equal(t, 10, p.server.count(EventFrame), "every frame delivered")
+		})
+	}
+}
+
 // TestFirstRetransmissionGoesTwice: a first retransmission goes twice
 // (dupFirst) on a path losing 5 % at random under RTC's budget, once the
 // loss rate has counted 500 packets; and once where the losses are rare,

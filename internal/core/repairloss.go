@@ -31,8 +31,8 @@ const (
 	DefaultRecoveryResidual = 6e-4
 	// maxRecoveryRounds bounds the rounds the allowance counts (the
 	// offset's bound, MaxPlayoutDelay, bounds its time): at 20 % loss
-	// Live's LiveRecoveryResidual asks for 8 (2.4 s at RTT 300 ms, within
-	// its 3 s).
+	// Live's LiveRecoveryResidual asks for 7 (2.1 s at RTT 300 ms, within
+	// its 3 s; 9 without the doubled late rounds).
 	maxRecoveryRounds = 8
 )
 
@@ -132,14 +132,21 @@ func (r *repairNeed) frame(needed bool) {
 
 // recoveryRounds is the least number of retransmission rounds, at least
 // one and at most maxRecoveryRounds, after which a frame misses its
-// playout with probability f p1 p^(r-1) <= residual, where p1 is the
+// playout with probability f p1 p ... <= residual, where p1 is the
 // first round's failure: p, or about 2p^2 where the sender doubles first
-// retransmissions (firstRoundLoss).
-func recoveryRounds(f, p, p1, residual float64) int {
+// retransmissions (firstRoundLoss). Rounds after after (the sender's
+// lateRounds: arq.HistoryConfig.DuplicateAfter; 0 for none) go twice and
+// fail with about 2p^2 (both copies lost, or both of the receiver's
+// NACKs), not p.
+func recoveryRounds(f, p, p1, residual float64, after int) int {
 	r, miss := 1, f*p1
 	for r < maxRecoveryRounds && miss > residual {
 		r++
-		miss *= p
+		if after > 0 && r > after {
+			miss *= min(p, 2*p*p)
+		} else {
+			miss *= p
+		}
 	}
 	return r
 }
@@ -155,7 +162,7 @@ func (r *receiver) recoveryAllowance(st *recvStream) time.Duration {
 	c := r.c
 	p := r.loss.p
 	sp, sb := r.loss.settled()
-	n := recoveryRounds(st.repair.f, p, firstRoundLoss(p, dupFirst(sp, sb, r.peerLatency)), c.cfg.RecoveryResidual)
+	n := recoveryRounds(st.repair.f, p, firstRoundLoss(p, dupFirst(sp, sb, r.peerLatency)), c.cfg.RecoveryResidual, lateRounds(r.peerLatency))
 	d := time.Duration(n)*c.rtt.Smoothed() + 3*r.jitter + max(2*r.gap, 30*time.Millisecond)
 	limit := r.peerLatency
 	if m := c.cfg.MaxPlayoutDelay; n > 1 && m > limit {

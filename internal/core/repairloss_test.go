@@ -9,7 +9,9 @@ import (
 
 // TestRecoveryRounds: the rounds the recovery allowance counts follow
 // f p1 p^(r-1) <= the residual (RTC's default 6e-4; Live's LiveRecoveryResidual), with
-// the first round's failure p1 from firstRoundLoss.
+// the first round's failure p1 from firstRoundLoss, and, for a budget of
+// a second or more, rounds after lateRoundsAfter (2) failing with 2p^2,
+// their copies doubled.
 func TestRecoveryRounds(t *testing.T) {
 	const rtc, live = 300 * time.Millisecond, 3 * time.Second
 	tests := []struct {
@@ -25,17 +27,18 @@ func TestRecoveryRounds(t *testing.T) {
 		{"5 %, first round doubled", 0.07, 0.05, 1.05, rtc, 6e-4, 1},  // 0.07 x 5e-3 = 3.5e-4
 		{"5 %, Live: single copies", 0.07, 0.05, 1.05, live, 6e-4, 2}, // 3.5e-3, then 1.75e-4
 		{"5 % in bursts: single copies", 0.07, 0.05, 2, rtc, 6e-4, 2},
-		{"audio 5 %", 0.01, 0.05, 1.05, rtc, 6e-4, 1},                                   // 2.5e-5
-		{"GE 10 %", 0.2, 0.1, 3, rtc, 6e-4, 3},                                          // 2e-2, 2e-3, 2e-4
-		{"10 %: single copies", 0.2, 0.1, 1.1, rtc, 6e-4, 3},                            // 2e-2, 2e-3, 2e-4
-		{"Live, 20 %", 0.7, 0.2, 1.25, live, LiveRecoveryResidual, 8},                   // 0.7 x 0.2^7 = 9e-6, x 0.2 = 1.8e-6
-		{"Live, 10 %", 0.5, 0.1, 1.1, live, LiveRecoveryResidual, 6},                    // 0.5 x 0.1^6 = 5e-7
-		{"every frame, 40 %", 1, 0.4, 1, live, LiveRecoveryResidual, maxRecoveryRounds}, // never under: the bound
+		{"audio 5 %", 0.01, 0.05, 1.05, rtc, 6e-4, 1},                                                  // 2.5e-5
+		{"GE 10 %", 0.2, 0.1, 3, rtc, 6e-4, 3},                                                         // 2e-2, 2e-3, 4e-5
+		{"10 %: single copies", 0.2, 0.1, 1.1, rtc, 6e-4, 3},                                           // 2e-2, 2e-3, 4e-5
+		{"Live, 20 %", 0.7, 0.2, 1.25, live, LiveRecoveryResidual, 7},                                  // 0.7 x 0.2^2 x 0.08^4 = 1.1e-6, x 0.08 = 9.2e-8
+		{"Live, 10 %", 0.5, 0.1, 1.1, live, LiveRecoveryResidual, 5},                                   // 0.5 x 0.1^2 x 0.02^2 = 2e-6, x 0.02 = 4e-8
+		{"Live, 50 %: late rounds single", 0.9, 0.5, 1, live, LiveRecoveryResidual, maxRecoveryRounds}, // 2p^2 = 0.5 = p: doubling gains nothing counted
+		{"every frame, 40 %", 1, 0.4, 1, live, LiveRecoveryResidual, maxRecoveryRounds},                // never under: the bound
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p1 := firstRoundLoss(tt.p, dupFirst(tt.p, tt.burst, tt.latency))
-			assert.Equal(t, tt.rounds, recoveryRounds(tt.f, tt.p, p1, tt.residual))
+			assert.Equal(t, tt.rounds, recoveryRounds(tt.f, tt.p, p1, tt.residual, lateRounds(tt.latency)))
 		})
 	}
 }
