@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"math"
 	"slices"
 	"time"
 
@@ -38,6 +39,17 @@ type Baselines struct {
 	OptimumAddedMS   float64 `json:"optimum_added_ms"`
 	OptimumLateRatio float64 `json:"optimum_late_ratio"`
 	OptimumBoundMS   float64 `json:"optimum_bound_ms"`
+	// A constant offset per jitter period, known in advance: the periods
+	// are the spans between the schedule's changes of forward jitter (the
+	// whole run without any), each offset the one that, with at most our
+	// number of late frames in all, gives the least mean added delay (a
+	// Lagrangian weight shared by the periods: PeriodLateRatio may be
+	// fewer), jumping from one period's to the next at once. The issue's
+	// "per-period quantile" with the late frames where they cost least: a
+	// buffer that knew each period's jitter from its first frame and
+	// needed no time to learn or drain.
+	PeriodAddedMS   float64 `json:"period_added_ms"`
+	PeriodLateRatio float64 `json:"period_late_ratio"`
 }
 
 type playSample struct {
@@ -89,7 +101,126 @@ func (r *run) baselines(rate float64, maxDelay time.Duration) *Baselines {
 	b.NetEqAddedMS, b.NetEqLateRatio = round4(neteq), round6(float64(neteqLate)/n)
 	opt, optLate, bound := optimumAdded(s, least, rate, late, maxDelay)
 	b.OptimumAddedMS, b.OptimumLateRatio, b.OptimumBoundMS = round4(opt), round6(float64(optLate)/n), round4(bound)
+	per, perLate := periodAdded(s, least, late, r.jitterPeriods())
+	b.PeriodAddedMS, b.PeriodLateRatio = round4(per), round6(float64(perLate)/n)
 	return b
+}
+
+// jitterPeriods returns when, in capture time, the schedule changes the
+// forward link's jitter (Baselines.PeriodAddedMS).
+func (r *run) jitterPeriods() []clock.Time {
+	var at []clock.Time
+	j := r.sc.Forward.Jitter
+	for _, st := range r.sc.Schedule {
+		if st.Forward != nil && st.Forward.Jitter != j {
+			j = st.Forward.Jitter
+			at = append(at, r.acct.origin.Add(st.At))
+		}
+	}
+	return at
+}
+
+// periodDPWork bounds periodAdded's exact search: late frames x frames
+// (the jitterbuffer rows': up to about 3e8).
+const periodDPWork = 1e9
+
+// periodAdded is Baselines.PeriodAddedMS: s split at bounds (ascending
+// capture times), a constant offset per part, at most maxLate late frames
+// in all (played at completion). It returns the mean added delay and the
+// late frames.
+func periodAdded(s []playSample, least time.Duration, maxLate int, bounds []clock.Time) (float64, int) {
+	// Each part's transits above least, ascending, and their suffix sums:
+	// with its l largest late, a part of n frames costs (n-l) t[n-1-l] +
+	// the sum of those l.
+	type part struct{ t, suf []float64 }
+	var parts []part
+	bi := 0
+	for i := 0; i < len(s); {
+		for bi < len(bounds) && bounds[bi] <= s[i].capture {
+			bi++
+		}
+		j := i + 1
+		for j < len(s) && (bi == len(bounds) || s[j].capture < bounds[bi]) {
+			j++
+		}
+		t := make([]float64, j-i)
+		for k, x := range s[i:j] {
+			t[k] = ms(x.transit - least)
+		}
+		slices.Sort(t)
+		suf := make([]float64, len(t)+1)
+		for k := len(t) - 1; k >= 0; k-- {
+			suf[k] = suf[k+1] + t[k]
+		}
+		parts = append(parts, part{t, suf})
+		i = j
+	}
+	cost := func(p part, l int) float64 { // l < len(p.t)
+		n := len(p.t)
+		return float64(n-l)*p.t[n-1-l] + p.suf[n-l]
+	}
+	if int64(maxLate)*int64(len(s)) <= periodDPWork {
+		// Exact: the least cost with L late frames so far, part by part.
+		inf := math.Inf(1)
+		dp := make([]float64, maxLate+1)
+		nd := make([]float64, maxLate+1)
+		for k := range dp {
+			dp[k] = inf
+		}
+		dp[0] = 0
+		for _, p := range parts {
+			for k := range nd {
+				nd[k] = inf
+			}
+			for l := 0; l < len(p.t) && l <= maxLate; l++ {
+				c := cost(p, l)
+				for k := 0; k+l <= maxLate; k++ {
+					if v := dp[k] + c; v < nd[k+l] {
+						nd[k+l] = v
+					}
+				}
+			}
+			dp, nd = nd, dp
+		}
+		best := 0
+		for k := range dp {
+			if dp[k] < dp[best] {
+				best = k
+			}
+		}
+		return dp[best] / float64(len(s)), best
+	}
+	// Too large for that: a Lagrangian weight shared by the parts, which
+	// reaches the (late, cost) curve's convex hull only (at most maxLate).
+	solve := func(lambda float64) (float64, int) {
+		var sum float64
+		late := 0
+		for _, p := range parts {
+			n := len(p.t)
+			bestC, bestL := 0.0, -1
+			for l := 0; l < n; l++ {
+				c := cost(p, l)
+				if bestL < 0 || c+lambda*float64(l) < bestC+lambda*float64(bestL) {
+					bestC, bestL = c, l
+				}
+			}
+			sum += bestC
+			late += bestL
+		}
+		return sum, late
+	}
+	lo, hi := 0.0, 1e7
+	sum, late := solve(hi)
+	for range 50 {
+		mid := (lo + hi) / 2
+		s2, l2 := solve(mid)
+		if l2 <= maxLate {
+			hi, sum, late = mid, s2, l2
+		} else {
+			lo = mid
+		}
+	}
+	return sum / float64(len(s)), late
 }
 
 // fixedAdded is the mean added delay of the fixed offset that leaves late

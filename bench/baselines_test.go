@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 
 	"github.com/spillway-rt/spillway/clock"
+	"github.com/spillway-rt/spillway/netem"
 )
 
 func samples(transits ...time.Duration) []playSample {
@@ -102,4 +103,68 @@ func TestOptimumWithinMaxPlayoutDelay(t *testing.T) {
 	assert.Zero(t, late)
 	_, late, _ = optimumAdded(s, 0, 0.10, 0, 800*time.Millisecond)
 	assert.Equal(t, 1, late, "beyond any offset RTC allows")
+}
+
+// TestPeriodAdded: a constant offset per period between the bounds, the
+// late frames placed where they save most, exactly (a single period is
+// the fixed offset).
+func TestPeriodAdded(t *testing.T) {
+	ms := time.Millisecond
+	twoParts := []time.Duration{0, 10 * ms, 20 * ms, 30 * ms, 100 * ms, 110 * ms, 120 * ms, 300 * ms}
+	split := []clock.Time{clock.Time(80 * ms)} // samples are 20 ms apart: frames 4-7 in the second
+	tests := []struct {
+		name     string
+		transits []time.Duration
+		bounds   []clock.Time
+		late     int
+		want     float64 // mean added, ms
+		wantLate int
+	}{
+		{"one period, none late", twoParts[:4], nil, 0, 30, 0},
+		{"one period, one late", twoParts[:4], nil, 1, (20 + 20 + 20 + 30) / 4.0, 1},
+		{"bounds after the run: one period", twoParts[:4], []clock.Time{clock.Time(time.Hour)}, 1, (20 + 20 + 20 + 30) / 4.0, 1},
+		{"two periods, none late", twoParts, split, 0, (4*30 + 4*300) / 8.0, 0},
+		// The 300 ms frame late saves 540 ms in the second period.
+		{"two periods, one late", twoParts, split, 1, (4*30 + 3*120 + 300) / 8.0, 1},
+		// Then the first period's 30 ms frame (saves 30) before the
+		// second's 120 ms one (saves 20).
+		{"two periods, two late", twoParts, split, 2, (3*20 + 30 + 3*120 + 300) / 8.0, 2},
+		// A single late frame saves nothing here, two save 400 ms: a
+		// Lagrangian weight would skip from 0 to 2.
+		{"non-convex, two allowed", []time.Duration{0, 0, 0, 0, 100 * ms, 100 * ms}, nil, 2, 200 / 6.0, 2},
+		{"non-convex, one allowed", []time.Duration{0, 0, 0, 0, 100 * ms, 100 * ms}, nil, 1, 600 / 6.0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := samples(tt.transits...)
+			got, late := periodAdded(s, 0, tt.late, tt.bounds)
+			assert.InDelta(t, tt.want, got, 1e-9)
+			assert.Equal(t, tt.wantLate, late)
+			if len(tt.bounds) == 0 {
+				assert.InDelta(t, fixedAdded(s, 0, late), got, 1e-9, "one period is the fixed offset")
+			}
+		})
+	}
+}
+
+// TestJitterPeriods: the periods split where the schedule changes the
+// forward jitter, counted from the schedule's origin; a stall's steps
+// (the same jitter) and reverse-only steps do not split.
+func TestJitterPeriods(t *testing.T) {
+	ms := time.Millisecond
+	link := func(j time.Duration, hold time.Duration) *netem.LinkConfig {
+		return &netem.LinkConfig{Delay: 50 * ms, Jitter: j, HoldUntil: hold}
+	}
+	sc := Scenario{Forward: *link(20*ms, 0), Schedule: []LinkStep{
+		{At: 30 * time.Second, Forward: link(80*ms, 0)},
+		{At: 40 * time.Second, Forward: link(80*ms, 41*time.Second)}, // a stall
+		{At: 41 * time.Second, Forward: link(80*ms, 0)},
+		{At: 50 * time.Second, Reverse: link(5*ms, 0)},
+		{At: 60 * time.Second, Forward: link(10*ms, 0)},
+	}}
+	r := &run{sc: sc, acct: newFlowAcct(1)}
+	r.acct.origin = clock.Time(time.Second)
+	assert.Equal(t, []clock.Time{clock.Time(31 * time.Second), clock.Time(61 * time.Second)}, r.jitterPeriods())
+	r.sc.Schedule = nil
+	assert.Empty(t, r.jitterPeriods())
 }

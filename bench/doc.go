@@ -95,7 +95,10 @@
 // programming over offsets changing no faster than the drain rate, held
 // per 100 ms on a 1 ms grid, within MaxPlayoutDelay, with at most as many
 // late frames; `optimum_bound_ms` is a lower bound on it, the Lagrangian
-// hull at our late count).
+// hull at our late count), and `period_added_ms`: a constant offset per
+// period of the schedule's forward jitter, known in advance, with as many
+// late frames placed where they save most (the issue's per-period
+// quantile, with foresight a causal buffer lacks).
 //
 // The ground truth comes from the simulator, not from the cores' own
 // counters: the runner sees every datagram each host sends and receives and
