@@ -475,22 +475,85 @@ func TestConfigValidate(t *testing.T) {
 // the ratio; set ones are kept.
 func TestConfigWindowDefaults(t *testing.T) {
 	tests := []struct {
-		cfg              Config
-		window, recovery time.Duration
+		cfg                       Config
+		window, recovery, horizon time.Duration
 	}{
-		{Config{}, 2 * time.Second, 10 * time.Second},
-		{Config{Quantile: 0.99}, 2 * time.Second, 10 * time.Second},
-		{Config{Quantile: 0.999}, 6324555320 * time.Nanosecond, 100 * time.Second},
-		{Config{Quantile: 0.9}, 632455532 * time.Nanosecond, time.Second},
-		{Config{Quantile: 0.999, Window: 20 * time.Second, RecoveryWindow: time.Second}, 20 * time.Second, time.Second},
+		{Config{}, 2 * time.Second, 10 * time.Second, 0},
+		{Config{Quantile: 0.99}, 2 * time.Second, 10 * time.Second, 0},
+		{Config{Quantile: 0.999}, 6324555320 * time.Nanosecond, 100 * time.Second, 12649110640 * time.Nanosecond},
+		{Config{Quantile: 0.9}, 632455532 * time.Nanosecond, time.Second, 0},
+		{Config{Quantile: 0.999, Window: 20 * time.Second, RecoveryWindow: time.Second}, 20 * time.Second, time.Second, 40 * time.Second},
+		{Config{Quantile: 0.999, Horizon: 5 * time.Second}, 6324555320 * time.Nanosecond, 100 * time.Second, 5 * time.Second},
+		{Config{Quantile: 0.99, Horizon: 5 * time.Second}, 2 * time.Second, 10 * time.Second, 5 * time.Second},
 	}
 	for _, tt := range tests {
-		t.Run(fmt.Sprint(tt.cfg.Quantile, tt.cfg.Window), func(t *testing.T) {
+		t.Run(fmt.Sprint(tt.cfg.Quantile, tt.cfg.Window, tt.cfg.Horizon), func(t *testing.T) {
 			c := tt.cfg.withDefaults()
 			assert.InDelta(t, float64(tt.window), float64(c.Window), float64(time.Microsecond))
 			assert.InDelta(t, float64(tt.recovery), float64(c.RecoveryWindow), float64(time.Microsecond))
+			assert.InDelta(t, float64(tt.horizon), float64(c.Horizon), float64(time.Microsecond))
 		})
 	}
+	assert.Error(t, Config{Horizon: -time.Second}.Validate())
+}
+
+// TestQuantileHorizon: after the jitter eases, a quantile with a horizon
+// forgets the old samples within it; forgetting alone at 0.999 takes
+// Window ln(1000), about 44 s at 6.3 s. A ring too small for the rate
+// takes the oldest out early.
+func TestQuantileHorizon(t *testing.T) {
+	const tms = time.Millisecond
+	const window = 6324555320 * time.Nanosecond
+	eased := func(horizon time.Duration) time.Duration {
+		s := newQuantile(0.999, window, 4*time.Second, horizon)
+		var now clock.Time
+		for range 3000 { // 60 s at 80 ms, 50 a second
+			now = now.Add(20 * tms)
+			s.add(now, 80*tms)
+		}
+		start := now
+		for s.value() > 20*tms {
+			now = now.Add(20 * tms)
+			s.add(now, 10*tms)
+			require.Less(t, now.Sub(start), 5*time.Minute)
+		}
+		return now.Sub(start)
+	}
+	tests := []struct {
+		name     string
+		horizon  time.Duration
+		min, max time.Duration
+	}{
+		{"none", 0, 40 * time.Second, 50 * time.Second},
+		{"2 windows", 2 * window, 12 * time.Second, 13 * time.Second},
+		{"1 window", window, 6 * time.Second, 7 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := eased(tt.horizon)
+			assert.GreaterOrEqual(t, d, tt.min)
+			assert.LessOrEqual(t, d, tt.max)
+		})
+	}
+
+	// A 1 s horizon keeps minHorizonSamples: at 100 a second the 64th
+	// newest sample leaves after 0.64 s. The median, no forgetting.
+	s := newQuantile(0.5, time.Hour, 4*time.Second, time.Second)
+	require.Len(t, s.ringB, minHorizonSamples)
+	var now clock.Time
+	for range 100 {
+		now = now.Add(10 * tms)
+		s.add(now, 10*tms)
+	}
+	for range minHorizonSamples / 2 {
+		now = now.Add(10 * tms)
+		s.add(now, 30*tms)
+	}
+	assert.Equal(t, 31*tms, s.value(), "half the ring at 30 ms: the upper edge of its bucket")
+	s.add(now.Add(10*tms), 30*tms)
+	assert.Equal(t, 31*tms, s.value())
+	s.reset()
+	assert.Zero(t, s.m)
 }
 
 // steadyFeeder returns a step that pushes b the next frame of a 50 fps
@@ -532,6 +595,16 @@ func TestAdaptiveSteadyStateDoesNotAllocate(t *testing.T) {
 
 func BenchmarkSteadyAdaptivePushPop(b *testing.B) {
 	step := steadyFeeder(New(Config{Video: true}), 7)
+	b.ReportAllocs()
+	for b.Loop() {
+		step()
+	}
+}
+
+// BenchmarkSteadyAdaptiveHorizonPushPop: the same at the quantile 0.999,
+// whose samples leave at its Horizon.
+func BenchmarkSteadyAdaptiveHorizonPushPop(b *testing.B) {
+	step := steadyFeeder(New(Config{Video: true, Quantile: 0.999}), 7)
 	b.ReportAllocs()
 	for b.Loop() {
 		step()

@@ -12,7 +12,10 @@
 //   - a high quantile (Config.Quantile, 0.99) of the transit above the
 //     least of the frames that needed no repair, with a memory of
 //     Config.Window (2 s, so jitter that eases is soon forgotten), kept in
-//     a 1 ms histogram updated in O(1);
+//     a 1 ms histogram updated in O(1); above 0.99, samples older than
+//     Config.Horizon (2 Windows) leave it altogether, since a higher
+//     quantile would otherwise hold an eased jitter for Window
+//     ln(1/(1-Quantile));
 //   - plus, while losses recur, the time a repair takes (NoteRecovery),
 //     fading over 3 s once they stop;
 //   - at least the same quantile of the repaired frames' own transit
