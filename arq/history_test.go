@@ -212,6 +212,23 @@ func TestHistoryLastChance(t *testing.T) {
 	assert.False(t, h.MarkLastChance(-1))
 }
 
+// pollRound polls every retransmission due at now (at most 4), checks
+// that each is packet pn (pkt(pn, 100)), and returns how many there were.
+func pollRound(t *testing.T, h *History, now clock.Time, pn int64, dst []byte) int {
+	t.Helper()
+	sends := 0
+	for range 4 {
+		got, n, _, ok := h.PollRetransmit(now, 50*ms, dst)
+		if !ok {
+			break
+		}
+		assert.Equal(t, pn, got)
+		assert.Equal(t, pkt(pn, 100), dst[:n])
+		sends++
+	}
+	return sends
+}
+
 // TestHistoryDuplicateFirst: in a class DuplicateFirst names, a packet's
 // first retransmission goes twice and later rounds once; a packet gets one
 // copy in all, so a first round doubled leaves its last chance single.
@@ -246,16 +263,7 @@ func TestHistoryDuplicateFirst(t *testing.T) {
 			h.Put(0, 7, pkt(7, 100), at(tt.deadline), 2)
 			for round, nackAt := range []time.Duration{100 * ms, 400 * ms} {
 				require.True(t, h.OnNACK(at(nackAt), 7), "round %d", round+1)
-				sends := 0
-				for range 4 {
-					pn, n, _, ok := h.PollRetransmit(at(nackAt), 50*ms, dst)
-					if !ok {
-						break
-					}
-					assert.Equal(t, int64(7), pn)
-					assert.Equal(t, pkt(7, 100), dst[:n])
-					sends++
-				}
+				sends := pollRound(t, h, at(nackAt), 7, dst)
 				assert.Equal(t, tt.want[round], sends, "round %d", round+1)
 			}
 			st := h.Stats()
@@ -295,16 +303,7 @@ func TestHistoryDuplicateAfter(t *testing.T) {
 			for round := range 5 {
 				nackAt := time.Duration(round+1) * 400 * ms
 				require.True(t, h.OnNACK(at(nackAt), 7), "round %d", round+1)
-				sends := 0
-				for range 4 {
-					pn, n, _, ok := h.PollRetransmit(at(nackAt), 50*ms, dst)
-					if !ok {
-						break
-					}
-					assert.Equal(t, int64(7), pn)
-					assert.Equal(t, pkt(7, 100), dst[:n])
-					sends++
-				}
+				sends := pollRound(t, h, at(nackAt), 7, dst)
 				assert.Equal(t, tt.want[round], sends, "round %d", round+1)
 				total += sends
 			}

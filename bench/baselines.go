@@ -127,13 +127,34 @@ const periodDPWork = 1e9
 // periodAdded is Baselines.PeriodAddedMS: s split at bounds (ascending
 // capture times), a constant offset per part, at most maxLate late frames
 // in all (played at completion). It returns the mean added delay and the
-// late frames.
+// late frames: exact (periodExact) unless that is too much work, then on
+// the convex hull (periodHull).
 func periodAdded(s []playSample, least time.Duration, maxLate int, bounds []clock.Time) (float64, int) {
-	// Each part's transits above least, ascending, and their suffix sums:
-	// with its l largest late, a part of n frames costs (n-l) t[n-1-l] +
-	// the sum of those l.
-	type part struct{ t, suf []float64 }
-	var parts []part
+	parts := periodParts(s, least, bounds)
+	var sum float64
+	var late int
+	if int64(maxLate)*int64(len(s)) <= periodDPWork {
+		sum, late = periodExact(parts, maxLate)
+	} else {
+		sum, late = periodHull(parts, maxLate)
+	}
+	return sum / float64(len(s)), late
+}
+
+// periodPart is one period's transits above the least, ascending, and
+// their suffix sums.
+type periodPart struct{ t, suf []float64 }
+
+// cost is the part's total added delay, ms, with its l largest transits
+// late (l < len(t)): the others wait for the offset t[n-1-l].
+func (p periodPart) cost(l int) float64 {
+	n := len(p.t)
+	return float64(n-l)*p.t[n-1-l] + p.suf[n-l]
+}
+
+// periodParts splits s at bounds.
+func periodParts(s []playSample, least time.Duration, bounds []clock.Time) []periodPart {
+	var parts []periodPart
 	bi := 0
 	for i := 0; i < len(s); {
 		for bi < len(bounds) && bounds[bi] <= s[i].capture {
@@ -152,54 +173,57 @@ func periodAdded(s []playSample, least time.Duration, maxLate int, bounds []cloc
 		for k := len(t) - 1; k >= 0; k-- {
 			suf[k] = suf[k+1] + t[k]
 		}
-		parts = append(parts, part{t, suf})
+		parts = append(parts, periodPart{t, suf})
 		i = j
 	}
-	cost := func(p part, l int) float64 { // l < len(p.t)
-		n := len(p.t)
-		return float64(n-l)*p.t[n-1-l] + p.suf[n-l]
+	return parts
+}
+
+// periodExact returns the least total cost with at most maxLate late
+// frames, and its late frames, by dynamic programming over the parts
+// (the least cost with k late so far).
+func periodExact(parts []periodPart, maxLate int) (float64, int) {
+	inf := math.Inf(1)
+	dp := make([]float64, maxLate+1)
+	nd := make([]float64, maxLate+1)
+	for k := range dp {
+		dp[k] = inf
 	}
-	if int64(maxLate)*int64(len(s)) <= periodDPWork {
-		// Exact: the least cost with L late frames so far, part by part.
-		inf := math.Inf(1)
-		dp := make([]float64, maxLate+1)
-		nd := make([]float64, maxLate+1)
-		for k := range dp {
-			dp[k] = inf
+	dp[0] = 0
+	for _, p := range parts {
+		for k := range nd {
+			nd[k] = inf
 		}
-		dp[0] = 0
-		for _, p := range parts {
-			for k := range nd {
-				nd[k] = inf
-			}
-			for l := 0; l < len(p.t) && l <= maxLate; l++ {
-				c := cost(p, l)
-				for k := 0; k+l <= maxLate; k++ {
-					if v := dp[k] + c; v < nd[k+l] {
-						nd[k+l] = v
-					}
+		for l := 0; l < len(p.t) && l <= maxLate; l++ {
+			c := p.cost(l)
+			for k := 0; k+l <= maxLate; k++ {
+				if v := dp[k] + c; v < nd[k+l] {
+					nd[k+l] = v
 				}
 			}
-			dp, nd = nd, dp
 		}
-		best := 0
-		for k := range dp {
-			if dp[k] < dp[best] {
-				best = k
-			}
-		}
-		return dp[best] / float64(len(s)), best
+		dp, nd = nd, dp
 	}
-	// Too large for that: a Lagrangian weight shared by the parts, which
-	// reaches the (late, cost) curve's convex hull only (at most maxLate).
+	best := 0
+	for k := range dp {
+		if dp[k] < dp[best] {
+			best = k
+		}
+	}
+	return dp[best], best
+}
+
+// periodHull is periodExact by a Lagrangian weight shared by the parts:
+// O(frames) a weight, but it reaches only the (late, cost) curve's convex
+// hull, with at most maxLate late frames.
+func periodHull(parts []periodPart, maxLate int) (float64, int) {
 	solve := func(lambda float64) (float64, int) {
 		var sum float64
 		late := 0
 		for _, p := range parts {
-			n := len(p.t)
 			bestC, bestL := 0.0, -1
-			for l := 0; l < n; l++ {
-				c := cost(p, l)
+			for l := range len(p.t) {
+				c := p.cost(l)
 				if bestL < 0 || c+lambda*float64(l) < bestC+lambda*float64(bestL) {
 					bestC, bestL = c, l
 				}
@@ -209,18 +233,28 @@ func periodAdded(s []playSample, least time.Duration, maxLate int, bounds []cloc
 		}
 		return sum, late
 	}
+	sum, late, _, _ := lagrangian(solve, maxLate)
+	return sum, late
+}
+
+// lagrangian bisects the weight on lateness that solve (the least cost
+// plus lambda per late frame: the cost and the late frames) takes, and
+// returns the schedules either side of maxLate late frames: the cheapest
+// found with at most maxLate, and the one just over.
+func lagrangian(solve func(lambda float64) (float64, int), maxLate int) (sum float64, late int, overSum float64, overLate int) {
 	lo, hi := 0.0, 1e7
-	sum, late := solve(hi)
-	for range 50 {
+	sum, late = solve(hi)
+	overSum, overLate = solve(lo)
+	for range 40 {
 		mid := (lo + hi) / 2
 		s2, l2 := solve(mid)
 		if l2 <= maxLate {
 			hi, sum, late = mid, s2, l2
 		} else {
-			lo = mid
+			lo, overSum, overLate = mid, s2, l2
 		}
 	}
-	return sum / float64(len(s)), late
+	return sum, late, overSum, overLate
 }
 
 // fixedAdded is the mean added delay of the fixed offset that leaves late
@@ -391,18 +425,7 @@ func optimumAdded(s []playSample, least time.Duration, rate float64, maxLate int
 		}
 		return v[best] - lambda*float64(vl[best]), vl[best]
 	}
-	lo, hi := 0.0, 1e7
-	sum, late := solve(hi)
-	loSum, loLate := solve(lo)
-	for range 40 {
-		mid := (lo + hi) / 2
-		s2, l2 := solve(mid)
-		if l2 <= maxLate {
-			hi, sum, late = mid, s2, l2
-		} else {
-			lo, loSum, loLate = mid, s2, l2
-		}
-	}
+	sum, late, loSum, loLate := lagrangian(solve, maxLate)
 	// The weights converge on the hull's edge over maxLate: its two ends
 	// are the schedules either side, and the edge at maxLate is the bound.
 	bound := sum

@@ -145,6 +145,21 @@ func TestPeriodAdded(t *testing.T) {
 			}
 		})
 	}
+	// The hull (periodAdded's way for runs too large to search): the same
+	// where the curve is convex, the cheapest hull point at or under the
+	// late frames allowed where it is not.
+	parts := periodParts(samples(twoParts...), 0, split)
+	for late := range 3 {
+		wantSum, wantLate := periodExact(parts, late)
+		sum, l := periodHull(parts, late)
+		assert.InDelta(t, wantSum, sum, 1e-9, "%d late", late)
+		assert.Equal(t, wantLate, l)
+	}
+	nonConvex := periodParts(samples(0, 0, 0, 0, 100*ms, 100*ms), 0, nil)
+	sum, l := periodHull(nonConvex, 1)
+	assert.Equal(t, []any{600.0, 0}, []any{sum, l})
+	sum, l = periodHull(nonConvex, 2)
+	assert.Equal(t, []any{200.0, 2}, []any{sum, l})
 }
 
 // TestJitterPeriods: the periods split where the schedule changes the

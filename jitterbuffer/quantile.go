@@ -60,8 +60,8 @@ func newQuantile(q float64, window, span, horizon time.Duration) quantile {
 
 // expire takes out the samples older than the horizon, and the oldest
 // if the ring is full.
-func (s *quantile) expire(now clock.Time, full bool) {
-	for s.m > 0 && (full && s.m == len(s.ringB) || now.Sub(s.ringT[s.head]) > s.horizon) {
+func (s *quantile) expire(now clock.Time) {
+	for s.m > 0 && (s.m == len(s.ringB) || now.Sub(s.ringT[s.head]) > s.horizon) {
 		b := int(s.ringB[s.head])
 		w := math.Exp(s.ringT[s.head].Sub(s.t0).Seconds() / s.tau)
 		s.h[b] = max(s.h[b]-w, 0)
@@ -87,7 +87,7 @@ func (s *quantile) add(now clock.Time, v time.Duration) {
 	b := int(v / bucketWidth)
 	b = min(max(b, 0), len(s.h)-1)
 	if s.horizon > 0 {
-		s.expire(now, true)
+		s.expire(now)
 		i := (s.head + s.m) % len(s.ringB)
 		s.ringB[i], s.ringT[i] = int32(b), now
 		s.m++

@@ -3,6 +3,7 @@ package core
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -11,7 +12,6 @@ import (
 
 	"github.com/spillway-rt/spillway/clock"
 	"github.com/spillway-rt/spillway/netem"
-	"github.com/spillway-rt/spillway/wire"
 )
 
 // TestPlayoutOffsetReachesTheSender: jitter makes the receiver play later
@@ -197,15 +197,7 @@ func TestKeyFrameAskedBeforeALostReferencePlays(t *testing.T) {
 // dropFragmentAlways drops one fragment of one frame, original and every
 // retransmission.
 func dropFragmentAlways(frame, frag uint16) func(now clock.Time, b []byte) bool {
-	return func(now clock.Time, b []byte) bool {
-		if t := wire.Type(b[0] >> 3 & 7); t == wire.TypeData || t == wire.TypeRetransmit {
-			var h wire.DataHeader
-			if _, err := h.Parse(b); err == nil && h.FrameID == frame && h.FragIndex == frag {
-				return false
-			}
-		}
-		return true
-	}
+	return dropFirstSends(frame, frag, math.MaxInt)
 }
 
 // TestKeyFrameRequestWaitsForItsKeyFrame: a second automatic request goes
