@@ -739,6 +739,10 @@ func (h *History) SetCopySpacing(d time.Duration) {
 	h.cfg.CopySpacing = min(max(d, 0), maxCopySpacing)
 }
 
+// SetDuplicateAfter changes HistoryConfig.DuplicateAfter for the rounds
+// sent from now on (clamped to 0-255; 0: off).
+func (h *History) SetDuplicateAfter(n int) { h.cfg.DuplicateAfter = min(max(n, 0), 255) }
+
 // SetDuplicateFirst changes HistoryConfig.DuplicateFirst: the classes
 // whose first retransmission goes twice from now on.
 func (h *History) SetDuplicateFirst(classes uint8) { h.cfg.DuplicateFirst = classes }

@@ -282,21 +282,27 @@ func TestHistoryDuplicateAfter(t *testing.T) {
 	tests := []struct {
 		name  string
 		cfg   HistoryConfig
+		set   int // SetDuplicateAfter after construction; -1: not called
 		prio  uint8
 		want  [5]int // sends in rounds 1-5
 		late  int64  // LateRoundDuplicates
 		first int64  // FirstDuplicates
 	}{
-		{"off", HistoryConfig{}, 2, [5]int{1, 1, 1, 1, 1}, 0, 0},
-		{"after 2", HistoryConfig{DuplicateAfter: 2}, 2, [5]int{1, 1, 2, 2, 2}, 3, 0},
-		{"after 2, key frame class", HistoryConfig{DuplicateAfter: 2}, 1, [5]int{1, 1, 2, 2, 2}, 3, 0},
-		{"after 1", HistoryConfig{DuplicateAfter: 1}, 0, [5]int{1, 2, 2, 2, 2}, 4, 0},
+		{"off", HistoryConfig{}, -1, 2, [5]int{1, 1, 1, 1, 1}, 0, 0},
+		{"after 2", HistoryConfig{DuplicateAfter: 2}, -1, 2, [5]int{1, 1, 2, 2, 2}, 3, 0},
+		{"after 2, key frame class", HistoryConfig{DuplicateAfter: 2}, -1, 1, [5]int{1, 1, 2, 2, 2}, 3, 0},
+		{"after 1", HistoryConfig{DuplicateAfter: 1}, -1, 0, [5]int{1, 2, 2, 2, 2}, 4, 0},
 		// The first round's copy is not a round: round 2 still goes once.
-		{"after 2 with the first doubled", HistoryConfig{DuplicateAfter: 2, DuplicateFirst: 1 << 2}, 2, [5]int{2, 1, 2, 2, 2}, 3, 1},
+		{"after 2 with the first doubled", HistoryConfig{DuplicateAfter: 2, DuplicateFirst: 1 << 2}, -1, 2, [5]int{2, 1, 2, 2, 2}, 3, 1},
+		{"set later", HistoryConfig{}, 3, 2, [5]int{1, 1, 1, 2, 2}, 2, 0},
+		{"cleared later", HistoryConfig{DuplicateAfter: 2}, 0, 2, [5]int{1, 1, 1, 1, 1}, 0, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHistory(t, tt.cfg)
+			if tt.set >= 0 {
+				h.SetDuplicateAfter(tt.set)
+			}
 			dst := make([]byte, 2000)
 			h.Put(0, 7, pkt(7, 100), at(10*time.Second), tt.prio)
 			total := 0
@@ -317,6 +323,11 @@ func TestHistoryDuplicateAfter(t *testing.T) {
 		_, err := NewHistory(HistoryConfig{DuplicateAfter: n})
 		assert.ErrorIs(t, err, ErrInvalidConfig, "%d", n)
 	}
+	h := newHistory(t, HistoryConfig{})
+	h.SetDuplicateAfter(300)
+	assert.Equal(t, 255, h.cfg.DuplicateAfter, "clamped")
+	h.SetDuplicateAfter(-1)
+	assert.Zero(t, h.cfg.DuplicateAfter)
 }
 
 // TestHistoryCopySpacing: with CopySpacing a second copy waits in its own

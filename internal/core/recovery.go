@@ -126,15 +126,22 @@ const (
 // 2.73 -> 2.41 s, seeds 1-10 without a freeze). Under RTC's budget a
 // third round is rare and the copies compete for a narrow path (seeds 1-5
 // of e2e-rtc-rtt200-ge10b3 froze 2.8 -> 5.0 s median with them): off.
+// Losses in bursts (a drop-tail queue overflowing behind TCP) take a copy
+// with its round and add load where the queue is full: with them doubled
+// as well, rfc8867-5.6-q1000-live seed 6 froze 11.8 -> 20.1 s; off there
+// too (lateRounds).
 const (
 	lateRoundsAfter   = 2
 	lateRoundsLatency = time.Second
 )
 
 // lateRounds returns arq.HistoryConfig.DuplicateAfter for a sender whose
-// Latency is latency: lateRoundsAfter from lateRoundsLatency, else 0.
-func lateRounds(latency time.Duration) int {
-	if latency >= lateRoundsLatency {
+// Latency is latency on a path losing in bursts of mean burst (the slow
+// estimate dupFirst reads, lossRate.settled): lateRoundsAfter from
+// lateRoundsLatency while the bursts are shorter than dupFirstBurst, else
+// 0.
+func lateRounds(latency time.Duration, burst float64) int {
+	if latency >= lateRoundsLatency && burst < dupFirstBurst {
 		return lateRoundsAfter
 	}
 	return 0
@@ -200,7 +207,7 @@ func (s *sender) startRecovery() error {
 	if s.hist == nil && !c.cfg.DisableRetransmission {
 		size := int64(float64(c.cfg.MaxBitrate) / 8 * c.cfg.Latency.Seconds())
 		size = min(max(size, minHistoryBytes), maxHistoryBytes)
-		h, err := arq.NewHistory(arq.HistoryConfig{MaxBytes: int(size), DuplicateLastChance: duplicateLastChance, DuplicateAfter: lateRounds(c.cfg.Latency)})
+		h, err := arq.NewHistory(arq.HistoryConfig{MaxBytes: int(size), DuplicateLastChance: duplicateLastChance, DuplicateAfter: lateRounds(c.cfg.Latency, 1)})
 		if err != nil {
 			return fmt.Errorf("spillway: send history: %w", err)
 		}
@@ -222,6 +229,7 @@ func (s *sender) updateConditions(now clock.Time) {
 			first = dupFirstClasses
 		}
 		s.hist.SetDuplicateFirst(first)
+		s.hist.SetDuplicateAfter(lateRounds(c.cfg.Latency, b))
 		s.hist.SetCopySpacing(copySpacing(b, s.frameRate(), c.fragSize()))
 	}
 	if s.fec == nil {

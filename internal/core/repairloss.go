@@ -162,7 +162,7 @@ func (r *receiver) recoveryAllowance(st *recvStream) time.Duration {
 	c := r.c
 	p := r.loss.p
 	sp, sb := r.loss.settled()
-	n := recoveryRounds(st.repair.f, p, firstRoundLoss(p, dupFirst(sp, sb, r.peerLatency)), c.cfg.RecoveryResidual, lateRounds(r.peerLatency))
+	n := recoveryRounds(st.repair.f, p, firstRoundLoss(p, dupFirst(sp, sb, r.peerLatency)), c.cfg.RecoveryResidual, lateRounds(r.peerLatency, sb))
 	d := time.Duration(n)*c.rtt.Smoothed() + 3*r.jitter + max(2*r.gap, 30*time.Millisecond)
 	limit := r.peerLatency
 	if m := c.cfg.MaxPlayoutDelay; n > 1 && m > limit {

@@ -27,18 +27,19 @@ func TestRecoveryRounds(t *testing.T) {
 		{"5 %, first round doubled", 0.07, 0.05, 1.05, rtc, 6e-4, 1},  // 0.07 x 5e-3 = 3.5e-4
 		{"5 %, Live: single copies", 0.07, 0.05, 1.05, live, 6e-4, 2}, // 3.5e-3, then 1.75e-4
 		{"5 % in bursts: single copies", 0.07, 0.05, 2, rtc, 6e-4, 2},
-		{"audio 5 %", 0.01, 0.05, 1.05, rtc, 6e-4, 1},                                                  // 2.5e-5
-		{"GE 10 %", 0.2, 0.1, 3, rtc, 6e-4, 3},                                                         // 2e-2, 2e-3, 4e-5
-		{"10 %: single copies", 0.2, 0.1, 1.1, rtc, 6e-4, 3},                                           // 2e-2, 2e-3, 4e-5
-		{"Live, 20 %", 0.7, 0.2, 1.25, live, LiveRecoveryResidual, 7},                                  // 0.7 x 0.2^2 x 0.08^4 = 1.1e-6, x 0.08 = 9.2e-8
-		{"Live, 10 %", 0.5, 0.1, 1.1, live, LiveRecoveryResidual, 5},                                   // 0.5 x 0.1^2 x 0.02^2 = 2e-6, x 0.02 = 4e-8
-		{"Live, 50 %: late rounds single", 0.9, 0.5, 1, live, LiveRecoveryResidual, maxRecoveryRounds}, // 2p^2 = 0.5 = p: doubling gains nothing counted
-		{"every frame, 40 %", 1, 0.4, 1, live, LiveRecoveryResidual, maxRecoveryRounds},                // never under: the bound
+		{"audio 5 %", 0.01, 0.05, 1.05, rtc, 6e-4, 1},                                                     // 2.5e-5
+		{"GE 10 %", 0.2, 0.1, 3, rtc, 6e-4, 3},                                                            // 2e-2, 2e-3, 4e-5
+		{"10 %: single copies", 0.2, 0.1, 1.1, rtc, 6e-4, 3},                                              // 2e-2, 2e-3, 4e-5
+		{"Live, 20 %", 0.7, 0.2, 1.25, live, LiveRecoveryResidual, 7},                                     // 0.7 x 0.2^2 x 0.08^4 = 1.1e-6, x 0.08 = 9.2e-8
+		{"Live, 10 %", 0.5, 0.1, 1.1, live, LiveRecoveryResidual, 5},                                      // 0.5 x 0.1^2 x 0.02^2 = 2e-6, x 0.02 = 4e-8
+		{"Live, 50 %: late rounds single", 0.9, 0.5, 1, live, LiveRecoveryResidual, maxRecoveryRounds},    // 2p^2 = 0.5 = p: doubling gains nothing counted
+		{"Live, 20 % in bursts: not doubled", 0.7, 0.2, 2, live, LiveRecoveryResidual, maxRecoveryRounds}, // 0.7 x 0.2^8 = 1.8e-6: the bound
+		{"every frame, 40 %", 1, 0.4, 1, live, LiveRecoveryResidual, maxRecoveryRounds},                   // never under: the bound
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p1 := firstRoundLoss(tt.p, dupFirst(tt.p, tt.burst, tt.latency))
-			assert.Equal(t, tt.rounds, recoveryRounds(tt.f, tt.p, p1, tt.residual, lateRounds(tt.latency)))
+			assert.Equal(t, tt.rounds, recoveryRounds(tt.f, tt.p, p1, tt.residual, lateRounds(tt.latency, tt.burst)))
 		})
 	}
 }
@@ -145,4 +146,25 @@ func TestRepairNeed(t *testing.T) {
 		r.frame(true)
 	}
 	assert.InDelta(t, 1, r.f, 1e-4)
+}
+
+// TestLateRounds: late rounds go twice under a budget of a second or more
+// while the losses come in bursts shorter than dupFirstBurst (behind a
+// drop-tail queue's overflow the copy shares its round's fate).
+func TestLateRounds(t *testing.T) {
+	tests := []struct {
+		latency time.Duration
+		burst   float64
+		want    int
+	}{
+		{300 * time.Millisecond, 1, 0},
+		{999 * time.Millisecond, 1, 0},
+		{time.Second, 1, lateRoundsAfter},
+		{3 * time.Second, 1.25, lateRoundsAfter},
+		{3 * time.Second, dupFirstBurst, 0},
+		{3 * time.Second, 3, 0},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, lateRounds(tt.latency, tt.burst), "%v, burst %v", tt.latency, tt.burst)
+	}
 }
