@@ -207,7 +207,8 @@ func (s *sender) startRecovery() error {
 	if s.hist == nil && !c.cfg.DisableRetransmission {
 		size := int64(float64(c.cfg.MaxBitrate) / 8 * c.cfg.Latency.Seconds())
 		size = min(max(size, minHistoryBytes), maxHistoryBytes)
-		h, err := arq.NewHistory(arq.HistoryConfig{MaxBytes: int(size), DuplicateLastChance: duplicateLastChance, DuplicateAfter: lateRounds(c.cfg.Latency, 1)})
+		_, burst := s.lossTally.rate.settled()
+		h, err := arq.NewHistory(arq.HistoryConfig{MaxBytes: int(size), DuplicateLastChance: duplicateLastChance, DuplicateAfter: lateRounds(c.cfg.Latency, burst)})
 		if err != nil {
 			return fmt.Errorf("spillway: send history: %w", err)
 		}

@@ -28,8 +28,8 @@ func TestRecoveryRounds(t *testing.T) {
 		{"5 %, Live: single copies", 0.07, 0.05, 1.05, live, 6e-4, 2}, // 3.5e-3, then 1.75e-4
 		{"5 % in bursts: single copies", 0.07, 0.05, 2, rtc, 6e-4, 2},
 		{"audio 5 %", 0.01, 0.05, 1.05, rtc, 6e-4, 1},                                                     // 2.5e-5
-		{"GE 10 %", 0.2, 0.1, 3, rtc, 6e-4, 3},                                                            // 2e-2, 2e-3, 4e-5
-		{"10 %: single copies", 0.2, 0.1, 1.1, rtc, 6e-4, 3},                                              // 2e-2, 2e-3, 4e-5
+		{"GE 10 %", 0.2, 0.1, 3, rtc, 6e-4, 3},                                                            // 2e-2, 2e-3, 2e-4: RTC, late rounds single
+		{"10 %: single copies", 0.2, 0.1, 1.1, rtc, 6e-4, 3},                                              // 2e-2, 2e-3, 2e-4
 		{"Live, 20 %", 0.7, 0.2, 1.25, live, LiveRecoveryResidual, 7},                                     // 0.7 x 0.2^2 x 0.08^4 = 1.1e-6, x 0.08 = 9.2e-8
 		{"Live, 10 %", 0.5, 0.1, 1.1, live, LiveRecoveryResidual, 5},                                      // 0.5 x 0.1^2 x 0.02^2 = 2e-6, x 0.02 = 4e-8
 		{"Live, 50 %: late rounds single", 0.9, 0.5, 1, live, LiveRecoveryResidual, maxRecoveryRounds},    // 2p^2 = 0.5 = p: doubling gains nothing counted
