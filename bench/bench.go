@@ -165,6 +165,11 @@ func (r *run) result(seed uint64) Result {
 				res.SenderDroppedBy[name][cc.Class(c).String()] = n
 			}
 		}
+		if g := st.Congestion; g.Groups > 0 { // zero unless the sender runs cc.GCC
+			res.Controller = &ControllerResult{Overuses: g.Overuses, OveruseCuts: g.Decreases, StandingCuts: g.StandingCuts,
+				LossCuts: g.LossCuts, Undos: g.Undos, CompetitiveEntries: g.CompetitiveEntries, Probes: g.Probes,
+				ProbeHits: g.ProbeHits, UpProbes: g.UpProbes, UpProbeMisses: g.UpProbeMisses, CutsAfterUpProbe: g.CutsAfterUpProbe}
+		}
 		res.PacerWaitMS = map[string]WaitResult{}
 		for c, w := range st.PacerWait {
 			if w.Count > 0 {

@@ -162,6 +162,10 @@ type Result struct {
 	// highest rate its probes measured within 10 s); at most 1 keeps the
 	// cc issue's app-limited bound.
 	AppLimitedBoundMax *float64 `json:"app_limited_bound_max,omitempty"`
+	// Controller (rows whose sender runs cc.GCC): flow 0's controller
+	// counters at the end of the run (cc.GCCStats, from the connection's
+	// Stats().Congestion).
+	Controller *ControllerResult `json:"controller,omitempty"`
 
 	// Phases: each constant phase of the row (capacity and the set of
 	// active flows unchanged; a phase with no media flow is left out),
@@ -198,6 +202,21 @@ type ReferenceResult struct {
 	LatencyMS   Percentiles   `json:"latency_ms"`
 	Phases      []PhaseResult `json:"phases"`
 	Flows       []FlowResult  `json:"flows"`
+}
+
+// ControllerResult is cc.GCCStats' counters as the bench reports them.
+type ControllerResult struct {
+	Overuses           int64 `json:"overuses"`
+	OveruseCuts        int64 `json:"overuse_cuts"`
+	StandingCuts       int64 `json:"standing_cuts"`
+	LossCuts           int64 `json:"loss_cuts"`
+	Undos              int64 `json:"undos"`
+	CompetitiveEntries int64 `json:"competitive_entries"`
+	Probes             int64 `json:"probes"`
+	ProbeHits          int64 `json:"probe_hits"`
+	UpProbes           int64 `json:"up_probes"`
+	UpProbeMisses      int64 `json:"up_probe_misses"`
+	CutsAfterUpProbe   int64 `json:"cuts_after_up_probe"`
 }
 
 // WaitResult is one class's time in the pacer queue, in ms.

@@ -170,6 +170,7 @@ type GCC struct {
 	nextProbe   int
 	startProbed bool
 	lastProbe   clock.Time
+	upProbeAt   clock.Time // the last up-probe handed out (stats.UpProbes > 0)
 	appLimited  bool
 	// probeQuietUntil: overuse until then is a probe's doing.
 	probeQuietUntil clock.Time
@@ -203,12 +204,23 @@ type GCCStats struct {
 	// Competitive says it is on (GCC's doc).
 	CompetitiveEntries int64
 	Competitive        bool
-	Silences           int64   // target halvings for want of feedback
-	Probes             int64   // clusters handed out
-	ProbeHits          int64   // probe results that raised the target
-	Trend              float64 // the latest modified trend, ms
-	Threshold          float64 // the adaptive threshold, ms
-	AckedRate          int64   // bit/s
+	Silences           int64 // target halvings for want of feedback
+	Probes             int64 // clusters handed out
+	ProbeHits          int64 // probe results that raised the target
+	// UpProbes: of the clusters handed out, the up-probes (the gentle
+	// ones sent at 1.5 x the target while the delay is quiet, and those
+	// following on from a carried one); UpProbeMisses: their results that
+	// the path did not carry, which say it is at capacity. CutsAfterUpProbe:
+	// cuts for overuse or a standing queue within 2 s (upProbeAfter) of
+	// an up-probe going out, which its own queue may have caused: at
+	// capacity under 30 ms of jitter most cuts are these (RFC 8867's
+	// jitter-30 row).
+	UpProbes         int64
+	UpProbeMisses    int64
+	CutsAfterUpProbe int64
+	Trend            float64 // the latest modified trend, ms
+	Threshold        float64 // the adaptive threshold, ms
+	AckedRate        int64   // bit/s
 	// ProbedRate: the highest rate a probe measured within the 10 s
 	// before the last report (what bounds an app-limited target with
 	// twice the sent rate), bit/s.
@@ -496,6 +508,10 @@ func (g *GCC) PollProbe(now clock.Time) (ProbeCluster, bool) {
 	g.queued[0] = g.queued[1]
 	g.nQueued--
 	g.stats.Probes++
+	if r := &g.results[c.ID%probeSlots]; r.id == c.ID && r.kind == probeUp {
+		g.stats.UpProbes++
+		g.upProbeAt = now
+	}
 	// The cluster's own queue is no congestion: overuse the delay signal
 	// shows until its result is in does not cut (the result says whether
 	// the path carried it).
@@ -647,6 +663,9 @@ func (g *GCC) finishProbes(now clock.Time) {
 				est = saturatedUse * recvRate
 			default:
 				est = 0
+				if r.kind == probeUp {
+					g.stats.UpProbeMisses++
+				}
 			}
 			if est > g.target {
 				g.target = min(est, float64(g.cfg.MaxRate))
@@ -1157,6 +1176,9 @@ func (u *provisionalCut) cleared(base float64) bool {
 func (g *GCC) applyCut(now clock.Time, bps float64, dropped bool, rtt RTT, excess float64) {
 	if dropped {
 		g.undo.start(now, min(g.target, g.ack.rate), bps)
+	}
+	if g.stats.UpProbes > 0 && now.Sub(g.upProbeAt) < upProbeAfter {
+		g.stats.CutsAfterUpProbe++
 	}
 	g.target, g.lastCut = bps, now
 	g.noteStandingCut(now, rtt, excess, false)

@@ -957,3 +957,46 @@ func TestGCCMinRateAboveMaxRate(t *testing.T) {
 	g02 := NewGCC02(GCCConfig{MinRate: 2_000_000, MaxRate: 1_000_000})
 	assert.LessOrEqual(t, g02.Target(), int64(1_000_000))
 }
+
+// The up-probe counters: at a steady capacity the gentle up-probes come
+// back short and the cuts that follow them are counted; once the capacity
+// rises, an up-probe is carried; a target held at MaxRate sends none.
+func TestGCCUpProbeCounters(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		capacity func(time.Duration) float64
+		maxRate  int64
+		check    func(t *testing.T, st GCCStats)
+	}{
+		{"at capacity", func(time.Duration) float64 { return 2_000_000 }, 0, func(t *testing.T, st GCCStats) {
+			assert.Positive(t, st.UpProbeMisses)
+			assert.Positive(t, st.CutsAfterUpProbe)
+			assert.Greater(t, 2*st.UpProbeMisses, st.UpProbes, "most come back short")
+		}},
+		{"capacity rises", func(at time.Duration) float64 {
+			if at >= 20*time.Second {
+				return 4_000_000
+			}
+			return 1_000_000
+		}, 0, func(t *testing.T, st GCCStats) {
+			assert.Greater(t, st.UpProbes, st.UpProbeMisses, "one was carried")
+		}},
+		{"held at MaxRate", func(time.Duration) float64 { return 20_000_000 }, 1_000_000, func(t *testing.T, st GCCStats) {
+			assert.Zero(t, st.UpProbes)
+			assert.Zero(t, st.CutsAfterUpProbe)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := gccPath{capacity: tc.capacity, oneWay: 50 * time.Millisecond, maxQueue: 300 * time.Millisecond, probe: true}
+			g := NewGCC(GCCConfig{StartRate: 300_000, MaxRate: tc.maxRate})
+			path.run(g, 40*time.Second, 1)
+			st := g.Stats()
+			t.Logf("probes %d (up %d, missed %d), hits %d; cuts: overuse %d, standing %d, after an up-probe %d",
+				st.Probes, st.UpProbes, st.UpProbeMisses, st.ProbeHits, st.Decreases, st.StandingCuts, st.CutsAfterUpProbe)
+			require.LessOrEqual(t, st.UpProbes, st.Probes)
+			require.LessOrEqual(t, st.UpProbeMisses, st.UpProbes)
+			require.LessOrEqual(t, st.CutsAfterUpProbe, st.Decreases+st.StandingCuts)
+			tc.check(t, st)
+		})
+	}
+}

@@ -82,6 +82,7 @@ func TestTransportFeedbackRepeatsArrivals(t *testing.T) {
 			if tc.lossOf > 0 {
 				assert.Positive(t, lost)
 			}
+			assert.Zero(t, p.cc.Stats().Congestion, "an estimator without counters reports none")
 		})
 	}
 }

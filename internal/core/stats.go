@@ -125,6 +125,10 @@ type ConnStats struct {
 	// AppLimited: the sender used markedly less than the target lately
 	// (cc.ALR), as the estimator was last told.
 	AppLimited bool
+	// Congestion: the estimator's own counters when it keeps them
+	// (cc.GCC, the default: overuse signals, cuts by kind, probes and
+	// what became of them); zero for another estimator.
+	Congestion cc.GCCStats
 	// PathOverBudget: the path's one-way delay alone exceeds Latency, or
 	// did within the last 5 s behind another flow's queue (EventPathDelay);
 	// PathOverBudgetEvents counts the times it came to.
@@ -160,6 +164,9 @@ func (c *Conn) Stats() ConnStats {
 	s.CurrentRoundTripTime = c.rtt.Smoothed()
 	s.MinRoundTripTime = c.rtt.Min()
 	s.AvailableOutgoingBitrate = c.snd.estimator.Target()
+	if r, ok := c.snd.estimator.(interface{ Stats() cc.GCCStats }); ok {
+		s.Congestion = r.Stats()
+	}
 	s.PacingRate = c.snd.pacer.Rate()
 	s.AppLimited = c.snd.alr.Limited()
 	s.BytesInFlight = int64(c.snd.inflight)

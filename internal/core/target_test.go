@@ -276,6 +276,9 @@ func TestProbesGoOutAndLiftTheTarget(t *testing.T) {
 		})
 		p.run(time.Second + tc.first)
 		st := p.cc.Stats()
+		// The controller's own counters come through (ConnStats.Congestion).
+		assert.Positive(t, st.Congestion.Groups)
+		assert.Equal(t, st.ProbeClusters, st.Congestion.Probes, "every cluster GCC handed out went out")
 		if !video {
 			assert.Zero(t, st.ProbeClusters, "audio only: no probes")
 			assert.Zero(t, st.ProbePaddingSent)
