@@ -58,6 +58,12 @@
 //     a key frame before the frame's playout time.
 //   - At most 1000 packets listed (libwebrtc's kMaxNackPackets): beyond,
 //     clear the list and ask for a key frame, as libwebrtc does.
+//   - A gap credit (ours; docs/PROTOCOL.md §3.3, No amplification): gaps
+//     and tail losses list at most 8 numbers per packet received (64 to
+//     start, 1000 at most); the older numbers of a larger gap are lost
+//     unasked (ReceiverStats.Unlisted), so a packet number spoofed far
+//     ahead cannot buy a flood of NACKs. Honest loss needs 89 % sustained
+//     to meet it.
 //   - Retransmit only if now + one-way delay is before the deadline, at
 //     most once per half smoothed RTT per packet (KCP resends up to its
 //     dead-link limit whatever the data's age; SRT keeps packets at least

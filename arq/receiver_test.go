@@ -720,3 +720,77 @@ func TestReceiverHopelessUntil(t *testing.T) {
 		})
 	}
 }
+
+// The gap credit: a packet number far ahead lists only as many numbers as
+// the packets that came have earned (8 each, from 64, at most MaxMissing),
+// the newest of the gap; the rest are lost unasked. Honest loss, even
+// heavy, never meets the bound.
+func TestReceiverGapCredit(t *testing.T) {
+	d := at(time.Second)
+	t.Run("a jump far ahead", func(t *testing.T) {
+		r := newRx(t, ReceiverConfig{Repeats: -1})
+		r.OnPacket(0, 0, d)         // credit 64 + 8
+		r.OnPacket(at(ms), 1000, d) // + 8: 80 of the 999 missing
+		s := r.Stats()
+		assert.Equal(t, initialCredit+2*creditPerPacket, s.Missing)
+		assert.Equal(t, int64(999-80), s.Unlisted)
+		assert.Equal(t, d, r.HopelessUntil(), "the older numbers are lost: a frame lacking one may ask for a key frame")
+		pns := pollRange(r, 0, 50*time.Millisecond)
+		assert.Len(t, pns, 80)
+		for pn := range pns {
+			assert.GreaterOrEqual(t, pn, int64(920), "the newest of the gap")
+		}
+		// Each jump after that buys 8 (one past the list's room clears it).
+		r.OnPacket(at(60*ms), 1900, d)
+		assert.Equal(t, int64(999-80+899-8), r.Stats().Unlisted)
+		assert.Equal(t, 80+8, r.Stats().Missing)
+		assert.Zero(t, r.Stats().Overflows)
+	})
+	t.Run("a tail beyond the credit", func(t *testing.T) {
+		r := newRx(t, ReceiverConfig{Repeats: -1})
+		r.OnPacket(0, 0, d)
+		r.ExpectTail(0, 0, 500, d) // a fragment claiming 500 more to come
+		pns := pollRange(r, 0, 100*time.Millisecond)
+		assert.Len(t, pns, initialCredit+creditPerPacket)
+		assert.Equal(t, int64(500-72), r.Stats().Unlisted)
+		for pn := range pns {
+			assert.LessOrEqual(t, pn, int64(72), "the first of the tail")
+		}
+	})
+	t.Run("honest loss", func(t *testing.T) {
+		for _, tc := range []struct {
+			name      string
+			lossEvery int // of every lossEvery packets,
+			burst     int // the first burst are lost
+		}{
+			{"50 % loss", 2, 1},
+			{"80 % loss", 5, 4},
+			{"bursts of 30 in 40", 40, 30},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				r := newRx(t, ReceiverConfig{MaxMissing: 1000, Repeats: -1})
+				var dst []int64
+				now := time.Duration(0)
+				for pn := int64(0); pn < 20_000; pn++ {
+					now += ms
+					if int(pn%int64(tc.lossEvery)) < tc.burst && pn > 0 {
+						continue
+					}
+					r.OnPacket(at(now), pn, at(now+time.Second))
+					dst, _ = r.PollNACK(at(now), dst[:0])
+				}
+				assert.Zero(t, r.Stats().Unlisted)
+				assert.Zero(t, r.Stats().Overflows)
+			})
+		}
+	})
+	t.Run("after a warm-up, a burst of 900", func(t *testing.T) {
+		r := newRx(t, ReceiverConfig{Repeats: -1})
+		for pn := range int64(200) {
+			r.OnPacket(at(time.Duration(pn)*ms), pn, d)
+		}
+		r.OnPacket(at(200*ms), 1100, d)
+		assert.Zero(t, r.Stats().Unlisted)
+		assert.Equal(t, 900, r.Stats().Missing)
+	})
+}

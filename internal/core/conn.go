@@ -79,6 +79,7 @@ type Conn struct {
 	pongPending   bool
 	pongEcho      uint64
 	pongArrived   clock.Time
+	replyCredit   int // bytes the peer's packets have earned in replies (replyCreditMax)
 
 	rtt    arq.RTT
 	window arq.ReceiveWindow
@@ -111,6 +112,7 @@ func newConn(e *Endpoint, now clock.Time, localCID uint32, peer netip.AddrPort, 
 		lastSend:     now,
 		lastPingSent: now,
 		idleTimeout:  e.cfg.IdleTimeout,
+		replyCredit:  wire.MinHelloSize,
 	}
 	c.snd.init(c)
 	c.rcv.init(c)
@@ -326,6 +328,18 @@ func (c *Conn) handlePacket(now clock.Time, typ wire.Type, b []byte) {
 }
 
 // accept records a parsed packet's number; false for a duplicate.
+// The reply credit: what the peer's packets make this side send in
+// reply (NACK messages, pongs) stays within the bytes they brought, so a
+// peer, or whoever can spoof one, gains nothing by amplification. Every
+// packet accepted adds its size, up to replyCreditMax, and each reply
+// takes its own; a connection starts with a padded Hello's worth
+// (wire.MinHelloSize). A NACK message is cut to the credit (the numbers
+// left out are asked again at their next round, as after a lost NACK), a
+// pong without credit is not sent (the peer's next ping measures the
+// RTT); both count in ConnStats.RepliesWithheld. Honest traffic never
+// meets it: a 1200-byte media packet pays for 297 NACK pairs.
+const replyCreditMax = 64 << 10
+
 func (c *Conn) accept(now clock.Time, pn int64, size int) bool {
 	if !c.window.Record(pn) {
 		c.stats.PacketsDuplicated++
@@ -334,6 +348,7 @@ func (c *Conn) accept(now clock.Time, pn int64, size int) bool {
 	c.lastRecv = now
 	c.stats.PacketsReceived++
 	c.stats.BytesReceived += int64(size)
+	c.replyCredit = min(c.replyCredit+size, replyCreditMax)
 	if !c.confirmed {
 		c.confirmed = true
 		c.pingSoon = c.pingSoon || c.incoming // the client has the Accept: now measure the RTT
@@ -504,6 +519,10 @@ func (c *Conn) pollTransmit(now clock.Time, dst []byte) (int, bool) {
 			return len(b), true
 		}
 	}
+	if c.pongPending && c.replyCredit < wire.PongLen {
+		c.pongPending = false // the pings' bytes bought no more (replyCreditMax)
+		c.stats.RepliesWithheld++
+	}
 	if c.pongPending {
 		c.pongPending = false
 		hold := now.Sub(c.pongArrived) / time.Microsecond
@@ -512,6 +531,7 @@ func (c *Conn) pollTransmit(now clock.Time, dst []byte) (int, bool) {
 			ArrivalMicros: uint64(max(c.pongArrived.Sub(c.epoch), 0) / time.Microsecond)}
 		if b, err := p.Append(dst[:0]); err == nil {
 			c.consumePN()
+			c.replyCredit -= len(b)
 			c.sent(now, len(b), classControl)
 			return len(b), true
 		}

@@ -88,7 +88,13 @@
 //
 // No packet protection yet (the header leaves room for an AEAD tag), no
 // address migration (packets
-// from a new address are dropped and counted). The receiver cannot tell a
+// from a new address are dropped and counted). Whoever sees a connection's
+// ID and can spoof its peer's address can therefore inject packets; what
+// they can make this side send back is bounded by what they send (the
+// reply credit and arq's gap credit: docs/PROTOCOL.md §3.3, No
+// amplification), and transport-wide feedback reports every packet
+// number, which for tiny forged packets far apart can reach about 1.8 x
+// their bytes. The receiver cannot tell a
 // lost packet that was not media (a lost repair packet or retransmission)
 // from lost media: it NACKs those too, and the sender counts them as
 // unknown.

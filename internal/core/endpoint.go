@@ -286,14 +286,15 @@ func (e *Endpoint) handleHandshake(now clock.Time, from netip.AddrPort, msg wire
 			return
 		}
 	}
-	if !e.cfg.Accept || e.closed {
-		e.reject(now, from, &h, wire.RejectRefused, len(b))
-		return
-	}
 	if proven && e.endedLately(now, clientKey{from, h.SrcConnID}) {
 		// A copy of the Hello of a connection that has closed: a client
-		// dialing again picks a new connection ID.
+		// dialing again picks a new connection ID. Dropped unanswered
+		// (PROTOCOL §4.2), whether or not we still accept new ones.
 		e.stats.HandshakeDropped++
+		return
+	}
+	if !e.cfg.Accept || e.closed {
+		e.reject(now, from, &h, wire.RejectRefused, len(b))
 		return
 	}
 	if !proven {

@@ -562,11 +562,13 @@ func unwrap16(near int64, v uint16) int64 {
 
 func (r *receiver) handleAnnounce(now clock.Time, data []byte) {
 	c := r.c
-	r.fb.ackPending = true
 	// Only the last entry for each stream counts: a message cannot make a
 	// stream flip open and closed over and over.
 	var last [wire.MaxStreams][4]byte
 	var seen uint16
+	if len(data) < 4 {
+		c.stats.ProtocolErrors++ // an announcement of nothing
+	}
 	for ; len(data) >= 4; data = data[4:] {
 		id, kind, prio := data[0], Kind(data[1]), Priority(data[2])
 		if id >= wire.MaxStreams || kind > KindVideo || prio > PriorityHigh {
@@ -576,6 +578,9 @@ func (r *receiver) handleAnnounce(now clock.Time, data []byte) {
 		copy(last[id][:], data[:4])
 		seen |= 1 << id
 	}
+	// An acknowledgement answers an announcement of a stream: one of
+	// nothing (empty, or every entry skipped) buys no 20-byte reply.
+	r.fb.ackPending = r.fb.ackPending || seen != 0
 	for id := range uint8(wire.MaxStreams) {
 		if seen&(1<<id) == 0 {
 			continue

@@ -198,3 +198,49 @@ func TestCookie(t *testing.T) {
 	}
 	assert.NotEqual(t, c, newCookieJar([]byte("other")).mint(nil, now, a, 7), "the secret matters")
 }
+
+// A replayed Hello of a connection that has closed is dropped unanswered
+// (PROTOCOL §4.2) whether the endpoint still accepts new connections or
+// not; while not accepting, it once drew a Reject.
+func TestReplayedHelloOfAClosedConnection(t *testing.T) {
+	for _, accepting := range []bool{true, false} {
+		t.Run(map[bool]string{true: "accepting", false: "not accepting"}[accepting], func(t *testing.T) {
+			ep, err := NewEndpoint(Config{Accept: true, Rand: newSeeded(9)})
+			require.NoError(t, err)
+			now := clock.Time(time.Second)
+			dst := make([]byte, 2048)
+			drain := func() (sent int) {
+				for {
+					if _, _, ok := ep.PollTransmit(now, dst); !ok {
+						return sent
+					}
+					sent++
+				}
+			}
+			ep.HandleDatagram(now, clientAddr, hello(t, 77, nil, wire.Version1, wire.MinHelloSize))
+			n, _, ok := ep.PollTransmit(now, dst)
+			require.True(t, ok)
+			var retry wire.Handshake
+			require.NoError(t, retry.Parse(dst[:n]))
+			withCookie := hello(t, 77, append([]byte(nil), retry.Cookie...), wire.Version1, wire.MinHelloSize)
+			ep.HandleDatagram(now, clientAddr, withCookie)
+			require.Len(t, ep.conns, 1)
+			drain()
+			// The client closes; the server forgets the connection.
+			cl := wire.Close{DstConnID: ep.conns[0].localCID}
+			b, err := cl.Append(nil)
+			require.NoError(t, err)
+			ep.HandleDatagram(now, clientAddr, b)
+			drain()
+			require.Empty(t, ep.conns)
+
+			ep.SetAccept(accepting)
+			now = now.Add(time.Second)
+			dropped := ep.Stats().HandshakeDropped
+			ep.HandleDatagram(now, clientAddr, withCookie)
+			assert.Zero(t, drain(), "no Accept, no Reject")
+			assert.Empty(t, ep.conns)
+			assert.Equal(t, dropped+1, ep.Stats().HandshakeDropped)
+		})
+	}
+}

@@ -372,3 +372,132 @@ func TestOnlyTheFirstRetryIsAnsweredAtOnce(t *testing.T) {
 		assert.Zero(t, retry())
 	}
 }
+
+// craftDataPN hands the server a 19-byte one-fragment frame from "the
+// client" with packet number pn (low 24 bits), and returns its size.
+func (p *pipe) craftDataPN(t *testing.T, pn uint32, frame uint16) int {
+	t.Helper()
+	h := wire.DataHeader{DstConnID: p.sc.localCID, PacketNumber: pn & (1<<24 - 1), FrameID: frame & wire.FrameIDMask,
+		FragCount: 1, SendTime: wire.Timestamp(p.now, p.cc.epoch)}
+	b, err := h.Append(nil)
+	require.NoError(t, err)
+	b, err = wire.AppendFramePrefix(b, wire.Timestamp(p.now, p.cc.epoch))
+	require.NoError(t, err)
+	p.server.HandleDatagram(p.now, clientAddr, b)
+	return len(b)
+}
+
+// serverOut runs the server for d in 1 ms steps and returns the bytes it
+// sent (to a "client" that never answers).
+func (p *pipe) serverOut(d time.Duration) int {
+	out := 0
+	for end := p.now.Add(d); p.now < end; p.now = p.now.Add(time.Millisecond) {
+		if p.server.NextTimeout() <= p.now {
+			p.server.HandleTimeout(p.now)
+		}
+		for {
+			n, _, ok := p.server.PollTransmit(p.now, p.buf)
+			if !ok {
+				break
+			}
+			out += n
+		}
+		for {
+			if _, ok := p.server.PollEvent(); !ok {
+				break
+			}
+		}
+	}
+	return out
+}
+
+// What a peer's packets make the server send in reply (NACKs, pongs)
+// stays within the bytes they brought and the connection's starting credit
+// (the reply credit, PROTOCOL §3.3 "No amplification"), and an empty
+// announcement is not acknowledged. 50 19-byte data packets, each 999
+// packet numbers past the last, once bought 59 kB of NACKs: every invented
+// number NACKed 30 times (a review's run at 370f7b9).
+func TestNoAmplification(t *testing.T) {
+	// data sends 100 tiny data packets 20 ms apart, step packet numbers apart.
+	data := func(step uint32) func(t *testing.T, p *pipe) int {
+		return func(t *testing.T, p *pipe) int {
+			pn, in := uint32(p.cc.nextPN), 0
+			for i := range 100 {
+				in += p.craftDataPN(t, pn, uint16(i))
+				pn += step
+				p.now = p.now.Add(19 * time.Millisecond)
+				p.settleServer(1000)
+				p.now = p.now.Add(time.Millisecond)
+			}
+			return in
+		}
+	}
+	pings := func(t *testing.T, p *pipe) int {
+		in := 0
+		for range 300 {
+			pg := wire.Ping{DstConnID: p.sc.localCID, PacketNumber: p.cc.pnTrunc(), Echo: 1}
+			p.cc.consumePN()
+			b, err := pg.Append(nil)
+			require.NoError(t, err)
+			in += len(b)
+			p.server.HandleDatagram(p.now, clientAddr, b)
+			p.now = p.now.Add(time.Millisecond)
+			p.settleServer(1000)
+		}
+		return in
+	}
+	empty := func(t *testing.T, p *pipe) int {
+		in := 0
+		for range 100 {
+			b := p.craftFeedback(t, wire.App{Subtype: appSubStreams, Name: appStreamName})
+			in += len(b)
+			p.server.HandleDatagram(p.now, clientAddr, b)
+			p.now = p.now.Add(time.Millisecond)
+			p.settleServer(1000)
+		}
+		return in
+	}
+	// run counts the bytes the server sends during and 2 s after attack.
+	run := func(t *testing.T, cfg Config, attack func(*testing.T, *pipe) int) (in, out, credit int, p *pipe) {
+		p = newPipe(t, cfg)
+		p.serverOut(3 * time.Second) // settled: nothing more owed
+		credit = p.sc.replyCredit
+		sent := p.sc.stats.BytesSent
+		in = attack(t, p)
+		p.serverOut(2 * time.Second)
+		return in, int(p.sc.stats.BytesSent - sent), credit, p
+	}
+	for _, tc := range []struct {
+		name     string
+		attack   func(*testing.T, *pipe) int
+		data     bool // data packets: their feedback is not a reply
+		withheld bool // the reply credit binds (not only arq's gap credit)
+	}{
+		{"packet numbers 999 apart", data(1000), true, false},
+		{"packet numbers 9 apart", data(9), true, true},
+		{"a ping a millisecond", pings, false, true},
+		{"empty announcements", empty, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := 0
+			if tc.data {
+				// The same packets to a server that sends no NACKs: the
+				// feedback any data earns (transport-wide reports of the
+				// arrivals and the numbers between, receiver reports).
+				var ctl *pipe
+				_, base, _, ctl = run(t, Config{DisableRetransmission: true}, tc.attack)
+				require.Zero(t, ctl.sc.stats.NACKsSent)
+			}
+			in, out, credit, p := run(t, Config{}, tc.attack)
+			t.Logf("in %d bytes, out %d (%d without NACKs), credit at the start %d, withheld %d, NACKs %d naming %d",
+				in, out, base, credit, p.sc.stats.RepliesWithheld, p.sc.stats.NACKsSent, p.sc.stats.PacketsNACKed)
+			assert.LessOrEqual(t, out-base, in+credit, "replies within what the packets brought and the credit")
+			assert.Equal(t, tc.withheld, p.sc.stats.RepliesWithheld > 0)
+		})
+	}
+	t.Run("an announcement of nothing is an error, not answered", func(t *testing.T) {
+		_, out, _, p := run(t, Config{}, empty)
+		assert.LessOrEqual(t, out, wire.PingLen, "a keepalive ping at most: no stream acks")
+		assert.Equal(t, int64(100), p.sc.stats.ProtocolErrors)
+	})
+}

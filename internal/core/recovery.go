@@ -552,7 +552,10 @@ func (c *Conn) appendNACKs(now clock.Time, b []byte, budget int) []byte {
 	if r.nack == nil {
 		return b
 	}
-	maxPairs := min((budget-12)/4, wire.MaxNACKPairs)
+	// The reply credit pays for the message and the datagram's header (a
+	// NACK may be all a feedback packet carries).
+	credit := c.replyCredit - wire.FeedbackHeaderLen
+	maxPairs := min((min(budget, credit)-12)/4, wire.MaxNACKPairs)
 	pns, keyFrame := r.nack.PollNACK(now, r.nackScratch[:0])
 	if h := r.nack.HopelessUntil(); h > r.hopeless {
 		r.hopeless = h
@@ -566,7 +569,13 @@ func (c *Conn) appendNACKs(now clock.Time, b []byte, budget int) []byte {
 			}
 		}
 	}
-	if len(pns) == 0 || maxPairs <= 0 {
+	if len(pns) == 0 {
+		return b
+	}
+	if maxPairs <= 0 {
+		if credit < budget {
+			c.stats.RepliesWithheld++ // the reply credit, not the room
+		}
 		return b
 	}
 	n := &r.fb.nackMsg
@@ -584,6 +593,10 @@ func (c *Conn) appendNACKs(now clock.Time, b []byte, budget int) []byte {
 	if err != nil {
 		return b
 	}
+	if sent < len(pns) && credit < budget {
+		c.stats.RepliesWithheld++
+	}
+	c.replyCredit -= len(out) - len(b) + wire.FeedbackHeaderLen
 	c.stats.NACKsSent++
 	c.stats.PacketsNACKed += int64(sent)
 	return out

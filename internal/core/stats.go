@@ -112,6 +112,10 @@ type ConnStats struct {
 	RetransmissionsReceived int64
 	ProtocolErrors          int64
 	EventsDropped           int64 // events dropped because this connection had too many queued
+	// RepliesWithheld: NACK messages cut short or not sent, and pongs not
+	// sent, because the peer's packets had not brought the bytes (the
+	// reply credit, which keeps a peer from gaining by amplification).
+	RepliesWithheld int64
 
 	// What the peer reports about what we sent (RTCP receiver reports).
 	RemotePacketsLost  int64
