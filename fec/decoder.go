@@ -41,8 +41,8 @@ type DecoderConfig struct {
 	// History is how many packet numbers of media are kept for recovery
 	// (rounded up to a power of two, at least 2 x MaxSpan): a repair packet
 	// whose block starts further back than that is discarded. The copies
-	// cost History x (MaxSymbol + 1, rounded up to 64) bytes: 368,640 with
-	// the defaults. Default 256.
+	// cost History x (MaxSymbol + 1, rounded up to 64) bytes: 360,448 (352
+	// KiB) with the defaults. Default 256.
 	History int
 	// MaxRepairs bounds the repair symbols held at once (allocated as
 	// needed, each MaxSymbol + 1 bytes, rounded up to 64); when none is left, the oldest
@@ -59,6 +59,9 @@ type DecoderConfig struct {
 	Horizon time.Duration
 }
 
+// maxHistory bounds DecoderConfig.History (a million packets' copies).
+const maxHistory = 1 << 20
+
 func (c *DecoderConfig) setDefaults() {
 	def := func(v *int, d int) {
 		if *v == 0 {
@@ -74,7 +77,7 @@ func (c *DecoderConfig) setDefaults() {
 	c.RepairWait = durationOr(c.RepairWait, DefaultRepairWait)
 	c.Horizon = durationOr(c.Horizon, DefaultHorizon)
 	h := 2 * MaxSpan
-	for h < c.History && h < 1<<20 {
+	for h < c.History && h < maxHistory {
 		h <<= 1
 	}
 	c.History = h
@@ -83,11 +86,14 @@ func (c *DecoderConfig) setDefaults() {
 // Validate reports the first field of c (after defaults) a Decoder cannot
 // use.
 func (c DecoderConfig) Validate() error {
+	history := c.History // setDefaults rounds it up
 	c.setDefaults()
 	bad := func(field string, v any, why string) error {
 		return fmt.Errorf("%w: %s %v %s", ErrInvalidConfig, field, v, why)
 	}
 	switch {
+	case history < 0 || history > maxHistory:
+		return bad("History", history, fmt.Sprintf("outside 0-%d", maxHistory))
 	case c.MaxSymbol < 1 || c.MaxSymbol > 65535-SymbolOverhead:
 		return bad("MaxSymbol", c.MaxSymbol, "outside 1-65533")
 	case c.MaxBlocks < 1 || c.MaxBlocks > 4096:
@@ -161,8 +167,24 @@ type Decoder struct {
 	outH   int
 	outLen int
 
+	work int // rebuild work earned, in members (rebuildPerMedia)
+
 	stats Stats
 }
+
+// The rebuild work: a reconstruction costs about one shard of work per
+// member, so each packet that arrives earns rebuildPerMedia members of it
+// (a repair packet one), at most rebuildMax x MaxK, and a reconstruction
+// of k members spends k (a decoder starts with MaxK). The packets of a
+// block pay for its own rebuild (stored + repairs >= k), so honest traffic
+// never waits; forged repairs that make a rebuild fail (their block is
+// dropped, and the next forged repair for the same base starts it anew)
+// buy one member of work each instead of a whole rebuild (64 shards, about
+// 32 us) each.
+const (
+	rebuildPerMedia = 4
+	rebuildMax      = 4
+)
 
 // NewDecoder returns a Decoder for cfg.
 func NewDecoder(cfg DecoderConfig) (*Decoder, error) {
@@ -176,6 +198,7 @@ func NewDecoder(cfg DecoderConfig) (*Decoder, error) {
 		stride:  roundUp64(SymbolOverhead + cfg.MaxSymbol),
 		meta:    make([]slotMeta, cfg.History),
 		highest: -1,
+		work:    cfg.MaxK,
 		blocks:  make([]dblock, cfg.MaxBlocks),
 		freeRep: make([]int32, 0, cfg.MaxRepairs),
 		out:     make([]int64, cfg.History),
@@ -249,6 +272,7 @@ func (d *Decoder) OnMedia(now clock.Time, pn int64, pkt []byte) {
 	} else {
 		*m = slotMeta{pn: pn, arrived: true}
 	}
+	d.earn(rebuildPerMedia)
 	if len(pkt) <= d.cfg.MaxSymbol {
 		s := d.slot(pn)
 		s[copy(s, pkt)] = endMarker // the rest is zeroed when a block needs it
@@ -335,6 +359,7 @@ func (d *Decoder) OnRepair(now clock.Time, b Block, symbol []byte) {
 		d.blocks[bi] = dblock{used: true, base: b.Base, mask: b.Mask, k: k, m: b.M, sym: len(symbol), firstAt: d.now}
 		d.nblocks++
 	}
+	d.earn(1)
 	ri := d.takeRep(bi)
 	if ri < 0 {
 		d.discard(&d.stats.DiscardedUnneeded)
@@ -455,7 +480,19 @@ func (d *Decoder) try(i int) {
 	if stored+b.nrep < b.k {
 		return
 	}
+	if d.work < b.k {
+		// Not yet paid for (rebuildPerMedia): the next packet of the block,
+		// or any other, brings the rest.
+		d.stats.RebuildsDeferred++
+		return
+	}
+	d.work -= b.k
 	d.reconstruct(i, stored)
+}
+
+// earn adds n members of rebuild work (rebuildPerMedia).
+func (d *Decoder) earn(n int) {
+	d.work = min(d.work+n, rebuildMax*d.cfg.MaxK)
 }
 
 func (d *Decoder) codec(k, m int) (reedsolomon.Encoder, error) {

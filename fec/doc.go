@@ -137,7 +137,7 @@
 // MaxInterleave open blocks and MaxPending closed ones, and parity buffers
 // up to MaxBufferBytes (allocated as first needed, then reused). A Decoder
 // keeps a copy of the last History media packets (History x (MaxSymbol +
-// 1, rounded up to 64) bytes, 360 KiB by default: a repair names packets
+// 1, rounded up to 64) bytes, 352 KiB by default: a repair names packets
 // sent before it),
 // at most MaxBlocks blocks with missing members and MaxRepairs repair
 // symbols; the library's matrix-inversion caches are dropped after about
@@ -162,6 +162,12 @@
 // already holds of that block, and its place in the packet-number window,
 // and counts whatever it discards (Stats). A forged repair can at worst
 // rebuild garbage for a packet that was lost: rebuilt lengths are checked
-// against the symbol, and the session's AEAD keeps forgeries to the peer
-// itself. FuzzDecoder drives the decoder with arbitrary call sequences.
+// against the symbol. Version 1 of the protocol authenticates nothing
+// (docs/PROTOCOL.md: protection is to come), so whoever sees a
+// connection's ID and can spoof its peer's address can send repairs.
+// Reconstructions are paid for by the packets that arrive (4 members of
+// work per media packet, 1 per repair; a rebuild of k members spends k),
+// so forged repairs that make a rebuild fail cannot each buy a whole one
+// (Stats.RebuildsDeferred). FuzzDecoder drives the decoder with arbitrary
+// call sequences.
 package fec

@@ -36,6 +36,8 @@ func TestConfigValidation(t *testing.T) {
 		{DecoderConfig{MaxM: 40}, "MaxM"},
 		{DecoderConfig{MaxBlocks: -1}, "MaxBlocks"},
 		{DecoderConfig{Horizon: -1}, "Horizon"},
+		{DecoderConfig{History: -5}, "History"}, // once raised to 128 without a word
+		{DecoderConfig{History: 1<<20 + 1}, "History"},
 	} {
 		_, err := NewDecoder(tc.cfg)
 		require.ErrorIs(t, err, ErrInvalidConfig)

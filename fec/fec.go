@@ -125,6 +125,7 @@ type Stats struct {
 	BlocksUnrecovered   int64 // blocks forgotten with members missing
 	RecoveredInvalid    int64 // rebuilt members whose length was impossible (forged repairs)
 	RecoveredDropped    int64 // rebuilt members never polled before the queue overflowed
+	RebuildsDeferred    int64 // reconstructions put off until the packets arriving had paid for them (forged repairs)
 }
 
 // LossBeforeRecovery returns the members of known blocks that were missing

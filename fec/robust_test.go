@@ -1,7 +1,9 @@
 package fec
 
 import (
+	"fmt"
 	"math"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -188,4 +190,66 @@ func TestRepairBytesDue(t *testing.T) {
 		assert.Equal(t, int64(2*21+2*31), e.RepairBytesDue())
 		assert.Equal(t, int64(2), e.Stats().RepairsDropped)
 	})
+}
+
+// Forged repairs that make a rebuild fail cannot each buy a whole
+// reconstruction: the failed block is dropped and the next forged repair
+// for the same base starts it anew, one repair short, so every repair
+// once rebuilt 64 shards (about 32 us, 116 x a discarded repair; a
+// review's run). Rebuilds are paid for by the packets that arrive: 4
+// members of work per media packet, 1 per repair.
+func TestForgedRepairsBuyNoRebuilds(t *testing.T) {
+	d, err := NewDecoder(DecoderConfig{MaxSymbol: 1206})
+	require.NoError(t, err)
+	pkt := make([]byte, 1206)
+	for i := range pkt {
+		pkt[i] = byte(i)
+	}
+	now := clock.Time(time.Second)
+	for pn := range int64(64) {
+		if pn != 40 {
+			d.OnMedia(now, pn, pkt)
+		}
+	}
+	sym := make([]byte, 1207)
+	for i := range sym {
+		sym[i] = byte(i*7 + 1)
+	}
+	const n = 20_000
+	for i := range n {
+		sym[0] = byte(i)
+		d.OnRepair(now, Block{Base: 0, Mask: ^uint64(0), M: 32, Index: i % 32}, sym)
+	}
+	s := d.Stats()
+	// The work earned: 64 to start, at most 4 x 64 held, 1 per repair.
+	maxRebuilds := int64((4*64 + n) / 64)
+	assert.LessOrEqual(t, s.BlocksRecovered, maxRebuilds)
+	assert.Positive(t, s.RebuildsDeferred)
+	assert.Zero(t, s.PacketsRecovered, "garbage rebuilds nothing")
+	assert.Equal(t, s.BlocksRecovered, s.RecoveredInvalid, "each rebuild ran and found the member forged")
+
+	// Honest loss never waits: a block's own packets pay for its rebuild,
+	// even a block rebuilt from repairs alone.
+	for _, tc := range []struct{ k, m, lost int }{{64, 1, 1}, {10, 3, 3}, {4, 4, 4}, {5, 5, 4}, {32, 32, 32}} {
+		t.Run(fmt.Sprintf("k %d m %d, %d lost", tc.k, tc.m, tc.lost), func(t *testing.T) {
+			d, err := NewDecoder(DecoderConfig{})
+			require.NoError(t, err)
+			rng := rand.New(rand.NewPCG(uint64(tc.k), 1))
+			base := int64(0)
+			const blocks = 100
+			for range blocks {
+				sb := encodeFixed(t, base, tc.k, tc.m, rng)
+				for i, p := range sb.media[tc.lost:] {
+					d.OnMedia(now, base+int64(tc.lost+i), p)
+				}
+				for _, r := range sb.reps {
+					d.OnRepair(now, r.b, r.sym)
+				}
+				base += int64(tc.k + tc.m)
+			}
+			s := d.Stats()
+			assert.Equal(t, int64(blocks*tc.lost), s.PacketsRecovered)
+			assert.Zero(t, s.RebuildsDeferred)
+		})
+	}
 }
