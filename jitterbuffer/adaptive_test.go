@@ -2,6 +2,7 @@ package jitterbuffer
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -460,6 +461,11 @@ func TestConfigValidate(t *testing.T) {
 		{"max under min", Config{MinDelay: time.Second, MaxDelay: time.Millisecond}},
 		{"quantile", Config{Quantile: 1}},
 		{"drain", Config{DrainRate: 1}},
+		// "No upper bound" once overflowed the histogram's span: New
+		// panicked in make on a config Validate accepted.
+		{"max delay of int64's range", Config{MaxDelay: time.Duration(math.MaxInt64)}},
+		{"max delay over the limit", Config{MaxDelay: MaxDelayLimit + 1}},
+		{"min delay over the limit", Config{MinDelay: MaxDelayLimit + 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -468,6 +474,9 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 	assert.NoError(t, Config{}.Validate())
+	atLimit := Config{MinDelay: MaxDelayLimit, MaxDelay: MaxDelayLimit}
+	require.NoError(t, atLimit.Validate())
+	assert.NotPanics(t, func() { New(atLimit) })
 }
 
 // The quantile's memory by default: the jitter's grows as the square root
@@ -765,4 +774,70 @@ func TestCatchUpSkipsToTheNewestKeyFrame(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A frame dropped by catch-up after a gap carries the gap: frame 1, a
+// reference frame, never came, droppable frame 2 came late and was
+// dropped, and frame 3 (referencing frame 1) must come out undecodable
+// with a key-frame request, as it does without catch-up. Catch-up once
+// forgot the gap: frame 3 was released decodable and no key frame asked.
+func TestCatchUpDropKeepsALostReference(t *testing.T) {
+	const ms = time.Millisecond
+	for _, catchUp := range []bool{false, true} {
+		t.Run(fmt.Sprintf("catch-up %v", catchUp), func(t *testing.T) {
+			b := New(Config{MaxDelay: 800 * ms, Video: true, CatchUp: catchUp})
+			push := func(id int64, capture, completed time.Duration, key, droppable bool) {
+				require.NoError(t, b.Push(clock.Time(completed), Frame{ID: id, Capture: clock.Time(capture), Completed: clock.Time(completed),
+					Transit: completed - capture, Key: key, Droppable: droppable}))
+			}
+			push(0, 0, 45*ms, true, false)
+			f0, ok := b.Pop(b.NextTimeout())
+			require.True(t, ok)
+			require.False(t, f0.Undecodable)
+			// frame 1 never comes
+			push(2, 40*ms, 585*ms, false, true) // late
+			f2, ok := b.Pop(clock.Time(585 * ms))
+			require.True(t, ok)
+			assert.Equal(t, int64(1), f2.LostBefore)
+			assert.Equal(t, catchUp, f2.Dropped)
+			push(3, 60*ms, 590*ms, false, false)
+			f3, ok := b.Pop(clock.Max(clock.Time(590*ms), b.NextTimeout()))
+			require.True(t, ok)
+			require.Equal(t, int64(3), f3.ID)
+			assert.True(t, f3.Undecodable, "frame 3 references lost frame 1")
+			assert.True(t, f2.NeedKey || f3.NeedKey, "a key frame is asked for")
+		})
+	}
+}
+
+// A group holds its members until they leave: Leave puts a buffer back in
+// a group of its own at the group's rate, and a group that saw 2000
+// streams come and go holds none of them. NewGroup refuses the drain rates
+// Config refuses (a rate of 1 once played frames at their capture time).
+func TestGroupLeaveAndRate(t *testing.T) {
+	g := NewGroup(0.05)
+	for range 2000 {
+		b := New(Config{})
+		g.Join(b)
+		require.NoError(t, b.Push(0, Frame{}))
+		g.Leave(b)
+		assert.NotSame(t, g, b.g)
+		assert.Equal(t, 0.05, b.g.rate)
+		assert.Equal(t, []*Buffer{b}, b.g.members)
+	}
+	assert.Empty(t, g.members)
+	a, v := New(Config{}), New(Config{Video: true})
+	g.Join(a)
+	g.Join(v)
+	other := NewGroup(0)
+	other.Leave(a) // not its member: nothing changes
+	assert.Same(t, g, a.g)
+	g.Leave(a)
+	assert.Equal(t, []*Buffer{v}, g.members)
+
+	for _, rate := range []float64{-0.1, 1, 1.5, math.NaN()} {
+		assert.Panics(t, func() { NewGroup(rate) }, "rate %v", rate)
+		assert.Error(t, Config{DrainRate: rate}.Validate(), "rate %v", rate)
+	}
+	assert.Equal(t, DefaultDrainRate, NewGroup(0).rate)
 }

@@ -16,7 +16,8 @@ var (
 	ErrLate = errors.New("jitterbuffer: frame arrived after a later frame was released")
 	// ErrFull: the buffer holds its maximum number of frames.
 	ErrFull = errors.New("jitterbuffer: full")
-	// ErrDuplicate: the buffer already holds a frame with this id.
+	// ErrDuplicate: the buffer already holds a frame with this id, or (in
+	// PassThrough, which releases out of order) released it lately.
 	ErrDuplicate = errors.New("jitterbuffer: duplicate frame")
 )
 
@@ -104,6 +105,9 @@ const (
 	DefaultDrainRate      = 0.10
 	DefaultInitialDelay   = 60 * time.Millisecond
 	DefaultMaxDelay       = 10 * time.Second
+	// MaxDelayLimit bounds MinDelay and MaxDelay: an hour of playout delay
+	// is far beyond any live use, and times stay clear of int64's range.
+	MaxDelayLimit = time.Hour
 	// DefaultRecoveryDecay is the time constant over which the recovery
 	// allowance fades once losses stop: e^(-10/3) leaves 4 % after 10 s.
 	DefaultRecoveryDecay = 3 * time.Second
@@ -139,7 +143,8 @@ type Config struct {
 	// Delay is Fixed's playout delay: playout = capture + Delay.
 	Delay time.Duration
 	// MinDelay and MaxDelay bound an Adaptive buffer's playout offset
-	// (capture to playout). Zero MaxDelay: DefaultMaxDelay.
+	// (capture to playout), at most MaxDelayLimit. Zero MaxDelay:
+	// DefaultMaxDelay.
 	MinDelay, MaxDelay time.Duration
 	// Quantile of the frames' transit above the least that the target
 	// covers, in (0, MaxQuantile]. Default 0.99: about 1 % of frames late while the
@@ -203,6 +208,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("jitterbuffer: Delay %v is negative", c.Delay)
 	case c.MinDelay < 0 || c.MaxDelay < 0 || (c.MaxDelay != 0 && c.MaxDelay < c.MinDelay):
 		return fmt.Errorf("jitterbuffer: MinDelay %v / MaxDelay %v invalid", c.MinDelay, c.MaxDelay)
+	case c.MinDelay > MaxDelayLimit || c.MaxDelay > MaxDelayLimit:
+		return fmt.Errorf("jitterbuffer: MinDelay %v / MaxDelay %v over MaxDelayLimit %v", c.MinDelay, c.MaxDelay, MaxDelayLimit)
 	case c.Quantile != 0 && !(c.Quantile > 0 && c.Quantile <= MaxQuantile):
 		return fmt.Errorf("jitterbuffer: Quantile %v outside (0, %v]", c.Quantile, MaxQuantile)
 	case c.Window < 0 || c.RecoveryWindow < 0 || c.InitialDelay < 0 || c.MaxFrames < 0 || c.Horizon < 0:
@@ -353,7 +360,7 @@ func New(cfg Config) *Buffer {
 		// Transit above the floor beyond the offset's bound plays late
 		// whatever the target: the histogram need not tell such values
 		// apart (and a shorter one rescales faster).
-		span := min(cfg.MaxDelay+time.Second, maxSpan)
+		span := min(cfg.MaxDelay, maxSpan-time.Second) + time.Second
 		b.jit = newQuantile(cfg.Quantile, cfg.Window, span, cfg.Horizon)
 		b.rec = newQuantile(cfg.Quantile, cfg.RecoveryWindow, span, 0)
 		b.floor = newFloor()
@@ -451,6 +458,8 @@ func (b *Buffer) Push(now clock.Time, f Frame) error {
 		if i > 0 && b.frames[i-1].ID == f.ID {
 			return ErrDuplicate
 		}
+	} else if b.passedAlready(f.ID) {
+		return ErrDuplicate
 	}
 	if b.cfg.Mode == Adaptive {
 		b.observe(now, &f)
@@ -459,6 +468,20 @@ func (b *Buffer) Push(now clock.Time, f Frame) error {
 	copy(b.frames[i+1:], b.frames[i:])
 	b.frames[i] = f
 	return nil
+}
+
+// passedAlready reports, in PassThrough, an id held now or released
+// before: one below the next id that no frame's LostBefore counted
+// skipped, within reorderMemory (beyond it, an id cannot be told apart
+// and is let through).
+func (b *Buffer) passedAlready(id int64) bool {
+	for i := range b.frames {
+		if b.frames[i].ID == id {
+			return true
+		}
+	}
+	d := b.next - id
+	return b.nextSet && d > 0 && d <= reorderMemory && !b.skipped.has(id)
 }
 
 // observe feeds a frame's transit to the target.
@@ -584,11 +607,12 @@ func (b *Buffer) catchUp() bool {
 
 // drop releases the next frame Dropped (catch-up): it is not played, so it
 // neither lifts the offset nor counts as rendered; a reference frame
-// dropped leaves the frames after it undecodable until a key frame.
+// dropped, or one lost before it (a gap not known droppable, as decodable
+// reads it), leaves the frames after it undecodable until a key frame.
 func (b *Buffer) drop(now clock.Time) Frame {
 	f := b.takeHead()
 	f.Playout, f.Late, f.Dropped = now, f.Completed > now, true
-	if !f.Droppable && !f.Key {
+	if (!f.Droppable && !f.Key) || (f.LostBefore > 0 && !b.gapKnown(f.ID-f.LostBefore, f.ID, true)) {
 		b.broken = true
 	}
 	b.stats.FramesDropped++
@@ -775,7 +799,14 @@ func (b *Buffer) Gap() (from, to int64, ok bool) {
 }
 
 // IsGone reports whether frame id was noted gone (NoteGone).
-func (b *Buffer) IsGone(id int64) bool { return b.gapKnown(id, id+1, false) }
+func (b *Buffer) IsGone(id int64) bool {
+	for _, g := range b.gone[:min(b.nGone, GoneMemory)] {
+		if g.id == id {
+			return true
+		}
+	}
+	return false // (as gapKnown(id, id+1) read it, math.MaxInt64 wrapped to "gone")
+}
 
 // decodable marks frames whose references were lost: after a gap (which
 // may have held a reference, unless it held only droppable frames) every
@@ -822,6 +853,9 @@ func (b *Buffer) concealStats(f *Frame, now, p clock.Time) {
 func (b *Buffer) renderStats(now clock.Time) {
 	st := &b.stats
 	if b.released {
+		// A now before the last release (the caller's clock stepped
+		// back) counts as no time: the totals never fall.
+		now = clock.Max(now, b.lastRelease)
 		d := now.Sub(b.lastRelease)
 		st.TotalInterFrameDelay += d
 		st.TotalSquaredInterFrameDelay += d.Seconds() * d.Seconds()
@@ -872,11 +906,14 @@ func (b *Buffer) Expect(id int64) {
 
 // Reset empties the buffer for a new stream on the same id: it forgets the
 // frames it holds (their data is the caller's to free first, with Discard)
-// and what it released. Counters and the delay statistics are kept.
+// and what it released. Counters and the delay statistics are kept; the
+// render intervals start again with the new stream's first frame (the
+// time between the streams is neither's freeze or pause).
 func (b *Buffer) Reset() {
 	clear(b.frames)
 	b.frames = b.frames[:0]
 	b.next, b.nextSet = 0, false
+	b.released, b.nIntervals, b.sumInterval, b.ringAt = false, 0, 0, 0
 	b.broken, b.keyAsked, b.skipTo = b.cfg.Video, false, noSkip
 	// The old stream's frames noted gone are not the new one's (its ids
 	// start again), and the offset it wanted no longer holds its group.

@@ -1,6 +1,7 @@
 package jitterbuffer
 
 import (
+	"fmt"
 	"math"
 	"time"
 
@@ -28,8 +29,15 @@ type Group struct {
 	drift   driftEstimator
 }
 
-// NewGroup returns an empty group draining at drainRate (0: DefaultDrainRate).
+// NewGroup returns an empty group draining at drainRate (0:
+// DefaultDrainRate). Like Config.DrainRate, the rate must be in [0, 1)
+// (playout runs 1 ± drainRate times real time): NewGroup panics on any
+// other. The group's rate is its members' from Join on, whatever their
+// Config.DrainRate.
 func NewGroup(drainRate float64) *Group {
+	if !(drainRate >= 0 && drainRate < 1) {
+		panic(fmt.Sprintf("jitterbuffer: NewGroup drain rate %v outside [0, 1)", drainRate))
+	}
 	if drainRate == 0 {
 		drainRate = DefaultDrainRate
 	}
@@ -39,17 +47,35 @@ func NewGroup(drainRate float64) *Group {
 // Join moves b into g (out of its own group). Members keep their own
 // targets; the group plays them at the largest of those whose last frame
 // came within memberIdle (a stream that ended, or paused, no longer holds
-// the others back). Join b before pushing it frames.
+// the others back). Join b before pushing it frames. A group holds its
+// members until they Leave: one kept for a long session should see each
+// stream that ends leave it.
 func (g *Group) Join(b *Buffer) {
-	old := b.g
-	for i, m := range old.members {
-		if m == b {
-			old.members = append(old.members[:i], old.members[i+1:]...)
-			break
-		}
-	}
+	b.g.remove(b)
 	b.g = g
 	g.members = append(g.members, b)
+}
+
+// Leave takes b out of g into a group of its own (at g's rate), as it
+// was before it joined; a b not in g is left as it is.
+func (g *Group) Leave(b *Buffer) {
+	if b.g != g {
+		return
+	}
+	g.remove(b)
+	b.g = NewGroup(g.rate)
+	b.g.members = append(b.g.members, b)
+}
+
+func (g *Group) remove(b *Buffer) {
+	for i, m := range g.members {
+		if m == b {
+			copy(g.members[i:], g.members[i+1:])
+			g.members[len(g.members)-1] = nil
+			g.members = g.members[:len(g.members)-1]
+			return
+		}
+	}
 }
 
 // ObserveTransit feeds the drift estimator one packet's transit (arrival

@@ -310,16 +310,23 @@ func TestPassThroughTakesBackReorderedFrames(t *testing.T) {
 	assert.Equal(t, []bool{false, true, true, false, true}, reordered)
 	assert.Equal(t, int64(1), b.Stats(0).FramesSkipped, "only 4 never came")
 
-	// A duplicate, or an id older than the memory, takes nothing back.
-	require.NoError(t, b.Push(0, Frame{ID: 1}))
+	// A duplicate is refused, whether released already or still held
+	// (it was once released twice); an id older than the memory takes
+	// nothing back.
+	assert.ErrorIs(t, b.Push(0, Frame{ID: 1}), ErrDuplicate)
+	require.NoError(t, b.Push(0, Frame{ID: 6}))
+	assert.ErrorIs(t, b.Push(0, Frame{ID: 6}), ErrDuplicate)
 	f, _ := b.Pop(0)
-	assert.False(t, f.Reordered)
+	assert.Equal(t, int64(6), f.ID)
+	_, ok := b.Pop(0)
+	assert.False(t, ok, "released once")
+	assert.ErrorIs(t, b.Push(0, Frame{ID: 6}), ErrDuplicate)
 	require.NoError(t, b.Push(0, Frame{ID: 1000}))
 	_, _ = b.Pop(0)
 	require.NoError(t, b.Push(0, Frame{ID: 4})) // 996 ids behind
 	f, _ = b.Pop(0)
 	assert.False(t, f.Reordered)
-	assert.Equal(t, int64(1+994), b.Stats(0).FramesSkipped)
+	assert.Equal(t, int64(1+993), b.Stats(0).FramesSkipped)
 }
 
 // Any int64 is a frame id: order holds after a negative id (next once
@@ -474,4 +481,41 @@ func TestJitterBufferDelayFromFirstPacket(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 90*time.Millisecond+60*time.Millisecond, b.Stats(0).JitterBufferDelay)
+}
+
+// The W3C totals never fall: a now before the last release (a clock
+// stepped back) counts as no time. A Reset starts the render intervals
+// again: a new stream on the id does not count the time since the old
+// one's last frame as its pause. IsGone holds at the end of the id range.
+func TestRenderStatsClockAndReset(t *testing.T) {
+	const ms = time.Millisecond
+	b := New(Config{Mode: Fixed, Delay: 100 * ms, Video: true})
+	for i, at := range []time.Duration{500 * ms, 140 * ms, 170 * ms} {
+		require.NoError(t, b.Push(0, Frame{ID: int64(i), Key: true}))
+		_, ok := b.Pop(clock.Time(at))
+		require.True(t, ok)
+	}
+	st := b.Stats(0)
+	assert.Equal(t, time.Duration(0), st.TotalInterFrameDelay, "500 ms, then 140 and 170: both read as 500")
+	assert.Zero(t, st.TotalSquaredInterFrameDelay)
+	require.NoError(t, b.Push(0, Frame{ID: 3, Key: true}))
+	_, ok := b.Pop(clock.Time(540 * ms))
+	require.True(t, ok)
+	assert.Equal(t, 40*ms, b.Stats(0).TotalInterFrameDelay)
+
+	b.Reset()
+	for i := range 3 {
+		require.NoError(t, b.Push(0, Frame{ID: int64(i), Key: true, Capture: clock.Time(60*time.Second - 100*ms)}))
+		_, ok := b.Pop(clock.Time(60*time.Second + time.Duration(i)*33*ms))
+		require.True(t, ok)
+	}
+	st = b.Stats(0)
+	assert.Zero(t, st.PauseCount, "60 s between two streams is neither's pause")
+	assert.Equal(t, 40*ms+66*ms, st.TotalInterFrameDelay)
+	assert.Equal(t, int64(7), st.FramesReleased, "counters are kept")
+
+	assert.False(t, b.IsGone(math.MaxInt64))
+	b.NoteGone(math.MaxInt64, false)
+	assert.True(t, b.IsGone(math.MaxInt64))
+	assert.False(t, b.IsGone(math.MinInt64))
 }

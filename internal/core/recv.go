@@ -1,6 +1,7 @@
 package core
 
 import (
+	"errors"
 	"math/bits"
 	"time"
 
@@ -495,7 +496,12 @@ func (r *receiver) complete(now clock.Time, st *recvStream, slot *frameSlot) {
 	st.stats.FramesReceived++
 	st.stats.BytesReceived += int64(size)
 	c.stats.FramesReceived++
-	if err := st.jb.Push(now, f); err != nil {
+	if err := st.jb.Push(now, f); errors.Is(err, jitterbuffer.ErrDuplicate) {
+		// Completed twice (a relay's pass-through remembers what it
+		// released): delivered once already, so neither lost nor late.
+		c.stats.FramesDuplicated++
+		r.freeBuf(f.Data)
+	} else if err != nil {
 		st.stats.FramesLate++
 		st.jb.NoteGone(f.ID, f.Droppable)
 		r.lost(st, FrameMeta{ID: f.ID, Capture: f.Capture, Completed: now, Key: f.Key, Droppable: f.Droppable,

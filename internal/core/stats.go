@@ -75,6 +75,7 @@ type ConnStats struct {
 	MediaPacketsReceived  int64
 	FragmentsRejected     int64 // fragments inconsistent with their frame, too old, or over a limit
 	FragmentsDuplicated   int64
+	FramesDuplicated      int64 // frames completed again after their delivery (the jitter buffer refused them)
 	PacketsRecovered      int64 // data packets FEC rebuilt
 	RecoveredRejected     int64 // rebuilt packets that did not parse (a hostile or broken repair)
 	ReceiveBufferFull     int64 // fragments dropped because MaxReceiveBuffer was reached
