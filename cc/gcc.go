@@ -109,8 +109,7 @@ type GCC struct {
 	// The receive rate over the packets received within ackWindow of the
 	// latest arrival, on the receiver's clock (a report's batch must not
 	// count as if it arrived when the report did).
-	ack     ackWindowRate
-	ackRate float64 // bit/s, 0 until measured
+	ack ackWindowRate
 	// The rate the reported packets left at over the last ackWindow of
 	// their send times (not one report's span: a report may hold one
 	// burst at the pacing rate).

@@ -1,6 +1,7 @@
 package cc
 
 import (
+	"fmt"
 	"math"
 	"time"
 
@@ -270,8 +271,13 @@ func (p *Pacer) SetQueueLimit(d time.Duration) { p.limit = max(d, 0) }
 func (p *Pacer) QueueLimit() time.Duration { return p.limit }
 
 // Add counts n bytes of class c joining the queue. A class past the last
-// counts as ClassData (as fec's AddMedia takes it).
+// counts as ClassData (as fec's AddMedia takes it). A negative n panics: the
+// caller's account of its queue is broken, and the pacer's would go wrong
+// with it (Remove takes bytes out).
 func (p *Pacer) Add(c Class, n int) {
+	if n < 0 {
+		panic("cc: pacer Add of a negative byte count")
+	}
 	c = min(c, ClassData)
 	p.queued[c] += int64(n)
 	p.total += int64(n)
@@ -282,14 +288,16 @@ func (p *Pacer) Add(c Class, n int) {
 
 // Remove counts n bytes of class c leaving the queue (sent or dropped).
 // A Stretch ends once the bytes it was asked for have left. A class past
-// the last counts as ClassData.
+// the last counts as ClassData. Taking out more of a class than it holds,
+// or a negative n, panics (before any count changes): the caller's account
+// of its queue is broken.
 func (p *Pacer) Remove(c Class, n int) {
 	c = min(c, ClassData)
+	if n < 0 || int64(n) > p.queued[c] {
+		panic(fmt.Sprintf("cc: pacer Remove of %d bytes of class %v, which holds %d", n, c, p.queued[c]))
+	}
 	p.queued[c] -= int64(n)
 	p.total -= int64(n)
-	if p.queued[c] < 0 || p.total < 0 {
-		panic("cc: pacer queue account went negative")
-	}
 	if p.floor != 0 {
 		p.stretchLeft -= int64(n)
 		if p.stretchLeft <= 0 || p.total == 0 {

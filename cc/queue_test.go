@@ -38,6 +38,12 @@ func TestPacerQueueAccount(t *testing.T) {
 	assert.Equal(t, int64(20_200), p.Queued())
 	assert.Equal(t, 120200*time.Microsecond, p.Stats().QueueDelayMax)
 	assert.Panics(t, func() { p.Remove(ClassAudio, 201) }, "the account never goes negative")
+	assert.Panics(t, func() { p.Remove(ClassVideo, 1) }, "nor one class's, though the total holds more")
+	assert.Panics(t, func() { p.Remove(ClassVideo, -1) })
+	assert.Panics(t, func() { p.Add(ClassVideo, -1) })
+	assert.Equal(t, int64(20_200), p.Queued(), "a refused call changes no count")
+	assert.Equal(t, int64(20_000), p.QueuedClass(ClassKey))
+	assert.Zero(t, p.QueuedClass(ClassVideo))
 }
 
 func TestPacerStretch(t *testing.T) {

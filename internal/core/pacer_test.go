@@ -1,6 +1,7 @@
 package core
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -599,5 +600,29 @@ func TestStandingQueueWhileCompeting(t *testing.T) {
 		} else {
 			assert.Equal(t, s.pacer.QueueDelay()+600*time.Millisecond, s.standingQueue(p.now), "our queue")
 		}
+	}
+}
+
+// The pacing rate is the target times the pacing factor within
+// [minPacingRate, MaxBitrate], whatever an app's own Estimator returns: a
+// target near int64's range must not wrap to the least rate.
+func TestPacingRateClamps(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		target int64
+		want   func(cfg Config) int64
+	}{
+		{"1 Mbit/s", 1_000_000, func(cfg Config) int64 { return int64(1_000_000 * cfg.PacingFactor) }},
+		{"zero", 0, func(Config) int64 { return minPacingRate }},
+		{"100 Gbit/s", 100e9, func(cfg Config) int64 { return cfg.MaxBitrate }},
+		{"9e18", 9e18, func(cfg Config) int64 { return cfg.MaxBitrate }},
+		{"MaxInt64", math.MaxInt64, func(cfg Config) int64 { return cfg.MaxBitrate }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			est := &cc.Fixed{Rate: tc.target}
+			p := newPipe(t, Config{Estimator: func() cc.Estimator { return est }})
+			p.cc.snd.updateRate()
+			assert.Equal(t, tc.want(*p.cc.cfg), p.cc.Stats().PacingRate)
+		})
 	}
 }

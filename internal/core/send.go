@@ -251,8 +251,9 @@ func (s *sender) updateRate() {
 	}
 	s.fixed.Rate = sum
 	target := s.estimator.Target()
-	rate := int64(float64(target) * s.c.cfg.PacingFactor)
-	rate = min(max(rate, minPacingRate), s.c.cfg.MaxBitrate)
+	// Clamped as a float: a target near int64's range (an Estimator of the
+	// app's own) times the factor would convert to MinInt64.
+	rate := int64(min(max(float64(target)*s.c.cfg.PacingFactor, minPacingRate), float64(s.c.cfg.MaxBitrate)))
 	s.pacer.SetRate(rate)
 	if !s.fixedTarget() {
 		// A measured target bounds the path model's capacity: the delivery
