@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spillway-rt/spillway/clock"
+	"github.com/spillway-rt/spillway/internal/core"
 	"github.com/spillway-rt/spillway/netem"
 	"github.com/spillway-rt/spillway/netem/pcap"
 )
@@ -220,10 +221,22 @@ func TestTrafficValidate(t *testing.T) {
 		{Audio: AudioModel{FPS: -1}},
 		{Video: VideoModel{FPS: 30, Bitrate: 1, KeyFactor: 8, KeyInterval: -time.Second}},
 		{Video: VideoModel{FPS: 30, Bitrate: 1, KeyFactor: 8, RateStep: 1.5}},
+		// Frames past the transport's 4 MiB limit: a typo in a scenario
+		// file must not allocate 50 GB for the payload buffer.
+		{Video: VideoModel{FPS: 30, Bitrate: 100e9, KeyFactor: 8}},
+		{Audio: AudioModel{FPS: 50, MinSize: 80, MaxSize: 1e9}},
 	}
 	for _, tr := range bad {
 		assert.Error(t, tr.Validate(), "%+v", tr)
 	}
+	// The largest frames the limit allows: the payload buffer is the limit.
+	atLimit := Traffic{Video: VideoModel{FPS: 30, Bitrate: 30 * 8 * core.DefaultMaxFrameSize / 8, KeyFactor: 8}}
+	require.NoError(t, atLimit.Validate())
+	assert.Equal(t, core.DefaultMaxFrameSize, atLimit.maxFrameSize())
+	assert.Equal(t, 2*8*6250+1, DefaultTraffic().maxFrameSize(), "twice 8 x the mean frame of 1.5 Mbit/s at 30 fps")
+	over := rfc8867Row("x", 10*time.Second, 1_000_000, 1, 1_500_000)
+	over.SourceSteps = []SourceStep{{At: time.Second, Bitrate: 100e9}}
+	assert.ErrorContains(t, over.Validate(), "frame limit", "a source step past the limit")
 }
 
 func TestSelect(t *testing.T) {
@@ -299,6 +312,7 @@ func TestRunIsDeterministic(t *testing.T) {
 	assert.Greater(t, *a.RTXPerLoss, 0.5, "losses are retransmitted")
 	assert.Greater(t, a.Retransmissions, int64(0))
 	assert.Zero(t, a.RTXSentTooLate, "no retransmission leaves that the ground truth says arrives late")
+	assert.Nil(t, a.Controller, "a row without cc.GCC reports no controller")
 }
 
 // TestMaxFECOverheadCapsTheRun runs the fec issue's audio case under two
@@ -656,6 +670,58 @@ func TestAllowanceFadesAfterLossStops(t *testing.T) {
 	}
 }
 
+// A schedule step after loss stopped keeps it stopped: the step's config
+// is the whole link's, the scenario's loss with it.
+func TestLossStaysStoppedThroughSchedule(t *testing.T) {
+	scs, err := Select("^rtc-rtt100-loss5$")
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name   string
+		stepAt time.Duration
+	}{
+		{"step before the stop", time.Second},
+		{"step at the stop", 2 * time.Second},
+		{"step after the stop", 3 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sc := scs[0]
+			require.Positive(t, sc.Forward.Loss)
+			sc.Media, sc.LossStop = 4*time.Second, 2*time.Second
+			fwd, rev := sc.Forward, sc.Reverse
+			fwd.Rate, rev.Rate = 3_000_000, 3_000_000
+			sc.Schedule = []LinkStep{{At: tc.stepAt, Forward: &fwd, Reverse: &rev}}
+			require.NoError(t, sc.Validate())
+			_, r, err := runWith(sc, 1, RunOptions{})
+			require.NoError(t, err)
+			for _, l := range []*netem.Link{r.sim.Link(senderAddr, receiverAddr), r.sim.Link(receiverAddr, senderAddr)} {
+				cfg := l.Config()
+				assert.Equal(t, int64(3_000_000), cfg.Rate, "the step applied")
+				assert.Zero(t, cfg.Loss, "loss stays stopped")
+			}
+		})
+	}
+}
+
+// A datagram the link duplicates arrives twice but was sent once: the
+// lost count stays the link's, never negative.
+func TestDuplicatesAreNotArrivals(t *testing.T) {
+	scs, err := Select("^rtc-rtt100-loss5$")
+	require.NoError(t, err)
+	sc := scs[0]
+	sc.Media = 5 * time.Second
+	sc.Forward.Loss, sc.Forward.Duplicate = 0.02, 0.05
+	res, r, err := runWith(sc, 1, RunOptions{})
+	require.NoError(t, err)
+	st := r.sim.Link(senderAddr, receiverAddr).Stats()
+	require.Positive(t, st.PacketsDuplicated, "the link made copies")
+	require.Positive(t, st.PacketsLost)
+	assert.Positive(t, res.LostPackets)
+	// The link's losses include the sender's few non-media datagrams.
+	assert.LessOrEqual(t, uint64(res.LostPackets), st.PacketsLost)
+	assert.Greater(t, uint64(res.LostPackets), st.PacketsLost*8/10)
+	require.NotNil(t, res.RTXPerLoss)
+}
+
 // TestRecoveryTimes: the time loss added to the frames that lost an
 // original and completed, and only those.
 func TestRecoveryTimes(t *testing.T) {
@@ -695,6 +761,11 @@ func TestScenarioValidateBounds(t *testing.T) {
 		{"dot dot", func(s *Scenario) { s.Name = ".." }, "may not be"},
 		{"a year of media", func(s *Scenario) { s.Media = 8760 * time.Hour }, "outside (0, 6h0m0s]"},
 		{"a quantile a hair under 1", func(s *Scenario) { s.PlayoutQuantile = 0.9999999 }, "playout_quantile"},
+		{"a negative loss", func(s *Scenario) { s.Loss = -3 }, "loss -3 outside [0, 1]"},
+		{"a loss over 1", func(s *Scenario) { s.Loss = 7 }, "loss 7 outside [0, 1]"},
+		{"a NaN loss", func(s *Scenario) { s.Loss = math.NaN() }, "outside [0, 1]"},
+		{"a negative rtt", func(s *Scenario) { s.RTT = -100 * time.Millisecond }, "negative rtt"},
+		{"audio frames of a gigabyte", func(s *Scenario) { s.Traffic.Audio.MaxSize = 1e9 }, "frame limit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sc := base

@@ -39,7 +39,8 @@
 // `-10`, `-20` and `jitter-30` (2 Mbit/s, 100 ms one way), with R_max 4
 // Mbit/s. Every row reports `phases` (per constant phase of capacity and
 // active flows, over its converged part: utilization, queueing delay at
-// the bottleneck, loss, Jain's index, reaction and reach times, targets,
+// the bottleneck, loss, the least Jain's index over 1 s and 5 s windows
+// (and 20 s ones in phases of 20 s or more), reaction and reach times, targets,
 // and in phases of 20 s or more `target_min_max_20s`, the least min/max of
 // the transport target over any 20 s window)
 // and `flows` (per media flow: targets, goodput and throughput means, the

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -92,6 +93,8 @@ func (s Scenario) validateFlows() error {
 			return fmt.Errorf("scenario %s: flow %d starts after the run", s.Name, i)
 		case (f.PauseAt != 0 || f.ResumeAt != 0) && !(f.Start < f.PauseAt && f.PauseAt < f.ResumeAt):
 			return fmt.Errorf("scenario %s: flow %d: pause %v-%v not after its start", s.Name, i, f.PauseAt, f.ResumeAt)
+		case f.ResumeAt != 0 && f.ResumeAt >= cmp.Or(f.Stop, end):
+			return fmt.Errorf("scenario %s: flow %d: resume %v not before the flow ends at %v", s.Name, i, f.ResumeAt, cmp.Or(f.Stop, end))
 		}
 	}
 	for i, c := range s.Cross {
@@ -592,6 +595,9 @@ type PhaseResult struct {
 	QueueDelayMS QueuePercents `json:"queue_delay_ms"`
 	LossRatio    float64       `json:"loss_ratio"`
 	Jain5sMin    float64       `json:"jain_5s_min"`
+	// Jain1sMin: as Jain5sMin on 1 s windows (SCENARIOS.md's three:
+	// 1, 5 and 20 s).
+	Jain1sMin float64 `json:"jain_1s_min"`
 	// ReactionS (a phase of lower capacity than the one before): from the
 	// phase's start until the media flows' transport targets add up to at
 	// most its capacity; ReachS (the first phase, one of higher capacity,
@@ -968,6 +974,7 @@ func (r *run) phasesAndFlows() ([]PhaseResult, []FlowResult) {
 			ph.LossRatio = round4(float64(drops) / float64(sent))
 		}
 		ph.Jain5sMin = round4(r.jainMin(act, wFrom, to, 5*time.Second))
+		ph.Jain1sMin = round4(r.jainMin(act, wFrom, to, time.Second))
 		if to.Sub(wFrom) >= 20*time.Second {
 			j := round4(r.jainMin(act, wFrom, to, 20*time.Second))
 			ph.Jain20sMin = &j

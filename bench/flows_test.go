@@ -119,6 +119,9 @@ func TestMultiFlowRow(t *testing.T) {
 		assert.LessOrEqual(t, p.QueueDelayMS.P95, p.QueueDelayMS.Max)
 		assert.LessOrEqual(t, p.QueueDelayMS.Max, 300+5.0, "the queue's bound (and one datagram)")
 		assert.True(t, p.Jain5sMin > 0 && p.Jain5sMin <= 1)
+		// A 5 s window is the sum of five 1 s ones, and the vectors within
+		// a Jain index form a convex cone: never less fair than the worst.
+		assert.True(t, p.Jain1sMin > 0 && p.Jain1sMin <= p.Jain5sMin, "1 s %v, 5 s %v", p.Jain1sMin, p.Jain5sMin)
 		assert.Positive(t, p.Utilization) // how much, the cc rows measure
 		assert.GreaterOrEqual(t, p.TargetBPS.Max, p.TargetBPS.Mean)
 		assert.GreaterOrEqual(t, p.TargetBPS.Mean, p.TargetBPS.Min)
@@ -182,10 +185,18 @@ func TestFlowsValidate(t *testing.T) {
 			s.Flows[1].Start, s.Flows[1].PauseAt, s.Flows[1].ResumeAt = 5*time.Second, 2*time.Second, 6*time.Second
 		},
 		"resume before pause": func(s *Scenario) { s.Flows[1].PauseAt, s.Flows[1].ResumeAt = 5*time.Second, 4*time.Second },
-		"reverse steps":       func(s *Scenario) { s.Schedule = []LinkStep{{At: time.Second, Reverse: &netem.LinkConfig{}}} },
-		"file fields":         func(s *Scenario) { s.Cross = []CrossSpec{{IdleMean: time.Second}} },
-		"loss stop":           func(s *Scenario) { s.LossStop = time.Second },
-		"skew with two flows": func(s *Scenario) { s.ReceiverClock = netem.Clock{PPM: 100} },
+		"resume after stop": func(s *Scenario) {
+			s.Flows[1].Stop, s.Flows[1].PauseAt, s.Flows[1].ResumeAt = 6*time.Second, 7*time.Second, 8*time.Second
+		},
+		"resume at stop": func(s *Scenario) {
+			s.Flows[1].Stop, s.Flows[1].PauseAt, s.Flows[1].ResumeAt = 6*time.Second, 4*time.Second, 6*time.Second
+		},
+		"resume after the run": func(s *Scenario) { s.Flows[1].PauseAt, s.Flows[1].ResumeAt = 5*time.Second, 10*time.Second },
+		"key frames too large": func(s *Scenario) { s.Traffic.Video.Bitrate = 100e9 },
+		"reverse steps":        func(s *Scenario) { s.Schedule = []LinkStep{{At: time.Second, Reverse: &netem.LinkConfig{}}} },
+		"file fields":          func(s *Scenario) { s.Cross = []CrossSpec{{IdleMean: time.Second}} },
+		"loss stop":            func(s *Scenario) { s.LossStop = time.Second },
+		"skew with two flows":  func(s *Scenario) { s.ReceiverClock = netem.Clock{PPM: 100} },
 		"source step order": func(s *Scenario) {
 			s.SourceSteps = []SourceStep{{At: 2 * time.Second, Bitrate: 1}, {At: time.Second, Bitrate: 1}}
 		},
@@ -200,6 +211,10 @@ func TestFlowsValidate(t *testing.T) {
 		mod(&s)
 		assert.Error(t, s.Validate(), name)
 	}
+	paused := base
+	paused.Flows = append([]FlowSpec(nil), base.Flows...)
+	paused.Flows[1].Stop, paused.Flows[1].PauseAt, paused.Flows[1].ResumeAt = 8*time.Second, 4*time.Second, 6*time.Second
+	assert.NoError(t, paused.Validate(), "a pause within the flow's life")
 	each := base
 	each.Flows = append([]FlowSpec(nil), base.Flows...)
 	each.Flows[1].Reverse = true
@@ -229,12 +244,18 @@ func TestReferenceColumn(t *testing.T) {
 		assert.Equal(t, p.StartS, res.Reference.Phases[i].StartS)
 	}
 	assert.NotEqual(t, res.Phases[0].TargetBPS, res.Reference.Phases[0].TargetBPS, "another controller")
+	// Our controller's counters come with the row: the start's probes
+	// went out, and the drop to 0.5 Mbit/s was cut for.
+	require.NotNil(t, res.Controller, "a cc.GCC row reports its controller")
+	assert.GreaterOrEqual(t, res.Controller.Probes, int64(2), "the start's probes")
+	assert.Positive(t, res.Controller.OveruseCuts+res.Controller.StandingCuts+res.Controller.LossCuts, "the drop")
 	ref := sc
 	ref.Target, ref.Reference = TargetGCC02, false
 	direct, err := Run(ref, 1)
 	require.NoError(t, err)
 	assert.Equal(t, direct.Phases, res.Reference.Phases, "the reference is the row run with gcc02")
 	assert.Nil(t, direct.Reference)
+	assert.Nil(t, direct.Controller, "gcc-02 keeps no such counters")
 }
 
 // The least goodput of a whole second counts only seconds wholly within

@@ -120,6 +120,7 @@ type run struct {
 	fecPerSec    []int64
 	mediaPerSec  []int64
 	held         []heldDeadline // by packet number & heldMask
+	arrived      []uint32       // media and retransmission packet numbers arrived, +1, by packet number & heldMask
 	driftEach    []float64      // the receiver's drift estimate at the end of each second of media
 	allowStop    *float64       // the receiver's largest recovery allowance (ms) when loss stopped (LossStop)
 	allowLoss    []float64      // the same at the end of each second of media while loss lasted (LossStop)
@@ -396,6 +397,7 @@ func (h *host) openStreams(now clock.Time) {
 	r.fecPerSec = make([]int64, secs)
 	r.mediaPerSec = make([]int64, secs)
 	r.held = make([]heldDeadline, heldMask+1)
+	r.arrived = make([]uint32, heldMask+1)
 
 	// The schedule counts from the media's start, or in a row with Flows
 	// from the run's (the row clock: Result.Phases).
@@ -407,10 +409,7 @@ func (h *host) openStreams(now clock.Time) {
 	if r.sc.LossStop > 0 {
 		r.sim.Schedule(now.Add(r.sc.LossStop), func(clock.Time) {
 			for _, l := range []*netem.Link{r.sim.Link(senderAddr, receiverAddr), r.sim.Link(receiverAddr, senderAddr)} {
-				cfg := l.Config()
-				cfg.Loss = 0
-				cfg.GE, cfg.FourState = netem.GilbertElliott{}, netem.FourState{}
-				_ = l.SetConfig(cfg)
+				_ = l.SetConfig(lossless(l.Config()))
 			}
 		})
 	}
@@ -419,11 +418,19 @@ func (h *host) openStreams(now clock.Time) {
 			r.scripted.Steps = append(r.scripted.Steps, cc.ScriptStep{At: base.Add(st.At), Rate: st.Forward.Rate})
 		}
 		fwd, rev := st.Forward, st.Reverse
-		// A stall's HoldUntil counts from the media's start, like At.
+		// A stall's HoldUntil counts from the media's start, like At; a
+		// step once loss has stopped keeps it stopped (the step's config
+		// is the whole link's, the loss of the scenario's included).
+		stopped := r.sc.LossStop > 0 && st.At >= r.sc.LossStop
 		for _, l := range []**netem.LinkConfig{&fwd, &rev} {
-			if *l != nil && (*l).HoldUntil > 0 {
+			if *l != nil && ((*l).HoldUntil > 0 || stopped) {
 				c := **l
-				c.HoldUntil += time.Duration(base)
+				if c.HoldUntil > 0 {
+					c.HoldUntil += time.Duration(base)
+				}
+				if stopped {
+					c = lossless(c)
+				}
 				*l = &c
 			}
 		}
@@ -441,6 +448,13 @@ func (h *host) openStreams(now clock.Time) {
 			}
 		})
 	}
+}
+
+// lossless is cfg with its loss turned off (Scenario.LossStop).
+func lossless(cfg netem.LinkConfig) netem.LinkConfig {
+	cfg.Loss = 0
+	cfg.GE, cfg.FourState = netem.GilbertElliott{}, netem.FourState{}
+	return cfg
 }
 
 // trackConfig is the stream a sender of the row opens for a source: audio
@@ -581,20 +595,24 @@ func (r *run) onArrival(now clock.Time, b []byte) {
 	if len(b) == 0 {
 		return
 	}
-	if len(r.padPNs) > 0 && wire.Type(b[0]>>3&7) == wire.TypeRetransmit {
-		var h wire.DataHeader
-		if _, err := h.Parse(b); err == nil && r.padPNs[h.PacketNumber] {
-			delete(r.padPNs, h.PacketNumber)
-			r.padArrived++
-			return
-		}
-	}
 	t := wire.Type(b[0] >> 3 & 7)
 	if t != wire.TypeData && t != wire.TypeRetransmit {
 		return
 	}
 	var h wire.DataHeader
 	if _, err := h.Parse(b); err != nil {
+		return
+	}
+	// A copy the link made (netem's Duplicate) is one packet arrived, not
+	// two: the lost count is sent less arrived.
+	i := h.PacketNumber & heldMask
+	if r.arrived[i] == h.PacketNumber+1 {
+		return
+	}
+	r.arrived[i] = h.PacketNumber + 1
+	if t == wire.TypeRetransmit && r.padPNs[h.PacketNumber] {
+		delete(r.padPNs, h.PacketNumber)
+		r.padArrived++
 		return
 	}
 	fr := r.lookup(&h, true)

@@ -176,6 +176,9 @@ func (s Scenario) Validate() error {
 		if st.Bitrate <= 0 || st.At < 0 || (i > 0 && st.At < s.SourceSteps[i-1].At) || s.Traffic.Video.FPS == 0 {
 			return fmt.Errorf("scenario %s: source step %d: needs video, a positive bitrate and time order", s.Name, i)
 		}
+		if err := s.Traffic.Video.checkFrameSize(st.Bitrate); err != nil {
+			return fmt.Errorf("scenario %s: source step %d: %w", s.Name, i, err)
+		}
 	}
 	if err := s.ReceiverClock.Validate(); err != nil {
 		return fmt.Errorf("scenario %s: receiver clock: %w", s.Name, err)
@@ -188,6 +191,14 @@ func (s Scenario) Validate() error {
 	}
 	if err := s.Traffic.Validate(); err != nil {
 		return fmt.Errorf("scenario %s: %w", s.Name, err)
+	}
+	// The reported loss and RTT (after the links, whose own checks name
+	// the field a file set).
+	switch {
+	case !(s.Loss >= 0 && s.Loss <= 1):
+		return fmt.Errorf("scenario %s: loss %v outside [0, 1]", s.Name, s.Loss)
+	case s.RTT < 0:
+		return fmt.Errorf("scenario %s: negative rtt %v", s.Name, s.RTT)
 	}
 	var prev time.Duration
 	for i, st := range s.Schedule {

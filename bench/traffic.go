@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"time"
+
+	"github.com/spillway-rt/spillway/internal/core"
 )
 
 // VideoModel is a synthetic video source: frames at FPS whose sizes average
@@ -88,24 +90,42 @@ func (t Traffic) Validate() error {
 		return fmt.Errorf("traffic: audio sizes %d-%d invalid", a.MinSize, a.MaxSize)
 	case v.FPS == 0 && a.FPS == 0:
 		return fmt.Errorf("traffic: no source")
+	case a.FPS > 0 && a.MaxSize > core.DefaultMaxFrameSize:
+		return fmt.Errorf("traffic: audio frames up to %d bytes exceed the transport's %d-byte frame limit", a.MaxSize, core.DefaultMaxFrameSize)
+	}
+	return v.checkFrameSize(v.Bitrate)
+}
+
+// checkFrameSize reports a video source whose frames at bps could exceed
+// the transport's frame limit (frameBound).
+func (v VideoModel) checkFrameSize(bps int64) error {
+	if v.FPS == 0 {
+		return nil
+	}
+	if b := v.frameBound(bps); b > core.DefaultMaxFrameSize {
+		return fmt.Errorf("traffic: video frames of up to %.0f bytes at %d bit/s exceed the transport's %d-byte frame limit",
+			b, bps, core.DefaultMaxFrameSize)
 	}
 	return nil
 }
 
-// maxFrameSize bounds the frames the traffic makes, far above any key
-// frame.
+// maxFrameSize bounds the frames the traffic makes, twice the largest any
+// can be: a key frame is at most KeyFactor x the mean frame (less with a
+// key interval, the deltas shrinking to make room for it), a delta at most
+// 5 x its mean (laplace) or 1 + Variation x.
 func (t Traffic) maxFrameSize() int {
 	n := 1
 	if v := t.Video; v.FPS > 0 {
-		if v.KeyInterval > 0 {
-			n = int(float64(v.Bitrate)/8*v.KeyInterval.Seconds()*2) + 1
-		} else {
-			// Deltas stay within 5 x their mean (laplace), key frames are
-			// KeyFactor x.
-			n = int(float64(v.Bitrate)/8/v.FPS*max(v.KeyFactor, 5)*2) + 1
-		}
+		n = int(v.frameBound(v.Bitrate)*2) + 1
 	}
-	return max(n, t.Audio.MaxSize)
+	// Validate keeps the frames within the transport's limit; the bound's
+	// margin must not make a buffer larger than a frame can be.
+	return min(max(n, t.Audio.MaxSize), core.DefaultMaxFrameSize)
+}
+
+// frameBound is the largest frame the video source makes at bps.
+func (v VideoModel) frameBound(bps int64) float64 {
+	return float64(bps) / 8 / v.FPS * max(v.KeyFactor, 5)
 }
 
 // Source says which source a Frame came from.

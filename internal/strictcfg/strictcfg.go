@@ -69,8 +69,67 @@ func Decode(data []byte, f Format, v any) error {
 		if dec.More() {
 			return fmt.Errorf("%w: json: data after the top-level value", ErrInvalid)
 		}
+		// encoding/json keeps the last of a repeated key; YAML refuses
+		// them, and so does a strict JSON file.
+		if err := duplicateKeys(data); err != nil {
+			return err
+		}
 	}
 	return assign(rv.Elem(), tree, "")
+}
+
+// duplicateKeys reports the first object key that repeats within its
+// object, in well-formed JSON data.
+func duplicateKeys(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	type level struct {
+		path   string
+		keys   map[string]bool // nil in an array
+		key    bool            // an object expects a key next
+		index  int             // an array's next element
+		pathOf string          // the path of the value being read
+	}
+	var stack []level
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // the end, or an error Decode has already reported
+		}
+		var top *level
+		if len(stack) > 0 {
+			top = &stack[len(stack)-1]
+		}
+		if top != nil && top.keys != nil && top.key {
+			if d, ok := tok.(json.Delim); ok && d == '}' {
+				stack = stack[:len(stack)-1]
+				continue
+			}
+			k, _ := tok.(string)
+			if top.keys[k] {
+				return fmt.Errorf("%w: %s: key %q repeated", ErrInvalid, orTop(top.path), k)
+			}
+			top.keys[k] = true
+			top.key, top.pathOf = false, join(top.path, k)
+			continue
+		}
+		path := ""
+		if top != nil {
+			if top.keys != nil {
+				top.key, path = true, top.pathOf
+			} else {
+				path = fmt.Sprintf("%s[%d]", top.path, top.index)
+				top.index++
+			}
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, level{path: path, keys: map[string]bool{}, key: true})
+		case json.Delim('['):
+			stack = append(stack, level{path: path})
+		case json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+	}
 }
 
 // ListLen returns the length of the list the top-level object holds under

@@ -69,6 +69,13 @@ func TestDecode(t *testing.T) {
 		{name: "syntax", format: JSON, in: `{"name":`, errHas: "json:"},
 		{name: "yaml syntax", format: YAML, in: "name: [", errHas: "yaml:"},
 		{name: "top level not an object", format: YAML, in: "- 1\n", errHas: "(top level): want an object"},
+		{name: "repeated key", format: JSON, in: `{"name":"a","name":"b"}`, errHas: `(top level): key "name" repeated`},
+		{name: "repeated nested key", format: JSON, in: `{"forward":{"rate":2000000,"rate":0}}`, errHas: `forward: key "rate" repeated`},
+		{name: "repeated key in a list", format: JSON, in: `{"steps":[{"rate":1},{"loss":0.1,"loss":0.2}]}`, errHas: `steps[1]: key "loss" repeated`},
+		{name: "repeated key yaml", format: YAML, in: "name: a\nname: b\n", errHas: "yaml:"},
+		{name: "same key in sibling objects", format: JSON,
+			in:   `{"forward":{"rate":1},"reverse":{"rate":2},"steps":[{"rate":3},{"rate":4}],"name":"s"}`,
+			want: file{Name: "s", Forward: link{Rate: 1}, Reverse: &link{Rate: 2}, Steps: []link{{Rate: 3}, {Rate: 4}}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
