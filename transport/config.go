@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"time"
@@ -217,11 +218,13 @@ func (c *Config) Validate() error {
 	if d.CongestionControl > Fixed {
 		return fmt.Errorf("%w: CongestionControl = %d: unknown", ErrInvalidConfig, d.CongestionControl)
 	}
-	if d.StartBitrate < 0 || (d.StartBitrate > 0 && d.MaxBitrate > 0 && d.StartBitrate > d.MaxBitrate) {
-		return fmt.Errorf("%w: StartBitrate = %d: must be within 0-MaxBitrate", ErrInvalidConfig, d.StartBitrate)
+	// Against the MaxBitrate in force: the core's default when unset.
+	maxRate := cmp.Or(d.MaxBitrate, core.DefaultMaxBitrate)
+	if d.StartBitrate < 0 || (maxRate > 0 && d.StartBitrate > maxRate) {
+		return fmt.Errorf("%w: StartBitrate = %d: must be within 0-MaxBitrate (%d)", ErrInvalidConfig, d.StartBitrate, maxRate)
 	}
-	if d.MinBitrate < 0 || (d.MinBitrate > 0 && d.MaxBitrate > 0 && d.MinBitrate > d.MaxBitrate) {
-		return fmt.Errorf("%w: MinBitrate = %d: must be within 0-MaxBitrate", ErrInvalidConfig, d.MinBitrate)
+	if d.MinBitrate < 0 || (maxRate > 0 && d.MinBitrate > maxRate) {
+		return fmt.Errorf("%w: MinBitrate = %d: must be within 0-MaxBitrate (%d)", ErrInvalidConfig, d.MinBitrate, maxRate)
 	}
 	if !(d.DrainRate > 0 && d.DrainRate < 1) {
 		return fmt.Errorf("%w: DrainRate = %v: must be within 0-1, exclusive", ErrInvalidConfig, d.DrainRate)

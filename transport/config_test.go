@@ -97,9 +97,15 @@ func TestConfigDrainRateMinBitrateEstimator(t *testing.T) {
 	for _, bad := range []Config{
 		{DrainRate: 1}, {DrainRate: -0.1}, {DrainRate: 1.5},
 		{MinBitrate: -1}, {MinBitrate: 2_000_000, MaxBitrate: 1_000_000},
+		// Above the default MaxBitrate (20 Mbit/s) when it is unset: once
+		// let through, and clamped by the controller without a word.
+		{MinBitrate: 30_000_000}, {StartBitrate: 50_000_000},
 	} {
 		assert.ErrorIs(t, bad.Validate(), ErrInvalidConfig, "%+v", bad)
 	}
+
+	assert.NoError(t, (&Config{MinBitrate: core.DefaultMaxBitrate, StartBitrate: core.DefaultMaxBitrate}).Validate(), "at the default")
+	assert.NoError(t, (&Config{MinBitrate: 30_000_000, MaxBitrate: 40_000_000}).Validate(), "under a MaxBitrate set")
 
 	floor := Config{MinBitrate: 400_000, StartBitrate: 500_000}
 	require.NoError(t, floor.Validate())

@@ -142,6 +142,7 @@ type Session struct {
 	readyOnce   sync.Once
 	peerLatency time.Duration // set before ready closes
 	done        chan struct{} // closed when the session is gone
+	tClosed     chan struct{} // ownsTransport: closed once the transport (its socket, goroutines) is gone
 	err         error         // why; set before done closes
 	final       Stats         // stats at close; set before done closes
 	tracks      chan *RemoteTrack
@@ -168,6 +169,7 @@ func newSession(t *Transport, c *core.Conn) *Session {
 		ownsTransport: t.closeWithSession && !c.Incoming(),
 		ready:         make(chan struct{}),
 		done:          make(chan struct{}),
+		tClosed:       make(chan struct{}),
 		tracks:        make(chan *RemoteTrack, 64),
 	}
 }
@@ -221,7 +223,10 @@ func (s *Session) closed(final Stats, err error) {
 	}
 	close(s.done)
 	if s.ownsTransport {
-		go s.t.Close() // not on the loop: Close waits for it
+		go func() { // not on the loop: Close waits for it
+			_ = s.t.Close()
+			close(s.tClosed)
+		}()
 	}
 }
 
@@ -292,8 +297,12 @@ func (s *Session) CloseWithError(code uint16, reason string) error {
 		return nil // the transport is gone, and the session with it
 	}
 	// The core bounds the close: Latency to flush, then three Close packets
-	// a smoothed RTT apart, or sooner when the peer answers.
+	// a smoothed RTT apart, or sooner when the peer answers. A session from
+	// Dial returns once its socket and goroutines are gone too.
 	<-s.done
+	if s.ownsTransport {
+		<-s.tClosed
+	}
 	return nil
 }
 
@@ -341,7 +350,7 @@ func (s *Session) handleEvent(now clock.Time, ev core.Event) {
 	switch ev.Type {
 	case core.EventStreamOpened:
 		rt := &RemoteTrack{s: s, id: ev.Stream, kind: ev.Kind, priority: ev.Priority,
-			frames: make(chan *rxFrame, s.t.cfg.FrameQueue), done: make(chan struct{})}
+			frames: make(chan *rxFrame, s.t.cfg.FrameQueue), done: make(chan struct{}), reading: make(chan struct{}, 1)}
 		if old := s.remoteTracks[ev.Stream]; old != nil {
 			old.end(io.EOF)
 		}
@@ -586,8 +595,8 @@ type RemoteTrack struct {
 	done     chan struct{}
 	endErr   error // set before done closes
 
-	mu      sync.Mutex // serialises ReadFrame
-	pending *rxFrame   // a frame ReadFrame could not fit in the caller's buffer
+	reading chan struct{} // a one-slot semaphore serialising ReadFrame (a mutex would not heed ctx)
+	pending *rxFrame      // a frame ReadFrame could not fit in the caller's buffer
 	dropped atomic.Int64
 }
 
@@ -659,8 +668,14 @@ func (rt *RemoteTrack) Dropped() int64 { return rt.dropped.Load() }
 // returns io.EOF (after the frames already received); when the session ends,
 // the session's error.
 func (rt *RemoteTrack) ReadFrame(ctx context.Context, buf []byte) (int, FrameInfo, error) {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
+	// Concurrent readers take turns; one waiting for its turn still heeds
+	// its context.
+	select {
+	case rt.reading <- struct{}{}:
+	case <-ctx.Done():
+		return 0, FrameInfo{}, ctx.Err()
+	}
+	defer func() { <-rt.reading }()
 	f := rt.pending
 	rt.pending = nil
 	if f == nil {

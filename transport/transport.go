@@ -486,6 +486,9 @@ func (t *Transport) finish(now clock.Time) {
 // calls into the transport then fail with ErrClosed.
 func (t *Transport) Close() error {
 	if err := t.init(false); err != nil && t.done == nil {
+		if t.ownsConn && t.Conn != nil {
+			_ = t.Conn.Close() // Dial or Listen opened it for a transport that never ran
+		}
 		return err
 	}
 	t.shutdown()
@@ -553,9 +556,15 @@ func (t *Transport) Listen() (*Listener, error) {
 // Dial opens a UDP socket and a session to addr ("host:port"). Closing the
 // session closes the socket.
 func Dial(ctx context.Context, addr string, cfg *Config) (*Session, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err // before a socket is opened
+	}
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("spillway: dial: %w", err)
+	}
+	if len(ua.IP) == 0 || ua.Port == 0 {
+		return nil, fmt.Errorf("spillway: dial: address %q: want host:port, a host and a port", addr)
 	}
 	network := "udp4"
 	if ua.IP.To4() == nil {
@@ -578,6 +587,9 @@ func Dial(ctx context.Context, addr string, cfg *Config) (*Session, error) {
 // accepts sessions on it. Closing the listener closes the socket and every
 // session on it.
 func Listen(addr string, cfg *Config) (*Listener, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err // before the port is bound
+	}
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("spillway: listen: %w", err)
@@ -626,6 +638,11 @@ func (l *Listener) closeQueue() {
 
 // Accept waits for the next session.
 func (l *Listener) Accept(ctx context.Context) (*Session, error) {
+	select {
+	case <-l.done: // closed: a session still queued is not handed out
+		return nil, ErrClosed
+	default:
+	}
 	select {
 	case s := <-l.accept:
 		return s, nil

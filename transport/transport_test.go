@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -637,5 +638,96 @@ func TestPublishBitrateBounds(t *testing.T) {
 		r := <-got
 		assert.GreaterOrEqual(t, r.Bitrate, int64(300_000))
 		assert.LessOrEqual(t, r.Bitrate, int64(800_000))
+	})
+}
+
+// fds counts this process's open file descriptors (Linux).
+func fds(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd here")
+	}
+	return len(ents)
+}
+
+// Dial and Listen check the Config before they open a socket: an invalid
+// one once leaked a socket per call, and left Listen's port bound so a
+// retry with a good Config failed. A bad address is refused with words.
+func TestDialListenInvalidConfigLeakNothing(t *testing.T) {
+	bad := &Config{Latency: -time.Second}
+	before := fds(t)
+	for range 20 {
+		_, err := Dial(t.Context(), "127.0.0.1:9", bad)
+		require.ErrorIs(t, err, ErrInvalidConfig)
+	}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := pc.LocalAddr().String()
+	require.NoError(t, pc.Close())
+	_, err = Listen(addr, bad)
+	require.ErrorIs(t, err, ErrInvalidConfig)
+	assert.Equal(t, before, fds(t), "no socket left open")
+	l, err := Listen(addr, nil)
+	require.NoError(t, err, "the port is free again")
+	require.NoError(t, l.Close())
+
+	for _, a := range []string{":7400", "127.0.0.1:0"} {
+		_, err = Dial(t.Context(), a, nil)
+		require.Error(t, err, a)
+		assert.Contains(t, err.Error(), "want host:port", a)
+	}
+	assert.Equal(t, before, fds(t))
+}
+
+// A session from Dial returns from Close with its socket closed.
+// Accept after Close fails with ErrClosed even when a session was queued.
+func TestCloseReleasesAndAcceptAfterClose(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	before := fds(t)
+	l, err := Listen("127.0.0.1:0", nil)
+	require.NoError(t, err)
+	cs, err := Dial(ctx, l.Addr().String(), nil)
+	require.NoError(t, err)
+	// The server's session is queued for Accept; close before accepting.
+	require.Eventually(t, func() bool { return len(l.accept) == 1 }, 5*time.Second, time.Millisecond)
+	require.NoError(t, l.Close())
+	s, err := l.Accept(ctx)
+	assert.Nil(t, s)
+	assert.ErrorIs(t, err, ErrClosed)
+	require.NoError(t, cs.Close())
+	assert.Equal(t, before, fds(t), "both sockets closed when Close returned")
+}
+
+// A ReadFrame waiting for its turn behind another heeds its own context.
+func TestConcurrentReadFrameHeedsContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l, client, _ := netemPair(t, netem.LinkConfig{Delay: time.Millisecond}, nil)
+		cs, ss := dialAccept(t, l, client)
+		v, err := cs.Publish(context.Background(), TrackConfig{Kind: KindVideo})
+		require.NoError(t, err)
+		require.NoError(t, v.WriteFrame(context.Background(), Frame{Data: frameData(1, 0)}))
+		rt, err := ss.AcceptTrack(context.Background())
+		require.NoError(t, err)
+		buf := make([]byte, 1<<16)
+		_, _, err = rt.ReadFrame(context.Background(), buf)
+		require.NoError(t, err)
+
+		long, cancelLong := context.WithCancel(context.Background())
+		first := make(chan error, 1)
+		go func() {
+			_, _, err := rt.ReadFrame(long, make([]byte, 1<<16))
+			first <- err
+		}()
+		synctest.Wait() // the first reader waits for a frame
+		short, cancelShort := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancelShort()
+		start := time.Now()
+		_, _, err = rt.ReadFrame(short, buf)
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.Equal(t, 100*time.Millisecond, time.Since(start), "not held until the first reader gives up")
+		cancelLong()
+		assert.ErrorIs(t, <-first, context.Canceled)
 	})
 }

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"text/tabwriter"
@@ -145,6 +147,24 @@ func selectScenarios(scs []bench.Scenario, pattern string) ([]bench.Scenario, er
 // done and fails.
 func runBench(ctx context.Context, o benchOptions, scs []bench.Scenario, stdout, stderr io.Writer) error {
 	results := make([]bench.Result, 0, len(scs))
+	// The report's file is made before any scenario runs (a temporary one
+	// beside it, renamed at the end): a path that cannot be written fails
+	// at once, not after an hour of runs, and an interrupted run leaves no
+	// half-written report.
+	var report *os.File
+	if o.JSON != "" {
+		f, err := os.CreateTemp(filepath.Dir(o.JSON), "."+filepath.Base(o.JSON)+".*")
+		if err != nil {
+			return fmt.Errorf("-json: %w", err)
+		}
+		report = f
+		defer func() {
+			if report != nil {
+				_ = report.Close()
+				_ = os.Remove(report.Name())
+			}
+		}()
+	}
 	if o.Pcap != "" {
 		if err := os.MkdirAll(o.Pcap, 0o755); err != nil {
 			return fmt.Errorf("-pcap: %w", err)
@@ -198,23 +218,33 @@ func runBench(ctx context.Context, o benchOptions, scs []bench.Scenario, stdout,
 	if err := bench.WriteTable(stdout, results); err != nil {
 		return err
 	}
-	if o.JSON != "" {
-		if err := writeReport(o.JSON, results); err != nil {
+	if report != nil {
+		f := report
+		report = nil // written: the deferred clean-up leaves it
+		if err := writeReport(f, o.JSON, results); err != nil {
+			_ = os.Remove(f.Name())
 			return err
 		}
 	}
 	return nil
 }
 
-// writeReport writes bench.Report as indented JSON: byte-identical for a
-// seed but for the wall-clock fields sim_speed and wall_s.
-func writeReport(path string, results []bench.Result) error {
+// writeReport writes bench.Report as indented JSON into f, a temporary
+// file, and renames it to path: byte-identical for a seed but for the
+// wall-clock fields sim_speed and wall_s.
+func writeReport(f *os.File, path string, results []bench.Result) error {
 	b, err := json.MarshalIndent(bench.Report{Results: results}, "", "  ")
 	if err != nil {
+		_ = f.Close()
 		return fmt.Errorf("encode results: %w", err)
 	}
 	b = append(b, '\n')
-	if err := os.WriteFile(path, b, 0o644); err != nil {
+	_, err = f.Write(b)
+	err = errors.Join(err, f.Chmod(0o644), f.Close())
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
 		return fmt.Errorf("write results: %w", err)
 	}
 	return nil

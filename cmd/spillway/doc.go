@@ -122,10 +122,13 @@
 // each of its tracks on a goroutine of its own, verifying every frame: the
 // CRC-32C, the magic, the length field against the frame's size, the
 // filler, the source against the track's kind, and the sequence numbers,
-// contiguous per source: a gap is loss (frames the pusher dropped included).
+// contiguous per source: a gap is loss, but for the frames the pusher
+// said it dropped (FrameInfo.DroppedBefore), which count as dropped.
 // A frame's latency is FrameInfo.CompleteTime - FrameInfo.CaptureTime; it
-// is on time within the latency budget (-latency, or the -profile's; give
-// the pusher's values). A line per second goes to stderr ("t=1s rx=...
+// is on time within the pusher's latency budget, which the handshake
+// carries (transport.Session.PeerLatency; -latency and -profile set
+// play's own transport, and stand in for it only if the pusher sent none).
+// A line per second goes to stderr ("t=1s rx=...
 // kbps=... rx_total=... lost_total=... corrupt_total=... late_total=...
 // lat_max_ms=...": keys other than the summary's).
 //
@@ -133,16 +136,17 @@
 // the session started, or on an interrupt, and prints exactly one line to
 // stdout:
 //
-//	frames=N on_time=R p99_ms=X corrupt=C lost=L late=... skipped=... overflow=... misordered=... p50_ms=... max_ms=... bytes=... freeze_count=... freezes_s=... pause_count=... concealment_events=... concealed_s=...
+//	frames=N on_time=R p99_ms=X corrupt=C lost=L late=... skipped=... dropped=... overflow=... misordered=... p50_ms=... max_ms=... bytes=... freeze_count=... freezes_s=... pause_count=... concealment_events=... concealed_s=...
 //
 // N counts the frames received (corrupt ones included); R is the intact
-// frames complete within the budget over the frames expected (N + L), 4
-// decimals; X is the 99th percentile (nearest rank) of the latency over the
+// frames complete within the budget over the frames expected (N + L +
+// dropped), 4 decimals; X is the 99th percentile (nearest rank) of the latency over the
 // frames received, in ms, 1 decimal (0 when none arrived); C the corrupt
 // frames; L the sequence numbers never received. The further fields: late
 // (intact frames complete after the budget), skipped (the transport's own
 // count of frames skipped, FrameInfo.LostBefore, which should equal lost),
-// overflow (frames the transport dropped because a reader fell behind),
+// dropped (frames the pusher dropped as too late and said so: drop
+// notices, FrameInfo.DroppedBefore), overflow (frames the transport dropped because a reader fell behind),
 // misordered (sequence numbers at or below one already seen), p50_ms,
 // max_ms, bytes, and the tracks' playout figures summed (W3C's video
 // freezeCount, totalFreezesDuration and pauseCount; audio concealment

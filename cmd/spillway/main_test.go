@@ -285,6 +285,39 @@ func benchJSON(t *testing.T, args ...string) (stdout string, report map[string]a
 	return out.String(), report
 }
 
+// The report's file is made before any scenario runs: a path that cannot
+// be written fails at once (it once failed after every run), and a run
+// leaves only the report in its directory, readable by others.
+func TestBenchJSONPath(t *testing.T) {
+	var out, errOut bytes.Buffer
+	bad := filepath.Join(t.TempDir(), "no-such-dir", "x.json")
+	code := run(t.Context(), []string{"bench", "-json", bad, "-scenario", "^rtc-rtt40-loss0$"}, &out, &errOut)
+	assert.Equal(t, exitFailure, code)
+	assert.Contains(t, errOut.String(), "-json")
+	assert.NotContains(t, errOut.String(), "[1/1]", "no scenario ran")
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bench.json")
+	code = run(t.Context(), []string{"bench", "-json", path, "-scenario", "^rtc-rtt40-loss0$"}, &out, &errOut)
+	require.Equal(t, exitOK, code, errOut.String())
+	ents, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Len(t, ents, 1, "no temporary file left")
+	assert.Equal(t, "bench.json", ents[0].Name())
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm())
+
+	// Interrupted: no report, and nothing left behind.
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	stale := filepath.Join(dir, "stale.json")
+	assert.Equal(t, exitFailure, run(ctx, []string{"bench", "-json", stale, "-scenario", "^rtc-rtt40-loss0$"}, &out, &errOut))
+	ents, err = os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Len(t, ents, 1)
+}
+
 // designFields are the fields DESIGN §9 requires of every row.
 var designFields = []string{"scenario", "profile", "rtt_ms", "loss", "latency_budget_ms", "media_s", "frames_sent",
 	"on_time_ratio", "latency_ms", "goodput_bps", "wire_overhead", "wire_overhead_ip", "sender_dropped", "streams",
@@ -405,6 +438,12 @@ func TestUsageErrors(t *testing.T) {
 		{"play"},
 		{"play", "-listen", "127.0.0.1:0", "-duration", "x"},
 		{"play", "-listen", "127.0.0.1:0", "stray"},
+		// Addresses: once an exit 1 with the transport's words.
+		{"play", "-listen", "bogus"},
+		{"push", "-to", "127.0.0.1:99999", "-duration", "1s"},
+		{"push", "-to", ":7400", "-duration", "1s"},
+		{"push", "-to", "127.0.0.1:0", "-duration", "1s"},
+		{"push", "-to", "127.0.0.1:1", "-duration", "1s", "-min-bitrate", "30000000"}, // over the default MaxBitrate
 	} {
 		t.Run(strings.Join(args, "_"), func(t *testing.T) {
 			var out, errOut bytes.Buffer

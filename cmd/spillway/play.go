@@ -35,8 +35,9 @@ kind, and sequence numbers (a gap is loss, but for the frames the sender
 says it dropped, counted as dropped). It prints a stats line to stderr
 each second and, when the session ends (or on -duration, or on interrupt),
 one line "frames=N on_time=R p99_ms=X corrupt=N lost=L ..." to stdout.
--profile and -latency should match the pusher's: on_time counts frames
-complete within the latency budget of their capture.`)
+on_time counts frames complete within the pusher's latency budget of their
+capture, which the handshake carries; -profile and -latency set play's own
+transport (its playout bounds).`)
 	fs.StringVar(&o.Listen, "listen", "", "UDP `address` to listen on (host:port)")
 	fs.DurationVar(&o.Duration, "duration", 0, "stop this long after the session starts (default: when the pusher closes)")
 	transportFlags(fs, &o.Config)
@@ -54,6 +55,9 @@ func playMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageErr(fs, "-listen is required")
 	case o.Duration < 0:
 		return usageErr(fs, "-duration must not be negative")
+	}
+	if _, err := resolveUDP(o.Listen, true); err != nil {
+		return usageErr(fs, "-listen: %v", err)
 	}
 	if err := checkTransportFlags(fs, &o.Config); err != nil {
 		return err

@@ -50,6 +50,9 @@ func pushMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case o.Duration <= 0:
 		return usageErr(fs, "-duration must be positive")
 	}
+	if _, err := resolveUDP(o.To, false); err != nil {
+		return usageErr(fs, "-to: %v", err)
+	}
 	if err := checkTransportFlags(fs, &o.Config); err != nil {
 		return err
 	}
