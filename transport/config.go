@@ -78,7 +78,7 @@ type Config struct {
 	// to playout) of received frames, which adapts to the jitter and the
 	// time recovery needs (package jitterbuffer) and drains excess at 10 %
 	// (RTC) or 3 % (Live) of real time. Defaults: 0 and 800 ms (RTC), 1 s
-	// and 3 s (Live).
+	// and 3 s (Live); an unset MaxPlayoutDelay is at least MinPlayoutDelay.
 	MinPlayoutDelay time.Duration
 	MaxPlayoutDelay time.Duration
 	// DrainRate is how fast excess playout delay drains, as a fraction of
@@ -180,9 +180,9 @@ func (c *Config) withDefaults() Config {
 	setDefault(&d.DrainRate, d.Profile.drainRate())
 	if d.Profile == Live {
 		setDefault(&d.MinPlayoutDelay, time.Second)
-		setDefault(&d.MaxPlayoutDelay, 3*time.Second)
+		setDefault(&d.MaxPlayoutDelay, max(3*time.Second, d.MinPlayoutDelay))
 	} else {
-		setDefault(&d.MaxPlayoutDelay, 800*time.Millisecond)
+		setDefault(&d.MaxPlayoutDelay, max(800*time.Millisecond, d.MinPlayoutDelay))
 	}
 	setDefault(&d.MaxSessions, core.DefaultMaxConns)
 	setDefault(&d.ReceiveQueue, 1024)

@@ -107,6 +107,15 @@ func TestConfigDrainRateMinBitrateEstimator(t *testing.T) {
 	assert.NoError(t, (&Config{MinBitrate: core.DefaultMaxBitrate, StartBitrate: core.DefaultMaxBitrate}).Validate(), "at the default")
 	assert.NoError(t, (&Config{MinBitrate: 30_000_000, MaxBitrate: 40_000_000}).Validate(), "under a MaxBitrate set")
 
+	// A MinPlayoutDelay above the profile's MaxPlayoutDelay, with the
+	// latter unset, raises it: it once failed blaming MaxPlayoutDelay.
+	for _, p := range []Profile{RTC, Live} {
+		c := Config{Profile: p, MinPlayoutDelay: 4 * time.Second}
+		require.NoError(t, c.Validate(), p)
+		assert.Equal(t, 4*time.Second, c.withDefaults().MaxPlayoutDelay, p)
+	}
+	assert.ErrorIs(t, (&Config{MinPlayoutDelay: 2 * time.Second, MaxPlayoutDelay: time.Second}).Validate(), ErrInvalidConfig, "both set: refused")
+
 	floor := Config{MinBitrate: 400_000, StartBitrate: 500_000}
 	require.NoError(t, floor.Validate())
 	g := floor.withDefaults().estimator()().(*cc.GCC)

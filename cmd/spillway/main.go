@@ -188,7 +188,7 @@ func transportFlags(fs *flag.FlagSet, cfg *transport.Config) {
 	fs.Int64Var(&cfg.MaxBitrate, "max-bitrate", 0, "the most the sender sends, in `bit/s` (default 20000000)")
 	fs.DurationVar(&cfg.PacerQueueLimit, "pacer-queue", 0, "the send queue's bound in time (default: 150ms rtc, 1s live)")
 	fs.DurationVar(&cfg.MinPlayoutDelay, "min-playout", 0, "the least playout offset, capture to playout (default: 0 rtc, 1s live)")
-	fs.DurationVar(&cfg.MaxPlayoutDelay, "max-playout", 0, "the most playout offset (default: 800ms rtc, 3s live)")
+	fs.DurationVar(&cfg.MaxPlayoutDelay, "max-playout", 0, "the most playout offset (default: 800ms rtc, 3s live, or -min-playout if more)")
 	fs.Float64Var(&cfg.DrainRate, "drain-rate", 0, "how fast excess playout delay drains, a `fraction` of real time (default: 0.10 rtc, 0.03 live)")
 	fs.BoolVar(&cfg.CatchUp, "catch-up", false, "after a video freeze, skip to the newest decodable frame")
 	fs.BoolVar(&cfg.PassThrough, "passthrough", false, "deliver received frames as they complete, with no playout buffer")
