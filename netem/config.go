@@ -342,11 +342,13 @@ type LinkConfig struct {
 	// Simulator.ApplySchedule). False: up.
 	Down bool `json:"down,omitzero"`
 
-	// HoldUntil, if set, stalls the link: a datagram that would be
-	// delivered before this time (since the face's time 0) is held and
-	// delivered then, in order, with the others held (a stall that
-	// releases what it held, as a Wi-Fi or cellular link does). A stall is
-	// a HoldUntil config between two others in a schedule (see Stall).
+	// HoldUntil, if set, stalls the link: a datagram that leaves its queue
+	// while this config holds and would be delivered before this time
+	// (since the face's time 0) is held and delivered then, in order, with
+	// the others held (a stall that releases what it held, as a Wi-Fi or
+	// cellular link does). Datagrams already crossing the link when the
+	// config took effect are not held. A stall is a HoldUntil config
+	// between two others in a schedule (see Stall).
 	HoldUntil time.Duration `json:"hold_until,omitzero"`
 }
 

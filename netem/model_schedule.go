@@ -60,8 +60,11 @@ func Blackout(base LinkConfig, start, end time.Duration) []ScheduleStep {
 	return []ScheduleStep{{At: start, Config: down}, {At: end, Config: base}}
 }
 
-// Stall returns the two steps of a stall of base from start to end: what
-// the link would deliver in between is held and delivered at end.
+// Stall returns the two steps of a stall of base from start to end: the
+// datagrams that leave the link's queue in between are held and delivered
+// at end, in order. Those already crossing the link (its Delay) when the
+// stall began arrive as usual, so the receiver's gap is the stall less
+// the link's delay, as behind a real link that stalls at its sending end.
 func Stall(base LinkConfig, start, end time.Duration) []ScheduleStep {
 	held := base
 	held.HoldUntil = end

@@ -142,12 +142,15 @@ func (h *Handshake) Append(b []byte, padTo int) ([]byte, error) {
 }
 
 func durationMS(d time.Duration) (uint32, bool) {
-	if d < 0 || d/time.Millisecond > 1<<32-1 {
+	if d < 0 {
 		return 0, false
 	}
 	ms := d / time.Millisecond
 	if d%time.Millisecond != 0 {
 		ms++ // round up, so a non-zero value never becomes 0 (absent)
+	}
+	if ms > 1<<32-1 { // checked after rounding: 2^32 ms wrapped to 0
+		return 0, false
 	}
 	return uint32(ms), true
 }

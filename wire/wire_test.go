@@ -319,3 +319,37 @@ func TestProtectedForm(t *testing.T) {
 	_, err = AppendProtected(nil, &DataHeader{Stream: 16, FragCount: 1}, nil)
 	assert.ErrorIs(t, err, ErrRange)
 }
+
+// Durations go on the wire in whole milliseconds, rounded up so a non-zero
+// value never reads as absent; one a hair under 2^32 ms rounded up to
+// 2^32 and wrapped to 0 ("none") after passing the range check.
+func TestHandshakeDurationEdges(t *testing.T) {
+	const maxMS = time.Duration(1<<32-1) * time.Millisecond
+	for _, tc := range []struct {
+		name string
+		d    time.Duration
+		want time.Duration // 0: refused with ErrRange
+	}{
+		{"1 ns", time.Nanosecond, time.Millisecond},
+		{"1.5 ms", 1500 * time.Microsecond, 2 * time.Millisecond},
+		{"the largest", maxMS, maxMS},
+		{"a hair under the next ms", maxMS - time.Nanosecond, maxMS},
+		{"a hair over", maxMS + time.Nanosecond, 0},
+		{"2^32 ms", maxMS + time.Millisecond, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, p := range []TransportParams{{IdleTimeout: tc.d}, {Latency: tc.d}} {
+				h := Handshake{Msg: MsgAccept, Version: Version1, DstConnID: 5, SrcConnID: 6, Params: p}
+				b, err := h.Append(nil, 0)
+				if tc.want == 0 {
+					assert.ErrorIs(t, err, ErrRange)
+					continue
+				}
+				require.NoError(t, err)
+				var got Handshake
+				require.NoError(t, got.Parse(b))
+				assert.Equal(t, tc.want, got.Params.IdleTimeout+got.Params.Latency)
+			}
+		})
+	}
+}

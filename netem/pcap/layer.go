@@ -44,6 +44,11 @@ type Spillway struct {
 	Handshake wire.Handshake    // TypeHandshake
 	Close     wire.Close        // TypeClose
 	Ping      wire.Ping         // TypePing
+	// Feedback (TypeFeedback) is the packet's RTCP messages, parsed as an
+	// endpoint parses them (an endpoint drops a feedback packet whose
+	// messages do not parse, and so does the layer). Its slices are reused
+	// from one DecodeFromBytes to the next.
+	Feedback wire.Feedback
 }
 
 var (
@@ -127,7 +132,11 @@ func (s *Spillway) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) erro
 		hdr = len(data) - len(payload)
 	case wire.TypeFeedback:
 		var sh wire.ShortHeader
-		if _, err := wire.ParseFeedbackHeader(data, &sh); err != nil {
+		rtcp, err := wire.ParseFeedbackHeader(data, &sh)
+		if err != nil {
+			return err
+		}
+		if err := wire.ParseFeedback(rtcp, &s.Feedback); err != nil {
 			return err
 		}
 		s.PacketNumber = sh.PacketNumber

@@ -116,6 +116,15 @@ func TestSpillwayLayerDecodesEveryType(t *testing.T) {
 	assert.Equal(t, wire.TypeFeedback, s.Type)
 	assert.EqualValues(t, 8, s.PacketNumber)
 	assert.Len(t, s.Payload(), 8, "the RTCP messages")
+	require.Len(t, s.Feedback.RRs, 1, "parsed as the endpoint parses them")
+	// Feedback whose RTCP an endpoint drops: the layer refuses it too (it
+	// once checked the header only).
+	hdr, err := wire.AppendFeedbackHeader(nil, 7, 8)
+	require.NoError(t, err)
+	for _, bad := range [][]byte{hdr, append(append([]byte(nil), hdr...), 0x40, 201, 0, 1, 0, 0, 0, 0)} {
+		var f pcap.Spillway
+		assert.ErrorIs(t, f.DecodeUDPPayload(bad), wire.ErrMalformed, "%x", bad)
+	}
 
 	for _, bad := range seeds[10:] {
 		var s pcap.Spillway
