@@ -124,10 +124,11 @@ func ccRows() []Scenario {
 		s.MeasureFrom = 100 * time.Second
 		out = append(out, s)
 	}
-	// 5.6: media 5-119 s against one bulk TCP flow (CUBIC, or NewReno)
+	// 5.6: media from 5 s against one bulk TCP flow (CUBIC, or NewReno)
 	// from 0 s on 2 Mbit/s, measured from 20 s; the TCP flow stops at
-	// 119 s and the media goes on to 130 s (queueing once TCP stops). A 300
-	// ms queue in RTC, a 1000 ms one in Live and in RTC.
+	// 119 s (SCENARIOS.md's end of the media) and the media goes on to
+	// 130 s, past SCENARIOS.md's 120 s, for the cc issue's queueing once
+	// TCP stops. A 300 ms queue in RTC, a 1000 ms one in Live and in RTC.
 	for _, v := range []netem.TCPVariant{netem.TCPCubic, netem.TCPReno} {
 		for _, q := range []struct {
 			suffix string

@@ -95,7 +95,7 @@ func (c DecoderConfig) Validate() error {
 	case history < 0 || history > maxHistory:
 		return bad("History", history, fmt.Sprintf("outside 0-%d", maxHistory))
 	case c.MaxSymbol < 1 || c.MaxSymbol > 65535-SymbolOverhead:
-		return bad("MaxSymbol", c.MaxSymbol, "outside 1-65533")
+		return bad("MaxSymbol", c.MaxSymbol, "outside 1-65534")
 	case c.MaxBlocks < 1 || c.MaxBlocks > 4096:
 		return bad("MaxBlocks", c.MaxBlocks, "outside 1-4096")
 	case c.MaxRepairs < 1 || c.MaxRepairs > 65536:

@@ -113,7 +113,7 @@ func (c EncoderConfig) Validate() error {
 	}
 	switch {
 	case c.MaxSymbol < 1 || c.MaxSymbol > math.MaxUint16-SymbolOverhead:
-		return bad("MaxSymbol", c.MaxSymbol, "outside 1-65533")
+		return bad("MaxSymbol", c.MaxSymbol, "outside 1-65534")
 	case c.MaxK < 1 || c.MaxK > MaxSpan:
 		return bad("MaxK", c.MaxK, fmt.Sprintf("outside 1-%d", MaxSpan))
 	case c.MaxM < 1 || c.MaxM > MaxParity:

@@ -76,7 +76,9 @@
 // fec_bytes, rtx_bytes, feedback_bytes, media_packets, lost_packets,
 // recovered_fec, retransmissions, rtx_per_loss, rtx_sent_too_late,
 // rtx_arrived_late, residual_loss, fec_overhead_1s, sim_speed, wall_s;
-// beyond them, fec_packets (repair packets sent, beside media_packets).
+// beyond them, fec_packets (repair packets sent, beside media_packets) and
+// the further fields package bench documents (playout, phases, flows,
+// pacer and controller figures, baselines, per row).
 //
 // # spillway push -to ADDR -duration D [-seed N] [-profile rtc|live] [-latency D]
 //
@@ -161,7 +163,8 @@
 // forward link, and what the -forward address answers to the client (the
 // most recent source address seen on -listen) through the reverse link.
 //
-// Each LinkConfig field has a flag named after its JSON name, which sets
+// Each LinkConfig field but hold_until (a stall: a -config file's
+// schedule has it) has a flag named after its JSON name, which sets
 // both directions, and a -rev- form (-rev-delay, -rev-loss, ...) which
 // overrides it for the reverse direction (forward address to client):
 //

@@ -75,14 +75,14 @@
 // connection, MaxReceiveBuffer bytes of frames being assembled or awaiting
 // playout, MaxPendingFrames frames per received stream, 64 queued stateless
 // answers per endpoint, MaxConns connections. A connection's fixed state is
-// 82 KiB (send history and arrival records of 2048 packets each), plus
-// 104 B per pending-frame slot (256 by default) of each received stream.
-// Recovery adds, on a side that sends, the retransmission arena
-// (MaxBitrate x Latency within 256 KiB-8 MiB, plus 352 KiB of index) and
-// the FEC encoder's parity buffers (at most 1 MiB); on a side that
-// receives, the FEC decoder's copies of the last 256 media packets (about
-// 320 KiB for 1200-byte fragments) and up to 64 repair symbols, and the
-// NACK list (96 KiB). Each is created when first needed.
+// about 160 KiB (its send history, 112 KiB, and arrival records, 32 KiB,
+// of 2048 packets each), plus 112 B per pending-frame slot (256 by
+// default) of each received stream. Recovery adds, on a side that sends,
+// the retransmission arena (MaxBitrate x Latency within 256 KiB-8 MiB,
+// plus 416 KiB of index) and the FEC encoder's parity buffers (at most 1
+// MiB); on a side that receives, the FEC decoder's copies of the last 256
+// media packets (304 KiB for 1200-byte fragments) and up to 64 repair
+// symbols, and the NACK list (96 KiB). Each is created when first needed.
 //
 // # Limitations (version 1)
 //
