@@ -364,6 +364,9 @@ func (s *sender) pollRetransmit(now clock.Time, dst []byte) (int, bool) {
 			if s.frameBytes > p.nackedFrames {
 				s.rtxBehind++
 			}
+			// Measured once per NACK: a spaced copy (DESIGN §2's doubled
+			// last chance) waits up to 50 ms on purpose, behind frames.
+			s.history[orig&(historySize-1)].nacked = 0
 		}
 		b, payload, ok := s.sendCopy(now, orig, s.prot[:n], dst)
 		if !ok {

@@ -79,6 +79,11 @@ type sendStream struct {
 	// likely to fit (a key-frame storm).
 	keyRetryAt clock.Time
 	target     int64 // the last TargetRate given the application, bit/s; 0 none yet
+	// targetAt: when the last TargetRate went out; pushedTo: a pushback
+	// of 10 % or less that came sooner than targetInterval after it,
+	// which the next update applies (0: none).
+	targetAt clock.Time
+	pushedTo int64
 	// lastDeadline is the latest deadline of the stream's packets sent
 	// (capture + the budget, as the retransmission history keeps them):
 	// until then a retransmission or a repair of one may still go, and
@@ -772,17 +777,34 @@ func (s *sender) tooLate(now clock.Time, st *sendStream, f *outFrame, late time.
 		return
 	}
 	if st.target > 0 {
-		s.pushback(st, max(1-float64(late)/float64(s.c.cfg.Latency), pushbackFloor))
+		s.pushback(now, st, max(1-float64(late)/float64(s.c.cfg.Latency), pushbackFloor), false)
 	}
 }
 
-// pushback lowers an open stream's target by scale at once, never under
-// its MinBitrate (a closed stream takes no more frames: nothing to ask).
-func (s *sender) pushback(st *sendStream, scale float64) {
+// pushback lowers an open stream's target by scale, never under its
+// MinBitrate (a closed stream takes no more frames: nothing to ask): at
+// once for a key frame that proved too large (atOnce) or a cut of more
+// than 10 %, else no sooner than targetInterval after the last
+// TargetRate (the next update applies it), so a run of late deltas does
+// not make more than 5 updates a second.
+func (s *sender) pushback(now clock.Time, st *sendStream, scale float64, atOnce bool) {
 	if !st.open {
 		return
 	}
-	s.setTarget(st, max(int64(float64(st.target)*scale), st.cfg.MinBitrate))
+	base := st.target
+	if st.pushedTo > 0 {
+		base = min(base, st.pushedTo)
+	}
+	next := max(int64(float64(base)*scale), st.cfg.MinBitrate)
+	if next >= st.target {
+		return
+	}
+	if atOnce || float64(next) < 0.9*float64(st.target) || now.Sub(st.targetAt) >= targetInterval {
+		st.pushedTo = 0
+		s.setTarget(now, st, next)
+		return
+	}
+	st.pushedTo = next
 }
 
 // keyTooLate handles a key frame predicted to arrive late after all: the
@@ -795,7 +817,7 @@ func (s *sender) keyTooLate(now clock.Time, st *sendStream, f *outFrame, late ti
 	if st.target <= 0 || own <= 0 {
 		return
 	}
-	s.pushback(st, max(1-float64(late)/float64(own), pushbackFloor))
+	s.pushback(now, st, max(1-float64(late)/float64(own), pushbackFloor), true)
 }
 
 // drop counts a frame this sender drops and tells the application
@@ -804,7 +826,9 @@ func (s *sender) drop(now clock.Time, st *sendStream, f *outFrame, why DropReaso
 	c := s.c
 	unsent := int64(f.size - f.sent)
 	st.stats.FramesDropped++
-	st.stats.BytesDropped += unsent
+	// Frame bytes, as BytesSent counts them: the prefix is not the
+	// application's (it once made BytesDropped exceed BytesSent).
+	st.stats.BytesDropped += min(unsent, int64(f.size-wire.FramePrefixLen))
 	c.stats.FramesDroppedOnSend++
 	s.drops.Frames[why][f.class]++
 	s.drops.Bytes[why][f.class] += unsent
@@ -829,10 +853,18 @@ func (s *sender) dropHead(now clock.Time, st *sendStream, why DropReason, reason
 	}
 }
 
-// popFrame removes a stream's head frame and frees its buffer.
+// popFrame removes a stream's head frame and frees its buffer, and the
+// tombstones of evicted frames (evict) behind it: once the stream's last
+// frame has left, nothing else would take them out, and a queue holding
+// only them kept a closed stream's id from reuse and its rate counted in
+// the pacing rate.
 func (s *sender) popFrame(st *sendStream) {
 	f := st.queue.Pop()
 	s.release(st, &f)
+	for st.queue.Len() > 0 && st.queue.Front().gone {
+		g := st.queue.Pop()
+		s.release(st, &g)
+	}
 }
 
 // pollMedia sends the next packet the pacer allows, in strict priority
@@ -918,8 +950,8 @@ func (s *sender) pollNext(now clock.Time, dst []byte, audioOnly bool) (int, bool
 					s.popFrame(st)
 					continue
 				}
-				if !audio && pass == 0 && !f.key {
-					break
+				if !audio && pass == 0 && f.class != cc.ClassKey {
+					break // (a data stream's key frame is data: it goes last)
 				}
 				// (A started video frame was judged above, at this now.)
 				if (audio || f.next == 0) && s.dropIfLate(now, st, f, oneWay) {

@@ -293,3 +293,146 @@ func TestRecoveryBacklogStat(t *testing.T) {
 	assert.Zero(t, st.RecoveryBacklog)
 	assert.Equal(t, int64(2), st.RetransmittedPacketsSent)
 }
+
+// Frames evicted for the queue limit leave tombstones; those at a stream's
+// tail once stayed after its last frame left (nothing walked past them),
+// so the closed stream's id was never reused and its bitrate still counted
+// in the pacing rate.
+func TestEvictedTailLeavesWithTheStream(t *testing.T) {
+	p := newPipe(t, Config{})
+	a, _ := p.cc.OpenStream(p.now, StreamConfig{Kind: KindVideo, Priority: PriorityLow, Bitrate: 300_000})
+	b, _ := p.cc.OpenStream(p.now, StreamConfig{Kind: KindVideo, Priority: PriorityHigh, Bitrate: 300_000})
+	for i := 2; i < 16; i++ {
+		_, err := p.cc.OpenStream(p.now, StreamConfig{Kind: KindAudio, Bitrate: 8000})
+		require.NoError(t, err)
+	}
+	p.tick()
+	require.NoError(t, p.cc.WriteFrame(p.now, a, make([]byte, 1500), FrameInfo{Capture: p.now, Key: true}))
+	require.NoError(t, p.cc.WriteFrame(p.now, b, make([]byte, 1500), FrameInfo{Capture: p.now, Key: true}))
+	for p.cc.WriteFrame(p.now, a, make([]byte, 1500), FrameInfo{Capture: p.now, Droppable: true}) == nil {
+	}
+	// b's delta evicts a's newest droppable frames: tombstones at a's tail.
+	require.NoError(t, p.cc.WriteFrame(p.now, b, make([]byte, 3000), FrameInfo{Capture: p.now}))
+	require.Positive(t, p.cc.Stats().SendDrops.Frames[DropQueueLimit][cc.ClassVideo])
+	require.NoError(t, p.cc.CloseStream(p.now, a))
+	for range 1000 { // 10 s
+		p.now = p.now.Add(10 * time.Millisecond)
+		p.tick()
+	}
+	assert.Zero(t, p.cc.snd.streams[a].queue.Len())
+	assert.Equal(t, int64(300_000+14*8000), p.cc.snd.fixed.Rate, "the closed stream's rate no longer counts")
+	_, err := p.cc.OpenStream(p.now, StreamConfig{Kind: KindVideo})
+	require.NoError(t, err, "stream %d closed 10 s ago, nothing queued: its id is free", a)
+}
+
+// A key frame on a data stream is data (cc.ClassData): it leaves after
+// queued video, as the priority order says; the key-frame pass once took
+// it first.
+func TestDataKeyFrameAfterVideo(t *testing.T) {
+	p := newPipe(t, Config{})
+	vid, _ := p.cc.OpenStream(p.now, StreamConfig{Kind: KindVideo})
+	did, _ := p.cc.OpenStream(p.now, StreamConfig{Kind: KindData})
+	p.tick()
+	require.NoError(t, p.cc.WriteFrame(p.now, vid, make([]byte, 6000), FrameInfo{Capture: p.now}))
+	require.NoError(t, p.cc.WriteFrame(p.now, did, make([]byte, 6000), FrameInfo{Capture: p.now, Key: true}))
+	var order []uint8
+	p.tap = func(from string, b []byte) {
+		var h wire.DataHeader
+		if _, err := h.Parse(b); from == "client" && err == nil && !h.Retransmit {
+			order = append(order, h.Stream)
+		}
+	}
+	for range 50 {
+		p.now = p.now.Add(time.Millisecond)
+		p.tick()
+	}
+	require.Len(t, order, 12)
+	for i, st := range order {
+		want := vid
+		if i >= 6 {
+			want = did
+		}
+		assert.Equal(t, want, st, "packet %d of %v (video %d, data %d)", i, order, vid, did)
+	}
+}
+
+// Deltas predicted late push the target down, but at most 5 updates a
+// second go out unless a cut is of more than 10 %, and none repeats the
+// target in force (a run of late deltas once made 9 in a second, 3 of them
+// repeats at MinBitrate).
+func TestPushbackKeepsTheTargetRate(t *testing.T) {
+	est := &knob{rate: 300_000}
+	cfg := Config{Estimator: func() cc.Estimator { return est }}
+	link := netem.LinkConfig{Delay: 20 * time.Millisecond}
+	p := newPair(t, pairOpts{client: cfg, server: cfg, fwd: link, rev: link})
+	p.connected()
+	var at []clock.Time
+	var rate []int64
+	p.client.onEvent = func(now clock.Time, ev Event) {
+		if ev.Type == EventTargetRate {
+			at, rate = append(at, now), append(rate, ev.Bitrate)
+		}
+	}
+	sid, err := p.cc.OpenStream(p.sim.Now(), StreamConfig{Kind: KindVideo, Bitrate: 2_000_000, MinBitrate: 260_000})
+	require.NoError(t, err)
+	for i := range 60 {
+		p.at(time.Duration(i)*33*time.Millisecond, func(now clock.Time) {
+			_ = p.cc.WriteFrame(now, sid, make([]byte, 8000), FrameInfo{Capture: now, Key: i == 0, Droppable: i != 0})
+		})
+	}
+	p.run(2 * time.Second)
+	require.NotEmpty(t, at)
+	require.Positive(t, p.cc.Stats().SendDrops.Frames[DropPredictedLate][cc.ClassVideo]+
+		p.cc.Stats().SendDrops.Frames[DropLateOnArrival][cc.ClassVideo], "deltas were late")
+	for i := range at {
+		if i > 0 {
+			assert.NotEqual(t, rate[i-1], rate[i], "a repeat at %v: %v", at[i], rate)
+			if at[i].Sub(at[i-1]) < targetInterval {
+				assert.Less(t, float64(rate[i]), 0.9*float64(rate[i-1]), "only a cut of more than 10 %% comes sooner: %v", rate)
+			}
+		}
+	}
+}
+
+// A spaced retransmission copy waits on purpose: it counts neither in the
+// retransmissions' pacer wait nor as one behind frames (71 copies once
+// made 65 "behind frames", whose doc says 0 but for one already leaving).
+func TestSpacedCopiesAreNotBehindFrames(t *testing.T) {
+	cfg := Config{}
+	fwd := netem.LinkConfig{Delay: 50 * time.Millisecond, GE: netem.GEFromLossBurst(0.10, 3)}
+	rev := netem.LinkConfig{Delay: 50 * time.Millisecond}
+	p := newPair(t, pairOpts{client: cfg, server: cfg, fwd: fwd, rev: rev})
+	p.connected()
+	vid, _ := p.cc.OpenStream(p.sim.Now(), StreamConfig{Kind: KindVideo, Bitrate: 1_500_000})
+	aid, _ := p.cc.OpenStream(p.sim.Now(), StreamConfig{Kind: KindAudio})
+	for i := range 30 * 30 {
+		p.at(time.Duration(i)*33*time.Millisecond, func(now clock.Time) {
+			size := 6000
+			if i%60 == 0 {
+				size = 40000
+			}
+			_ = p.cc.WriteFrame(now, vid, make([]byte, size), FrameInfo{Capture: now, Key: i%60 == 0})
+			_ = p.cc.WriteFrame(now, aid, make([]byte, 160), FrameInfo{Capture: now})
+		})
+	}
+	p.run(31 * time.Second)
+	st := p.cc.Stats()
+	require.Positive(t, st.RTXSender.SpacedCopies)
+	assert.LessOrEqual(t, st.RetransmissionsBehindFrames, int64(2), "spaced copies %d", st.RTXSender.SpacedCopies)
+	assert.Less(t, st.PacerWait[cc.ClassRetransmission].Count, st.RetransmittedPacketsSent, "copies are not measured")
+}
+
+// A stream's dropped bytes are frame bytes, as its sent bytes are: ten
+// 100-byte audio frames late on arrival once counted 1030.
+func TestBytesDroppedAreFrameBytes(t *testing.T) {
+	p := newPipe(t, Config{})
+	sid, _ := p.cc.OpenStream(p.now, StreamConfig{Kind: KindAudio})
+	p.tick()
+	for range 10 {
+		assert.ErrorIs(t, p.cc.WriteFrame(p.now, sid, make([]byte, 100), FrameInfo{Capture: p.now.Add(-time.Second)}), ErrFrameDropped)
+	}
+	st, ok := p.cc.StreamStats(sid)
+	require.True(t, ok)
+	assert.Equal(t, int64(1000), st.BytesSent)
+	assert.Equal(t, int64(1000), st.BytesDropped)
+}

@@ -145,6 +145,11 @@ func (s *sender) updateTargets(now clock.Time) {
 			continue
 		}
 		w := max(int64(want[i]), st.cfg.MinBitrate)
+		if st.pushedTo > 0 {
+			// A pushback held back since the last update (pushback).
+			w = min(w, st.pushedTo)
+			st.pushedTo = 0
+		}
 		next := w
 		if st.target > 0 && w > st.target {
 			next = st.target + int64(float64(w-st.target)*targetRise)
@@ -155,13 +160,17 @@ func (s *sender) updateTargets(now clock.Time) {
 		if st.target > 0 && absDiff(next, st.target) < int64(float64(st.target)*targetMinChange) {
 			continue
 		}
-		s.setTarget(st, next)
+		s.setTarget(now, st, next)
 	}
 }
 
-// setTarget gives a stream a new target and tells the application.
-func (s *sender) setTarget(st *sendStream, bps int64) {
-	st.target = bps
+// setTarget gives a stream a new target and tells the application, unless
+// it is the target it has.
+func (s *sender) setTarget(now clock.Time, st *sendStream, bps int64) {
+	if bps == st.target {
+		return
+	}
+	st.target, st.targetAt = bps, now
 	st.stats.TargetBitrate = bps
 	s.c.ep.pushEvent(Event{Type: EventTargetRate, Conn: s.c, Stream: st.id, Kind: st.cfg.Kind, Bitrate: bps})
 }
