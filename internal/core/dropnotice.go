@@ -91,14 +91,21 @@ func (d *dropNotices) push(n dropNotice) {
 
 // addFrame notes a dropped frame none of whose fragments left: merged into
 // the newest notice when that one is unsent, of the same stream and ends
-// just before it.
+// just before it, or starts just after it (the queue limit evicts the
+// newest frames first: 14, 13, 12 made three notices).
 func (d *dropNotices) addFrame(now clock.Time, stream uint8, id int64) {
 	if d.n > 0 {
 		last := d.at(d.n - 1)
-		if !last.sent && last.stream == stream && last.pnCount == 0 && last.frames > 0 &&
-			last.firstFrame+int64(last.frames) == id && last.frames < wire.FrameIDMask {
-			last.frames++
-			return
+		if !last.sent && last.stream == stream && last.pnCount == 0 && last.frames > 0 && last.frames < wire.FrameIDMask {
+			switch id {
+			case last.firstFrame + int64(last.frames):
+				last.frames++
+				return
+			case last.firstFrame - 1:
+				last.firstFrame--
+				last.frames++
+				return
+			}
 		}
 	}
 	d.push(dropNotice{stream: stream, firstFrame: id, frames: 1, at: now})

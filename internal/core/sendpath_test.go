@@ -436,3 +436,39 @@ func TestBytesDroppedAreFrameBytes(t *testing.T) {
 	assert.Equal(t, int64(1000), st.BytesSent)
 	assert.Equal(t, int64(1000), st.BytesDropped)
 }
+
+// Consecutive frames dropped in either order make one notice while it is
+// unsent: the queue limit evicts the newest first (14, 13, 12, 11 made four
+// notices of the 64 a sender keeps). A gap, another stream, or a notice
+// already sent starts a new one.
+func TestDropNoticesMergeBothWays(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ids  []int64
+		want [][2]int64 // first frame, frames
+	}{
+		{"ascending", []int64{11, 12, 13, 14}, [][2]int64{{11, 4}}},
+		{"descending", []int64{14, 13, 12, 11}, [][2]int64{{11, 4}}},
+		{"both", []int64{12, 13, 11, 14, 10}, [][2]int64{{10, 5}}},
+		{"a gap", []int64{14, 12}, [][2]int64{{14, 1}, {12, 1}}},
+		{"a repeat", []int64{5, 5}, [][2]int64{{5, 1}, {5, 1}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var d dropNotices
+			for _, id := range tc.ids {
+				d.addFrame(0, 1, id)
+			}
+			require.Equal(t, len(tc.want), d.n)
+			for i, w := range tc.want {
+				assert.Equal(t, w[0], d.at(i).firstFrame, "notice %d", i)
+				assert.EqualValues(t, w[1], d.at(i).frames, "notice %d", i)
+			}
+		})
+	}
+	var d dropNotices
+	d.addFrame(0, 1, 5)
+	d.addFrame(0, 2, 4) // another stream
+	d.at(1).sent = true
+	d.addFrame(0, 2, 3) // after it was sent
+	assert.Equal(t, 3, d.n)
+}
