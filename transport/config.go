@@ -153,8 +153,10 @@ type Config struct {
 	// MaxSessions bounds the sessions of one Transport. Default 1024.
 	MaxSessions int
 	// ReceiveQueue is how many received datagrams may wait between the
-	// socket reader and the session loop; beyond it they are dropped and
-	// counted (Stats.DatagramsDropped). Default 1024.
+	// socket reader and the session loop (and one read's worth more: 32
+	// on Linux, 1 elsewhere); beyond it they are dropped and counted
+	// (Stats.DatagramsDropped). Each costs a buffer of MaxDatagramSize.
+	// Default 1024.
 	ReceiveQueue int
 	// FrameQueue is how many frames a received track holds for ReadFrame;
 	// beyond it the oldest is dropped and counted. Default 256.

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"time"
@@ -14,7 +15,9 @@ type rxDatagram struct {
 	from netip.AddrPort
 }
 
-// rxBatch is what the reader hands the loop: up to batchSize datagrams.
+// rxBatch is what the reader hands the loop: the datagrams of one read,
+// dgs[:n], in as many buffers (dgs) as the read was given, at most
+// batchSize.
 type rxBatch struct {
 	dgs []rxDatagram
 	n   int
@@ -22,8 +25,9 @@ type rxBatch struct {
 
 const batchSize = 32
 
-func newBatch(bufSize int) *rxBatch {
-	b := &rxBatch{dgs: make([]rxDatagram, batchSize)}
+// newBatch returns a batch of k buffers of bufSize bytes.
+func newBatch(k, bufSize int) *rxBatch {
+	b := &rxBatch{dgs: make([]rxDatagram, k)}
 	for i := range b.dgs {
 		b.dgs[i].buf = make([]byte, bufSize)
 	}
@@ -33,13 +37,18 @@ func newBatch(bufSize int) *rxBatch {
 // packetIO reads and writes datagrams on a socket. The reader goroutine
 // calls read; only the loop goroutine calls write and flush.
 type packetIO interface {
-	// read fills b with at least one datagram, blocking.
+	// read fills b with at least one datagram (at most len(b.dgs), and at
+	// most perRead), blocking.
 	read(b *rxBatch) error
+	// perRead is the most datagrams one read returns.
+	perRead() int
 	// write queues or sends one datagram (b may be reused once flush or
-	// the next write returns).
-	write(b []byte, to netip.AddrPort) error
-	// flush sends what write queued.
-	flush() error
+	// the next write returns); it reports how many datagrams failed to
+	// go (this one, or those of a batch it had to flush) and the first
+	// error.
+	write(b []byte, to netip.AddrPort) (int, error)
+	// flush sends what write queued, reporting as write does.
+	flush() (int, error)
 	name() string
 }
 
@@ -97,6 +106,20 @@ func newPlainIO(c net.PacketConn) *plainIO {
 			return c.WriteTo(b, net.UDPAddrFromAddrPort(to))
 		}
 	}
+	// A connected socket (net.DialUDP) refuses WriteTo, which the batch
+	// path's sendmmsg does not: write to its peer with Write, as there,
+	// and refuse any other destination.
+	if uc, ok := c.(*net.UDPConn); ok {
+		if ra, ok := uc.RemoteAddr().(*net.UDPAddr); ok && ra != nil {
+			peer := unmap(ra.AddrPort())
+			p.wr1 = func(b []byte, to netip.AddrPort) (int, error) {
+				if unmap(to) != peer {
+					return 0, fmt.Errorf("spillway: %v: the socket is connected to %v", to, peer)
+				}
+				return uc.Write(b)
+			}
+		}
+	}
 	return p
 }
 
@@ -115,6 +138,8 @@ func addrPortOf(a net.Addr) (netip.AddrPort, bool) {
 
 func (p *plainIO) name() string { return "plain" }
 
+func (p *plainIO) perRead() int { return 1 }
+
 func (p *plainIO) read(b *rxBatch) error {
 	d := &b.dgs[0]
 	n, from, err := p.read1(d.buf)
@@ -126,12 +151,14 @@ func (p *plainIO) read(b *rxBatch) error {
 	return nil
 }
 
-func (p *plainIO) write(b []byte, to netip.AddrPort) error {
-	_, err := p.wr1(b, to)
-	return err
+func (p *plainIO) write(b []byte, to netip.AddrPort) (int, error) {
+	if _, err := p.wr1(b, to); err != nil {
+		return 1, err
+	}
+	return 0, nil
 }
 
-func (p *plainIO) flush() error { return nil }
+func (p *plainIO) flush() (int, error) { return 0, nil }
 
 // unmap turns an IPv4-mapped IPv6 address (as a dual-stack socket reports
 // IPv4 peers) into plain IPv4, so one peer has one address.

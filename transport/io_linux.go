@@ -53,14 +53,17 @@ func newBatchIO(c net.PacketConn) packetIO {
 
 func (b *batchIO) name() string { return "batch" }
 
+func (b *batchIO) perRead() int { return batchSize }
+
 func (b *batchIO) read(rb *rxBatch) error {
-	for i := range b.rmsgs {
-		if b.rmsgs[i].Buffers == nil {
-			b.rmsgs[i].Buffers = make([][]byte, 1)
+	msgs := b.rmsgs[:min(len(rb.dgs), len(b.rmsgs))]
+	for i := range msgs {
+		if msgs[i].Buffers == nil {
+			msgs[i].Buffers = make([][]byte, 1)
 		}
-		b.rmsgs[i].Buffers[0] = rb.dgs[i].buf
+		msgs[i].Buffers[0] = rb.dgs[i].buf
 	}
-	n, err := b.bc.ReadBatch(b.rmsgs, 0)
+	n, err := b.bc.ReadBatch(msgs, 0)
 	if err != nil {
 		return err
 	}
@@ -80,10 +83,11 @@ func (b *batchIO) read(rb *rxBatch) error {
 	return nil
 }
 
-func (b *batchIO) write(p []byte, to netip.AddrPort) error {
+func (b *batchIO) write(p []byte, to netip.AddrPort) (int, error) {
+	var failed int
 	var err error
 	if b.nw == len(b.wmsgs) {
-		err = b.flush() // what failed is counted; this datagram still goes in the next batch
+		failed, err = b.flush() // what failed is counted; this datagram still goes in the next batch
 	}
 	a := b.waddr[to]
 	if a == nil {
@@ -98,15 +102,16 @@ func (b *batchIO) write(p []byte, to netip.AddrPort) error {
 	m.Buffers[0] = b.wbufs[b.nw]
 	m.Addr = a
 	b.nw++
-	return err
+	return failed, err
 }
 
 // flush sends the queued datagrams. sendmmsg stops at the first datagram
 // that fails (a destination the kernel refuses): that one is skipped and
 // the rest still go, so one bad address cannot cost other sessions their
-// datagrams. It returns the first error.
-func (b *batchIO) flush() error {
+// datagrams. It returns how many failed and the first error.
+func (b *batchIO) flush() (int, error) {
 	var first error
+	failed := 0
 	for sent := 0; sent < b.nw; {
 		n, err := b.bc.WriteBatch(b.wmsgs[sent:b.nw], 0)
 		sent += max(n, 0) // x/net reports -1 with an error
@@ -115,12 +120,14 @@ func (b *batchIO) flush() error {
 				first = err
 			}
 			sent++ // skip the datagram that failed
+			failed++
 		} else if n == 0 {
+			failed += b.nw - sent // nothing more goes
 			break
 		}
 	}
 	b.nw = 0
-	return first
+	return failed, first
 }
 
 const ioPathBatchAvailable = true

@@ -25,10 +25,14 @@ func TestBatchFlushSkipsARefusedDatagram(t *testing.T) {
 	w := newBatchIO(sc)
 	require.NotNil(t, w)
 	bad := netip.AddrPortFrom(to.Addr(), 0)
-	for i, dst := range []netip.AddrPort{to, bad, to, to} {
-		require.NoError(t, w.write([]byte{byte(i)}, dst))
+	for i, dst := range []netip.AddrPort{to, bad, to, bad, bad, to} {
+		failed, err := w.write([]byte{byte(i)}, dst)
+		require.NoError(t, err)
+		require.Zero(t, failed)
 	}
-	assert.Error(t, w.flush(), "the refused datagram is reported")
+	failed, err := w.flush()
+	assert.Error(t, err, "the refused datagrams are reported")
+	assert.Equal(t, 3, failed, "each of them (the first error alone once counted 1)")
 	require.NoError(t, rc.SetReadDeadline(time.Now().Add(2*time.Second)))
 	var got []byte
 	buf := make([]byte, 16)
@@ -37,5 +41,5 @@ func TestBatchFlushSkipsARefusedDatagram(t *testing.T) {
 		require.NoError(t, err)
 		got = append(got, buf[:n]...)
 	}
-	assert.Equal(t, []byte{0, 2, 3}, got)
+	assert.Equal(t, []byte{0, 2, 5}, got)
 }

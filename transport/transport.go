@@ -42,7 +42,8 @@ type Transport struct {
 	cmds    chan func(now clock.Time)
 	calls   chan func() // application callbacks, run in order off the loop
 	rx      chan *rxBatch
-	free    chan *rxBatch
+	free    chan *rxBatch // batches without datagrams: their buffers are in bufs
+	bufs    chan []byte   // receive buffers: ReceiveQueue + one read's
 	closing chan struct{} // closed by Close
 	done    chan struct{} // closed when the loop has exited
 	readerD chan struct{} // closed when the reader has exited
@@ -71,7 +72,7 @@ type TransportStats struct {
 	DatagramsReceived int64  // read from the socket
 	DatagramsDropped  int64  // dropped because the loop was behind (ReceiveQueue full)
 	ReadErrors        int64  // transient read errors
-	WriteErrors       int64  // failed writes
+	WriteErrors       int64  // datagrams that failed to go
 	CallbacksDropped  int64  // callbacks not run because the callback queue was full
 	IOPath            string // "batch" (recvmmsg/sendmmsg) or "plain"
 }
@@ -117,12 +118,20 @@ func (t *Transport) init(accept bool) error {
 		t.epoch = time.Now()
 		t.cmds = make(chan func(clock.Time), 64)
 		t.calls = make(chan func(), callQueue)
-		nb := max(1, (t.cfg.ReceiveQueue+batchSize-1)/batchSize)
-		t.rx = make(chan *rxBatch, nb)
-		t.free = make(chan *rxBatch, nb+2)
+		// The queue holds datagrams, not reads: ReceiveQueue buffers, and
+		// one read's worth for the reader, shared by batches of one read
+		// each (a read of the plain path, or a light one of the batch path,
+		// returns a single datagram: 32 batches once held 32 datagrams).
 		bufSize := ep.Config().MaxDatagramSize + 1 // one more: an oversized datagram is seen, not truncated
-		for range nb + 2 {
-			t.free <- newBatch(bufSize)
+		nbuf := t.cfg.ReceiveQueue + t.io.perRead()
+		t.bufs = make(chan []byte, nbuf)
+		for range nbuf {
+			t.bufs <- make([]byte, bufSize)
+		}
+		t.rx = make(chan *rxBatch, nbuf) // a batch holds a datagram at least: never full
+		t.free = make(chan *rxBatch, nbuf)
+		for range nbuf {
+			t.free <- &rxBatch{dgs: make([]rxDatagram, 0, t.io.perRead())}
 		}
 		t.closing = make(chan struct{})
 		t.done = make(chan struct{})
@@ -219,15 +228,10 @@ func (t *Transport) closedErr() error {
 // readLoop is the reader goroutine: it never touches session state.
 func (t *Transport) readLoop(bufSize int) {
 	defer close(t.readerD)
-	spare := newBatch(bufSize)
+	spare := newBatch(t.io.perRead(), bufSize)
 	failures := 0
 	for {
-		var b *rxBatch
-		select {
-		case b = <-t.free:
-		default:
-			b = spare // the loop is behind: read, count, drop
-		}
+		b := t.takeBatch(spare)
 		err := t.io.read(b)
 		select {
 		case <-t.closing:
@@ -236,7 +240,7 @@ func (t *Transport) readLoop(bufSize int) {
 		}
 		if err != nil {
 			if b != spare {
-				t.free <- b
+				t.putBatch(b, 0)
 			}
 			if errors.Is(err, net.ErrClosed) {
 				t.fatal(fmt.Errorf("spillway: socket closed: %w", err))
@@ -261,13 +265,50 @@ func (t *Transport) readLoop(bufSize int) {
 			t.stats.datagramsDropped.Add(int64(b.n))
 			continue
 		}
-		select {
-		case t.rx <- b:
-		default:
-			t.stats.datagramsDropped.Add(int64(b.n))
-			t.free <- b
+		// The buffers the read did not fill go back at once.
+		for _, d := range b.dgs[b.n:] {
+			t.bufs <- d.buf
 		}
+		b.dgs = b.dgs[:b.n]
+		t.rx <- b // room for every batch there is
 	}
+}
+
+// takeBatch returns a batch with as many free buffers as one read takes
+// and the queue has left, or spare (its own buffers: what it reads is
+// counted and dropped) when the queue is full (reader goroutine).
+func (t *Transport) takeBatch(spare *rxBatch) *rxBatch {
+	var b *rxBatch
+	select {
+	case b = <-t.free:
+	default:
+		return spare
+	}
+	b.dgs, b.n = b.dgs[:0], 0
+	for len(b.dgs) < cap(b.dgs) {
+		select {
+		case buf := <-t.bufs:
+			b.dgs = append(b.dgs, rxDatagram{buf: buf})
+			continue
+		default:
+		}
+		break
+	}
+	if len(b.dgs) == 0 {
+		t.free <- b
+		return spare // the loop is behind: read, count, drop
+	}
+	return b
+}
+
+// putBatch gives a batch's buffers from the n-th on back, then the batch.
+func (t *Transport) putBatch(b *rxBatch, n int) {
+	for i := n; i < len(b.dgs); i++ {
+		t.bufs <- b.dgs[i].buf
+		b.dgs[i].buf = nil
+	}
+	b.dgs, b.n = b.dgs[:0], 0
+	t.free <- b
 }
 
 // maxReadFailures is how many reads in a row may fail before the reader
@@ -397,7 +438,7 @@ func (t *Transport) handleBatch(now clock.Time, b *rxBatch) {
 		d := &b.dgs[i]
 		t.ep.HandleDatagram(now, d.from, d.buf[:d.n])
 	}
-	t.free <- b
+	t.putBatch(b, 0)
 }
 
 // flush sends what the endpoint has to send and dispatches its events.
@@ -407,12 +448,12 @@ func (t *Transport) flush(now clock.Time) {
 		if !ok {
 			break
 		}
-		if err := t.io.write(t.txbuf[:n], to); err != nil {
-			t.stats.writeErrors.Add(1)
+		if failed, _ := t.io.write(t.txbuf[:n], to); failed > 0 {
+			t.stats.writeErrors.Add(int64(failed))
 		}
 	}
-	if err := t.io.flush(); err != nil {
-		t.stats.writeErrors.Add(1)
+	if failed, _ := t.io.flush(); failed > 0 {
+		t.stats.writeErrors.Add(int64(failed))
 	}
 	for {
 		ev, ok := t.ep.PollEvent()

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/spillway-rt/spillway/clock"
 	"github.com/spillway-rt/spillway/netem"
 )
 
@@ -730,4 +731,95 @@ func TestConcurrentReadFrameHeedsContext(t *testing.T) {
 		cancelLong()
 		assert.ErrorIs(t, <-first, context.Canceled)
 	})
+}
+
+// ReceiveQueue counts datagrams: with the loop held 300 ms, 200 datagrams
+// arriving one by one all wait for it. The queue once held 32 batches of
+// one read each, and a read of the plain path, or a light one of the batch
+// path, returns one datagram: 168 of the 200 were dropped.
+func TestReceiveQueueHoldsDatagrams(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		plain bool
+		queue int
+		drops bool
+	}{
+		{"plain", true, 0, false},
+		{"batch", false, 0, false},
+		{"plain, a queue of 50", true, 50, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if !tc.plain && !ioPathBatchAvailable {
+				t.Skip("no batch I/O here")
+			}
+			rc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			require.NoError(t, err)
+			defer rc.Close()
+			_ = rc.SetReadBuffer(4 << 20)
+			sc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			require.NoError(t, err)
+			defer sc.Close()
+			tr := &Transport{Conn: rc, Config: &Config{ReceiveQueue: tc.queue}, preferPlain: tc.plain}
+			require.NoError(t, tr.init(false))
+			defer tr.Close()
+			held := make(chan struct{})
+			go func() {
+				_ = tr.do(context.Background(), func(clock.Time) error {
+					close(held)
+					time.Sleep(300 * time.Millisecond) // the loop is busy
+					return nil
+				})
+			}()
+			<-held
+			to := rc.LocalAddr().(*net.UDPAddr).AddrPort()
+			for range 200 {
+				_, err := sc.WriteToUDPAddrPort(make([]byte, 100), to)
+				require.NoError(t, err)
+				time.Sleep(200 * time.Microsecond)
+			}
+			require.Eventually(t, func() bool { return tr.Stats().DatagramsReceived == 200 }, 5*time.Second, 5*time.Millisecond)
+			st := tr.Stats()
+			if !tc.drops {
+				assert.Zero(t, st.DatagramsDropped)
+				return
+			}
+			perRead := tr.io.perRead()
+			assert.GreaterOrEqual(t, st.DatagramsDropped, int64(200-tc.queue-perRead), "at most the queue and one read wait")
+			assert.LessOrEqual(t, st.DatagramsDropped, int64(200-tc.queue))
+		})
+	}
+}
+
+// A connected socket (net.DialUDP) sends to its peer on both I/O paths:
+// the plain path's WriteTo once failed on every datagram, where the batch
+// path's sendmmsg went. Another destination is refused.
+func TestConnectedSocketBothPaths(t *testing.T) {
+	for _, plain := range []bool{true, false} {
+		if !plain && !ioPathBatchAvailable {
+			continue
+		}
+		rc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		require.NoError(t, err)
+		uc, err := net.DialUDP("udp4", nil, rc.LocalAddr().(*net.UDPAddr))
+		require.NoError(t, err)
+		w := newPacketIO(uc, !plain)
+		failed, err := w.write([]byte("hi"), rc.LocalAddr().(*net.UDPAddr).AddrPort())
+		require.NoError(t, err, "plain %v", plain)
+		require.Zero(t, failed)
+		failed, err = w.flush()
+		require.NoError(t, err, "plain %v", plain)
+		require.Zero(t, failed)
+		require.NoError(t, rc.SetReadDeadline(time.Now().Add(2*time.Second)))
+		buf := make([]byte, 16)
+		n, _, err := rc.ReadFromUDPAddrPort(buf)
+		require.NoError(t, err)
+		assert.Equal(t, "hi", string(buf[:n]))
+		if plain {
+			failed, err = w.write([]byte("x"), netip.MustParseAddrPort("127.0.0.1:9"))
+			assert.Error(t, err)
+			assert.Equal(t, 1, failed)
+		}
+		require.NoError(t, uc.Close())
+		require.NoError(t, rc.Close())
+	}
 }
