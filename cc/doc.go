@@ -25,7 +25,10 @@
 // of recent packets, and tells the estimator whether the sender is
 // application limited (ALR, libwebrtc's detector: under 65 % of the
 // target for a while). GCC02 is draft-ietf-rmcat-gcc-02 as written
-// (Kalman filter, no probes), the reference the bench runs beside GCC.
+// (Kalman filter, no probes), the reference the bench runs beside GCC,
+// with two choices its comments give: K, the groups f_max looks back
+// over, which §5.3 leaves open (60), and the loss-based As_hat held within
+// 1.5 x A_hat, which §6 does not have.
 // The bench's cc rows run GCC.
 //
 // # The pacer

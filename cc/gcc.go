@@ -60,7 +60,11 @@ import (
 //     further than alrHeadroom (1.8) x the sent rate, and the target
 //     falls back to that, or to what a probe measured in the last 10 s:
 //     within twice the sent rate at any instant, though the rate over
-//     500 ms moves by several percent with the frames' sizes.
+//     500 ms moves by several percent with the frames' sizes. It never
+//     falls below StartRate that way (an application sending little, as
+//     audio alone, starts its video from there, not from 1.8 x its audio),
+//     so with a StartRate above 1.8 x the sent rate the target stays at
+//     StartRate.
 //   - A target under half of what a probe measured in the last 10 s grows
 //     at least as fast as the additive increase (outside the competitive
 //     mode): 8 %/s of a small rate is slower, and multiplicative increase
@@ -1220,7 +1224,7 @@ func (g *GCC) Competing() bool { return g.competitive }
 // updateCompetitive enters the competitive mode when a standing queue
 // ignored competitiveAfter cuts in a row (it is not ours: a loss-based
 // flow keeps it full), and leaves it once the queue is gone (excess under
-// congestedQueueMS for standingFor). RFC 8867 5.6's media against TCP.
+// congestedQueueMS for competitiveCalm). RFC 8867 5.6's media against TCP.
 func (g *GCC) updateCompetitive(now clock.Time, rtt RTT, excess float64) {
 	// A loss cut the queue heeded (it fell by a third within RTT + 300 ms)
 	// says the queue is ours: two in a row end the mode (with a loss-based

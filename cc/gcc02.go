@@ -46,7 +46,7 @@ type GCC02 struct {
 const (
 	kalmanQ      = 1e-3 // §5.3: state noise variance
 	kalmanChi    = 0.01 // §5.3: between 0.1 and 0.001
-	kalmanK      = 60   // §5.3: the groups f_max looks back over
+	kalmanK      = 60   // the groups f_max looks back over (§5.3 leaves K open)
 	lossIncrease = 1.05 // §6
 )
 
@@ -54,8 +54,10 @@ const (
 // (defaults as GCC's).
 func NewGCC02(cfg GCCConfig) *GCC02 {
 	cfg = cfg.withDefaults()
-	return &GCC02{cfg: cfg, e: 0.1, varV: 1, det: newDetector(), state: rcIncrease,
+	g := &GCC02{cfg: cfg, e: 0.1, varV: 1, det: newDetector(), state: rcIncrease,
 		delayRate: float64(cfg.StartRate), lossRate: float64(cfg.StartRate)}
+	g.groups.burst, g.det.asWritten = true, true
+	return g
 }
 
 // Target returns the transport target in bit/s: min(A_hat, As_hat).
@@ -88,11 +90,13 @@ func (g *GCC02) OnFeedback(now clock.Time, fb *Feedback, rtt RTT, _ bool) {
 // onArrival groups packets sent within 5 ms (§5.2) and feeds each group's
 // delay variation to the filter.
 func (g *GCC02) onArrival(now clock.Time, p *PacketResult) {
-	if d, sendDelta, _, ok := g.groups.add(p); ok {
+	if d, sendDelta, arrival, ok := g.groups.add(p); ok {
 		g.periods[g.nPeriods%len(g.periods)] = max(float64(sendDelta)/float64(time.Millisecond), 1)
 		g.nPeriods++
 		g.kalman(d)
-		g.detect(now)
+		// §5.4 times the detector by the groups' arrivals t(i), not the
+		// report's: every group of a report once added no time.
+		g.detect(arrival)
 	}
 }
 
@@ -100,10 +104,9 @@ func (g *GCC02) onArrival(now clock.Time, p *PacketResult) {
 // variation d (ms).
 func (g *GCC02) kalman(d float64) {
 	z := d - g.mHat
-	// Outliers count at most 3 standard deviations (§5.3).
-	if lim := 3 * math.Sqrt(g.varV); math.Abs(z) > lim {
-		z = math.Copysign(lim, z)
-	}
+	// §5.3's outlier filter is around var_v_hat's update: a z above 3
+	// standard deviations counts as 3 there, and in full in m_hat's.
+	zv := min(z, 3*math.Sqrt(g.varV))
 	// alpha = (1-chi)^(30/(1000 f_max)), f_max the highest rate (per ms)
 	// the last K groups came at: 30/(1000 f_max) = 0.03 x their shortest
 	// period in ms.
@@ -112,7 +115,7 @@ func (g *GCC02) kalman(d float64) {
 		minPeriod = min(minPeriod, v)
 	}
 	alpha := math.Pow(1-kalmanChi, 0.03*minPeriod)
-	g.varV = max(alpha*g.varV+(1-alpha)*z*z, 1)
+	g.varV = max(alpha*g.varV+(1-alpha)*zv*zv, 1)
 	k := (g.e + kalmanQ) / (g.varV + g.e + kalmanQ)
 	g.mHat += z * k
 	g.e = (1 - k) * (g.e + kalmanQ)
@@ -129,27 +132,50 @@ func (g *GCC02) control(now clock.Time, rtt RTT) {
 	}
 	g.lastUpdate = now
 	r := g.ack.rate
-	switch g.det.signal {
+	// §5.5's state table: over-use decreases from any state; normal moves
+	// Decrease to Hold and Hold to Increase; under-use holds.
+	signal := g.det.signal
+	if g.det.sawOver {
+		signal, g.det.sawOver = usageOver, false
+	}
+	switch signal {
 	case usageOver:
-		if r > 0 {
-			g.delayRate = min(g.delayRate, beta*r)
-			g.atMax.note(r)
-		}
-		g.state = rcHold
-		g.det.signal = usageNormal
+		g.state = rcDecrease
 	case usageUnder:
 		g.state = rcHold
 	default:
-		if g.state == rcHold {
+		switch g.state {
+		case rcDecrease:
+			g.state = rcHold
+		case rcHold:
 			g.state = rcIncrease
 		}
 	}
-	if g.state != rcIncrease || dt == 0 {
+	// R_hat more than 3 standard deviations above the average max: the
+	// congestion level changed; the average is reset and the increase is
+	// multiplicative again (§5.5).
+	if g.atMax.have && r > 0 && r/1000 > g.atMax.avg+3*math.Sqrt(g.atMax.variance*g.atMax.avg) {
+		g.atMax = maxTracker{}
+	}
+	switch {
+	case g.state == rcDecrease:
+		if r > 0 {
+			g.delayRate = beta * r // A_hat = beta x R_hat (§5.5)
+			g.atMax.note(r)
+		}
+		return
+	case g.state != rcIncrease || dt == 0:
 		return
 	}
 	if g.atMax.near(r) {
-		response := max(rtt.Smoothed, 100*time.Millisecond) + 100*time.Millisecond
-		g.delayRate += max(1000, 1200*8*dt/response.Seconds())
+		// Additive, close to convergence (§5.5): half the expected packet
+		// size (a 30 fps frame of A_hat in packets of at most 1200 bytes)
+		// per response time of 100 ms + RTT, at least 1000 bit/s.
+		response := 100*time.Millisecond + rtt.Smoothed
+		alpha := 0.5 * min(dt/response.Seconds(), 1)
+		bitsPerFrame := g.delayRate / 30
+		packetsPerFrame := math.Ceil(bitsPerFrame / (1200 * 8))
+		g.delayRate += max(1000, alpha*bitsPerFrame/max(packetsPerFrame, 1))
 	} else {
 		g.delayRate *= math.Pow(1+maxIncreasePerS, dt)
 	}
@@ -166,6 +192,13 @@ func (g *GCC02) lossControl(p float64) {
 	case p < lossLow:
 		g.lossRate *= lossIncrease
 	}
-	// As_hat never runs far ahead of what the delay-based side allows.
+	// A departure from §6, which bounds As_hat by nothing but the target's
+	// min(A_hat, As_hat): As_hat is held within 1.5 x A_hat (§5.5's bound
+	// on A_hat against R_hat, applied here). Unbounded, it grows 5 % a
+	// report without loss to MaxRate, and after a capacity drop behind a
+	// full drop-tail queue (no delay trend left for the detector) it came
+	// down at (1 - 0.5 p) a report: the reference column's reaction to
+	// RFC 8867 5.1's 2.5 -> 0.6 Mbit/s drop went from 0.7 to 15.7 s
+	// (seed 1), a baseline no implementation would ship.
 	g.lossRate = min(g.lossRate, 1.5*g.delayRate)
 }

@@ -96,7 +96,15 @@ func (a *ackWindowRate) recent(d time.Duration, orElse float64) float64 {
 type groups struct {
 	cur, prev packetGroup
 	havePrev  bool
+	// burst, for gcc-02 as written: §5.2's second rule, a packet that
+	// arrives within burstTime of the one before with a negative delay
+	// variation against the group (held back, then delivered in a burst)
+	// joins the current group.
+	burst bool
 }
+
+// burstTime is gcc-02 §5.2's burst_time.
+const burstTime = 5 * time.Millisecond
 
 // add takes a received packet; when it starts a new group, it returns the
 // finished group's delay variation against the one before (ms: arrival
@@ -113,6 +121,12 @@ func (gs *groups) add(p *PacketResult) (d float64, sendDelta time.Duration, arri
 	}
 	if p.SendTime < gs.cur.firstSend {
 		return 0, 0, 0, false // reordered into an older group: ignored, as gcc-02 does
+	}
+	if gs.burst && p.ArrivalTime >= gs.cur.lastArrival && p.ArrivalTime.Sub(gs.cur.lastArrival) < burstTime &&
+		p.ArrivalTime.Sub(gs.cur.lastArrival) < p.SendTime.Sub(gs.cur.lastSend) {
+		gs.cur.lastSend = clock.Max(gs.cur.lastSend, p.SendTime)
+		gs.cur.lastArrival = p.ArrivalTime
+		return 0, 0, 0, false
 	}
 	if gs.havePrev {
 		sendDelta = gs.cur.lastSend.Sub(gs.prev.lastSend)
@@ -134,6 +148,13 @@ type detector struct {
 	overN     int
 	prev      float64
 	signal    usage
+	// asWritten, for gcc-02 as written: overuse needs overuse_time_th
+	// alone (not also a second update) and the threshold's time step is
+	// not capped at 100 ms, both libwebrtc's additions; sawOver keeps an
+	// overuse until the rate controller has read it (a later group of the
+	// same report must not overwrite it).
+	asWritten bool
+	sawOver   bool
 }
 
 func newDetector() detector { return detector{threshold: initialThreshold} }
@@ -143,15 +164,19 @@ func newDetector() detector { return detector{threshold: initialThreshold} }
 func (d *detector) update(now clock.Time, m float64) (overuse bool) {
 	dtMS := 0.0
 	if d.last != 0 {
-		dtMS = min(float64(now.Sub(d.last))/float64(time.Millisecond), 100)
+		dtMS = float64(now.Sub(d.last)) / float64(time.Millisecond)
+		if !d.asWritten {
+			dtMS = min(dtMS, 100)
+		}
 	}
 	switch {
 	case m > d.threshold:
 		d.overMS += dtMS
 		d.overN++
-		if d.overMS > overuseTimeMS && d.overN > 1 && m >= d.prev {
+		if d.overMS > overuseTimeMS && (d.overN > 1 || d.asWritten) && m >= d.prev {
 			d.overMS, d.overN = 0, 0
 			d.signal, overuse = usageOver, true
+			d.sawOver = d.asWritten
 		}
 	case m < -d.threshold:
 		d.overMS, d.overN = 0, 0
