@@ -324,7 +324,7 @@ func TestProtectedForm(t *testing.T) {
 // value never reads as absent; one a hair under 2^32 ms rounded up to
 // 2^32 and wrapped to 0 ("none") after passing the range check.
 func TestHandshakeDurationEdges(t *testing.T) {
-	const maxMS = time.Duration(1<<32-1) * time.Millisecond
+	const most = time.Duration(1<<32-1) * time.Millisecond
 	for _, tc := range []struct {
 		name string
 		d    time.Duration
@@ -332,10 +332,10 @@ func TestHandshakeDurationEdges(t *testing.T) {
 	}{
 		{"1 ns", time.Nanosecond, time.Millisecond},
 		{"1.5 ms", 1500 * time.Microsecond, 2 * time.Millisecond},
-		{"the largest", maxMS, maxMS},
-		{"a hair under the next ms", maxMS - time.Nanosecond, maxMS},
-		{"a hair over", maxMS + time.Nanosecond, 0},
-		{"2^32 ms", maxMS + time.Millisecond, 0},
+		{"the largest", most, most},
+		{"a hair under the next ms", most - time.Nanosecond, most},
+		{"a hair over", most + time.Nanosecond, 0},
+		{"2^32 ms", most + time.Millisecond, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, p := range []TransportParams{{IdleTimeout: tc.d}, {Latency: tc.d}} {
