@@ -160,7 +160,7 @@ type ReceiverStats struct {
 	RtxLostDetected int64 // rounds ended early because a packet sent after the retransmission arrived first (Sent)
 
 	Overflows        int64 // times the list overflowed and was cleared
-	Unlisted         int64 // packet numbers of gaps and tail losses beyond the gap credit: lost without a NACK (see NewReceiver)
+	Unlisted         int64 // packet numbers of gaps and tail losses beyond the gap credit: lost without a NACK (creditPerPacket)
 	KeyFrameRequests int64 // times PollNACK reported keyFrameNeeded
 
 	Missing          int           // packets listed now
@@ -251,7 +251,7 @@ type Receiver struct {
 	keyFrameAt clock.Time
 	stats      ReceiverStats
 	gaveUpTo   clock.Time // the latest deadline of a packet given up as hopeless
-	credit     int        // packet numbers gaps may still list (gapCredit)
+	credit     int        // packet numbers gaps may still list (creditPerPacket)
 
 	// Lost-retransmission detection (Sent): the latest send time seen, and
 	// the earliest send time that would prove a round's retransmission lost.
@@ -828,7 +828,7 @@ func (r *Receiver) openGap(now clock.Time, pn int64, media bool) {
 		return
 	}
 	if n := r.spend(gap); n < gap {
-		// The older numbers go unasked (gapCredit): lost, as a given-up
+		// The older numbers go unasked (creditPerPacket): lost, as a given-up
 		// gap's are, so a frame lacking one need not wait for its playout
 		// time to ask for a key frame (HopelessUntil).
 		if d := r.gapDeadline(); d != clock.Never {
@@ -1104,7 +1104,7 @@ func (r *Receiver) fireTail(now clock.Time) {
 		r.next += int64(k)
 		return
 	}
-	listed := int(r.spend(int64(k))) // the first the credit allows (gapCredit)
+	listed := int(r.spend(int64(k))) // the first the credit allows (creditPerPacket)
 	r.ensureRoom(listed)
 	d := r.tl.deadline
 	if d == clock.Never {

@@ -805,7 +805,7 @@ func (b *Buffer) IsGone(id int64) bool {
 			return true
 		}
 	}
-	return false // (as gapKnown(id, id+1) read it, math.MaxInt64 wrapped to "gone")
+	return false // (gapKnown(id, id+1) read math.MaxInt64 as gone: id+1 wraps)
 }
 
 // decodable marks frames whose references were lost: after a gap (which

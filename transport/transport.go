@@ -266,8 +266,9 @@ func (t *Transport) readLoop(bufSize int) {
 			continue
 		}
 		// The buffers the read did not fill go back at once.
-		for _, d := range b.dgs[b.n:] {
-			t.bufs <- d.buf
+		for i := b.n; i < len(b.dgs); i++ {
+			t.bufs <- b.dgs[i].buf
+			b.dgs[i].buf = nil
 		}
 		b.dgs = b.dgs[:b.n]
 		t.rx <- b // room for every batch there is

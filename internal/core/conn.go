@@ -327,7 +327,6 @@ func (c *Conn) handlePacket(now clock.Time, typ wire.Type, b []byte) {
 	}
 }
 
-// accept records a parsed packet's number; false for a duplicate.
 // The reply credit: what the peer's packets make this side send in
 // reply (NACK messages, pongs) stays within the bytes they brought, so a
 // peer, or whoever can spoof one, gains nothing by amplification. Every
@@ -340,6 +339,7 @@ func (c *Conn) handlePacket(now clock.Time, typ wire.Type, b []byte) {
 // meets it: a 1200-byte media packet pays for 297 NACK pairs.
 const replyCreditMax = 64 << 10
 
+// accept records a parsed packet's number; false for a duplicate.
 func (c *Conn) accept(now clock.Time, pn int64, size int) bool {
 	if !c.window.Record(pn) {
 		c.stats.PacketsDuplicated++
