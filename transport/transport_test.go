@@ -668,7 +668,7 @@ func TestDialListenInvalidConfigLeakNothing(t *testing.T) {
 	require.NoError(t, pc.Close())
 	_, err = Listen(addr, bad)
 	require.ErrorIs(t, err, ErrInvalidConfig)
-	assert.Equal(t, before, fds(t), "no socket left open")
+	assert.LessOrEqual(t, fds(t), before, "no socket left open")
 	l, err := Listen(addr, nil)
 	require.NoError(t, err, "the port is free again")
 	require.NoError(t, l.Close())
@@ -678,7 +678,7 @@ func TestDialListenInvalidConfigLeakNothing(t *testing.T) {
 		require.Error(t, err, a)
 		assert.Contains(t, err.Error(), "want host:port", a)
 	}
-	assert.Equal(t, before, fds(t))
+	assert.LessOrEqual(t, fds(t), before)
 }
 
 // A session from Dial returns from Close with its socket closed.
@@ -698,7 +698,7 @@ func TestCloseReleasesAndAcceptAfterClose(t *testing.T) {
 	assert.Nil(t, s)
 	assert.ErrorIs(t, err, ErrClosed)
 	require.NoError(t, cs.Close())
-	assert.Equal(t, before, fds(t), "both sockets closed when Close returned")
+	assert.LessOrEqual(t, fds(t), before, "both sockets closed when Close returned")
 }
 
 // A ReadFrame waiting for its turn behind another heeds its own context.
@@ -733,20 +733,21 @@ func TestConcurrentReadFrameHeedsContext(t *testing.T) {
 	})
 }
 
-// ReceiveQueue counts datagrams: with the loop held 300 ms, 200 datagrams
-// arriving one by one all wait for it. The queue once held 32 batches of
-// one read each, and a read of the plain path, or a light one of the batch
-// path, returns one datagram: 168 of the 200 were dropped.
+// ReceiveQueue counts datagrams: with the loop held until 200 datagrams
+// arriving one by one have all been read, they all wait for it. The queue
+// once held 32 batches of one read each, and a read of the plain path, or
+// a light one of the batch path, returns one datagram: 168 of the 200 were
+// dropped (the loop held 300 ms).
 func TestReceiveQueueHoldsDatagrams(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		plain bool
-		queue int
-		drops bool
+		name    string
+		plain   bool
+		queue   int
+		dropped int64 // datagrams the reader drops
 	}{
-		{"plain", true, 0, false},
-		{"batch", false, 0, false},
-		{"plain, a queue of 50", true, 50, true},
+		{"plain", true, 0, 0},
+		{"batch", false, 0, 0},
+		{"plain, a queue of 50", true, 50, 200 - 50 - 1}, // the queue and the one read the reader holds
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if !tc.plain && !ioPathBatchAvailable {
@@ -762,11 +763,11 @@ func TestReceiveQueueHoldsDatagrams(t *testing.T) {
 			tr := &Transport{Conn: rc, Config: &Config{ReceiveQueue: tc.queue}, preferPlain: tc.plain}
 			require.NoError(t, tr.init(false))
 			defer tr.Close()
-			held := make(chan struct{})
+			held, release := make(chan struct{}), make(chan struct{})
 			go func() {
 				_ = tr.do(context.Background(), func(clock.Time) error {
 					close(held)
-					time.Sleep(300 * time.Millisecond) // the loop is busy
+					<-release // the loop is busy until every datagram was read
 					return nil
 				})
 			}()
@@ -775,17 +776,11 @@ func TestReceiveQueueHoldsDatagrams(t *testing.T) {
 			for range 200 {
 				_, err := sc.WriteToUDPAddrPort(make([]byte, 100), to)
 				require.NoError(t, err)
-				time.Sleep(200 * time.Microsecond)
+				time.Sleep(200 * time.Microsecond) // one by one: a read each
 			}
-			require.Eventually(t, func() bool { return tr.Stats().DatagramsReceived == 200 }, 5*time.Second, 5*time.Millisecond)
-			st := tr.Stats()
-			if !tc.drops {
-				assert.Zero(t, st.DatagramsDropped)
-				return
-			}
-			perRead := tr.io.perRead()
-			assert.GreaterOrEqual(t, st.DatagramsDropped, int64(200-tc.queue-perRead), "at most the queue and one read wait")
-			assert.LessOrEqual(t, st.DatagramsDropped, int64(200-tc.queue))
+			require.Eventually(t, func() bool { return tr.Stats().DatagramsReceived == 200 }, 10*time.Second, 5*time.Millisecond)
+			close(release)
+			assert.Equal(t, tc.dropped, tr.Stats().DatagramsDropped)
 		})
 	}
 }
