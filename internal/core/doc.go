@@ -92,9 +92,8 @@
 // ID and can spoof its peer's address can therefore inject packets; what
 // they can make this side send back is bounded by what they send (the
 // reply credit and arq's gap credit: docs/PROTOCOL.md §3.3, No
-// amplification), and transport-wide feedback reports every packet
-// number, which for tiny forged packets far apart can reach about 1.8 x
-// their bytes. The receiver cannot tell a
+// amplification); the transport-wide reports at the feedback interval
+// are what any data earns (for tiny packets, up to about their size). The receiver cannot tell a
 // lost packet that was not media (a lost repair packet or retransmission)
 // from lost media: it NACKs those too, and the sender counts them as
 // unknown.

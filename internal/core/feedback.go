@@ -136,7 +136,7 @@ func (c *Conn) nextFeedback() clock.Time {
 	}
 	if f.pending > 0 || f.unrepeated {
 		t = f.lastReport.Add(c.cfg.FeedbackInterval)
-		if f.top-f.base >= arrivalSlots/2 {
+		if c.twccAtOnce() {
 			t = c.lastSend
 		}
 	}
@@ -212,8 +212,16 @@ func (c *Conn) pollFeedback(now clock.Time, dst []byte) (int, bool) {
 	if rrDue {
 		b = c.appendRR(now, b)
 	}
-	if (f.pending > 0 || f.unrepeated) && (now >= f.lastReport.Add(c.cfg.FeedbackInterval) || f.top-f.base >= arrivalSlots/2) {
-		b = c.appendTWCC(now, b, limit-len(b))
+	if f.pending > 0 || f.unrepeated {
+		if now >= f.lastReport.Add(c.cfg.FeedbackInterval) {
+			b = c.appendTWCC(now, b, limit-len(b))
+		} else if c.twccAtOnce() {
+			// Sooner than the interval: a reply the peer's packets pay
+			// for (the reply credit), as a NACK is.
+			n := len(b)
+			b = c.appendTWCC(now, b, limit-len(b))
+			c.replyCredit -= len(b) - n
+		}
 	}
 	if len(b) == start {
 		return 0, false
@@ -222,6 +230,16 @@ func (c *Conn) pollFeedback(now clock.Time, dst []byte) (int, bool) {
 	c.stats.FeedbackSent++
 	c.sent(now, len(b), classControl)
 	return len(b), true
+}
+
+// twccAtOnce says whether the arrivals span half the ring, so a report
+// goes before the interval ends (the ring would overwrite unreported
+// ones), and the reply credit can pay for one: packet numbers forged far
+// apart once made every packet a report of its own, about 1.8 x their
+// bytes.
+func (c *Conn) twccAtOnce() bool {
+	f := &c.rcv.fb
+	return f.top-f.base >= arrivalSlots/2 && c.replyCredit >= twccReserve
 }
 
 // twccRepeatFor is how far back a report repeats arrivals at a feedback
