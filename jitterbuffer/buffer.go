@@ -748,42 +748,52 @@ func (b *Buffer) releaseFor(now, p clock.Time, flushed bool) Frame {
 	return f
 }
 
-// goneFrame is a frame known never to come.
+// goneFrame is a run of frames, from to to (inclusive), known never to
+// come.
 type goneFrame struct {
-	id        int64
+	from, to  int64
 	droppable bool
 }
 
-// GoneMemory is how many frames known never to come a buffer remembers
-// (NoteGone): a gap of only droppable ones breaks nothing, and a gap of
-// only gone ones is not worth waiting for.
+// GoneMemory is how many runs of frames known never to come a buffer
+// remembers (NoteGone, NoteGoneRange): a gap of only droppable ones breaks
+// nothing, and a gap of only gone ones is not worth waiting for.
 const GoneMemory = 32
 
 // NoteGone tells the buffer that frame id will not come (given up, refused
 // as late, or dropped by the sender) and whether any frame references it.
-func (b *Buffer) NoteGone(id int64, droppable bool) {
-	b.gone[b.nGone%GoneMemory] = goneFrame{id: id, droppable: droppable}
+func (b *Buffer) NoteGone(id int64, droppable bool) { b.NoteGoneRange(id, id, droppable) }
+
+// NoteGoneRange is NoteGone for the frames from to to, inclusive: a
+// sender's drop notice of any length is one run (one id a frame once: a
+// notice of more than GoneMemory frames left the frames after it
+// undecodable).
+func (b *Buffer) NoteGoneRange(from, to int64, droppable bool) {
+	if to < from {
+		return
+	}
+	b.gone[b.nGone%GoneMemory] = goneFrame{from: from, to: to, droppable: droppable}
 	b.nGone++
 }
 
 // gapKnown reports whether every id in [from, to) was noted gone, and
-// (droppable) only droppable ones.
+// (droppable) only droppable ones: the runs noted cover it.
 func (b *Buffer) gapKnown(from, to int64, droppable bool) bool {
-	if to-from > GoneMemory {
-		return false
-	}
 	known := b.gone[:min(b.nGone, GoneMemory)]
-	for id := from; id < to; id++ {
-		found := false
+	for cur := from; cur < to; {
+		next := cur
 		for _, g := range known {
-			if g.id == id && (g.droppable || !droppable) {
-				found = true
-				break
+			if g.from <= cur && cur <= g.to && (g.droppable || !droppable) {
+				if g.to >= to-1 {
+					return true
+				}
+				next = max(next, g.to+1)
 			}
 		}
-		if !found {
+		if next == cur {
 			return false
 		}
+		cur = next
 	}
 	return true
 }
@@ -801,7 +811,7 @@ func (b *Buffer) Gap() (from, to int64, ok bool) {
 // IsGone reports whether frame id was noted gone (NoteGone).
 func (b *Buffer) IsGone(id int64) bool {
 	for _, g := range b.gone[:min(b.nGone, GoneMemory)] {
-		if g.id == id {
+		if g.from <= id && id <= g.to {
 			return true
 		}
 	}

@@ -519,3 +519,33 @@ func TestRenderStatsClockAndReset(t *testing.T) {
 	assert.True(t, b.IsGone(math.MaxInt64))
 	assert.False(t, b.IsGone(math.MinInt64))
 }
+
+// Frames known gone are kept as runs: a gap is known when the runs cover
+// it, however long (a run of 500 is one of GoneMemory's 32), and known
+// droppable only when every run over it is.
+func TestGoneRuns(t *testing.T) {
+	b := New(Config{Mode: Fixed, Video: true})
+	b.NoteGoneRange(10, 509, true)
+	b.NoteGone(510, false)
+	b.NoteGoneRange(600, 599, true) // empty: ignored
+	for _, tc := range []struct {
+		from, to        int64
+		known, droppable bool
+	}{
+		{10, 510, true, true},
+		{10, 511, true, false},
+		{9, 20, false, false},
+		{300, 400, true, true},
+		{505, 512, false, false},
+		{600, 601, false, false},
+	} {
+		assert.Equal(t, tc.known, b.gapKnown(tc.from, tc.to, false), "%d-%d", tc.from, tc.to)
+		assert.Equal(t, tc.droppable, b.gapKnown(tc.from, tc.to, true), "%d-%d droppable", tc.from, tc.to)
+	}
+	assert.True(t, b.IsGone(10) && b.IsGone(509) && b.IsGone(510))
+	assert.False(t, b.IsGone(9) || b.IsGone(511) || b.IsGone(600))
+	for i := range int64(GoneMemory) { // the oldest run is forgotten
+		b.NoteGone(1000+i, true)
+	}
+	assert.False(t, b.IsGone(300))
+}

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/spillway-rt/spillway/clock"
-	"github.com/spillway-rt/spillway/jitterbuffer"
 	"github.com/spillway-rt/spillway/wire"
 )
 
@@ -455,11 +454,8 @@ func (r *receiver) handleDropNotices(now clock.Time, data []byte) {
 		// A gap the sender made breaks no reference: it drops a reference
 		// frame's dependents with it (up to the next key frame), and
 		// nothing references a droppable one. So the frames after it
-		// decode, as they would after droppable frames given up (the
-		// jitter buffer remembers the last jitterbuffer.GoneMemory).
-		for id := max(firstID, lastID-jitterbuffer.GoneMemory+1); id <= lastID; id++ {
-			st.jb.NoteGone(id, true)
-		}
+		// decode, as they would after droppable frames given up.
+		st.jb.NoteGoneRange(firstID, lastID, true)
 		for k := 0; k < len(st.active); {
 			slot := &st.slots[st.active[k]]
 			if slot.id >= firstID && slot.id <= lastID {

@@ -3,6 +3,7 @@ package core
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -301,4 +302,51 @@ func TestDropNoticeBeforeFirstMediaPacket(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, int64(1), rs.FramesReceived)
 	assert.Zero(t, p.sc.Stats().PacketsNACKed, "the packets of a frame declared dropped are never NACKed")
+}
+
+// A drop notice of more frames than the jitter buffer remembers singly
+// (jitterbuffer.GoneMemory, 32) is one run: the frames after it decode, as
+// after a shorter one. With 40 frames dropped, the 18 after them came out
+// undecodable and no key frame was asked for (the whole gap was the
+// sender's).
+func TestLongSenderDropLeavesTheStreamDecodable(t *testing.T) {
+	for _, n := range []uint16{30, 40, 500} {
+		t.Run(fmt.Sprintf("%d frames dropped", n), func(t *testing.T) {
+			p := newPipe(t, Config{DisableFEC: true})
+			v := newVoice(t, p)
+			v.feedback(wire.App{Subtype: appSubStreams, Name: appStreamName, Data: []byte{0, byte(KindVideo), 0, streamFlagOpen}})
+			v.fragment(0, 0, 1, true)
+			v.run(33 * time.Millisecond)
+			v.fragment(1, 0, 1, false)
+			v.run(33 * time.Millisecond)
+			notice := make([]byte, dropNoticeLen) // frames 2 .. 2+n-1, no packets sent
+			binary.BigEndian.PutUint16(notice[4:], 2)
+			binary.BigEndian.PutUint16(notice[6:], n)
+			v.feedback(wire.App{Subtype: appSubDrops, Name: appDropName, Data: notice})
+			plis := p.sc.Stats().PLIsSent
+			for id := 2 + n; id < 2+n+18; id++ {
+				v.fragment(id, 0, 1, false)
+				v.run(33 * time.Millisecond)
+			}
+			v.run(500 * time.Millisecond)
+			undec, delivered := 0, 0
+			for {
+				ev, ok := p.server.PollEvent()
+				if !ok {
+					break
+				}
+				if ev.Type == EventFrame {
+					delivered++
+					if ev.Frame.Undecodable {
+						undec++
+					}
+				}
+			}
+			assert.Equal(t, 20, delivered)
+			assert.Zero(t, undec, "frames after a gap the sender made decode")
+			assert.Equal(t, plis, p.sc.Stats().PLIsSent, "no key frame asked for")
+			rs, _ := p.sc.RecvStreamStats(0)
+			assert.Equal(t, int64(n), rs.FramesDroppedBySender)
+		})
+	}
 }
