@@ -20,8 +20,9 @@
 //     fading over 3 s once they stop;
 //   - at least the same quantile of the repaired frames' own transit
 //     (Config.RecoveryWindow, 10 s) while they keep coming;
-//   - for video, at least the last three key frames' transit: too rare for
-//     a quantile over seconds, and each one late would freeze the picture.
+//   - for video, at least the last three key frames' transit, repaired
+//     or not: too rare for a quantile over seconds, and each one late
+//     would freeze the picture.
 //
 // The offset moves toward the target at Config.DrainRate (RTC 10 %, Live
 // 3 %) both ways: playout runs that much faster to drain excess and that

@@ -57,14 +57,19 @@ func (g *Group) Join(b *Buffer) {
 }
 
 // Leave takes b out of g into a group of its own (at g's rate), as it
-// was before it joined; a b not in g is left as it is.
+// was before it joined; a b not in g is left as it is. Its new group
+// starts from g's offset, and drains from there at the rate: a stream
+// that plays on does not jump (it took its own target at once, and about
+// 300 ms of audio came out together).
 func (g *Group) Leave(b *Buffer) {
 	if b.g != g {
 		return
 	}
 	g.remove(b)
-	b.g = NewGroup(g.rate)
-	b.g.members = append(b.g.members, b)
+	ng := NewGroup(g.rate)
+	ng.off, ng.at, ng.want, ng.set, ng.played, ng.drift = g.off, g.at, g.want, g.set, g.played, g.drift
+	b.g = ng
+	ng.members = append(ng.members, b)
 }
 
 func (g *Group) remove(b *Buffer) {

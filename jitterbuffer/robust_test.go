@@ -529,7 +529,7 @@ func TestGoneRuns(t *testing.T) {
 	b.NoteGone(510, false)
 	b.NoteGoneRange(600, 599, true) // empty: ignored
 	for _, tc := range []struct {
-		from, to        int64
+		from, to         int64
 		known, droppable bool
 	}{
 		{10, 510, true, true},
@@ -548,4 +548,42 @@ func TestGoneRuns(t *testing.T) {
 		b.NoteGone(1000+i, true)
 	}
 	assert.False(t, b.IsGone(300))
+}
+
+// A buffer that leaves its group and plays on keeps the group's offset
+// and drains from it at the rate: its new group once took its own target
+// at once, and about 300 ms of audio came out together.
+func TestLeaveDrainsAtTheRate(t *testing.T) {
+	const ms = time.Millisecond
+	g := NewGroup(0.10)
+	a, v := New(Config{}), New(Config{Video: true})
+	g.Join(a)
+	g.Join(v)
+	pa, pv := &popper{b: a}, &popper{b: v}
+	for i := range 500 { // 20 ms frames, 10 s
+		capture := clock.Time(time.Duration(i) * 20 * ms)
+		done := capture.Add(40 * ms)
+		pa.until(t, done)
+		pv.until(t, done)
+		if i == 250 {
+			g.Leave(a)
+		}
+		require.NoError(t, a.Push(done, Frame{ID: int64(i), Capture: capture, Completed: done, Transit: 40 * ms}))
+		if i < 250 { // the video needs 300 ms more, and ends
+			v.NoteRecovery(done, 300*ms)
+			require.NoError(t, v.Push(done, Frame{ID: int64(i), Capture: capture, Completed: done, Transit: 40 * ms, Key: i == 0}))
+		}
+		pa.until(t, done)
+	}
+	pa.until(t, clock.Never-1)
+	require.Len(t, pa.out, 500)
+	fell := false
+	for k := 1; k < len(pa.out); k++ {
+		prev, r := pa.out[k-1], pa.out[k]
+		drop := prev.offset - r.offset
+		allowed := time.Duration(0.10*float64(r.at.Sub(prev.at))) + ms
+		assert.LessOrEqual(t, drop, allowed, "frame %d", r.ID)
+		fell = fell || drop > 0
+	}
+	assert.True(t, fell, "the offset the video needed drains after the leave")
 }
