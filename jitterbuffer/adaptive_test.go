@@ -24,6 +24,8 @@ type stream struct {
 	extra    func(i int, capture clock.Time) time.Duration
 	key      func(i int) bool
 	skip     func(i int) bool
+	// recovered, if set, marks frame i repaired (Frame.Recovered).
+	recovered func(i int) bool
 	// floor, if set, is the part of extra that is not jitter (clock
 	// drift): the receiver maps capture times along it, as the core's
 	// drift-aware mapping does.
@@ -76,6 +78,9 @@ func play(t testing.TB, b *Buffer, s stream) []released {
 		f := Frame{ID: int64(i), Capture: mapped, Completed: c, Transit: c.Sub(capture)}
 		if s.key != nil {
 			f.Key = s.key(i)
+		}
+		if s.recovered != nil {
+			f.Recovered = s.recovered(i)
 		}
 		require.NoError(t, b.Push(c, f))
 		popUntil(c)
@@ -851,41 +856,23 @@ func TestRepairedKeyFramesCovered(t *testing.T) {
 	b := New(Config{Video: true})
 	jit := uniform(10, 10*time.Millisecond)
 	key := func(i int) bool { return i%120 == 0 }
-	var cur, last clock.Time
+	out := play(t, b, stream{interval: time.Second / 30, n: 30 * 120, base: 40 * time.Millisecond, key: key, recovered: key,
+		extra: func(i int, c clock.Time) time.Duration {
+			if key(i) {
+				return 100*time.Millisecond + jit(i, c)
+			}
+			return jit(i, c)
+		}})
 	keys := 0
 	var worst time.Duration
-	pop := func(now clock.Time) {
-		for {
-			at := b.NextTimeout()
-			if at > now {
-				return
-			}
-			at = clock.Max(at, cur)
-			f, ok := b.Pop(at)
-			require.True(t, ok)
-			if f.Key && f.ID >= 240 { // the first two teach nothing yet
-				keys++
-				if f.Late {
-					worst = max(worst, f.Completed.Sub(f.Playout))
-				}
+	for _, r := range out {
+		if r.Key && r.ID >= 240 { // the first two teach nothing yet
+			keys++
+			if r.Late {
+				worst = max(worst, r.Completed.Sub(r.Playout))
 			}
 		}
 	}
-	for i := range 30 * 120 {
-		capture := clock.Time(time.Duration(i) * time.Second / 30)
-		extra := jit(i, capture)
-		if key(i) {
-			extra += 100 * time.Millisecond
-		}
-		c := clock.Max(capture.Add(40*time.Millisecond+extra), last)
-		last = c
-		pop(c)
-		cur = c
-		require.NoError(t, b.Push(c, Frame{ID: int64(i), Capture: capture.Add(40 * time.Millisecond), Completed: c,
-			Transit: c.Sub(capture), Key: key(i), Recovered: key(i)}))
-		pop(c)
-	}
-	pop(clock.Never - 1)
 	assert.Equal(t, 28, keys)
 	assert.LessOrEqual(t, worst, 10*time.Millisecond, "repaired key frames late by at most the jitter")
 }
