@@ -664,7 +664,7 @@ func (r *receiver) resetStream(now clock.Time, st *recvStream) {
 	st.stats = StreamRecvStats{}
 	// The old stream's key frames and requests are not the new one's: its
 	// first delta without a key frame asks for one at once.
-	st.firstAt, st.sawKey, st.keyBegan, st.earlyKey = 0, false, 0, 0
+	st.firstAt, st.sawKey, st.keyBegan, st.earlyKey, st.broken, st.keyAbove = 0, false, 0, 0, false, 0
 	st.unsent, st.caughtUp = 0, 0
 	if st.stalling {
 		r.group.Resume(now)

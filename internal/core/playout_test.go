@@ -12,6 +12,7 @@ import (
 
 	"github.com/spillway-rt/spillway/clock"
 	"github.com/spillway-rt/spillway/netem"
+	"github.com/spillway-rt/spillway/wire"
 )
 
 // TestPlayoutOffsetReachesTheSender: jitter makes the receiver play later
@@ -147,8 +148,9 @@ func TestVideoWaitsForAMissingReference(t *testing.T) {
 // TestKeyFrameAskedBeforeALostReferencePlays: a video frame that loses one
 // of its packets for good (every retransmission of it lost too) costs a
 // key-frame request as soon as the NACK generator gives the packet up, not
-// when the frame after it plays, and one request only; a droppable frame,
-// which nothing references, costs none.
+// when the frame after it plays, and one request only once it is answered
+// (an unanswered one is repeated: TestLostKeyFrameAnswerIsAskedAgain); a
+// droppable frame, which nothing references, costs none.
 func TestKeyFrameAskedBeforeALostReferencePlays(t *testing.T) {
 	const lost = 200
 	for _, tt := range []struct {
@@ -167,9 +169,11 @@ func TestKeyFrameAskedBeforeALostReferencePlays(t *testing.T) {
 			var sid uint8
 			var captured clock.Time
 			var asked []clock.Time
+			keyNext := false // the encoder answers a request with its next frame
 			p.client.onEvent = func(now clock.Time, ev Event) {
 				if ev.Type == EventKeyFrameRequest && captured != 0 && now > captured {
 					asked = append(asked, now)
+					keyNext = true
 				}
 			}
 			p.at(0, func(now clock.Time) { sid, _ = p.cc.OpenStream(now, StreamConfig{Kind: KindVideo}) })
@@ -179,7 +183,8 @@ func TestKeyFrameAskedBeforeALostReferencePlays(t *testing.T) {
 						captured = now
 					}
 					require.NoError(t, p.cc.WriteFrame(now, sid, payload(sid, int64(i), 3000),
-						FrameInfo{Capture: now, Key: i == 0, Droppable: tt.droppable && i == lost}))
+						FrameInfo{Capture: now, Key: i == 0 || keyNext, Droppable: tt.droppable && i == lost}))
+					keyNext = false
 				})
 			}
 			p.run(10 * time.Second)
@@ -532,6 +537,83 @@ func TestHorizonDue(t *testing.T) {
 			p.cc.lastSend = at(last)
 			p.cc.snd.hz = tt.hz
 			assert.Equal(t, tt.want, p.cc.snd.horizonDue())
+		})
+	}
+}
+
+// TestLostKeyFrameAnswerIsAskedAgain: an encoder that makes key frames
+// only when asked (no periodic ones, as RTC encoders commonly run). A
+// reference frame is lost for good; the key frame sent in answer to the
+// request is lost too, every packet of it (a loss burst), or all but one
+// (it began to arrive, and is given up at its deadline). The receiver asks
+// again, and the stream decodes again: once only it stayed undecodable
+// for good.
+func TestLostKeyFrameAnswerIsAskedAgain(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		arrive int // fragments of the answer that arrive
+	}{
+		{"none of it arrives", 0},
+		{"part of it arrives", 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			const lost = 30
+			cfg := Config{DisableFEC: true}
+			link := netem.LinkConfig{Delay: 40 * time.Millisecond}
+			answer := -1 // the frame ID of the first key frame sent on request
+			fragSeen := 0
+			filter := func(now clock.Time, b []byte) bool {
+				if t := wire.Type(b[0] >> 3 & 7); t == wire.TypeData || t == wire.TypeRetransmit {
+					var h wire.DataHeader
+					if _, err := h.Parse(b); err == nil {
+						switch {
+						case h.FrameID == lost && h.FragIndex == 1:
+							return false
+						case answer >= 0 && int(h.FrameID) == answer:
+							fragSeen++
+							return h.FragIndex == 0 && fragSeen <= tt.arrive
+						}
+					}
+				}
+				return true
+			}
+			p := newPair(t, pairOpts{fwd: link, rev: link, client: cfg, server: cfg, clientFilter: filter})
+			p.connected()
+			var sid uint8
+			keyNext := false
+			var requests int
+			p.client.onEvent = func(now clock.Time, ev Event) {
+				if ev.Type == EventKeyFrameRequest && !ev.Local {
+					keyNext = true
+					requests++
+				}
+			}
+			p.at(0, func(now clock.Time) { sid, _ = p.cc.OpenStream(now, StreamConfig{Kind: KindVideo}) })
+			const n = 150 // 5 s
+			for i := range n {
+				p.at(time.Duration(i+1)*33*time.Millisecond, func(now clock.Time) {
+					key := i == 0 || keyNext
+					if key && i > 0 && answer < 0 {
+						answer = i
+					}
+					keyNext = false
+					if err := p.cc.WriteFrame(now, sid, payload(sid, int64(i), 3000), FrameInfo{Capture: now, Key: key}); err != nil {
+						require.ErrorIs(t, err, ErrFrameDropped)
+					}
+				})
+			}
+			p.run(6 * time.Second)
+			require.Positive(t, answer, "a key frame was asked for")
+			var decodable []int64
+			for _, ev := range p.server.events {
+				if ev.Type == EventFrame && ev.Frame.ID > int64(answer) && !ev.Frame.Undecodable {
+					decodable = append(decodable, ev.Frame.ID)
+				}
+			}
+			require.NotEmpty(t, decodable, "the stream decodes again")
+			assert.Less(t, decodable[0], int64(answer)+30, "within a second of the lost answer")
+			assert.Equal(t, n-1, int(decodable[len(decodable)-1]), "and to the end")
+			assert.LessOrEqual(t, requests, 3, "no storm of requests")
 		})
 	}
 }

@@ -55,6 +55,9 @@ type recvStream struct {
 	firstAt   clock.Time // when its first frame completed
 	sawKey    bool       // a key frame of it completed
 	keyBegan  clock.Time // when a key frame's first packet last came (autoKeyFrame waits for one)
+	broken    bool       // frames released since a reference went missing are undecodable (askAgain)
+	brokeAt   clock.Time // when the first of them was released
+	keyAbove  int64      // one more than the id of the latest key frame completed (0: none)
 	earlyKey  clock.Time // when a key frame was last asked for early (askKeysForHopeless)
 	repair    repairNeed // its frames' need for retransmission (the recovery allowance's rounds)
 	caughtUp  int64      // frames skipped by catch-up, owed to the next delivered frame's CaughtUpBefore
@@ -488,6 +491,7 @@ func (r *receiver) complete(now clock.Time, st *recvStream, slot *frameSlot) {
 	size := slot.total - wire.FramePrefixLen
 	if slot.key {
 		st.sawKey = true
+		st.keyAbove = max(st.keyAbove, slot.id+1)
 	} else if !st.sawKey && st.kind == KindVideo {
 		// Joined mid-stream, or the first key frame was lost: nothing
 		// decodes before one, so ask at once (at most once per RTT).
@@ -567,6 +571,34 @@ func (r *receiver) askKeysForHopeless(now clock.Time, until clock.Time) {
 			r.c.autoKeyFrame(now, st.id)
 		}
 	}
+}
+
+// askAgain repeats a broken stream's key-frame request when the answer
+// went missing, as undecodable frame id is released: no key frame after
+// it has completed (it would end the break at its playout time) or is
+// being assembled, and none has begun to arrive nor been asked for since
+// two smoothed RTTs and keyFrameWait before now, nor has the break begun
+// since. The answer to a request, or the request itself, can be lost (a
+// loss burst; a key frame is the largest frame and the likeliest to lose
+// a packet), and an encoder that makes key frames only when asked (as RTC
+// encoders commonly run) would otherwise leave the stream undecodable for
+// good. A key frame given up incomplete is asked for again as soon as the
+// wait since its first packet is over; one still being repaired, or
+// complete and waiting for its playout time, is waited for.
+func (r *receiver) askAgain(now clock.Time, st *recvStream, id int64) {
+	if !st.broken || st.kind != KindVideo || st.keyAbove > id+1 {
+		return
+	}
+	for _, a := range st.active {
+		if st.slots[a].key {
+			return
+		}
+	}
+	since := clock.Max(clock.Max(st.brokeAt, r.fb.lastPLI[st.id]), st.keyBegan)
+	if now.Sub(since) < 2*r.c.rtt.Smoothed()+keyFrameWait {
+		return
+	}
+	r.c.autoKeyFrame(now, st.id)
 }
 
 // keyOnItsWay reports whether a key frame asked for early may still be on
@@ -720,6 +752,14 @@ func (r *receiver) deliver(now clock.Time, st *recvStream, f jitterbuffer.Frame)
 		// request path, at most one per RTT; none when the sender itself
 		// dropped what is missing (it already raised a local request).
 		c.autoKeyFrame(now, st.id)
+	}
+	switch {
+	case f.NeedKey:
+		st.broken, st.brokeAt = true, now
+	case f.Undecodable:
+		r.askAgain(now, st, f.ID)
+	default:
+		st.broken = false
 	}
 	if c.cfg.Playout == PlayoutAdaptive {
 		// The deadline this side holds frames to follows the offset,
