@@ -607,7 +607,15 @@ func (r *receiver) handleAnnounce(now clock.Time, data []byte) {
 		gen := last[id][3] >> streamGenShift
 		st := r.stream(id)
 		newer := false
-		if st.announced {
+		if st.reused {
+			// Its state was reset for the stream reusing the id: the old
+			// stream's entries are stale, the new one's start it afresh
+			// with the frames it holds.
+			if !genNewer(gen, st.gen) {
+				continue
+			}
+			st.reused = false
+		} else if st.announced {
 			switch {
 			case genNewer(gen, st.gen):
 				newer = true
@@ -664,7 +672,7 @@ func (r *receiver) resetStream(now clock.Time, st *recvStream) {
 	st.stats = StreamRecvStats{}
 	// The old stream's key frames and requests are not the new one's: its
 	// first delta without a key frame asks for one at once.
-	st.firstAt, st.sawKey, st.keyBegan, st.earlyKey, st.broken, st.keyAbove = 0, false, 0, 0, false, 0
+	st.firstAt, st.sawKey, st.keyBegan, st.earlyKey, st.broken, st.keyAbove, st.reused = 0, false, 0, 0, false, 0, false
 	st.unsent, st.caughtUp = 0, 0
 	if st.stalling {
 		r.group.Resume(now)

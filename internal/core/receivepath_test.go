@@ -350,3 +350,75 @@ func TestLongSenderDropLeavesTheStreamDecodable(t *testing.T) {
 		})
 	}
 }
+
+// A stream id the peer reuses, whose new announcement is lost: the new
+// stream's first frames arrive before it. They were taken for the old,
+// finished stream's (duplicates of its frames 0, 1, ...) and dropped, key
+// frame 0 with them, and the new stream played undecodable until a key
+// frame answered a request. A data packet on a closed, finished stream's
+// id is a new stream's (docs/PROTOCOL.md: the sender reuses an id only once
+// none of the old stream's packets can be sent again): its frames are
+// assembled and held for its announcement, as a stream not yet announced.
+func TestReusedStreamBeforeItsAnnouncement(t *testing.T) {
+	p := newPipe(t, Config{MinPlayoutDelay: 200 * time.Millisecond})
+	sid, err := p.cc.OpenStream(p.now, StreamConfig{Kind: KindVideo})
+	require.NoError(t, err)
+	p.tick()
+	for i := range 5 {
+		require.NoError(t, p.cc.WriteFrame(p.now, sid, payload(sid, int64(i), 500), FrameInfo{Capture: p.now, Key: i == 0}))
+		p.tick()
+		p.now = p.now.Add(33 * time.Millisecond)
+	}
+	require.NoError(t, p.cc.CloseStream(p.now, sid))
+	var nsid uint8
+	for i := 0; ; i++ {
+		require.Less(t, i, 5000)
+		p.now = p.now.Add(time.Millisecond)
+		p.tick()
+		p.drainEvents()
+		if nsid, err = p.cc.OpenStream(p.now, StreamConfig{Kind: KindVideo}); err == nil && nsid == sid {
+			break
+		}
+		require.NoError(t, err)
+		require.NoError(t, p.cc.CloseStream(p.now, nsid))
+	}
+	// Everything but data from the client is lost for 150 ms: the new
+	// stream's announcement with it.
+	lostUntil := p.now.Add(150 * time.Millisecond)
+	p.drop = func(from string, b []byte) bool {
+		typ := wire.Type(b[0] >> 3 & 7)
+		return from == "client" && typ != wire.TypeData && typ != wire.TypeRetransmit && p.now < lostUntil
+	}
+	var frames []FrameMeta
+	var lost int
+	for i := 0; i < 60; i++ {
+		if i < 10 {
+			require.NoError(t, p.cc.WriteFrame(p.now, sid, payload(sid, int64(i), 500), FrameInfo{Capture: p.now, Key: i == 0}))
+		}
+		for range 33 {
+			p.tick()
+			p.now = p.now.Add(time.Millisecond)
+			for {
+				ev, ok := p.server.PollEvent()
+				if !ok {
+					break
+				}
+				switch {
+				case ev.Stream != sid:
+				case ev.Type == EventFrame:
+					frames = append(frames, ev.Frame)
+				case ev.Type == EventFrameLost:
+					lost++
+				}
+			}
+		}
+	}
+	require.Len(t, frames, 10, "every frame of the new stream delivered")
+	for i, f := range frames {
+		assert.Equal(t, int64(i), f.ID)
+		assert.False(t, f.Undecodable, "frame %d", i)
+	}
+	assert.True(t, frames[0].Key)
+	assert.Zero(t, lost)
+	assert.Zero(t, p.sc.Stats().ProtocolErrors)
+}

@@ -47,6 +47,11 @@ type recvStream struct {
 	kind      Kind
 	priority  Priority
 	announced bool // the peer announced it (frames wait for that)
+	// reused: data came on the id after its stream had closed and ended,
+	// before the announcement of the stream reusing it (assemble): the
+	// id's state was reset for the new stream, whose announcement, of a
+	// later generation than gen, is awaited; the old stream's are stale.
+	reused bool
 	open      bool
 	gen       uint8      // its generation on the id, as announced (docs/PROTOCOL.md §6.1)
 	closeAt   clock.Time // when a stream the peer closed has drained; Never otherwise
@@ -366,6 +371,17 @@ func (r *receiver) assemble(now clock.Time, h *wire.DataHeader, payload []byte, 
 		return sendTS
 	}
 	st := r.stream(h.Stream)
+	if st.announced && !st.open && st.closeAt == clock.Never {
+		// The stream closed and ended: data on its id is a new stream's,
+		// whose announcement is lost or behind (a sender reuses an id
+		// only once none of the old stream's packets can be sent again,
+		// docs/PROTOCOL.md §6.1). Its frames are assembled and held for
+		// the announcement, as a stream's not yet announced; taken for
+		// the old stream's, they were dropped as duplicates, its first
+		// key frame with them.
+		r.resetStream(now, st)
+		st.announced, st.reused = false, true
+	}
 	expected := st.highest + 1
 	if st.highest < 0 {
 		expected = int64(h.FrameID)
