@@ -390,6 +390,7 @@ const (
 	ackRingLen      = 2048                   // 500 ms at 40 Mbit/s of 1200-byte packets
 	cutWindow       = 200 * time.Millisecond // the receive rate a cut takes after a drop (cutBasis)
 	dropShare       = 0.5                    // a cutWindow rate under this share of ackWindow's is a drop (halved)
+	lullShare       = 1.25                   // one over this share of ackWindow's follows a lull (cutBasis)
 	maxIncreasePerS = 0.08                   // gcc-02's multiplicative increase, 8 % a second
 	lossHigh        = 0.1                    // gcc-02 §6
 	lossHoldAfter   = time.Second            // overuse this recent makes loss congestive
@@ -941,10 +942,19 @@ func (g *GCC) cutTo() (bps float64, dropped bool) {
 // dropped. A smaller dip is the shorter window's noise, not a drop: 200 ms
 // of a 500 kbit/s flow are ten packets, and its frames' sizes vary.
 // Taking the lower of the two whatever they read cut small flows deeper
-// than large ones on a shared bottleneck.
+// than large ones on a shared bottleneck. When the last cutWindow reads
+// over lullShare of the 500 ms, arrivals were thin earlier in the window
+// because we sent little (frames dropped, the window full), not because
+// the path carried little: the cut takes the recent rate, at most the
+// target (gcc-02's R over a window that straddles a lull of our own cut
+// RFC 8867's jitter-30 by half, TestGCCCutBasisAfterALull).
 func (g *GCC) cutBasis() (bps float64, dropped bool) {
-	if recent := g.ack.recent(cutWindow, g.ack.rate); recent < dropShare*g.ack.rate {
+	recent := g.ack.recent(cutWindow, g.ack.rate)
+	switch {
+	case recent < dropShare*g.ack.rate:
 		return recent, true
+	case recent > lullShare*g.ack.rate:
+		return max(g.ack.rate, min(recent, g.target)), false
 	}
 	return g.ack.rate, false
 }

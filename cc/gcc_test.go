@@ -493,6 +493,47 @@ func TestGCCCompetitiveMode(t *testing.T) {
 	assert.Zero(t, g2.Stats().CompetitiveEntries)
 }
 
+// After a lull of our own (frames dropped, the window full: arrivals thin
+// for a while, then back) a cut takes its share of the last 200 ms'
+// receive rate, up to the target (cutBasis): the 500 ms window still
+// counts the lull, and a cut on it took half the rate (RFC 8867's
+// jitter-30, seed 5: 1.6 -> 0.73 Mbit/s, after a delta dropped 3 ms late
+// and the key frames after it). TestGCCCutBasis has the other cases.
+func TestGCCCutBasisAfterALull(t *testing.T) {
+	type span struct {
+		d    time.Duration
+		rate float64 // bit/s of 1200-byte packets; 0: none arrive
+	}
+	for _, tc := range []struct {
+		name    string
+		spans   []span
+		target  float64
+		want    float64
+		dropped bool
+	}{
+		{"steady", []span{{time.Second, 2e6}}, 2.2e6, 2e6, false},
+		{"capacity drop", []span{{time.Second, 2e6}, {300 * time.Millisecond, 0.5e6}}, 2.2e6, 0.5e6, true},
+		{"after a lull", []span{{time.Second, 2e6}, {300 * time.Millisecond, 0.2e6}, {200 * time.Millisecond, 2e6}}, 1.6e6, 1.6e6, false},
+		{"after a lull, under the target", []span{{time.Second, 2e6}, {300 * time.Millisecond, 0.2e6}, {200 * time.Millisecond, 2e6}}, 2.5e6, 2e6, false},
+	} {
+		g := NewGCC(GCCConfig{})
+		g.target = tc.target
+		at := clock.Time(0)
+		for _, sp := range tc.spans {
+			end := at.Add(sp.d)
+			gap := time.Duration(1200 * 8 / sp.rate * float64(time.Second))
+			for ; at < end; at = at.Add(gap) {
+				g.ack.add(at, 1200)
+			}
+			at = end
+		}
+		g.ack.update()
+		got, dropped := g.cutBasis()
+		assert.InEpsilon(t, tc.want, got, 0.06, tc.name)
+		assert.Equal(t, tc.dropped, dropped, tc.name)
+	}
+}
+
 // The receive rate counts arrivals on the receiver's clock: a report
 // that brings 500 ms of arrivals at once does not read as a burst.
 func TestGCCAckRateByArrival(t *testing.T) {
