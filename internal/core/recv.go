@@ -51,27 +51,27 @@ type recvStream struct {
 	// before the announcement of the stream reusing it (assemble): the
 	// id's state was reset for the new stream, whose announcement, of a
 	// later generation than gen, is awaited; the old stream's are stale.
-	reused bool
-	open      bool
-	gen       uint8      // its generation on the id, as announced (docs/PROTOCOL.md §6.1)
-	closeAt   clock.Time // when a stream the peer closed has drained; Never otherwise
-	unsent    int64      // frames released but not delivered (unannounced), owed to the next one's LostBefore
-	highest   int64      // highest frame id seen; -1 before any
-	firstAt   clock.Time // when its first frame completed
-	sawKey    bool       // a key frame of it completed
-	keyBegan  clock.Time // when a key frame's first packet last came (autoKeyFrame waits for one)
-	broken    bool       // frames released since a reference went missing are undecodable (askAgain)
-	brokeAt   clock.Time // when the first of them was released
-	keyAbove  int64      // one more than the id of the latest key frame completed (0: none)
-	earlyKey  clock.Time // when a key frame was last asked for early (askKeysForHopeless)
-	repair    repairNeed // its frames' need for retransmission (the recovery allowance's rounds)
-	caughtUp  int64      // frames skipped by catch-up, owed to the next delivered frame's CaughtUpBefore
-	stalling  bool       // it holds its group stalled (PlayoutStallTogether)
-	slots     []frameSlot
-	active    []int32 // indexes of assembling slots
-	jb        *jitterbuffer.Buffer
-	drops     recvDrops // frames the sender declared dropped
-	stats     StreamRecvStats
+	reused   bool
+	open     bool
+	gen      uint8      // its generation on the id, as announced (docs/PROTOCOL.md §6.1)
+	closeAt  clock.Time // when a stream the peer closed has drained; Never otherwise
+	unsent   int64      // frames released but not delivered (unannounced), owed to the next one's LostBefore
+	highest  int64      // highest frame id seen; -1 before any
+	firstAt  clock.Time // when its first frame completed
+	sawKey   bool       // a key frame of it completed
+	keyBegan clock.Time // when a key frame's first packet last came (autoKeyFrame waits for one)
+	broken   bool       // frames released since a reference went missing are undecodable (askAgain)
+	brokeAt  clock.Time // when the first of them was released
+	keyAbove int64      // one more than the id of the latest key frame completed (0: none)
+	earlyKey clock.Time // when a key frame was last asked for early (askKeysForHopeless)
+	repair   repairNeed // its frames' need for retransmission (the recovery allowance's rounds)
+	caughtUp int64      // frames skipped by catch-up, owed to the next delivered frame's CaughtUpBefore
+	stalling bool       // it holds its group stalled (PlayoutStallTogether)
+	slots    []frameSlot
+	active   []int32 // indexes of assembling slots
+	jb       *jitterbuffer.Buffer
+	drops    recvDrops // frames the sender declared dropped
+	stats    StreamRecvStats
 }
 
 // StreamRecvStats counts a received stream's frames.
