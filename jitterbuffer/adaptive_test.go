@@ -867,3 +867,53 @@ func TestGroupLeaveAndRate(t *testing.T) {
 	}
 	assert.Equal(t, DefaultDrainRate, NewGroup(0).rate)
 }
+
+// TestCatchUpWaitsForADueKeyFrame: catch-up skips to a key frame already
+// due, not to one still ahead. Frame 29 completes 40 ms after its playout
+// time, frames 30-34 have come on time behind it, and key frame 34 is
+// held but not due for another 90 ms. Skipping to it dropped frames 29-33
+// (on time but one) and stopped the display 198 ms; played, frame 29 is
+// 40 ms late, the rest on time, and the longest stop 73 ms.
+func TestCatchUpWaitsForADueKeyFrame(t *testing.T) {
+	const ms = time.Millisecond
+	const interval = 33 * ms
+	b := New(Config{MinDelay: 150 * ms, Video: true, CatchUp: true})
+	completed := func(i int) clock.Time {
+		c := clock.Time(time.Duration(i) * interval)
+		if i == 29 {
+			return c.Add(190 * ms) // its playout is capture + 150 ms
+		}
+		return c.Add(10 * ms)
+	}
+	var out []Frame
+	var shown []clock.Time // when each frame played was released
+	for now := clock.Time(0); now < clock.Time(2*time.Second); now = now.Add(ms) {
+		for i := range 50 {
+			if completed(i) == now {
+				capture := clock.Time(time.Duration(i) * interval)
+				require.NoError(t, b.Push(now, Frame{ID: int64(i), Capture: capture, Completed: now, Transit: now.Sub(capture), Key: i == 0 || i == 34}))
+			}
+		}
+		// The caller waits for a missing frame until it comes, as the
+		// core does for a gap it may still fill (gapHold).
+		for b.NextTimeout() <= now && (len(out) != 29 || now >= completed(29)) {
+			f, ok := b.Pop(now)
+			require.True(t, ok)
+			out = append(out, f)
+			if !f.Dropped {
+				shown = append(shown, now)
+			}
+		}
+	}
+	require.Len(t, out, 50)
+	for _, f := range out {
+		assert.False(t, f.Dropped, "frame %d", f.ID)
+		assert.False(t, f.Undecodable, "frame %d", f.ID)
+	}
+	var gap time.Duration
+	for i := 1; i < len(shown); i++ {
+		gap = max(gap, shown[i].Sub(shown[i-1]))
+	}
+	assert.Less(t, gap, 80*ms, "the display's longest stop")
+	assert.Zero(t, b.Stats(clock.Time(2*time.Second)).FramesDropped)
+}

@@ -191,8 +191,9 @@ type Config struct {
 	// CatchUp (Adaptive video buffers; an RTC option) skips, after a
 	// freeze, to the newest decodable frame instead of playing the
 	// backlog late: when the next frame is due and completed after its
-	// playout time, the frames before the newest key frame held, or a
-	// droppable frame, are released Dropped at once (not to be played);
+	// playout time, the frames before the newest key frame held whose
+	// playout time has come too, or a droppable frame, are released
+	// Dropped at once (not to be played);
 	// late frames play at once and do not lift the offset. Off: every
 	// frame plays, late ones lift the offset, and the excess drains at
 	// DrainRate.
@@ -587,9 +588,13 @@ func (b *Buffer) Pop(now clock.Time) (Frame, bool) {
 	}
 	if b.catchUp() && b.frames[0].Completed > p {
 		// A freeze: the next frame is due and came too late. Skip to the
-		// newest key frame held, or past a frame nothing references.
+		// newest key frame held that is due too, or past a frame nothing
+		// references. Not to one still ahead: that drops frames that came
+		// on time and stops the display until it is due (a head 40 ms late
+		// and key frame 90 ms ahead stopped it 198 ms, where playing the
+		// head late stops it 73: TestCatchUpWaitsForADueKeyFrame).
 		for k := len(b.frames) - 1; k > 0; k-- {
-			if b.frames[k].Key {
+			if b.frames[k].Key && b.playout(&b.frames[k]) <= now {
 				b.skipTo = b.frames[k].ID
 				return b.drop(now), true
 			}

@@ -73,7 +73,8 @@ type Config struct {
 	// first, uses LiveRecoveryResidual.
 	RecoveryResidual float64
 	// PlayoutCatchUp: after a video freeze, skip to the newest decodable
-	// frame (the newest key frame held, past frames nothing references)
+	// frame (the newest key frame held that is due, past frames nothing
+	// references)
 	// instead of playing the backlog late and draining it
 	// (jitterbuffer.Config.CatchUp); the skipped frames are freed, counted
 	// (StreamRecvStats.FramesCaughtUp) and reported on the next frame
