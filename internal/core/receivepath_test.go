@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spillway-rt/spillway/clock"
 	"github.com/spillway-rt/spillway/wire"
 )
 
@@ -421,4 +423,98 @@ func TestReusedStreamBeforeItsAnnouncement(t *testing.T) {
 	assert.True(t, frames[0].Key)
 	assert.Zero(t, lost)
 	assert.Zero(t, p.sc.Stats().ProtocolErrors)
+}
+
+// A data packet of a stream that has closed and ended, held up in the
+// network past the stream's end (its retransmission completed the frame
+// in time), is no packet of the stream reusing the id: it was sent before
+// the stream ended. Taken for one (the first version of the rule above),
+// the old frame stood as the new stream's, and the new stream's frames
+// were refused or played undecodable. (Stop 36's review of that change.)
+func TestLateOldDataIsNotTheReusedStreams(t *testing.T) {
+	for _, justBefore := range []bool{false, true} {
+		t.Run(fmt.Sprintf("just before the reuse %v", justBefore), func(t *testing.T) {
+			p := newPipe(t, Config{MinPlayoutDelay: 200 * time.Millisecond})
+			sid, err := p.cc.OpenStream(p.now, StreamConfig{Kind: KindVideo})
+			require.NoError(t, err)
+			p.tick()
+			var late []byte
+			p.drop = func(from string, b []byte) bool {
+				if from != "client" || wire.Type(b[0]>>3&7) != wire.TypeData || late != nil {
+					return false
+				}
+				var h wire.DataHeader
+				if _, err := h.Parse(b); err == nil && h.Stream == sid && h.FrameID == 3 {
+					late = append([]byte(nil), b...) // held up in the network
+					return true
+				}
+				return false
+			}
+			for i := range 5 {
+				require.NoError(t, p.cc.WriteFrame(p.now, sid, payload(sid, int64(i), 500), FrameInfo{Capture: p.now, Key: i == 0}))
+				p.tick()
+				p.now = p.now.Add(33 * time.Millisecond)
+			}
+			require.NotNil(t, late)
+			require.NoError(t, p.cc.CloseStream(p.now, sid))
+			st := p.sc.rcv.streams[sid]
+			for i := 0; st.open || st.closeAt != clock.Never; i++ {
+				require.Less(t, i, 5000)
+				p.now = p.now.Add(time.Millisecond)
+				p.tick()
+			}
+			p.drainEvents()
+			// The old stream has ended here: its delayed packet comes, long
+			// before the id is reused, or as the sender reuses it.
+			if !justBefore {
+				p.server.HandleDatagram(p.now, clientAddr, late)
+			}
+			var nsid uint8
+			for i := 0; ; i++ {
+				require.Less(t, i, 5000)
+				p.now = p.now.Add(time.Millisecond)
+				p.tick()
+				p.drainEvents()
+				if nsid, err = p.cc.OpenStream(p.now, StreamConfig{Kind: KindVideo}); err == nil && nsid == sid {
+					if justBefore {
+						p.server.HandleDatagram(p.now, clientAddr, late)
+					}
+					break
+				}
+				require.NoError(t, err)
+				require.NoError(t, p.cc.CloseStream(p.now, nsid))
+			}
+			errsBefore := p.sc.Stats().ProtocolErrors
+			var frames []Event
+			for i := 0; i < 60; i++ {
+				if i < 10 {
+					require.NoError(t, p.cc.WriteFrame(p.now, sid, payload(sid, 100+int64(i), 700), FrameInfo{Capture: p.now, Key: i == 0}))
+				}
+				for range 33 {
+					p.tick()
+					p.now = p.now.Add(time.Millisecond)
+					for {
+						ev, ok := p.server.PollEvent()
+						if !ok {
+							break
+						}
+						if ev.Stream == sid && ev.Type == EventFrame {
+							ev.Data = append([]byte(nil), ev.Data...)
+							frames = append(frames, ev)
+						}
+					}
+				}
+			}
+			var want, got []string
+			for i := range 10 {
+				want = append(want, fmt.Sprintf("%d lostBefore=0 undecodable=false new=true", i))
+			}
+			for _, ev := range frames {
+				got = append(got, fmt.Sprintf("%d lostBefore=%d undecodable=%v new=%v", ev.Frame.ID, ev.Frame.LostBefore,
+					ev.Frame.Undecodable, bytes.Equal(ev.Data, payload(sid, 100+ev.Frame.ID, 700))))
+			}
+			assert.Equal(t, want, got, "the new stream's frames, from its key frame 0")
+			assert.Equal(t, errsBefore, p.sc.Stats().ProtocolErrors)
+		})
+	}
 }

@@ -52,6 +52,7 @@ type recvStream struct {
 	// id's state was reset for the new stream, whose announcement, of a
 	// later generation than gen, is awaited; the old stream's are stale.
 	reused   bool
+	endedAt  clock.Time // when it last ended (finishStream)
 	open     bool
 	gen      uint8      // its generation on the id, as announced (docs/PROTOCOL.md §6.1)
 	closeAt  clock.Time // when a stream the peer closed has drained; Never otherwise
@@ -371,16 +372,27 @@ func (r *receiver) assemble(now clock.Time, h *wire.DataHeader, payload []byte, 
 		return sendTS
 	}
 	st := r.stream(h.Stream)
-	if st.announced && !st.open && st.closeAt == clock.Never {
-		// The stream closed and ended: data on its id is a new stream's,
-		// whose announcement is lost or behind (a sender reuses an id
-		// only once none of the old stream's packets can be sent again,
-		// docs/PROTOCOL.md §6.1). Its frames are assembled and held for
-		// the announcement, as a stream's not yet announced; taken for
-		// the old stream's, they were dropped as duplicates, its first
-		// key frame with them.
-		r.resetStream(now, st)
-		st.announced, st.reused = false, true
+	if ended := st.announced && !st.open && st.closeAt == clock.Never; ended || st.reused {
+		// The stream closed and ended. Data on its id sent after that is
+		// a new stream's, whose announcement is lost or behind (a sender
+		// reuses an id only once none of the old stream's packets can be
+		// sent again, docs/PROTOCOL.md §6.1): its frames are assembled and
+		// held for the announcement, as a stream's not yet announced;
+		// taken for the old stream's, they were dropped as duplicates, its
+		// first key frame with them. Data sent before the end (by its send
+		// time on our clock, less half the one-way delay: the old
+		// stream's last can leave up to its deadline, a one-way delay
+		// before the end here, the new stream's first a round trip and
+		// 100 ms after it) is the old stream's, late; so is a packet FEC
+		// rebuilt, which has no send time of its own.
+		if (ended && repaired) || r.localTime(sendTS) <= st.endedAt.Add(-r.c.owd()/2) {
+			c.stats.FragmentsDuplicated++
+			return sendTS
+		}
+		if ended {
+			r.resetStream(now, st)
+			st.announced, st.reused = false, true
+		}
 	}
 	expected := st.highest + 1
 	if st.highest < 0 {
@@ -730,6 +742,7 @@ func (r *receiver) finishStream(now clock.Time, st *recvStream) {
 	}
 	st.open = false
 	st.closeAt = clock.Never
+	st.endedAt = now
 	r.c.ep.pushEvent(Event{Type: EventStreamClosed, Conn: r.c, Stream: st.id, Kind: st.kind})
 }
 
