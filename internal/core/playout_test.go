@@ -617,3 +617,52 @@ func TestLostKeyFrameAnswerIsAskedAgain(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyFrameAskedWhenNoRepairCanReachIt: a reference frame that lacks a
+// packet for good, the frames after it arriving (what it lacks was lost,
+// not late), is asked for a key frame once a retransmission asked for
+// could no longer reach it by its playout time (askKeysForUnreachable).
+// Under an 800 ms playout offset and a 200 ms round trip the NACK
+// generator gives the packet up only when its last round's answer is
+// overdue: the request written then reached the sender 865 ms after the
+// frame's capture, 65 ms after its playout time; now 750 ms.
+func TestKeyFrameAskedWhenNoRepairCanReachIt(t *testing.T) {
+	const lost = 200
+	cfg := Config{DisableFEC: true, MinPlayoutDelay: 800 * time.Millisecond, MaxPlayoutDelay: 800 * time.Millisecond}
+	link := netem.LinkConfig{Delay: 100 * time.Millisecond}
+	p := newPair(t, pairOpts{fwd: link, rev: link, client: cfg, server: cfg, clientFilter: dropFragmentAlways(lost, 1)})
+	sc := p.connected()
+	var sid uint8
+	var captured clock.Time
+	var asked []clock.Time
+	keyNext := false
+	p.client.onEvent = func(now clock.Time, ev Event) {
+		if ev.Type == EventKeyFrameRequest && !ev.Local && captured != 0 && now > captured {
+			asked = append(asked, now)
+			keyNext = true
+		}
+	}
+	p.at(0, func(now clock.Time) { sid, _ = p.cc.OpenStream(now, StreamConfig{Kind: KindVideo}) })
+	for i := range 300 {
+		p.at(time.Duration(i+1)*33*time.Millisecond, func(now clock.Time) {
+			if i == lost {
+				captured = now
+			}
+			require.NoError(t, p.cc.WriteFrame(now, sid, payload(sid, int64(i), 3000), FrameInfo{Capture: now, Key: i == 0 || keyNext}))
+			keyNext = false
+		})
+	}
+	p.run(12 * time.Second)
+	require.Len(t, asked, 1)
+	require.Equal(t, 200*time.Millisecond, sc.rtt.WindowedMin())
+	// Sender and receiver clocks agree here; the request takes 100 ms.
+	playout := captured.Add(max(sc.rcv.playoutDelay, sc.rcv.peerLatency))
+	assert.Less(t, asked[0], playout, "the request reaches the sender before the lost frame's playout time")
+	var undecodable int
+	for _, ev := range p.server.events {
+		if ev.Type == EventFrame && ev.Frame.Undecodable {
+			undecodable++
+		}
+	}
+	assert.Positive(t, undecodable, "frames after the lost one wait for the key frame")
+}

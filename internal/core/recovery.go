@@ -564,6 +564,7 @@ func (c *Conn) appendNACKs(now clock.Time, b []byte, budget int) []byte {
 		r.hopeless = h
 		r.askKeysForHopeless(now, h)
 	}
+	r.askKeysForUnreachable(now)
 	if keyFrame {
 		// Through RequestKeyFrame: at most one PLI per stream per RTT.
 		for _, st := range r.streams {

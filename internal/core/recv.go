@@ -629,6 +629,36 @@ func (r *receiver) askAgain(now clock.Time, st *recvStream, id int64) {
 	r.c.autoKeyFrame(now, st.id)
 }
 
+// askKeysForUnreachable asks for a key frame (once per frame, as
+// askKeysForHopeless) for each video frame that others reference, still
+// incomplete though a later frame of its stream has begun to arrive (a
+// stream's frames are sent in order: what it lacks was lost, not still on
+// its way), once a retransmission asked for now could no longer reach it
+// by the time it is given up (giveUpAt, from its capture time, less the
+// least RTT). The NACK generator gives a packet up (HopelessUntil) only
+// when its last round's answer is overdue, near the frame's deadline: a
+// key frame asked for then is captured after the lost frame's playout
+// time (seed 5 of the bench's e2e-rtc-rtt200-ge10b3, 800 ms of playout
+// offset: 8 freezes of 0.9-0.97 s, 6.93 s in all; 0.8 s with this). A
+// last round still on its way may yet complete the frame: the key frame
+// is then spent for nothing, the price of the earlier request.
+func (r *receiver) askKeysForUnreachable(now clock.Time) {
+	reach := now.Add(r.c.rtt.WindowedMin())
+	for _, st := range r.streams {
+		if st == nil || st.kind != KindVideo || !st.sawKey {
+			continue
+		}
+		for _, a := range st.active {
+			slot := &st.slots[a]
+			if slot.droppable || slot.keyAsked || !slot.capKnown || slot.id >= st.highest || r.giveUpAt(slot) >= reach {
+				continue
+			}
+			slot.keyAsked, st.earlyKey = true, now
+			r.c.autoKeyFrame(now, st.id)
+		}
+	}
+}
+
 // keyOnItsWay reports whether a key frame asked for early may still be on
 // its way: a gap it was asked for needs no second ask, even once that key
 // frame has begun to arrive (which lets autoKeyFrame ask again).
