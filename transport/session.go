@@ -261,14 +261,16 @@ func (s *Session) Err() error {
 // Stats returns the session's counters.
 func (s *Session) Stats() Stats {
 	var st Stats
+	// A connection that has closed keeps its counters: between its close
+	// and the session's end (EventClosed, dispatched after the loop's
+	// batch) they are the final ones. (Returning nothing then gave an
+	// all-zero Stats to a caller racing Close.)
 	err := s.t.do(context.Background(), func(clock.Time) error {
-		if s.conn.Closed() {
-			return ErrClosed
-		}
 		st = s.conn.Stats()
 		return nil
 	})
 	if err != nil {
+		// The loop has ended: every session it held has its final counters.
 		select {
 		case <-s.done:
 			return s.final
@@ -665,8 +667,11 @@ func (rt *RemoteTrack) Dropped() int64 { return rt.dropped.Load() }
 // ReadFrame waits for the next frame at its playout time and copies it into
 // buf. If buf is too small it returns io.ErrShortBuffer with info.Size set
 // and keeps the frame for the next call. When the peer closes the track it
-// returns io.EOF (after the frames already received); when the session ends,
-// the session's error.
+// returns io.EOF (after the frames already received); so it does when the
+// peer closes the session in order (Session.Close and CloseWithError close
+// the tracks first: Session.Err then says why). When the session ends
+// otherwise (an idle timeout, a local close, the transport closing), it
+// returns the session's error.
 func (rt *RemoteTrack) ReadFrame(ctx context.Context, buf []byte) (int, FrameInfo, error) {
 	// Concurrent readers take turns; one waiting for its turn still heeds
 	// its context.

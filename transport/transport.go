@@ -243,7 +243,7 @@ func (t *Transport) readLoop(bufSize int) {
 				t.putBatch(b, 0)
 			}
 			if errors.Is(err, net.ErrClosed) {
-				t.fatal(fmt.Errorf("spillway: socket closed: %w", err))
+				t.fatal(fmt.Errorf("%w: the socket closed under the transport: %w", ErrClosed, err))
 				return
 			}
 			// Transient errors (ICMP port unreachable on Linux) come and go;
@@ -251,7 +251,7 @@ func (t *Transport) readLoop(bufSize int) {
 			t.stats.readErrors.Add(1)
 			failures++
 			if failures >= maxReadFailures {
-				t.fatal(fmt.Errorf("spillway: %d reads failed in a row: %w", failures, err))
+				t.fatal(fmt.Errorf("%w: %d reads failed in a row: %w", ErrClosed, failures, err))
 				return
 			}
 			if failures > 10 {
@@ -317,7 +317,7 @@ func (t *Transport) putBatch(b *rxBatch, n int) {
 const maxReadFailures = 200
 
 // fatal reports an error that ends the transport (the socket closed under
-// it).
+// it); err wraps ErrClosed, as every error saying why a session ended does.
 func (t *Transport) fatal(err error) {
 	select {
 	case t.cmds <- func(clock.Time) {

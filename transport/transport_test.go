@@ -507,6 +507,7 @@ func TestFailingConnEndsTheTransport(t *testing.T) {
 		start := time.Now()
 		<-tr.done
 		assert.ErrorIs(t, tr.loopErr, io.ErrUnexpectedEOF)
+		assert.ErrorIs(t, tr.loopErr, ErrClosed, "an error saying why the sessions ended")
 		assert.Equal(t, int64(maxReadFailures), fc.reads.Load())
 		assert.Less(t, time.Since(start), 30*time.Second, "with backoff, not forever")
 		assert.Equal(t, int64(maxReadFailures), tr.Stats().ReadErrors)
@@ -817,4 +818,79 @@ func TestConnectedSocketBothPaths(t *testing.T) {
 		require.NoError(t, uc.Close())
 		require.NoError(t, rc.Close())
 	}
+}
+
+// The socket closed under a transport ends it, and every error saying so
+// matches ErrClosed, as the errors of sessions ended otherwise do: they
+// wrapped net.ErrClosed only, and a writer loop that stops on ErrClosed
+// never stopped. (Stop 36's review of the transport as a user.)
+func TestSocketClosedMatchesErrClosed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l, err := Listen("127.0.0.1:0", nil)
+	require.NoError(t, err)
+	defer l.Close()
+	uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	tr := &Transport{Conn: uc}
+	defer tr.Close()
+	cs, err := tr.Dial(ctx, l.Addr())
+	require.NoError(t, err)
+	v, err := cs.Publish(ctx, TrackConfig{Kind: KindAudio})
+	require.NoError(t, err)
+	require.NoError(t, uc.Close())
+	<-cs.Done()
+	assert.ErrorIs(t, cs.Err(), ErrClosed)
+	assert.ErrorIs(t, cs.Err(), net.ErrClosed, "and says why")
+	assert.ErrorIs(t, v.WriteFrame(ctx, Frame{Data: []byte("x")}), ErrClosed)
+	_, err = cs.Publish(ctx, TrackConfig{})
+	assert.ErrorIs(t, err, ErrClosed)
+	_, err = tr.Dial(ctx, l.Addr())
+	assert.ErrorIs(t, err, ErrClosed)
+}
+
+// Session.Stats never reads all zero while the session closes: between the
+// connection's close and the session's end it returned an empty Stats
+// (the review's test failed 5 runs of 5).
+func TestStatsWhileClosing(t *testing.T) {
+	var zeros atomic.Int64
+	for round := 0; round < 30 && zeros.Load() == 0; round++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		l, err := Listen("127.0.0.1:0", nil)
+		require.NoError(t, err)
+		cs, err := Dial(ctx, l.Addr().String(), nil)
+		require.NoError(t, err)
+		_, err = l.Accept(ctx)
+		require.NoError(t, err)
+		v, err := cs.Publish(ctx, TrackConfig{Kind: KindAudio})
+		require.NoError(t, err)
+		require.NoError(t, v.WriteFrame(ctx, Frame{Data: []byte("a")}))
+		for cs.Stats().PacketsSent == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if cs.Stats().PacketsSent == 0 {
+						zeros.Add(1)
+					}
+				}
+			}()
+		}
+		require.NoError(t, cs.Close())
+		close(stop)
+		wg.Wait()
+		require.NoError(t, l.Close())
+		cancel()
+	}
+	assert.Zero(t, zeros.Load(), "all-zero Stats while closing")
 }
