@@ -79,6 +79,11 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if _, err := regexp.Compile(o.Scenario); err != nil {
 		return usageErr(fs, "-scenario: %v", err)
 	}
+	if o.JSON != "" && o.Trace != "" && samePath(o.JSON, o.Trace) {
+		// The report is renamed over the file at the end: the trace
+		// written there was lost without a word.
+		return usageErr(fs, "-json and -trace name the same file %q", o.JSON)
+	}
 	if len(o.Files) > 0 {
 		scs, err := loadScenarioFiles(o.Files)
 		if err != nil {
@@ -100,6 +105,19 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usageErr(fs, "%v", err)
 	}
 	return runBench(ctx, o, scs, stdout, stderr)
+}
+
+// samePath reports whether two paths name one file: the same absolute
+// path, or, for files that exist, the same file (links).
+func samePath(a, b string) bool {
+	if aa, err := filepath.Abs(a); err == nil {
+		if bb, err := filepath.Abs(b); err == nil && aa == bb {
+			return true
+		}
+	}
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(fa, fb)
 }
 
 // loadScenarioFiles reads the scenarios of the files, in order. A name

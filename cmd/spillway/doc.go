@@ -205,7 +205,11 @@
 // The proxy runs until SIGINT or SIGTERM, or for -duration, printing a
 // stats line to stderr every -stats-interval and a final one to stdout:
 //
-//	fwd_offered=N fwd_delivered=N fwd_lost=N fwd_dropped=N fwd_overflow=N fwd_bytes=N rev_... client_changes=N strangers=N no_client=N write_errors=N read_errors=N late_mean_us=N late_max_us=N
+//	fwd_offered=N fwd_delivered=N fwd_lost=N fwd_dropped=N fwd_codel_dropped=N fwd_overflow=N fwd_blackout=N fwd_duplicated=N fwd_bytes=N rev_... client_changes=N strangers=N no_client=N write_errors=N read_errors=N late_mean_us=N late_max_us=N
+//
+// Every datagram is accounted for: offered + duplicated = delivered + lost
+// + dropped + codel_dropped + overflow + blackout + those still on the
+// link.
 //
 // -pcap DIR writes DIR/netem-fwd.pcap and DIR/netem-rev.pcap, stamped with
 // wall-clock times. -seed seeds the links' randomness (default 1).

@@ -308,6 +308,17 @@ func TestBenchJSONPath(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm())
 
+	// -json and -trace naming one file: the report was renamed over the
+	// trace, which was lost without a word. Refused before anything runs.
+	same := filepath.Join(dir, "same.out")
+	for _, other := range []string{same, filepath.Join(dir, ".", "same.out")} {
+		errOut.Reset()
+		code = run(t.Context(), []string{"bench", "-json", same, "-trace", other, "-scenario", "^rtc-rtt40-loss0$"}, &out, &errOut)
+		assert.Equal(t, exitUsage, code)
+		assert.Contains(t, errOut.String(), "-json and -trace name the same file")
+		assert.NoFileExists(t, same)
+	}
+
 	// Interrupted: no report, and nothing left behind.
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()

@@ -392,7 +392,8 @@ file's fields for their direction, in every step of the schedule.
 
 It runs until SIGINT or SIGTERM, or for -duration, printing a stats line to
 stderr every -stats-interval and a final one to stdout:
-fwd_offered=N fwd_delivered=N fwd_lost=N fwd_dropped=N ... rev_... client_changes=N.
+fwd_offered=N fwd_delivered=N fwd_lost=N fwd_dropped=N fwd_codel_dropped=N
+fwd_overflow=N fwd_blackout=N fwd_duplicated=N ... rev_... client_changes=N.
 -pcap DIR writes DIR/netem-fwd.pcap and DIR/netem-rev.pcap (wall-clock times).
 
 -measure runs a self-test instead: a sender writes 10 Mbit/s of 1,250-byte
@@ -774,7 +775,43 @@ func netemMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return usageErr(fs, "-forward: %v", err)
 	}
+	if loopsBack(listen, target) {
+		// One datagram would be forwarded to the proxy itself for ever
+		// (174,641 times in 3 s, a review measured), more with -duplicate.
+		return usageErr(fs, "-forward %v is the proxy's own -listen address %v: every datagram would come back to it", target, listen)
+	}
 	return runNetem(ctx, o, listen, target, stdout, stderr)
+}
+
+// loopsBack reports whether a proxy listening on listen would receive what
+// it forwards to target: the same port, and the same address or one of
+// this host's while it listens on all of them.
+func loopsBack(listen, target netip.AddrPort) bool {
+	if listen.Port() != target.Port() {
+		return false
+	}
+	la, ta := listen.Addr().Unmap(), target.Addr().Unmap()
+	if la == ta {
+		return true
+	}
+	if !la.IsUnspecified() {
+		return false
+	}
+	if ta.IsLoopback() || ta.IsUnspecified() {
+		return true
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if p, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(p.IP); ok && ip.Unmap() == ta {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // resolveUDP resolves host:port. A listen address may leave the host out
@@ -945,9 +982,12 @@ func proxyStatsLine(st netem.ProxyStats) string {
 		name string
 		s    *netem.LinkStats
 	}{{"fwd", &st.Forward}, {"rev", &st.Reverse}} {
-		fmt.Fprintf(&b, "%s_offered=%d %s_delivered=%d %s_lost=%d %s_dropped=%d %s_overflow=%d %s_bytes=%d ",
+		// Every fate LinkStats counts: offered + duplicated = delivered +
+		// lost + blackout + dropped + codel_dropped + overflow + in flight.
+		fmt.Fprintf(&b, "%s_offered=%d %s_delivered=%d %s_lost=%d %s_dropped=%d %s_codel_dropped=%d %s_overflow=%d %s_blackout=%d %s_duplicated=%d %s_bytes=%d ",
 			d.name, d.s.PacketsOffered, d.name, d.s.PacketsDelivered, d.name, d.s.PacketsLost,
-			d.name, d.s.PacketsDropped, d.name, d.s.PacketsOverflow, d.name, d.s.BytesDelivered)
+			d.name, d.s.PacketsDropped, d.name, d.s.PacketsCoDelDropped, d.name, d.s.PacketsOverflow,
+			d.name, d.s.PacketsBlackout, d.name, d.s.PacketsDuplicated, d.name, d.s.BytesDelivered)
 	}
 	var lateMean time.Duration
 	if n := st.Forward.PacketsDelivered + st.Reverse.PacketsDelivered; n > 0 {
