@@ -90,18 +90,7 @@ func TestReusedStreamAsksForItsFirstKeyFrameAtOnce(t *testing.T) {
 		p.now = p.now.Add(33 * time.Millisecond)
 	}
 	require.NoError(t, p.cc.CloseStream(p.now, sid))
-	var nsid uint8
-	for i := 0; ; i++ {
-		require.Less(t, i, 5000)
-		p.now = p.now.Add(time.Millisecond)
-		p.tick()
-		p.drainEvents()
-		if nsid, err = p.cc.OpenStream(p.now, StreamConfig{Kind: KindVideo}); err == nil && nsid == sid {
-			break
-		}
-		require.NoError(t, err)
-		require.NoError(t, p.cc.CloseStream(p.now, nsid))
-	}
+	p.reopen(t, sid)
 	for range 20 { // the announcement of the new stream is acknowledged
 		p.now = p.now.Add(5 * time.Millisecond)
 		p.tick()
@@ -372,18 +361,7 @@ func TestReusedStreamBeforeItsAnnouncement(t *testing.T) {
 		p.now = p.now.Add(33 * time.Millisecond)
 	}
 	require.NoError(t, p.cc.CloseStream(p.now, sid))
-	var nsid uint8
-	for i := 0; ; i++ {
-		require.Less(t, i, 5000)
-		p.now = p.now.Add(time.Millisecond)
-		p.tick()
-		p.drainEvents()
-		if nsid, err = p.cc.OpenStream(p.now, StreamConfig{Kind: KindVideo}); err == nil && nsid == sid {
-			break
-		}
-		require.NoError(t, err)
-		require.NoError(t, p.cc.CloseStream(p.now, nsid))
-	}
+	p.reopen(t, sid)
 	// Everything but data from the client is lost for 150 ms: the new
 	// stream's announcement with it.
 	lostUntil := p.now.Add(150 * time.Millisecond)
@@ -469,20 +447,9 @@ func TestLateOldDataIsNotTheReusedStreams(t *testing.T) {
 			if !justBefore {
 				p.server.HandleDatagram(p.now, clientAddr, late)
 			}
-			var nsid uint8
-			for i := 0; ; i++ {
-				require.Less(t, i, 5000)
-				p.now = p.now.Add(time.Millisecond)
-				p.tick()
-				p.drainEvents()
-				if nsid, err = p.cc.OpenStream(p.now, StreamConfig{Kind: KindVideo}); err == nil && nsid == sid {
-					if justBefore {
-						p.server.HandleDatagram(p.now, clientAddr, late)
-					}
-					break
-				}
-				require.NoError(t, err)
-				require.NoError(t, p.cc.CloseStream(p.now, nsid))
+			p.reopen(t, sid)
+			if justBefore {
+				p.server.HandleDatagram(p.now, clientAddr, late)
 			}
 			errsBefore := p.sc.Stats().ProtocolErrors
 			var frames []Event
@@ -516,5 +483,25 @@ func TestLateOldDataIsNotTheReusedStreams(t *testing.T) {
 			assert.Equal(t, want, got, "the new stream's frames, from its key frame 0")
 			assert.Equal(t, errsBefore, p.sc.Stats().ProtocolErrors)
 		})
+	}
+}
+
+// reopen opens video streams (closing each again) until the sender hands
+// out sid once more: it reuses a closed stream's id only once none of its
+// packets can be sent again (docs/PROTOCOL.md §6.1). It returns at the
+// moment of the reuse, the new stream open.
+func (p *pipe) reopen(t *testing.T, sid uint8) {
+	t.Helper()
+	for i := 0; ; i++ {
+		require.Less(t, i, 5000)
+		p.now = p.now.Add(time.Millisecond)
+		p.tick()
+		p.drainEvents()
+		nsid, err := p.cc.OpenStream(p.now, StreamConfig{Kind: KindVideo})
+		require.NoError(t, err)
+		if nsid == sid {
+			return
+		}
+		require.NoError(t, p.cc.CloseStream(p.now, nsid))
 	}
 }
