@@ -218,7 +218,10 @@
 // spin). -measure, instead of proxying, sends 10 Mbit/s of 1,250-byte
 // datagrams on loopback through a proxy with a 50 ms delay (or -delay and
 // the other impairment flags; not -config) for -duration (default 5s) and
-// prints the timer lateness and the delay error's percentiles.
+// prints the timer lateness, the delay error's percentiles and the
+// datagrams' fates: "sent=N received=N lost=N dropped=N queued=N" (lost by
+// the loss model; dropped by the queue, CoDel or a link down; still queued
+// when the run stopped).
 //
 // # Output contract
 //

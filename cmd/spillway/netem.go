@@ -1102,7 +1102,16 @@ func netemMeasure(ctx context.Context, o *netemOptions, stdout, stderr io.Writer
 	if counted > 0 {
 		allocs = float64(ms1.Mallocs-ms0.Mallocs) / float64(counted)
 	}
-	fmt.Fprintf(stdout, "sent=%d received=%d lost=%d allocs_per_datagram=%.3f\n", sent, received, sent-received, allocs)
+	// What did not arrive, by its fate on the link (its loss model; its
+	// queue: drops, CoDel, overflow, a link down; still queued when the
+	// run stopped). sent - received read as "lost" counted queue drops and
+	// the datagrams still queued as losses with no loss model set.
+	fw := p.Stats().Forward
+	lost := int64(fw.PacketsLost)
+	dropped := int64(fw.PacketsDropped + fw.PacketsCoDelDropped + fw.PacketsOverflow + fw.PacketsBlackout)
+	queued := max(int64(sent)+int64(fw.PacketsDuplicated)-int64(received)-lost-dropped, 0)
+	fmt.Fprintf(stdout, "sent=%d received=%d lost=%d dropped=%d queued=%d allocs_per_datagram=%.3f\n",
+		sent, received, lost, dropped, queued, allocs)
 	if len(errs) == 0 {
 		return errors.New("measure: no datagram arrived")
 	}

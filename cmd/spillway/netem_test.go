@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -196,6 +197,21 @@ func TestNetemMeasureRuns(t *testing.T) {
 	assert.Contains(t, s, "delay_error_us p50=")
 	assert.Contains(t, s, "allocs_per_datagram=")
 	assert.Contains(t, s, "with delay 5ms")
+
+	// No loss model, a queue that overflows: nothing is lost, what does
+	// not arrive was dropped by the queue (or still in it). sent - received
+	// once read as lost.
+	out.Reset()
+	errOut.Reset()
+	code = run(t.Context(), []string{"netem", "-measure", "-duration", "300ms", "-delay", "5ms", "-rate", "2M", "-queue-delay", "20ms"}, &out, &errOut)
+	require.Equal(t, exitOK, code, "stderr: %s", errOut.String())
+	var sent, received, lost, dropped, queued int
+	line := out.String()[strings.Index(out.String(), "sent="):]
+	_, err := fmt.Sscanf(line, "sent=%d received=%d lost=%d dropped=%d queued=%d", &sent, &received, &lost, &dropped, &queued)
+	require.NoError(t, err, line)
+	assert.Zero(t, lost)
+	assert.Positive(t, dropped)
+	assert.Equal(t, sent, received+dropped+queued)
 }
 
 // TestBenchPcapFlag runs the row DESIGN §9 names for -pcap and decodes its
