@@ -84,11 +84,7 @@ func TestReusedStreamAsksForItsFirstKeyFrameAtOnce(t *testing.T) {
 	sid, err := p.cc.OpenStream(p.now, StreamConfig{Kind: KindVideo})
 	require.NoError(t, err)
 	p.tick()
-	for i := range 5 {
-		require.NoError(t, p.cc.WriteFrame(p.now, sid, payload(sid, int64(i), 500), FrameInfo{Capture: p.now, Key: i == 0}))
-		p.tick()
-		p.now = p.now.Add(33 * time.Millisecond)
-	}
+	p.writeFrames(t, sid, 5)
 	require.NoError(t, p.cc.CloseStream(p.now, sid))
 	p.reopen(t, sid)
 	for range 20 { // the announcement of the new stream is acknowledged
@@ -355,11 +351,7 @@ func TestReusedStreamBeforeItsAnnouncement(t *testing.T) {
 	sid, err := p.cc.OpenStream(p.now, StreamConfig{Kind: KindVideo})
 	require.NoError(t, err)
 	p.tick()
-	for i := range 5 {
-		require.NoError(t, p.cc.WriteFrame(p.now, sid, payload(sid, int64(i), 500), FrameInfo{Capture: p.now, Key: i == 0}))
-		p.tick()
-		p.now = p.now.Add(33 * time.Millisecond)
-	}
+	p.writeFrames(t, sid, 5)
 	require.NoError(t, p.cc.CloseStream(p.now, sid))
 	p.reopen(t, sid)
 	// Everything but data from the client is lost for 150 ms: the new
@@ -428,11 +420,7 @@ func TestLateOldDataIsNotTheReusedStreams(t *testing.T) {
 				}
 				return false
 			}
-			for i := range 5 {
-				require.NoError(t, p.cc.WriteFrame(p.now, sid, payload(sid, int64(i), 500), FrameInfo{Capture: p.now, Key: i == 0}))
-				p.tick()
-				p.now = p.now.Add(33 * time.Millisecond)
-			}
+			p.writeFrames(t, sid, 5)
 			require.NotNil(t, late)
 			require.NoError(t, p.cc.CloseStream(p.now, sid))
 			st := p.sc.rcv.streams[sid]
@@ -483,6 +471,17 @@ func TestLateOldDataIsNotTheReusedStreams(t *testing.T) {
 			assert.Equal(t, want, got, "the new stream's frames, from its key frame 0")
 			assert.Equal(t, errsBefore, p.sc.Stats().ProtocolErrors)
 		})
+	}
+}
+
+// writeFrames writes n 500-byte frames on sid, 33 ms apart, the first a
+// key frame.
+func (p *pipe) writeFrames(t *testing.T, sid uint8, n int) {
+	t.Helper()
+	for i := range n {
+		require.NoError(t, p.cc.WriteFrame(p.now, sid, payload(sid, int64(i), 500), FrameInfo{Capture: p.now, Key: i == 0}))
+		p.tick()
+		p.now = p.now.Add(33 * time.Millisecond)
 	}
 }
 
