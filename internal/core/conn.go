@@ -636,6 +636,9 @@ func (c *Conn) sent(now clock.Time, size int, class packetClass) {
 	if !c.snd.padding {
 		c.snd.alr.OnSent(size)
 	}
+	if class != classMedia {
+		c.snd.ctrlBytes += int64(size)
+	}
 	if class == classMedia {
 		// Only what feedback reports leaves the path model's queue
 		// (pathModel.noteDelivery): control datagrams (pings, drop

@@ -374,6 +374,11 @@ func (s *sender) pollRetransmit(now clock.Time, dst []byte) (int, bool) {
 		}
 		c.stats.RetransmittedPacketsSent++
 		c.stats.RetransmittedBytesSent += int64(payload)
+		if p, ok := s.lookupSent(orig); ok && p.frame != 0 {
+			if st := s.stream(p.stream); st != nil && st.cfg.Kind == KindAudio {
+				s.audioWire += int64(b)
+			}
+		}
 		c.sent(now, b, classMedia)
 		return b, true
 	}

@@ -208,8 +208,14 @@ type sender struct {
 	queueMin    time.Duration // least standing queue since the last one
 	queueMins   [queueMinSlots]time.Duration
 	qmN         int
-	overhead    [overheadSlots]byteMark // wire and media bytes sent, per target interval
+	overhead    [overheadSlots]byteMark // bytes sent by kind, per target interval
 	ovhN        int
+	// Bytes sent by kind, for the encoder targets' overhead (target.go):
+	// datagrams that carry no media (pings, feedback, drop notices),
+	// probe padding, and the audio streams' data packets and
+	// retransmissions on the wire with the frame bytes they carried.
+	ctrlBytes, padBytes   int64
+	audioWire, audioFrame int64
 
 	drops   SendDropStats
 	notices dropNotices // drop notices the peer has not acknowledged
@@ -1038,6 +1044,9 @@ func (s *sender) sendFragment(now clock.Time, st *sendStream, f *outFrame, dst [
 	f.sent = end
 	if f.class != cc.ClassAudio {
 		s.frameBytes += int64(end - start)
+	} else {
+		s.audioWire += int64(len(b))
+		s.audioFrame += int64(end - start)
 	}
 	s.pacer.Remove(f.class, end-start)
 	c.consumePN()

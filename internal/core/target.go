@@ -7,8 +7,10 @@ import (
 )
 
 // The encoder targets (EventTargetRate): every targetInterval, the
-// transport target less the overhead measured over the last second, less
-// pushback while queues grow, shared out audio first.
+// transport target less the control datagrams' rate and pushback while
+// queues grow, shared out audio first (at its wire cost per frame byte),
+// the rest less the other media's overhead share, all measured over the
+// last second (overheadCost).
 const (
 	// targetInterval spaces TargetRate updates: at most 5 a second.
 	targetInterval = 200 * time.Millisecond
@@ -30,9 +32,13 @@ const (
 	queueMinSlots = 5
 )
 
-// byteMark is the sent-byte counters at one target update.
+// byteMark is the sent-byte counters at one target update: every
+// datagram's bytes and the frame bytes among them, the control datagrams'
+// bytes, and the audio's on the wire and in frames (sender.ctrlBytes ...).
 type byteMark struct {
-	wire, media int64
+	at                    clock.Time
+	wire, media, ctrl     int64
+	audioWire, audioFrame int64
 }
 
 // standingQueue is the delay our bytes queued now meet: the pacer's queue
@@ -64,23 +70,51 @@ func pushback(queue, limit time.Duration) float64 {
 	return max(f, pushbackFloor)
 }
 
-// overheadShare is the share of the wire bytes that were not frame bytes
-// over the last second (headers, FEC, retransmissions, feedback, pings).
-func (s *sender) overheadShare(now clock.Time) float64 {
+// overheadCost is what the wire cost beyond the frame bytes over the last
+// second, in the order the pacer serves it:
+//   - ctrl, the rate of the datagrams that carry no media (pings, feedback,
+//     drop notices), which does not grow with the media;
+//   - audio, the audio's wire bytes per frame byte (headers,
+//     retransmissions), audio being sent first;
+//   - share, the share of the other media datagrams' bytes that were not
+//     frame bytes (headers, FEC repair, retransmissions, probe padding),
+//     which grows with the video.
+//
+// (One share of every byte made the
+// audio pay for the video's retransmissions and read a second of audio
+// alone as the video's overhead: after collapse-av-live's collapse, while
+// the path carried retransmissions, 0.89 of the wire, the audio's target
+// fell from 64 to 25 kbit/s; in collapse-av, 0.62 while the video waited
+// for a key frame that fitted.)
+func (s *sender) overheadCost(now clock.Time) (ctrl, audio, share float64) {
 	c := s.c
-	cur := byteMark{wire: c.stats.BytesSent, media: c.stats.MediaBytesSent}
+	cur := byteMark{at: now, wire: c.stats.BytesSent, media: c.stats.MediaBytesSent,
+		ctrl: s.ctrlBytes, audioWire: s.audioWire, audioFrame: s.audioFrame}
 	old := s.overhead[s.ovhN%overheadSlots]
 	s.overhead[s.ovhN%overheadSlots] = cur
 	s.ovhN++
+	audio, share = 1/(1-defaultOverhead), defaultOverhead
 	if s.ovhN <= overheadSlots {
-		return defaultOverhead
+		return 0, audio, share
 	}
-	dw, dm := cur.wire-old.wire, cur.media-old.media
-	if dw < 10_000 || dm <= 0 {
-		return defaultOverhead
+	if dt := cur.at.Sub(old.at); dt > 0 {
+		ctrl = float64(cur.ctrl-old.ctrl) * 8 / dt.Seconds()
 	}
-	return min(max(1-float64(dm)/float64(dw), 0), 0.9)
+	if af := cur.audioFrame - old.audioFrame; af >= minOverheadSample/10 {
+		audio = min(max(float64(cur.audioWire-old.audioWire)/float64(af), 1), 10)
+	}
+	dw := (cur.wire - old.wire) - (cur.ctrl - old.ctrl) - (cur.audioWire - old.audioWire)
+	dm := (cur.media - old.media) - (cur.audioFrame - old.audioFrame)
+	if dw >= minOverheadSample {
+		share = min(max(1-float64(dm)/float64(dw), 0), 0.9)
+	}
+	return ctrl, audio, share
 }
+
+// minOverheadSample is the least video (or other non-audio) bytes sent in
+// the last second for their overhead share to be measured (a tenth of it
+// for the audio's).
+const minOverheadSample = 10_000
 
 // updateTargets recomputes every open stream's media target and tells the
 // application of those that changed (EventTargetRate).
@@ -88,12 +122,13 @@ func (s *sender) updateTargets(now clock.Time) {
 	s.updateRate()
 	avail := float64(s.estimator.Target())
 	s.targetBasis = s.estimator.Target()
-	ovh := s.overheadShare(now)
-	if !s.fixedTarget() {
+	ctrl, audioCost, share := s.overheadCost(now)
+	if s.fixedTarget() {
 		// A measured target is wire bytes; version 1's Fixed target is the
 		// nominal media rates already.
-		avail *= 1 - ovh
+		ctrl, audioCost, share = 0, 1, 0
 	}
+	avail = max(avail-ctrl, 0)
 	// The standing queue: the least over the last second (key frames,
 	// every 2 s in the foundation's traffic, pass through in less).
 	s.queueMins[s.qmN%queueMinSlots] = min(s.queueMin, s.standingQueue(now))
@@ -115,9 +150,10 @@ func (s *sender) updateTargets(now clock.Time) {
 		if st == nil || !st.open || st.cfg.Kind != KindAudio {
 			continue
 		}
-		want[i] = min(float64(st.cfg.maxBitrate()), avail)
-		avail -= want[i]
+		want[i] = min(float64(st.cfg.maxBitrate()), avail/audioCost)
+		avail -= want[i] * audioCost
 	}
+	avail *= 1 - share
 	for round := 0; round < len(s.streams) && avail > 1; round++ {
 		var total float64
 		for i, st := range s.streams {
