@@ -53,6 +53,9 @@ type dropNotice struct {
 	pnCount    int
 	at         clock.Time
 	sent       bool
+	// owed: a repeat found no room for it (the packet's budget); it goes
+	// with the next packet, as one never sent does.
+	owed bool
 }
 
 // DropNoticeStats counts drop notices (ours: no W3C equivalent).
@@ -183,10 +186,10 @@ func (s *sender) appendNotices(now clock.Time, b []byte, budget int) []byte {
 		}
 	}
 	var data [maxDropNotices * dropNoticeLen]byte
-	k := 0
-	for i := 0; i < d.n && (k+1)*dropNoticeLen+12 <= budget; i++ {
+	k, i := 0, 0
+	for ; i < d.n && (k+1)*dropNoticeLen+12 <= budget; i++ {
 		n := d.at(i)
-		if n.sent && !all {
+		if n.sent && !n.owed && !all {
 			continue
 		}
 		e := data[k*dropNoticeLen : (k+1)*dropNoticeLen]
@@ -201,13 +204,20 @@ func (s *sender) appendNotices(now clock.Time, b []byte, budget int) []byte {
 		} else {
 			binary.BigEndian.PutUint32(e[8:], 0)
 		}
-		n.sent = true
+		n.sent, n.owed = true, false
 		k++
 	}
-	// Those that did not fit go with the next packet.
+	// What a repeat had no room for is owed: cut short by the budget at
+	// the same place every time, it would skip the same notices.
+	for ; all && i < d.n; i++ {
+		if n := d.at(i); n.sent {
+			n.owed = true
+		}
+	}
+	// Those never sent or owed go with the next packet.
 	d.due = false
 	for i := 0; i < d.n; i++ {
-		if !d.at(i).sent {
+		if n := d.at(i); !n.sent || n.owed {
 			d.due = true
 			break
 		}
