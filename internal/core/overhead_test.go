@@ -124,3 +124,67 @@ func TestSentBytesByKind(t *testing.T) {
 	assert.Greater(t, s.audioWire-aw0, frame, "with its header")
 	assert.Less(t, s.audioWire-aw0, int64(200), "and not the video's")
 }
+
+// Audio's FEC repair is the audio's cost, not the video's: audio alone on
+// a lossy path (the video waiting for a key frame) leaves the video most
+// of the target. Its repair once counted as the video's overhead, whose
+// share then read 0.9 (a helper's review: video target 74.5 kbit/s of
+// 1 Mbit/s).
+func TestAudioFECIsTheAudiosCost(t *testing.T) {
+	sched := &cc.Scripted{Steps: []cc.ScriptStep{{Rate: 1_000_000}}}
+	link := netem.LinkConfig{Delay: 40 * time.Millisecond, Loss: 0.2}
+	p := newPair(t, pairOpts{client: Config{Estimator: func() cc.Estimator { return sched }}, fwd: link, rev: link})
+	p.connected()
+	var aid, vid uint8
+	p.at(0, func(now clock.Time) {
+		var err error
+		aid, err = p.cc.OpenStream(now, StreamConfig{Kind: KindAudio, Bitrate: 192_000})
+		require.NoError(t, err)
+		vid, err = p.cc.OpenStream(now, StreamConfig{Kind: KindVideo, Bitrate: 1_500_000})
+		require.NoError(t, err)
+	})
+	for i := range 200 { // 4 s of 20 ms frames, 480 B each (192 kbit/s)
+		p.at(time.Duration(i+1)*20*time.Millisecond, func(now clock.Time) {
+			require.NoError(t, p.cc.WriteFrame(now, aid, payload(aid, int64(i), 480), FrameInfo{Capture: now}))
+		})
+	}
+	p.run(4010 * time.Millisecond)
+	s := &p.cc.snd
+	st := p.cc.Stats()
+	require.Positive(t, st.FECSent.FECPacketsSent, "the audio was protected")
+	other := st.BytesSent - s.ctrlBytes - s.audioWire
+	assert.Less(t, other, st.FECSent.FECBytesSent/10, "every media byte was the audio's")
+	assert.Greater(t, s.stream(vid).target, int64(500_000), "the video keeps most of 1 Mbit/s less the audio")
+}
+
+// The control datagrams' rate is measured over at least half a second:
+// updates come sooner when streams open, and five stream announcements
+// within 5 ms once read as 280 kbit/s and cut the video's target by a
+// third (a helper's review).
+func TestControlRateNotFromAFewMilliseconds(t *testing.T) {
+	sched := &cc.Scripted{Steps: []cc.ScriptStep{{Rate: 1_000_000}}}
+	link := netem.LinkConfig{Delay: 20 * time.Millisecond}
+	p := newPair(t, pairOpts{client: Config{Estimator: func() cc.Estimator { return sched }}, fwd: link, rev: link})
+	p.connected()
+	var vid uint8
+	p.at(0, func(now clock.Time) {
+		var err error
+		vid, err = p.cc.OpenStream(now, StreamConfig{Kind: KindVideo, Bitrate: 1_500_000})
+		require.NoError(t, err)
+	})
+	for i := range 90 { // 3 s at 30 fps, about 600 kbit/s
+		p.at(time.Duration(i+1)*33*time.Millisecond, func(now clock.Time) {
+			require.NoError(t, p.cc.WriteFrame(now, vid, payload(vid, int64(i), 2500), FrameInfo{Capture: now, Key: i == 0}))
+		})
+	}
+	p.run(2 * time.Second)
+	before := p.cc.snd.stream(vid).target
+	for i := range 5 { // the application opens its other streams, 1 ms apart
+		p.at(time.Duration(i+1)*time.Millisecond, func(now clock.Time) {
+			_, err := p.cc.OpenStream(now, StreamConfig{Kind: KindData, Bitrate: 1_000, MaxBitrate: 1_000})
+			require.NoError(t, err)
+		})
+	}
+	p.run(7 * time.Millisecond)
+	assert.Greater(t, p.cc.snd.stream(vid).target, before*9/10, "before %d", before)
+}

@@ -368,16 +368,15 @@ func (s *sender) pollRetransmit(now clock.Time, dst []byte) (int, bool) {
 			// last chance) waits up to 50 ms on purpose, behind frames.
 			s.history[orig&(historySize-1)].nacked = 0
 		}
+		audio := s.isAudio(orig) // before sendCopy records the copy, perhaps in orig's slot
 		b, payload, ok := s.sendCopy(now, orig, s.prot[:n], dst)
 		if !ok {
 			continue // cannot happen: the history holds what protect stored
 		}
 		c.stats.RetransmittedPacketsSent++
 		c.stats.RetransmittedBytesSent += int64(payload)
-		if p, ok := s.lookupSent(orig); ok && p.frame != 0 {
-			if st := s.stream(p.stream); st != nil && st.cfg.Kind == KindAudio {
-				s.audioWire += int64(b)
-			}
+		if audio {
+			s.audioWire += int64(b)
 		}
 		c.sent(now, b, classMedia)
 		return b, true
@@ -434,10 +433,25 @@ func (s *sender) pollRepair(now clock.Time, dst []byte) (int, bool) {
 		return 0, false // the encoder's blocks always fit the header
 	}
 	size := wire.RepairHeaderLen + n
+	if s.isAudio(blk.Base) {
+		// Audio has its own FEC lane: its repair is the audio's cost.
+		s.audioWire += int64(size)
+	}
 	pn := c.consumePN()
 	s.record(pn, sentPacket{key: pn + 1, at: now, size: int32(size), media: true})
 	c.sent(now, size, classMedia)
 	return size, true
+}
+
+// isAudio reports whether packet pn, still in the sent history, carried a
+// fragment of an audio stream's frame.
+func (s *sender) isAudio(pn int64) bool {
+	p, ok := s.lookupSent(pn)
+	if !ok || p.frame == 0 {
+		return false
+	}
+	st := s.stream(p.stream)
+	return st != nil && st.cfg.Kind == KindAudio
 }
 
 // handleNACK queues retransmissions for a NACK's packet numbers.

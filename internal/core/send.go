@@ -211,11 +211,13 @@ type sender struct {
 	overhead    [overheadSlots]byteMark // bytes sent by kind, per target interval
 	ovhN        int
 	// Bytes sent by kind, for the encoder targets' overhead (target.go):
-	// datagrams that carry no media (pings, feedback, drop notices),
-	// probe padding, and the audio streams' data packets and
-	// retransmissions on the wire with the frame bytes they carried.
-	ctrlBytes, padBytes   int64
+	// datagrams that carry no media (pings, feedback, drop notices), and
+	// the audio streams' data packets, retransmissions and FEC repair on
+	// the wire with the frame bytes they carried; ctrlRate is the control
+	// datagrams' rate last measured over a long enough window.
+	ctrlBytes             int64
 	audioWire, audioFrame int64
+	ctrlRate              float64
 
 	drops   SendDropStats
 	notices dropNotices // drop notices the peer has not acknowledged

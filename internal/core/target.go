@@ -75,7 +75,7 @@ func pushback(queue, limit time.Duration) float64 {
 //   - ctrl, the rate of the datagrams that carry no media (pings, feedback,
 //     drop notices), which does not grow with the media;
 //   - audio, the audio's wire bytes per frame byte (headers,
-//     retransmissions), audio being sent first;
+//     retransmissions, its FEC repair), audio being sent first;
 //   - share, the share of the other media datagrams' bytes that were not
 //     frame bytes (headers, FEC repair, retransmissions, probe padding),
 //     which grows with the video.
@@ -97,9 +97,10 @@ func (s *sender) overheadCost(now clock.Time) (ctrl, audio, share float64) {
 	if s.ovhN <= overheadSlots {
 		return 0, audio, share
 	}
-	if dt := cur.at.Sub(old.at); dt > 0 {
-		ctrl = float64(cur.ctrl-old.ctrl) * 8 / dt.Seconds()
+	if dt := cur.at.Sub(old.at); dt >= minOverheadWindow {
+		s.ctrlRate = float64(cur.ctrl-old.ctrl) * 8 / dt.Seconds()
 	}
+	ctrl = s.ctrlRate
 	if af := cur.audioFrame - old.audioFrame; af >= minOverheadSample/10 {
 		audio = min(max(float64(cur.audioWire-old.audioWire)/float64(af), 1), 10)
 	}
@@ -110,6 +111,12 @@ func (s *sender) overheadCost(now clock.Time) (ctrl, audio, share float64) {
 	}
 	return ctrl, audio, share
 }
+
+// minOverheadWindow is the least time the control rate is measured over:
+// updates come sooner than targetInterval when a stream opens or the
+// target falls, and a few milliseconds holding a stream announcement read
+// as 280 kbit/s.
+const minOverheadWindow = 500 * time.Millisecond
 
 // minOverheadSample is the least video (or other non-audio) bytes sent in
 // the last second for their overhead share to be measured (a tenth of it
