@@ -42,8 +42,9 @@
 //     reorder allowance (libwebrtc: once per RTT; the variation term is
 //     after RFC 6298's RTO margin), so a retransmission delayed by the
 //     pacer or jitter is not asked for twice; each round repeated twice, 5 ms
-//     apart (a sixth of an RTT at most), against NACK loss (DESIGN §2); at most 10 rounds
-//     (libwebrtc's old kMaxNackRetries). Two exceptions, both so a second
+//     apart (a sixth of an RTT at most), against NACK loss (DESIGN §2); at most
+//     MaxNACKs rounds, default 10 (libwebrtc's old kMaxNackRetries; the
+//     session core allows one per 50 ms of its budget: 60 in Live). Two exceptions, both so a second
 //     round fits a real-time budget: when waiting that long would leave the
 //     next retransmission no time, the re-NACK comes at the last useful
 //     moment instead; and when a packet the sender sent after the round's

@@ -488,7 +488,7 @@ func (r *receiver) startRecovery(now clock.Time, pn int64) {
 		}
 	}
 	if r.nack == nil && !c.cfg.DisableRetransmission {
-		n, err := arq.NewReceiver(arq.ReceiverConfig{})
+		n, err := arq.NewReceiver(arq.ReceiverConfig{MaxNACKs: nackRounds(max(c.cfg.Latency, r.peerLatency))})
 		if err == nil {
 			r.nack = n
 			r.nack.SetRTT(&c.rtt)
@@ -499,6 +499,21 @@ func (r *receiver) startRecovery(now clock.Time, pn int64) {
 			r.nackScratch = make([]int64, 0, 1024) // the generator lists at most MaxMissing (1000)
 		}
 	}
+}
+
+// nackRoundFloor is the shortest NACK round counted on when the rounds a
+// packet may take are sized to the budget (nackRounds): about one RTT on a
+// short path.
+const nackRoundFloor = 50 * time.Millisecond
+
+// nackRounds is how many NACK rounds a lost packet may take: enough to
+// span the budget at nackRoundFloor a round (the deadline still ends them
+// first), and never fewer than arq's default. Live's 3 s takes 60; ten
+// rounds at RTT 100 ms gave up after about a second while a collapse held
+// the retransmissions back behind each other (collapse-av-live: 17
+// packets given up, a 2.6 s freeze).
+func nackRounds(budget time.Duration) int {
+	return min(max(int(budget/nackRoundFloor), arq.DefaultMaxNACKs), 255)
 }
 
 // expectFromStart lets the NACK generator request packets lost before the
