@@ -626,3 +626,47 @@ func TestPacingRateClamps(t *testing.T) {
 		})
 	}
 }
+
+// A delta that does not fit pushes out the frames of its stream that a key
+// frame queued before it supersedes, newest first, instead of being
+// refused: refused, it broke the key frame's chain and asked for another
+// key frame (collapse-av-live: five in a row pushed out so).
+func TestDeltaPushesOutWhatAQueuedKeyFrameSupersedes(t *testing.T) {
+	p, _ := slowPair(t, Config{PacerQueueLimit: 100 * time.Millisecond, Latency: 2 * time.Second})
+	var vid uint8
+	p.at(0, func(now clock.Time) {
+		var err error
+		vid, err = p.cc.OpenStream(now, StreamConfig{Kind: KindVideo, Bitrate: 500_000})
+		require.NoError(t, err)
+		// 2.5 Mbit/s pacing x 100 ms = 31,250 bytes of queue.
+		w := func(size int, info FrameInfo) error {
+			info.Capture = now
+			return p.cc.WriteFrame(now, vid, make([]byte, size), info)
+		}
+		require.NoError(t, w(6_000, FrameInfo{Key: true})) // 0
+		require.NoError(t, w(6_000, FrameInfo{}))          // 1
+		require.NoError(t, w(6_000, FrameInfo{}))          // 2
+		require.NoError(t, w(8_000, FrameInfo{Key: true})) // 3
+		require.NoError(t, w(4_000, FrameInfo{}))          // 4: 30,015 queued
+		require.NoError(t, w(4_000, FrameInfo{}), "5: fits once 2, which key frame 3 supersedes, goes")
+	})
+	p.run(3 * time.Second)
+	var drops, ids []int64
+	for _, ev := range p.client.events {
+		if ev.Type == EventFrameDropped {
+			drops = append(drops, ev.Frame.ID)
+			assert.Equal(t, DropQueueLimit, ev.Frame.DropReason)
+		}
+	}
+	for _, ev := range p.server.events {
+		if ev.Type == EventFrame && ev.Stream == vid {
+			ids = append(ids, ev.Frame.ID)
+			assert.False(t, ev.Frame.Undecodable, "frame %d", ev.Frame.ID)
+		}
+	}
+	assert.Equal(t, []int64{2}, drops)
+	assert.Equal(t, []int64{0, 1, 3, 4, 5}, ids)
+	st := p.cc.Stats()
+	assert.Zero(t, st.KeyFrameRequestsLocal, "the key frame's chain held")
+	assert.LessOrEqual(t, st.PacerQueueDelayMax, 100*time.Millisecond, "within the limit at every enqueue")
+}

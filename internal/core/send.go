@@ -611,8 +611,9 @@ func (c *Conn) WriteFrame(now clock.Time, stream uint8, payload []byte, info Fra
 // first (newest first), then other deltas (from the tails of the queues,
 // so a delta's dependents go before it), key frames last: only those a new
 // key frame of the same stream supersedes. A droppable frame or a delta
-// never pushes out a frame of its own rank: it is the newest, so dropping
-// it costs least. No other key frame is dropped for the limit alone while
+// never pushes out a frame of its own rank (it is the newest, so dropping
+// it costs least), but for the frames of its own stream that a key frame
+// queued before it supersedes (evictSuperseded). No other key frame is dropped for the limit alone while
 // its deadline is reachable, nor is audio: a key frame or audio that still
 // does not fit stretches the pacer's drain rate. It reports whether f may
 // be queued.
@@ -634,7 +635,8 @@ func (s *sender) makeRoom(now clock.Time, fst *sendStream, f *outFrame) bool {
 		return true
 	}
 	if f.rank() < 2 {
-		return false
+		s.evictSuperseded(now, fst, fits)
+		return fits()
 	}
 	// Deltas from each queue's tail, lowest-priority stream first; then,
 	// for a key frame, the older key frames of its own stream that it
@@ -670,6 +672,31 @@ func (s *sender) makeRoom(now clock.Time, fst *sendStream, f *outFrame) bool {
 		s.pacer.Stretch(f.size)
 	}
 	return true
+}
+
+// evictSuperseded makes room for a delta of st while st has a key frame
+// queued that has not started: the frames before that key frame, which
+// nothing from it on references, go, newest first, until the delta fits
+// or a frame has started. Refusing the delta instead broke the key frame's
+// chain, and the key frame asked for then pushed out this one: after
+// collapse-av-live's collapse, five key frames in a row went so.
+func (s *sender) evictSuperseded(now clock.Time, st *sendStream, fits func() bool) {
+	k := st.queue.Len() - 1
+	for ; k >= 0; k-- {
+		if q := st.queue.At(k); !q.gone && q.key && q.next == 0 {
+			break
+		}
+	}
+	for i := k - 1; i >= 0 && !fits(); i-- {
+		q := st.queue.At(i)
+		if q.gone {
+			continue
+		}
+		if q.next > 0 {
+			break // started: what is before it has left
+		}
+		s.evict(now, st, q, "pacer queue full")
+	}
 }
 
 // evict drops a queued frame that has not started, leaving a tombstone in
