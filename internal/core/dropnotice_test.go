@@ -11,15 +11,18 @@ import (
 	"github.com/spillway-rt/spillway/clock"
 )
 
+// noticeSender is a connected client's sender, its drop notices, and now.
+func noticeSender(t *testing.T) (*sender, *dropNotices, clock.Time) {
+	p := newPair(t, pairOpts{})
+	p.connected()
+	return &p.cc.snd, &p.cc.snd.notices, p.sim.Now()
+}
+
 // Drop notices: a new one goes at once, with every live one (under loss
 // the copies get a notice through soon); then all go again one repeat
 // (a smoothed RTT) after the last packet that carried them.
 func TestDropNoticesGoWithEachNewOne(t *testing.T) {
-	p := newPair(t, pairOpts{})
-	p.connected()
-	s := &p.cc.snd
-	d := &s.notices
-	now := p.sim.Now()
+	s, d, now := noticeSender(t)
 	repeat := s.noticeRepeat()
 	require.Greater(t, repeat, 100*time.Millisecond)
 	buf := make([]byte, 0, 1500)
@@ -61,11 +64,7 @@ func TestDropNoticesGoWithEachNewOne(t *testing.T) {
 // for to the next packet: cut at the same place every time, it once never
 // repeated the newest.
 func TestDropNoticesRepeatCutShortOwesTheRest(t *testing.T) {
-	p := newPair(t, pairOpts{})
-	p.connected()
-	s := &p.cc.snd
-	d := &s.notices
-	now := p.sim.Now()
+	s, d, now := noticeSender(t)
 	buf := make([]byte, 0, 1500)
 	for i := range 4 {
 		d.addFrame(now, 1, int64(2*i+1)) // seqs 0-3, not mergeable

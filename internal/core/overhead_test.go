@@ -20,6 +20,15 @@ type bytesPerSlot struct {
 	ctrl                  int64 // control datagrams
 }
 
+// scriptedPair is a connected pair whose client's transport target is
+// rate, over link both ways.
+func scriptedPair(t *testing.T, rate int64, link netem.LinkConfig) *pair {
+	sched := &cc.Scripted{Steps: []cc.ScriptStep{{Rate: rate}}}
+	p := newPair(t, pairOpts{client: Config{Estimator: func() cc.Estimator { return sched }}, fwd: link, rev: link})
+	p.connected()
+	return p
+}
+
 // send adds one slot's bytes to the sender's counters.
 func (b bytesPerSlot) send(s *sender) {
 	c := s.c
@@ -78,10 +87,7 @@ func TestOverheadCostByKind(t *testing.T) {
 // audio's (collapse-av-live's collapse once took the audio's from 64 to
 // 25 kbit/s).
 func TestAudioTargetKeepsWhileVideoRetransmits(t *testing.T) {
-	sched := &cc.Scripted{Steps: []cc.ScriptStep{{Rate: 500_000}}}
-	link := netem.LinkConfig{Delay: 20 * time.Millisecond}
-	p := newPair(t, pairOpts{client: Config{Estimator: func() cc.Estimator { return sched }}, fwd: link, rev: link})
-	p.connected()
+	p := scriptedPair(t, 500_000, netem.LinkConfig{Delay: 20 * time.Millisecond})
 	now := p.sim.Now()
 	aid, err := p.cc.OpenStream(now, StreamConfig{Kind: KindAudio, Bitrate: 64_000})
 	require.NoError(t, err)
@@ -131,10 +137,7 @@ func TestSentBytesByKind(t *testing.T) {
 // share then read 0.9 (a helper's review: video target 74.5 kbit/s of
 // 1 Mbit/s).
 func TestAudioFECIsTheAudiosCost(t *testing.T) {
-	sched := &cc.Scripted{Steps: []cc.ScriptStep{{Rate: 1_000_000}}}
-	link := netem.LinkConfig{Delay: 40 * time.Millisecond, Loss: 0.2}
-	p := newPair(t, pairOpts{client: Config{Estimator: func() cc.Estimator { return sched }}, fwd: link, rev: link})
-	p.connected()
+	p := scriptedPair(t, 1_000_000, netem.LinkConfig{Delay: 40 * time.Millisecond, Loss: 0.2})
 	var aid, vid uint8
 	p.at(0, func(now clock.Time) {
 		var err error
@@ -162,10 +165,7 @@ func TestAudioFECIsTheAudiosCost(t *testing.T) {
 // within 5 ms once read as 280 kbit/s and cut the video's target by a
 // third (a helper's review).
 func TestControlRateNotFromAFewMilliseconds(t *testing.T) {
-	sched := &cc.Scripted{Steps: []cc.ScriptStep{{Rate: 1_000_000}}}
-	link := netem.LinkConfig{Delay: 20 * time.Millisecond}
-	p := newPair(t, pairOpts{client: Config{Estimator: func() cc.Estimator { return sched }}, fwd: link, rev: link})
-	p.connected()
+	p := scriptedPair(t, 1_000_000, netem.LinkConfig{Delay: 20 * time.Millisecond})
 	var vid uint8
 	p.at(0, func(now clock.Time) {
 		var err error

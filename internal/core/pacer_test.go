@@ -130,6 +130,35 @@ func TestLocalKeyFrameRequestAtTheDrop(t *testing.T) {
 	assert.Equal(t, dropAt, askAt, "asked at the moment of the drop")
 }
 
+// limitDrops returns the frames the client dropped (each for the pacer
+// queue's limit) and those of stream sid the server delivered, and which of
+// those were undecodable.
+func limitDrops(t *testing.T, p *pair, sid uint8) (drops, ids, undecodable []int64) {
+	for _, ev := range p.client.events {
+		if ev.Type == EventFrameDropped {
+			drops = append(drops, ev.Frame.ID)
+			assert.Equal(t, DropQueueLimit, ev.Frame.DropReason)
+		}
+	}
+	for _, ev := range p.server.events {
+		if ev.Type == EventFrame && ev.Stream == sid {
+			ids = append(ids, ev.Frame.ID)
+			if ev.Frame.Undecodable {
+				undecodable = append(undecodable, ev.Frame.ID)
+			}
+		}
+	}
+	return drops, ids, undecodable
+}
+
+// writerAt writes frames of a given size on stream sid, captured at now.
+func writerAt(p *pair, now clock.Time, sid uint8) func(size int, info FrameInfo) error {
+	return func(size int, info FrameInfo) error {
+		info.Capture = now
+		return p.cc.WriteFrame(now, sid, make([]byte, size), info)
+	}
+}
+
 // The pacer queue stays within its limit at every enqueue: droppable
 // frames go first, then deltas, then a key frame the new one supersedes;
 // a key frame and audio that still do not fit stretch the drain rate.
@@ -143,10 +172,7 @@ func TestPacerQueueLimit(t *testing.T) {
 		vid, err = p.cc.OpenStream(now, StreamConfig{Kind: KindVideo, Bitrate: 500_000})
 		require.NoError(t, err)
 		// 2.5 Mbit/s pacing x 100 ms = 31,250 bytes of queue.
-		w := func(size int, info FrameInfo) error {
-			info.Capture = now
-			return p.cc.WriteFrame(now, vid, make([]byte, size), info)
-		}
+		w := writerAt(p, now, vid)
 		require.NoError(t, w(10_000, FrameInfo{Key: true}))      // 0
 		require.NoError(t, w(8_000, FrameInfo{}))                // 1
 		require.NoError(t, w(8_000, FrameInfo{Droppable: true})) // 2
@@ -163,19 +189,7 @@ func TestPacerQueueLimit(t *testing.T) {
 		assert.Equal(t, int64(2), p.cc.Stats().PacerStretches)
 	})
 	p.run(3 * time.Second)
-	var ids []int64
-	var drops []int64
-	for _, ev := range p.client.events {
-		if ev.Type == EventFrameDropped {
-			drops = append(drops, ev.Frame.ID)
-			assert.Equal(t, DropQueueLimit, ev.Frame.DropReason)
-		}
-	}
-	for _, ev := range p.server.events {
-		if ev.Type == EventFrame && ev.Stream == vid {
-			ids = append(ids, ev.Frame.ID)
-		}
-	}
+	drops, ids, _ := limitDrops(t, p, vid)
 	assert.Equal(t, []int64{4, 2, 5, 3, 1, 0}, drops)
 	assert.Equal(t, []int64{6}, ids, "the new key frame arrives")
 	st := p.cc.Stats()
@@ -639,10 +653,7 @@ func TestDeltaPushesOutWhatAQueuedKeyFrameSupersedes(t *testing.T) {
 		vid, err = p.cc.OpenStream(now, StreamConfig{Kind: KindVideo, Bitrate: 500_000})
 		require.NoError(t, err)
 		// 2.5 Mbit/s pacing x 100 ms = 31,250 bytes of queue.
-		w := func(size int, info FrameInfo) error {
-			info.Capture = now
-			return p.cc.WriteFrame(now, vid, make([]byte, size), info)
-		}
+		w := writerAt(p, now, vid)
 		require.NoError(t, w(6_000, FrameInfo{Key: true})) // 0
 		require.NoError(t, w(6_000, FrameInfo{}))          // 1
 		require.NoError(t, w(6_000, FrameInfo{}))          // 2
@@ -651,21 +662,10 @@ func TestDeltaPushesOutWhatAQueuedKeyFrameSupersedes(t *testing.T) {
 		require.NoError(t, w(4_000, FrameInfo{}), "5: fits once 2, which key frame 3 supersedes, goes")
 	})
 	p.run(3 * time.Second)
-	var drops, ids []int64
-	for _, ev := range p.client.events {
-		if ev.Type == EventFrameDropped {
-			drops = append(drops, ev.Frame.ID)
-			assert.Equal(t, DropQueueLimit, ev.Frame.DropReason)
-		}
-	}
-	for _, ev := range p.server.events {
-		if ev.Type == EventFrame && ev.Stream == vid {
-			ids = append(ids, ev.Frame.ID)
-			assert.False(t, ev.Frame.Undecodable, "frame %d", ev.Frame.ID)
-		}
-	}
+	drops, ids, undecodable := limitDrops(t, p, vid)
 	assert.Equal(t, []int64{2}, drops)
 	assert.Equal(t, []int64{0, 1, 3, 4, 5}, ids)
+	assert.Empty(t, undecodable)
 	st := p.cc.Stats()
 	assert.Zero(t, st.KeyFrameRequestsLocal, "the key frame's chain held")
 	assert.LessOrEqual(t, st.PacerQueueDelayMax, 100*time.Millisecond, "within the limit at every enqueue")
