@@ -80,12 +80,12 @@ func pushback(queue, limit time.Duration) float64 {
 //     frame bytes (headers, FEC repair, retransmissions, probe padding),
 //     which grows with the video.
 //
-// (One share of every byte made the
-// audio pay for the video's retransmissions and read a second of audio
-// alone as the video's overhead: after collapse-av-live's collapse, while
-// the path carried retransmissions, 0.89 of the wire, the audio's target
-// fell from 64 to 25 kbit/s; in collapse-av, 0.62 while the video waited
-// for a key frame that fitted.)
+// One share of every byte made the audio pay for the video's
+// retransmissions, and read a second of audio alone as the video's
+// overhead: after collapse-av-live's collapse, while the path carried
+// retransmissions (0.89 of the wire), the audio's target fell from 64 to
+// 25 kbit/s; in collapse-av the share read 0.62 while the video waited for
+// a key frame that fitted.
 func (s *sender) overheadCost(now clock.Time) (ctrl, audio, share float64) {
 	c := s.c
 	cur := byteMark{at: now, wire: c.stats.BytesSent, media: c.stats.MediaBytesSent,
