@@ -16,8 +16,8 @@ import (
 // 3 s, a retransmission that cannot get through for 2 s (after a
 // collapse, the sender's retransmissions queue behind each other at the
 // path's rate) still repairs the frame. Ten rounds at RTT 100 ms gave up
-// after about a second (collapse-av-live: 17 packets given up, a 2.6 s
-// freeze). With RTC's 300 ms the deadline ends the rounds first either way.
+// after about a second. With RTC's 300 ms the deadline ends the rounds
+// first either way.
 func TestNACKRoundsLastTheBudget(t *testing.T) {
 	tests := []struct {
 		name     string

@@ -509,9 +509,8 @@ const nackRoundFloor = 50 * time.Millisecond
 // nackRounds is how many NACK rounds a lost packet may take: enough to
 // span the budget at nackRoundFloor a round (the deadline still ends them
 // first), and never fewer than arq's default. Live's 3 s takes 60; ten
-// rounds at RTT 100 ms gave up after about a second while a collapse held
-// the retransmissions back behind each other (collapse-av-live: 17
-// packets given up, a 2.6 s freeze).
+// rounds at RTT 100 ms gave up after about a second, with two left
+// (TestNACKRoundsLastTheBudget).
 func nackRounds(budget time.Duration) int {
 	return min(max(int(budget/nackRoundFloor), arq.DefaultMaxNACKs), 255)
 }

@@ -613,10 +613,10 @@ func (c *Conn) WriteFrame(now clock.Time, stream uint8, payload []byte, info Fra
 // key frame of the same stream supersedes. A droppable frame or a delta
 // never pushes out a frame of its own rank (it is the newest, so dropping
 // it costs least), but for the frames of its own stream that a key frame
-// queued before it supersedes (evictSuperseded). No other key frame is dropped for the limit alone while
-// its deadline is reachable, nor is audio: a key frame or audio that still
-// does not fit stretches the pacer's drain rate. It reports whether f may
-// be queued.
+// queued before it supersedes (evictSuperseded). No other key frame is
+// dropped for the limit alone while its deadline is reachable, nor is
+// audio: a key frame or audio that still does not fit stretches the
+// pacer's drain rate. It reports whether f may be queued.
 func (s *sender) makeRoom(now clock.Time, fst *sendStream, f *outFrame) bool {
 	fits := func() bool { return s.pacer.Fits(f.size) }
 	if f.rank() == 0 {
