@@ -844,3 +844,39 @@ func TestWindowsLeaveOutTheSecondAfterADrop(t *testing.T) {
 		})
 	}
 }
+
+// TestAccumulateRowsStallTenTimes: the jb-accumulate rows hold the
+// forward link ten times for 1 s, evenly spaced, outside the first and
+// last 5 min (the jitterbuffer issue's "never accumulates" trace), each
+// stall on the jitter its period draws and released to the same.
+func TestAccumulateRowsStallTenTimes(t *testing.T) {
+	scs, err := Select("^jb-accumulate")
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(scs), 2, "RTC and Live at least")
+	for _, sc := range scs {
+		t.Run(sc.Name, func(t *testing.T) {
+			var at []time.Duration
+			for i, st := range sc.Schedule {
+				if st.Forward == nil || st.Forward.HoldUntil == 0 {
+					continue
+				}
+				at = append(at, st.At)
+				assert.Equal(t, st.At+time.Second, st.Forward.HoldUntil, "a 1 s stall at %v", st.At)
+				require.Less(t, i+1, len(sc.Schedule), "a stall is released")
+				next := sc.Schedule[i+1]
+				require.NotNil(t, next.Forward)
+				assert.Equal(t, st.Forward.HoldUntil, next.At, "released when the hold ends")
+				assert.Zero(t, next.Forward.HoldUntil)
+				assert.Equal(t, st.Forward.Jitter, next.Forward.Jitter, "the period's jitter on both sides")
+			}
+			require.Len(t, at, 10)
+			for i, a := range at {
+				assert.GreaterOrEqual(t, a, 5*time.Minute)
+				assert.LessOrEqual(t, a+time.Second, sc.Media-5*time.Minute)
+				if i > 0 {
+					assert.Equal(t, at[1]-at[0], a-at[i-1], "evenly spaced")
+				}
+			}
+		})
+	}
+}

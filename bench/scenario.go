@@ -401,13 +401,19 @@ func jitterBufferRows() []Scenario {
 		// drawn once from a fixed stream.
 		rng := rand.New(rand.NewPCG(0x6a62, 1))
 		var steps []LinkStep
-		stallEvery := 50 * time.Minute / 10
+		// Ten stalls, 5 min apart from 7.5 min: the last at 52.5 min, each
+		// on a redraw (with the link its period draws). (Until 2026-11-27
+		// the test was stall > at, which a stall on a redraw never passed:
+		// the rows ran without stalls.)
+		const stalls = 10
+		stallEvery := 50 * time.Minute / stalls
 		var stall time.Duration = 5*time.Minute + stallEvery/2
+		last := stall + (stalls-1)*stallEvery
 		for at := time.Duration(0); at < time.Hour; at += 30 * time.Second {
 			l := acc.Forward
 			l.Jitter = time.Duration(rng.Int64N(int64(100*time.Millisecond) + 1))
 			steps = append(steps, LinkStep{At: at, Forward: &l})
-			if stall > at && stall < at+30*time.Second {
+			if stall >= at && stall < at+30*time.Second && stall <= last {
 				held := l
 				held.HoldUntil = stall + time.Second
 				back := l
