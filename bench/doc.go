@@ -42,7 +42,10 @@
 // the bottleneck, loss, the least Jain's index over 1 s and 5 s windows
 // (and 20 s ones in phases of 20 s or more), reaction and reach times, targets,
 // and in phases of 20 s or more `target_min_max_20s`, the least min/max of
-// the transport target over any 20 s window)
+// the transport target over any 20 s window; with two or more forward
+// media flows, each one's throughput over the converged window,
+// `flow_throughput_bps`, and their largest over the smallest,
+// `throughput_max_min`)
 // and `flows` (per media flow: targets, goodput and throughput means, the
 // time a joining flow took to its share, the least goodput of a whole
 // second, when its sender first said the path's delay alone exceeds

@@ -621,6 +621,14 @@ type PhaseResult struct {
 	// the whole seconds of the row clock within the converged window, per
 	// second (0 without a whole second).
 	GoodputBPS float64 `json:"goodput_bps"`
+	// FlowThroughputBPS (phases of two or more forward media flows): each
+	// one's wire bytes leaving the bottleneck over the converged window,
+	// as Utilization counts them, in the row's flow order;
+	// ThroughputMaxMin the largest over the smallest (RFC 8867 5.5's
+	// max/min over its measured window, which the flows array, over each
+	// flow's whole life, cannot give).
+	FlowThroughputBPS []float64 `json:"flow_throughput_bps,omitempty"`
+	ThroughputMaxMin  *float64  `json:"throughput_max_min,omitempty"`
 }
 
 // goodputIn is PhaseResult.GoodputBPS: flows act's played payload over
@@ -984,6 +992,7 @@ func (r *run) phasesAndFlows() ([]PhaseResult, []FlowResult) {
 		ph.TargetBPS = stepStats(a.targets, act, wFrom, to)
 		ph.EncoderBPS = stepStats(a.encoder, act, wFrom, to)
 		ph.GoodputBPS = a.goodputIn(act, wFrom, to)
+		ph.FlowThroughputBPS, ph.ThroughputMaxMin = flowThroughputs(a.q, act, sc, wFrom, to)
 		phases = append(phases, ph)
 	}
 
@@ -1102,6 +1111,33 @@ func sortSearchQ(q []qrec, t clock.Time) int {
 }
 
 // queueBytes is the wire bytes flow i had leave the queue in [from, to).
+// flowThroughputs is PhaseResult.FlowThroughputBPS and ThroughputMaxMin
+// for the forward flows among act over [from, to); nil, nil with fewer
+// than two.
+func flowThroughputs(q []qrec, act []int, sc Scenario, from, to clock.Time) ([]float64, *float64) {
+	var fwd []int
+	for _, i := range act {
+		if sc.forward(i) {
+			fwd = append(fwd, i)
+		}
+	}
+	win := to.Sub(from).Seconds()
+	if len(fwd) < 2 || win <= 0 {
+		return nil, nil
+	}
+	out := make([]float64, len(fwd))
+	lo, hi := math.Inf(1), 0.0
+	for k, i := range fwd {
+		out[k] = math.Round(float64(queueBytes(q, i, from, to)) * 8 / win)
+		lo, hi = min(lo, out[k]), max(hi, out[k])
+	}
+	if lo <= 0 {
+		return out, nil
+	}
+	r := round4(hi / lo)
+	return out, &r
+}
+
 func queueBytes(q []qrec, i int, from, to clock.Time) int64 {
 	var n int64
 	for j := sortSearchQ(q, from); j < len(q) && q[j].at < to; j++ {

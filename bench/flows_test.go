@@ -94,6 +94,21 @@ func TestJainAndQueueBytes(t *testing.T) {
 	assert.InDelta(t, 0.9, r.jainMin([]int{0, 1}, sec(0), sec(10), 5*time.Second), 1e-12)
 	assert.Equal(t, 1.0, r.jainMin([]int{0}, sec(0), sec(10), 5*time.Second), "one flow")
 	assert.Equal(t, 1.0, r.jainMin([]int{0, 1}, sec(0), sec(4), 5*time.Second), "no whole window")
+
+	// Per flow over the window: 1000 and 500 B a second are 8000 and 4000
+	// bit/s, 2:1; a reverse flow is not the forward bottleneck's.
+	two := Scenario{Flows: []FlowSpec{{}, {}}}
+	tp, mm := flowThroughputs(r.acct.q, []int{0, 1}, two, sec(2), sec(6))
+	assert.Equal(t, []float64{8000, 4000}, tp)
+	require.NotNil(t, mm)
+	assert.Equal(t, 2.0, *mm)
+	tp, mm = flowThroughputs(r.acct.q, []int{0}, two, sec(0), sec(10))
+	assert.Nil(t, tp, "one flow")
+	assert.Nil(t, mm)
+	rev := Scenario{Flows: []FlowSpec{{}, {Reverse: true}}}
+	tp, mm = flowThroughputs(r.acct.q, []int{0, 1}, rev, sec(0), sec(10))
+	assert.Nil(t, tp, "one forward flow")
+	assert.Nil(t, mm)
 }
 
 // A scenario file's multi-flow row: two media flows, the second from 5 s
@@ -125,7 +140,19 @@ func TestMultiFlowRow(t *testing.T) {
 		assert.Positive(t, p.Utilization) // how much, the cc rows measure
 		assert.GreaterOrEqual(t, p.TargetBPS.Max, p.TargetBPS.Mean)
 		assert.GreaterOrEqual(t, p.TargetBPS.Mean, p.TargetBPS.Min)
+		if len(p.FlowThroughputBPS) == 0 {
+			continue
+		}
+		// Two flows share the phase: their throughputs add up to its
+		// utilization's bytes.
+		require.Len(t, p.FlowThroughputBPS, 2)
+		require.NotNil(t, p.ThroughputMaxMin)
+		lo, hi := min(p.FlowThroughputBPS[0], p.FlowThroughputBPS[1]), max(p.FlowThroughputBPS[0], p.FlowThroughputBPS[1])
+		assert.InDelta(t, hi/lo, *p.ThroughputMaxMin, 1e-3)
+		assert.InDelta(t, p.Utilization*3e6, p.FlowThroughputBPS[0]+p.FlowThroughputBPS[1], 0.5e-4*3e6+2, "Utilization is rounded to 4 places")
 	}
+	assert.Nil(t, res.Phases[0].FlowThroughputBPS, "one flow before the join")
+	assert.Len(t, res.Phases[1].FlowThroughputBPS, 2, "two from 5 s")
 	assert.Equal(t, []float64{7, 12, 17}, starts[1:])
 	assert.Equal(t, []float64{5, 10, 15, 20}, []float64{ends[0], ends[1], ends[2], math.Round(ends[3])})
 
