@@ -49,7 +49,8 @@
 // and `flows` (per media flow: targets, goodput and throughput means, the
 // time a joining flow took to its share, the least goodput of a whole
 // second, when its sender first said the path's delay alone exceeds
-// Latency, core.EventPathDelay, and, in rows made of flows
+// Latency, core.EventPathDelay, and the least goodput of a second from
+// then on, and, in rows made of flows
 // (Scenario.Flows), its transport target's cuts per second,
 // `target_cuts_1s`), `app_limited_bound_max` in `app-limited`
 // (the target against twice the send rate or what probes measured, before

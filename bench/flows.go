@@ -772,6 +772,11 @@ type FlowResult struct {
 	// path's delay alone exceeds Latency (core.EventPathDelay); null if it
 	// never did.
 	PathOverBudgetS *float64 `json:"path_over_budget_s,omitempty"`
+	// GoodputMin1sAfterPathOverBPS: as GoodputMin1sBPS, over the whole
+	// seconds from PathOverBudgetS on (the cc issue's 5.6 bound: "from
+	// then on ... goodput >= 150 kbit/s in every 1 s window"); null if the
+	// sender never said so.
+	GoodputMin1sAfterPathOverBPS *float64 `json:"goodput_1s_min_after_path_over_bps,omitempty"`
 	// Reverse: the flow went the other way (FlowSpec.Reverse); its
 	// throughput is at the reverse bottleneck.
 	Reverse bool `json:"reverse,omitempty"`
@@ -1038,6 +1043,7 @@ func (r *run) phasesAndFlows() ([]PhaseResult, []FlowResult) {
 		if at := a.overAt[i]; at != clock.Never {
 			v := round4(at.Sub(a.origin).Seconds())
 			fr.PathOverBudgetS = &v
+			fr.GoodputMin1sAfterPathOverBPS = a.goodMin1s(i, s, at)
 		}
 		if len(sc.Flows) > 0 {
 			fr.TargetCuts1s = a.cuts1s(i, end)

@@ -506,3 +506,30 @@ func TestMeasuredWindows(t *testing.T) {
 		})
 	}
 }
+
+// RFC 8867 5.6 with a 1000 ms queue in RTC: the sender says the path's
+// delay alone exceeds Latency before the measured window (20 s), and the
+// least goodput of a second from then on covers more seconds than the
+// window's: it is there, and no larger.
+func TestGoodputFromPathOverBudget(t *testing.T) {
+	scs, err := Select("^rfc8867-5.6-q1000$")
+	require.NoError(t, err)
+	require.Len(t, scs, 1)
+	res, err := Run(scs[0], 1)
+	require.NoError(t, err)
+	require.Len(t, res.Flows, 1)
+	f := res.Flows[0]
+	require.NotNil(t, f.PathOverBudgetS, "the path's delay exceeds RTC's budget behind CUBIC's 1000 ms")
+	require.Less(t, *f.PathOverBudgetS, scs[0].MeasureFrom.Seconds())
+	require.NotNil(t, f.GoodputMin1sAfterPathOverBPS)
+	require.NotNil(t, f.GoodputMin1sBPS)
+	assert.LessOrEqual(t, *f.GoodputMin1sAfterPathOverBPS, *f.GoodputMin1sBPS)
+
+	// A row whose path never exceeds the budget has neither.
+	scs, err = Select("^rfc8867-5.1$")
+	require.NoError(t, err)
+	res, err = Run(scs[0], 1)
+	require.NoError(t, err)
+	assert.Nil(t, res.Flows[0].PathOverBudgetS)
+	assert.Nil(t, res.Flows[0].GoodputMin1sAfterPathOverBPS)
+}
