@@ -40,7 +40,9 @@
 // Mbit/s. Every row reports `phases` (per constant phase of capacity and
 // active flows, over its converged part: utilization, queueing delay at
 // the bottleneck, loss, the least Jain's index over 1 s and 5 s windows
-// (and 20 s ones in phases of 20 s or more), reaction and reach times, targets,
+// (and 20 s ones in phases of 20 s or more), reaction and reach times,
+// the convergence time (`converge_s`: SCENARIOS.md's, the summed target's
+// 1 s mean within 15 % of the phase's reference for 5 s), targets,
 // and in phases of 20 s or more `target_min_max_20s`, the least min/max of
 // the transport target over any 20 s window; with two or more forward
 // media flows, each one's throughput over the converged window,

@@ -606,6 +606,12 @@ type PhaseResult struct {
 	// if it never happened within the phase.
 	ReactionS *float64 `json:"reaction_s,omitempty"`
 	ReachS    *float64 `json:"reach_s,omitempty"`
+	// ConvergeS (every phase after the first): SCENARIOS.md's convergence,
+	// from the phase's start until the first time the active media flows'
+	// summed transport target, as a mean over the second before (on a
+	// 100 ms grid), stays within 15 % of min(capacity, what the sources
+	// can offer) for 5 s; null if it never did within the phase.
+	ConvergeS *float64 `json:"converge_s,omitempty"`
 	// Jain20sMin: as Jain5sMin on 20 s windows (phases of 20 s or more).
 	Jain20sMin *float64 `json:"jain_20s_min,omitempty"`
 	// TargetBPS and EncoderBPS: the sum over the active media flows of
@@ -945,6 +951,9 @@ func (r *run) phasesAndFlows() ([]PhaseResult, []FlowResult) {
 		case prevCap < 0 || capacity > prevCap || (capacity == prevCap && offer > prevOffer):
 			ph.ReachS = firstWhen(a, act, from, to, func(t clock.Time) bool { return sum(t) >= 0.9*limit })
 		}
+		if k > 0 {
+			ph.ConvergeS = convergeTime(a, act, from, to, limit)
+		}
 		prevCap, prevOffer = capacity, offer
 		wFrom := max(from.Add(skip), a.origin.Add(sc.MeasureFrom))
 		if wFrom >= to {
@@ -1082,6 +1091,45 @@ func targetIntegral(ts []targetStep, from, to clock.Time) float64 {
 		cur, at = s.bps, s.at
 	}
 	return sum + float64(cur)*to.Sub(at).Seconds()
+}
+
+// Convergence (PhaseResult.ConvergeS): the band around the reference, how
+// long the target must stay in it, the mean's window and the grid.
+const (
+	convergeBand = 0.15
+	convergeHold = 5 * time.Second
+	convergeMean = time.Second
+	convergeGrid = 100 * time.Millisecond
+)
+
+// convergeTime is PhaseResult.ConvergeS for flows act over the phase
+// [from, to) with reference ref, bit/s.
+func convergeTime(a *flowAcct, act []int, from, to clock.Time, ref float64) *float64 {
+	if ref <= 0 {
+		return nil
+	}
+	in := func(t clock.Time) bool {
+		var bits float64
+		for _, i := range act {
+			bits += targetIntegral(a.targets[i], t.Add(-convergeMean), t)
+		}
+		return math.Abs(bits/convergeMean.Seconds()-ref) <= convergeBand*ref
+	}
+	var since clock.Time
+	inBand := false
+	for t := from.Add(convergeMean); t <= to; t = t.Add(convergeGrid) {
+		switch {
+		case !in(t):
+			inBand = false
+		case !inBand:
+			since, inBand = t, true
+		}
+		if inBand && t.Sub(since) >= convergeHold {
+			v := round4(since.Sub(from).Seconds())
+			return &v
+		}
+	}
+	return nil
 }
 
 // firstWhen returns, in seconds from from, the first time in [from, to)

@@ -533,3 +533,32 @@ func TestGoodputFromPathOverBudget(t *testing.T) {
 	assert.Nil(t, res.Flows[0].PathOverBudgetS)
 	assert.Nil(t, res.Flows[0].GoodputMin1sAfterPathOverBPS)
 }
+
+// Convergence: the first time the 1 s mean target (on a 100 ms grid)
+// stays within 15 % of the reference for 5 s, from the phase's start.
+func TestConvergeTime(t *testing.T) {
+	tests := []struct {
+		name  string
+		steps []targetStep // one flow's target, from 0 s
+		to    float64      // the phase's end; it starts at 10 s
+		want  *float64
+	}{
+		// The 1 s mean ending at 11.5 s is the first wholly at 0.6.
+		{"a step down at 10.5 s", []targetStep{{sec(0), 2_000_000}, {sec(10.5), 600_000}}, 30, ptr(1.5)},
+		// 0.7 is within 15 % of 0.6 (0.69 is the edge: 0.7 is not).
+		{"settles high", []targetStep{{sec(0), 2_000_000}, {sec(10), 680_000}}, 30, ptr(1)},
+		{"outside the band", []targetStep{{sec(0), 2_000_000}, {sec(10), 700_000}}, 30, nil},
+		// At 0.2 for 14-14.5 s: a mean with more than 0.225 s of the dip
+		// is out of the band (ending 14.3-15.2 s); in from 11 s to 14.2 s,
+		// under 5 s, then from 15.3 s.
+		{"a dip restarts the hold", []targetStep{{sec(0), 600_000}, {sec(14), 200_000}, {sec(14.5), 600_000}}, 30, ptr(5.3)},
+		{"a phase shorter than the hold", []targetStep{{sec(0), 600_000}}, 15, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newFlowAcct(1)
+			a.targets[0] = tc.steps
+			assert.Equal(t, tc.want, convergeTime(a, []int{0}, sec(10), sec(tc.to), 600_000))
+		})
+	}
+}
