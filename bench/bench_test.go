@@ -208,6 +208,18 @@ func TestGeneratorRFC8593(t *testing.T) {
 		f = g.Next()
 	}
 	assert.True(t, f.Key, "on request")
+
+	// RFC 8867's source bounds: never under 150 kbit/s, whatever the
+	// target says, and the stream tells the sender so.
+	g.SetVideoBitrate(1)
+	for g.Peek() < 40*time.Second {
+		g.Next()
+	}
+	assert.Equal(t, int64(RFC8867MinBitrate), g.VideoBitrate())
+	r := &run{sc: Scenario{Traffic: tr}}
+	assert.Equal(t, int64(RFC8867MinBitrate), r.trackConfig(SourceVideo).MinBitrate)
+	assert.Zero(t, (&run{sc: Scenario{Traffic: DefaultTraffic()}}).trackConfig(SourceVideo).MinBitrate,
+		"the foundation's source has no floor")
 }
 
 func TestTrafficValidate(t *testing.T) {
@@ -221,6 +233,8 @@ func TestTrafficValidate(t *testing.T) {
 		{Audio: AudioModel{FPS: -1}},
 		{Video: VideoModel{FPS: 30, Bitrate: 1, KeyFactor: 8, KeyInterval: -time.Second}},
 		{Video: VideoModel{FPS: 30, Bitrate: 1, KeyFactor: 8, RateStep: 1.5}},
+		{Video: VideoModel{FPS: 30, Bitrate: 100_000, KeyFactor: 8, MinBitrate: 150_000}},
+		{Video: VideoModel{FPS: 30, Bitrate: 100_000, KeyFactor: 8, MinBitrate: -1}},
 		// Frames past the transport's 4 MiB limit: a typo in a scenario
 		// file must not allocate 50 GB for the payload buffer.
 		{Video: VideoModel{FPS: 30, Bitrate: 100e9, KeyFactor: 8}},

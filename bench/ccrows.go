@@ -183,8 +183,11 @@ func ccRows() []Scenario {
 	// App-limited: 4 Mbit/s, 50 ms one way; the application offers at most
 	// 784 kbit/s for 60 s, then asks for 3 Mbit/s.
 	app := single("app-limited", 4_000_000, 50*time.Millisecond, 0, 90*time.Second)
-	app.Traffic.Video.Bitrate = 784_000 - int64(app.Traffic.Audio.FPS*float64(app.Traffic.Audio.MinSize+app.Traffic.Audio.MaxSize)/2*8)
-	app.SourceSteps = []SourceStep{{At: 60 * time.Second, Bitrate: 3_000_000}}
+	// Both totals are audio and video together: the video gets what the
+	// audio (48 kbit/s on average) leaves.
+	audio := int64(app.Traffic.Audio.FPS * float64(app.Traffic.Audio.MinSize+app.Traffic.Audio.MaxSize) / 2 * 8)
+	app.Traffic.Video.Bitrate = 784_000 - audio
+	app.SourceSteps = []SourceStep{{At: 60 * time.Second, Bitrate: 3_000_000 - audio}}
 	out = append(out, app)
 	// Random loss (both ways) and jitter on 2 Mbit/s, 100 ms one way,
 	// measured after 30 s.

@@ -25,7 +25,9 @@
 // The cc issue's rows run its controller (Scenario.Target "gcc": cc.GCC,
 // which probes) and RFC 8593 sources (RFC8593Video: a key frame at the
 // start and on request, Laplacian size noise 0.15, at most 10 % rate
-// change per 100 ms) beside the foundation's audio: `rfc8867-5.1`,
+// change per 100 ms, never under RFC 8867's 150 kbit/s: its stream's
+// MinBitrate, below which the sender drops frames) beside the
+// foundation's audio: `rfc8867-5.1`,
 // `-5.1-rmax4`, `-5.2`, `-5.3` (one flow each way, FlowSpec.Reverse: the
 // reverse bottleneck carries the forward flow's feedback; `-5.3-control`
 // holds it at 2 Mbit/s, `-5.3-revloss10` adds 10 % loss to it), `-5.4`,

@@ -463,7 +463,8 @@ func (r *run) trackConfig(src Source) core.StreamConfig {
 	if a := r.sc.Traffic.Audio; src == SourceAudio {
 		return core.StreamConfig{Kind: core.KindAudio, Priority: core.PriorityHigh, Bitrate: int64(a.FPS * float64(a.MaxSize) * 8)}
 	}
-	return core.StreamConfig{Kind: core.KindVideo, Priority: core.PriorityMedium, Bitrate: r.videoBitrate()}
+	return core.StreamConfig{Kind: core.KindVideo, Priority: core.PriorityMedium, Bitrate: r.videoBitrate(),
+		MinBitrate: r.sc.Traffic.Video.MinBitrate}
 }
 
 func (r *run) fail(err error) {

@@ -30,14 +30,26 @@ type VideoModel struct {
 	// this fraction per 100 ms of media (RFC 8593's encoder lag: 0.1); 0
 	// follows at once.
 	RateStep float64 `json:"rate_step,omitempty"`
+	// MinBitrate is the least rate the source goes down to, and its
+	// stream's core.StreamConfig.MinBitrate: the sender's target never
+	// says less, and while the path carries less the sender drops frames
+	// (RFC 8867's source bounds: 150 kbit/s). 0: minVideoBitrate, and the
+	// stream unbounded.
+	MinBitrate int64 `json:"min_bitrate,omitempty"`
 }
+
+// RFC8867MinBitrate is RFC 8867's least media rate (SCENARIOS.md's source
+// bounds, 150 kbit/s to R_max), RFC8593Video's MinBitrate.
+const RFC8867MinBitrate = 150_000
 
 // RFC8593Video is the cc issue's rate-adaptive source (RFC 8593's model as
 // it words it): 30 fps, a key frame at the start and on request only, 8 x a
 // delta, Laplacian size noise of 0.15, the rate following the target by at
-// most 10 % per 100 ms, from start up to rmax bit/s.
+// most 10 % per 100 ms, from start up to rmax bit/s, never under
+// RFC8867MinBitrate.
 func RFC8593Video(start, rmax int64) VideoModel {
-	return VideoModel{FPS: 30, Bitrate: rmax, StartBitrate: start, KeyFactor: 8, Variation: 0.15, Laplace: true, RateStep: 0.1}
+	return VideoModel{FPS: 30, Bitrate: rmax, StartBitrate: start, KeyFactor: 8, Variation: 0.15, Laplace: true, RateStep: 0.1,
+		MinBitrate: RFC8867MinBitrate}
 }
 
 // AudioModel is a synthetic audio source: FPS frames per second of sizes
@@ -82,6 +94,8 @@ func (t Traffic) Validate() error {
 		return fmt.Errorf("traffic: video key factor %v below 1", v.KeyFactor)
 	case v.StartBitrate < 0 || (v.FPS > 0 && v.StartBitrate > v.Bitrate):
 		return fmt.Errorf("traffic: video start bitrate %d outside 0-%d", v.StartBitrate, v.Bitrate)
+	case v.MinBitrate < 0 || (v.FPS > 0 && v.MinBitrate > v.Bitrate):
+		return fmt.Errorf("traffic: video min bitrate %d outside 0-%d", v.MinBitrate, v.Bitrate)
 	case v.Variation < 0 || v.Variation >= 1:
 		return fmt.Errorf("traffic: video variation %v outside [0, 1)", v.Variation)
 	case a.FPS < 0 || a.FPS > 1000:
@@ -197,12 +211,12 @@ func NewGenerator(t Traffic, seed uint64) *Generator {
 
 // SetVideoBitrate makes the video frames from now on average bps (with
 // the model's key-frame pattern), clamped to the model's Bitrate at most
-// and minVideoBitrate at least; with a RateStep, the frames move towards it
-// by at most that fraction per 100 ms.
+// and its MinBitrate (or minVideoBitrate) at least; with a RateStep, the
+// frames move towards it by at most that fraction per 100 ms.
 func (g *Generator) SetVideoBitrate(bps int64) {
 	v := g.t.Video
 	g.asked = bps
-	g.goal = float64(min(max(bps, minVideoBitrate), v.Bitrate))
+	g.goal = float64(min(max(bps, v.floor()), v.Bitrate))
 	if v.RateStep == 0 {
 		g.rate = g.goal
 		g.sizeFor(g.rate)
@@ -213,9 +227,12 @@ func (g *Generator) SetVideoBitrate(bps int64) {
 // (an application asking for more or less, Scenario.SourceSteps); the
 // bitrate last asked for is clamped to it again.
 func (g *Generator) SetMaxBitrate(bps int64) {
-	g.t.Video.Bitrate = max(bps, minVideoBitrate)
+	g.t.Video.Bitrate = max(bps, g.t.Video.floor())
 	g.SetVideoBitrate(g.asked)
 }
+
+// floor is the least rate the source goes down to.
+func (v VideoModel) floor() int64 { return max(v.MinBitrate, minVideoBitrate) }
 
 // VideoBitrate returns the bitrate the video frames follow now.
 func (g *Generator) VideoBitrate() int64 { return int64(math.Round(g.rate)) }
