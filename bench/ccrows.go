@@ -24,7 +24,7 @@ func rfc8867Path(c int64) netem.LinkConfig {
 // rfc8867Row is a row on that path: flows media flows, each 50 ms one way
 // unless changed, the source from 150 kbit/s to rmax.
 func rfc8867Row(name string, dur time.Duration, c int64, flows int, rmax int64) Scenario {
-	t := Traffic{Video: RFC8593Video(150_000, rmax), Audio: DefaultTraffic().Audio}
+	t := Traffic{Video: RFC8593Video(RFC8867MinBitrate, rmax), Audio: DefaultTraffic().Audio}
 	s := Scenario{Name: name, Profile: ProfileRTC, RTT: 100 * time.Millisecond, Forward: rfc8867Path(c),
 		Traffic: t, Media: dur, Target: TargetGCC, Reference: true}
 	for range flows {
@@ -163,10 +163,11 @@ func ccRows() []Scenario {
 	s.Flows[2].PauseAt, s.Flows[2].ResumeAt = 40*time.Second, 60*time.Second
 	out = append(out, s)
 
-	// Outside RFC 8867, R_max 4 Mbit/s (SCENARIOS.md), one flow, jitter
-	// only where named.
+	// Outside RFC 8867, R_max 4 Mbit/s (SCENARIOS.md: the rest of RFC
+	// 8867's source, from 150 kbit/s, as it is), one flow, jitter only
+	// where named.
 	single := func(name string, c int64, oneWay time.Duration, loss float64, media time.Duration) Scenario {
-		s := symmetric(name, ProfileRTC, 2*oneWay, loss, media, Traffic{Video: RFC8593Video(300_000, 4_000_000), Audio: DefaultTraffic().Audio})
+		s := symmetric(name, ProfileRTC, 2*oneWay, loss, media, Traffic{Video: RFC8593Video(RFC8867MinBitrate, 4_000_000), Audio: DefaultTraffic().Audio})
 		s.Forward.Rate, s.Reverse.Rate = c, c
 		s.Target, s.Reference = TargetGCC, true
 		return s
