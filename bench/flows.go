@@ -610,7 +610,10 @@ type PhaseResult struct {
 	// from the phase's start until the first time the active media flows'
 	// summed transport target, as a mean over the second before (on a
 	// 100 ms grid), stays within 15 % of min(capacity, what the sources
-	// can offer) for 5 s; null if it never did within the phase.
+	// can offer) for 5 s; null if it never did within the phase. (Where
+	// the sources offer less than the capacity, an application-limited
+	// target may rightly stand above what they offer: up to twice what
+	// they send, the cc issue's bound.)
 	ConvergeS *float64 `json:"converge_s,omitempty"`
 	// Jain20sMin: as Jain5sMin on 20 s windows (phases of 20 s or more).
 	Jain20sMin *float64 `json:"jain_20s_min,omitempty"`
@@ -1164,7 +1167,6 @@ func sortSearchQ(q []qrec, t clock.Time) int {
 	return i
 }
 
-// queueBytes is the wire bytes flow i had leave the queue in [from, to).
 // flowThroughputs is PhaseResult.FlowThroughputBPS and ThroughputMaxMin
 // for the forward flows among act over [from, to); nil, nil with fewer
 // than two.
@@ -1192,6 +1194,7 @@ func flowThroughputs(q []qrec, act []int, sc Scenario, from, to clock.Time) ([]f
 	return out, &r
 }
 
+// queueBytes is the wire bytes flow i had leave the queue in [from, to).
 func queueBytes(q []qrec, i int, from, to clock.Time) int64 {
 	var n int64
 	for j := sortSearchQ(q, from); j < len(q) && q[j].at < to; j++ {
