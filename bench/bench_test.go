@@ -235,6 +235,7 @@ func TestTrafficValidate(t *testing.T) {
 		{Video: VideoModel{FPS: 30, Bitrate: 1, KeyFactor: 8, RateStep: 1.5}},
 		{Video: VideoModel{FPS: 30, Bitrate: 100_000, KeyFactor: 8, MinBitrate: 150_000}},
 		{Video: VideoModel{FPS: 30, Bitrate: 100_000, KeyFactor: 8, MinBitrate: -1}},
+		{Video: VideoModel{FPS: 30, Bitrate: 1_000_000, KeyFactor: 8, MinBitrate: 150_000, StartBitrate: 100_000}},
 		// Frames past the transport's 4 MiB limit: a typo in a scenario
 		// file must not allocate 50 GB for the payload buffer.
 		{Video: VideoModel{FPS: 30, Bitrate: 100e9, KeyFactor: 8}},

@@ -48,8 +48,8 @@
 // and in phases of 20 s or more `target_min_max_20s`, the least min/max of
 // the transport target over any 20 s window; with two or more forward
 // media flows, each one's throughput over the converged window,
-// `flow_throughput_bps`, and their largest over the smallest,
-// `throughput_max_min`)
+// `flow_throughput_bps`, one entry per flow of the row and null for one
+// not active, and their largest over the smallest, `throughput_max_min`)
 // and `flows` (per media flow: targets, goodput and throughput means, the
 // time a joining flow took to its share, the least goodput of a whole
 // second, when its sender first said the path's delay alone exceeds

@@ -606,14 +606,18 @@ type PhaseResult struct {
 	// if it never happened within the phase.
 	ReactionS *float64 `json:"reaction_s,omitempty"`
 	ReachS    *float64 `json:"reach_s,omitempty"`
-	// ConvergeS (every phase after the first): SCENARIOS.md's convergence,
-	// from the phase's start until the first time the active media flows'
-	// summed transport target, as a mean over the second before (on a
-	// 100 ms grid), stays within 15 % of min(capacity, what the sources
-	// can offer) for 5 s; null if it never did within the phase. (Where
-	// the sources offer less than the capacity, an application-limited
-	// target may rightly stand above what they offer: up to twice what
-	// they send, the cc issue's bound.)
+	// ConvergeS (every phase with media flows after the first such):
+	// SCENARIOS.md's convergence, from the phase's start (as ReachS; the
+	// converged window, StartS, begins later) until the first time the
+	// active media flows' summed transport target, as a mean over the
+	// second before (on a 100 ms grid, so at least 1 s), stays within 15 %
+	// of min(capacity, what the sources can offer) for 5 s; null if it
+	// never did within the phase. The reference is the whole capacity:
+	// with TCP sharing the bottleneck (RFC 8867 5.6, 5.7) the media are
+	// not meant to reach it, and where the sources offer less than the
+	// capacity an application-limited target may rightly stand above
+	// what they offer (up to twice what they send, the cc issue's bound);
+	// such phases read null.
 	ConvergeS *float64 `json:"converge_s,omitempty"`
 	// Jain20sMin: as Jain5sMin on 20 s windows (phases of 20 s or more).
 	Jain20sMin *float64 `json:"jain_20s_min,omitempty"`
@@ -630,14 +634,17 @@ type PhaseResult struct {
 	// the whole seconds of the row clock within the converged window, per
 	// second (0 without a whole second).
 	GoodputBPS float64 `json:"goodput_bps"`
-	// FlowThroughputBPS (phases of two or more forward media flows): each
-	// one's wire bytes leaving the bottleneck over the converged window,
-	// as Utilization counts them, in the row's flow order;
-	// ThroughputMaxMin the largest over the smallest (RFC 8867 5.5's
-	// max/min over its measured window, which the flows array, over each
-	// flow's whole life, cannot give).
-	FlowThroughputBPS []float64 `json:"flow_throughput_bps,omitempty"`
-	ThroughputMaxMin  *float64  `json:"throughput_max_min,omitempty"`
+	// FlowThroughputBPS (phases of two or more forward media flows): one
+	// entry per flow of the row, in the order of the flows array, each
+	// active flow's wire bytes leaving the bottleneck over the converged
+	// window (as Utilization counts them) and null for a flow not active
+	// in the phase; ThroughputMaxMin the largest over the smallest of the
+	// active ones (RFC 8867 5.5's max/min over its measured window, which
+	// the flows array, over each flow's whole life, cannot give), null if
+	// one of them carried nothing at all (its 0 shows in
+	// FlowThroughputBPS).
+	FlowThroughputBPS []*float64 `json:"flow_throughput_bps,omitempty"`
+	ThroughputMaxMin  *float64   `json:"throughput_max_min,omitempty"`
 }
 
 // goodputIn is PhaseResult.GoodputBPS: flows act's played payload over
@@ -784,7 +791,7 @@ type FlowResult struct {
 	// GoodputMin1sAfterPathOverBPS: as GoodputMin1sBPS, over the whole
 	// seconds from PathOverBudgetS on (the cc issue's 5.6 bound: "from
 	// then on ... goodput >= 150 kbit/s in every 1 s window"); null if the
-	// sender never said so.
+	// sender never said so, or no whole second of the flow followed.
 	GoodputMin1sAfterPathOverBPS *float64 `json:"goodput_1s_min_after_path_over_bps,omitempty"`
 	// Reverse: the flow went the other way (FlowSpec.Reverse); its
 	// throughput is at the reverse bottleneck.
@@ -954,7 +961,7 @@ func (r *run) phasesAndFlows() ([]PhaseResult, []FlowResult) {
 		case prevCap < 0 || capacity > prevCap || (capacity == prevCap && offer > prevOffer):
 			ph.ReachS = firstWhen(a, act, from, to, func(t clock.Time) bool { return sum(t) >= 0.9*limit })
 		}
-		if k > 0 {
+		if prevCap >= 0 {
 			ph.ConvergeS = convergeTime(a, act, from, to, limit)
 		}
 		prevCap, prevOffer = capacity, offer
@@ -1009,7 +1016,7 @@ func (r *run) phasesAndFlows() ([]PhaseResult, []FlowResult) {
 		ph.TargetBPS = stepStats(a.targets, act, wFrom, to)
 		ph.EncoderBPS = stepStats(a.encoder, act, wFrom, to)
 		ph.GoodputBPS = a.goodputIn(act, wFrom, to)
-		ph.FlowThroughputBPS, ph.ThroughputMaxMin = flowThroughputs(a.q, act, sc, wFrom, to)
+		ph.FlowThroughputBPS, ph.ThroughputMaxMin = flowThroughputs(a.q, act, len(spans), wFrom, to)
 		phases = append(phases, ph)
 	}
 
@@ -1168,24 +1175,19 @@ func sortSearchQ(q []qrec, t clock.Time) int {
 }
 
 // flowThroughputs is PhaseResult.FlowThroughputBPS and ThroughputMaxMin
-// for the forward flows among act over [from, to); nil, nil with fewer
-// than two.
-func flowThroughputs(q []qrec, act []int, sc Scenario, from, to clock.Time) ([]float64, *float64) {
-	var fwd []int
-	for _, i := range act {
-		if sc.forward(i) {
-			fwd = append(fwd, i)
-		}
-	}
+// for the active (forward) flows act of a row of n flows over [from,
+// to); nil, nil with fewer than two active.
+func flowThroughputs(q []qrec, act []int, n int, from, to clock.Time) ([]*float64, *float64) {
 	win := to.Sub(from).Seconds()
-	if len(fwd) < 2 || win <= 0 {
+	if len(act) < 2 || win <= 0 {
 		return nil, nil
 	}
-	out := make([]float64, len(fwd))
+	out := make([]*float64, n)
 	lo, hi := math.Inf(1), 0.0
-	for k, i := range fwd {
-		out[k] = math.Round(float64(queueBytes(q, i, from, to)) * 8 / win)
-		lo, hi = min(lo, out[k]), max(hi, out[k])
+	for _, i := range act {
+		v := math.Round(float64(queueBytes(q, i, from, to)) * 8 / win)
+		out[i] = &v
+		lo, hi = min(lo, v), max(hi, v)
 	}
 	if lo <= 0 {
 		return out, nil

@@ -402,9 +402,7 @@ func jitterBufferRows() []Scenario {
 		rng := rand.New(rand.NewPCG(0x6a62, 1))
 		var steps []LinkStep
 		// Ten stalls, 5 min apart from 7.5 min: the last at 52.5 min, each
-		// on a redraw (with the link its period draws). (Until 2026-11-27
-		// the test was stall > at, which a stall on a redraw never passed:
-		// the rows ran without stalls.)
+		// on a redraw (with the link its period draws).
 		const stalls = 10
 		stallEvery := 50 * time.Minute / stalls
 		var stall time.Duration = 5*time.Minute + stallEvery/2

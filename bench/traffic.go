@@ -96,6 +96,8 @@ func (t Traffic) Validate() error {
 		return fmt.Errorf("traffic: video start bitrate %d outside 0-%d", v.StartBitrate, v.Bitrate)
 	case v.MinBitrate < 0 || (v.FPS > 0 && v.MinBitrate > v.Bitrate):
 		return fmt.Errorf("traffic: video min bitrate %d outside 0-%d", v.MinBitrate, v.Bitrate)
+	case v.StartBitrate > 0 && v.StartBitrate < v.MinBitrate:
+		return fmt.Errorf("traffic: video start bitrate %d under its min bitrate %d", v.StartBitrate, v.MinBitrate)
 	case v.Variation < 0 || v.Variation >= 1:
 		return fmt.Errorf("traffic: video variation %v outside [0, 1)", v.Variation)
 	case a.FPS < 0 || a.FPS > 1000:
