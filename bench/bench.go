@@ -167,7 +167,7 @@ func (r *run) result(seed uint64) Result {
 		}
 		if g := st.Congestion; g.Groups > 0 { // zero unless the sender runs cc.GCC
 			res.Controller = &ControllerResult{Overuses: g.Overuses, OveruseCuts: g.Decreases, StandingCuts: g.StandingCuts,
-				LossCuts: g.LossCuts, Undos: g.Undos, CompetitiveEntries: g.CompetitiveEntries, Probes: g.Probes,
+				LossCuts: g.LossCuts, Undos: g.Undos, DrainRestores: g.DrainRestores, CompetitiveEntries: g.CompetitiveEntries, Probes: g.Probes,
 				ProbeHits: g.ProbeHits, UpProbes: g.UpProbes, UpProbeMisses: g.UpProbeMisses, CutsAfterUpProbe: g.CutsAfterUpProbe}
 		}
 		res.PacerWaitMS = map[string]WaitResult{}

@@ -60,8 +60,9 @@
 // (the target against twice the send rate or what probes measured, before
 // the application asks for more; a phase whose sources offer more gets a
 // `reach_s`), `controller` (flow 0's cc.GCC counters at the end:
-// overuse signals, cuts by kind, probes, up-probes the path did not carry
-// and the cuts within 2 s of an up-probe), and `reference`: the same row
+// overuse signals, cuts by kind, cuts taken back, targets restored after
+// a drain, probes, up-probes the path did not carry and the cuts within
+// 2 s of an up-probe), and `reference`: the same row
 // run with gcc-02 as written (cc.GCC02, Scenario.Reference), its phases
 // and flows beside ours. Scenario.Target "fixed" holds every media flow's
 // transport target at StartTarget (cc.Fixed): a sender without congestion

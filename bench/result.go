@@ -211,6 +211,7 @@ type ControllerResult struct {
 	StandingCuts       int64 `json:"standing_cuts"`
 	LossCuts           int64 `json:"loss_cuts"`
 	Undos              int64 `json:"undos"`
+	DrainRestores      int64 `json:"drain_restores"`
 	CompetitiveEntries int64 `json:"competitive_entries"`
 	Probes             int64 `json:"probes"`
 	ProbeHits          int64 `json:"probe_hits"`

@@ -18,9 +18,11 @@
 // is the delay-based controller (gcc-02's packet groups, a trendline, the
 // adaptive-threshold overuse detector and the AIMD rate controller; a
 // jitter-proof standing-queue estimate, loss counted only as congestion
-// when the delay says so, a competitive mode against loss-based flows, and
-// probes: at the start, gently while the target is used, exponentially
-// while the path carries them, and after a collapse). The session core
+// when the delay says so and a cut has not answered it yet, a return to
+// the rate the path carried once the queue a cut found has drained, a
+// competitive mode against loss-based flows, and probes: at the start,
+// gently while the target is used, exponentially while the path carries
+// them, and after a collapse). The session core
 // sends a probe cluster at its rate (Pacer.SetProbe), padded with copies
 // of recent packets, and tells the estimator whether the sender is
 // application limited (ALR, libwebrtc's detector: under 65 % of the

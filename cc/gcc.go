@@ -46,6 +46,16 @@ import (
 //     delay rise in the last second or a standing queue: loss at the
 //     path's least delay is not congestion (random loss on a radio link).
 //     Over 10 % it cuts by half the loss, at most once per RTT + 300 ms.
+//     The loss rate counts only packets sent since the last cut (TCP's
+//     recovery point): a drop-tail queue that overflowed as the capacity
+//     fell was answered by the cut the delay called for, and its loss,
+//     reported later, is not a reason to cut again.
+//   - A cut made with a queue of 25 ms or more measures our receive rate
+//     while that queue stands (it is the path's rate, or our share of a
+//     shared one); once the queue has drained, the target comes back to
+//     0.9 of it, at most to where it was before the cut (drainMeasure).
+//     The cut itself goes deep enough to drain the queue; the 8 %/s
+//     increase would take seconds to climb back.
 //   - A competitive mode: a standing queue that ignored three cuts in a
 //     row (for overuse or for the queue, or none possible at the least
 //     rate) is another flow's (a loss-based TCP keeps it full whatever we
@@ -149,6 +159,9 @@ type GCC struct {
 
 	// A cut on a dropped receive rate, until it stands or is taken back.
 	undo provisionalCut
+	// drain follows a cut made with a queue until the queue drains
+	// (drainMeasure).
+	drain drainMeasure
 
 	// Collapse: the target's largest value per slot (the last
 	// recentSlots x recentSlotLen), when it last fell under collapseShare
@@ -203,6 +216,9 @@ type GCCStats struct {
 	// Undos: cuts on a dropped receive rate taken back (another flow's
 	// burst, not a capacity drop; GCC's doc).
 	Undos int64
+	// DrainRestores: targets brought back, once the queue a cut was made
+	// with had drained, to what the path carried meanwhile (drainMeasure).
+	DrainRestores int64
 	// CompetitiveEntries counts entries into the competitive mode;
 	// Competitive says it is on (GCC's doc).
 	CompetitiveEntries int64
@@ -820,8 +836,16 @@ func (g *GCC) OnFeedback(now clock.Time, fb *Feedback, rtt RTT, appLimited bool)
 		if p.ProbeID > 0 {
 			g.onProbePacket(p)
 		}
+		// The loss rate counts the packets sent since the last cut: those
+		// sent before it met the rate it answered (TCP's recovery point).
+		fresh := p.SendTime >= g.lastCut
+		if !fresh {
+			total--
+		}
 		if !p.Received {
-			lost++
+			if fresh {
+				lost++
+			}
 			continue
 		}
 		owd := float64(p.ArrivalTime.Sub(p.SendTime)) / float64(time.Millisecond)
@@ -980,6 +1004,7 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool, lost int) {
 			g.stats.Undos++
 		}
 	}
+	g.drainRestore(now)
 	g.updateCompetitive(now, rtt, excess)
 	switch {
 	case g.competitive:
@@ -1068,8 +1093,10 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool, lost int) {
 			g.compCutAt, g.compCutQ = now, excess
 		}
 	}
+	// (A report of packets sent after the last cut takes a round trip to
+	// come: none cuts sooner.)
 	congestive := g.lossFrac > lossLow && (g.competitive || g.congestive(now, rtt))
-	if congestive && g.lossFrac > lossHigh && now.Sub(g.lastLossCut) >= rtt.Smoothed+300*time.Millisecond {
+	if congestive && g.lossFrac > lossHigh && now.Sub(g.lastLossCut) >= rtt.Smoothed+300*time.Millisecond && now.Sub(g.lastCut) >= rtt.Smoothed {
 		g.target *= 1 - 0.5*g.lossFrac
 		g.lastLossCut, g.lastCut = now, now
 		g.state = rcHold
@@ -1184,11 +1211,63 @@ func (u *provisionalCut) cleared(base float64) bool {
 		float64(u.sent)*8/span.Seconds() >= undoSendShare*u.cut
 }
 
+// drainMeasure measures what the path carries of ours while the queue a
+// cut was made with (drainFromMS or more, or a cut on a dropped receive
+// rate) drains: our receive rate over each cutWindow while the queue
+// stands (congestedQueueMS or more) is the path's rate, or our share of
+// it on a shared bottleneck. The cut goes deep enough to drain the queue
+// (cutShare, cutDeepest after a drop, of a rate that may still have been
+// falling); once the queue has drained (under holdQueueMS), the target
+// comes back to drainUse of the mean measured (drainRestore), at most to
+// where it was before the cut, rather than climbing back by the rate
+// controller's increase, 8 %/s at most and none while the queue estimate
+// reads over holdQueueMS. After RFC 8867 5.1's drop from 2.5 to 0.6
+// Mbit/s the target sat 20-30 % under the capacity for 5-10 s.
+type drainMeasure struct {
+	active bool
+	at     clock.Time // the cut's time
+	before float64    // the target before the cut, bit/s: a restore goes no higher
+	sum    float64    // the receive rates measured while the queue stood, bit/s
+	n      int
+}
+
+const (
+	drainUse       = 0.9 // the share of the measured rate the target comes back to
+	drainSamples   = 3   // the fewest measurements a restore takes
+	drainMeasureIn = 2 * time.Second
+	drainFromMS    = congestedQueueMS // a cut with a queue this large measures its drain
+)
+
+// drainRestore takes a report's measurement, and once the queue has
+// drained, brings the target back (drainMeasure).
+func (g *GCC) drainRestore(now clock.Time) {
+	d := &g.drain
+	switch {
+	case !d.active:
+	case now.Sub(d.at) > drainMeasureIn:
+		*d = drainMeasure{}
+	case g.queueMS >= congestedQueueMS:
+		d.sum += g.ack.recent(cutWindow, g.ack.rate)
+		d.n++
+	case g.queueMS < holdQueueMS:
+		if d.n >= drainSamples {
+			if bps := min(drainUse*d.sum/float64(d.n), d.before); bps > g.target {
+				g.target = bps
+				g.stats.DrainRestores++
+			}
+		}
+		*d = drainMeasure{}
+	}
+}
+
 // applyCut lowers the target to bps for overuse or a standing queue (cutTo);
 // one on a dropped receive rate is provisional (provisionalCut).
 func (g *GCC) applyCut(now clock.Time, bps float64, dropped bool, rtt RTT, excess float64) {
 	if dropped {
 		g.undo.start(now, min(g.target, g.ack.rate), bps)
+	}
+	if (dropped || g.queueMS >= drainFromMS) && !g.drain.active {
+		g.drain = drainMeasure{active: true, at: now, before: g.target}
 	}
 	if g.stats.UpProbes > 0 && now.Sub(g.upProbeAt) < upProbeAfter {
 		g.stats.CutsAfterUpProbe++
