@@ -1211,18 +1211,18 @@ func (u *provisionalCut) cleared(base float64) bool {
 		float64(u.sent)*8/span.Seconds() >= undoSendShare*u.cut
 }
 
-// drainMeasure measures what the path carries of ours while the queue a
-// cut was made with (drainFromMS or more, or a cut on a dropped receive
-// rate) drains: our receive rate over each cutWindow while the queue
-// stands (congestedQueueMS or more) is the path's rate, or our share of
-// it on a shared bottleneck. The cut goes deep enough to drain the queue
+// drainMeasure measures what the path carries of ours while the queue a cut
+// was made with (congestedQueueMS or more, or a cut on a dropped receive
+// rate) drains: our receive rate over each cutWindow while the queue stands
+// (congestedQueueMS or more still) is the path's rate, or our share of it
+// on a shared bottleneck. The cut goes deep enough to drain the queue
 // (cutShare, cutDeepest after a drop, of a rate that may still have been
 // falling); once the queue has drained (under holdQueueMS), the target
 // comes back to drainUse of the mean measured (drainRestore), at most to
 // where it was before the cut, rather than climbing back by the rate
 // controller's increase, 8 %/s at most and none while the queue estimate
-// reads over holdQueueMS. After RFC 8867 5.1's drop from 2.5 to 0.6
-// Mbit/s the target sat 20-30 % under the capacity for 5-10 s.
+// reads over holdQueueMS. After RFC 8867 5.1's drop from 2.5 to 0.6 Mbit/s
+// the target sat 20-30 % under the capacity for 5-10 s.
 type drainMeasure struct {
 	active bool
 	at     clock.Time // the cut's time
@@ -1232,10 +1232,9 @@ type drainMeasure struct {
 }
 
 const (
-	drainUse       = 0.9 // the share of the measured rate the target comes back to
-	drainSamples   = 3   // the fewest measurements a restore takes
-	drainMeasureIn = 2 * time.Second
-	drainFromMS    = congestedQueueMS // a cut with a queue this large measures its drain
+	drainUse       = 0.9             // the share of the measured rate the target comes back to
+	drainSamples   = 3               // the fewest measurements a restore takes
+	drainMeasureIn = 2 * time.Second // a queue not drained by then restores nothing
 )
 
 // drainRestore takes a report's measurement, and once the queue has
@@ -1266,7 +1265,7 @@ func (g *GCC) applyCut(now clock.Time, bps float64, dropped bool, rtt RTT, exces
 	if dropped {
 		g.undo.start(now, min(g.target, g.ack.rate), bps)
 	}
-	if (dropped || g.queueMS >= drainFromMS) && !g.drain.active {
+	if (dropped || g.queueMS >= congestedQueueMS) && !g.drain.active {
 		g.drain = drainMeasure{active: true, at: now, before: g.target}
 	}
 	if g.stats.UpProbes > 0 && now.Sub(g.upProbeAt) < upProbeAfter {

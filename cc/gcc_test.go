@@ -1063,11 +1063,11 @@ func TestGCCLossAnsweredByACut(t *testing.T) {
 	assert.LessOrEqual(t, meanTarget(s, 31*time.Second, 36*time.Second), 600_000.0)
 }
 
-// drainRestore: a cut made with a queue of drainFromMS or more measures our
-// receive rate while the queue stands; once it has drained (under
-// holdQueueMS), the target comes back to drainUse of the mean measured,
-// never above the target before the cut. Too few measurements, or a queue
-// that does not drain within drainMeasureIn, restore nothing.
+// drainRestore: a cut made with a queue of congestedQueueMS or more
+// measures our receive rate while the queue stands; once it has drained
+// (under holdQueueMS), the target comes back to drainUse of the mean
+// measured, never above the target before the cut. Too few measurements,
+// or a queue that does not drain within drainMeasureIn, restore nothing.
 func TestGCCDrainRestore(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
