@@ -46,10 +46,11 @@ import (
 //     delay rise in the last second or a standing queue: loss at the
 //     path's least delay is not congestion (random loss on a radio link).
 //     Over 10 % it cuts by half the loss, at most once per RTT + 300 ms.
-//     The loss rate counts only packets sent since the last cut (TCP's
-//     recovery point): a drop-tail queue that overflowed as the capacity
-//     fell was answered by the cut the delay called for, and its loss,
-//     reported later, is not a reason to cut again.
+//     After a cut the loss rate counts only packets sent after it (TCP's
+//     recovery point), from at most 10 %: a drop-tail queue that
+//     overflowed as the capacity fell was answered by the cut the delay
+//     called for, and its loss, reported later, is not a reason to cut
+//     again.
 //   - A cut made with a queue of 25 ms or more measures our receive rate
 //     while that queue stands (it is the path's rate, or our share of a
 //     shared one); once the queue has drained, the target comes back to
@@ -60,12 +61,12 @@ import (
 //     row (for overuse or for the queue, or none possible at the least
 //     rate) is another flow's (a loss-based TCP keeps it full whatever we
 //     send), so the delay stops steering and loss does, as it would a TCP
-//     flow's: each loss event, once per round trip, cuts to 0.85 of the
-//     receive rate, and the target grows by 8 %/s plus two packets per
-//     round trip. It ends once the queue has been gone for 2 s (longer
-//     than a TCP sawtooth's trough), or after two loss cuts in a row that
-//     the queue heeded (it fell by a third within RTT + 300 ms: the queue
-//     was ours).
+//     flow's: each loss event (of packets sent since the last cut), once
+//     per round trip, cuts to 0.85 of the receive rate, and the target
+//     grows by 8 %/s plus two packets per round trip. It ends once the
+//     queue has been gone for 2 s (longer than a TCP sawtooth's trough),
+//     or after two loss cuts in a row that the queue heeded (it fell by a
+//     third within RTT + 300 ms: the queue was ours).
 //   - Application limited (ALR, fed by the core): increases go no
 //     further than alrHeadroom (1.8) x the sent rate, and the target
 //     falls back to that, or to what a probe measured in the last 10 s:
@@ -836,8 +837,9 @@ func (g *GCC) OnFeedback(now clock.Time, fb *Feedback, rtt RTT, appLimited bool)
 		if p.ProbeID > 0 {
 			g.onProbePacket(p)
 		}
-		// The loss rate counts the packets sent since the last cut: those
-		// sent before it met the rate it answered (TCP's recovery point).
+		// The loss rate counts the packets sent since the last cut
+		// (cutAt): those sent before it met the rate it answered (TCP's
+		// recovery point).
 		fresh := p.SendTime >= g.lastCut
 		if !fresh {
 			total--
@@ -984,7 +986,8 @@ func (g *GCC) cutBasis() (bps float64, dropped bool) {
 }
 
 // control is gcc-02 §5.5's rate controller, bounded by §6's loss rule.
-// lost is how many packets the report said were lost.
+// lost is how many of the report's packets sent since the last cut were
+// lost.
 func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool, lost int) {
 	dt := 0.0
 	if g.lastUpdate != 0 {
@@ -1086,19 +1089,22 @@ func (g *GCC) control(now clock.Time, rtt RTT, appLimited bool, lost int) {
 		// 560 kbit/s flow, cutting it to the floor for 15 s (RFC 8867
 		// 5.6 with a 1000 ms queue, seed 3).
 		g.target = competitiveBeta * min(g.target, max(g.ack.rate, dropShare*g.target, float64(g.cfg.MinRate)))
-		g.lastLossCut, g.lastCut = now, now
+		g.lastLossCut = now
+		g.cutAt(now)
 		g.state = rcHold
 		g.stats.LossCuts++
 		if g.compCutAt == 0 {
 			g.compCutAt, g.compCutQ = now, excess
 		}
 	}
-	// (A report of packets sent after the last cut takes a round trip to
-	// come: none cuts sooner.)
+	// (After a cut the loss rate is at most lossHigh and moves with the
+	// packets sent after it, whose reports take a round trip to come: no
+	// loss cut sooner.)
 	congestive := g.lossFrac > lossLow && (g.competitive || g.congestive(now, rtt))
 	if congestive && g.lossFrac > lossHigh && now.Sub(g.lastLossCut) >= rtt.Smoothed+300*time.Millisecond && now.Sub(g.lastCut) >= rtt.Smoothed {
 		g.target *= 1 - 0.5*g.lossFrac
-		g.lastLossCut, g.lastCut = now, now
+		g.lastLossCut = now
+		g.cutAt(now)
 		g.state = rcHold
 		g.stats.LossCuts++
 	}
@@ -1212,17 +1218,17 @@ func (u *provisionalCut) cleared(base float64) bool {
 }
 
 // drainMeasure measures what the path carries of ours while the queue a cut
-// was made with (congestedQueueMS or more, or a cut on a dropped receive
-// rate) drains: our receive rate over each cutWindow while the queue stands
-// (congestedQueueMS or more still) is the path's rate, or our share of it
-// on a shared bottleneck. The cut goes deep enough to drain the queue
-// (cutShare, cutDeepest after a drop, of a rate that may still have been
-// falling); once the queue has drained (under holdQueueMS), the target
-// comes back to drainUse of the mean measured (drainRestore), at most to
-// where it was before the cut, rather than climbing back by the rate
-// controller's increase, 8 %/s at most and none while the queue estimate
-// reads over holdQueueMS. After RFC 8867 5.1's drop from 2.5 to 0.6 Mbit/s
-// the target sat 20-30 % under the capacity for 5-10 s.
+// was made with (congestedQueueMS or more) drains: our receive rate over
+// each cutWindow while the queue stands (congestedQueueMS or more still) is
+// the path's rate, or our share of it on a shared bottleneck. The cut goes
+// deep enough to drain the queue (cutShare, cutDeepest after a drop, of a
+// rate that may still have been falling); once the queue has drained (under
+// holdQueueMS), the target comes back to drainUse of the mean measured
+// (drainRestore), at most to where it was before the cut, rather than
+// climbing back by the rate controller's increase, 8 %/s at most and none
+// while the queue estimate reads over holdQueueMS. After RFC 8867 5.1's
+// drop from 2.5 to 0.6 Mbit/s the target sat 20-30 % under the capacity for
+// 5-10 s.
 type drainMeasure struct {
 	active bool
 	at     clock.Time // the cut's time
@@ -1246,8 +1252,12 @@ func (g *GCC) drainRestore(now clock.Time) {
 	case now.Sub(d.at) > drainMeasureIn:
 		*d = drainMeasure{}
 	case g.queueMS >= congestedQueueMS:
-		d.sum += g.ack.recent(cutWindow, g.ack.rate)
-		d.n++
+		// (Under 100 ms of arrivals in the window measure nothing: the
+		// longer window still remembers the rate before a drop.)
+		if r := g.ack.recent(cutWindow, -1); r >= 0 {
+			d.sum += r
+			d.n++
+		}
 	case g.queueMS < holdQueueMS:
 		if d.n >= drainSamples {
 			if bps := min(drainUse*d.sum/float64(d.n), d.before); bps > g.target {
@@ -1259,19 +1269,31 @@ func (g *GCC) drainRestore(now clock.Time) {
 	}
 }
 
+// cutAt notes a cut at now. From then on the loss rate counts the packets
+// sent after it (TCP's recovery point; OnFeedback), and it is left at most
+// lossHigh: what was lost before the cut, reported after it, cannot cut
+// again by itself (with a shallow queue a drop's overflow is reported
+// before the cut, and held the rate at 0.11-0.17 to cut again a round
+// trip later), while loss that goes on among the packets sent after it
+// still does.
+func (g *GCC) cutAt(now clock.Time) {
+	g.lastCut, g.lossFrac = now, min(g.lossFrac, lossHigh)
+}
+
 // applyCut lowers the target to bps for overuse or a standing queue (cutTo);
 // one on a dropped receive rate is provisional (provisionalCut).
 func (g *GCC) applyCut(now clock.Time, bps float64, dropped bool, rtt RTT, excess float64) {
 	if dropped {
 		g.undo.start(now, min(g.target, g.ack.rate), bps)
 	}
-	if (dropped || g.queueMS >= congestedQueueMS) && !g.drain.active {
+	if g.queueMS >= congestedQueueMS && !g.drain.active {
 		g.drain = drainMeasure{active: true, at: now, before: g.target}
 	}
 	if g.stats.UpProbes > 0 && now.Sub(g.upProbeAt) < upProbeAfter {
 		g.stats.CutsAfterUpProbe++
 	}
-	g.target, g.lastCut = bps, now
+	g.target = bps
+	g.cutAt(now)
 	g.noteStandingCut(now, rtt, excess, false)
 }
 

@@ -3,6 +3,7 @@ package cc
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -1046,47 +1047,58 @@ func TestGCCUpProbeCounters(t *testing.T) {
 // the cut the delay called for: the loss of packets sent before that cut
 // cuts nothing more (TCP's recovery point), and the target stays at the
 // cut's 0.8 of the new capacity instead of falling by half the loss on
-// top (0.7 x, twice, before: 421 kbit/s of 600 over the next 5 s). Loss
-// of packets sent after a cut still cuts (TestGCCStandingQueue).
+// top (0.7 x, twice, before: 421 kbit/s of 600 over the next 5 s). With a
+// shallow queue the loss is reported before the cut: the loss rate starts
+// over at the cut (it once kept 0.11-0.17 from before it and cut again).
+// Loss of packets sent after a cut still cuts (TestGCCStandingQueue).
 func TestGCCLossAnsweredByACut(t *testing.T) {
-	path := gccPath{capacity: func(at time.Duration) float64 {
-		if at >= 30*time.Second {
-			return 600_000
-		}
-		return 2_500_000
-	}, oneWay: 50 * time.Millisecond, maxQueue: 300 * time.Millisecond}
-	g := NewGCC(GCCConfig{StartRate: 300_000, MaxRate: 4_000_000})
-	s := path.run(g, 36*time.Second, 1)
-	require.Greater(t, meanTarget(s, 25*time.Second, 30*time.Second), 0.9*2_500_000, "at the capacity before the drop")
-	assert.Zero(t, g.Stats().LossCuts, "the overflow is the cut's")
-	assert.GreaterOrEqual(t, meanTarget(s, 31*time.Second, 36*time.Second), 0.75*600_000)
-	assert.LessOrEqual(t, meanTarget(s, 31*time.Second, 36*time.Second), 600_000.0)
+	for _, maxQueue := range []time.Duration{300 * time.Millisecond, 60 * time.Millisecond, 40 * time.Millisecond, 20 * time.Millisecond} {
+		path := gccPath{capacity: func(at time.Duration) float64 {
+			if at >= 30*time.Second {
+				return 600_000
+			}
+			return 2_500_000
+		}, oneWay: 50 * time.Millisecond, maxQueue: maxQueue}
+		g := NewGCC(GCCConfig{StartRate: 300_000, MaxRate: 4_000_000})
+		s := path.run(g, 36*time.Second, 1)
+		require.Greater(t, meanTarget(s, 25*time.Second, 30*time.Second), 0.8*2_500_000, "queue %v: at the capacity before the drop", maxQueue)
+		assert.Zero(t, g.Stats().LossCuts, "queue %v: the overflow is the cut's", maxQueue)
+		assert.GreaterOrEqual(t, meanTarget(s, 31*time.Second, 36*time.Second), 0.75*600_000, "queue %v", maxQueue)
+		assert.LessOrEqual(t, meanTarget(s, 31*time.Second, 36*time.Second), 600_000.0, "queue %v", maxQueue)
+	}
 }
 
 // drainRestore: a cut made with a queue of congestedQueueMS or more
-// measures our receive rate while the queue stands; once it has drained
-// (under holdQueueMS), the target comes back to drainUse of the mean
-// measured, never above the target before the cut. Too few measurements,
-// or a queue that does not drain within drainMeasureIn, restore nothing.
+// measures our receive rate while the queue stands (congestedQueueMS or
+// more); once it has drained (under holdQueueMS), the target comes back to
+// drainUse of the mean measured, never above the target before the cut. A
+// queue between the two neither measures nor restores; a cut with less
+// queue, too few measurements, or a queue that does not drain within
+// drainMeasureIn restore nothing. Through control (OnFeedback's), with the
+// queue estimate set for each report.
 func TestGCCDrainRestore(t *testing.T) {
+	const rate = 600_000.0 // the receive rate while the queue stands
 	for _, tc := range []struct {
 		name     string
-		before   float64       // the target before the cut
-		rate     float64       // the receive rate while the queue stands
-		busy     int           // reports with the queue standing, 50 ms apart
-		drainAt  time.Duration // when the queue reads drained, from the cut
-		want     float64       // the target after
+		before   float64   // the target before the cut
+		atCut    float64   // the queue estimate at the cut, ms
+		dropped  bool      // a cut on a dropped receive rate
+		queues   []float64 // the queue estimate at each report after the cut, 50 ms apart
+		want     float64   // the target after
 		restores int64
+		active   bool // still measuring at the end
 	}{
-		{"restored to 0.9 of the rate the path carried", 2_400_000, 600_000, 6, 400 * time.Millisecond, 0.9 * 600_000, 1},
-		{"never above the target before the cut", 500_000, 600_000, 6, 400 * time.Millisecond, 500_000, 1},
-		{"too few measurements", 2_400_000, 600_000, 2, 400 * time.Millisecond, 480_000, 0},
-		{"the queue did not drain in time", 2_400_000, 600_000, 6, 2500 * time.Millisecond, 480_000, 0},
+		{"restored to 0.9 of the rate the path carried", 2_400_000, 150, false, []float64{150, 120, 90, 60, 30, 3}, 0.9 * rate, 1, false},
+		{"never above the target before the cut", 500_000, 150, false, []float64{150, 120, 90, 60, 30, 3}, 500_000, 1, false},
+		{"a queue between the two waits", 2_400_000, 150, false, []float64{150, 120, 90, 60, 15, 15}, 480_000, 0, true},
+		{"too few measurements", 2_400_000, 150, false, []float64{150, 60, 3}, 480_000, 0, false},
+		{"a dropped rate without a queue measures nothing", 2_400_000, 3, true, []float64{3, 90, 120, 150, 60, 3}, 480_000, 0, false},
+		{"a small queue at the cut measures nothing", 2_400_000, 20, false, []float64{60, 90, 60, 3}, 480_000, 0, false},
+		{"the queue did not drain in time", 2_400_000, 150, false, append(slices.Repeat([]float64{150}, 41), 3), 480_000, 0, false},
 	} {
 		g := NewGCC(GCCConfig{StartRate: 300_000, MaxRate: 4_000_000})
 		now := clock.Time(10 * time.Second)
-		// Arrivals at rate for the last second, 1200 bytes each.
-		gap := time.Duration(1200 * 8 / tc.rate * float64(time.Second))
+		gap := time.Duration(1200 * 8 / rate * float64(time.Second))
 		arr := now.Add(-time.Second)
 		feed := func(until clock.Time) {
 			for ; arr <= until; arr = arr.Add(gap) {
@@ -1095,20 +1107,16 @@ func TestGCCDrainRestore(t *testing.T) {
 			g.ack.update()
 		}
 		feed(now)
-		g.target, g.queueMS = tc.before, 150
-		g.applyCut(now, 0.8*600_000, false, RTT{Smoothed: 100 * time.Millisecond}, 150)
-		require.True(t, g.drain.active, tc.name)
-		for i := 1; i <= tc.busy; i++ {
+		g.target, g.queueMS = tc.before, tc.atCut
+		g.applyCut(now, 0.8*rate, tc.dropped, RTT{Smoothed: 100 * time.Millisecond}, tc.atCut)
+		for _, q := range tc.queues {
 			now = now.Add(50 * time.Millisecond)
 			feed(now)
-			g.drainRestore(now)
+			g.queueMS = q
+			g.control(now, RTT{Smoothed: 100 * time.Millisecond}, false, 0)
 		}
-		g.queueMS = 3
-		now = g.drain.at.Add(tc.drainAt)
-		feed(now)
-		g.drainRestore(now)
 		assert.InDelta(t, tc.want, g.target, 0.02*tc.want, tc.name)
 		assert.Equal(t, tc.restores, g.Stats().DrainRestores, tc.name)
-		assert.False(t, g.drain.active, tc.name)
+		assert.Equal(t, tc.active, g.drain.active, tc.name)
 	}
 }
