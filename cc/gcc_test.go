@@ -1046,11 +1046,12 @@ func TestGCCUpProbeCounters(t *testing.T) {
 // A drop-tail queue that overflowed when the capacity fell was answered by
 // the cut the delay called for: the loss of packets sent before that cut
 // cuts nothing more (TCP's recovery point), and the target stays at the
-// cut's 0.8 of the new capacity instead of falling by half the loss on
-// top (0.7 x, twice, before: 421 kbit/s of 600 over the next 5 s). With a
-// shallow queue the loss is reported before the cut: the loss rate starts
-// over at the cut (it once kept 0.11-0.17 from before it and cut again).
-// Loss of packets sent after a cut still cuts (TestGCCStandingQueue).
+// cut's 0.8 of the new capacity instead of falling by half the loss rate
+// on top (two loss cuts before, 421 kbit/s of 600 over the next 5 s with
+// the 300 ms queue). With a shallow queue the loss is reported before the
+// cut: the cut leaves the loss rate at most lossHigh (it once kept
+// 0.11-0.17 from before the cut and cut again). Loss of packets sent after
+// a cut still cuts (TestGCCStandingQueue).
 func TestGCCLossAnsweredByACut(t *testing.T) {
 	for _, maxQueue := range []time.Duration{300 * time.Millisecond, 60 * time.Millisecond, 40 * time.Millisecond, 20 * time.Millisecond} {
 		path := gccPath{capacity: func(at time.Duration) float64 {
