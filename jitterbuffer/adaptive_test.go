@@ -917,3 +917,101 @@ func TestCatchUpWaitsForADueKeyFrame(t *testing.T) {
 	assert.Less(t, gap, 80*ms, "the display's longest stop")
 	assert.Zero(t, b.Stats(clock.Time(2*time.Second)).FramesDropped)
 }
+
+// TestKeyAllowanceAroundPeriodicKeys: key frames every 4 s take 100 ms
+// more than a delta to complete, and the deltas after one queue behind it.
+// Periodic, the target covers them only around each key frame, rising at
+// the drain rate to meet it: no key frame plays late, and the mean offset
+// is far under that of KeyAllowanceAlways, which covers them all the time.
+// Key frames off the period (as on request), or periodic ones while losses
+// recur (a recovery allowance in force), are covered all the time either
+// way, and a key frame that never comes does not leave the next one
+// uncovered.
+func TestKeyAllowanceAroundPeriodicKeys(t *testing.T) {
+	periodic := func(i int) bool { return i%120 == 0 }
+	irregular := func(i int) bool {
+		// Key frames 2-5 s apart, never two intervals alike.
+		for k := 0; k <= i; k += 60 + (k/7)%90 + 3 {
+			if k == i {
+				return true
+			}
+		}
+		return false
+	}
+	tests := []struct {
+		name string
+		key  func(int) bool
+		skip func(int) bool
+		// lossy: a loss noted before every frame (NoteRecovery, 50 ms).
+		lossy bool
+		// saves: at least this much off the mean offset against
+		// KeyAllowanceAlways (0: within 3 ms of it).
+		saves time.Duration
+	}{
+		{"periodic", periodic, nil, false, 50 * time.Millisecond},
+		{"periodic, one key frame lost", periodic, func(i int) bool { return i == 1200 }, false, 50 * time.Millisecond},
+		{"irregular", irregular, nil, false, 0},
+		{"periodic, losses recurring", periodic, nil, true, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			run := func(always bool) (mean, excess time.Duration, lateKeys, keys int) {
+				b := New(Config{Video: true, KeyAllowanceAlways: always})
+				jit := uniform(11, 10*time.Millisecond)
+				s := stream{interval: time.Second / 30, n: 30 * 240, base: 40 * time.Millisecond, key: tc.key, skip: tc.skip,
+					extra: func(i int, c clock.Time) time.Duration {
+						if tc.key(i) {
+							return 100*time.Millisecond + jit(i, c)
+						}
+						return jit(i, c)
+					}}
+				s.before = func(i int, now clock.Time) {
+					if tc.lossy {
+						b.NoteRecovery(now, 50*time.Millisecond)
+					}
+					if i >= 600 {
+						excess = max(excess, b.Stats(now).Excess)
+					}
+				}
+				out := play(t, b, s)
+				var sum time.Duration
+				n := 0
+				for _, r := range out {
+					if r.ID < 600 { // three key frames set the period
+						continue
+					}
+					sum += r.offset
+					n++
+					if r.Key {
+						keys++
+						if r.Late && r.Completed.Sub(r.Playout) > 10*time.Millisecond {
+							lateKeys++
+						}
+					}
+				}
+				require.NotZero(t, n)
+				return sum / time.Duration(n), excess, lateKeys, keys
+			}
+			always, alwaysExcess, alwaysLate, _ := run(true)
+			ours, excess, oursLate, keys := run(false)
+			require.Greater(t, keys, 10)
+			assert.Zero(t, alwaysLate, "KeyAllowanceAlways: key frames late by more than the jitter")
+			assert.Zero(t, oursLate, "key frames late by more than the jitter")
+			if tc.saves > 0 {
+				assert.Less(t, ours, always-tc.saves, "mean offset")
+			}
+			if tc.saves > 0 && tc.skip == nil {
+				// The target ramps as the offset moves: the offset is no
+				// further above it than with a constant allowance (the
+				// jitter quantile's own steps), give or take a frame's
+				// step at the drain rate. (With a key frame lost, the
+				// frames sent behind it lift the jitter quantile for a
+				// while, which the constant allowance hides.)
+				assert.LessOrEqual(t, excess, alwaysExcess+3*time.Millisecond, "offset above the target")
+			}
+			if tc.saves == 0 {
+				assert.InDelta(t, float64(always), float64(ours), float64(3*time.Millisecond), "mean offset")
+			}
+		})
+	}
+}

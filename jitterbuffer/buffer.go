@@ -130,6 +130,17 @@ const (
 	// quantile over seconds to keep (one every 4 s is 0.8 % of 30 fps),
 	// and each one late freezes the video.
 	keyMemory = 3
+	// keyPeriodSlack: key frames are periodic (Config.KeyAllowanceAlways)
+	// when the last two intervals between them differ by at most this
+	// share of the latest.
+	keyPeriodSlack = 16
+	// keyLead: the offset starts to rise for a periodic key frame this
+	// much earlier than the drain rate needs, as the target is updated at
+	// frame completions and releases, some tens of milliseconds apart.
+	keyLead = 100 * time.Millisecond
+	// keyShapeAllowance: under this recovery allowance, losses are rare
+	// enough for the key frames' allowance to be shaped (keyShaped).
+	keyShapeAllowance = 10 * time.Millisecond
 	// reorderMemory is how far behind the next id a PassThrough buffer
 	// remembers the ids it counted skipped (Frame.Reordered).
 	reorderMemory = 256
@@ -198,6 +209,21 @@ type Config struct {
 	// frame plays, late ones lift the offset, and the excess drains at
 	// DrainRate.
 	CatchUp bool
+	// KeyAllowanceAlways (Adaptive video buffers) keeps the last key
+	// frames' delay in the target at all times. Off (the default), when
+	// key frames come periodically (the last three evenly spaced, as a
+	// fixed GOP sends them) the target holds it only around the next one:
+	// the offset rises at DrainRate to meet it, and once it has played
+	// drains back to what the other frames need. A key frame takes several
+	// times a delta's time to cross the path, so a constant allowance for
+	// it delays every frame; this one delays those near it. The key
+	// frames, and the frames captured before one completed (sent behind
+	// it), then count in its allowance, not in the jitter quantile. Key
+	// frames that do not keep the period (sent on request), and all key
+	// frames while losses recur (a recovery allowance of 10 ms or more,
+	// NoteRecovery), are covered at all times, as with this set: a frame
+	// sent behind a key frame then needs its repair on top of its wait.
+	KeyAllowanceAlways bool
 }
 
 // Validate reports the first bad field.
@@ -317,9 +343,25 @@ type Buffer struct {
 	jit, rec quantile                 // transit above the floor: frames that needed no repair; repaired frames
 	keys     [keyMemory]time.Duration // Video: the last key frames' transit above the floor
 	nKeys    int
-	floor    floor
-	target   time.Duration
-	want     time.Duration // raw-space offset this stream needs: floor + target
+	// Video: the capture times (transit space: Completed - Transit) of
+	// the last key frames, whether or not they taught the target, and
+	// their count; keyOpen: the last one completed and is not released
+	// yet; keyTrain: frames captured before it are behind a key frame.
+	keyTs    [keyMemory]clock.Time
+	nKeyTs   int
+	keyOpen  bool
+	keyTrain clock.Time
+	// keyClosed: when the last key frame and the frames behind it had
+	// been released (keyClosedSet: they were).
+	keyClosed    clock.Time
+	keyClosedSet bool
+	// lastTs is the transit-space capture of the last frame released
+	// (lastTsSet: one was).
+	lastTs    clock.Time
+	lastTsSet bool
+	floor     floor
+	target    time.Duration
+	want      time.Duration // raw-space offset this stream needs: floor + target
 	// mapK is Capture minus the transit-space capture (Completed -
 	// Transit) of the last frame released: a raw-space offset off plays
 	// at capture + off - mapK, before the bounds.
@@ -505,13 +547,29 @@ func (b *Buffer) observe(now clock.Time, f *Frame) {
 		}
 		b.meanGap += (min(gap, maxMeanGap) - b.meanGap) / meanGapWeight
 	}
+	ts := f.Completed.Add(-f.Transit)
+	if f.Key && b.cfg.Video {
+		b.keyTs[b.nKeyTs%keyMemory] = ts
+		b.nKeyTs++
+		b.keyOpen = true
+	}
 	if b.inStall && rel > b.target {
 		b.stats.FramesAfterStall++
 	} else {
 		b.inStall = false
-		if f.Recovered {
+		// While the key frames' allowance is shaped (keyShaped), the key
+		// frames count in it alone, and so do the frames captured before
+		// one completed (less the least transit), which were sent behind
+		// it: their transit above the key frame's falls with their
+		// capture, and in the jitter quantile they would hold every
+		// frame's delay up by nearly a key frame's, a few frames a GOP.
+		shaped := b.keyShaped(t)
+		behindKey := shaped && !f.Key && b.nKeyTs > 0 && ts < b.keyTrain
+		switch {
+		case behindKey, f.Key && shaped:
+		case f.Recovered:
 			b.rec.add(t, rel)
-		} else {
+		default:
 			b.jit.add(t, rel)
 		}
 		if f.Key && b.cfg.Video {
@@ -519,8 +577,12 @@ func (b *Buffer) observe(now clock.Time, f *Frame) {
 			// was left out, and the repaired frames' quantile counts only
 			// with several a RecoveryWindow (one key frame every 4 s never
 			// got there: 28 of 28 played late).
-			b.keys[b.nKeys%keyMemory] = rel
+			// Beyond the quantiles' span a key frame plays late whatever
+			// the target, as any frame does (and a transit read from a
+			// peer's garbage timestamps holds no offset up).
+			b.keys[b.nKeys%keyMemory] = min(rel, b.jit.span())
 			b.nKeys++
+			b.keyTrain = ts.Add(max(0, rel))
 		}
 	}
 	if !b.seen || t > b.lastCompleted {
@@ -541,14 +603,80 @@ func (b *Buffer) updateTarget(now clock.Time) {
 	if b.rec.n > 0 && b.rec.weight(now) >= minRecovered {
 		tg = max(tg, b.rec.value())
 	}
-	for _, k := range b.keys[:min(b.nKeys, keyMemory)] {
-		tg = max(tg, k) // the last key frames' delays
-	}
 	if b.jit.n+b.rec.n < minSamples {
 		tg = max(tg, b.cfg.InitialDelay)
 	}
+	var need time.Duration
+	for _, k := range b.keys[:min(b.nKeys, keyMemory)] {
+		need = max(need, k) // the last key frames' delays
+	}
+	if need > tg {
+		tg = max(tg, b.keyNeed(now, base, tg, need))
+	}
 	b.target = tg
 	b.want, b.wantSet = base+tg, true
+}
+
+// keyShaped says whether a video buffer shapes its key frames' allowance
+// at now: unless Config.KeyAllowanceAlways, while the recovery allowance
+// is under keyShapeAllowance. While losses recur, a frame sent behind a
+// key frame needs its repair on top of its wait there, and the sender
+// gives up repairs at the offset fed back: the allowance is then held
+// throughout, and the key frames and the frames behind them count in the
+// jitter quantile as any frame does.
+func (b *Buffer) keyShaped(now clock.Time) bool {
+	return b.cfg.Video && !b.cfg.KeyAllowanceAlways && b.allowanceNow(now) < keyShapeAllowance
+}
+
+// keyPeriod returns the interval between the last key frames if the last
+// three were evenly spaced (within 1/keyPeriodSlack), else 0.
+func (b *Buffer) keyPeriod() time.Duration {
+	n := b.nKeyTs
+	if n < keyMemory {
+		return 0
+	}
+	t1, t2, t3 := b.keyTs[(n-3)%keyMemory], b.keyTs[(n-2)%keyMemory], b.keyTs[(n-1)%keyMemory]
+	i1, i2 := t2.Sub(t1), t3.Sub(t2)
+	if i2 <= 0 || i1 <= 0 || (i1-i2).Abs() > i2/keyPeriodSlack {
+		return 0
+	}
+	return i2
+}
+
+// keyNeed returns how much of the key frames' delay need the target holds
+// at now (floor base, the target without it tg < need): all of it, unless
+// key frames come periodically (keyPeriod, keyShaped). Then it is held
+// from when the next key frame is due until it and the frames sent behind
+// it have been released, and ramps at the group's rate to and from it: up
+// from the time the offset must start to rise to meet that key frame, down
+// from the release of the last one (or from when one that never came
+// would have played), so that the offset, which moves at that rate, is at
+// its target all the while.
+func (b *Buffer) keyNeed(now clock.Time, base, tg, need time.Duration) time.Duration {
+	p := b.keyPeriod()
+	r := b.g.rate
+	if !b.keyShaped(now) || p == 0 || b.keyOpen || !b.lastTsSet || r <= 0 {
+		return need
+	}
+	last := b.keyTs[(b.nKeyTs-1)%keyMemory]
+	next := last.Add(p)
+	held := tg
+	if b.keyClosedSet {
+		held = need - time.Duration(r*float64(now.Sub(b.keyClosed)))
+	}
+	if b.lastTs >= next {
+		// One or more did not come (lost, or no longer sent): the need
+		// ramps down from when the last missed would have played, and up
+		// for the next after the frames released.
+		missed := next.Add(time.Duration(b.lastTs.Sub(next)/p) * p)
+		held = max(held, need-time.Duration(r*float64(now.Sub(missed.Add(base+need)))))
+		next = missed.Add(p)
+	}
+	rise := time.Duration(float64(need-tg) / r)
+	if start := next.Add(base + need - rise - keyLead); now > start {
+		held = max(held, tg+time.Duration(r*float64(now.Sub(start))))
+	}
+	return min(need, held)
 }
 
 // playout returns when f plays.
@@ -607,7 +735,19 @@ func (b *Buffer) Pop(now clock.Time) (Frame, bool) {
 		b.updateTarget(now)
 		b.g.update(now)
 	}
-	return b.releaseFor(now, p, false), true
+	f := b.releaseFor(now, p, false)
+	if b.cfg.Mode == Adaptive && b.cfg.Video {
+		b.lastTs, b.lastTsSet = f.Completed.Add(-f.Transit), true
+		if b.keyOpen && b.lastTs >= b.keyTrain && b.lastTs > b.keyTs[(b.nKeyTs-1)%keyMemory] {
+			// The key frame and the frames sent behind it played: what
+			// the frames after them need.
+			b.keyOpen = false
+			b.keyClosed, b.keyClosedSet = now, true
+			b.updateTarget(now)
+			b.g.update(now)
+		}
+	}
+	return f, true
 }
 
 func (b *Buffer) catchUp() bool {
@@ -938,6 +1078,8 @@ func (b *Buffer) Reset() {
 	// start again), and the offset it wanted no longer holds its group.
 	b.gone, b.nGone, b.skipped = [GoneMemory]goneFrame{}, 0, idWindow{}
 	b.wantSet = false
+	// Its key frames keep their own period.
+	b.nKeyTs, b.keyOpen, b.keyTrain, b.lastTsSet, b.keyClosedSet = 0, false, 0, false, false
 }
 
 // Stats returns the buffer's counters and its state at now.

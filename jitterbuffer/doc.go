@@ -22,7 +22,14 @@
 //     (Config.RecoveryWindow, 10 s) while they keep coming;
 //   - for video, at least the last three key frames' transit, repaired
 //     or not: too rare for a quantile over seconds, and each one late
-//     would freeze the picture.
+//     would freeze the picture. When key frames come periodically (the
+//     last three evenly spaced: a fixed GOP) and losses are not
+//     recurring, this allowance is held only around the next one: the
+//     offset starts to rise at the drain rate in time to meet it, and
+//     drains once it and the frames sent behind it have played, so a key
+//     frame's longer transit delays the frames near it, not all of them.
+//     Those frames then stay out of the jitter quantile.
+//     (Config.KeyAllowanceAlways holds it throughout.)
 //
 // The offset moves toward the target at Config.DrainRate (RTC 10 %, Live
 // 3 %) both ways: playout runs that much faster to drain excess and that

@@ -58,6 +58,9 @@ func newQuantile(q float64, window, span, horizon time.Duration) quantile {
 	return s
 }
 
+// span returns the largest value the quantile tells apart.
+func (s *quantile) span() time.Duration { return time.Duration(len(s.h)-1) * bucketWidth }
+
 // expire takes out the samples older than the horizon, and the oldest
 // if the ring is full.
 func (s *quantile) expire(now clock.Time) {

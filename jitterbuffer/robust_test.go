@@ -3,6 +3,7 @@ package jitterbuffer
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -586,4 +587,51 @@ func TestLeaveDrainsAtTheRate(t *testing.T) {
 		fell = fell || drop > 0
 	}
 	assert.True(t, fell, "the offset the video needed drains after the leave")
+}
+
+// TestKeyAllowanceHostileTimes: key frames whose transits, and so their
+// capture times read on the receiver's clock, jump anywhere (as a peer's
+// garbage timestamps may make them), between runs of periodic ones, never
+// panic, release every frame in order, and keep every release within
+// MaxDelay of its capture. (Before key frames' transits were bounded by
+// the quantiles' span, a key frame with a transit of years set a target
+// whose playout time overflowed to Never: 57 frames were never released.)
+func TestKeyAllowanceHostileTimes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 1))
+	b := New(Config{Video: true, MaxDelay: 800 * time.Millisecond})
+	p := &popper{b: b}
+	const step = 33 * time.Millisecond
+	var now clock.Time
+	for i := int64(0); i < 20000; i++ {
+		c := clock.Time(time.Duration(i) * step)
+		transit := 40*time.Millisecond + time.Duration(rng.Int64N(int64(10*time.Millisecond)))
+		key := i%60 == 0
+		if key {
+			transit += 100 * time.Millisecond
+		}
+		if (i/600)%2 == 1 && rng.IntN(10) == 0 {
+			// Garbage: hours either way, or the extremes.
+			switch rng.IntN(3) {
+			case 0:
+				transit = time.Duration(rng.Int64N(int64(48*time.Hour))) - 24*time.Hour
+			case 1:
+				transit = math.MaxInt64 / 2
+			default:
+				transit = math.MinInt64 / 2
+			}
+			key = rng.IntN(2) == 0
+		}
+		done := clock.Max(c.Add(40*time.Millisecond), now)
+		f := Frame{ID: i, Capture: c.Add(40 * time.Millisecond), Completed: done, Transit: transit, Key: key}
+		now = done
+		p.until(t, now)
+		require.NoError(t, b.Push(now, f))
+		p.until(t, now)
+	}
+	p.until(t, clock.Never-1)
+	require.Len(t, p.out, 20000)
+	for i, r := range p.out {
+		require.Equal(t, int64(i), r.ID)
+		require.LessOrEqual(t, r.Playout, r.Capture.Add(800*time.Millisecond), "frame %d", i)
+	}
 }

@@ -91,6 +91,15 @@ type Config struct {
 	// play the backlog late and drain it; skipped frames show as
 	// FrameInfo.CaughtUpBefore. An RTC option; off by default.
 	CatchUp bool
+	// KeyFrameAllowanceAlways: the playout offset covers the key frames'
+	// longer transit (a key frame is several deltas in size) at all times.
+	// Off (the default), when key frames come periodically (a fixed GOP)
+	// the offset rises at DrainRate ahead of each and drains after it, so
+	// the frames between key frames play sooner; audio in the same
+	// broadcast follows the offset (Stats.Rate), stretching and
+	// compressing a little each GOP. Key frames sent on request, and all
+	// key frames while losses recur, are covered at all times either way.
+	KeyFrameAllowanceAlways bool
 	// PassThrough delivers each received frame as soon as it completes,
 	// in completion order, with no playout buffering (a relay, or an
 	// application with its own player). FrameInfo.PlayoutTime is then the
@@ -238,26 +247,27 @@ func (c *Config) Validate() error {
 // core translates to the session core's configuration.
 func (c Config) core() core.Config {
 	return core.Config{
-		MaxConns:             c.MaxSessions,
-		Latency:              c.Latency,
-		MinPlayoutDelay:      c.MinPlayoutDelay,
-		MaxPlayoutDelay:      c.MaxPlayoutDelay,
-		DrainRate:            c.DrainRate,
-		PlayoutQuantile:      c.Profile.playoutQuantile(),
-		PlayoutWindow:        c.Profile.playoutWindow(),
-		PlayoutCatchUp:       c.CatchUp,
-		Playout:              c.playout(),
-		RecoveryResidual:     c.Profile.recoveryResidual(),
-		PlayoutStallTogether: c.Profile == Live,
-		FragmentSize:         c.FragmentSize,
-		MaxFrameSize:         c.MaxFrameSize,
-		MaxBitrate:           c.MaxBitrate,
-		Estimator:            c.estimator(),
-		PacerQueueLimit:      c.PacerQueueLimit,
-		IdleTimeout:          c.IdleTimeout,
-		KeepAlivePeriod:      c.KeepAlivePeriod,
-		HandshakeTimeout:     c.HandshakeTimeout,
-		Logger:               c.Logger,
+		MaxConns:                  c.MaxSessions,
+		Latency:                   c.Latency,
+		MinPlayoutDelay:           c.MinPlayoutDelay,
+		MaxPlayoutDelay:           c.MaxPlayoutDelay,
+		DrainRate:                 c.DrainRate,
+		PlayoutQuantile:           c.Profile.playoutQuantile(),
+		PlayoutWindow:             c.Profile.playoutWindow(),
+		PlayoutCatchUp:            c.CatchUp,
+		PlayoutKeyAllowanceAlways: c.KeyFrameAllowanceAlways,
+		Playout:                   c.playout(),
+		RecoveryResidual:          c.Profile.recoveryResidual(),
+		PlayoutStallTogether:      c.Profile == Live,
+		FragmentSize:              c.FragmentSize,
+		MaxFrameSize:              c.MaxFrameSize,
+		MaxBitrate:                c.MaxBitrate,
+		Estimator:                 c.estimator(),
+		PacerQueueLimit:           c.PacerQueueLimit,
+		IdleTimeout:               c.IdleTimeout,
+		KeepAlivePeriod:           c.KeepAlivePeriod,
+		HandshakeTimeout:          c.HandshakeTimeout,
+		Logger:                    c.Logger,
 
 		DisableFEC:            c.DisableFEC,
 		MaxFECOverhead:        c.MaxFECOverhead,

@@ -96,8 +96,8 @@
 // these, push and play alike (each defaults to transport.Config's zero
 // value, the profile's default): -cc gcc|gcc-02|fixed, -start-bitrate,
 // -min-bitrate and -max-bitrate (bit/s), -pacer-queue D (the sender's);
-// -min-playout D, -max-playout D, -drain-rate F, -catch-up and
-// -passthrough (the receiver's).
+// -min-playout D, -max-playout D, -drain-rate F, -catch-up,
+// -key-allowance-always and -passthrough (the receiver's).
 //
 // Every frame's payload is exactly the traffic model's size (padded up to
 // 21 bytes if smaller) and verifiable on its own: the magic "SPWY" (4

@@ -191,6 +191,7 @@ func transportFlags(fs *flag.FlagSet, cfg *transport.Config) {
 	fs.DurationVar(&cfg.MaxPlayoutDelay, "max-playout", 0, "the most playout offset (default: 800ms rtc, 3s live, or -min-playout if more)")
 	fs.Float64Var(&cfg.DrainRate, "drain-rate", 0, "how fast excess playout delay drains, a `fraction` of real time (default: 0.10 rtc, 0.03 live)")
 	fs.BoolVar(&cfg.CatchUp, "catch-up", false, "after a video freeze, skip to the newest decodable frame")
+	fs.BoolVar(&cfg.KeyFrameAllowanceAlways, "key-allowance-always", false, "cover the key frames' longer transit in the playout offset at all times, not only around periodic key frames")
 	fs.BoolVar(&cfg.PassThrough, "passthrough", false, "deliver received frames as they complete, with no playout buffer")
 }
 

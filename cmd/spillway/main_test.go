@@ -472,11 +472,11 @@ func TestTransportFlags(t *testing.T) {
 	transportFlags(fs, &cfg)
 	require.NoError(t, fs.Parse([]string{"-profile", "live", "-latency", "2s", "-cc", "gcc-02",
 		"-start-bitrate", "400000", "-min-bitrate", "100000", "-max-bitrate", "3000000", "-pacer-queue", "500ms",
-		"-min-playout", "1500ms", "-max-playout", "2500ms", "-drain-rate", "0.05", "-catch-up", "-passthrough"}))
+		"-min-playout", "1500ms", "-max-playout", "2500ms", "-drain-rate", "0.05", "-catch-up", "-key-allowance-always", "-passthrough"}))
 	assert.Equal(t, transport.Config{Profile: transport.Live, Latency: 2 * time.Second, CongestionControl: transport.GCC02,
 		StartBitrate: 400_000, MinBitrate: 100_000, MaxBitrate: 3_000_000, PacerQueueLimit: 500 * time.Millisecond,
 		MinPlayoutDelay: 1500 * time.Millisecond, MaxPlayoutDelay: 2500 * time.Millisecond, DrainRate: 0.05,
-		CatchUp: true, PassThrough: true}, cfg)
+		CatchUp: true, KeyFrameAllowanceAlways: true, PassThrough: true}, cfg)
 	require.NoError(t, checkTransportFlags(fs, &cfg))
 }
 

@@ -274,7 +274,7 @@ func TestHostilePeer(t *testing.T) {
 	cfgs := []Config{
 		{},
 		{PlayoutStallTogether: true},
-		{PlayoutCatchUp: true},
+		{PlayoutCatchUp: true, PlayoutKeyAllowanceAlways: true},
 		{Playout: PlayoutPassThrough},
 		{Playout: PlayoutFixed},
 		{MaxPendingFrames: 16, MaxReceiveBuffer: 8 << 20},

@@ -80,6 +80,10 @@ type Config struct {
 	// (StreamRecvStats.FramesCaughtUp) and reported on the next frame
 	// delivered (FrameMeta.CaughtUpBefore). An RTC option; off by default.
 	PlayoutCatchUp bool
+	// PlayoutKeyAllowanceAlways: video buffers cover their key frames'
+	// longer transit at all times, not only around the next key frame when
+	// key frames come periodically (jitterbuffer.Config.KeyAllowanceAlways).
+	PlayoutKeyAllowanceAlways bool
 	// PlayoutStallTogether: while a video stream waits past its playout
 	// time for a missing reference frame, the other streams of the
 	// connection wait too (lip sync over audio continuity; Live sets it).

@@ -233,6 +233,8 @@ func (r *receiver) newBuffer() *jitterbuffer.Buffer {
 		Quantile:  cfg.PlayoutQuantile,
 		Window:    cfg.PlayoutWindow,
 		CatchUp:   cfg.PlayoutCatchUp,
+
+		KeyAllowanceAlways: cfg.PlayoutKeyAllowanceAlways,
 	})
 	r.group.Join(b)
 	return b
