@@ -921,14 +921,17 @@ func TestCatchUpWaitsForADueKeyFrame(t *testing.T) {
 // TestKeyAllowanceAroundPeriodicKeys: key frames every 4 s take 100 ms
 // more than a delta to complete, and the deltas after one queue behind it.
 // Periodic, the target covers them only around each key frame, rising at
-// the drain rate to meet it: no key frame plays late, and the mean offset
-// is far under that of KeyAllowanceAlways, which covers them all the time.
+// the drain rate to meet it: no frame plays late by more than the jitter,
+// and the mean offset is far under that of KeyAllowanceAlways, which
+// covers them all the time. So too at 5 fps (the target moves only at the
+// stream's own frames), and with key frames 200 ms off the last interval.
+// When periodic key frames stop, one sent later on request is covered.
 // Key frames off the period (as on request), or periodic ones while losses
 // recur (a recovery allowance in force), are covered all the time either
-// way, and a key frame that never comes does not leave the next one
-// uncovered.
+// way. A key frame that never comes does not leave the next one uncovered,
+// and between them the offset comes back down.
 func TestKeyAllowanceAroundPeriodicKeys(t *testing.T) {
-	periodic := func(i int) bool { return i%120 == 0 }
+	every := func(n int) func(int) bool { return func(i int) bool { return i%n == 0 } }
 	irregular := func(i int) bool {
 		// Key frames 2-5 s apart, never two intervals alike.
 		for k := 0; k <= i; k += 60 + (k/7)%90 + 3 {
@@ -938,69 +941,88 @@ func TestKeyAllowanceAroundPeriodicKeys(t *testing.T) {
 		}
 		return false
 	}
+	offPeriod := func(i int) bool {
+		// Intervals of 117 and 123 frames in turn: each key frame 200 ms
+		// off the last interval.
+		for k, j := 0, 0; k <= i; k, j = k+[2]int{117, 123}[j%2], j+1 {
+			if k == i {
+				return true
+			}
+		}
+		return false
+	}
+	// Periodic until 120 s, then one on request at 150 s.
+	stopped := func(i int) bool { return (i%120 == 0 && i < 3600) || i == 4500 }
+	const lostKey = 1200 // 40 s at 30 fps
 	tests := []struct {
-		name string
-		key  func(int) bool
-		skip func(int) bool
+		name     string
+		interval time.Duration
+		key      func(int) bool
+		skip     func(int) bool
 		// lossy: a loss noted before every frame (NoteRecovery, 50 ms).
 		lossy bool
 		// saves: at least this much off the mean offset against
 		// KeyAllowanceAlways (0: within 3 ms of it).
 		saves time.Duration
 	}{
-		{"periodic", periodic, nil, false, 50 * time.Millisecond},
-		{"periodic, one key frame lost", periodic, func(i int) bool { return i == 1200 }, false, 50 * time.Millisecond},
-		{"irregular", irregular, nil, false, 0},
-		{"periodic, losses recurring", periodic, nil, true, 0},
+		{"periodic", time.Second / 30, every(120), nil, false, 50 * time.Millisecond},
+		{"periodic, 5 fps", time.Second / 5, every(20), nil, false, 40 * time.Millisecond},
+		{"periodic within 200 ms", time.Second / 30, offPeriod, nil, false, 30 * time.Millisecond},
+		{"periodic, then on request", time.Second / 30, stopped, nil, false, 10 * time.Millisecond},
+		{"periodic, one key frame lost", time.Second / 30, every(120), func(i int) bool { return i == lostKey }, false, 50 * time.Millisecond},
+		{"irregular", time.Second / 30, irregular, nil, false, 0},
+		{"periodic, losses recurring", time.Second / 30, every(120), nil, true, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			run := func(always bool) (mean, excess time.Duration, lateKeys, keys int) {
+			run := func(always bool) (out []released, mean, excess time.Duration, late int) {
 				b := New(Config{Video: true, KeyAllowanceAlways: always})
 				jit := uniform(11, 10*time.Millisecond)
-				s := stream{interval: time.Second / 30, n: 30 * 240, base: 40 * time.Millisecond, key: tc.key, skip: tc.skip,
+				n := int(240 * time.Second / tc.interval)
+				s := stream{interval: tc.interval, n: n, base: 40 * time.Millisecond, key: tc.key, skip: tc.skip,
 					extra: func(i int, c clock.Time) time.Duration {
-						if tc.key(i) {
+						// (A key frame skipped was never sent: nothing
+						// waits behind it.)
+						if tc.key(i) && (tc.skip == nil || !tc.skip(i)) {
 							return 100*time.Millisecond + jit(i, c)
 						}
 						return jit(i, c)
 					}}
-				s.before = func(i int, now clock.Time) {
+				warm := clock.Time(20 * time.Second) // three key frames set the period
+				s.before = func(_ int, now clock.Time) {
 					if tc.lossy {
 						b.NoteRecovery(now, 50*time.Millisecond)
 					}
-					if i >= 600 {
+					if now >= warm {
 						excess = max(excess, b.Stats(now).Excess)
 					}
 				}
-				out := play(t, b, s)
+				out = play(t, b, s)
 				var sum time.Duration
-				n := 0
+				k := 0
 				for _, r := range out {
-					if r.ID < 600 { // three key frames set the period
+					if r.Capture < warm {
 						continue
 					}
 					sum += r.offset
-					n++
-					if r.Key {
-						keys++
-						if r.Late && r.Completed.Sub(r.Playout) > 10*time.Millisecond {
-							lateKeys++
-						}
+					k++
+					if r.Late && r.Completed.Sub(r.Playout) > 10*time.Millisecond {
+						late++
 					}
 				}
-				require.NotZero(t, n)
-				return sum / time.Duration(n), excess, lateKeys, keys
+				require.NotZero(t, k)
+				return out, sum / time.Duration(k), excess, late
 			}
-			always, alwaysExcess, alwaysLate, _ := run(true)
-			ours, excess, oursLate, keys := run(false)
-			require.Greater(t, keys, 10)
-			assert.Zero(t, alwaysLate, "KeyAllowanceAlways: key frames late by more than the jitter")
-			assert.Zero(t, oursLate, "key frames late by more than the jitter")
-			if tc.saves > 0 {
-				assert.Less(t, ours, always-tc.saves, "mean offset")
+			_, always, alwaysExcess, alwaysLate := run(true)
+			out, ours, excess, oursLate := run(false)
+			assert.Zero(t, alwaysLate, "KeyAllowanceAlways: frames late by more than the jitter")
+			assert.Zero(t, oursLate, "frames late by more than the jitter")
+			if tc.saves == 0 {
+				assert.InDelta(t, float64(always), float64(ours), float64(3*time.Millisecond), "mean offset")
+				return
 			}
-			if tc.saves > 0 && tc.skip == nil {
+			assert.Less(t, ours, always-tc.saves, "mean offset")
+			if tc.skip == nil {
 				// The target ramps as the offset moves: the offset is no
 				// further above it than with a constant allowance (the
 				// jitter quantile's own steps), give or take a frame's
@@ -1008,10 +1030,24 @@ func TestKeyAllowanceAroundPeriodicKeys(t *testing.T) {
 				// frames sent behind it lift the jitter quantile for a
 				// while, which the constant allowance hides.)
 				assert.LessOrEqual(t, excess, alwaysExcess+3*time.Millisecond, "offset above the target")
+				return
 			}
-			if tc.saves == 0 {
-				assert.InDelta(t, float64(always), float64(ours), float64(3*time.Millisecond), "mean offset")
+			// 1.3-2.8 s after the lost key frame's capture the offset is
+			// as low as 1.3-2.8 s after the one before it.
+			window := func(from time.Duration) time.Duration {
+				var sum time.Duration
+				k := 0
+				for _, r := range out {
+					if c := time.Duration(r.Capture) - 40*time.Millisecond; c >= from+1300*time.Millisecond && c < from+2800*time.Millisecond {
+						sum += r.offset
+						k++
+					}
+				}
+				require.NotZero(t, k)
+				return sum / time.Duration(k)
 			}
+			lost := time.Duration(lostKey) * tc.interval
+			assert.InDelta(t, float64(window(lost-4*time.Second)), float64(window(lost)), float64(5*time.Millisecond), "offset after the lost key frame")
 		})
 	}
 }

@@ -131,12 +131,12 @@ const (
 	// and each one late freezes the video.
 	keyMemory = 3
 	// keyPeriodSlack: key frames are periodic (Config.KeyAllowanceAlways)
-	// when the last two intervals between them differ by at most this
-	// share of the latest.
+	// when the last two intervals between them differ by at most
+	// 1/keyPeriodSlack of the latest.
 	keyPeriodSlack = 16
 	// keyLead: the offset starts to rise for a periodic key frame this
-	// much earlier than the drain rate needs, as the target is updated at
-	// frame completions and releases, some tens of milliseconds apart.
+	// much earlier than the drain rate needs, besides the tolerance on
+	// when it comes (keyNeed).
 	keyLead = 100 * time.Millisecond
 	// keyShapeAllowance: under this recovery allowance, losses are rare
 	// enough for the key frames' allowance to be shaped (keyShaped).
@@ -210,19 +210,22 @@ type Config struct {
 	// DrainRate.
 	CatchUp bool
 	// KeyAllowanceAlways (Adaptive video buffers) keeps the last key
-	// frames' delay in the target at all times. Off (the default), when
-	// key frames come periodically (the last three evenly spaced, as a
-	// fixed GOP sends them) the target holds it only around the next one:
-	// the offset rises at DrainRate to meet it, and once it has played
-	// drains back to what the other frames need. A key frame takes several
-	// times a delta's time to cross the path, so a constant allowance for
-	// it delays every frame; this one delays those near it. The key
-	// frames, and the frames captured before one completed (sent behind
-	// it), then count in its allowance, not in the jitter quantile. Key
-	// frames that do not keep the period (sent on request), and all key
-	// frames while losses recur (a recovery allowance of 10 ms or more,
-	// NoteRecovery), are covered at all times, as with this set: a frame
-	// sent behind a key frame then needs its repair on top of its wait.
+	// frames' delay in the target at all times, and the key frames in the
+	// jitter quantile. Off (the default), while losses do not recur (a
+	// recovery allowance under 10 ms, NoteRecovery), the key frames and
+	// the frames captured after one but before it completed (less the
+	// least transit: sent behind it) count in the key frames' allowance
+	// alone, not in the jitter quantile; and when key frames come
+	// periodically (the last three evenly spaced, as a fixed GOP sends
+	// them) the target holds that allowance only around the next one: the
+	// offset rises at the group's drain rate to meet it, and once it and
+	// the frames behind it have played drains back to what the other
+	// frames need. A key frame takes several times a delta's time to cross
+	// the path, so a constant allowance for it delays every frame; this
+	// one delays those near it. Key frames that do not keep the period
+	// (sent on request, or two in a row missing) are covered at all times.
+	// While losses recur the buffer works as with this set: a frame sent
+	// behind a key frame then needs its repair on top of its wait.
 	KeyAllowanceAlways bool
 }
 
@@ -345,8 +348,9 @@ type Buffer struct {
 	nKeys    int
 	// Video: the capture times (transit space: Completed - Transit) of
 	// the last key frames, whether or not they taught the target, and
-	// their count; keyOpen: the last one completed and is not released
-	// yet; keyTrain: frames captured before it are behind a key frame.
+	// their count; keyOpen: the last one completed (or was refused late),
+	// and it or the frames behind it are not all released yet; keyTrain:
+	// frames captured after the last one and before this are behind it.
 	keyTs    [keyMemory]clock.Time
 	nKeyTs   int
 	keyOpen  bool
@@ -564,7 +568,7 @@ func (b *Buffer) observe(now clock.Time, f *Frame) {
 		// capture, and in the jitter quantile they would hold every
 		// frame's delay up by nearly a key frame's, a few frames a GOP.
 		shaped := b.keyShaped(t)
-		behindKey := shaped && !f.Key && b.nKeyTs > 0 && ts < b.keyTrain
+		behindKey := shaped && !f.Key && b.nKeyTs > 0 && ts > b.keyTs[(b.nKeyTs-1)%keyMemory] && ts < b.keyTrain
 		switch {
 		case behindKey, f.Key && shaped:
 		case f.Recovered:
@@ -582,7 +586,7 @@ func (b *Buffer) observe(now clock.Time, f *Frame) {
 			// peer's garbage timestamps holds no offset up).
 			b.keys[b.nKeys%keyMemory] = min(rel, b.jit.span())
 			b.nKeys++
-			b.keyTrain = ts.Add(max(0, rel))
+			b.keyTrain = ts.Add(b.keys[(b.nKeys-1)%keyMemory])
 		}
 	}
 	if !b.seen || t > b.lastCompleted {
@@ -628,19 +632,20 @@ func (b *Buffer) keyShaped(now clock.Time) bool {
 	return b.cfg.Video && !b.cfg.KeyAllowanceAlways && b.allowanceNow(now) < keyShapeAllowance
 }
 
-// keyPeriod returns the interval between the last key frames if the last
-// three were evenly spaced (within 1/keyPeriodSlack), else 0.
-func (b *Buffer) keyPeriod() time.Duration {
+// keyPeriod returns the interval between the last key frames and how much
+// the last two intervals differ, if the last three were evenly spaced
+// (within 1/keyPeriodSlack of the latest interval), else 0, 0.
+func (b *Buffer) keyPeriod() (p, dev time.Duration) {
 	n := b.nKeyTs
 	if n < keyMemory {
-		return 0
+		return 0, 0
 	}
 	t1, t2, t3 := b.keyTs[(n-3)%keyMemory], b.keyTs[(n-2)%keyMemory], b.keyTs[(n-1)%keyMemory]
 	i1, i2 := t2.Sub(t1), t3.Sub(t2)
 	if i2 <= 0 || i1 <= 0 || (i1-i2).Abs() > i2/keyPeriodSlack {
-		return 0
+		return 0, 0
 	}
-	return i2
+	return i2, (i1 - i2).Abs()
 }
 
 // keyNeed returns how much of the key frames' delay need the target holds
@@ -651,29 +656,34 @@ func (b *Buffer) keyPeriod() time.Duration {
 // from the time the offset must start to rise to meet that key frame, down
 // from the release of the last one (or from when one that never came
 // would have played), so that the offset, which moves at that rate, is at
-// its target all the while.
+// its target all the while. The next key frame is expected within tol of
+// the period: the last two intervals' difference, and at least two of the
+// stream's mean gaps between frames (the target is only updated at this
+// buffer's completions and releases). If two in a row do not come, the
+// key frames no longer keep the period and the need is held throughout.
 func (b *Buffer) keyNeed(now clock.Time, base, tg, need time.Duration) time.Duration {
-	p := b.keyPeriod()
+	p, dev := b.keyPeriod()
 	r := b.g.rate
 	if !b.keyShaped(now) || p == 0 || b.keyOpen || !b.lastTsSet || r <= 0 {
 		return need
 	}
+	tol := max(dev, 2*b.meanGap)
 	last := b.keyTs[(b.nKeyTs-1)%keyMemory]
 	next := last.Add(p)
 	held := tg
 	if b.keyClosedSet {
 		held = need - time.Duration(r*float64(now.Sub(b.keyClosed)))
 	}
-	if b.lastTs >= next {
-		// One or more did not come (lost, or no longer sent): the need
-		// ramps down from when the last missed would have played, and up
-		// for the next after the frames released.
-		missed := next.Add(time.Duration(b.lastTs.Sub(next)/p) * p)
-		held = max(held, need-time.Duration(r*float64(now.Sub(missed.Add(base+need)))))
-		next = missed.Add(p)
+	if b.lastTs >= next.Add(tol) {
+		// The next did not come (lost, or no longer sent): the need
+		// ramps down from when it would have played at the latest, and
+		// up for the one after. If that one does not come either, its
+		// ramp up has begun and holds the need from then on.
+		held = max(held, need-time.Duration(r*float64(now.Sub(next.Add(tol+base+need)))))
+		next = next.Add(p)
 	}
 	rise := time.Duration(float64(need-tg) / r)
-	if start := next.Add(base + need - rise - keyLead); now > start {
+	if start := next.Add(base + need - rise - keyLead - tol); now > start {
 		held = max(held, tg+time.Duration(r*float64(now.Sub(start))))
 	}
 	return min(need, held)

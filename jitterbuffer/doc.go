@@ -28,8 +28,9 @@
 //     offset starts to rise at the drain rate in time to meet it, and
 //     drains once it and the frames sent behind it have played, so a key
 //     frame's longer transit delays the frames near it, not all of them.
-//     Those frames then stay out of the jitter quantile.
-//     (Config.KeyAllowanceAlways holds it throughout.)
+//     While losses are not recurring, the key frames and the frames sent
+//     behind one stay out of the jitter quantile (Config.KeyAllowanceAlways
+//     keeps them in and holds the allowance throughout).
 //
 // The offset moves toward the target at Config.DrainRate (RTC 10 %, Live
 // 3 %) both ways: playout runs that much faster to drain excess and that
