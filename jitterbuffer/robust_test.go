@@ -589,6 +589,29 @@ func TestLeaveDrainsAtTheRate(t *testing.T) {
 	assert.True(t, fell, "the offset the video needed drains after the leave")
 }
 
+// pushFrames pushes n frames into b, 33 ms apart from capture 0: frame i,
+// captured at c, completes at done (or with the frame before it, if that
+// is later), reads transit (0: its completion less c) and is a key frame
+// if key says so; Capture is c + 40 ms. Frames are popped as they fall due, and the rest at the end.
+// It returns the releases and the last completion.
+func pushFrames(t *testing.T, b *Buffer, n int64, frame func(i int64, c clock.Time) (done clock.Time, transit time.Duration, key bool)) ([]released, clock.Time) {
+	p := &popper{b: b}
+	var now clock.Time
+	for i := range n {
+		c := clock.Time(time.Duration(i) * 33 * time.Millisecond)
+		done, transit, key := frame(i, c)
+		now = clock.Max(done, now)
+		if transit == 0 {
+			transit = now.Sub(c)
+		}
+		p.until(t, now)
+		require.NoError(t, b.Push(now, Frame{ID: i, Capture: c.Add(40 * time.Millisecond), Completed: now, Transit: transit, Key: key}))
+		p.until(t, now)
+	}
+	p.until(t, clock.Never-1)
+	return p.out, now
+}
+
 // TestKeyAllowanceHostileTimes: key frames whose transits, and so their
 // capture times read on the receiver's clock, jump anywhere (as a peer's
 // garbage timestamps may make them), between runs of periodic ones, never
@@ -599,11 +622,7 @@ func TestLeaveDrainsAtTheRate(t *testing.T) {
 func TestKeyAllowanceHostileTimes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(21, 1))
 	b := New(Config{Video: true, MaxDelay: 800 * time.Millisecond})
-	p := &popper{b: b}
-	const step = 33 * time.Millisecond
-	var now clock.Time
-	for i := int64(0); i < 20000; i++ {
-		c := clock.Time(time.Duration(i) * step)
+	out, _ := pushFrames(t, b, 20000, func(i int64, c clock.Time) (clock.Time, time.Duration, bool) {
 		transit := 40*time.Millisecond + time.Duration(rng.Int64N(int64(10*time.Millisecond)))
 		key := i%60 == 0
 		if key {
@@ -621,16 +640,10 @@ func TestKeyAllowanceHostileTimes(t *testing.T) {
 			}
 			key = rng.IntN(2) == 0
 		}
-		done := clock.Max(c.Add(40*time.Millisecond), now)
-		f := Frame{ID: i, Capture: c.Add(40 * time.Millisecond), Completed: done, Transit: transit, Key: key}
-		now = done
-		p.until(t, now)
-		require.NoError(t, b.Push(now, f))
-		p.until(t, now)
-	}
-	p.until(t, clock.Never-1)
-	require.Len(t, p.out, 20000)
-	for i, r := range p.out {
+		return c.Add(40 * time.Millisecond), transit, key
+	})
+	require.Len(t, out, 20000)
+	for i, r := range out {
 		require.Equal(t, int64(i), r.ID)
 		require.LessOrEqual(t, r.at, r.Capture.Add(800*time.Millisecond), "frame %d released", i)
 	}
@@ -646,32 +659,22 @@ func TestKeyAllowanceHostileTimes(t *testing.T) {
 func TestKeyGarbageTransitKeepsJitterLearnt(t *testing.T) {
 	rng := rand.New(rand.NewPCG(22, 1))
 	b := New(Config{Video: true, MaxDelay: 800 * time.Millisecond})
-	p := &popper{b: b}
-	const step = 33 * time.Millisecond
 	const n = 3000 // 99 s
-	var now clock.Time
-	for i := int64(0); i < n; i++ {
-		c := clock.Time(time.Duration(i) * step)
+	out, now := pushFrames(t, b, n, func(i int64, c clock.Time) (clock.Time, time.Duration, bool) {
 		jitter := 10 * time.Millisecond
 		if c >= clock.Time(60*time.Second) {
 			jitter = 80 * time.Millisecond
 		}
-		done := clock.Max(c.Add(40*time.Millisecond+time.Duration(rng.Int64N(int64(jitter)))), now)
-		transit := done.Sub(c)
-		key := i%60 == 0 && i <= 900 // no key frame after it (as when they come on request)
+		var transit time.Duration // completion less capture
 		if i == 900 {
 			transit = -time.Hour
 		}
-		f := Frame{ID: i, Capture: c.Add(40 * time.Millisecond), Completed: done, Transit: transit, Key: key}
-		now = done
-		p.until(t, now)
-		require.NoError(t, b.Push(now, f))
-		p.until(t, now)
-	}
-	p.until(t, clock.Never-1)
-	require.Len(t, p.out, n)
+		// No key frame after it (as when they come on request).
+		return c.Add(40*time.Millisecond + time.Duration(rng.Int64N(int64(jitter)))), transit, i%60 == 0 && i <= 900
+	})
+	require.Len(t, out, n)
 	late, total := 0, 0
-	for _, r := range p.out {
+	for _, r := range out {
 		if r.Capture >= clock.Time(70*time.Second) {
 			total++
 			if r.Late {
