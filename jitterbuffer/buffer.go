@@ -562,11 +562,12 @@ func (b *Buffer) observe(now clock.Time, f *Frame) {
 	} else {
 		b.inStall = false
 		// While the key frames' allowance is shaped (keyShaped), the key
-		// frames count in it alone, and so do the frames captured before
-		// one completed (less the least transit), which were sent behind
-		// it: their transit above the key frame's falls with their
-		// capture, and in the jitter quantile they would hold every
-		// frame's delay up by nearly a key frame's, a few frames a GOP.
+		// frames count in it alone, and so do the frames captured after
+		// one but before it completed (less the least transit), which
+		// were sent behind it: their transit above the key frame's falls
+		// with their capture, and in the jitter quantile they would hold
+		// every frame's delay up by nearly a key frame's, a few frames a
+		// GOP.
 		shaped := b.keyShaped(t)
 		behindKey := shaped && !f.Key && b.nKeyTs > 0 && ts > b.keyTs[(b.nKeyTs-1)%keyMemory] && ts < b.keyTrain
 		switch {
