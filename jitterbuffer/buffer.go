@@ -699,11 +699,17 @@ func (b *Buffer) playout(f *Frame) clock.Time {
 		return clock.Time(-1 << 62)
 	}
 	ts := f.Completed.Add(-f.Transit) // capture, read on the receiver's clock
+	lo, hi := f.Capture.Add(b.cfg.MinDelay), f.Capture.Add(b.cfg.MaxDelay)
+	if ts == clock.Never {
+		// A transit so negative that its capture time saturates (garbage
+		// timestamps): no offset places it, and read as Never it would
+		// look like a stalled group and never play. It plays at the bound.
+		return hi
+	}
 	p := b.g.playoutAt(ts)
 	if p == clock.Never {
 		return p // the group is stalled
 	}
-	lo, hi := f.Capture.Add(b.cfg.MinDelay), f.Capture.Add(b.cfg.MaxDelay)
 	return min(max(p, lo), hi)
 }
 

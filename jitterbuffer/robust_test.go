@@ -616,9 +616,11 @@ func pushFrames(t *testing.T, b *Buffer, n int64, frame func(i int64, c clock.Ti
 // capture times read on the receiver's clock, jump anywhere (as a peer's
 // garbage timestamps may make them), between runs of periodic ones, never
 // panic, release every frame in order, and release each within MaxDelay
-// of its capture. (Before key frames' transits were bounded by
-// the quantiles' span, a key frame with a transit of years set a target
-// whose playout time overflowed to Never: 57 frames were never released.)
+// of its capture. (Before key frames' transits were bounded by the
+// quantiles' span, a key frame with a transit of years set a target whose
+// playout time overflowed to Never: 57 frames were never released. A frame
+// whose capture time saturates to Never read as a stalled group: every
+// frame after it was held until Push failed with ErrFull.)
 func TestKeyAllowanceHostileTimes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(21, 1))
 	b := New(Config{Video: true, MaxDelay: 800 * time.Millisecond})
@@ -630,13 +632,15 @@ func TestKeyAllowanceHostileTimes(t *testing.T) {
 		}
 		if (i/600)%2 == 1 && rng.IntN(10) == 0 {
 			// Garbage: hours either way, or the extremes.
-			switch rng.IntN(3) {
+			switch rng.IntN(4) {
 			case 0:
 				transit = time.Duration(rng.Int64N(int64(48*time.Hour))) - 24*time.Hour
 			case 1:
 				transit = math.MaxInt64 / 2
-			default:
+			case 2:
 				transit = math.MinInt64 / 2
+			default:
+				transit = math.MinInt64 + 1 // a capture time that saturates
 			}
 			key = rng.IntN(2) == 0
 		}
